@@ -1,0 +1,1 @@
+"""The jetti-relay worker: contract, transform, Jetti client and the Celery pipeline."""

@@ -1,0 +1,114 @@
+"""Every Redis key, queue name and task name used by jetti-relay.
+
+Nothing else in the project spells a key: adapters, producers, the CLI and the tests all call
+these functions, so a prefix change or a new index is made in one place.
+"""
+
+from __future__ import annotations
+
+# Prefix of every key the product writes; lets one Redis serve several deployments.
+DEFAULT_PREFIX = "jr"
+
+# Celery names. Producers publish by name and never import the task module.
+IMPORT_TASK = "jetti_relay.import_orders"
+PUMP_TASK = "jetti_relay.pump"
+SWEEP_TASK = "jetti_relay.sweep"
+ORDERS_QUEUE = "jetti-relay.orders"
+
+# Version of the message body {"v": MESSAGE_SCHEMA_VERSION, "keys": [...]}.
+MESSAGE_SCHEMA_VERSION = 1
+
+
+class Keys:
+    """Key builder for one prefix."""
+
+    def __init__(self, prefix: str = DEFAULT_PREFIX) -> None:
+        self.prefix = prefix
+
+    # --- ledger -------------------------------------------------------------------------
+    def order(self, order_key: str) -> str:
+        """Hash: one order's ledger entry."""
+        return f"{self.prefix}:order:{order_key}"
+
+    def order_events(self, order_key: str) -> str:
+        """List: the order's timeline (received versions, deliveries, attempts, outcomes)."""
+        return f"{self.prefix}:order:{order_key}:events"
+
+    def state_index(self, state: str) -> str:
+        """Sorted set: order keys in `state`, scored by the time they entered it (epoch s)."""
+        return f"{self.prefix}:idx:state:{state}"
+
+    def enqueued_index(self) -> str:
+        """Sorted set: order keys by the time their latest version was enqueued (latency)."""
+        return f"{self.prefix}:idx:enqueued"
+
+    def sequence(self) -> str:
+        """Counter: arrival sequence, the tie-breaker of order versions."""
+        return f"{self.prefix}:seq"
+
+    def lock(self, order_key: str) -> str:
+        """String: the per-order lock (SET NX PX)."""
+        return f"{self.prefix}:lock:{order_key}"
+
+    # --- retries and fleet controls -----------------------------------------------------
+    def retry_schedule(self) -> str:
+        """Sorted set: order keys waiting for a retry, scored by due time (epoch s)."""
+        return f"{self.prefix}:retry"
+
+    def rate_bucket(self) -> str:
+        """Hash: the fleet-wide token bucket."""
+        return f"{self.prefix}:rate:bucket"
+
+    def blocked_until(self) -> str:
+        """String: epoch seconds until which Jetti asked the fleet to back off (after a 429)."""
+        return f"{self.prefix}:rate:blocked_until"
+
+    def breaker(self) -> str:
+        """Hash: the fleet circuit breaker (state, reason, since)."""
+        return f"{self.prefix}:breaker"
+
+    def leader(self, role: str) -> str:
+        """String: leader lease for a periodic role (pump, sweeper, reconciler)."""
+        return f"{self.prefix}:leader:{role}"
+
+    def heartbeat(self, role: str) -> str:
+        """Hash: last run time of a periodic role, per host (read by `health`)."""
+        return f"{self.prefix}:heartbeat:{role}"
+
+    def counters(self) -> str:
+        """Hash: monotonically increasing counters (submissions by outcome and status)."""
+        return f"{self.prefix}:counters"
+
+    def latency(self) -> str:
+        """Hash: enqueue-to-acceptance latency histogram buckets."""
+        return f"{self.prefix}:latency"
+
+    # --- dead letters -------------------------------------------------------------------
+    def dead(self, order_key: str) -> str:
+        """Hash: one dead-letter entry."""
+        return f"{self.prefix}:dead:{order_key}"
+
+    def dead_attempts(self, order_key: str) -> str:
+        """List: every attempt recorded for a dead-letter entry (JSON objects)."""
+        return f"{self.prefix}:dead:{order_key}:attempts"
+
+    def dead_index(self) -> str:
+        """Sorted set: all dead-letter entries by the time they were (last) dead-lettered."""
+        return f"{self.prefix}:dead:idx:all"
+
+    def dead_reason_index(self, reason: str) -> str:
+        """Sorted set: dead-letter entries with `reason`, by time."""
+        return f"{self.prefix}:dead:idx:reason:{reason}"
+
+    def dead_status_index(self, status: str) -> str:
+        """Sorted set: dead-letter entries with `status`, by time."""
+        return f"{self.prefix}:dead:idx:status:{status}"
+
+    def audit_log(self) -> str:
+        """Stream: who replayed, purged or erased what, and when."""
+        return f"{self.prefix}:audit"
+
+    # --- reconciler ---------------------------------------------------------------------
+    def reconcile_checkpoint(self) -> str:
+        """String: creation time of the newest import-log row the reconciler has read."""
+        return f"{self.prefix}:reconcile:checkpoint"
