@@ -1,7 +1,8 @@
 """The `jetti-relay` command.
 
-The root group imports each subcommand's module only when that subcommand runs, so that
-`jetti-relay preview` never imports Celery or Redis and starts fast.
+The root group imports each subcommand's module only when that subcommand runs (its one-line
+help for `--help` lives here), so `jetti-relay preview` never imports Celery or Redis and starts
+fast.
 """
 
 from __future__ import annotations
@@ -10,17 +11,17 @@ import importlib
 
 import click
 
-# Subcommand name -> "module:attribute". One line per subcommand; the module is imported lazily.
-LAZY_SUBCOMMANDS: dict[str, str] = {
-    "preview": "ops.preview_cli:preview",
-    "schema": "ops.preview_cli:schema",
+# Subcommand name -> ("module:attribute", one-line help). One line per subcommand.
+LAZY_SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "preview": ("ops.preview_cli:preview", "Print the Jetti payloads the worker would send."),
+    "schema": ("ops.preview_cli:schema", "Print the raw-order contract as JSON Schema."),
 }
 
 
 class LazyGroup(click.Group):
     """A click group whose subcommands are imported on first use."""
 
-    def __init__(self, *args: object, lazy: dict[str, str], **kwargs: object) -> None:
+    def __init__(self, *args: object, lazy: dict[str, tuple[str, str]], **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self._lazy = lazy
 
@@ -29,12 +30,20 @@ class LazyGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self._lazy:
-            module_name, attribute = self._lazy[cmd_name].split(":")
+            target = self._lazy[cmd_name][0]
+            module_name, attribute = target.split(":")
             command = getattr(importlib.import_module(module_name), attribute)
             if not isinstance(command, click.Command):
-                raise TypeError(f"{self._lazy[cmd_name]} is not a click command")
+                raise TypeError(f"{target} is not a click command")
             return command
         return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Listing help must not import every subcommand (and with them Celery and Redis).
+        rows = [(name, self._lazy[name][1]) for name in sorted(self._lazy)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
 
 @click.group(cls=LazyGroup, lazy=LAZY_SUBCOMMANDS)
