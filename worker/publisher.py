@@ -1,0 +1,55 @@
+"""Publishing order keys to the Celery queue, by task name.
+
+The message is small and versioned: `{"v": MESSAGE_SCHEMA_VERSION, "keys": [...]}`. The order
+itself lives in the ledger; a lost or duplicated message can delay an order, never change it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from celery import Celery
+
+from worker.keys import IMPORT_TASK, MESSAGE_SCHEMA_VERSION, ORDERS_QUEUE
+
+# Keys per message when the caller does not say: enough to overlap I/O inside one task,
+# few enough that one slow order does not hold many others back.
+DEFAULT_BATCH_SIZE = 10
+
+
+def build_message(order_keys: Sequence[str]) -> dict[str, Any]:
+    """The message body for `order_keys` (one task handles them all)."""
+    return {"v": MESSAGE_SCHEMA_VERSION, "keys": list(order_keys)}
+
+
+def chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    """`items` in consecutive slices of at most `size` (size >= 1)."""
+    step = max(1, size)
+    for start in range(0, len(items), step):
+        yield items[start : start + step]
+
+
+class Publisher:
+    """Sends import messages through a Celery app's broker connection pool."""
+
+    def __init__(self, app: Celery, *, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+        self._app = app
+        self._batch_size = batch_size
+
+    def publish(self, order_keys: Sequence[str]) -> int:
+        """Publish `order_keys` in batches; returns the number of messages sent."""
+        if not order_keys:
+            return 0
+        sent = 0
+        with self._app.producer_or_acquire() as producer:
+            for chunk in chunks(order_keys, self._batch_size):
+                self._app.send_task(
+                    IMPORT_TASK,
+                    args=[build_message(chunk)],
+                    queue=ORDERS_QUEUE,
+                    producer=producer,
+                    ignore_result=True,
+                )
+                sent += 1
+        return sent
