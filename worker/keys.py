@@ -92,6 +92,14 @@ class Keys:
         """List: every attempt recorded for a dead-letter entry (JSON objects)."""
         return f"{self.prefix}:dead:{order_key}:attempts"
 
+    def dead_history(self, order_key: str) -> str:
+        """List: a dead-letter entry's status changes (dead, replayed, resolved; JSON objects)."""
+        return f"{self.prefix}:dead:{order_key}:history"
+
+    def dead_email_index(self, email_hash: str) -> str:
+        """Set: dead-letter order keys whose raw order or payload has the email with this hash."""
+        return f"{self.prefix}:dead:idx:email:{email_hash}"
+
     def dead_index(self) -> str:
         """Sorted set: all dead-letter entries by the time they were (last) dead-lettered."""
         return f"{self.prefix}:dead:idx:all"
