@@ -34,6 +34,18 @@ class Keys:
         """List: the order's timeline (received versions, deliveries, attempts, outcomes)."""
         return f"{self.prefix}:order:{order_key}:events"
 
+    def order_attempts(self, order_key: str) -> str:
+        """List: the order's submission attempts (JSON `Attempt` objects), oldest first."""
+        return f"{self.prefix}:order:{order_key}:attempts"
+
+    def shed_queue(self) -> str:
+        """Sorted set: settled orders still holding their raw body, by the time they settled."""
+        return f"{self.prefix}:idx:shed"
+
+    def tombstone_index(self) -> str:
+        """Sorted set: shed orders (tombstones), scored by the time the tombstone expires."""
+        return f"{self.prefix}:idx:tombstone"
+
     def state_index(self, state: str) -> str:
         """Sorted set: order keys in `state`, scored by the time they entered it (epoch s)."""
         return f"{self.prefix}:idx:state:{state}"
