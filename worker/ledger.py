@@ -1,0 +1,384 @@
+"""The order ledger in Redis: the durable unit of the pipeline (DESIGN.md principles 1-3).
+
+One hash per order (`Keys.order`) holds the latest raw order, its version, state, what was last
+sent, the attempt budget and the delivery markers; an events list is the order's timeline and an
+attempts list its submission history. Sorted sets index orders by state (score = time entered),
+by enqueue time (unsettled orders only), by retry due time, by settle time (bodies still to
+shed) and by tombstone expiry, so the sweeper, listings and metrics never scan keys.
+
+Every mutating operation is one Lua script (worker/lua/*.lua, each prefixed with prelude.lua),
+so a crash or a concurrent writer can never leave the hash and the indexes out of step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from worker.keys import Keys
+from worker.records import (
+    Attempt,
+    Delivery,
+    DeliveryAction,
+    NewVersion,
+    OrderEntry,
+    RecordOutcome,
+    RecordResult,
+    Version,
+)
+from worker.states import DeadReason, OrderState
+
+__all__ = [
+    "Attempt",
+    "Delivery",
+    "DeliveryAction",
+    "Ledger",
+    "NewVersion",
+    "OrderEntry",
+    "RecordOutcome",
+    "RecordResult",
+    "Version",
+    "version_ts_ms",
+]
+
+# How long a settled order keeps its raw body: long enough to replay or inspect it.
+DEFAULT_BODY_TTL_S = 7 * 24 * 3600.0
+# How long a settled order's tombstone outlives its body, so a late duplicate is still recognised.
+DEFAULT_TOMBSTONE_TTL_S = 90 * 24 * 3600.0
+
+_LUA_DIR = Path(__file__).parent / "lua"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MARK = "\x00"  # splits a key built by `Keys` into the head and tail around the order key
+
+
+@cache
+def _source(name: str) -> str:
+    prelude = (_LUA_DIR / "prelude.lua").read_text(encoding="utf-8")
+    return prelude + "\n" + (_LUA_DIR / f"{name}.lua").read_text(encoding="utf-8")
+
+
+def version_ts_ms(updated_at: datetime | None) -> int:
+    """The timestamp half of a version: epoch ms of a timezone-aware `updated_at`, else 0.
+
+    A naive datetime counts as absent: its instant is unknown, so it cannot order versions.
+    """
+    if updated_at is None or updated_at.tzinfo is None or updated_at.utcoffset() is None:
+        return 0
+    # Integer arithmetic: a float timestamp can be off by a millisecond and flip an order.
+    return (updated_at - _EPOCH) // timedelta(milliseconds=1)
+
+
+def raw_hash(raw: bytes) -> str:
+    """Hex sha256 of a stored raw order; equal hashes mean a byte-identical re-send."""
+    return hashlib.sha256(raw).hexdigest()
+
+
+class Ledger:
+    """The ledger of one deployment (one `Keys` prefix) on a sync `redis.Redis`.
+
+    The client must use decode_responses=False. Times (`now`, `due_at`, ...) are epoch seconds
+    passed in by the caller. Redis errors propagate as `redis.RedisError`: the ledger is the
+    source of truth, so a caller that cannot reach it must not pretend it wrote anything.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis[bytes],
+        keys: Keys,
+        *,
+        body_ttl_s: float = DEFAULT_BODY_TTL_S,
+        tombstone_ttl_s: float = DEFAULT_TOMBSTONE_TTL_S,
+    ) -> None:
+        self._client = client
+        self._keys = keys
+        self.body_ttl_s = body_ttl_s
+        self.tombstone_ttl_s = tombstone_ttl_s
+        self._states = [str(s) for s in OrderState]
+        self._script_keys = [
+            keys.retry_schedule(),
+            keys.enqueued_index(),
+            keys.sequence(),
+            keys.shed_queue(),
+            keys.tombstone_index(),
+            keys.counters(),
+            *(keys.state_index(s) for s in self._states),
+        ]
+        self._templates: list[str] = []
+        for build in (keys.order, keys.order_events, keys.order_attempts):
+            head, tail = build(_MARK).split(_MARK)
+            self._templates += [head, tail]
+        self._scripts: dict[str, Any] = {}
+
+    # --- plumbing -------------------------------------------------------------------------
+    def _script(self, name: str) -> Any:
+        if name not in self._scripts:
+            self._scripts[name] = self._client.register_script(_source(name))
+        return self._scripts[name]
+
+    def _argv(self, now: float, order_key: str, *extra: str | int | float | bytes) -> list[Any]:
+        return [" ".join(self._states), *self._templates, repr(float(now)), order_key, *extra]
+
+    def _run(
+        self,
+        name: str,
+        now: float,
+        order_key: str = "",
+        *extra: str | int | float | bytes,
+        client: Any = None,
+    ) -> Any:
+        return self._script(name)(
+            keys=self._script_keys, args=self._argv(now, order_key, *extra), client=client
+        )
+
+    @staticmethod
+    def _attempt_json(attempt: Attempt | None) -> str:
+        return "" if attempt is None else json.dumps(attempt.to_dict(), separators=(",", ":"))
+
+    # --- producers ------------------------------------------------------------------------
+    def record(self, item: NewVersion, *, now: float) -> RecordResult:
+        """Compare-and-set one raw order's version (see `record_many`)."""
+        return self.record_many([item], now=now)[0]
+
+    def record_many(self, items: Sequence[NewVersion], *, now: float) -> list[RecordResult]:
+        """Record raw orders in one pipelined round trip; results in the order of `items`.
+
+        Per item, atomically: a new key is ACCEPTED (PENDING, publish). Byte-identical to the
+        stored raw (hash compare, tombstones included) is UNCHANGED. An `updated_at` older than
+        the stored one is STALE (counted, an event, ignored). Otherwise the item is newer (ties
+        on the timestamp go to the later arrival) and is UPDATED: it replaces the stored raw
+        and gets the next arrival sequence. publish is True only when the order moved to PENDING
+        from a state with no work in flight (new, SUBMITTED, CONFIRMED, CANCELLED, DEAD; the
+        latter with a fresh attempt budget); an update to a PENDING, SUBMITTING or RETRY_WAIT
+        order coalesces into the work already queued (publish False).
+        Items for the same key in one call are applied in order.
+        """
+        if not items:
+            return []
+        pipe = self._client.pipeline(transaction=False)
+        for item in items:
+            self._run(
+                "record",
+                now,
+                item.order_key,
+                item.raw,
+                raw_hash(item.raw),
+                version_ts_ms(item.updated_at),
+                item.source or "",
+                client=pipe,
+            )
+        replies = pipe.execute()
+        results = []
+        for item, reply in zip(items, replies, strict=True):
+            outcome, publish, ts_ms, seq = reply
+            results.append(
+                RecordResult(
+                    order_key=item.order_key,
+                    outcome=RecordOutcome(outcome.decode()),
+                    publish=bool(publish),
+                    version=Version(int(ts_ms), int(seq)),
+                )
+            )
+        return results
+
+    # --- reading --------------------------------------------------------------------------
+    def get(self, order_key: str) -> OrderEntry | None:
+        """The order's entry, or None when the key is unknown (or its tombstone was purged)."""
+        data = self._client.hgetall(self._keys.order(order_key))
+        return _entry(order_key, data) if data else None
+
+    def attempts(self, order_key: str) -> list[Attempt]:
+        """Every attempt recorded for the order, oldest first (capped at the last 1000)."""
+        rows = self._client.lrange(self._keys.order_attempts(order_key), 0, -1)
+        return [Attempt.from_dict(json.loads(row)) for row in rows]
+
+    def events(self, order_key: str) -> list[dict[str, Any]]:
+        """The order's timeline, oldest first (the last 200 events); each has `type` and `at`."""
+        rows = self._client.lrange(self._keys.order_events(order_key), 0, -1)
+        return [json.loads(row) for row in rows]
+
+    def stuck(self, state: OrderState, *, older_than: float, limit: int) -> list[str]:
+        """Up to `limit` keys in `state` since before the epoch time `older_than`, oldest first."""
+        rows = self._client.zrangebyscore(
+            self._keys.state_index(state), "-inf", f"({older_than!r}", start=0, num=limit
+        )
+        return [row.decode() for row in rows]
+
+    def state_counts(self) -> dict[OrderState, int]:
+        """Number of orders in each state (one ZCARD per state index, pipelined)."""
+        pipe = self._client.pipeline(transaction=False)
+        for state in OrderState:
+            pipe.zcard(self._keys.state_index(state))
+        return dict(zip(OrderState, (int(n) for n in pipe.execute()), strict=True))
+
+    def oldest_enqueued(self) -> tuple[str, float] | None:
+        """The unsettled order whose latest version was enqueued longest ago, with that time."""
+        rows = self._client.zrange(self._keys.enqueued_index(), 0, 0, withscores=True)
+        return (rows[0][0].decode(), float(rows[0][1])) if rows else None
+
+    # --- worker ---------------------------------------------------------------------------
+    def begin_delivery(
+        self, order_key: str, *, task_id: str, worker: str, now: float, max_unfinished: int
+    ) -> Delivery:
+        """Start one delivery of the order, atomically deciding what the worker must do.
+
+        NOTHING_TO_DO: a final state (SUBMITTED, CONFIRMED, CANCELLED, DEAD); every newer version
+        has already moved the order back to PENDING. CRASH_LOOP: deliveries started minus
+        finished >= `max_unfinished`; nothing changes, the caller dead-letters it. NOT_DUE:
+        RETRY_WAIT before its due time. PROCEED: state SUBMITTING, deliveries_started += 1,
+        removed from the retry schedule. UNKNOWN: no entry. `entry` is the state after the call.
+        """
+        reply = self._run("begin_delivery", now, order_key, task_id, worker, max_unfinished)
+        action = DeliveryAction(reply[0].decode())
+        if action is DeliveryAction.UNKNOWN:
+            return Delivery(action, None)
+        flat = reply[1]
+        return Delivery(action, _entry(order_key, dict(zip(flat[::2], flat[1::2], strict=True))))
+
+    def finish_delivery(self, order_key: str, *, now: float) -> None:
+        """Write the finish marker of a delivery that began (never above the started count)."""
+        self._run("finish_delivery", now, order_key)
+
+    def mark_submitted(
+        self,
+        order_key: str,
+        *,
+        version: Version,
+        payload_hash: str,
+        line_ids: Sequence[str],
+        sale_id: int | None,
+        now: float,
+        attempt: Attempt | None = None,
+    ) -> bool:
+        """Record what Jetti accepted (`version` is the one the worker read and sent).
+
+        Returns True, with the order PENDING again, when a newer version arrived meanwhile: the
+        caller must re-publish it. Otherwise the order is SUBMITTED and False is returned (also
+        when the key is unknown).
+        """
+        reply = self._run(
+            "mark_submitted",
+            now,
+            order_key,
+            version.ts_ms,
+            version.seq,
+            payload_hash,
+            json.dumps(list(line_ids)),
+            "" if sale_id is None else sale_id,
+            self._attempt_json(attempt),
+        )
+        return int(reply) == 1
+
+    def schedule_retry(
+        self,
+        order_key: str,
+        *,
+        due_at: float,
+        spend_attempt: bool,
+        now: float,
+        attempt: Attempt | None = None,
+    ) -> None:
+        """RETRY_WAIT until `due_at` (epoch s), in the retry schedule, in one script.
+
+        `spend_attempt` counts the attempt against the budget (False for a 429 or a taken
+        lock). `first_failure_at` is set on the first real failure (spent or with an attempt).
+        """
+        self._run(
+            "schedule_retry",
+            now,
+            order_key,
+            repr(float(due_at)),
+            "1" if spend_attempt else "0",
+            self._attempt_json(attempt),
+        )
+
+    def mark_dead(
+        self, order_key: str, *, reason: DeadReason, now: float, attempt: Attempt | None = None
+    ) -> None:
+        """DEAD with `reason`, out of the retry schedule. The dead-letter entry is the caller's."""
+        self._run("mark_dead", now, order_key, str(reason), self._attempt_json(attempt))
+
+    def rearm(self, order_key: str, *, now: float) -> bool:
+        """Replay: PENDING with a fresh attempt budget and crash-loop count; the version, raw
+        and history are kept. False when the key is unknown or only a tombstone remains."""
+        return int(self._run("rearm", now, order_key)) == 1
+
+    def pop_due_retries(self, *, now: float, limit: int) -> list[str]:
+        """Atomically take up to `limit` due keys off the retry schedule and set them PENDING.
+
+        Keys whose order is no longer RETRY_WAIT are dropped from the schedule and not returned.
+        """
+        return [k.decode() for k in self._run("pop_due", now, "", limit)]
+
+    def mark_republished(self, order_keys: Sequence[str], *, now: float) -> None:
+        """The sweeper re-published these: refresh state_since of those still PENDING or
+        SUBMITTING, so they are not re-published again before the next threshold."""
+        pipe = self._client.pipeline(transaction=False)
+        for key in order_keys:
+            self._run("touch", now, key, client=pipe)
+        pipe.execute()
+
+    def shed_settled(self, *, now: float, limit: int) -> int:
+        """Drop the raw body of up to `limit` orders settled before `now - body_ttl_s`; the rest
+        of the hash stays as a tombstone until `tombstone_ttl_s` later. Returns bodies shed."""
+        return int(
+            self._run(
+                "shed", now, "", repr(now - self.body_ttl_s), repr(self.tombstone_ttl_s), limit
+            )
+        )
+
+    def purge_tombstones(self, *, now: float, limit: int) -> int:
+        """Delete up to `limit` tombstones whose time is up (hash, events, attempts, indexes)."""
+        return int(self._run("purge_tombstones", now, "", limit))
+
+
+def _text(data: dict[bytes, bytes], field: str) -> str | None:
+    value = data.get(field.encode())
+    return None if value is None or value == b"" else value.decode()
+
+
+def _float(data: dict[bytes, bytes], field: str) -> float | None:
+    value = _text(data, field)
+    return None if value is None else float(value)
+
+
+def _int(data: dict[bytes, bytes], field: str) -> int:
+    value = _text(data, field)
+    return 0 if value is None else int(value)
+
+
+def _entry(order_key: str, data: dict[bytes, bytes]) -> OrderEntry:
+    sent_ts = _text(data, "sent_v_ts")
+    sale_id = _text(data, "sale_id")
+    reason = _text(data, "dead_reason")
+    line_ids = _text(data, "line_ids")
+    return OrderEntry(
+        order_key=order_key,
+        raw=data.get(b"raw"),
+        raw_hash=_text(data, "raw_hash") or "",
+        version=Version(_int(data, "v_ts"), _int(data, "v_seq")),
+        state=OrderState(_text(data, "state") or ""),
+        state_since=_float(data, "state_since") or 0.0,
+        first_seen_at=_float(data, "first_seen_at") or 0.0,
+        enqueued_at=_float(data, "enqueued_at") or 0.0,
+        submitted_at=_float(data, "submitted_at"),
+        source=_text(data, "source"),
+        payload_hash=_text(data, "payload_hash"),
+        sent_version=None if sent_ts is None else Version(int(sent_ts), _int(data, "sent_v_seq")),
+        line_ids=tuple(json.loads(line_ids)) if line_ids else (),
+        sale_id=None if sale_id is None else int(sale_id),
+        attempts=_int(data, "attempts"),
+        first_failure_at=_float(data, "first_failure_at"),
+        next_attempt_at=_float(data, "next_attempt_at"),
+        deliveries_started=_int(data, "d_started"),
+        deliveries_finished=_int(data, "d_finished"),
+        dead_reason=None if reason is None else DeadReason(reason),
+        last_error=_text(data, "last_error"),
+        stale_arrivals=_int(data, "stale"),
+    )
