@@ -15,6 +15,8 @@ import click
 LAZY_SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "preview": ("ops.preview_cli:preview", "Print the Jetti payloads the worker would send."),
     "schema": ("ops.preview_cli:schema", "Print the raw-order contract as JSON Schema."),
+    "worker": ("ops.worker_cli:worker", "Start a Celery worker with the retry pump and sweeper."),
+    "pump": ("ops.worker_cli:pump", "Run only the retry pump and the sweeper (leader-elected)."),
 }
 
 
@@ -50,3 +52,7 @@ class LazyGroup(click.Group):
 @click.version_option(package_name="jetti-relay")
 def main() -> None:
     """jetti-relay: import orders into Jetti (Onport), reliably and fast."""
+
+
+if __name__ == "__main__":
+    main()
