@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -304,6 +305,17 @@ class Ledger:
         """DEAD with `reason`, out of the retry schedule. The dead-letter entry is the caller's."""
         self._run("mark_dead", now, order_key, str(reason), self._attempt_json(attempt))
 
+    def reschedule(self, order_key: str, *, due_at: float, now: float | None = None) -> bool:
+        """Bring back an order whose lock another worker holds, without spending an attempt.
+
+        PENDING becomes RETRY_WAIT until `due_at`; RETRY_WAIT keeps the earlier due time;
+        SUBMITTING and final states are left alone (the lock holder re-publishes a newer
+        version itself, the sweeper covers a holder that died). True when the order is
+        scheduled. `now` defaults to the wall clock (it only stamps the event and index).
+        """
+        at = time.time() if now is None else now
+        return int(self._run("reschedule", at, order_key, repr(float(due_at)))) == 1
+
     def rearm(self, order_key: str, *, now: float) -> bool:
         """Replay: PENDING with a fresh attempt budget and crash-loop count; the version, raw
         and history are kept. False when the key is unknown or only a tombstone remains."""
@@ -326,12 +338,13 @@ class Ledger:
 
     def shed_settled(self, *, now: float, limit: int) -> int:
         """Drop the raw body of up to `limit` orders settled before `now - body_ttl_s`; the rest
-        of the hash stays as a tombstone until `tombstone_ttl_s` later. Returns bodies shed."""
-        return int(
-            self._run(
-                "shed", now, "", repr(now - self.body_ttl_s), repr(self.tombstone_ttl_s), limit
-            )
+        of the hash stays as a tombstone until `tombstone_ttl_s` later. The same pass purges up
+        to `limit` tombstones whose time is up. Returns the number of bodies shed."""
+        shed = self._run(
+            "shed", now, "", repr(now - self.body_ttl_s), repr(self.tombstone_ttl_s), limit
         )
+        self.purge_tombstones(now=now, limit=limit)
+        return int(shed)
 
     def purge_tombstones(self, *, now: float, limit: int) -> int:
         """Delete up to `limit` tombstones whose time is up (hash, events, attempts, indexes)."""
@@ -381,4 +394,5 @@ def _entry(order_key: str, data: dict[bytes, bytes]) -> OrderEntry:
         dead_reason=None if reason is None else DeadReason(reason),
         last_error=_text(data, "last_error"),
         stale_arrivals=_int(data, "stale"),
+        replayed=_text(data, "replayed") == "1",
     )

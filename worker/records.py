@@ -110,7 +110,8 @@ class OrderEntry:
     """A snapshot of one order's ledger entry. Times are epoch seconds.
 
     `raw` is None once a settled entry has shed its body (a tombstone). `sent_version` is the
-    version last submitted successfully, None before the first success.
+    version last submitted successfully, None before the first success. `replayed` is True when
+    the order left DEAD (a replay or a newer version) and has not been submitted since.
     """
 
     order_key: str
@@ -135,6 +136,7 @@ class OrderEntry:
     dead_reason: DeadReason | None
     last_error: str | None
     stale_arrivals: int
+    replayed: bool = False
 
     @property
     def is_tombstone(self) -> bool:

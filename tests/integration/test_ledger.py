@@ -307,6 +307,57 @@ def test_rearm_resets_the_budget_and_never_lowers_the_version(ledger: Ledger) ->
     assert stale.outcome is RecordOutcome.STALE
 
 
+def test_replayed_flag_lasts_from_leaving_dead_until_submitted(ledger: Ledger) -> None:
+    """rearm of a DEAD order marks it replayed (so its dead letter gets resolved); a success
+    clears the mark."""
+    ledger.record(version("{}"), now=T0)
+    ledger.mark_dead(KEY, reason=DeadReason.REJECTED, now=T0)
+    ledger.rearm(KEY, now=T0 + 1)
+    delivery = deliver(ledger, now=T0 + 2)
+    assert delivery.entry is not None and delivery.entry.replayed
+    _submit(ledger, now=T0 + 3)
+    entry = ledger.get(KEY)
+    assert entry is not None and not entry.replayed
+
+
+@pytest.mark.parametrize(
+    ("prepare", "scheduled", "state"),
+    [
+        pytest.param(lambda lg: None, True, OrderState.PENDING, id="pending"),
+        pytest.param(lambda lg: deliver(lg), False, OrderState.SUBMITTING, id="submitting"),
+        pytest.param(
+            lambda lg: (deliver(lg), _submit(lg)), False, OrderState.SUBMITTED, id="final"
+        ),
+    ],
+)
+def test_reschedule_for_a_taken_lock(
+    ledger: Ledger,
+    redis_client: redis.Redis[bytes],
+    keys: Keys,
+    prepare: Callable[[Ledger], object],
+    scheduled: bool,
+    state: OrderState,
+) -> None:
+    """A PENDING order whose lock is taken waits in the schedule (no attempt spent); an order
+    a worker is submitting, or a settled one, is left alone."""
+    ledger.record(version("{}"), now=T0)
+    prepare(ledger)
+    assert ledger.reschedule(KEY, due_at=T0 + 5, now=T0 + 1) is scheduled
+    entry = ledger.get(KEY)
+    assert entry is not None
+    assert entry.state is (OrderState.RETRY_WAIT if scheduled else state)
+    assert entry.attempts == 0
+    assert (redis_client.zscore(keys.retry_schedule(), KEY) is not None) is scheduled
+
+
+def test_reschedule_keeps_the_earlier_due_time(ledger: Ledger) -> None:
+    """Rescheduling an order already waiting never pushes its retry later."""
+    ledger.record(version("{}"), now=T0)
+    ledger.schedule_retry(KEY, due_at=T0 + 5, spend_attempt=True, now=T0)
+    ledger.reschedule(KEY, due_at=T0 + 50, now=T0 + 1)
+    assert ledger.pop_due_retries(now=T0 + 5, limit=10) == [KEY]
+
+
 def test_rearm_of_an_unknown_key_is_refused(ledger: Ledger) -> None:
     """rearm answers False for a key the ledger does not hold."""
     assert ledger.rearm("nope", now=T0) is False
@@ -374,11 +425,12 @@ def test_newer_version_revives_a_tombstone(ledger: Ledger) -> None:
 def test_purged_tombstone_leaves_no_index_behind(
     ledger: Ledger, redis_client: redis.Redis[bytes], keys: Keys
 ) -> None:
-    """After the tombstone TTL the entry and its index memberships are deleted together."""
+    """After the tombstone TTL a sweep deletes the entry and its index memberships together."""
     _settle(ledger, "{}", now=T0)
     ledger.shed_settled(now=T0 + 101, limit=10)
-    assert ledger.purge_tombstones(now=T0 + 1000, limit=10) == 0  # expires at T0 + 1101
-    assert ledger.purge_tombstones(now=T0 + 1101, limit=10) == 1
+    ledger.shed_settled(now=T0 + 1000, limit=10)  # tombstone expires at T0 + 1101
+    assert ledger.get(KEY) is not None
+    ledger.shed_settled(now=T0 + 1101, limit=10)
     assert ledger.get(KEY) is None
     assert all(not m for m in index_members(redis_client, keys).values())
     assert ledger.events(KEY) == []

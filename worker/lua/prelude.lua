@@ -71,11 +71,13 @@ local function set_state(k, old, new)
 end
 
 -- New work for an order (a new version after a final state, or a replay): a fresh attempt
--- budget and crash-loop count; the version and the history are kept.
-local function fresh_budget(k)
+-- budget and crash-loop count; the version and the history are kept. `replayed` marks an order
+-- that left DEAD, so the worker resolves its dead letter once it goes through.
+local function fresh_budget(k, old_state)
   local ok = okey(k)
   local started = redis.call('HGET', ok, 'd_started') or '0'
   redis.call('HSET', ok, 'attempts', 0, 'd_finished', started)
+  if old_state == 'dead' then redis.call('HSET', ok, 'replayed', 1) end
   redis.call('HDEL', ok, 'first_failure_at', 'next_attempt_at', 'dead_reason')
   redis.call('ZREM', K_RETRY, k)
 end

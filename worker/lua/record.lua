@@ -37,7 +37,7 @@ redis.call('ZADD', K_ENQ, NOW, k)
 local state = cur[4]
 local publish = 0
 if FINAL[state] then
-  fresh_budget(k)
+  fresh_budget(k, state)
   set_state(k, state, 'pending')
   publish = 1
 end
