@@ -1,7 +1,7 @@
 """Test-only routes under `/_sandbox/`: never throttled, never faulted, no auth (loopback only).
 
-Reads first wait (up to INSPECT_WAIT_S) until every async import received so far is applied, so
-a test reads a settled state without sleeping.
+Every route first waits (up to INSPECT_WAIT_S) until every async import received so far is
+applied, so a test reads a settled state without sleeping; `?wait=0` skips the wait.
 """
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ async def handle(app: SandboxApp, route: str, method: str, scope: Scope, receive
     """Serve `/_sandbox/<route>`; 404 for anything else."""
     from ops.sandbox.app import INSPECT_WAIT_S, _query, _read_body
 
-    try:
-        await asyncio.wait_for(app.queue.join(), INSPECT_WAIT_S)
-    except TimeoutError:
-        await app._json(send, "_sandbox", 503, {"message": "applier is still busy"})
-        return
     q = _query(scope)
+    # `?wait=0` reads at once (a benchmark polling stats under load must not stall).
+    if q.get("wait") != "0":
+        try:
+            await asyncio.wait_for(app.queue.join(), INSPECT_WAIT_S)
+        except TimeoutError:
+            await app._json(send, "_sandbox", 503, {"message": "applier is still busy"})
+            return
     if route == "stats" and method == "GET":
         await app._json(send, "_sandbox", 200, stats(app))
     elif route == "reset" and method == "POST":
