@@ -1,0 +1,263 @@
+"""Settings: the one reader of the environment (STYLE.md 7).
+
+Every setting is read from an environment variable `JETTI_RELAY_<NAME>` (or a `.env` file in the
+working directory), validated once, and handed to adapters as plain values. Secrets are
+`SecretStr` so they never render in reprs, logs or errors; call `.get_secret_value()` only at the
+one place that sends them (the Jetti client).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "JETTI_RELAY_"
+
+# Local Redis, database 0: what a developer machine and the test fixtures run.
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+# Every Redis key starts with this, so several deployments can share one Redis.
+DEFAULT_KEY_PREFIX = "jr"
+# The async webhook is Jetti's documented bulk-import path (DESIGN.md §2).
+DEFAULT_JETTI_MODE: Literal["async", "sync"] = "async"
+# Jetti's documented async import endpoint.
+DEFAULT_JETTI_ASYNC_URL = "https://inbound.jetti.io/webhooks/custom-channels/manual-sale.json"
+# Jetti's documented API root for the sync endpoint.
+DEFAULT_JETTI_API_URL = "https://api.jetti.io"
+# Guards against a typo'd quantity producing thousands of split lines.
+DEFAULT_MAX_UNITS_PER_LINE = 1000
+# Updates that drop or rename a line already sent are held for review (DESIGN.md principle 3).
+DEFAULT_ALLOW_LINE_CHANGES = False
+# Establishing a TCP+TLS connection to Jetti should take well under this.
+DEFAULT_HTTP_CONNECT_TIMEOUT_S = 5.0
+# Longest wait for Jetti's answer once the request is sent.
+DEFAULT_HTTP_READ_TIMEOUT_S = 30.0
+# Longest wait to send the body.
+DEFAULT_HTTP_WRITE_TIMEOUT_S = 10.0
+# Longest wait for a free keep-alive connection from the pool.
+DEFAULT_HTTP_POOL_TIMEOUT_S = 5.0
+# Above the sum of the HTTP timeouts, so a slow request fails as an HTTP timeout first.
+DEFAULT_SOFT_TIME_LIMIT_S = 120.0
+# Celery kills the task this long after start; above the soft limit.
+DEFAULT_HARD_TIME_LIMIT_S = 150.0
+# Minutes, not Redis's 1 h default: a lost message comes back soon; above the hard limit.
+DEFAULT_VISIBILITY_TIMEOUT_S = 300.0
+# Attempts (429s and lock waits excluded) before an order is dead-lettered.
+DEFAULT_MAX_ATTEMPTS = 10
+# First retry waits up to this (full jitter doubles the cap each attempt).
+DEFAULT_BACKOFF_BASE_S = 2.0
+# No single retry waits longer than this.
+DEFAULT_BACKOFF_MAX_S = 600.0
+# An order failing for longer than this since its first failure is dead-lettered.
+DEFAULT_RETRY_DEADLINE_S = 6 * 3600.0
+# Async endpoint: Jetti documents no throttle for it; a modest fleet-wide rate.
+DEFAULT_RATE_PER_S = 10.0
+# Async endpoint: tokens that may be spent at once after an idle spell.
+DEFAULT_RATE_BURST = 20
+# Sync endpoint: Jetti documents 1 write per second (429 over it).
+SYNC_RATE_PER_S = 1.0
+# Sync endpoint: no burst over the documented write throttle.
+SYNC_RATE_BURST = 1
+# A task waits at most this long for a token, else it reschedules the order.
+DEFAULT_MAX_TOKEN_WAIT_S = 2.0
+# Fleet pause after a 429 without Retry-After (Jetti does not document the header).
+DEFAULT_BLOCKED_DEFAULT_S = 30.0
+# Per-order lock lifetime; above the hard time limit so a live task never loses its lock.
+DEFAULT_LOCK_TTL_S = 180.0
+# Deliveries started and never finished before an order is dead-lettered as worker_lost.
+DEFAULT_MAX_UNFINISHED_DELIVERIES = 3
+# Order keys per Celery message; a task overlaps their I/O.
+DEFAULT_BATCH_SIZE = 10
+# In-flight submissions per worker process.
+DEFAULT_SUBMIT_CONCURRENCY = 8
+# Prefork processes per worker; None lets Celery use the CPU count.
+DEFAULT_WORKER_CONCURRENCY: int | None = None
+# One message reserved per process: acks_late with a low prefetch (DESIGN.md principle 4).
+DEFAULT_PREFETCH_MULTIPLIER = 1
+# How often the pump moves due retries back onto the queue.
+DEFAULT_PUMP_INTERVAL_S = 1.0
+# How often the sweeper looks for stuck orders.
+DEFAULT_SWEEP_INTERVAL_S = 60.0
+# An order in a working state longer than this is re-published by the sweeper.
+DEFAULT_STUCK_AFTER_S = 900.0
+# Settled orders keep their raw body this long, then shed it to a tombstone.
+DEFAULT_BODY_TTL_S = 7 * 86400.0
+# Tombstones recognise late duplicates for this long.
+DEFAULT_TOMBSTONE_TTL_S = 30 * 86400.0
+# An open breaker lets one probe through after this long.
+DEFAULT_BREAKER_PROBE_S = 300.0
+# JSON lines for machines; "console" for people.
+DEFAULT_LOG_FORMAT: Literal["json", "console"] = "json"
+# Standard logging level name.
+DEFAULT_LOG_LEVEL = "INFO"
+
+# Pools where Celery enforces no time limits and has no worker-loss handling.
+UNSAFE_POOLS = frozenset({"threads", "solo"})
+# Pools without a soft time limit (Celery raises none on green threads).
+NO_SOFT_LIMIT_POOLS = frozenset({"gevent", "eventlet"})
+
+
+class Settings(BaseSettings):
+    """Every setting of jetti-relay, read from `JETTI_RELAY_*` variables or `.env`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True
+    )
+
+    redis_url: str = Field(DEFAULT_REDIS_URL, description="Redis for the ledger, limiter, breaker")
+    broker_url: str = Field("", description="Celery broker URL (default: redis_url)")
+    key_prefix: str = Field(DEFAULT_KEY_PREFIX, description="Prefix of every Redis key")
+    jetti_mode: Literal["async", "sync"] = Field(
+        DEFAULT_JETTI_MODE, description="async webhook (hash) or sync API (bearer token)"
+    )
+    jetti_async_url: str = Field(DEFAULT_JETTI_ASYNC_URL, description="Async import endpoint")
+    jetti_api_url: str = Field(DEFAULT_JETTI_API_URL, description="Jetti API root (sync mode)")
+    webhook_hash: SecretStr = Field(SecretStr(""), description="Secret for the async endpoint")
+    api_token: SecretStr = Field(SecretStr(""), description="Bearer token for the sync API")
+    channel_id: int | None = Field(None, description="Jetti channel id (sync mode)")
+    rules_file: Path | None = Field(None, description="TOML routing/split rules")
+    max_units_per_line: int = Field(
+        DEFAULT_MAX_UNITS_PER_LINE, gt=0, description="Largest quantity a split line may have"
+    )
+    auto_connect_default: bool | None = Field(
+        None, description="Default of options.findOrCreateChannelVariant (unset: omit it)"
+    )
+    allow_line_changes: bool = Field(
+        DEFAULT_ALLOW_LINE_CHANGES, description="Send updates that drop/rename sent lines"
+    )
+    http_connect_timeout_s: float = Field(DEFAULT_HTTP_CONNECT_TIMEOUT_S, gt=0,
+                                          description="HTTP connect timeout")
+    http_read_timeout_s: float = Field(DEFAULT_HTTP_READ_TIMEOUT_S, gt=0,
+                                       description="HTTP read timeout")
+    http_write_timeout_s: float = Field(DEFAULT_HTTP_WRITE_TIMEOUT_S, gt=0,
+                                        description="HTTP write timeout")
+    http_pool_timeout_s: float = Field(DEFAULT_HTTP_POOL_TIMEOUT_S, gt=0,
+                                       description="Wait for a pooled connection")
+    soft_time_limit_s: float = Field(DEFAULT_SOFT_TIME_LIMIT_S, gt=0,
+                                     description="Celery soft time limit per task")
+    hard_time_limit_s: float = Field(DEFAULT_HARD_TIME_LIMIT_S, gt=0,
+                                     description="Celery hard time limit per task")
+    visibility_timeout_s: float = Field(DEFAULT_VISIBILITY_TIMEOUT_S, gt=0,
+                                        description="Redis broker visibility timeout")
+    max_attempts: int = Field(DEFAULT_MAX_ATTEMPTS, gt=0, description="Attempts before dead letter")
+    backoff_base_s: float = Field(DEFAULT_BACKOFF_BASE_S, gt=0, description="First backoff cap")
+    backoff_max_s: float = Field(DEFAULT_BACKOFF_MAX_S, gt=0, description="Largest backoff")
+    retry_deadline_s: float = Field(DEFAULT_RETRY_DEADLINE_S, gt=0,
+                                    description="Give up this long after the first failure")
+    rate_per_s: float | None = Field(
+        None, gt=0, description="Fleet submissions per second (default: 10 async, 1 sync)"
+    )
+    rate_burst: int | None = Field(
+        None, gt=0, description="Token bucket size (default: 20 async, 1 sync)"
+    )
+    max_token_wait_s: float = Field(DEFAULT_MAX_TOKEN_WAIT_S, ge=0,
+                                    description="Longest wait for a token before rescheduling")
+    blocked_default_s: float = Field(DEFAULT_BLOCKED_DEFAULT_S, gt=0,
+                                     description="Fleet pause after a 429 without Retry-After")
+    lock_ttl_s: float = Field(DEFAULT_LOCK_TTL_S, gt=0, description="Per-order lock lifetime")
+    max_unfinished_deliveries: int = Field(
+        DEFAULT_MAX_UNFINISHED_DELIVERIES, gt=0, description="Crash loops before worker_lost"
+    )
+    batch_size: int = Field(DEFAULT_BATCH_SIZE, gt=0, description="Order keys per message")
+    submit_concurrency: int = Field(DEFAULT_SUBMIT_CONCURRENCY, gt=0,
+                                    description="In-flight submissions per process")
+    worker_concurrency: int | None = Field(
+        DEFAULT_WORKER_CONCURRENCY, gt=0, description="Worker processes (default: CPU count)"
+    )
+    prefetch_multiplier: int = Field(DEFAULT_PREFETCH_MULTIPLIER, gt=0,
+                                     description="Celery prefetch multiplier")
+    pump_interval_s: float = Field(DEFAULT_PUMP_INTERVAL_S, gt=0, description="Pump period")
+    sweep_interval_s: float = Field(DEFAULT_SWEEP_INTERVAL_S, gt=0, description="Sweeper period")
+    stuck_after_s: float = Field(DEFAULT_STUCK_AFTER_S, gt=0,
+                                 description="Age at which a working order is re-published")
+    body_ttl_s: float = Field(DEFAULT_BODY_TTL_S, gt=0, description="Settled body lifetime")
+    tombstone_ttl_s: float = Field(DEFAULT_TOMBSTONE_TTL_S, gt=0, description="Tombstone lifetime")
+    breaker_probe_s: float = Field(DEFAULT_BREAKER_PROBE_S, gt=0,
+                                   description="Open breaker lets a probe through after this")
+    log_format: Literal["json", "console"] = Field(DEFAULT_LOG_FORMAT, description="Log renderer")
+    log_level: str = Field(DEFAULT_LOG_LEVEL, description="Log level name")
+
+    @model_validator(mode="after")
+    def _derive_defaults(self) -> Settings:
+        # Frozen model: derived defaults are written once here, before anyone reads them.
+        if not self.broker_url:
+            object.__setattr__(self, "broker_url", self.redis_url)
+        sync = self.jetti_mode == "sync"
+        if self.rate_per_s is None:
+            object.__setattr__(self, "rate_per_s", SYNC_RATE_PER_S if sync else DEFAULT_RATE_PER_S)
+        if self.rate_burst is None:
+            object.__setattr__(self, "rate_burst", SYNC_RATE_BURST if sync else DEFAULT_RATE_BURST)
+        return self
+
+    @property
+    def effective_rate_per_s(self) -> float:
+        """Fleet tokens per second after the mode default applied (never None)."""
+        return self.rate_per_s or DEFAULT_RATE_PER_S
+
+    @property
+    def effective_rate_burst(self) -> int:
+        """Token bucket size after the mode default applied (never None)."""
+        return self.rate_burst or DEFAULT_RATE_BURST
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read from the environment once and cached."""
+    return Settings()
+
+
+def check_timeouts(settings: Settings, pool: str) -> list[str]:
+    """Problems with the timeout chain for Celery `pool`; empty when safe to start.
+
+    The chain HTTP timeouts < soft limit < hard limit < visibility timeout must hold so a slow
+    request fails as an HTTP timeout, then a soft limit, then a kill, all before Redis redelivers
+    the message. Each message names the JETTI_RELAY_* variables to change.
+    """
+    problems: list[str] = []
+    pool = pool.lower()
+    if pool in UNSAFE_POOLS:
+        problems.append(
+            f"the {pool} pool enforces no time limits and no worker-loss handling; "
+            "run with --pool prefork"
+        )
+        return problems
+    http_total = (settings.http_connect_timeout_s + settings.http_read_timeout_s
+                  + settings.http_write_timeout_s + settings.http_pool_timeout_s)
+    if pool in NO_SOFT_LIMIT_POOLS:
+        first_limit, first_name = settings.hard_time_limit_s, "HARD_TIME_LIMIT_S"
+    else:
+        first_limit, first_name = settings.soft_time_limit_s, "SOFT_TIME_LIMIT_S"
+        if settings.soft_time_limit_s >= settings.hard_time_limit_s:
+            problems.append(
+                f"{ENV_PREFIX}SOFT_TIME_LIMIT_S ({settings.soft_time_limit_s:g}) must be below "
+                f"{ENV_PREFIX}HARD_TIME_LIMIT_S ({settings.hard_time_limit_s:g})"
+            )
+    if http_total >= first_limit:
+        problems.append(
+            f"the HTTP timeouts ({ENV_PREFIX}HTTP_*_TIMEOUT_S, {http_total:g} s in all) must sum "
+            f"below {ENV_PREFIX}{first_name} ({first_limit:g})"
+        )
+    if settings.hard_time_limit_s >= settings.visibility_timeout_s:
+        problems.append(
+            f"{ENV_PREFIX}HARD_TIME_LIMIT_S ({settings.hard_time_limit_s:g}) must be below "
+            f"{ENV_PREFIX}VISIBILITY_TIMEOUT_S ({settings.visibility_timeout_s:g})"
+        )
+    return problems
+
+
+def settings_table() -> str:
+    """A Markdown table of every setting: name, environment variable, default, meaning."""
+    rows = ["| Setting | Environment variable | Default | Meaning |", "|---|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        if isinstance(default, SecretStr):
+            shown = "(unset)" if not default.get_secret_value() else "(secret)"
+        elif default is None or default == "":
+            shown = "(unset)"
+        else:
+            shown = f"`{default}`"
+        rows.append(f"| {name} | `{ENV_PREFIX}{name.upper()}` | {shown} | {field.description} |")
+    return "\n".join(rows)
