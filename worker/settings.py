@@ -179,6 +179,9 @@ class Settings(BaseSettings):
                                    description="Open breaker lets a probe through after this")
     log_format: Literal["json", "console"] = Field(DEFAULT_LOG_FORMAT, description="Log renderer")
     log_level: str = Field(DEFAULT_LOG_LEVEL, description="Log level name")
+    ready_file: Path | None = Field(
+        None, description="File the worker writes once it consumes (a readiness probe)"
+    )
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:
