@@ -1,0 +1,100 @@
+"""`jetti-relay worker` and `jetti-relay pump`: a worker for one machine, and the pump alone.
+
+`jetti-relay worker` starts `celery -A worker.celery_app worker` (task events on) as a child
+process and runs the retry pump and the sweeper in this process, so one command runs everything
+a single machine needs. Both are leader-elected: start as many as you like across hosts.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from types import FrameType
+
+import click
+
+from ops.options import settings_from_options, redis_url_option
+
+
+def _maintenance_thread(stop: threading.Event) -> threading.Thread:
+    from worker.maintenance import Maintenance, MaintenanceConfig
+    from worker.runtime import build_maintenance_parts
+
+    parts = build_maintenance_parts()
+    maintenance = Maintenance(
+        config=MaintenanceConfig(
+            holder=parts.holder,
+            pump_interval_s=parts.settings.pump_interval_s,
+            sweep_interval_s=parts.settings.sweep_interval_s,
+            stuck_after_s=parts.settings.stuck_after_s,
+            hard_time_limit_s=parts.settings.hard_time_limit_s,
+        ),
+        ledger=parts.ledger,
+        leader=parts.leader,
+        publisher=parts.publisher,
+        heartbeat=parts.heartbeat,
+    )
+    thread = threading.Thread(target=maintenance.run, args=(stop,), name="maintenance", daemon=True)
+    thread.start()
+    return thread
+
+
+@click.command()
+@redis_url_option
+@click.option("--concurrency", "-c", type=int, default=None,
+              help="Worker processes (default: JETTI_RELAY_WORKER_CONCURRENCY).")
+@click.option("--pool", default="prefork", show_default=True,
+              help="Celery pool; prefork is the one where time limits and worker-loss handling apply.")
+@click.option("--loglevel", default="INFO", show_default=True)
+@click.option("--pump/--no-pump", default=True, show_default=True,
+              help="Also run the retry pump and the sweeper in this process.")
+@click.option("--hostname", "-n", default=None, help="Celery node name (default: celery@HOST).")
+def worker(redis_url: str | None, concurrency: int | None, pool: str, loglevel: str, pump: bool,
+           hostname: str | None) -> None:
+    """Start a Celery worker with the retry pump and the sweeper (one machine's worth)."""
+    settings = settings_from_options(redis_url=redis_url)
+    argv = [
+        sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
+        "-E", "--pool", pool, "--loglevel", loglevel,
+    ]
+    processes = concurrency or settings.worker_concurrency
+    if processes:
+        argv += ["-c", str(processes)]
+    if hostname:
+        argv += ["-n", hostname]
+    child = subprocess.Popen(argv, env=os.environ.copy())
+    stop = threading.Event()
+    thread = _maintenance_thread(stop) if pump else None
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    code = child.wait()
+    stop.set()
+    if thread is not None:
+        thread.join(timeout=10)
+    sys.exit(code)
+
+
+@click.command()
+@redis_url_option
+def pump(redis_url: str | None) -> None:
+    """Run only the retry pump and the sweeper (leader-elected; safe on several hosts)."""
+    settings_from_options(redis_url=redis_url)
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    thread = _maintenance_thread(stop)
+    while thread.is_alive():
+        thread.join(timeout=0.5)

@@ -1,0 +1,112 @@
+"""The Celery application: `celery -A worker.celery_app worker` (Flower uses the same `-A`).
+
+Safety settings, and why (DESIGN.md principles 4-5; spec/queue-anchors.md §3):
+- `task_acks_late` + `task_reject_on_worker_lost`: a message is acked only after its orders are
+  settled in the ledger; a killed child puts it back. Crash loops are bounded by the ledger's
+  delivery markers (`worker_lost`), not by the broker, which keeps no requeue counter.
+- `worker_prefetch_multiplier` low (1): a worker holds one message per process it can run now.
+- JSON only, no result backend (`task_ignore_result`): state lives in the ledger.
+- No countdown/ETA anywhere: retries wait in the ledger's retry schedule, so the Redis visibility
+  timeout never duplicates them, and it can be minutes instead of the 1 h default.
+- HTTP timeouts < soft limit < hard limit < visibility timeout, checked when the worker starts.
+- Task events on, so Flower sees every task.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from celery import Celery, signals
+
+from worker.keys import ORDERS_QUEUE
+from worker.settings import Settings, check_timeouts, get_settings
+
+
+def create_app(settings: Settings | None = None) -> Celery:
+    """A Celery app configured from `settings` (default: the environment)."""
+    settings = settings or get_settings()
+    app = Celery("jetti_relay", broker=settings.broker_url, include=["worker.tasks"])
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        result_backend=None,
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=settings.prefetch_multiplier,
+        worker_concurrency=settings.worker_concurrency,
+        task_soft_time_limit=settings.soft_time_limit_s,
+        task_time_limit=settings.hard_time_limit_s,
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        visibility_timeout=settings.visibility_timeout_s,
+        broker_connection_retry_on_startup=True,
+        task_default_queue=ORDERS_QUEUE,
+        task_create_missing_queues=True,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        enable_utc=True,
+    )
+    return app
+
+
+app = create_app()
+
+
+@signals.setup_logging.connect
+def _setup_logging(**_: Any) -> None:
+    # Connecting this signal stops Celery from configuring logging itself; its records then go
+    # through structlog like ours.
+    from worker.logconfig import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+
+
+@signals.worker_init.connect
+def _refuse_unsafe_timeouts(sender: Any = None, **_: Any) -> None:
+    pool_cls = getattr(sender, "pool_cls", None)
+    pool = _pool_name(pool_cls)
+    problems = check_timeouts(get_settings(), pool)
+    if problems:
+        for problem in problems:
+            print(f"jetti-relay: refusing to start: {problem}", file=sys.stderr)
+        raise SystemExit(78)  # EX_CONFIG
+
+
+@signals.worker_ready.connect
+def _announce_ready(**_: Any) -> None:
+    # Orchestrators and tests wait for this file instead of parsing log lines.
+    ready_file = get_settings().ready_file
+    if ready_file is not None:
+        ready_file.write_text(str(os.getpid()), encoding="utf-8")
+
+
+@signals.worker_process_init.connect
+def _fresh_runtime_per_process(**_: Any) -> None:
+    # Each prefork child builds its own HTTP client and Redis pool after the fork.
+    from worker import runtime
+
+    runtime.reset()
+
+
+def _pool_name(pool_cls: Any) -> str:
+    """'prefork', 'threads', 'solo', 'gevent' or 'eventlet' from Celery's pool class or alias."""
+    if pool_cls is None:
+        return "prefork"
+    if isinstance(pool_cls, str):
+        name = pool_cls
+    else:
+        name = f"{getattr(pool_cls, '__module__', '')}.{getattr(pool_cls, '__name__', '')}"
+    lowered = name.lower()
+    for alias, pool in (
+        ("prefork", "prefork"), ("processes", "prefork"), ("thread", "threads"),
+        ("solo", "solo"), ("gevent", "gevent"), ("eventlet", "eventlet"),
+    ):
+        if alias in lowered:
+            return pool
+    return lowered

@@ -1,0 +1,127 @@
+"""The retry pump and the sweeper: periodic, leader-elected, safe to run on several hosts.
+
+- The pump moves due orders from the retry schedule back onto the queue (DESIGN.md principle 5:
+  retries never wait inside Celery).
+- The sweeper is the recovery path after a lost message, a flushed queue or a killed worker
+  (principle 1): it re-publishes orders stuck in PENDING or SUBMITTING for too long, and sheds the
+  bodies of settled orders down to tombstones. Crash loops are caught when the re-published
+  message starts its delivery (the ledger counts unfinished deliveries).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from worker.ledger import Ledger
+from worker.locks import Leader
+from worker.publisher import Publisher
+from worker.states import OrderState
+
+log = structlog.get_logger("jetti_relay.maintenance")
+
+# Most orders one pump or sweep pass moves; the next pass takes the rest.
+PASS_LIMIT = 5000
+# A SUBMITTING order is only stuck once its delivery would have hit the hard time limit,
+# plus this margin for the worker to write its outcome.
+SUBMITTING_MARGIN_S = 30.0
+
+
+@dataclass(frozen=True)
+class MaintenanceConfig:
+    """Intervals and thresholds (seconds)."""
+
+    holder: str
+    pump_interval_s: float
+    sweep_interval_s: float
+    stuck_after_s: float
+    hard_time_limit_s: float
+
+    @property
+    def submitting_stuck_after_s(self) -> float:
+        return max(self.stuck_after_s, self.hard_time_limit_s + SUBMITTING_MARGIN_S)
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    """What one sweep did."""
+
+    republished_pending: int = 0
+    republished_submitting: int = 0
+    shed: int = 0
+    led: bool = True
+
+
+class Maintenance:
+    """Runs the pump and the sweeper, each only while this holder leads its role."""
+
+    def __init__(
+        self,
+        *,
+        config: MaintenanceConfig,
+        ledger: Ledger,
+        leader: Leader,
+        publisher: Publisher,
+        heartbeat: Callable[[str, float], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._cfg = config
+        self._ledger = ledger
+        self._leader = leader
+        self._publisher = publisher
+        self._heartbeat = heartbeat
+        self._clock = clock
+
+    def pump_once(self) -> int:
+        """Publish every due retry (up to PASS_LIMIT); returns how many orders went back."""
+        if not self._leader.try_lead("pump", holder=self._cfg.holder,
+                                     ttl_s=self._cfg.pump_interval_s * 5):
+            return 0
+        now = self._clock()
+        due = self._ledger.pop_due_retries(now=now, limit=PASS_LIMIT)
+        if due:
+            self._publisher.publish(due)
+            log.info("retries_republished", count=len(due))
+        if self._heartbeat:
+            self._heartbeat("pump", now)
+        return len(due)
+
+    def sweep_once(self) -> SweepReport:
+        """Re-publish stuck orders and shed settled bodies, if this holder leads the sweeper."""
+        if not self._leader.try_lead("sweeper", holder=self._cfg.holder,
+                                     ttl_s=self._cfg.sweep_interval_s * 5):
+            return SweepReport(led=False)
+        now = self._clock()
+        counts = []
+        for state, after_s in (
+            (OrderState.PENDING, self._cfg.stuck_after_s),
+            (OrderState.SUBMITTING, self._cfg.submitting_stuck_after_s),
+        ):
+            stuck = self._ledger.stuck(state, older_than=now - after_s, limit=PASS_LIMIT)
+            if stuck:
+                self._ledger.mark_republished(stuck, now=now)
+                self._publisher.publish(stuck)
+                log.warning("stuck_orders_republished", state=str(state), count=len(stuck))
+            counts.append(len(stuck))
+        shed = self._ledger.shed_settled(now=now, limit=PASS_LIMIT)
+        if self._heartbeat:
+            self._heartbeat("sweeper", now)
+        return SweepReport(republished_pending=counts[0], republished_submitting=counts[1], shed=shed)
+
+    def run(self, stop: threading.Event) -> None:
+        """Pump and sweep on their intervals until `stop` is set; errors are logged, not fatal."""
+        next_sweep = 0.0
+        while not stop.is_set():
+            try:
+                self.pump_once()
+                if time.monotonic() >= next_sweep:
+                    self.sweep_once()
+                    next_sweep = time.monotonic() + self._cfg.sweep_interval_s
+            except Exception:
+                # Redis may be restarting; keep the loop alive and try again next tick.
+                log.exception("maintenance_pass_failed")
+            stop.wait(self._cfg.pump_interval_s)

@@ -1,0 +1,196 @@
+"""Wiring: builds the adapters from Settings, once per process (after the fork).
+
+The only module that knows which concrete adapter serves which port. Tests build a `Runtime`
+from explicit Settings; the Celery worker uses `get_runtime()`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import redis
+import structlog
+
+from worker.breaker import Breaker
+from worker.deadletters import DeadLetters
+from worker.jetti import JettiClient, build_http_client, build_jetti_client
+from worker.keys import Keys
+from worker.ledger import Ledger
+from worker.locks import Leader, OrderLock
+from worker.policy import RetryPolicy
+from worker.processor import OrderProcessor, ProcessorConfig
+from worker.publisher import Publisher
+from worker.ratelimit import RateLimiter
+from worker.records import Attempt
+from worker.rules import Rules, load_rules
+from worker.settings import Settings, get_settings
+from worker.states import DeadReason
+from worker.stats import Stats
+
+log = structlog.get_logger("jetti_relay.runtime")
+
+# A lock held by a crashed worker must not block its order for long; the lock outlives
+# the longest delivery (hard time limit) by this margin.
+LOCK_BUSY_RETRY_S = 2.0
+
+
+def worker_id() -> str:
+    """host:pid, the name recorded on attempts and deliveries."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class Runtime:
+    """Every adapter one process needs, built from one Settings."""
+
+    settings: Settings
+    redis: redis.Redis[bytes]
+    keys: Keys
+    ledger: Ledger
+    dead_letters: DeadLetters
+    lock: OrderLock
+    leader: Leader
+    limiter: RateLimiter
+    breaker: Breaker
+    stats: Stats
+    publisher: Publisher
+    jetti: JettiClient
+    processor: OrderProcessor
+
+    def dead_letter_message(self, message: Any, error: str, *, task_id: str) -> None:
+        """Dead-letter a message that does not parse, under `message:<digest>` (invalid_input)."""
+        body = orjson.dumps(message, default=repr)
+        key = "message:" + hashlib.sha256(body).hexdigest()[:16]
+        now = time.time()
+        self.dead_letters.put(
+            key,
+            reason=DeadReason.INVALID_INPUT,
+            raw=body,
+            payload=None,
+            attempts=[Attempt(at=now, status=None, error_class="InvalidMessage",
+                              excerpt=error[:500], worker=worker_id(), outcome="dead")],
+            source=None,
+            error=f"invalid message (task {task_id}): {error}",
+            now=now,
+        )
+        self.stats.count_dead(DeadReason.INVALID_INPUT)
+        log.warning("message_dead_lettered", task_id=task_id, error=error, dead_key=key)
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    """Build every adapter from `settings`."""
+    from worker.celery_app import create_app
+
+    client: redis.Redis[bytes] = redis.Redis.from_url(
+        settings.redis_url, health_check_interval=30, socket_keepalive=True
+    )
+    keys = Keys(settings.key_prefix)
+    ledger = Ledger(
+        client, keys, body_ttl_s=settings.body_ttl_s, tombstone_ttl_s=settings.tombstone_ttl_s
+    )
+    dead_letters = DeadLetters(client, keys)
+    lock = OrderLock(client, keys)
+    leader = Leader(client, keys)
+    limiter = RateLimiter.from_settings(client, keys, settings)
+    breaker = Breaker(client, keys, probe_s=settings.breaker_probe_s)
+    stats = Stats(client, keys)
+    publisher = Publisher(create_app(settings), batch_size=settings.batch_size)
+    jetti = build_jetti_client(settings, build_http_client(settings))
+    rules = load_rules(settings.rules_file) if settings.rules_file else Rules.empty()
+    config = ProcessorConfig(
+        worker_id=worker_id(),
+        lock_ttl_s=settings.lock_ttl_s,
+        lock_busy_retry_s=LOCK_BUSY_RETRY_S,
+        max_unfinished_deliveries=settings.max_unfinished_deliveries,
+        max_token_wait_s=settings.max_token_wait_s,
+        blocked_default_s=settings.blocked_default_s,
+        breaker_probe_s=settings.breaker_probe_s,
+        max_units_per_line=settings.max_units_per_line,
+        auto_connect_default=settings.auto_connect_default,
+        allow_line_changes=settings.allow_line_changes,
+        retry=RetryPolicy.from_settings(settings),
+    )
+    processor = OrderProcessor(
+        config=config,
+        ledger=ledger,
+        dead_letters=dead_letters,
+        lock=lock,
+        limiter=limiter,
+        breaker=breaker,
+        jetti=jetti,
+        publisher=publisher,
+        rules=rules,
+        stats=stats,
+        executor=ThreadPoolExecutor(
+            max_workers=settings.submit_concurrency, thread_name_prefix="submit"
+        ),
+    )
+    return Runtime(
+        settings=settings, redis=client, keys=keys, ledger=ledger, dead_letters=dead_letters,
+        lock=lock, leader=leader, limiter=limiter, breaker=breaker, stats=stats,
+        publisher=publisher, jetti=jetti, processor=processor,
+    )
+
+
+_runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
+
+
+def get_runtime() -> Runtime:
+    """This process's runtime, built on first use."""
+    global _runtime
+    with _runtime_lock:
+        if _runtime is None:
+            _runtime = build_runtime(get_settings())
+        return _runtime
+
+
+def reset() -> None:
+    """Forget this process's runtime (called in each prefork child after the fork)."""
+    global _runtime
+    with _runtime_lock:
+        _runtime = None
+
+
+@dataclass
+class MaintenanceParts:
+    """What the pump and the sweeper need (no HTTP client, no processor)."""
+
+    settings: Settings
+    holder: str
+    ledger: Ledger
+    leader: Leader
+    publisher: Publisher
+    redis: redis.Redis[bytes]
+    keys: Keys
+
+    def heartbeat(self, role: str, now: float) -> None:
+        """Record that `role` ran on this holder at `now` (read by `health`)."""
+        self.redis.hset(self.keys.heartbeat(role), self.holder, repr(now))
+
+
+def build_maintenance_parts(settings: Settings | None = None) -> MaintenanceParts:
+    """The pump's and sweeper's adapters from `settings` (default: the environment)."""
+    from worker.celery_app import create_app
+
+    settings = settings or get_settings()
+    client: redis.Redis[bytes] = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
+    keys = Keys(settings.key_prefix)
+    return MaintenanceParts(
+        settings=settings,
+        holder=worker_id(),
+        ledger=Ledger(client, keys, body_ttl_s=settings.body_ttl_s,
+                      tombstone_ttl_s=settings.tombstone_ttl_s),
+        leader=Leader(client, keys),
+        publisher=Publisher(create_app(settings), batch_size=settings.batch_size),
+        redis=client,
+        keys=keys,
+    )
