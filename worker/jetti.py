@@ -1,0 +1,199 @@
+"""The Jetti client: the one seam where httpx exceptions and HTTP statuses become our errors.
+
+Each failure is classified once (STYLE.md 3), always chained with `raise ... from exc`:
+
+    not sent (ConnectError, ConnectTimeout, PoolTimeout)        -> JettiUnavailable(None)
+    sent, no answer (Read/WriteTimeout, ReadError, protocol)    -> OutcomeUnknown
+    408, 409, 5xx                                               -> JettiUnavailable(status)
+    429                                                         -> RateLimited(Retry-After)
+    401, 403 (and 404 in sync mode: unknown channel)            -> ConfigurationError
+    any other 4xx                                               -> Rejected(status, excerpt)
+
+Secrets never enter error text: details name the exception class only, and response excerpts
+have the webhook hash and API token masked.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Literal
+
+import httpx
+
+from worker.errors import (
+    ConfigurationError,
+    JettiUnavailable,
+    OutcomeUnknown,
+    RateLimited,
+    Rejected,
+)
+from worker.settings import Settings
+
+# Longest response excerpt kept in a Rejected error (and so in a dead letter).
+MAX_EXCERPT_CHARS = 500
+# Replaces a secret wherever one would show.
+MASK = "***"
+
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_SENT_NO_ANSWER = (
+    httpx.ReadTimeout,
+    httpx.WriteTimeout,
+    httpx.RemoteProtocolError,
+    httpx.ReadError,
+)
+# 408 and 409 are Jetti's "try again" answers, not verdicts on the payload.
+_RETRY_STATUSES = frozenset({408, 409})
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    """A 2xx answer: its status, the sale id (sync mode only) and a masked body excerpt."""
+
+    status: int
+    sale_id: int | None
+    excerpt: str
+
+
+class JettiClient:
+    """Submits one manual-sale body to Jetti over an injected `httpx.Client`."""
+
+    def __init__(
+        self,
+        http: httpx.Client,
+        *,
+        mode: Literal["async", "sync"],
+        async_url: str,
+        api_url: str,
+        channel_id: int | None,
+        webhook_hash: str,
+        api_token: str,
+    ) -> None:
+        self._http = http
+        self._mode = mode
+        self._secrets = tuple(s for s in (webhook_hash, api_token) if s)
+        if mode == "sync":
+            self._url = f"{api_url.rstrip('/')}/api/channels/{channel_id}/manual-sale.json"
+            self._headers = {
+                "Authorization": f"Bearer {api_token}",
+                "Content-Type": "application/json",
+            }
+        else:
+            self._url = async_url
+            self._headers = {"jetti-webhook-hash": webhook_hash, "Content-Type": "application/json"}
+
+    def submit(self, body: bytes) -> SubmitResult:
+        """POST `body` (JSON bytes) to Jetti; the 2xx result, or one of the errors above.
+
+        Raises JettiUnavailable, OutcomeUnknown, RateLimited (retryable), Rejected (permanent)
+        or ConfigurationError (pause the fleet), each chained to the httpx cause.
+        """
+        try:
+            response = self._http.post(self._url, content=body, headers=self._headers)
+        except _NOT_SENT as exc:
+            raise JettiUnavailable(None, f"request not sent: {type(exc).__name__}") from exc
+        except _SENT_NO_ANSWER as exc:
+            raise OutcomeUnknown(f"request sent, no answer: {type(exc).__name__}") from exc
+        except httpx.TransportError as exc:
+            # Any other transport fault (proxy, unsupported protocol): the request may have left.
+            raise OutcomeUnknown(f"transport error: {type(exc).__name__}") from exc
+        status = response.status_code
+        excerpt = self._excerpt(response)
+        if response.is_success:
+            return SubmitResult(status=status, sale_id=self._sale_id(response), excerpt=excerpt)
+        try:
+            response.raise_for_status()
+        except httpx.HTTPStatusError as exc:
+            raise self._classify(status, response, excerpt) from exc
+        # 1xx/3xx (redirects are not followed): Jetti never sends them; treat as unavailable.
+        raise JettiUnavailable(status, f"unexpected status {status}")
+
+    def close(self) -> None:
+        """Close the underlying HTTP connection pool."""
+        self._http.close()
+
+    def _classify(
+        self, status: int, response: httpx.Response, excerpt: str
+    ) -> ConfigurationError | JettiUnavailable | RateLimited | Rejected:
+        if status == 429:
+            return RateLimited(retry_after_s(response.headers.get("Retry-After")), status=429)
+        if status in _RETRY_STATUSES or status >= 500:
+            return JettiUnavailable(status, f"Jetti answered {status}")
+        if status in (401, 403):
+            return ConfigurationError(status, f"Jetti refused our credentials ({status})")
+        if status == 404 and self._mode == "sync":
+            return ConfigurationError(status, "Jetti does not know the configured channel (404)")
+        return Rejected(status, excerpt)
+
+    def _excerpt(self, response: httpx.Response) -> str:
+        text = response.text
+        for secret in self._secrets:
+            text = text.replace(secret, MASK)
+        return text[:MAX_EXCERPT_CHARS]
+
+    def _sale_id(self, response: httpx.Response) -> int | None:
+        if self._mode != "sync":
+            return None
+        try:
+            doc = json.loads(response.content)
+        except ValueError:
+            return None
+        if isinstance(doc, dict):
+            sale = doc.get("id")
+            # bool is an int subclass; a boolean id is not an id.
+            if isinstance(sale, int) and not isinstance(sale, bool):
+                return sale
+        return None
+
+
+def retry_after_s(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` header (delta-seconds or HTTP-date), else None.
+
+    A date in the past gives 0; an unparseable value gives None.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    current = now or datetime.now(UTC)
+    return max(0.0, (when - current).total_seconds())
+
+
+def build_http_client(settings: Settings) -> httpx.Client:
+    """An httpx.Client with the configured timeouts and a pool sized for the submit threads."""
+    return httpx.Client(
+        timeout=httpx.Timeout(
+            connect=settings.http_connect_timeout_s,
+            read=settings.http_read_timeout_s,
+            write=settings.http_write_timeout_s,
+            pool=settings.http_pool_timeout_s,
+        ),
+        limits=httpx.Limits(
+            max_connections=settings.submit_concurrency * 2,
+            max_keepalive_connections=settings.submit_concurrency,
+        ),
+    )
+
+
+def build_jetti_client(settings: Settings, http: httpx.Client) -> JettiClient:
+    """The Jetti client for `settings`, sending over `http`."""
+    return JettiClient(
+        http,
+        mode=settings.jetti_mode,
+        async_url=settings.jetti_async_url,
+        api_url=settings.jetti_api_url,
+        channel_id=settings.channel_id,
+        webhook_hash=settings.webhook_hash.get_secret_value(),
+        api_token=settings.api_token.get_secret_value(),
+    )
