@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
+from worker.contract import format_path
 from worker.errors import Problem, TransformError
 
 
@@ -49,7 +50,7 @@ class ShippingLine(_Open):
     code: StrictStr | None = None
     name: StrictStr | None = None
     serviceLevel: StrictStr | None = None
-    price: Decimal = Field(ge=0, allow_inf_nan=False)
+    price: Decimal | None = Field(None, ge=0, allow_inf_nan=False)
 
 
 class Customer(_Open):
@@ -65,13 +66,6 @@ class ManualSale(_Open):
     lineItems: list[LineItem] = Field(min_length=1)
     shipping: list[ShippingLine] | None = None
     options: dict[str, Any] | None = None
-
-
-def _path(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
 
 
 def _rule_problems(sale: ManualSale) -> list[Problem]:
@@ -112,7 +106,7 @@ def validate_payload(payload: dict[str, Any]) -> ManualSale:
         sale = ManualSale.model_validate(payload)
     except ValidationError as exc:
         raise TransformError(
-            [Problem(_path(tuple(e["loc"])), e["msg"]) for e in exc.errors(include_url=False)]
+            [Problem(format_path(tuple(e["loc"])), e["msg"]) for e in exc.errors(include_url=False)]
         ) from exc
     problems = _rule_problems(sale)
     if problems:
