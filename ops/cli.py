@@ -16,8 +16,12 @@ LAZY_SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "preview": ("ops.preview_cli:preview", "Print the Jetti payloads the worker would send."),
     "schema": ("ops.preview_cli:schema", "Print the raw-order contract as JSON Schema."),
     "worker": ("ops.worker_cli:worker", "Start a Celery worker with the retry pump and sweeper."),
+    "demo": ("ops.demo:demo", "Run the whole pipeline on embedded defaults with sample orders."),
     "pump": ("ops.worker_cli:pump", "Run only the retry pump and the sweeper (leader-elected)."),
     "sandbox": ("ops.sandbox.cli:sandbox", "Run a local Jetti with fault injection."),
+    "pause": ("ops.fleet_cli:pause", "Pause submission to Jetti for the whole fleet."),
+    "resume": ("ops.fleet_cli:resume", "Resume submission after a pause or a tripped breaker."),
+    "enqueue": ("producers.cli:enqueue", "Validate raw orders and enqueue them for the worker."),
 }
 
 
