@@ -36,6 +36,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from worker.errors import InvalidOrder, Problem
+from worker.jsonio import normalize_exact
 
 # Largest amount accepted: twelve integer digits is far beyond any real order line.
 MAX_MONEY_INTEGER_DIGITS = 12
@@ -107,7 +108,7 @@ def _money(value: Any) -> Decimal:
         raise _problem("must be >= 0")
     if amount != 0 and amount.adjusted() >= MAX_MONEY_INTEGER_DIGITS:
         raise _problem(f"must be below 10^{MAX_MONEY_INTEGER_DIGITS}")
-    if -amount.normalize().as_tuple().exponent > MAX_MONEY_DECIMAL_PLACES:  # type: ignore[operator]  # finite checked above, exponent is an int
+    if -normalize_exact(amount).as_tuple().exponent > MAX_MONEY_DECIMAL_PLACES:  # type: ignore[operator]  # finite checked above, exponent is an int
         raise _problem(f"must have at most {MAX_MONEY_DECIMAL_PLACES} decimal places")
     return amount
 

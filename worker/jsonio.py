@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 import orjson
@@ -138,7 +138,13 @@ def decimal_text(value: Decimal) -> str:
     exponent = value.adjusted()
     if abs(exponent) > MAX_NUMBER_EXPONENT:
         raise ValueError(f"refusing to write {value}: exponent beyond ±{MAX_NUMBER_EXPONENT}")
-    return format(value.normalize(), "f")
+    return format(normalize_exact(value), "f")
+
+
+def normalize_exact(value: Decimal) -> Decimal:
+    """`value` without trailing zeros, never rounded (plain `normalize()` rounds to 28 digits)."""
+    digits = len(value.as_tuple().digits)
+    return value.normalize(Context(prec=max(digits, 1)))
 
 
 def dumps_canonical(obj: Any) -> bytes:
