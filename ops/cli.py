@@ -21,8 +21,6 @@ LAZY_SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "sandbox": ("ops.sandbox.cli:sandbox", "Run a local Jetti with fault injection."),
     "pause": ("ops.fleet_cli:pause", "Pause submission to Jetti for the whole fleet."),
     "resume": ("ops.fleet_cli:resume", "Resume submission after a pause or a tripped breaker."),
-    "pause": ("ops.fleet_cli:pause", "Pause submission to Jetti for the whole fleet."),
-    "resume": ("ops.fleet_cli:resume", "Resume submission after a pause or a tripped breaker."),
     "enqueue": ("producers.cli:enqueue", "Validate raw orders and enqueue them for the worker."),
 }
 
