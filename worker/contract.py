@@ -400,8 +400,9 @@ def _to_problem(error: ErrorDetails) -> Problem:
         loc.append(str(ctx["field"]))
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         loc.append("mode")
-    if kind == "too_short" and isinstance(error.get("input"), str):
-        kind = "string_too_short"
+    # A strict-mode string reports its length like a list does; say it in string terms.
+    if kind in ("too_short", "too_long") and isinstance(error.get("input"), str):
+        kind = f"string_{kind}"
     return Problem(format_path(tuple(loc)), _message(kind, ctx, error["msg"]))
 
 
