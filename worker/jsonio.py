@@ -40,6 +40,19 @@ def _refuse_constant(name: str) -> Any:
     raise _Refused(f"{name} is not a valid JSON number (NaN and Infinity are refused)")
 
 
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Parsers disagree on which duplicate wins ({"quantity": 1, "quantity": 900}), so an
+    # upstream system and we could read different orders from the same bytes: refuse.
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _Refused(f"duplicate key {key[:40]!r} in one object")
+            seen.add(key)
+    return obj
+
+
 def _decimal(text: str) -> Decimal:
     value = Decimal(text)
     if value and abs(value.adjusted()) > MAX_NUMBER_EXPONENT:
@@ -56,8 +69,8 @@ def loads_document(
 
     Raises `InvalidOrder` (path `$`) for a document over `max_bytes` (UTF-8 bytes), invalid
     UTF-8, lone surrogates (raw or as `\\ud800` escapes), NaN/Infinity literals, nesting deeper
-    than `max_depth` arrays/objects, numbers with an absurd exponent, or invalid JSON (with
-    line and column).
+    than `max_depth` arrays/objects, numbers with an absurd exponent, duplicate keys in one
+    object, or invalid JSON (with line and column).
     """
     if isinstance(data, str):
         if len(data) > max_bytes:
@@ -79,7 +92,12 @@ def loads_document(
     # Measured before parsing: the stdlib parser recurses, so a deep document must never reach it.
     _check_depth(text, max_depth)
     try:
-        doc = json.loads(text, parse_float=_decimal, parse_constant=_refuse_constant)
+        doc = json.loads(
+            text,
+            parse_float=_decimal,
+            parse_constant=_refuse_constant,
+            object_pairs_hook=_object,
+        )
     except _Refused as exc:
         raise _invalid(str(exc)) from exc
     except json.JSONDecodeError as exc:

@@ -104,6 +104,13 @@ def test_invalid_json_names_line_and_column() -> None:
     assert refusal(b'{\n  "id": 1,\n}').startswith("invalid JSON at line 3 column 1")
 
 
+def test_duplicate_keys_are_refused() -> None:
+    """Which duplicate wins is parser-specific, so a repeated key is refused by name."""
+    assert refusal(b'{"lines": [{"quantity": 1, "quantity": 900}]}') == (
+        "duplicate key 'quantity' in one object"
+    )
+
+
 def test_absurd_exponent_is_refused() -> None:
     """1e999999 would become a million digits when written out, so it is refused on reading."""
     assert "out of range" in refusal(b"[1e999999]")
