@@ -287,3 +287,12 @@ def test_totals_are_preserved_to_the_cent(raw: RawOrder) -> None:
     items = json.loads(transform(raw, EXAMPLE_RULES).body, parse_float=Decimal)["lineItems"]
     sent = sum(Decimal(i["price"]) * i["quantity"] for i in items)
     assert sent == sum(ln.unit_price * ln.quantity for ln in raw.lines)
+
+
+def test_escape_hatch_cannot_smuggle_an_invalid_payload() -> None:
+    """Fields merged from `jetti` are still checked against Jetti's rules."""
+    with pytest.raises(TransformError) as exc:
+        transform(order(lines=[line(jetti={"orderRouting": "manual"})]), Rules.empty())
+    assert problems(exc) == [
+        'lineItems[0].manualRouting: must be "fulfill" or "dropship" with orderRouting manual'
+    ]
