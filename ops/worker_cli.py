@@ -16,7 +16,7 @@ from types import FrameType
 
 import click
 
-from ops.options import settings_from_options, redis_url_option
+from ops.options import redis_url_option, settings_from_options
 
 
 def _maintenance_thread(stop: threading.Event) -> threading.Thread:
@@ -44,21 +44,49 @@ def _maintenance_thread(stop: threading.Event) -> threading.Thread:
 
 @click.command()
 @redis_url_option
-@click.option("--concurrency", "-c", type=int, default=None,
-              help="Worker processes (default: JETTI_RELAY_WORKER_CONCURRENCY).")
-@click.option("--pool", default="prefork", show_default=True,
-              help="Celery pool; prefork is the one where time limits and worker-loss handling apply.")
+@click.option(
+    "--concurrency",
+    "-c",
+    type=int,
+    default=None,
+    help="Worker processes (default: JETTI_RELAY_WORKER_CONCURRENCY).",
+)
+@click.option(
+    "--pool",
+    default="prefork",
+    show_default=True,
+    help="Celery pool; prefork is the one where time limits and worker-loss handling apply.",
+)
 @click.option("--loglevel", default="INFO", show_default=True)
-@click.option("--pump/--no-pump", default=True, show_default=True,
-              help="Also run the retry pump and the sweeper in this process.")
+@click.option(
+    "--pump/--no-pump",
+    default=True,
+    show_default=True,
+    help="Also run the retry pump and the sweeper in this process.",
+)
 @click.option("--hostname", "-n", default=None, help="Celery node name (default: celery@HOST).")
-def worker(redis_url: str | None, concurrency: int | None, pool: str, loglevel: str, pump: bool,
-           hostname: str | None) -> None:
+def worker(
+    redis_url: str | None,
+    concurrency: int | None,
+    pool: str,
+    loglevel: str,
+    pump: bool,
+    hostname: str | None,
+) -> None:
     """Start a Celery worker with the retry pump and the sweeper (one machine's worth)."""
     settings = settings_from_options(redis_url=redis_url)
     argv = [
-        sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
-        "-E", "--pool", pool, "--loglevel", loglevel,
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "worker.celery_app",
+        "worker",
+        "-E",
+        "--pool",
+        pool,
+        "--loglevel",
+        loglevel,
     ]
     processes = concurrency or settings.worker_concurrency
     if processes:

@@ -57,7 +57,6 @@ def create_app(settings: Settings | None = None) -> Celery:
 app = create_app()
 
 
-@signals.setup_logging.connect
 def _setup_logging(**_: Any) -> None:
     # Connecting this signal stops Celery from configuring logging itself; its records then go
     # through structlog like ours.
@@ -67,7 +66,6 @@ def _setup_logging(**_: Any) -> None:
     configure_logging(settings.log_format, settings.log_level)
 
 
-@signals.worker_init.connect
 def _refuse_unsafe_timeouts(sender: Any = None, **_: Any) -> None:
     pool_cls = getattr(sender, "pool_cls", None)
     pool = _pool_name(pool_cls)
@@ -78,7 +76,6 @@ def _refuse_unsafe_timeouts(sender: Any = None, **_: Any) -> None:
         raise SystemExit(78)  # EX_CONFIG
 
 
-@signals.worker_ready.connect
 def _announce_ready(**_: Any) -> None:
     # Orchestrators and tests wait for this file instead of parsing log lines.
     ready_file = get_settings().ready_file
@@ -86,7 +83,6 @@ def _announce_ready(**_: Any) -> None:
         ready_file.write_text(str(os.getpid()), encoding="utf-8")
 
 
-@signals.worker_process_init.connect
 def _fresh_runtime_per_process(**_: Any) -> None:
     # Each prefork child builds its own HTTP client and Redis pool after the fork.
     from worker import runtime
@@ -104,9 +100,20 @@ def _pool_name(pool_cls: Any) -> str:
         name = f"{getattr(pool_cls, '__module__', '')}.{getattr(pool_cls, '__name__', '')}"
     lowered = name.lower()
     for alias, pool in (
-        ("prefork", "prefork"), ("processes", "prefork"), ("thread", "threads"),
-        ("solo", "solo"), ("gevent", "gevent"), ("eventlet", "eventlet"),
+        ("prefork", "prefork"),
+        ("processes", "prefork"),
+        ("thread", "threads"),
+        ("solo", "solo"),
+        ("gevent", "gevent"),
+        ("eventlet", "eventlet"),
     ):
         if alias in lowered:
             return pool
     return lowered
+
+
+# Connected by call rather than decorator: Celery ships no type information.
+signals.setup_logging.connect(_setup_logging)
+signals.worker_init.connect(_refuse_unsafe_timeouts)
+signals.worker_ready.connect(_announce_ready)
+signals.worker_process_init.connect(_fresh_runtime_per_process)

@@ -3,7 +3,7 @@
     JettiRelayError
     ├── PermanentError            the order cannot go through as it is: dead-letter it
     │   ├── InvalidOrder          the raw order (or message) breaks the contract   -> invalid_input
-    │   ├── TransformError        valid raw order, no valid payload can be built    -> transform_error
+    │   ├── TransformError        valid raw order, but no valid payload         -> transform_error
     │   └── Rejected              Jetti answered a permanent 4xx                    -> rejected
     ├── RetryableError            try again later with the same payload
     │   ├── JettiUnavailable      connection error, 408, 409, 5xx

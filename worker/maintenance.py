@@ -78,8 +78,9 @@ class Maintenance:
 
     def pump_once(self) -> int:
         """Publish every due retry (up to PASS_LIMIT); returns how many orders went back."""
-        if not self._leader.try_lead("pump", holder=self._cfg.holder,
-                                     ttl_s=self._cfg.pump_interval_s * 5):
+        if not self._leader.try_lead(
+            "pump", holder=self._cfg.holder, ttl_s=self._cfg.pump_interval_s * 5
+        ):
             return 0
         now = self._clock()
         due = self._ledger.pop_due_retries(now=now, limit=PASS_LIMIT)
@@ -92,8 +93,9 @@ class Maintenance:
 
     def sweep_once(self) -> SweepReport:
         """Re-publish stuck orders and shed settled bodies, if this holder leads the sweeper."""
-        if not self._leader.try_lead("sweeper", holder=self._cfg.holder,
-                                     ttl_s=self._cfg.sweep_interval_s * 5):
+        if not self._leader.try_lead(
+            "sweeper", holder=self._cfg.holder, ttl_s=self._cfg.sweep_interval_s * 5
+        ):
             return SweepReport(led=False)
         now = self._clock()
         counts = []
@@ -110,7 +112,9 @@ class Maintenance:
         shed = self._ledger.shed_settled(now=now, limit=PASS_LIMIT)
         if self._heartbeat:
             self._heartbeat("sweeper", now)
-        return SweepReport(republished_pending=counts[0], republished_submitting=counts[1], shed=shed)
+        return SweepReport(
+            republished_pending=counts[0], republished_submitting=counts[1], shed=shed
+        )
 
     def run(self, stop: threading.Event) -> None:
         """Pump and sweep on their intervals until `stop` is set; errors are logged, not fatal."""

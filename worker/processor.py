@@ -43,7 +43,7 @@ from worker.publisher import Publisher
 from worker.ratelimit import RateLimiter
 from worker.records import Attempt
 from worker.rules import Rules
-from worker.states import DeadReason, OrderState
+from worker.states import DeadReason
 from worker.stats import Stats
 from worker.transform import Built, transform
 
@@ -175,7 +175,7 @@ class OrderProcessor:
         built = self._build(entry, now)
         if built is None:
             return
-        if entry.state is not OrderState.DEAD and entry.payload_hash == built.payload_hash:
+        if entry.payload_hash == built.payload_hash:
             # A new raw version that yields the same payload: Jetti already has it.
             self._accepted(entry, built, sale_id=entry.sale_id, status=None, sent=False)
             return
@@ -234,7 +234,9 @@ class OrderProcessor:
             result = self._jetti.submit(built.body)
         except RateLimited as exc:
             now = self._clock()
-            pause_s = exc.retry_after_s if exc.retry_after_s is not None else self._cfg.blocked_default_s
+            pause_s = (
+                exc.retry_after_s if exc.retry_after_s is not None else self._cfg.blocked_default_s
+            )
             self._limiter.block(until=now + pause_s)
             self._stats.count_submission("rate_limited", exc.status)
             self._wait(entry, due_at=now + pause_s, why="rate_limited", attempt=self._attempt(exc))
@@ -244,13 +246,19 @@ class OrderProcessor:
             self._stats.count_submission("config_error", exc.status)
             log.error("fleet_paused", status=exc.status)
             self._wait(
-                entry, due_at=now + self._cfg.breaker_probe_s, why="breaker_open",
+                entry,
+                due_at=now + self._cfg.breaker_probe_s,
+                why="breaker_open",
                 attempt=self._attempt(exc),
             )
         except Rejected as exc:
             self._stats.count_submission("rejected", exc.status)
             self._dead_letter(
-                entry, DeadReason.REJECTED, str(exc), now=self._clock(), payload=built.body,
+                entry,
+                DeadReason.REJECTED,
+                str(exc),
+                now=self._clock(),
+                payload=built.body,
                 attempt=self._attempt(exc),
             )
         except RetryableError as exc:
@@ -263,7 +271,9 @@ class OrderProcessor:
     def _retry(self, entry: OrderEntry, built: Built, exc: RetryableError) -> None:
         now = self._clock()
         status = getattr(exc, "status", None)
-        self._stats.count_submission("unknown" if isinstance(exc, OutcomeUnknown) else "retry", status)
+        self._stats.count_submission(
+            "unknown" if isinstance(exc, OutcomeUnknown) else "retry", status
+        )
         attempt_no = entry.attempts + 1
         decision = decide(
             attempt=attempt_no,
@@ -295,12 +305,24 @@ class OrderProcessor:
 
     # --- outcomes ---------------------------------------------------------------------
     def _accepted(
-        self, entry: OrderEntry, built: Built, *, sale_id: int | None, status: int | None, sent: bool
+        self,
+        entry: OrderEntry,
+        built: Built,
+        *,
+        sale_id: int | None,
+        status: int | None,
+        sent: bool,
     ) -> None:
         now = self._clock()
         attempt = (
-            Attempt(at=now, status=status, error_class=None, excerpt=None,
-                    worker=self._cfg.worker_id, outcome="submitted")
+            Attempt(
+                at=now,
+                status=status,
+                error_class=None,
+                excerpt=None,
+                worker=self._cfg.worker_id,
+                outcome="submitted",
+            )
             if sent
             else None
         )
@@ -340,7 +362,7 @@ class OrderProcessor:
         payload: bytes | None = None,
         attempt: Attempt | None = None,
     ) -> None:
-        """Store the dead letter first, then mark the ledger: a crash in between repeats, never loses."""
+        """Store the dead letter, then mark the ledger: a crash in between repeats, never loses."""
         attempts = [*self._ledger.attempts(entry.order_key), *([attempt] if attempt else [])]
         self._dead.put(
             entry.order_key,

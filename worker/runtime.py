@@ -75,8 +75,16 @@ class Runtime:
             reason=DeadReason.INVALID_INPUT,
             raw=body,
             payload=None,
-            attempts=[Attempt(at=now, status=None, error_class="InvalidMessage",
-                              excerpt=error[:500], worker=worker_id(), outcome="dead")],
+            attempts=[
+                Attempt(
+                    at=now,
+                    status=None,
+                    error_class="InvalidMessage",
+                    excerpt=error[:500],
+                    worker=worker_id(),
+                    outcome="dead",
+                )
+            ],
             source=None,
             error=f"invalid message (task {task_id}): {error}",
             now=now,
@@ -134,9 +142,19 @@ def build_runtime(settings: Settings) -> Runtime:
         ),
     )
     return Runtime(
-        settings=settings, redis=client, keys=keys, ledger=ledger, dead_letters=dead_letters,
-        lock=lock, leader=leader, limiter=limiter, breaker=breaker, stats=stats,
-        publisher=publisher, jetti=jetti, processor=processor,
+        settings=settings,
+        redis=client,
+        keys=keys,
+        ledger=ledger,
+        dead_letters=dead_letters,
+        lock=lock,
+        leader=leader,
+        limiter=limiter,
+        breaker=breaker,
+        stats=stats,
+        publisher=publisher,
+        jetti=jetti,
+        processor=processor,
     )
 
 
@@ -187,8 +205,9 @@ def build_maintenance_parts(settings: Settings | None = None) -> MaintenancePart
     return MaintenanceParts(
         settings=settings,
         holder=worker_id(),
-        ledger=Ledger(client, keys, body_ttl_s=settings.body_ttl_s,
-                      tombstone_ttl_s=settings.tombstone_ttl_s),
+        ledger=Ledger(
+            client, keys, body_ttl_s=settings.body_ttl_s, tombstone_ttl_s=settings.tombstone_ttl_s
+        ),
         leader=Leader(client, keys),
         publisher=Publisher(create_app(settings), batch_size=settings.batch_size),
         redis=client,

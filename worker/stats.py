@@ -14,7 +14,18 @@ from worker.keys import Keys
 
 # Upper bounds (seconds) of the latency histogram buckets, Prometheus style (le=...).
 LATENCY_BUCKETS_S: tuple[float, ...] = (
-    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+    1800.0,
 )
 
 
@@ -26,7 +37,7 @@ class Stats:
         self._keys = keys
 
     def count_submission(self, outcome: str, status: int | None) -> None:
-        """One submission attempt ended with `outcome` (accepted, retry, rejected...) and `status`."""
+        """One submission attempt ended with `outcome` (accepted, retry...) and `status`."""
         field = f"submissions|{outcome}|{status if status is not None else 'none'}"
         self._client.hincrby(self._keys.counters(), field, 1)
 

@@ -37,14 +37,14 @@ def parse_message(message: Any) -> list[str]:
         raise ValueError(f"message.keys has {len(keys)} keys, at most {MAX_KEYS_PER_MESSAGE}")
     for index, key in enumerate(keys):
         if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
-            raise ValueError(f"message.keys[{index}] must be a non-empty string of at most "
-                             f"{MAX_KEY_LENGTH} characters")
+            raise ValueError(
+                f"message.keys[{index}] must be a non-empty string of at most "
+                f"{MAX_KEY_LENGTH} characters"
+            )
     return list(keys)
 
 
-@app.task(name=IMPORT_TASK, bind=True, ignore_result=True, acks_late=True,
-          reject_on_worker_lost=True)
-def import_orders(self: Task, message: Any) -> None:
+def _import_orders(self: Task, message: Any) -> None:
     """Import the orders named in `message` into Jetti."""
     task_id = str(self.request.id)
     runtime = get_runtime()
@@ -54,3 +54,9 @@ def import_orders(self: Task, message: Any) -> None:
         runtime.dead_letter_message(message, str(exc), task_id=task_id)
         return
     runtime.processor.handle_batch(keys, task_id=task_id)
+
+
+# Registered by call rather than decorator: Celery ships no type information.
+import_orders = app.task(
+    name=IMPORT_TASK, bind=True, ignore_result=True, acks_late=True, reject_on_worker_lost=True
+)(_import_orders)
