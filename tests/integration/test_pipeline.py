@@ -104,7 +104,7 @@ def test_happy_path_every_order_reaches_jetti_once(
     harness: Harness, start_pipeline: PipelineFactory, sandbox: Any
 ) -> None:
     """Twenty valid orders end SUBMITTED, each sale exists once in the sandbox with one version."""
-    start_pipeline()
+    worker = start_pipeline()
     keys = [f"hp-{n}" for n in range(20)]
     harness.enqueue([raw_order(k) for k in keys])
     harness.wait_states(keys, {OrderState.SUBMITTED})
@@ -112,6 +112,12 @@ def test_happy_path_every_order_reaches_jetti_once(
         assert len(sandbox.history(key)) == 1
         assert len(sandbox.sales(key)) == 1
     assert harness.dead.list(limit=10) == []
+    log = worker.log()
+    submitted = [json.loads(line) for line in log.splitlines() if '"order_submitted"' in line]
+    assert {event["order_key"] for event in submitted} == set(keys)
+    assert all({"task_id", "attempt", "delivery"} <= set(event) for event in submitted)
+    assert sandbox.webhook_hash not in log
+    assert "ada@example.com" not in log
 
 
 def test_newer_update_replaces_and_older_update_is_ignored(
