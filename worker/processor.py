@@ -14,6 +14,7 @@ This is the pipeline's one decision-making adapter. The Celery task is a thin sh
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -85,11 +86,9 @@ class OrderProcessor:
         stats: Stats,
         executor: ThreadPoolExecutor,
         clock: Callable[[], float] = time.time,
-        rand: Callable[[], float] | None = None,
+        rand: Callable[[], float] = random.random,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        import random
-
         self._cfg = config
         self._ledger = ledger
         self._dead = dead_letters
@@ -102,7 +101,7 @@ class OrderProcessor:
         self._stats = stats
         self._executor = executor
         self._clock = clock
-        self._rand = rand or random.random
+        self._rand = rand
         self._sleep = sleep
 
     # --- batch ------------------------------------------------------------------------

@@ -37,8 +37,8 @@ from worker.stats import Stats
 
 log = structlog.get_logger("jetti_relay.runtime")
 
-# A lock held by a crashed worker must not block its order for long; the lock outlives
-# the longest delivery (hard time limit) by this margin.
+# When another worker holds an order's lock, the order comes back this much later (no attempt
+# spent): long enough for the holder to finish a normal delivery.
 LOCK_BUSY_RETRY_S = 2.0
 
 
@@ -94,23 +94,15 @@ class Runtime:
 
 
 def build_runtime(settings: Settings) -> Runtime:
-    """Build every adapter from `settings`."""
-    from worker.celery_app import create_app
-
-    client: redis.Redis[bytes] = redis.Redis.from_url(
-        settings.redis_url, health_check_interval=30, socket_keepalive=True
-    )
-    keys = Keys(settings.key_prefix)
-    ledger = Ledger(
-        client, keys, body_ttl_s=settings.body_ttl_s, tombstone_ttl_s=settings.tombstone_ttl_s
-    )
+    """Build every adapter from `settings` (the pump's and sweeper's parts plus the rest)."""
+    parts = build_maintenance_parts(settings)
+    client, keys, ledger = parts.redis, parts.keys, parts.ledger
+    leader, publisher = parts.leader, parts.publisher
     dead_letters = DeadLetters(client, keys)
     lock = OrderLock(client, keys)
-    leader = Leader(client, keys)
     limiter = RateLimiter.from_settings(client, keys, settings)
     breaker = Breaker(client, keys, probe_s=settings.breaker_probe_s)
     stats = Stats(client, keys)
-    publisher = Publisher(create_app(settings), batch_size=settings.batch_size)
     jetti = build_jetti_client(settings, build_http_client(settings))
     rules = load_rules(settings.rules_file) if settings.rules_file else Rules.empty()
     config = ProcessorConfig(
@@ -200,7 +192,9 @@ def build_maintenance_parts(settings: Settings | None = None) -> MaintenancePart
     from worker.celery_app import create_app
 
     settings = settings or get_settings()
-    client: redis.Redis[bytes] = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
+    client: redis.Redis[bytes] = redis.Redis.from_url(
+        settings.redis_url, health_check_interval=30, socket_keepalive=True
+    )
     keys = Keys(settings.key_prefix)
     return MaintenanceParts(
         settings=settings,
