@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 
@@ -36,6 +36,8 @@ from worker.settings import Settings
 MAX_EXCERPT_CHARS = 500
 # Replaces a secret wherever one would show.
 MASK = "***"
+# Largest page of the import log Jetti's API returns (and the sandbox's documented maximum).
+IMPORT_PAGE_LIMIT = 1000
 
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _SENT_NO_ANSWER = (
@@ -74,6 +76,12 @@ class JettiClient:
         self._http = http
         self._mode = mode
         self._secrets = tuple(s for s in (webhook_hash, api_token) if s)
+        self._api_root = f"{api_url.rstrip('/')}/api"
+        self._has_token = bool(api_token)
+        self._api_headers = {
+            "Authorization": f"Bearer {api_token}",
+            "Content-Type": "application/json",
+        }
         if mode == "sync":
             self._url = f"{api_url.rstrip('/')}/api/channels/{channel_id}/manual-sale.json"
             self._headers = {
@@ -114,6 +122,93 @@ class JettiClient:
         """Close the underlying HTTP connection pool."""
         self._http.close()
 
+    # --- synchronous API (Bearer token): the reconciler and cancellations ----------------
+    @property
+    def has_api_token(self) -> bool:
+        """True when a Bearer token is configured (the sync API is usable)."""
+        return self._has_token
+
+    def list_imports(
+        self,
+        *,
+        status: str,
+        created_from: float,
+        created_before: float,
+        offset: int = 0,
+        limit: int = IMPORT_PAGE_LIMIT,
+    ) -> list[ImportRow]:
+        """One page of Jetti's import log (`GET /api/sale-imports.json`), oldest first.
+
+        Filters by `status` and the creation window [created_from, created_before) (epoch s).
+        Raises the same errors as `submit` (RateLimited on 429, ConfigurationError on 401/403).
+        """
+        params: dict[str, str | int] = {
+            "where[status]": status,
+            "where[createdAt][gte]": _iso(created_from),
+            "where[createdAt][lt]": _iso(created_before),
+            "offset": offset,
+            "limit": limit,
+        }
+        doc = self._api("GET", "/sale-imports.json", params=params)
+        if not isinstance(doc, list):
+            raise JettiUnavailable(None, "import log answer is not a JSON array")
+        return [row for row in (ImportRow.parse(item) for item in doc) if row is not None]
+
+    def find_sale(self, external_id: str) -> Sale | None:
+        """The sale with this `externalId` (`GET /api/sales.json?where[externalId]=...`)."""
+        doc = self._api("GET", "/sales.json", params={"where[externalId]": external_id})
+        if not isinstance(doc, list):
+            raise JettiUnavailable(None, "sales answer is not a JSON array")
+        for item in doc:
+            sale = Sale.parse(item)
+            if sale is not None and sale.external_id == external_id:
+                return sale
+        return None
+
+    def cancel_sale(self, sale_id: int) -> Sale | None:
+        """Cancel every item of a sale (`POST /api/sales/{id}/cancel.json`).
+
+        Returns the sale as Jetti answers it (None when the answer has no readable sale).
+        A 404 (no such sale) is `Rejected`; other errors as for `submit`.
+        """
+        doc = self._api("POST", f"/sales/{sale_id}/cancel.json", body=b"{}")
+        return Sale.parse(doc)
+
+    def _api(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str | int] | None = None,
+        body: bytes | None = None,
+    ) -> Any:
+        try:
+            response = self._http.request(
+                method, self._api_root + path, params=params, content=body,
+                headers=self._api_headers,
+            )
+        except _NOT_SENT as exc:
+            raise JettiUnavailable(None, f"request not sent: {type(exc).__name__}") from exc
+        except _SENT_NO_ANSWER as exc:
+            raise OutcomeUnknown(f"request sent, no answer: {type(exc).__name__}") from exc
+        except httpx.TransportError as exc:
+            raise OutcomeUnknown(f"transport error: {type(exc).__name__}") from exc
+        status = response.status_code
+        if not response.is_success:
+            excerpt = self._excerpt(response)
+            if status == 404:
+                # On the API routes a 404 names the resource (a sale), not our configuration.
+                raise Rejected(status, excerpt)
+            try:
+                response.raise_for_status()
+            except httpx.HTTPStatusError as exc:
+                raise self._classify(status, response, excerpt) from exc
+            raise JettiUnavailable(status, f"unexpected status {status}")
+        try:
+            return json.loads(response.content)
+        except ValueError as exc:
+            raise JettiUnavailable(status, "answer is not JSON") from exc
+
     def _classify(
         self, status: int, response: httpx.Response, excerpt: str
     ) -> ConfigurationError | JettiUnavailable | RateLimited | Rejected:
@@ -146,6 +241,92 @@ class JettiClient:
             if isinstance(sale, int) and not isinstance(sale, bool):
                 return sale
         return None
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"
+    )
+
+
+def _parse_ts(value: Any) -> float | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+@dataclass(frozen=True, slots=True)
+class ImportRow:
+    """One row of Jetti's import log (`sale-imports`): what happened to one import.
+
+    `payload` is the body Jetti logged for the import when its answer carries one (the
+    reconciler compares it with what it last sent), else None.
+    """
+
+    id: int
+    created_at: float
+    status: str
+    external_id: str | None
+    sale_id: int | None
+    problem: str | None
+    payload: Any
+
+    @classmethod
+    def parse(cls, item: Any) -> ImportRow | None:
+        """A row from one JSON object of the answer; None when it lacks an id or a time."""
+        if not isinstance(item, dict):
+            return None
+        row_id = _int_or_none(item.get("id"))
+        created = _parse_ts(item.get("createdAt"))
+        if row_id is None or created is None:
+            return None
+        external = item.get("externalId")
+        problem = item.get("problem")
+        return cls(
+            id=row_id,
+            created_at=created,
+            status=str(item.get("status") or ""),
+            external_id=None if external is None else str(external),
+            sale_id=_int_or_none(item.get("saleId")),
+            problem=problem if isinstance(problem, str) else None,
+            payload=item.get("payload"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Sale:
+    """The parts of a Jetti sale the relay reads: id, externalId, cancellation and lines."""
+
+    id: int
+    external_id: str | None
+    cancelled: bool
+    line_items: tuple[dict[str, Any], ...]
+
+    @classmethod
+    def parse(cls, item: Any) -> Sale | None:
+        """A sale from one JSON object; None without an integer id."""
+        if not isinstance(item, dict):
+            return None
+        sale_id = _int_or_none(item.get("id"))
+        if sale_id is None:
+            return None
+        external = item.get("externalId")
+        lines = item.get("lineItems")
+        return cls(
+            id=sale_id,
+            external_id=None if external is None else str(external),
+            cancelled=item.get("cancelled") is True,
+            line_items=tuple(x for x in lines if isinstance(x, dict))
+            if isinstance(lines, list)
+            else (),
+        )
 
 
 def retry_after_s(value: str | None, *, now: datetime | None = None) -> float | None:

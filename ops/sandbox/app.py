@@ -15,7 +15,7 @@ import hmac
 import random
 import re
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -38,6 +38,7 @@ INSPECT_WAIT_S = 10.0  # the longest an inspection read waits for the applier to
 DEFAULT_PAGE_LIMIT = 100
 MAX_PAGE_LIMIT = 1000
 JSON_HEADERS = [(b"content-type", b"application/json")]
+REQUEST_LOG_KEPT = 20000  # API requests (not async imports) kept for `/_sandbox/requests`
 
 
 @dataclass
@@ -94,6 +95,8 @@ class SandboxApp:
         self.store = Store(channel_id=self.config.channel_id, known_variants=variants)
         self.faults = self.config.faults.updated({})
         self.requests: Counter[tuple[str, str]] = Counter()
+        # Every sync-API request as it arrived (time, method, path, query); not the async hot path.
+        self.request_log: deque[tuple[float, str, str, str]] = deque(maxlen=REQUEST_LOG_KEPT)
         self.throttle = Throttle()
         if self.faults.seed is not None:
             self.rng.seed(self.faults.seed)
@@ -153,6 +156,8 @@ class SandboxApp:
 
     async def _jetti_api(self, path: str, method: str, scope: Scope, receive: Receive,
                          send: Send) -> None:
+        self.request_log.append(
+            (time.time(), method, path, scope["query_string"].decode("latin-1")))
         sync = SYNC_PATH.match(path) if method == "POST" else None
         cancel = CANCEL_PATH.match(path) if method == "POST" else None
         reads = {"/api/sales.json": "sales", "/api/sale-imports.json": "imports"}
@@ -262,7 +267,11 @@ class SandboxApp:
         except orjson.JSONDecodeError as exc:
             self.store.log_unreadable(f"$: invalid JSON ({exc})", endpoint="async", now=received_ts)
             return
-        self.store.receive(doc, body, endpoint="async", now=received_ts)
+        reject = None
+        if self.faults.reject_matching and any(
+                marker.encode() in body for marker in self.faults.reject_matching):
+            reject = self.faults.reject_problem
+        self.store.receive(doc, body, endpoint="async", now=received_ts, reject=reject)
 
     # -- helpers ---------------------------------------------------------------------------------
 

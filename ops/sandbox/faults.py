@@ -15,6 +15,7 @@ ENDPOINTS = ("async", "sync", "read", "cancel")
 DEFAULT_SLOW_S = 30.0  # longer than any sane client timeout: the client gives up first
 DEFAULT_RETRY_AFTER_S = 1.0  # sent with an injected 429 (real Jetti documents no Retry-After)
 DEFAULT_OUT_OF_ORDER_HOLD_S = 0.05  # how long the applier gathers async imports to reverse them
+DEFAULT_REJECT_PROBLEM = "lineItems[0].variant: rejected by the channel (injected fault)"
 
 
 @dataclass
@@ -33,6 +34,10 @@ class Faults:
     out_of_order: bool = False  # async imports applied newest-first within each batch
     out_of_order_hold_s: float = DEFAULT_OUT_OF_ORDER_HOLD_S
     fail_next: int = 0  # scripted: the next N requests fail with fail_next_status
+    # Async imports whose body contains any of these strings are logged as `error` with
+    # `reject_problem` (and not applied), the way Jetti reports a rejection after its 200.
+    reject_matching: list[str] = field(default_factory=list)
+    reject_problem: str = DEFAULT_REJECT_PROBLEM
     fail_next_status: int = 503
     endpoints: list[str] = field(default_factory=lambda: list(ENDPOINTS))  # which ones misbehave
     seed: int | None = None
@@ -59,6 +64,11 @@ class Faults:
             raise ValueError(f"endpoints: unknown {sorted(bad)}; use {list(ENDPOINTS)}")
         if not isinstance(new.fail_next, int) or new.fail_next < 0:
             raise ValueError("fail_next must be an integer >= 0")
+        if not isinstance(new.reject_matching, list) or not all(
+                isinstance(x, str) and x for x in new.reject_matching):
+            raise ValueError("reject_matching must be a list of non-empty strings")
+        if not isinstance(new.reject_problem, str) or not new.reject_problem:
+            raise ValueError("reject_problem must be a non-empty string")
         return new
 
     def public(self) -> dict[str, Any]:

@@ -50,6 +50,12 @@ async def handle(app: SandboxApp, route: str, method: str, scope: Scope, receive
     elif route == "history" and method == "GET":
         receipts = app.store.history.get(q.get("externalId", ""), [])
         await app._json(send, "_sandbox", 200, [r.public() for r in receipts])
+    elif route == "requests" and method == "GET":
+        # The sync-API request log: [{at, method, path, query}], oldest first; `?path=` filters.
+        wanted = q.get("path")
+        rows = [{"at": at, "method": m, "path": p, "query": qs}
+                for at, m, p, qs in app.request_log if wanted is None or p == wanted]
+        await app._json(send, "_sandbox", 200, rows)
     elif route == "imports" and method == "GET":
         await app._imports(scope, send, "_sandbox")
     else:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from ops.sandbox.validation import Problem, id_text, validate
 
 STATUSES = ("success", "error", "skipped")
@@ -37,13 +39,20 @@ class ImportRow:
     problem: str | None
     sale_id: int | None
     endpoint: str
+    body: bytes | None = None  # the import's body as received (Jetti's `payload` field)
 
     def public(self) -> dict[str, Any]:
+        payload: Any = None
+        if self.body is not None:
+            try:
+                payload = orjson.loads(self.body)
+            except orjson.JSONDecodeError:
+                payload = self.body.decode("utf-8", "replace")
         return {
             "id": self.id, "channelId": self.channel_id, "externalId": self.external_id,
             "saleId": self.sale_id, "status": self.status, "problem": self.problem,
             "createdAt": iso(self.created_ts), "endpoint": self.endpoint,
-            "read": False, "emailSent": False,
+            "read": False, "emailSent": False, "payload": payload,
         }
 
 
@@ -87,14 +96,19 @@ class Store:
     _next_item_id: int = 50001
     _seq: int = 0
 
-    def receive(self, doc: Any, body: bytes, *, endpoint: str, now: float) -> tuple[
+    def receive(self, doc: Any, body: bytes, *, endpoint: str, now: float,
+                reject: str | None = None) -> tuple[
             ImportRow, dict[str, Any] | None, list[Problem]]:
         """Validate and upsert one payload; always logs one import row and, with an id, a receipt.
 
+        `reject` (an injected fault) logs the import as an error with that problem text.
         Returns the row, the sale (None on error) and the problems found.
         """
         variants: Collection[str] | None = self.known_variants
         problems = validate(doc, known_variants=variants)
+        if reject is not None and not problems:
+            path, _, message = reject.partition(": ")
+            problems = [Problem(path, message) if message else Problem("$", reject)]
         raw_id = doc.get("externalId") if isinstance(doc, dict) else None
         external_id = id_text(raw_id) if isinstance(raw_id, str | int) and raw_id != "" else None
         sale: dict[str, Any] | None = None
@@ -112,7 +126,8 @@ class Store:
                 status, sale = "success", self._upsert(external_id, doc, now=now)
         if external_id is not None:
             self._remember(external_id, body, endpoint=endpoint, status=status, now=now)
-        row = self._log(external_id, status, problem_text, sale, endpoint=endpoint, now=now)
+        row = self._log(external_id, status, problem_text, sale, endpoint=endpoint, now=now,
+                        body=body)
         return row, (sale if status != "error" else None), problems
 
     def log_unreadable(self, reason: str, *, endpoint: str, now: float) -> ImportRow:
@@ -133,9 +148,10 @@ class Store:
             self.counters["duplicates"] += 1
 
     def _log(self, external_id: str | None, status: str, problem: str | None,
-             sale: dict[str, Any] | None, *, endpoint: str, now: float) -> ImportRow:
+             sale: dict[str, Any] | None, *, endpoint: str, now: float,
+             body: bytes | None = None) -> ImportRow:
         row = ImportRow(len(self.rows) + 1, now, self.channel_id, external_id, status, problem,
-                        sale["id"] if sale else None, endpoint)
+                        sale["id"] if sale else None, endpoint, body)
         self.rows.append(row)
         # Arrival order is creation order; max() keeps the list sorted if the clock steps back.
         self.row_ts.append(max(now, self.row_ts[-1]) if self.row_ts else now)
