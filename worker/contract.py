@@ -43,6 +43,11 @@ MAX_MONEY_INTEGER_DIGITS = 12
 # Finest amount accepted: money below a nano-unit is noise, and a bounded exponent keeps
 # a hostile "1e-999999" from becoming a megabyte of zeros when written out.
 MAX_MONEY_DECIMAL_PLACES = 9
+# Largest quantity of one line. Jetti stores it as an integer (facts §2) and its parsers read
+# JSON numbers as doubles: 10^30 arrived as the float 1e+30 and was rejected in Jetti's import
+# log after a 200, and 10^400 could not be parsed at all (chaos scenario 9). 2^31 - 1 is a
+# database integer and far beyond any real order line.
+MAX_QUANTITY = 2**31 - 1
 # Longest id we accept; Jetti's externalId is a short string.
 MAX_ID_LENGTH = 255
 # Longest free-text field we accept (names, notes, property values).
@@ -263,7 +268,9 @@ class Line(_Model):
         None, description="Variant external id (string; an integer is accepted and becomes text)."
     )
     name: Annotated[Text, Field(min_length=1)] = Field(description="Product name, required.")
-    quantity: StrictInt = Field(ge=1, description="Units ordered, an integer >= 1.")
+    quantity: StrictInt = Field(
+        ge=1, le=MAX_QUANTITY, description="Units ordered, an integer from 1 to 2^31 - 1."
+    )
     unit_price: Money = Field(
         description='Price of one unit, >= 0: a JSON number or decimal string ("12.10").'
     )
@@ -431,6 +438,8 @@ def _message(kind: str, ctx: dict[str, Any], default: str) -> str:
         return f"must be >= {ctx['ge']}"
     if kind == "greater_than":
         return f"must be > {ctx['gt']}"
+    if kind == "less_than_equal":
+        return f"must be <= {ctx['le']}"
     if kind == "string_too_short":
         return "must not be empty"
     if kind == "string_too_long":

@@ -273,6 +273,9 @@ def test_non_timestamps_are_refused(order: Callable[..., Doc], value: Any, expec
         ({"name": ""}, "lines[1].name: must not be empty"),
         ({"quantity": 0}, "lines[1].quantity: must be >= 1"),
         ({"quantity": -3}, "lines[1].quantity: must be >= 1"),
+        # Regression (chaos scenario 9): Jetti reads 10^30 as a float and rejects it after a 200.
+        ({"quantity": 10**30}, "lines[1].quantity: must be <= 2147483647"),
+        ({"quantity": 2**31}, "lines[1].quantity: must be <= 2147483647"),
         ({"quantity": True}, "lines[1].quantity: must be an integer"),
         ({"quantity": 1.5}, "lines[1].quantity: must be an integer"),
         ({"quantity": Decimal("2.0")}, "lines[1].quantity: must be an integer"),
