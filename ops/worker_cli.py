@@ -21,6 +21,7 @@ from ops.options import redis_url_option, settings_from_options
 
 def _maintenance_thread(stop: threading.Event) -> threading.Thread:
     from worker.maintenance import Maintenance, MaintenanceConfig
+    from worker.reconciler import build_reconciler
     from worker.runtime import build_maintenance_parts
 
     parts = build_maintenance_parts()
@@ -36,6 +37,7 @@ def _maintenance_thread(stop: threading.Event) -> threading.Thread:
         leader=parts.leader,
         publisher=parts.publisher,
         heartbeat=parts.heartbeat,
+        reconciler=build_reconciler(parts),
     )
     thread = threading.Thread(target=maintenance.run, args=(stop,), name="maintenance", daemon=True)
     thread.start()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
@@ -205,7 +206,8 @@ class JettiClient:
                 raise self._classify(status, response, excerpt) from exc
             raise JettiUnavailable(status, f"unexpected status {status}")
         try:
-            return json.loads(response.content)
+            # Decimal, as the transform writes money: a logged payload re-hashes exactly.
+            return json.loads(response.content, parse_float=Decimal)
         except ValueError as exc:
             raise JettiUnavailable(status, "answer is not JSON") from exc
 

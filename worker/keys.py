@@ -130,5 +130,17 @@ class Keys:
 
     # --- reconciler ---------------------------------------------------------------------
     def reconcile_checkpoint(self) -> str:
-        """String: creation time of the newest import-log row the reconciler has read."""
+        """String: epoch s up to which the reconciler has read Jetti's import log (window end)."""
         return f"{self.prefix}:reconcile:checkpoint"
+
+    def reconcile_stats(self) -> str:
+        """Hash: the reconciler's figures (last run, counts) for metrics, health, order show."""
+        return f"{self.prefix}:reconcile:stats"
+
+    def api_bucket(self, kind: str) -> str:
+        """Hash: fleet token bucket for Jetti's sync API, per kind (`read`, `write`)."""
+        return f"{self.prefix}:rate:api:{kind}"
+
+    def api_blocked_until(self, kind: str) -> str:
+        """String: epoch s until which sync-API calls of `kind` back off (after a 429)."""
+        return f"{self.prefix}:rate:api:{kind}:blocked_until"

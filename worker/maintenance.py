@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import structlog
 
@@ -29,6 +30,12 @@ PASS_LIMIT = 5000
 # A SUBMITTING order is only stuck once its delivery would have hit the hard time limit,
 # plus this margin for the worker to write its outcome.
 SUBMITTING_MARGIN_S = 30.0
+
+
+class Periodic(Protocol):
+    """A leader-elected job with its own loop (the reconciler): `run(stop)` until stop is set."""
+
+    def run(self, stop: threading.Event) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,7 @@ class Maintenance:
         publisher: Publisher,
         heartbeat: Callable[[str, float], None] | None = None,
         clock: Callable[[], float] = time.time,
+        reconciler: Periodic | None = None,
     ) -> None:
         self._cfg = config
         self._ledger = ledger
@@ -75,6 +83,7 @@ class Maintenance:
         self._publisher = publisher
         self._heartbeat = heartbeat
         self._clock = clock
+        self._reconciler = reconciler
 
     def pump_once(self) -> int:
         """Publish every due retry (up to PASS_LIMIT); returns how many orders went back."""
@@ -117,7 +126,15 @@ class Maintenance:
         )
 
     def run(self, stop: threading.Event) -> None:
-        """Pump and sweep on their intervals until `stop` is set; errors are logged, not fatal."""
+        """Pump and sweep on their intervals until `stop` is set; errors are logged, not fatal.
+
+        The reconciler, when given, runs in its own thread: its throttled reads of Jetti's
+        import log must never hold up the pump.
+        """
+        if self._reconciler is not None:
+            threading.Thread(
+                target=self._reconciler.run, args=(stop,), name="reconciler", daemon=True
+            ).start()
         next_sweep = 0.0
         while not stop.is_set():
             try:

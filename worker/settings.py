@@ -89,6 +89,14 @@ DEFAULT_BODY_TTL_S = 7 * 86400.0
 DEFAULT_TOMBSTONE_TTL_S = 30 * 86400.0
 # An open breaker lets one probe through after this long.
 DEFAULT_BREAKER_PROBE_S = 300.0
+# The reconciler reads Jetti's import log this often (when an API token is set).
+DEFAULT_RECONCILE_INTERVAL_S = 30.0
+# An accepted import with no error in Jetti's log this long after it was sent is confirmed.
+DEFAULT_RECONCILE_GRACE_S = 300.0
+# Below Jetti's documented 2 GET/s, so network jitter never lands three reads in one window.
+DEFAULT_JETTI_READ_RATE_PER_S = 1.8
+# Jetti documents 1 non-GET/s on the sync API (cancellations in async mode use their own bucket).
+DEFAULT_JETTI_WRITE_RATE_PER_S = 1.0
 # JSON lines for machines; "console" for people.
 DEFAULT_LOG_FORMAT: Literal["json", "console"] = "json"
 # Standard logging level name.
@@ -177,6 +185,25 @@ class Settings(BaseSettings):
     tombstone_ttl_s: float = Field(DEFAULT_TOMBSTONE_TTL_S, gt=0, description="Tombstone lifetime")
     breaker_probe_s: float = Field(DEFAULT_BREAKER_PROBE_S, gt=0,
                                    description="Open breaker lets a probe through after this")
+    reconcile_enabled: bool = Field(
+        True, description="Run the reconciler (only when api_token is set)"
+    )
+    reconcile_interval_s: float = Field(DEFAULT_RECONCILE_INTERVAL_S, gt=0,
+                                        description="Reconciler period")
+    reconcile_grace_s: float = Field(
+        DEFAULT_RECONCILE_GRACE_S, gt=0,
+        description="No import-log error this long after sending: confirmed",
+    )
+    reconcile_id_prefixes: str = Field(
+        "", description="Producers' id prefixes, comma-separated (externalId -> order key)"
+    )
+    jetti_read_rate_per_s: float = Field(
+        DEFAULT_JETTI_READ_RATE_PER_S, gt=0, description="Fleet sync-API reads per second"
+    )
+    jetti_write_rate_per_s: float = Field(
+        DEFAULT_JETTI_WRITE_RATE_PER_S, gt=0,
+        description="Fleet sync-API writes per second (cancellations)",
+    )
     log_format: Literal["json", "console"] = Field(DEFAULT_LOG_FORMAT, description="Log renderer")
     log_level: str = Field(DEFAULT_LOG_LEVEL, description="Log level name")
     ready_file: Path | None = Field(
@@ -199,6 +226,11 @@ class Settings(BaseSettings):
     def effective_rate_per_s(self) -> float:
         """Fleet tokens per second after the mode default applied (never None)."""
         return self.rate_per_s or DEFAULT_RATE_PER_S
+
+    @property
+    def reconcile_active(self) -> bool:
+        """The reconciler runs: enabled and a Bearer token to read Jetti's import log with."""
+        return self.reconcile_enabled and bool(self.api_token.get_secret_value())
 
     @property
     def effective_rate_burst(self) -> int:

@@ -1,0 +1,227 @@
+"""The reconciler against the sandbox: Jetti-side rejections, confirmation, out-of-order repair,
+the read throttle and status-filtered reads.
+
+End-to-end tests run real `jetti-relay worker` processes (the reconciler runs in the worker's
+maintenance thread, leader-elected); the precise ones drive a `Reconciler` in this process
+against the same Redis and the sandbox over HTTP.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+import redis
+
+from producers import enqueue
+from tests.fixtures.pipeline import PipelineFactory, wait_until
+from worker.apithrottle import ApiThrottle
+from worker.celery_app import create_app
+from worker.deadletters import DeadLetters
+from worker.jetti import build_http_client, build_jetti_client
+from worker.keys import Keys
+from worker.locks import Leader
+from worker.publisher import Publisher
+from worker.reconciler import (
+    ReconcileConfig,
+    Reconciler,
+    build_rebuild,
+    read_status,
+)
+from worker.settings import Settings
+from worker.settle import SettleLedger
+from worker.states import DeadReason, OrderState
+
+pytestmark = pytest.mark.integration
+
+# A reconciler that acts within a second: tests settle fast.
+FAST_RECONCILE = {
+    "JETTI_RELAY_RECONCILE_INTERVAL_S": "0.3",
+    "JETTI_RELAY_RECONCILE_GRACE_S": "1.0",
+}
+REJECT_PROBLEM = "lineItems[0].variant: unknown variant SKU-1 (sandbox says no)"
+
+
+def raw_order(order_id: str, *, updated_at: str = "2026-11-27T10:00:00+00:00",
+              quantity: int = 1, note: str = "") -> dict[str, Any]:
+    return {
+        "id": order_id,
+        "number": f"#{order_id}",
+        "updated_at": updated_at,
+        "notes": note,
+        "customer": {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com"},
+        "lines": [
+            {"id": f"{order_id}-l{n}", "sku": f"SKU-{n}", "name": f"Item {n}",
+             "quantity": quantity, "unit_price": "12.10"}
+            for n in (1, 2)
+        ],
+        "shipping": {"code": "std", "name": "Standard", "price": "4.95"},
+        "auto_connect_by_sku": True,
+    }
+
+
+class Books:
+    """The test's view of the ledger and dead letters, plus an in-process reconciler factory."""
+
+    def __init__(self, redis_url: str, sandbox: Any) -> None:
+        self.redis_url = redis_url
+        self.sandbox = sandbox
+        self.client: redis.Redis[bytes] = redis.Redis.from_url(redis_url)
+        self.keys = Keys("jr")
+        self.ledger = SettleLedger(self.client, self.keys)
+        self.dead = DeadLetters(self.client, self.keys)
+        self.settings = Settings(redis_url=redis_url, broker_url=redis_url)
+        self.publisher = Publisher(create_app(self.settings), batch_size=10)
+        self._http: list[httpx.Client] = []
+
+    def enqueue(self, orders: list[dict[str, Any]]) -> Any:
+        return enqueue(orders, client=self.client, publisher=self.publisher)
+
+    def state(self, key: str) -> OrderState | None:
+        entry = self.ledger.get(key)
+        return entry.state if entry else None
+
+    def wait_state(self, key: str, states: set[OrderState], timeout_s: float = 30) -> None:
+        wait_until(lambda: self.state(key) in states, timeout_s=timeout_s,
+                   what=f"{key} to reach {sorted(states)}")
+
+    def reconciler(self, jetti_sandbox: Any | None = None, *, grace_s: float = 1.0,
+                   page_limit: int = 1000, holder: str = "test-host:1",
+                   read_rate_per_s: float = 1.8) -> Reconciler:
+        sb = jetti_sandbox or self.sandbox
+        settings = Settings(redis_url=self.redis_url, broker_url=self.redis_url,
+                            jetti_api_url=sb.base_url, api_token=sb.api_token,
+                            webhook_hash=sb.webhook_hash, channel_id=sb.channel_id)
+        http = build_http_client(settings)
+        self._http.append(http)
+        return Reconciler(
+            config=ReconcileConfig(holder=holder, interval_s=0.3, grace_s=grace_s,
+                                   page_limit=page_limit),
+            client=self.client, keys=self.keys, ledger=self.ledger, dead_letters=self.dead,
+            jetti=build_jetti_client(settings, http),
+            throttle=ApiThrottle(self.client, self.keys, kind="read",
+                                 rate_per_s=read_rate_per_s),
+            publisher=self.publisher, leader=Leader(self.client, self.keys),
+            rebuild=build_rebuild(settings),
+        )
+
+    def close(self) -> None:
+        for http in self._http:
+            http.close()
+        self.client.close()
+
+
+@pytest.fixture
+def books(redis_url: str, sandbox: Any) -> Iterator[Books]:
+    b = Books(redis_url, sandbox)
+    yield b
+    b.close()
+
+
+def test_async_rejection_ends_dead_with_jettis_problem_and_clean_order_confirmed(
+    books: Books, start_pipeline: PipelineFactory, sandbox: Any
+) -> None:
+    """Jetti answers 200 to both; its import log rejects one. The worker's reconciler turns it
+    into a `rejected_by_jetti` dead letter carrying the problem text, and confirms the other."""
+    sandbox.set_faults(reject_matching=['"externalId":"rej-1"'], reject_problem=REJECT_PROBLEM)
+    start_pipeline(**FAST_RECONCILE)
+    books.enqueue([raw_order("rej-1"), raw_order("ok-1")])
+    books.wait_state("rej-1", {OrderState.DEAD})
+    books.wait_state("ok-1", {OrderState.CONFIRMED})
+    entry = books.dead.get("rej-1")
+    assert entry is not None and entry.reason is DeadReason.REJECTED_BY_JETTI
+    assert REJECT_PROBLEM in entry.error
+    ledger_entry = books.ledger.get("rej-1")
+    assert ledger_entry is not None and ledger_entry.dead_reason is DeadReason.REJECTED_BY_JETTI
+    assert sandbox.sales("rej-1") == [] and len(sandbox.sales("ok-1")) == 1
+    status = read_status(books.client, books.keys)
+    assert status.counts["rejected"] == 1 and status.counts["confirmed"] >= 1
+    assert status.checkpoint is not None and status.last_error is None
+
+
+def test_an_error_about_a_superseded_payload_does_not_kill_the_newer_version(
+    books: Books, start_pipeline: PipelineFactory, sandbox: Any
+) -> None:
+    """v1 is rejected by Jetti, v2 is fine: the error names v1's payload, so v2 stands."""
+    sandbox.set_faults(reject_matching=["BROKEN-V1"])
+    start_pipeline(JETTI_RELAY_RECONCILE_ENABLED="false")
+    books.enqueue([raw_order("sup", note="BROKEN-V1")])
+    books.wait_state("sup", {OrderState.SUBMITTED})
+    books.enqueue([raw_order("sup", updated_at="2026-11-27T11:00:00+00:00", note="fixed")])
+    wait_until(lambda: len(sandbox.history("sup")) == 2, what="v2 in Jetti")
+    books.wait_state("sup", {OrderState.SUBMITTED})
+    assert len(sandbox.imports(external_id="sup", status="error")) == 1
+    report = books.reconciler(grace_s=30).run_once()
+    assert report.stale_errors == 1 and report.rejected == 0
+    assert books.state("sup") is OrderState.SUBMITTED
+    assert books.dead.get("sup") is None
+
+
+def test_out_of_order_application_is_repaired(
+    books: Books, start_pipeline: PipelineFactory, sandbox: Any
+) -> None:
+    """Jetti applies v2 then v1 (out_of_order): the sale ends on v1's quantities. The reconciler
+    sees the sale differ from the last payload, sends the latest again, then confirms it."""
+    sandbox.set_faults(out_of_order=True, out_of_order_hold_s=1.5)
+    start_pipeline(**FAST_RECONCILE)
+    books.enqueue([raw_order("ooo", quantity=1)])
+    books.wait_state("ooo", {OrderState.SUBMITTED})
+    books.enqueue([raw_order("ooo", updated_at="2026-11-27T11:00:00+00:00", quantity=3)])
+    books.wait_state("ooo", {OrderState.CONFIRMED}, timeout_s=40)
+    history = sandbox.history("ooo")
+    assert len(history) == 3  # v1, v2, and v2 again
+    sale = sandbox.sales("ooo")[0]
+    assert [line["quantity"] for line in sale["lineItems"]] == [3, 3]
+    assert read_status(books.client, books.keys).counts["repaired"] >= 1
+    events = [e["type"] for e in books.ledger.events("ooo")]
+    assert "repair" in events and events[-1] == "confirmed"
+
+
+def test_reads_are_throttled_paginated_and_filtered_to_errors(
+    books: Books, sandbox_factory: Any
+) -> None:
+    """With Jetti's throttle on, several runs over many error rows never exceed 2 reads in any
+    one-second window, never draw a 429, and every import-log query filters by status."""
+    jetti = sandbox_factory(throttle=True)
+    with httpx.Client(base_url=jetti.base_url) as http:
+        for n in range(120):
+            http.post("/webhooks/custom-channels/manual-sale.json",
+                      content=b'{"externalId": "junk-%d"}' % n,
+                      headers={"jetti-webhook-hash": jetti.webhook_hash})
+        for n in range(30):
+            http.post("/webhooks/custom-channels/manual-sale.json",
+                      content=b'{"externalId": "fine-%d", "lineItems": [{"externalId": "a", '
+                              b'"name": "A", "quantity": 1, "price": 1, '
+                              b'"variant": {"sku": "A"}}]}' % n,
+                      headers={"jetti-webhook-hash": jetti.webhook_hash})
+    jetti.wait_applied()
+    reconciler = books.reconciler(jetti, page_limit=25, grace_s=60)
+    started = time.monotonic()
+    reports = [reconciler.run_once() for _ in range(3)]
+    elapsed = time.monotonic() - started
+    assert all(r.error is None for r in reports)
+    assert [r.rows_read for r in reports] == [120, 120, 120]
+    reads = jetti.requests("/api/sale-imports.json")
+    assert len(reads) == sum(r.requests for r in reports) == 3 * 5
+    for row in reads:
+        query = parse_qs(row["query"])
+        assert query["where[status]"] == ["error"]
+        assert "where[createdAt][gte]" in query and "where[createdAt][lt]" in query
+    per_window = Counter(int(row["at"]) for row in reads)
+    assert max(per_window.values()) <= 2
+    assert elapsed >= (len(reads) - 2) / 2.0
+    assert "429" not in jetti.stats()["requests"].get("read", {})
+
+
+def test_only_the_leader_reconciles(books: Books, sandbox: Any) -> None:
+    """Two hosts: the second sees the lease taken and does nothing."""
+    first = books.reconciler(holder="host-a:1")
+    second = books.reconciler(holder="host-b:1")
+    assert first.run_once().led
+    assert not second.run_once().led
+    assert read_status(books.client, books.keys).holder == "host-a:1"

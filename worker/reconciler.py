@@ -1,0 +1,522 @@
+"""The reconciler: reads Jetti's import log back and settles what the async endpoint left open.
+
+Jetti's asynchronous endpoint answers 200 to everything and reports a rejection only in its import
+log (facts §4), so an accepted order is SUBMITTED, not done. A leader-elected periodic job
+(`Leader` role "reconciler": run it on every host, one acts) closes the loop through the
+synchronous API, within the fleet's read budget (`ApiThrottle` "read", below Jetti's 2 GET/s):
+
+1. **Errors since the checkpoint.** `GET /api/sale-imports.json` with `where[status]=error` and a
+   creation window `[checkpoint - grace, now)`, paginated 1,000 rows per read: a few reads a
+   minute cover hundreds of orders a second, and only errors are ever read. Each error row is
+   matched to the order (externalId + the producers' id prefixes) and compared with the payload
+   last sent (the canonical hash of the row's `payload`; without one, the row must be newer than
+   our last submission). A match dead-letters the order as `rejected_by_jetti` with Jetti's
+   problem text; an error about a payload since superseded is counted and ignored. The ledger
+   change is a compare-and-set in Lua, so a newer version in flight is never killed.
+2. **Confirmation.** A SUBMITTED order with no error `grace` seconds after it was sent becomes
+   CONFIRMED. Candidates come from the ledger's SUBMITTED state index (scored by the time the
+   order entered it), never from a scan.
+3. **Out-of-order repair.** Jetti may apply async imports out of order, leaving an older version
+   on the sale. Only an order that had more than one version can suffer it, so only those are
+   looked up (`GET /api/sales.json?where[externalId]`, a bounded number per run) before they are
+   confirmed. A sale whose lines differ from the last payload (or no sale at all) is re-armed
+   with its payload hash forgotten and published: the normal path sends the latest version again.
+
+The checkpoint (epoch s, the end of the last window read) is at `Keys.reconcile_checkpoint`; the
+figures (last run, counts) are in the hash `Keys.reconcile_stats` for `metrics`, `health` and
+`order show` (`read_status`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import redis
+import structlog
+
+from worker.apithrottle import ApiThrottle
+from worker.contract import parse_raw_order
+from worker.deadletters import DeadLetters
+from worker.errors import InvalidOrder, JettiRelayError, RateLimited, TransformError
+from worker.jetti import IMPORT_PAGE_LIMIT, ImportRow, JettiClient, Sale
+from worker.jsonio import dumps_canonical, loads_document
+from worker.keys import Keys
+from worker.locks import Leader
+from worker.publisher import Publisher
+from worker.records import Attempt, OrderEntry
+from worker.rules import Rules, load_rules
+from worker.settings import Settings
+from worker.settle import SettleLedger
+from worker.states import DeadReason, OrderState
+from worker.transform import Built, transform
+
+log = structlog.get_logger("jetti_relay.reconciler")
+
+ROLE = "reconciler"
+# Most SUBMITTED orders one run looks at; the next run takes the rest.
+PASS_LIMIT = 5000
+# Reads retried within one run after a 429 before the run gives up (the next run resumes).
+MAX_THROTTLED_READS = 5
+# Back-off after a read 429 without Retry-After: Jetti's window is one second.
+READ_BLOCK_S = 1.0
+# A row's `createdAt` may precede our `submitted_at` by the request's duration and clock skew.
+# Used only for rows that carry no payload to compare.
+DEFAULT_TOLERANCE_S = 60.0
+
+Rebuild = Callable[[bytes], Built | None]
+
+
+@dataclass(frozen=True)
+class ReconcileConfig:
+    """What the reconciler needs from Settings."""
+
+    holder: str
+    interval_s: float
+    grace_s: float
+    id_prefixes: tuple[str, ...] = ("",)
+    tolerance_s: float = DEFAULT_TOLERANCE_S
+    max_sale_checks: int = 10
+    page_limit: int = IMPORT_PAGE_LIMIT
+
+
+@dataclass
+class ReconcileReport:
+    """What one run did."""
+
+    led: bool = True
+    requests: int = 0
+    rows_read: int = 0
+    rejected: int = 0
+    stale_errors: int = 0
+    confirmed: int = 0
+    repaired: int = 0
+    sale_checks: int = 0
+    error: str | None = None
+    rejected_keys: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ReconcileStatus:
+    """The reconciler's figures as stored in Redis (for metrics, health, order show)."""
+
+    checkpoint: float | None
+    last_run_at: float | None
+    last_ok_at: float | None
+    last_error: str | None
+    holder: str | None
+    interval_s: float | None
+    grace_s: float | None
+    counts: dict[str, int]
+
+    def lag_s(self, now: float) -> float | None:
+        """How far the import log read lags behind `now` (None before the first run)."""
+        return None if self.checkpoint is None else max(0.0, now - self.checkpoint)
+
+    def behind(self, now: float) -> bool:
+        """True when no run succeeded for three intervals (or the grace, if longer)."""
+        if self.interval_s is None:
+            return False
+        limit = max(3 * self.interval_s, self.grace_s or 0.0)
+        last = self.last_ok_at
+        return last is None or now - last > limit
+
+
+COUNT_FIELDS = (
+    "runs", "requests", "rows_read", "rejected", "stale_errors", "confirmed", "repaired",
+    "sale_checks", "failed_runs",
+)
+
+
+def read_status(client: redis.Redis[bytes], keys: Keys) -> ReconcileStatus:
+    """The reconciler's stored figures (two reads, no scan)."""
+    pipe = client.pipeline(transaction=False)
+    pipe.get(keys.reconcile_checkpoint())
+    pipe.hgetall(keys.reconcile_stats())
+    checkpoint_raw, raw = pipe.execute()
+    data = {k.decode(): v.decode() for k, v in raw.items()}
+
+    def number(name: str) -> float | None:
+        value = data.get(name)
+        return float(value) if value else None
+
+    return ReconcileStatus(
+        checkpoint=float(checkpoint_raw) if checkpoint_raw else None,
+        last_run_at=number("last_run_at"),
+        last_ok_at=number("last_ok_at"),
+        last_error=data.get("last_error") or None,
+        holder=data.get("holder") or None,
+        interval_s=number("interval_s"),
+        grace_s=number("grace_s"),
+        counts={name: int(data.get(name, "0")) for name in COUNT_FIELDS},
+    )
+
+
+def canonical_hash(payload: Any) -> str | None:
+    """The payload hash of a logged payload (as the worker hashes what it sends), or None."""
+    try:
+        body = payload.encode() if isinstance(payload, str) else dumps_canonical(payload)
+    except (TypeError, ValueError):
+        return None
+    return hashlib.sha256(body).hexdigest()
+
+
+def _number(value: Any) -> Decimal | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def sale_matches(sale: Sale, payload: dict[str, Any]) -> bool:
+    """True when every line of `payload` is on the sale with the same name, quantity and price."""
+    lines = {str(item.get("externalId")): item for item in sale.line_items}
+    for line in payload.get("lineItems") or []:
+        got = lines.get(str(line.get("externalId")))
+        if got is None or got.get("name") != line.get("name"):
+            return False
+        for name in ("quantity", "price"):
+            if _number(got.get(name)) != _number(line.get(name)):
+                return False
+    return True
+
+
+class Reconciler:
+    """One reconciler per process; `run_once` acts only while this holder leads the role."""
+
+    def __init__(
+        self,
+        *,
+        config: ReconcileConfig,
+        client: redis.Redis[bytes],
+        keys: Keys,
+        ledger: SettleLedger,
+        dead_letters: DeadLetters,
+        jetti: JettiClient,
+        throttle: ApiThrottle,
+        publisher: Publisher,
+        leader: Leader,
+        rebuild: Rebuild,
+        count_dead: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._cfg = config
+        self._client = client
+        self._keys = keys
+        self._ledger = ledger
+        self._dead = dead_letters
+        self._jetti = jetti
+        self._throttle = throttle
+        self._publisher = publisher
+        self._leader = leader
+        self._rebuild = rebuild
+        self._count_dead = count_dead
+        self._clock = clock
+        self._sleep = sleep
+
+    # --- the loop ---------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        """Reconcile every `interval_s` until `stop` is set; errors are logged, not fatal."""
+        while not stop.wait(self._cfg.interval_s):
+            try:
+                self.run_once()
+            except Exception:
+                log.exception("reconcile_pass_failed")
+
+    def run_once(self) -> ReconcileReport:
+        """One pass: read new errors, dead-letter rejections, repair and confirm."""
+        ttl_s = max(self._cfg.interval_s * 5, 30.0)
+        if not self._leader.try_lead(ROLE, holder=self._cfg.holder, ttl_s=ttl_s):
+            return ReconcileReport(led=False)
+        now = self._clock()
+        report = ReconcileReport()
+        try:
+            checkpoint = self._checkpoint(now)
+            rows = self._read_errors(checkpoint - self._cfg.grace_s, now, report)
+            self._handle_errors(rows, report, now)
+            self._confirm(now, report)
+            self._client.set(self._keys.reconcile_checkpoint(), repr(now))
+        except JettiRelayError as exc:
+            # Jetti unreachable or throttling us: keep the checkpoint, the next run re-reads.
+            report.error = f"{type(exc).__name__}: {exc}"[:500]
+            log.warning("reconcile_incomplete", error=report.error)
+        finally:
+            self._record(report, now)
+        log.info(
+            "reconciled",
+            requests=report.requests,
+            rows=report.rows_read,
+            rejected=report.rejected,
+            stale_errors=report.stale_errors,
+            confirmed=report.confirmed,
+            repaired=report.repaired,
+        )
+        return report
+
+    # --- steps ------------------------------------------------------------------------
+    def _checkpoint(self, now: float) -> float:
+        value = self._client.get(self._keys.reconcile_checkpoint())
+        if value is not None:
+            return float(value)
+        # First run: from the oldest order still waiting for confirmation (or now).
+        oldest = self._client.zrange(
+            self._keys.state_index(OrderState.SUBMITTED), 0, 0, withscores=True
+        )
+        start = min(now, float(oldest[0][1])) if oldest else now
+        return start - self._cfg.tolerance_s
+
+    def _read(self, call: Callable[[], Any], report: ReconcileReport) -> Any:
+        """One throttled read; a 429 blocks the fleet's reads and is retried a few times."""
+        throttled = 0
+        while True:
+            self._throttle.wait(self._sleep)
+            report.requests += 1
+            try:
+                return call()
+            except RateLimited as exc:
+                throttled += 1
+                pause = exc.retry_after_s if exc.retry_after_s is not None else READ_BLOCK_S
+                self._throttle.block(until=self._clock() + pause)
+                if throttled >= MAX_THROTTLED_READS:
+                    raise
+
+    def _read_errors(
+        self, created_from: float, created_before: float, report: ReconcileReport
+    ) -> list[ImportRow]:
+        rows: list[ImportRow] = []
+        offset = 0
+        while True:
+            page: list[ImportRow] = self._read(
+                lambda at=offset: self._jetti.list_imports(  # type: ignore[misc]
+                    status="error",
+                    created_from=created_from,
+                    created_before=created_before,
+                    offset=at,
+                    limit=self._cfg.page_limit,
+                ),
+                report,
+            )
+            rows.extend(page)
+            if len(page) < self._cfg.page_limit:
+                break
+            offset += len(page)
+        report.rows_read += len(rows)
+        return rows
+
+    def _handle_errors(
+        self, rows: Sequence[ImportRow], report: ReconcileReport, now: float
+    ) -> None:
+        wanted = [r for r in rows if r.status == "error" and r.external_id]
+        if not wanted:
+            return
+        candidates = sorted(
+            {p + str(r.external_id) for r in wanted for p in self._cfg.id_prefixes}
+        )
+        entries = dict(zip(candidates, self._ledger.get_many(candidates), strict=True))
+        done: set[str] = set()
+        for row in wanted:
+            for prefix in self._cfg.id_prefixes:
+                key = prefix + str(row.external_id)
+                entry = entries.get(key)
+                if entry is None or key in done:
+                    continue
+                verdict = self._refers_to_last_sent(row, entry)
+                if verdict is None:
+                    continue
+                if not verdict:
+                    report.stale_errors += 1
+                    continue
+                if self._reject(entry, row, now):
+                    done.add(key)
+                    report.rejected += 1
+                    report.rejected_keys.append(key)
+
+    def _refers_to_last_sent(self, row: ImportRow, entry: OrderEntry) -> bool | None:
+        """True: the error is about the payload last sent. False: about an older payload.
+        None: nothing to decide (the order is not waiting on Jetti's verdict)."""
+        if entry.state not in (OrderState.SUBMITTED, OrderState.CONFIRMED):
+            return None
+        if not entry.payload_hash:
+            return None
+        if row.payload is not None:
+            return canonical_hash(row.payload) == entry.payload_hash
+        submitted = entry.submitted_at
+        return submitted is not None and row.created_at >= submitted - self._cfg.tolerance_s
+
+    def _reject(self, entry: OrderEntry, row: ImportRow, now: float) -> bool:
+        problem = row.problem or "(Jetti gave no problem text)"
+        error = f"Jetti import log #{row.id}: {problem}"
+        attempt = Attempt(
+            at=now,
+            status=None,
+            error_class="RejectedByJetti",
+            excerpt=problem[:500],
+            worker=self._cfg.holder,
+            outcome="dead",
+        )
+        payload = None
+        if row.payload is not None:
+            try:
+                payload = dumps_canonical(row.payload)
+            except (TypeError, ValueError):
+                payload = None
+        key = entry.order_key
+        # Dead letter first, then the ledger's compare-and-set (a crash in between repeats).
+        self._dead.put(
+            key,
+            reason=DeadReason.REJECTED_BY_JETTI,
+            raw=entry.raw,
+            payload=payload,
+            attempts=[*self._ledger.attempts(key), attempt],
+            source=entry.source,
+            error=error,
+            now=now,
+        )
+        assert entry.payload_hash is not None
+        if not self._ledger.reject_sent(
+            key,
+            payload_hash=entry.payload_hash,
+            reason=DeadReason.REJECTED_BY_JETTI,
+            error=error,
+            now=now,
+            attempt=attempt,
+        ):
+            # A newer version moved the order on between our read and the write: it stands.
+            self._dead.mark_resolved(key, now=now)
+            return False
+        if self._count_dead is not None:
+            self._count_dead(DeadReason.REJECTED_BY_JETTI)
+        log.warning("order_rejected_by_jetti", order_key=key, import_id=row.id, problem=problem)
+        return True
+
+    def _confirm(self, now: float, report: ReconcileReport) -> None:
+        keys = self._ledger.stuck(
+            OrderState.SUBMITTED, older_than=now - self._cfg.grace_s, limit=PASS_LIMIT
+        )
+        if not keys:
+            return
+        confirm: list[tuple[str, str]] = []
+        checks = 0
+        for entry in self._ledger.get_many(keys):
+            if entry is None or entry.state is not OrderState.SUBMITTED or not entry.payload_hash:
+                continue
+            if entry.raw is not None and entry.enqueued_at > entry.first_seen_at:
+                # More than one version: Jetti may have applied them out of order.
+                if checks >= self._cfg.max_sale_checks:
+                    continue  # the next run checks it; it stays SUBMITTED meanwhile
+                checks += 1
+                if not self._sale_is_current(entry, report, now):
+                    continue
+            confirm.append((entry.order_key, entry.payload_hash))
+        report.confirmed += len(self._ledger.confirm_many(confirm, now=now))
+
+    def _sale_is_current(self, entry: OrderEntry, report: ReconcileReport, now: float) -> bool:
+        """True when the sale carries the last payload (or it cannot be compared); otherwise
+        the order is re-armed and published, and False returned."""
+        assert entry.raw is not None and entry.payload_hash is not None
+        built = self._rebuild(entry.raw)
+        if built is None or built.payload_hash != entry.payload_hash:
+            return True  # rules changed since it was sent: nothing to compare with
+        external_id = str(built.payload.get("externalId"))
+        report.sale_checks += 1
+        sale = self._read(lambda: self._jetti.find_sale(external_id), report)
+        if sale is not None and sale_matches(sale, built.payload):
+            return True
+        if self._ledger.repair(entry.order_key, payload_hash=entry.payload_hash, now=now):
+            self._publisher.publish([entry.order_key])
+            report.repaired += 1
+            log.warning(
+                "order_repaired", order_key=entry.order_key, sale_found=sale is not None
+            )
+        return False
+
+    def _record(self, report: ReconcileReport, now: float) -> None:
+        key = self._keys.reconcile_stats()
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hincrby(key, "runs", 1)
+        for name in ("requests", "rows_read", "rejected", "stale_errors", "confirmed",
+                     "repaired", "sale_checks"):
+            value = getattr(report, name)
+            if value:
+                pipe.hincrby(key, name, value)
+        fields: dict[str, str] = {
+            "last_run_at": repr(now),
+            "holder": self._cfg.holder,
+            "interval_s": repr(self._cfg.interval_s),
+            "grace_s": repr(self._cfg.grace_s),
+            "last_error": report.error or "",
+        }
+        if report.error is None:
+            fields["last_ok_at"] = repr(now)
+        else:
+            pipe.hincrby(key, "failed_runs", 1)
+        pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
+        pipe.execute()
+
+
+def build_reconciler(parts: Any) -> Reconciler | None:
+    """The reconciler for a maintenance process (`worker.runtime.MaintenanceParts`), or None
+    when it is off (disabled, or no API token to read the import log with)."""
+    from worker.jetti import build_http_client, build_jetti_client
+    from worker.stats import Stats
+
+    settings = parts.settings
+    if not settings.reconcile_active:
+        return None
+    extra = [p.strip() for p in settings.reconcile_id_prefixes.split(",") if p.strip()]
+    prefixes = tuple(dict.fromkeys(["", *extra]))
+    http_total = (settings.http_connect_timeout_s + settings.http_read_timeout_s
+                  + settings.http_write_timeout_s + settings.http_pool_timeout_s)
+    stats = Stats(parts.redis, parts.keys)
+    return Reconciler(
+        config=ReconcileConfig(
+            holder=parts.holder,
+            interval_s=settings.reconcile_interval_s,
+            grace_s=settings.reconcile_grace_s,
+            id_prefixes=prefixes,
+            tolerance_s=max(DEFAULT_TOLERANCE_S, http_total),
+            max_sale_checks=max(2, int(settings.reconcile_interval_s
+                                       * settings.jetti_read_rate_per_s / 2)),
+        ),
+        client=parts.redis,
+        keys=parts.keys,
+        ledger=SettleLedger(
+            parts.redis, parts.keys, body_ttl_s=settings.body_ttl_s,
+            tombstone_ttl_s=settings.tombstone_ttl_s,
+        ),
+        dead_letters=DeadLetters(parts.redis, parts.keys),
+        jetti=build_jetti_client(settings, build_http_client(settings)),
+        throttle=ApiThrottle(
+            parts.redis, parts.keys, kind="read", rate_per_s=settings.jetti_read_rate_per_s
+        ),
+        publisher=parts.publisher,
+        leader=parts.leader,
+        rebuild=build_rebuild(settings),
+        count_dead=stats.count_dead,
+    )
+
+
+def build_rebuild(settings: Settings) -> Rebuild:
+    """Rebuilds the payload the worker would send for a raw order (None if it cannot)."""
+    rules = load_rules(settings.rules_file) if settings.rules_file else Rules.empty()
+
+    def rebuild(raw: bytes) -> Built | None:
+        try:
+            return transform(
+                parse_raw_order(loads_document(raw)),
+                rules,
+                max_units_per_line=settings.max_units_per_line,
+                auto_connect_default=settings.auto_connect_default,
+            )
+        except (InvalidOrder, TransformError):
+            return None
+
+    return rebuild
