@@ -17,6 +17,7 @@ LAZY_SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "schema": ("ops.preview_cli:schema", "Print the raw-order contract as JSON Schema."),
     "worker": ("ops.worker_cli:worker", "Start a Celery worker with the retry pump and sweeper."),
     "demo": ("ops.demo:demo", "Run the whole pipeline on embedded defaults with sample orders."),
+    "bench": ("ops.bench:bench", "Benchmark the pipeline against naive Celery and a plain loop."),
     "pump": ("ops.worker_cli:pump", "Run only the retry pump and the sweeper (leader-elected)."),
     "sandbox": ("ops.sandbox.cli:sandbox", "Run a local Jetti with fault injection."),
     "pause": ("ops.fleet_cli:pause", "Pause submission to Jetti for the whole fleet."),

@@ -116,6 +116,8 @@ class Services:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
+        # Every process started, stopped or not: each leads its own process group.
+        self.started: list[int] = []
 
     def start(self, name: str, argv: list[str], env: Mapping[str, str]) -> subprocess.Popen[bytes]:
         """Start `argv` with its output in `<folder>/<name>.log`."""
@@ -125,6 +127,7 @@ class Services:
                 start_new_session=True,
             )
         self.processes.append((name, process))
+        self.started.append(process.pid)
         return process
 
     def log_path(self, name: str) -> Path:
