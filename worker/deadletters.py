@@ -137,11 +137,20 @@ class DeadLetters:
 
         self._transact((dead_key, attempts_key), write)
 
-    def mark_replayed(self, order_key: str, *, now: float) -> bool:
+    def mark_replayed(self, order_key: str, *, now: float,
+                      if_dead_at: float | None = None) -> bool:
         """The order is back in the pipeline: status replayed, `replay_count` + 1, history
         appended. Allowed from any status (an operator may replay a resolved order again).
-        False when there is no such entry."""
-        return self._set_status(order_key, DeadStatus.REPLAYED, now=now, allowed=set(DeadStatus))
+        False when there is no such entry.
+
+        With `if_dead_at` (compare-and-set, used by `dlq replay`): only when the entry is still
+        dead with exactly that `last_dead_at`, so a worker that resolved the order or dead-lettered
+        it again in the meantime is never overwritten."""
+        if if_dead_at is None:
+            return self._set_status(order_key, DeadStatus.REPLAYED, now=now,
+                                    allowed=set(DeadStatus))
+        return self._set_status(order_key, DeadStatus.REPLAYED, now=now,
+                                allowed={DeadStatus.DEAD}, if_dead_at=if_dead_at)
 
     def mark_resolved(self, order_key: str, *, now: float) -> bool:
         """Jetti accepted the order (or an engineer closed it): status resolved, history
@@ -150,13 +159,15 @@ class DeadLetters:
         return self._set_status(order_key, DeadStatus.RESOLVED, now=now, allowed=allowed)
 
     def _set_status(self, order_key: str, status: DeadStatus, *, now: float,
-                    allowed: set[DeadStatus]) -> bool:
+                    allowed: set[DeadStatus], if_dead_at: float | None = None) -> bool:
         k = self._keys
         dead_key = k.dead(order_key)
 
         def write(pipe: Pipeline[bytes]) -> bool:
             old, last_dead_at = _now_mode(pipe).hmget(dead_key, ["status", "last_dead_at"])
             if old is None or last_dead_at is None or DeadStatus(old.decode()) not in allowed:
+                return False
+            if if_dead_at is not None and float(last_dead_at) != if_dead_at:
                 return False
             pipe.multi()
             pipe.zrem(k.dead_status_index(old.decode()), order_key)

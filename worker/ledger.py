@@ -321,6 +321,34 @@ class Ledger:
         and history are kept. False when the key is unknown or only a tombstone remains."""
         return int(self._run("rearm", now, order_key)) == 1
 
+    def replay(
+        self,
+        order_key: str,
+        *,
+        now: float,
+        raw: bytes | None = None,
+        updated_at: datetime | None = None,
+        resend_payload: bytes | None = None,
+    ) -> tuple[str, str]:
+        """Re-arm a DEAD order for `dlq replay` (worker/replay.py), atomically.
+
+        `raw` replaces the stored raw order as a new version (next arrival sequence, timestamp
+        never below the stored one); `resend_payload` makes the worker send those bytes instead
+        of re-transforming, until submitted or a newer version arrives. Returns (outcome, state
+        before): "rearmed"; "not_dead" (only a DEAD order is armed, so a rerun never arms one
+        twice); "missing" (no entry); "no_body" (no raw order to send).
+        """
+        reply = self._run(
+            "replay",
+            now,
+            order_key,
+            raw or b"",
+            "" if raw is None else raw_hash(raw),
+            version_ts_ms(updated_at),
+            resend_payload or b"",
+        )
+        return reply[0].decode(), reply[1].decode()
+
     def pop_due_retries(self, *, now: float, limit: int) -> list[str]:
         """Atomically take up to `limit` due keys off the retry schedule and set them PENDING.
 
@@ -395,4 +423,5 @@ def _entry(order_key: str, data: dict[bytes, bytes]) -> OrderEntry:
         last_error=_text(data, "last_error"),
         stale_arrivals=_int(data, "stale"),
         replayed=_text(data, "replayed") == "1",
+        resend_payload=data.get(b"resend_payload"),
     )

@@ -26,6 +26,10 @@ _PERSONAL_LEAVES = frozenset(
 )
 # Normalised keys whose whole subtree is about a person (besides anything named *address*).
 _PERSONAL_CONTAINERS = frozenset({"customer", "billing", "billto", "shipto", "contact"})
+# Jetti's payload flattens addresses into `saleDefaults` (`billingFirstName`, `shippingCity`):
+# a key with one of these prefixes followed by a personal part is personal data too.
+_FLAT_ADDRESS_PREFIXES = ("billing", "shipping")
+_FLAT_ADDRESS_PARTS = _PERSONAL_LEAVES | {"state", "country"}
 
 
 def email_hash(email: str) -> str:
@@ -47,7 +51,9 @@ def _norm(key: str) -> str:
 def _is_personal_key(key: str) -> bool:
     n = _norm(key)
     return (n in _PERSONAL_CONTAINERS or n in _PERSONAL_LEAVES
-            or "address" in n or "email" in n or "phone" in n)
+            or "address" in n or "email" in n or "phone" in n
+            or any(n.startswith(p) and n[len(p):] in _FLAT_ADDRESS_PARTS
+                   for p in _FLAT_ADDRESS_PREFIXES))
 
 
 def scrub_personal_data(doc: Any, replacement: str) -> Any:

@@ -43,6 +43,7 @@ from worker.policy import GiveUp, RetryPolicy, decide
 from worker.publisher import Publisher
 from worker.ratelimit import RateLimiter
 from worker.records import Attempt
+from worker.replay import stored_built
 from worker.rules import Rules
 from worker.states import DeadReason
 from worker.stats import Stats
@@ -196,6 +197,8 @@ class OrderProcessor:
         self._submit(entry, built)
 
     def _build(self, entry: OrderEntry, now: float) -> Built | None:
+        if entry.resend_payload is not None:  # `dlq replay --resend-stored`: send it as stored
+            return stored_built(entry.resend_payload)
         if entry.raw is None:
             self._dead_letter(entry, DeadReason.INVALID_INPUT, "raw order body missing", now=now)
             return None

@@ -112,6 +112,8 @@ class OrderEntry:
     `raw` is None once a settled entry has shed its body (a tombstone). `sent_version` is the
     version last submitted successfully, None before the first success. `replayed` is True when
     the order left DEAD (a replay or a newer version) and has not been submitted since.
+    `resend_payload` is a stored payload a replay asked the worker to send as is instead of
+    re-transforming (`dlq replay --resend-stored`); cleared once submitted or superseded.
     """
 
     order_key: str
@@ -137,6 +139,7 @@ class OrderEntry:
     last_error: str | None
     stale_arrivals: int
     replayed: bool = False
+    resend_payload: bytes | None = None
 
     @property
     def is_tombstone(self) -> bool:

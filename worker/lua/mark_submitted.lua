@@ -7,7 +7,7 @@ local f = redis.call('HMGET', ok, 'state', 'v_ts', 'v_seq')
 if not f[1] then return -1 end
 redis.call('HSET', ok, 'payload_hash', ARGV[12], 'line_ids', ARGV[13], 'sent_v_ts', ARGV[10],
   'sent_v_seq', ARGV[11], 'submitted_at', NOW_S)
-redis.call('HDEL', ok, 'next_attempt_at', 'first_failure_at', 'replayed')
+redis.call('HDEL', ok, 'next_attempt_at', 'first_failure_at', 'replayed', 'resend_payload')
 if ARGV[14] ~= '' then redis.call('HSET', ok, 'sale_id', ARGV[14]) end
 redis.call('ZREM', K_RETRY, k)
 add_attempt(k, ARGV[15])

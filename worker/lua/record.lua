@@ -31,7 +31,8 @@ end
 local seq = redis.call('INCR', K_SEQ)
 redis.call('HSET', ok, 'raw', raw, 'raw_hash', raw_hash, 'v_ts', ARGV[12], 'v_seq', seq,
   'enqueued_at', NOW_S, 'source', source)
-redis.call('HDEL', ok, 'shed_at')
+-- A newer version supersedes a stored payload a replay asked to resend (dlq replay).
+redis.call('HDEL', ok, 'shed_at', 'resend_payload')
 redis.call('ZREM', K_TOMB, k)
 redis.call('ZADD', K_ENQ, NOW, k)
 local state = cur[4]

@@ -1,0 +1,33 @@
+-- replay (`jetti-relay dlq replay`): re-arm a DEAD order in one step. ARGV 10 a corrected raw
+-- order or '' (keep the stored one), 11 its hash, 12 its updated_at in ms, 13 a stored payload
+-- the worker sends as is instead of re-transforming, or '' (re-transform).
+-- Returns {outcome, state before}: 'rearmed'; 'not_dead' when the order is not DEAD (already
+-- re-armed, in flight or submitted: a rerun must never arm it twice); 'missing' without an
+-- entry; 'no_body' when there is no raw order to send.
+local k = ARGV[9]
+local ok = okey(k)
+local f = redis.call('HMGET', ok, 'state', 'v_ts')
+local state = f[1]
+if not state then return {'missing', ''} end
+if state ~= 'dead' then return {'not_dead', state} end
+local raw = ARGV[10]
+if raw == '' and redis.call('HEXISTS', ok, 'raw') == 0 then return {'no_body', state} end
+if raw ~= '' then
+  -- A corrected raw order is a new version: the next arrival sequence, and a timestamp never
+  -- below the stored one, so the version only goes up.
+  local seq = redis.call('INCR', K_SEQ)
+  redis.call('HSET', ok, 'raw', raw, 'raw_hash', ARGV[11], 'v_seq', seq)
+  if tonumber(ARGV[12]) > tonumber(f[2] or '0') then redis.call('HSET', ok, 'v_ts', ARGV[12]) end
+end
+if ARGV[13] ~= '' then
+  redis.call('HSET', ok, 'resend_payload', ARGV[13])
+else
+  redis.call('HDEL', ok, 'resend_payload')
+end
+fresh_budget(k, state)
+redis.call('HSET', ok, 'enqueued_at', NOW_S)
+redis.call('ZADD', K_ENQ, NOW, k)
+set_state(k, state, 'pending')
+event(k, {type = 'replay', previous_state = state, raw_replaced = (raw ~= ''),
+          resend_stored = (ARGV[13] ~= '')})
+return {'rearmed', state}
