@@ -123,7 +123,7 @@ def books(redis_url: str, monkeypatch: pytest.MonkeyPatch, sandbox: Any) -> Iter
 def test_replay_resolves_an_order_jetti_now_accepts(
     books: Books, start_pipeline: PipelineFactory, sandbox: Any
 ) -> None:
-    """An order dead after 503s is replayed once Jetti is back: resolved, history kept, sent once."""
+    """Dead after 503s, replayed once Jetti is back: resolved, history kept, sent once."""
     sandbox.set_faults(error_rate=1.0, error_statuses=[503])
     start_pipeline(JETTI_RELAY_MAX_ATTEMPTS="2")
     from producers import enqueue
