@@ -24,6 +24,7 @@ LAZY_SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "resume": ("ops.fleet_cli:resume", "Resume submission after a pause or a tripped breaker."),
     "enqueue": ("producers.cli:enqueue", "Validate raw orders and enqueue them for the worker."),
     "dlq": ("ops.dlq.cli:dlq", "Dead letters: list, show, replay, export, purge, erase, audit."),
+    "order": ("ops.order_cli:order", "Where is order X: state, attempts, dead letter, timeline."),
     "metrics": ("ops.metrics_cli:metrics", "Serve Prometheus metrics (backlog, dead letters...)."),
     "health": ("ops.health_cli:health", "Check Redis, workers, pump, breaker and backlog."),
 }
