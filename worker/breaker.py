@@ -31,6 +31,8 @@ import redis
 from worker.keys import Keys
 
 BreakerStateName = Literal["closed", "open", "half_open", "paused"]
+# Answer of `Breaker.admit`.
+Admission = Literal["all", "probe", "none"]
 
 # Reason recorded by `pause` when the operator gives none.
 DEFAULT_PAUSE_REASON = "paused by operator"
@@ -54,6 +56,26 @@ end
 redis.call('HSET', KEYS[1], 'state', 'half_open',
            'probe_at', string.format('%.6f', now + tonumber(ARGV[2])))
 return 1
+"""
+
+# `_ALLOW_LUA` telling a whole batch how many may go: 'all' while closed, 'probe' for the one
+# caller let through as the probe (it may send one order), 'none' otherwise.
+_ADMIT_LUA = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == false or state == 'closed' then
+    return 'all'
+end
+if state == 'paused' then
+    return 'none'
+end
+local now = tonumber(ARGV[1])
+local probe_at = tonumber(redis.call('HGET', KEYS[1], 'probe_at')) or 0
+if now < probe_at then
+    return 'none'
+end
+redis.call('HSET', KEYS[1], 'state', 'half_open',
+           'probe_at', string.format('%.6f', now + tonumber(ARGV[2])))
+return 'probe'
 """
 
 # Opens the breaker unless an operator paused it. KEYS: breaker. ARGV: now, probe_s, reason,
@@ -118,10 +140,17 @@ class Breaker:
         self._allow = client.register_script(_ALLOW_LUA)
         self._trip = client.register_script(_TRIP_LUA)
         self._success = client.register_script(_SUCCESS_LUA)
+        self._admit = client.register_script(_ADMIT_LUA)
 
     def allow(self, *, now: float) -> bool:
         """May this caller submit now (epoch seconds)? True when closed, or for the one probe."""
         return bool(self._allow(keys=[self._keys.breaker()], args=[_fmt(now), _fmt(self.probe_s)]))
+
+    def admit(self, *, now: float) -> Admission:
+        """How much of a batch may be submitted now: "all" (closed), "probe" (this caller is the
+        one probe: send one order, then `record_success()` or `trip()`), or "none"."""
+        raw = self._admit(keys=[self._keys.breaker()], args=[_fmt(now), _fmt(self.probe_s)])
+        return cast(Admission, bytes(raw).decode())
 
     def trip(self, *, reason: str, status: int | None = None, now: float) -> bool:
         """Open the breaker (again, if half-open); the next probe comes `probe_s` after `now`.

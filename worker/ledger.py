@@ -15,12 +15,14 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+import orjson
 import redis
 
 from worker.keys import Keys
@@ -38,13 +40,18 @@ from worker.states import DeadReason, OrderState
 
 __all__ = [
     "Attempt",
+    "Claim",
+    "Dead",
     "Delivery",
     "DeliveryAction",
+    "Finish",
     "Ledger",
     "NewVersion",
     "OrderEntry",
     "RecordOutcome",
     "RecordResult",
+    "Retry",
+    "Submitted",
     "Version",
     "version_ts_ms",
 ]
@@ -53,6 +60,58 @@ __all__ = [
 DEFAULT_BODY_TTL_S = 7 * 24 * 3600.0
 # How long a settled order's tombstone outlives its body, so a late duplicate is still recognised.
 DEFAULT_TOMBSTONE_TTL_S = 90 * 24 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """One order of `Ledger.begin_batch`: `token` is the lock the caller now holds (PROCEED and
+    CRASH_LOOP only); `locked` means another worker holds it and the order was rescheduled
+    (`delivery` None); otherwise `delivery` is what `begin_delivery` would have answered."""
+
+    order_key: str
+    token: str | None
+    delivery: Delivery | None
+    locked: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """Outcome for `finish_batch`: what `mark_submitted` records."""
+
+    version: Version
+    payload_hash: str
+    line_ids: tuple[str, ...]
+    sale_id: int | None
+    attempt: Attempt | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """Outcome for `finish_batch`: what `schedule_retry` records."""
+
+    due_at: float
+    spend_attempt: bool
+    attempt: Attempt | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Dead:
+    """Outcome for `finish_batch`: what `mark_dead` records (the dead letter is the caller's)."""
+
+    reason: DeadReason
+    attempt: Attempt | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """One order's end of a batch: its outcome (None: nothing to write), whether a delivery
+    began and needs its finish marker, and the lock token to release (None: not held)."""
+
+    order_key: str
+    outcome: Submitted | Retry | Dead | None
+    finish: bool
+    token: str | None
+
 
 _LUA_DIR = Path(__file__).parent / "lua"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -245,6 +304,138 @@ class Ledger:
     def finish_delivery(self, order_key: str, *, now: float) -> None:
         """Write the finish marker of a delivery that began (never above the started count)."""
         self._run("finish_delivery", now, order_key)
+
+    # --- worker, one message at a time (two round trips per batch) ----------------------------
+    def begin_batch(
+        self,
+        claims: Sequence[tuple[str, str]],
+        *,
+        lock_head_tail: tuple[str, str],
+        lock_ttl_s: float,
+        lock_busy_due_at: float,
+        task_id: str,
+        worker: str,
+        now: float,
+        max_unfinished: int,
+    ) -> list[Claim]:
+        """Lock and begin the delivery of every `(order_key, lock token)` in ONE script.
+
+        Per order, atomically and in order: `SET NX PX` the per-order lock (`lock_head_tail`:
+        the lock key around the order key) with the token; a lock held elsewhere reschedules the
+        order to `lock_busy_due_at` without spending an attempt (see `reschedule`) and gives
+        `locked=True`. Otherwise `begin_delivery` runs; the caller keeps the lock only for
+        PROCEED and CRASH_LOOP (`Claim.token`) and must hand it back through `finish_batch`.
+        """
+        if not claims:
+            return []
+        head, tail = lock_head_tail
+        flat: list[str] = []
+        for key, token in claims:
+            flat += [key, token]
+        reply = self._run(
+            "begin_batch",
+            now,
+            "",
+            task_id,
+            worker,
+            max_unfinished,
+            head,
+            tail,
+            max(1, int(lock_ttl_s * 1000)),
+            repr(float(lock_busy_due_at)),
+            *flat,
+        )
+        out: list[Claim] = []
+        for (key, token), row in zip(claims, reply, strict=True):
+            action = row[0].decode()
+            if action == "locked":
+                out.append(Claim(key, None, None, locked=True))
+                continue
+            act = DeliveryAction(action)
+            if act is DeliveryAction.UNKNOWN:
+                out.append(Claim(key, None, Delivery(act, None)))
+                continue
+            data = row[1]
+            entry = _entry(key, dict(zip(data[::2], data[1::2], strict=True)))
+            held = act in (DeliveryAction.PROCEED, DeliveryAction.CRASH_LOOP)
+            out.append(Claim(key, token if held else None, Delivery(act, entry)))
+        return out
+
+    def finish_batch(
+        self,
+        items: Sequence[Finish],
+        *,
+        lock_head_tail: tuple[str, str],
+        now: float,
+        also: Callable[[Any], None] | None = None,
+    ) -> list[int]:
+        """Write every order's outcome, its finish marker and its lock release in ONE script.
+
+        Per item, in order: the outcome (`Submitted` = `mark_submitted`, `Retry` =
+        `schedule_retry`, `Dead` = `mark_dead`, None = nothing), the finish marker when
+        `finish` is set, then the lock released if `token` still holds it. `also(pipeline)` may
+        queue more commands (counters) into the same round trip. Returns one integer per item:
+        the outcome's answer as the single-order method gives it (`Submitted`: 1 = a newer
+        version is waiting and must be re-published, 0 = SUBMITTED, -1 = unknown key), 0 for None.
+        """
+        if not items and also is None:
+            return []
+        ops: list[dict[str, str]] = []
+        for item in items:
+            op: dict[str, str] = {
+                "k": item.order_key,
+                "t": item.token or "",
+                "fin": "1" if item.finish else "0",
+                "op": "",
+            }
+            outcome = item.outcome
+            if isinstance(outcome, Submitted):
+                op.update(
+                    op="submitted",
+                    ts=str(outcome.version.ts_ms),
+                    seq=str(outcome.version.seq),
+                    hash=outcome.payload_hash,
+                    lines=json.dumps(list(outcome.line_ids)),
+                    sale="" if outcome.sale_id is None else str(outcome.sale_id),
+                    attempt=self._attempt_json(outcome.attempt),
+                )
+            elif isinstance(outcome, Retry):
+                op.update(
+                    op="retry",
+                    due=repr(float(outcome.due_at)),
+                    spend="1" if outcome.spend_attempt else "0",
+                    attempt=self._attempt_json(outcome.attempt),
+                )
+            elif isinstance(outcome, Dead):
+                op.update(
+                    op="dead",
+                    reason=str(outcome.reason),
+                    attempt=self._attempt_json(outcome.attempt),
+                )
+            ops.append(op)
+        head, tail = lock_head_tail
+        script = self._script("finish_batch")
+        args = self._argv(now, "", head, tail, orjson.dumps(ops))
+        pipe = self._client.pipeline(transaction=False)
+        if items:
+            # EVALSHA straight into the pipeline: a Script object there costs an extra
+            # SCRIPT EXISTS round trip on every execute.
+            pipe.evalsha(script.sha, len(self._script_keys), *self._script_keys, *args)
+        if also is not None:
+            also(pipe)
+        replies = pipe.execute(raise_on_error=False)
+        if not items:
+            return []
+        first = replies[0]
+        if isinstance(first, redis.exceptions.NoScriptError):
+            # Redis restarted or flushed its scripts: nothing of this call ran; run it again.
+            first = script(keys=self._script_keys, args=args)
+        elif isinstance(first, Exception):
+            raise first
+        for reply in replies[1:]:
+            if isinstance(reply, Exception):
+                raise reply
+        return [int(r) for r in first]
 
     def mark_submitted(
         self,

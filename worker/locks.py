@@ -85,6 +85,15 @@ class OrderLock:
         self._release = client.register_script(_RELEASE_LUA)
         self._extend = client.register_script(_EXTEND_LUA)
 
+    def make_token(self) -> str:
+        """A fresh token, for callers that take locks in a batch script (`Ledger.begin_batch`)."""
+        return self._token_factory()
+
+    def key_parts(self) -> tuple[str, str]:
+        """The lock key around the order key (head, tail), for scripts that derive lock keys."""
+        head, _, tail = self._keys.lock("\x00").partition("\x00")
+        return head, tail
+
     def acquire(self, order_key: str, *, ttl_s: float) -> str | None:
         """Take the lock for `ttl_s` seconds. Returns the token, or None if someone holds it.
 

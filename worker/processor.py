@@ -1,24 +1,42 @@
-"""Handling one order key end to end: lock, ledger, transform, limiter, submit, outcome.
+"""Handling the order keys of one message: lock, ledger, transform, limiter, submit, outcome.
 
 This is the pipeline's one decision-making adapter. The Celery task is a thin shell around
 `OrderProcessor.handle_batch`; everything here takes its collaborators as arguments (the
 `Runtime` wires the real ones), and the clock and randomness are injected.
 
-    lock ─► begin_delivery ─► parse + transform (pure) ─► lines check ─► breaker ─► token
-         ─► submit ─► mark_submitted (re-publish when a newer version arrived meanwhile)
-                  ├─ RateLimited ─────► fleet block + reschedule (no attempt spent)
-                  ├─ ConfigurationError ► trip the breaker + reschedule (no attempt spent)
-                  ├─ RetryableError ──► policy.decide ─► retry schedule | dead letter
-                  └─ Rejected ───────► dead letter `rejected`
+A message's keys go through in phases, so Redis round trips are paid per message, not per order:
+
+    claim   ── ONE script: per order, lock (SET NX PX) + begin_delivery; a lock held elsewhere
+               reschedules the order (no attempt spent)                                 1 RTT
+    decide  ── per order, pure: parse + transform (`_build`), same payload already accepted,
+               lines check (`_deliver`)                                                 0 RTT
+    gate    ── the fleet breaker (`admit`: all / one probe / none), then N limiter tokens 2 RTT
+    submit  ── every admitted order concurrently on the process's HTTP pool; each answer is
+               classified once (`_settle`):
+                  ├─ 2xx ─────────────► `_accepted` (mark_submitted; re-publish a newer version)
+                  ├─ RateLimited ─────► fleet block + `_wait` (no attempt spent)
+                  ├─ ConfigurationError ► trip the breaker + `_wait` (no attempt spent)
+                  ├─ RetryableError ──► `_retry`: policy.decide ─► retry schedule | dead letter
+                  └─ Rejected ───────► `_dead_letter` `rejected`
+    flush   ── ONE script: per order, the outcome, the delivery's finish marker, the lock
+               release (token compare), plus the batch's counters in the same pipeline  1 RTT
+
+Outcome handlers only record what to write (`Job.outcome`); `_flush` writes them all at once, in
+the same per-order order as before (outcome, finish marker, unlock). A dead letter is stored
+before its ledger mark, so a crash in between repeats it and never loses it. A crash anywhere
+leaves orders SUBMITTING with a started delivery: the sweeper re-publishes them and the delivery
+markers bound a crash loop, exactly as for one order at a time.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import partial
 
 import structlog
 
@@ -35,9 +53,17 @@ from worker.errors import (
     RetryableError,
     TransformError,
 )
-from worker.jetti import JettiClient
+from worker.jetti import JettiClient, SubmitResult
 from worker.jsonio import loads_document
-from worker.ledger import DeliveryAction, Ledger, OrderEntry
+from worker.ledger import (
+    Dead,
+    DeliveryAction,
+    Finish,
+    Ledger,
+    OrderEntry,
+    Retry,
+    Submitted,
+)
 from worker.locks import OrderLock
 from worker.policy import GiveUp, RetryPolicy, decide
 from worker.publisher import Publisher
@@ -46,7 +72,7 @@ from worker.records import Attempt
 from worker.replay import stored_built
 from worker.rules import Rules
 from worker.states import DeadReason
-from worker.stats import Stats
+from worker.stats import Stats, StatsTally
 from worker.transform import Built, transform
 
 log = structlog.get_logger("jetti_relay.processor")
@@ -67,6 +93,32 @@ class ProcessorConfig:
     auto_connect_default: bool | None
     allow_line_changes: bool
     retry: RetryPolicy
+    submit_concurrency: int = 8  # requests in flight per process (the submit thread pool's size)
+
+
+@dataclass(eq=False)
+class Batch:
+    """What one message's orders share: the task, the counters and what to re-publish."""
+
+    task_id: str
+    tally: StatsTally
+    now: float
+    probe: bool = False  # admitted as the breaker's probe: report the outcome to the breaker
+    republish: list[str] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class Job:
+    """One order of a batch under its lock, as it moves through the phases."""
+
+    order_key: str
+    entry: OrderEntry
+    token: str | None  # the lock token this worker holds (released by the flush)
+    started: bool  # a delivery began: the flush writes its finish marker
+    batch: Batch
+    built: Built | None = None
+    outcome: Submitted | Retry | Dead | None = None  # what the flush writes
+    on_written: Callable[[int], None] | None = None  # called with the flush's answer
 
 
 class OrderProcessor:
@@ -104,108 +156,146 @@ class OrderProcessor:
         self._clock = clock
         self._rand = rand
         self._sleep = sleep
+        self._lock_parts = lock.key_parts()
 
     # --- batch ------------------------------------------------------------------------
     def handle_batch(self, order_keys: Sequence[str], *, task_id: str) -> None:
-        """Handle every key, overlapping their I/O; one key's failure never affects another."""
+        """Handle every key of one message; one key's failure never affects another."""
         unique = list(dict.fromkeys(order_keys))
-        if len(unique) == 1:
-            self._handle_safely(unique[0], task_id)
-            return
-        futures = [self._executor.submit(self._handle_safely, key, task_id) for key in unique]
-        for future in futures:
-            future.result()
-
-    def _handle_safely(self, order_key: str, task_id: str) -> None:
-        structlog.contextvars.bind_contextvars(order_key=order_key, task_id=task_id)
+        batch = Batch(task_id=task_id, tally=self._stats.tally(), now=self._clock())
         try:
-            self.handle(order_key, task_id=task_id)
+            jobs = self._claim(unique, batch)
         except Exception:
-            # Infrastructure failures (Redis down) leave the order in a non-final state; the
-            # sweeper re-publishes it. Never let one order take the batch down.
-            log.exception("order_handling_failed")
-        finally:
-            structlog.contextvars.unbind_contextvars("order_key", "task_id", "attempt", "delivery")
-
-    # --- one order --------------------------------------------------------------------
-    def handle(self, order_key: str, *, task_id: str) -> None:
-        """Handle one order key under its lock."""
-        token = self._lock.acquire(order_key, ttl_s=self._cfg.lock_ttl_s)
-        if token is None:
-            # Another worker holds the order. It re-reads the version after submitting, so this
-            # message only needs to come back later, without spending an attempt.
-            self._ledger.reschedule(order_key, due_at=self._clock() + self._cfg.lock_busy_retry_s)
-            log.info("order_locked_elsewhere", retry_in_s=self._cfg.lock_busy_retry_s)
+            # Redis unreachable: nothing was locked or started; the sweeper re-publishes.
+            log.exception("batch_claim_failed", task_id=task_id, keys=len(unique))
             return
         try:
-            self._handle_locked(order_key, task_id)
+            sendable = [job for job in jobs if self._decide(job)]
+            self._submit_all(self._gate(sendable, batch))
+        except Exception:
+            # An infrastructure failure mid-batch: write what is known; orders without an
+            # outcome stay SUBMITTING and the sweeper re-publishes them.
+            log.exception("batch_handling_failed", task_id=task_id)
         finally:
-            self._lock.release(order_key, token)
+            self._flush(jobs, batch)
 
-    def _handle_locked(self, order_key: str, task_id: str) -> None:
-        now = self._clock()
-        delivery = self._ledger.begin_delivery(
-            order_key,
-            task_id=task_id,
+    def handle(self, order_key: str, *, task_id: str) -> None:
+        """Handle one order key (a batch of one)."""
+        self.handle_batch([order_key], task_id=task_id)
+
+    @contextmanager
+    def _context(self, job: Job) -> Iterator[None]:
+        """Log lines inside carry the order's key, task, attempt and delivery number."""
+        with structlog.contextvars.bound_contextvars(
+            order_key=job.order_key,
+            task_id=job.batch.task_id,
+            attempt=job.entry.attempts + 1,
+            delivery=job.entry.deliveries_started,
+        ):
+            yield
+
+    # --- phase 1: lock + begin every order in one script ---------------------------------
+    def _claim(self, order_keys: Sequence[str], batch: Batch) -> list[Job]:
+        claims = self._ledger.begin_batch(
+            [(key, self._lock.make_token()) for key in order_keys],
+            lock_head_tail=self._lock_parts,
+            lock_ttl_s=self._cfg.lock_ttl_s,
+            lock_busy_due_at=batch.now + self._cfg.lock_busy_retry_s,
+            task_id=batch.task_id,
             worker=self._cfg.worker_id,
-            now=now,
+            now=batch.now,
             max_unfinished=self._cfg.max_unfinished_deliveries,
         )
-        entry = delivery.entry
-        if delivery.action is DeliveryAction.UNKNOWN or entry is None:
-            log.warning("order_unknown")
-            return
-        if delivery.action in (DeliveryAction.NOTHING_TO_DO, DeliveryAction.NOT_DUE):
-            log.info("order_nothing_to_do", action=str(delivery.action), state=str(entry.state))
-            return
-        if delivery.action is DeliveryAction.CRASH_LOOP:
-            self._dead_letter(
-                entry, DeadReason.WORKER_LOST, "deliveries started and never finished", now=now
-            )
-            return
-        structlog.contextvars.bind_contextvars(
-            attempt=entry.attempts + 1, delivery=entry.deliveries_started
-        )
-        try:
-            self._deliver(entry, now)
-        finally:
-            self._ledger.finish_delivery(order_key, now=self._clock())
+        jobs: list[Job] = []
+        for claim in claims:
+            with structlog.contextvars.bound_contextvars(
+                order_key=claim.order_key, task_id=batch.task_id
+            ):
+                if claim.locked:
+                    # Another worker holds the order. It re-reads the version after submitting,
+                    # so this message only needs to come back later, spending no attempt.
+                    log.info("order_locked_elsewhere", retry_in_s=self._cfg.lock_busy_retry_s)
+                    continue
+                delivery = claim.delivery
+                entry = delivery.entry if delivery is not None else None
+                if delivery is None or entry is None or delivery.action is DeliveryAction.UNKNOWN:
+                    log.warning("order_unknown")
+                    continue
+                if delivery.action in (DeliveryAction.NOTHING_TO_DO, DeliveryAction.NOT_DUE):
+                    log.info(
+                        "order_nothing_to_do", action=str(delivery.action), state=str(entry.state)
+                    )
+                    continue
+                job = Job(
+                    order_key=claim.order_key,
+                    entry=entry,
+                    token=claim.token,
+                    started=delivery.action is DeliveryAction.PROCEED,
+                    batch=batch,
+                )
+                jobs.append(job)
+                if delivery.action is DeliveryAction.CRASH_LOOP:
+                    self._guard(
+                        job,
+                        lambda j: self._dead_letter(
+                            j,
+                            DeadReason.WORKER_LOST,
+                            "deliveries started and never finished",
+                            now=batch.now,
+                        ),
+                    )
+        return jobs
 
-    def _deliver(self, entry: OrderEntry, now: float) -> None:
-        built = self._build(entry, now)
+    def _guard(self, job: Job, step: Callable[[Job], object]) -> object:
+        """Run one order's step in its log context; a bug or outage there stays with the order."""
+        with self._context(job):
+            try:
+                return step(job)
+            except Exception:
+                log.exception("order_handling_failed")
+                return None
+
+    # --- phase 2: decide per order (pure, no Redis on the happy path) ------------------
+    def _decide(self, job: Job) -> bool:
+        """True when the order must be sent (`job.built` is set)."""
+        if not job.started or job.outcome is not None:
+            return False
+        return self._guard(job, self._deliver) is not None
+
+    def _deliver(self, job: Job) -> Built | None:
+        """What to send for a started delivery, or None when the order is settled without it."""
+        entry, now = job.entry, job.batch.now
+        built = self._build(job, now)
         if built is None:
-            return
+            return None
         if entry.payload_hash == built.payload_hash:
             # A new raw version that yields the same payload: Jetti already has it.
-            self._accepted(entry, built, sale_id=entry.sale_id, status=None, sent=False)
-            return
+            self._accepted(job, built, sale_id=entry.sale_id, status=None, sent=False)
+            return None
         dropped = sorted(set(entry.line_ids) - set(built.line_ids))
         if dropped and not self._cfg.allow_line_changes:
             self._dead_letter(
-                entry,
+                job,
                 DeadReason.LINES_CHANGED,
                 "update drops line ids already sent: " + ", ".join(dropped[:20]),
                 now=now,
                 payload=built.body,
             )
-            return
-        if not self._breaker.allow(now=now):
-            self._wait(entry, due_at=now + self._cfg.breaker_probe_s, why="breaker_open")
-            return
-        if not self._take_token(entry):
-            return
-        self._submit(entry, built)
+            return None
+        job.built = built
+        return built
 
-    def _build(self, entry: OrderEntry, now: float) -> Built | None:
+    def _build(self, job: Job, now: float) -> Built | None:
+        entry = job.entry
         if entry.resend_payload is not None:  # `dlq replay --resend-stored`: send it as stored
             return stored_built(entry.resend_payload)
         if entry.raw is None:
-            self._dead_letter(entry, DeadReason.INVALID_INPUT, "raw order body missing", now=now)
+            self._dead_letter(job, DeadReason.INVALID_INPUT, "raw order body missing", now=now)
             return None
         try:
             order = parse_raw_order(loads_document(entry.raw))
         except InvalidOrder as exc:
-            self._dead_letter(entry, DeadReason.INVALID_INPUT, str(exc), now=now)
+            self._dead_letter(job, DeadReason.INVALID_INPUT, str(exc), now=now)
             return None
         try:
             return transform(
@@ -215,70 +305,132 @@ class OrderProcessor:
                 auto_connect_default=self._cfg.auto_connect_default,
             )
         except TransformError as exc:
-            self._dead_letter(entry, DeadReason.TRANSFORM_ERROR, str(exc), now=now)
+            self._dead_letter(job, DeadReason.TRANSFORM_ERROR, str(exc), now=now)
             return None
 
-    def _take_token(self, entry: OrderEntry) -> bool:
-        """Wait briefly for a fleet token; reschedule (no attempt) when the wait would be long."""
+    # --- phase 3: the fleet breaker, once for the whole batch ------------------------------
+    def _gate(self, jobs: list[Job], batch: Batch) -> list[Job]:
+        """The orders that may go now; the others wait without spending an attempt."""
+        if not jobs:
+            return []
+        now = self._clock()
+        admission = self._breaker.admit(now=now)
+        if admission != "all":
+            admitted = jobs[:1] if admission == "probe" else []
+            batch.probe = admission == "probe"
+            for job in jobs[len(admitted) :]:
+                with self._context(job):
+                    self._wait(job, due_at=now + self._cfg.breaker_probe_s, why="breaker_open")
+            jobs = admitted
+        return jobs
+
+    # --- phase 4: tokens and submissions, overlapped ---------------------------------------
+    def _submit_all(self, jobs: list[Job]) -> None:
+        """Submit every admitted order, each as soon as its fleet token is granted, at most
+        `submit_concurrency` in flight; then classify each answer once (`_settle`).
+
+        Tokens are asked for in bulk (one round trip for as many as can go now), but never
+        ahead of a free submit thread: a token held while its request queues would let a burst
+        through later and break the fleet rate. A missing token is waited for briefly; orders
+        whose wait would be long go back to the schedule without spending an attempt.
+        """
+        if not jobs:
+            return
+        capacity = max(1, self._cfg.submit_concurrency)
+        pending = list(jobs)
+        running: dict[Future[SubmitResult | Exception], Job] = {}
+        answers: dict[int, SubmitResult | Exception] = {}
         waited_s = 0.0
-        while True:
-            wait_s = self._limiter.acquire()
-            if wait_s <= 0:
-                return True
+        while pending:
+            free = capacity - sum(1 for f in running if not f.done())
+            if free <= 0:
+                wait(running, return_when=FIRST_COMPLETED)
+                continue
+            ask = min(free, len(pending))
+            taken, wait_s = self._limiter.acquire_many(ask)
+            if taken and len(jobs) == 1:
+                answers[id(pending[0])] = self._send(pending[0])  # one order: no thread hop
+                pending = []
+                break
+            for job in pending[:taken]:
+                running[self._executor.submit(self._send, job)] = job
+            pending = pending[taken:]
+            if taken == ask:
+                continue
             if waited_s + wait_s > self._cfg.max_token_wait_s:
-                self._wait(entry, due_at=self._clock() + wait_s, why="rate_limited_locally")
-                return False
+                due_at = self._clock() + wait_s
+                for job in pending:
+                    with self._context(job):
+                        self._wait(job, due_at=due_at, why="rate_limited_locally")
+                break
             self._sleep(wait_s)
             waited_s += wait_s
+        for future, job in running.items():
+            answers[id(job)] = future.result()
+        for job in jobs:
+            if id(job) in answers:
+                self._guard(job, partial(self._settle, answer=answers[id(job)]))
 
-    def _submit(self, entry: OrderEntry, built: Built) -> None:
+    def _send(self, job: Job) -> SubmitResult | Exception:
+        """POST the order's body; the answer or the exception (runs on a submit thread)."""
+        assert job.built is not None
         try:
-            result = self._jetti.submit(built.body)
-        except RateLimited as exc:
+            return self._jetti.submit(job.built.body)
+        except Exception as exc:
+            return exc
+
+    def _settle(self, job: Job, answer: SubmitResult | Exception) -> None:
+        built = job.built
+        assert built is not None
+        tally = job.batch.tally
+        if isinstance(answer, SubmitResult):
+            if job.batch.probe:
+                self._breaker.record_success()
+            tally.count_submission("accepted", answer.status)
+            self._accepted(job, built, sale_id=answer.sale_id, status=answer.status, sent=True)
+        elif isinstance(answer, RateLimited):
             now = self._clock()
-            pause_s = (
-                exc.retry_after_s if exc.retry_after_s is not None else self._cfg.blocked_default_s
-            )
+            retry_after = answer.retry_after_s
+            pause_s = retry_after if retry_after is not None else self._cfg.blocked_default_s
             self._limiter.block(until=now + pause_s)
-            self._stats.count_submission("rate_limited", exc.status)
-            self._wait(entry, due_at=now + pause_s, why="rate_limited", attempt=self._attempt(exc))
-        except ConfigurationError as exc:
+            tally.count_submission("rate_limited", answer.status)
+            self._wait(job, due_at=now + pause_s, why="rate_limited", attempt=self._attempt(answer))
+        elif isinstance(answer, ConfigurationError):
             now = self._clock()
-            self._breaker.trip(reason=exc.detail, status=exc.status, now=now)
-            self._stats.count_submission("config_error", exc.status)
-            log.error("fleet_paused", status=exc.status)
+            self._breaker.trip(reason=answer.detail, status=answer.status, now=now)
+            tally.count_submission("config_error", answer.status)
+            log.error("fleet_paused", status=answer.status)
             self._wait(
-                entry,
+                job,
                 due_at=now + self._cfg.breaker_probe_s,
                 why="breaker_open",
-                attempt=self._attempt(exc),
+                attempt=self._attempt(answer),
             )
-        except Rejected as exc:
-            self._stats.count_submission("rejected", exc.status)
+        elif isinstance(answer, Rejected):
+            tally.count_submission("rejected", answer.status)
             self._dead_letter(
-                entry,
+                job,
                 DeadReason.REJECTED,
-                str(exc),
+                str(answer),
                 now=self._clock(),
                 payload=built.body,
-                attempt=self._attempt(exc),
+                attempt=self._attempt(answer),
             )
-        except RetryableError as exc:
-            self._retry(entry, built, exc)
+        elif isinstance(answer, RetryableError):
+            self._retry(job, built, answer)
         else:
-            self._breaker.record_success()
-            self._stats.count_submission("accepted", result.status)
-            self._accepted(entry, built, sale_id=result.sale_id, status=result.status, sent=True)
+            # A bug, not an answer from Jetti: the order stays SUBMITTING for the sweeper.
+            log.error("order_submit_failed", exc_info=answer)
 
-    def _retry(self, entry: OrderEntry, built: Built, exc: RetryableError) -> None:
+    def _retry(self, job: Job, built: Built, exc: RetryableError) -> None:
+        entry = job.entry
         now = self._clock()
         status = getattr(exc, "status", None)
-        self._stats.count_submission(
+        job.batch.tally.count_submission(
             "unknown" if isinstance(exc, OutcomeUnknown) else "retry", status
         )
-        attempt_no = entry.attempts + 1
         decision = decide(
-            attempt=attempt_no,
+            attempt=entry.attempts + 1,
             first_failure_at=entry.first_failure_at or now,
             now=now,
             error=exc,
@@ -288,15 +440,11 @@ class OrderProcessor:
         attempt = self._attempt(exc)
         if isinstance(decision, GiveUp):
             self._dead_letter(
-                entry, decision.reason, str(exc), now=now, payload=built.body, attempt=attempt
+                job, decision.reason, str(exc), now=now, payload=built.body, attempt=attempt
             )
             return
-        self._ledger.schedule_retry(
-            entry.order_key,
-            due_at=decision.due_at,
-            spend_attempt=decision.spend_attempt,
-            now=now,
-            attempt=attempt,
+        job.outcome = Retry(
+            due_at=decision.due_at, spend_attempt=decision.spend_attempt, attempt=attempt
         )
         log.info(
             "order_retry_scheduled",
@@ -305,16 +453,17 @@ class OrderProcessor:
             retry_in_s=round(decision.due_at - now, 3),
         )
 
-    # --- outcomes ---------------------------------------------------------------------
+    # --- outcomes (recorded on the job; `_flush` writes them) ----------------------------
     def _accepted(
         self,
-        entry: OrderEntry,
+        job: Job,
         built: Built,
         *,
         sale_id: int | None,
         status: int | None,
         sent: bool,
     ) -> None:
+        entry = job.entry
         now = self._clock()
         attempt = (
             Attempt(
@@ -328,35 +477,35 @@ class OrderProcessor:
             if sent
             else None
         )
-        newer = self._ledger.mark_submitted(
-            entry.order_key,
+        job.outcome = Submitted(
             version=entry.version,
             payload_hash=built.payload_hash,
             line_ids=built.line_ids,
             sale_id=sale_id,
-            now=now,
             attempt=attempt,
         )
-        if entry.dead_reason is not None or entry.replayed:
-            self._dead.mark_resolved(entry.order_key, now=now)
         if sent:
-            self._stats.observe_latency(now - entry.enqueued_at)
-        log.info("order_submitted", status=status, sent=sent, newer_version_waiting=newer)
-        if newer:
-            self._publisher.publish([entry.order_key])
+            job.batch.tally.observe_latency(now - entry.enqueued_at)
 
-    def _wait(
-        self, entry: OrderEntry, *, due_at: float, why: str, attempt: Attempt | None = None
-    ) -> None:
+        def written(reply: int) -> None:
+            newer = reply == 1
+            if entry.dead_reason is not None or entry.replayed:
+                self._dead.mark_resolved(job.order_key, now=now)
+            log.info("order_submitted", status=status, sent=sent, newer_version_waiting=newer)
+            if newer:
+                # A newer version arrived while this one was in flight: it goes out next.
+                job.batch.republish.append(job.order_key)
+
+        job.on_written = written
+
+    def _wait(self, job: Job, *, due_at: float, why: str, attempt: Attempt | None = None) -> None:
         """Back to the retry schedule without spending an attempt."""
-        self._ledger.schedule_retry(
-            entry.order_key, due_at=due_at, spend_attempt=False, now=self._clock(), attempt=attempt
-        )
+        job.outcome = Retry(due_at=due_at, spend_attempt=False, attempt=attempt)
         log.info("order_waiting", why=why, retry_in_s=round(due_at - self._clock(), 3))
 
     def _dead_letter(
         self,
-        entry: OrderEntry,
+        job: Job,
         reason: DeadReason,
         error: str,
         *,
@@ -364,10 +513,12 @@ class OrderProcessor:
         payload: bytes | None = None,
         attempt: Attempt | None = None,
     ) -> None:
-        """Store the dead letter, then mark the ledger: a crash in between repeats, never loses."""
-        attempts = [*self._ledger.attempts(entry.order_key), *([attempt] if attempt else [])]
+        """Store the dead letter now; the ledger mark follows in the flush, so a crash in
+        between repeats it and never loses it."""
+        entry = job.entry
+        attempts = [*self._ledger.attempts(job.order_key), *([attempt] if attempt else [])]
         self._dead.put(
-            entry.order_key,
+            job.order_key,
             reason=reason,
             raw=entry.raw,
             payload=payload,
@@ -376,8 +527,8 @@ class OrderProcessor:
             error=error,
             now=now,
         )
-        self._ledger.mark_dead(entry.order_key, reason=reason, now=now, attempt=attempt)
-        self._stats.count_dead(reason)
+        job.outcome = Dead(reason=reason, attempt=attempt)
+        job.batch.tally.count_dead(reason)
         log.warning("order_dead_lettered", reason=str(reason), error=error[:500])
 
     def _attempt(self, exc: JettiRelayError) -> Attempt:
@@ -389,3 +540,32 @@ class OrderProcessor:
             worker=self._cfg.worker_id,
             outcome="error",
         )
+
+    # --- phase 5: every outcome, finish marker and unlock in one script ------------------
+    def _flush(self, jobs: list[Job], batch: Batch) -> None:
+        items = [Finish(j.order_key, j.outcome, j.started, j.token) for j in jobs]
+        try:
+            replies = self._ledger.finish_batch(
+                items,
+                lock_head_tail=self._lock_parts,
+                now=self._clock(),
+                also=batch.tally.queue if batch.tally else None,
+            )
+        except Exception:
+            # The orders stay SUBMITTING under locks that expire; the sweeper re-publishes them.
+            log.exception("batch_flush_failed", task_id=batch.task_id, orders=len(jobs))
+            return
+        for job, reply in zip(jobs, replies, strict=True):
+            if job.on_written is not None:
+                self._guard(job, partial(_call_on_written, reply=reply))
+        if batch.republish:
+            try:
+                self._publisher.publish(batch.republish)
+            except Exception:
+                # The orders are PENDING in the ledger: the sweeper publishes them.
+                log.exception("republish_failed", orders=len(batch.republish))
+
+
+def _call_on_written(job: Job, *, reply: int) -> None:
+    if job.on_written is not None:
+        job.on_written(reply)

@@ -54,6 +54,39 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
 return string.format('%.6f', wait)
 """
 
+# `_ACQUIRE_LUA` for up to ARGV[3] tokens at once: takes as many whole tokens as the bucket
+# holds, up to the ask; returns {taken, wait} where wait (a string, seconds) is the time until the
+# next token when fewer than asked were taken (or the remaining block, with 0 taken).
+_ACQUIRE_MANY_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local blocked = tonumber(redis.call('GET', KEYS[2]))
+if blocked and now < blocked then
+    return {0, string.format('%.6f', blocked - now)}
+end
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local want = tonumber(ARGV[3])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(state[1])
+local ts = tonumber(state[2])
+if tokens == nil or ts == nil then
+    tokens = burst
+    ts = now
+end
+tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
+local taken = math.min(want, math.floor(tokens))
+tokens = tokens - taken
+local wait = 0
+if taken < want then
+    wait = (1 - tokens) / rate
+end
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens),
+           'ts', string.format('%.6f', now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+return {taken, string.format('%.6f', wait)}
+"""
+
 # Moves the block later (never earlier); the key expires when the block ends.
 # KEYS: blocked_until. ARGV: until (epoch s). Returns 1 when the block was extended.
 _BLOCK_LUA = """
@@ -88,6 +121,7 @@ class RateLimiter:
         self.burst = burst
         self._acquire = client.register_script(_ACQUIRE_LUA)
         self._block = client.register_script(_BLOCK_LUA)
+        self._acquire_many = client.register_script(_ACQUIRE_MANY_LUA)
 
     @classmethod
     def from_settings(
@@ -110,6 +144,19 @@ class RateLimiter:
         keys = [self._keys.rate_bucket(), self._keys.blocked_until()]
         raw = self._acquire(keys=keys, args=[repr(self.rate_per_s), self.burst])
         return max(0.0, float(raw))
+
+    def acquire_many(self, count: int) -> tuple[int, float]:
+        """Take up to `count` tokens in one round trip (a worker's batch).
+
+        Returns (taken, wait_s): `taken` whole tokens are the caller's (0 <= taken <= count);
+        when fewer than `count` were available, `wait_s` is the time until the next token (or
+        the remaining fleet block), else 0.0. Same bucket and block as `acquire`.
+        """
+        if count < 1:
+            return 0, 0.0
+        keys = [self._keys.rate_bucket(), self._keys.blocked_until()]
+        taken, wait = self._acquire_many(keys=keys, args=[repr(self.rate_per_s), self.burst, count])
+        return int(taken), max(0.0, float(wait))
 
     def block(self, *, until: float) -> bool:
         """Stop the fleet taking tokens until `until` (epoch seconds).

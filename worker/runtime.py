@@ -117,6 +117,7 @@ def build_runtime(settings: Settings) -> Runtime:
         auto_connect_default=settings.auto_connect_default,
         allow_line_changes=settings.allow_line_changes,
         retry=RetryPolicy.from_settings(settings),
+        submit_concurrency=settings.submit_concurrency,
     )
     processor = OrderProcessor(
         config=config,

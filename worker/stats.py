@@ -7,6 +7,8 @@ the whole fleet without scanning keys (Flower only sees what one monitor process
 from __future__ import annotations
 
 import bisect
+from collections import Counter
+from typing import Any
 
 import redis
 
@@ -29,6 +31,53 @@ LATENCY_BUCKETS_S: tuple[float, ...] = (
 )
 
 
+def latency_bucket(seconds: float) -> str:
+    """The histogram field suffix for one latency (negative clock skew counts as 0)."""
+    index = bisect.bisect_left(LATENCY_BUCKETS_S, max(0.0, seconds))
+    return "inf" if index >= len(LATENCY_BUCKETS_S) else repr(LATENCY_BUCKETS_S[index])
+
+
+class StatsTally:
+    """Counts one batch's outcomes in memory; `queue` adds them to a pipeline as a handful of
+    HINCRBYs (one per distinct field), so counting costs no round trip of its own."""
+
+    def __init__(self, keys: Keys) -> None:
+        self._keys = keys
+        self._counters: Counter[str] = Counter()
+        self._buckets: Counter[str] = Counter()
+        self._latency_sum = 0.0
+
+    def count_submission(self, outcome: str, status: int | None) -> None:
+        """As `Stats.count_submission`."""
+        self._counters[f"submissions|{outcome}|{status if status is not None else 'none'}"] += 1
+
+    def count_dead(self, reason: str) -> None:
+        """As `Stats.count_dead`."""
+        self._counters[f"dead|{reason}"] += 1
+
+    def observe_latency(self, seconds: float) -> None:
+        """As `Stats.observe_latency`."""
+        self._buckets[latency_bucket(seconds)] += 1
+        self._latency_sum += max(0.0, seconds)
+
+    def __bool__(self) -> bool:
+        return bool(self._counters or self._buckets)
+
+    def queue(self, pipe: Any) -> None:
+        """Queue the increments into `pipe` (a redis pipeline) and forget them."""
+        for field, n in self._counters.items():
+            pipe.hincrby(self._keys.counters(), field, n)
+        if self._buckets:
+            latency = self._keys.latency()
+            for bucket, n in self._buckets.items():
+                pipe.hincrby(latency, f"bucket|{bucket}", n)
+            pipe.hincrby(latency, "count", sum(self._buckets.values()))
+            pipe.hincrbyfloat(latency, "sum", self._latency_sum)
+        self._counters.clear()
+        self._buckets.clear()
+        self._latency_sum = 0.0
+
+
 class Stats:
     """Counters of submission outcomes and dead letters, and the latency histogram."""
 
@@ -48,13 +97,16 @@ class Stats:
     def observe_latency(self, seconds: float) -> None:
         """Record one enqueue-to-acceptance latency (negative clock skew counts as 0)."""
         value = max(0.0, seconds)
-        index = bisect.bisect_left(LATENCY_BUCKETS_S, value)
-        bucket = "inf" if index >= len(LATENCY_BUCKETS_S) else repr(LATENCY_BUCKETS_S[index])
+        bucket = latency_bucket(value)
         pipe = self._client.pipeline(transaction=False)
         pipe.hincrby(self._keys.latency(), f"bucket|{bucket}", 1)
         pipe.hincrby(self._keys.latency(), "count", 1)
         pipe.hincrbyfloat(self._keys.latency(), "sum", value)
         pipe.execute()
+
+    def tally(self) -> StatsTally:
+        """An in-memory tally for one batch, flushed with `StatsTally.queue`."""
+        return StatsTally(self._keys)
 
     def submissions(self) -> dict[tuple[str, str], int]:
         """Totals by (outcome, status) since the counters were created."""

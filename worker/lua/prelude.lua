@@ -81,3 +81,125 @@ local function fresh_budget(k, old_state)
   redis.call('HDEL', ok, 'first_failure_at', 'next_attempt_at', 'dead_reason')
   redis.call('ZREM', K_RETRY, k)
 end
+
+-- The per-order steps of the worker, as functions: each single-order script is one call, and
+-- the batch scripts (begin_batch, finish_batch) loop over them, so one body of logic serves both.
+-- Arguments are strings, as they arrive in ARGV.
+
+-- begin_delivery of order `k`: returns the action ('unknown', 'nothing_to_do', 'crash_loop',
+-- 'not_due' or 'proceed').
+local function begin_one(k, task_id, worker, max_unfinished)
+  local ok = okey(k)
+  local f = redis.call('HMGET', ok, 'state', 'd_started', 'd_finished', 'next_attempt_at')
+  local state = f[1]
+  if not state then return 'unknown' end
+  if FINAL[state] then return 'nothing_to_do' end
+  local started = tonumber(f[2] or '0')
+  if started - tonumber(f[3] or '0') >= tonumber(max_unfinished) then
+    event(k, {type = 'crash_loop', task_id = task_id, worker = worker, started = started})
+    return 'crash_loop'
+  end
+  if state == 'retry_wait' and f[4] and tonumber(f[4]) > NOW then return 'not_due' end
+  redis.call('ZREM', K_RETRY, k)
+  redis.call('HSET', ok, 'd_started', started + 1)
+  redis.call('HDEL', ok, 'next_attempt_at')
+  set_state(k, state, 'submitting')
+  event(k, {type = 'delivery_started', task_id = task_id, worker = worker, delivery = started + 1})
+  return 'proceed'
+end
+
+-- finish_delivery: the finish marker of a delivery that began. Returns 1, or 0 without an entry.
+local function finish_one(k)
+  local ok = okey(k)
+  local f = redis.call('HMGET', ok, 'state', 'd_started', 'd_finished')
+  if not f[1] then return 0 end
+  local finished = tonumber(f[3] or '0') + 1
+  -- Never above started: a stray finish must not hide a future crash loop.
+  if finished > tonumber(f[2] or '0') then finished = tonumber(f[2] or '0') end
+  redis.call('HSET', ok, 'd_finished', finished)
+  event(k, {type = 'delivery_finished', delivery = finished})
+  return 1
+end
+
+-- mark_submitted: returns 1 when a newer version arrived meanwhile (the order is PENDING again
+-- and must be re-published), 0 when it is SUBMITTED, -1 without an entry.
+local function submitted_one(k, sent_ts_s, sent_seq_s, payload_hash, line_ids, sale_id, attempt)
+  local ok = okey(k)
+  local f = redis.call('HMGET', ok, 'state', 'v_ts', 'v_seq')
+  if not f[1] then return -1 end
+  redis.call('HSET', ok, 'payload_hash', payload_hash, 'line_ids', line_ids, 'sent_v_ts', sent_ts_s,
+    'sent_v_seq', sent_seq_s, 'submitted_at', NOW_S)
+  -- A stored payload a replay asked to resend (dlq replay --resend-stored) has gone through.
+  redis.call('HDEL', ok, 'next_attempt_at', 'first_failure_at', 'replayed', 'resend_payload')
+  if sale_id ~= '' then redis.call('HSET', ok, 'sale_id', sale_id) end
+  redis.call('ZREM', K_RETRY, k)
+  add_attempt(k, attempt)
+  local cur_ts, cur_seq = tonumber(f[2]), tonumber(f[3])
+  local sent_ts, sent_seq = tonumber(sent_ts_s), tonumber(sent_seq_s)
+  if cur_ts > sent_ts or (cur_ts == sent_ts and cur_seq > sent_seq) then
+    redis.call('HSET', ok, 'attempts', 0)
+    set_state(k, f[1], 'pending')
+    event(k, {type = 'submitted', ts_ms = sent_ts, seq = sent_seq, newer_pending = true})
+    return 1
+  end
+  set_state(k, f[1], 'submitted')
+  counter('submitted')
+  event(k, {type = 'submitted', ts_ms = sent_ts, seq = sent_seq, sale_id = sale_id})
+  return 0
+end
+
+-- schedule_retry: RETRY_WAIT until `due` ('1' in `spend` spends an attempt). 1, or 0 without
+-- an entry.
+local function retry_one(k, due, spend, attempt)
+  local ok = okey(k)
+  local f = redis.call('HMGET', ok, 'state', 'first_failure_at')
+  if not f[1] then return 0 end
+  redis.call('ZADD', K_RETRY, tonumber(due), k)
+  redis.call('HSET', ok, 'next_attempt_at', due)
+  if spend == '1' then redis.call('HINCRBY', ok, 'attempts', 1) end
+  -- The deadline counts from the first real failure; a reschedule for a taken lock is not one.
+  if not f[2] and (spend == '1' or attempt ~= '') then
+    redis.call('HSET', ok, 'first_failure_at', NOW_S)
+  end
+  add_attempt(k, attempt)
+  set_state(k, f[1], 'retry_wait')
+  event(k, {type = 'retry_scheduled', due_at = tonumber(due), spend_attempt = (spend == '1')})
+  return 1
+end
+
+-- mark_dead: DEAD with `reason`, out of the retry schedule. 1, or 0 without an entry.
+local function dead_one(k, reason, attempt)
+  local ok = okey(k)
+  local state = redis.call('HGET', ok, 'state')
+  if not state then return 0 end
+  redis.call('ZREM', K_RETRY, k)
+  redis.call('HSET', ok, 'dead_reason', reason)
+  redis.call('HDEL', ok, 'next_attempt_at')
+  add_attempt(k, attempt)
+  set_state(k, state, 'dead')
+  counter('dead_' .. reason)
+  event(k, {type = 'dead', reason = reason})
+  return 1
+end
+
+-- reschedule (the order's lock is taken elsewhere): PENDING -> RETRY_WAIT until `due`;
+-- RETRY_WAIT keeps the earlier due time; SUBMITTING and final states are left alone (the lock
+-- holder re-reads the version after submitting; the sweeper covers a holder that died).
+-- Returns 1 when the order is (still) scheduled, else 0.
+local function reschedule_one(k, due)
+  local ok = okey(k)
+  local state = redis.call('HGET', ok, 'state')
+  if state == 'pending' then
+    redis.call('ZADD', K_RETRY, tonumber(due), k)
+    redis.call('HSET', ok, 'next_attempt_at', due)
+    set_state(k, state, 'retry_wait')
+    event(k, {type = 'rescheduled', due_at = tonumber(due), why = 'locked'})
+    return 1
+  end
+  if state == 'retry_wait' then
+    redis.call('ZADD', K_RETRY, 'LT', tonumber(due), k)
+    redis.call('HSET', ok, 'next_attempt_at', redis.call('ZSCORE', K_RETRY, k))
+    return 1
+  end
+  return 0
+end

@@ -1,0 +1,28 @@
+-- finish_batch: the outcomes of one message's orders, in one call. ARGV 10/11 head/tail of the
+-- lock key, 12 a JSON array with one object per order:
+--   k       order key
+--   op      'submitted' | 'retry' | 'dead' | '' (no outcome to write)
+--   ...     the op's fields (strings): submitted: ts, seq, hash, lines, sale, attempt;
+--           retry: due, spend, attempt; dead: reason, attempt
+--   fin     '1' to write the delivery's finish marker (after the outcome)
+--   t       the lock token to release last ('' for none; only the holder's token frees it)
+-- Returns one integer per order: the op's answer (submitted_one, retry_one, dead_one), 0 for ''.
+local out = {}
+for i, o in ipairs(cjson.decode(ARGV[12])) do
+  local k = o.k
+  local r = 0
+  if o.op == 'submitted' then
+    r = submitted_one(k, o.ts, o.seq, o.hash, o.lines, o.sale, o.attempt)
+  elseif o.op == 'retry' then
+    r = retry_one(k, o.due, o.spend, o.attempt)
+  elseif o.op == 'dead' then
+    r = dead_one(k, o.reason, o.attempt)
+  end
+  if o.fin == '1' then finish_one(k) end
+  if o.t ~= '' then
+    local lk = ARGV[10] .. k .. ARGV[11]
+    if redis.call('GET', lk) == o.t then redis.call('DEL', lk) end
+  end
+  out[i] = r
+end
+return out
