@@ -81,6 +81,9 @@ class Thresholds:
     max_dead: int = DEFAULT_MAX_DEAD
 
 
+CheckFn = Callable[[Sources, Thresholds, float], Check]
+
+
 def _ago(seconds: float) -> str:
     return f"{seconds:.0f} s ago" if seconds < 120 else f"{seconds / 60:.0f} min ago"
 
@@ -99,6 +102,8 @@ def make_worker_check(ping: Callable[[float], list[str]]) -> CheckFn:
     def check_workers(src: Sources, limits: Thresholds, now: float) -> Check:
         if limits.min_workers <= 0:
             return Check("workers", "skip", "--min-workers 0")
+        # A dead broker would make Celery's ping retry its connection for minutes.
+        src.broker.ping()
         nodes = sorted(ping(limits.ping_timeout_s))
         shown = ", ".join(nodes[:5]) + (" ..." if len(nodes) > 5 else "")
         if len(nodes) < limits.min_workers:
@@ -188,9 +193,6 @@ def check_dead_letters(src: Sources, limits: Thresholds, now: float) -> Check:
     detail = f"{waiting} waiting ({reasons}){oldest}; see jetti-relay dlq list"
     status: Status = "fail" if waiting > limits.max_dead else "warn"
     return Check("dead_letters", status, detail, waiting)
-
-
-CheckFn = Callable[[Sources, Thresholds, float], Check]
 
 
 def run_checks(src: Sources, limits: Thresholds, checks: Sequence[tuple[str, CheckFn]],

@@ -37,6 +37,8 @@ from worker.stats import Stats
 
 log = structlog.get_logger("jetti_relay.metrics")
 
+# A scrape or health check waits at most this long for Redis, instead of hanging on a stuck server.
+REDIS_TIMEOUT_S = 5.0
 # Every metric name starts with this.
 PREFIX = "jetti_relay"
 # Periodic roles that write heartbeats (worker/maintenance.py).
@@ -79,11 +81,15 @@ class Sources:
     @classmethod
     def from_settings(cls, settings: Settings) -> Sources:
         """Sources for the deployment `settings` describe (its Redis, broker and key prefix)."""
-        client: redis.Redis[bytes] = redis.Redis.from_url(settings.redis_url)
+        client: redis.Redis[bytes] = redis.Redis.from_url(
+            settings.redis_url, socket_timeout=REDIS_TIMEOUT_S,
+            socket_connect_timeout=REDIS_TIMEOUT_S,
+        )
         broker: redis.Redis[bytes] = (
             client
             if settings.broker_url == settings.redis_url
-            else redis.Redis.from_url(settings.broker_url)
+            else redis.Redis.from_url(settings.broker_url, socket_timeout=REDIS_TIMEOUT_S,
+                                      socket_connect_timeout=REDIS_TIMEOUT_S)
         )
         return cls(client=client, broker=broker, keys=Keys(settings.key_prefix))
 
