@@ -89,7 +89,7 @@ def bench(profile: str, orders: int | None, lines: int | None, processes: int | 
     """Benchmark the real pipeline against naive Celery and a plain loop; print one table."""
     import shutil
 
-    from ops.bench_runs import RunConfig
+    from ops.bench_common import RunConfig
     from ops.services import ServiceError
 
     chosen = PROFILES[profile]
@@ -122,7 +122,7 @@ def _say(text: str) -> None:
 
 def run(profile: Profile, config: Any, name: str) -> dict[str, Any]:
     """Every measurement of `profile`, as one JSON-ready dict with `targets` filled in."""
-    from ops import bench_runs
+    from ops import bench_baselines, bench_runs
 
     started = time.monotonic()
     result: dict[str, Any] = {
@@ -138,10 +138,11 @@ def run(profile: Profile, config: Any, name: str) -> dict[str, Any]:
         ours, paced = bench_runs.measure_ours(config, profile.orders, latency,
                                               profile.rated_seconds)
         _say(f"naive Celery, sandbox latency {key} ms")
-        naive = bench_runs.measure_naive(config, profile.orders, latency,
+        naive = bench_baselines.measure_naive(config, profile.orders, latency,
                                          profile.baseline_seconds)
         _say(f"plain loop, sandbox latency {key} ms")
-        loop = bench_runs.measure_loop(config, profile.orders, latency, profile.baseline_seconds)
+        loop = bench_baselines.measure_loop(config, profile.orders, latency,
+                                            profile.baseline_seconds)
         result["latencies"][key] = {
             "latency_ms": latency,
             "ours": ours,
