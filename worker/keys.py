@@ -137,6 +137,11 @@ class Keys:
         """Hash: the reconciler's figures (last run, counts) for metrics, health, order show."""
         return f"{self.prefix}:reconcile:stats"
 
+    def reconcile_acted(self) -> str:
+        """Sorted set: import-log row ids the reconciler dead-lettered an order for, by row time
+        (a replay that resends the same payload is not killed again by the same old row)."""
+        return f"{self.prefix}:reconcile:acted"
+
     def api_bucket(self, kind: str) -> str:
         """Hash: fleet token bucket for Jetti's sync API, per kind (`read`, `write`)."""
         return f"{self.prefix}:rate:api:{kind}"

@@ -65,6 +65,10 @@ PASS_LIMIT = 5000
 MAX_THROTTLED_READS = 5
 # Back-off after a read 429 without Retry-After: Jetti's window is one second.
 READ_BLOCK_S = 1.0
+# Resends of one order whose sale still differs, before it is dead-lettered instead.
+MAX_REPAIRS = 3
+# Rows acted on are remembered this long past the window (a replay of the same payload).
+ACTED_KEPT_S = 24 * 3600.0
 # A row's `createdAt` may precede our `submitted_at` by the request's duration and clock skew.
 # Used only for rows that carry no payload to compare.
 DEFAULT_TOLERANCE_S = 60.0
@@ -240,7 +244,11 @@ class Reconciler:
         report = ReconcileReport()
         try:
             checkpoint = self._checkpoint(now)
-            rows = self._read_errors(checkpoint - self._cfg.grace_s, now, report)
+            window_from = checkpoint - self._cfg.grace_s
+            self._client.zremrangebyscore(
+                self._keys.reconcile_acted(), "-inf", f"({window_from - ACTED_KEPT_S!r}"
+            )
+            rows = self._read_errors(window_from, now, report)
             self._handle_errors(rows, report, now)
             self._confirm(now, report)
             self._client.set(self._keys.reconcile_checkpoint(), repr(now))
@@ -321,8 +329,14 @@ class Reconciler:
             {p + str(r.external_id) for r in wanted for p in self._cfg.id_prefixes}
         )
         entries = dict(zip(candidates, self._ledger.get_many(candidates), strict=True))
+        pipe = self._client.pipeline(transaction=False)
+        for row in wanted:
+            pipe.zscore(self._keys.reconcile_acted(), str(row.id))
+        acted = {row.id for row, score in zip(wanted, pipe.execute(), strict=True) if score}
         done: set[str] = set()
         for row in wanted:
+            if row.id in acted:
+                continue  # this row already dead-lettered its order; a replay stands
             for prefix in self._cfg.id_prefixes:
                 key = prefix + str(row.external_id)
                 entry = entries.get(key)
@@ -369,7 +383,18 @@ class Reconciler:
             except (TypeError, ValueError):
                 payload = None
         key = entry.order_key
-        # Dead letter first, then the ledger's compare-and-set (a crash in between repeats).
+        if self._reject_with(entry, error, attempt, payload, now):
+            self._client.zadd(self._keys.reconcile_acted(), {str(row.id): row.created_at})
+            log.warning("order_rejected_by_jetti", order_key=key, import_id=row.id,
+                        problem=problem)
+            return True
+        return False
+
+    def _reject_with(
+        self, entry: OrderEntry, error: str, attempt: Attempt, payload: bytes | None, now: float
+    ) -> bool:
+        """Dead letter first, then the ledger's compare-and-set (a crash in between repeats)."""
+        key = entry.order_key
         self._dead.put(
             key,
             reason=DeadReason.REJECTED_BY_JETTI,
@@ -394,7 +419,6 @@ class Reconciler:
             return False
         if self._count_dead is not None:
             self._count_dead(DeadReason.REJECTED_BY_JETTI)
-        log.warning("order_rejected_by_jetti", order_key=key, import_id=row.id, problem=problem)
         return True
 
     def _confirm(self, now: float, report: ReconcileReport) -> None:
@@ -430,12 +454,26 @@ class Reconciler:
         sale = self._read(lambda: self._jetti.find_sale(external_id), report)
         if sale is not None and sale_matches(sale, built.payload):
             return True
-        if self._ledger.repair(entry.order_key, payload_hash=entry.payload_hash, now=now):
+        outcome = self._ledger.repair(
+            entry.order_key, payload_hash=entry.payload_hash, now=now, max_repairs=MAX_REPAIRS
+        )
+        if outcome == 1:
             self._publisher.publish([entry.order_key])
             report.repaired += 1
             log.warning(
                 "order_repaired", order_key=entry.order_key, sale_found=sale is not None
             )
+        elif outcome == -1:
+            problem = (
+                f"Jetti's sale still differs from the last payload after {MAX_REPAIRS} resends"
+                if sale is not None
+                else f"Jetti has no sale for the order after {MAX_REPAIRS} resends"
+            )
+            attempt = Attempt(at=now, status=None, error_class="SaleMismatch",
+                              excerpt=problem, worker=self._cfg.holder, outcome="dead")
+            if self._reject_with(entry, problem, attempt, built.body, now):
+                report.rejected += 1
+                report.rejected_keys.append(entry.order_key)
         return False
 
     def _record(self, report: ReconcileReport, now: float) -> None:

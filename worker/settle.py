@@ -62,10 +62,14 @@ class SettleLedger(Ledger):
         )
         return int(reply) == 1
 
-    def repair(self, order_key: str, *, payload_hash: str, now: float) -> bool:
+    def repair(
+        self, order_key: str, *, payload_hash: str, now: float, max_repairs: int = 3
+    ) -> int:
         """PENDING again, payload hash forgotten, so the latest version is sent again; only if
-        the order is SUBMITTED/CONFIRMED with `payload_hash` last sent. The caller publishes."""
-        return int(self._run("repair", now, order_key, payload_hash)) == 1
+        the order is SUBMITTED/CONFIRMED with `payload_hash` last sent. 1: re-armed (the caller
+        publishes); 0: the order moved on; -1: already repaired `max_repairs` times since its
+        last confirmation (the caller gives up on it)."""
+        return int(self._run("repair", now, order_key, payload_hash, max_repairs))
 
     def mark_cancelled(
         self,

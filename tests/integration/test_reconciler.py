@@ -144,6 +144,23 @@ def test_async_rejection_ends_dead_with_jettis_problem_and_clean_order_confirmed
     assert status.checkpoint is not None and status.last_error is None
 
 
+def test_a_replay_of_the_same_payload_is_not_killed_again_by_the_old_error(
+    books: Books, start_pipeline: PipelineFactory, sandbox: Any
+) -> None:
+    """Rejected, then fixed on Jetti's side and replayed unchanged: the old error row is still in
+    the reconciler's window, but it already acted on it, so the resend is confirmed."""
+    sandbox.set_faults(reject_matching=['"externalId":"rp-1"'])
+    start_pipeline(JETTI_RELAY_RECONCILE_INTERVAL_S="0.3", JETTI_RELAY_RECONCILE_GRACE_S="4")
+    books.enqueue([raw_order("rp-1")])
+    books.wait_state("rp-1", {OrderState.DEAD})
+    sandbox.set_faults(reject_matching=[])
+    assert books.ledger.rearm("rp-1", now=time.time())
+    books.publisher.publish(["rp-1"])
+    books.wait_state("rp-1", {OrderState.CONFIRMED})
+    assert len(sandbox.history("rp-1")) == 2
+    assert read_status(books.client, books.keys).counts["rejected"] == 1
+
+
 def test_an_error_about_a_superseded_payload_does_not_kill_the_newer_version(
     books: Books, start_pipeline: PipelineFactory, sandbox: Any
 ) -> None:
