@@ -1,0 +1,209 @@
+"""The books after a scenario: what the producer handed over against what Jetti and the
+dead-letter store hold.
+
+For every order the producer accepted (rejections at the edge are counted apart):
+- delivered: the ledger says SUBMITTED and Jetti's last received version (the sandbox history, in
+  the order Jetti applied them) is the payload of the order's latest version, with status success;
+- dead-lettered: the ledger says DEAD and the dead-letter store holds the order with a reason;
+- lost: anything else (not final, missing, Jetti holding an older payload, DEAD without an entry).
+
+Across the whole history of every order:
+- a regression is a version applied after a newer one (Jetti went backwards), or a payload that no
+  accepted version produces;
+- a duplicate is a byte-identical payload received again. It is harmless when it repeats what
+  Jetti already had (the previous receipt had the same bytes, so the upsert changed nothing) and
+  the ledger shows why it could not be avoided: an unknown outcome (timeout, dropped answer), a
+  delivery that started and never finished (a killed worker) or a replay. Otherwise harmful.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from worker.contract import parse_raw_order
+from worker.deadletters import DeadLetters
+from worker.errors import InvalidOrder, TransformError
+from worker.jsonio import loads_document
+from worker.ledger import Ledger, version_ts_ms
+from worker.rules import Rules
+from worker.states import OrderState
+from worker.transform import transform
+
+# Error classes of attempts whose outcome is unknown (the request may have been applied).
+UNKNOWN_OUTCOME_CLASSES = frozenset({"OutcomeUnknown"})
+# Ledger events that explain a resend.
+RESEND_EVENTS = frozenset({"crash_loop", "rearmed"})
+
+
+@dataclass
+class OrderVersions:
+    """Every version of one order the producer had accepted, in arrival order."""
+
+    raws: list[bytes] = field(default_factory=list)
+
+    def add(self, raw: bytes) -> None:
+        if raw not in self.raws:
+            self.raws.append(raw)
+
+
+@dataclass
+class Books:
+    """The producer's side of the books: accepted versions per order key, edge rejections."""
+
+    orders: dict[str, OrderVersions] = field(default_factory=dict)
+    rejected_at_edge: int = 0
+
+    def accept(self, key: str, raw: bytes) -> None:
+        self.orders.setdefault(key, OrderVersions()).add(raw)
+
+    @property
+    def keys(self) -> list[str]:
+        return list(self.orders)
+
+
+@dataclass
+class BooksReport:
+    """The outcome of `check_books`; `problems` names the first offenders of each kind."""
+
+    sent: int = 0
+    rejected_at_edge: int = 0
+    delivered: int = 0
+    dead_lettered: int = 0
+    lost: int = 0
+    harmless_duplicates: int = 0
+    harmful_duplicates: int = 0
+    regressions: int = 0
+    dead_reasons: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def balanced(self) -> bool:
+        """Zero lost, zero harmful duplicates, zero regressions."""
+        return self.lost == 0 and self.harmful_duplicates == 0 and self.regressions == 0
+
+    def note(self, text: str) -> None:
+        if len(self.problems) < 20:
+            self.problems.append(text)
+
+
+@dataclass(frozen=True)
+class _Version:
+    rank: tuple[int, int]  # (updated_at in ms, arrival index): higher is newer
+    payload_hash: str | None  # None: the version cannot become a payload (must be dead-lettered)
+    external_id: str | None  # the sale's externalId in Jetti (the order id, without a key prefix)
+
+
+def _versions(raws: Sequence[bytes], rules: Rules) -> list[_Version]:
+    out = []
+    for index, raw in enumerate(raws):
+        try:
+            order = parse_raw_order(loads_document(raw))
+        except InvalidOrder:
+            out.append(_Version((0, index), None, None))
+            continue
+        rank = (version_ts_ms(order.updated_at), index)
+        try:
+            built = transform(order, rules)
+        except TransformError:
+            out.append(_Version(rank, None, str(order.id)))
+            continue
+        out.append(_Version(rank, built.payload_hash, str(built.payload["externalId"])))
+    return out
+
+
+def check_books(
+    books: Books,
+    *,
+    ledger: Ledger,
+    dead: DeadLetters,
+    histories: Callable[[Sequence[str]], Mapping[str, list[dict[str, Any]]]],
+    rules: Rules | None = None,
+) -> BooksReport:
+    """Balance `books` against the ledger, the dead-letter store and Jetti's history."""
+    rules = rules or Rules.empty()
+    report = BooksReport(sent=len(books.orders), rejected_at_edge=books.rejected_at_edge)
+    keys = books.keys
+    versions_of = {key: _versions(books.orders[key].raws, rules) for key in keys}
+    # Jetti files a sale under the order's id; the ledger key may carry a producer's prefix.
+    external_of = {key: next((v.external_id for v in reversed(versions_of[key])
+                              if v.external_id is not None), key) for key in keys}
+    history = histories(sorted(set(external_of.values())))
+    for key in keys:
+        versions = versions_of[key]
+        latest = max(versions, key=lambda v: v.rank)
+        rank_of = {v.payload_hash: v.rank for v in versions if v.payload_hash is not None}
+        receipts = history.get(external_of[key], [])
+        _check_history(key, receipts, rank_of, ledger, report)
+        entry = ledger.get(key)
+        if entry is None:
+            report.lost += 1
+            report.note(f"{key}: not in the ledger")
+            continue
+        if entry.state is OrderState.SUBMITTED:
+            last = receipts[-1] if receipts else None
+            if (last is not None and last["payloadHash"] == latest.payload_hash
+                    and last["status"] == "success"):
+                report.delivered += 1
+            else:
+                report.lost += 1
+                got = None if last is None else (last["payloadHash"][:12], last["status"])
+                report.note(f"{key}: SUBMITTED but Jetti's last version is {got}, "
+                            f"not the latest ({(latest.payload_hash or '')[:12]})")
+        elif entry.state is OrderState.DEAD:
+            dead_entry = dead.get(key)
+            if dead_entry is not None and dead_entry.reason is not None and dead_entry.error:
+                report.dead_lettered += 1
+                reason = str(dead_entry.reason)
+                report.dead_reasons[reason] = report.dead_reasons.get(reason, 0) + 1
+            else:
+                report.lost += 1
+                report.note(f"{key}: DEAD in the ledger without a dead-letter entry")
+        else:
+            report.lost += 1
+            report.note(f"{key}: still {entry.state} (not final)")
+    return report
+
+
+def _check_history(
+    key: str,
+    receipts: list[dict[str, Any]],
+    rank_of: dict[str, tuple[int, int]],
+    ledger: Ledger,
+    report: BooksReport,
+) -> None:
+    newest: tuple[int, int] | None = None
+    seen: set[str] = set()
+    previous: str | None = None
+    for receipt in receipts:
+        digest = receipt["payloadHash"]
+        rank = rank_of.get(digest)
+        if rank is None:
+            report.regressions += 1
+            report.note(f"{key}: Jetti received a payload no accepted version produces")
+        elif newest is not None and rank < newest:
+            report.regressions += 1
+            report.note(f"{key}: an older version was applied after a newer one")
+        else:
+            newest = rank
+        if digest in seen:
+            if digest == previous and _resend_explained(key, ledger):
+                report.harmless_duplicates += 1
+            else:
+                report.harmful_duplicates += 1
+                report.note(f"{key}: the same payload reached Jetti twice without a cause")
+        seen.add(digest)
+        previous = digest
+
+
+def _resend_explained(key: str, ledger: Ledger) -> bool:
+    """True when the ledger shows an unknown outcome, an unfinished delivery or a replay."""
+    entry = ledger.get(key)
+    if entry is None:
+        return False
+    if entry.deliveries_started > entry.deliveries_finished:
+        return True
+    if any(a.error_class in UNKNOWN_OUTCOME_CLASSES for a in ledger.attempts(key)):
+        return True
+    return any(e.get("type") in RESEND_EVENTS for e in ledger.events(key))

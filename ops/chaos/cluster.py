@@ -1,0 +1,393 @@
+"""The processes a chaos scenario runs and breaks: redis-server, the sandbox, `jetti-relay worker`s.
+
+Everything runs on loopback on free ports, in one folder (logs, the AOF file, readiness files),
+and everything started here is stopped by `Cluster.close()`. Redis runs with AOF on and
+`appendfsync everysec`, the durability the project relies on (README, section chaos).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+
+from producers.enqueue import EnqueueSummary, enqueue
+from worker.celery_app import create_app
+from worker.deadletters import DeadLetters
+from worker.keys import Keys
+from worker.ledger import Ledger
+from worker.publisher import Publisher
+from worker.settings import Settings
+from worker.states import OrderState
+
+ASYNC_PATH = "/webhooks/custom-channels/manual-sale.json"
+CHANNEL_ID = 7
+START_TIMEOUT_S = 30.0
+# How long a producer keeps retrying one enqueue call while Redis is down.
+PRODUCER_RETRY_S = 30.0
+# Parallel readers of the sandbox history when the books are checked.
+HISTORY_READERS = 8
+
+# Short timeouts and retries so a scenario settles in seconds. The timeout chain still holds
+# (HTTP 4 s in all < soft 6 s < hard 8 s < visibility 30 s < lock 10 s is not required: the lock
+# only has to outlive the hard limit). A killed submission is recovered by the sweeper once it is
+# SUBMITTING for hard limit + 30 s (worker.maintenance.SUBMITTING_MARGIN_S), i.e. 38 s here.
+CHAOS_ENV: dict[str, str] = {
+    "JETTI_RELAY_BACKOFF_BASE_S": "0.2",
+    "JETTI_RELAY_BACKOFF_MAX_S": "2",
+    "JETTI_RELAY_MAX_ATTEMPTS": "12",
+    "JETTI_RELAY_RETRY_DEADLINE_S": "120",
+    "JETTI_RELAY_BLOCKED_DEFAULT_S": "0.5",
+    "JETTI_RELAY_PUMP_INTERVAL_S": "0.05",
+    "JETTI_RELAY_SWEEP_INTERVAL_S": "0.5",
+    "JETTI_RELAY_STUCK_AFTER_S": "3",
+    "JETTI_RELAY_BREAKER_PROBE_S": "1",
+    "JETTI_RELAY_RATE_PER_S": "1000",
+    "JETTI_RELAY_RATE_BURST": "1000",
+    "JETTI_RELAY_HTTP_CONNECT_TIMEOUT_S": "1",
+    "JETTI_RELAY_HTTP_READ_TIMEOUT_S": "1",
+    "JETTI_RELAY_HTTP_WRITE_TIMEOUT_S": "1",
+    "JETTI_RELAY_HTTP_POOL_TIMEOUT_S": "1",
+    "JETTI_RELAY_SOFT_TIME_LIMIT_S": "6",
+    "JETTI_RELAY_HARD_TIME_LIMIT_S": "8",
+    "JETTI_RELAY_VISIBILITY_TIMEOUT_S": "30",
+    "JETTI_RELAY_LOCK_TTL_S": "10",
+    "JETTI_RELAY_LOG_FORMAT": "json",
+    "JETTI_RELAY_LOG_LEVEL": "INFO",
+}
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout_s: float = START_TIMEOUT_S) -> None:
+    """Poll `check` (exceptions count as False) until true; TimeoutError naming `what`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not ready after {timeout_s:.0f} s")
+        time.sleep(0.05)
+
+
+@dataclass
+class RedisProcess:
+    """A redis-server we own: AOF with `appendfsync everysec` unless `appendonly` is False."""
+
+    folder: Path
+    appendonly: bool = True
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+        argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
+                "--save", "", "--appendonly", "yes" if self.appendonly else "no",
+                "--appendfsync", "everysec", "--maxmemory-policy", "noeviction"]
+        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port)
+        try:
+            wait_for(lambda: bool(client.ping()), "redis-server")
+        finally:
+            client.close()
+
+    def stop(self, *, kill: bool = False) -> None:
+        if self.process is None:
+            return
+        if kill:
+            self.process.kill()
+        else:
+            self.process.terminate()
+        self.process.wait(timeout=20)
+        self.process = None
+
+    def restart(self, *, kill: bool = False, down_s: float = 0.0) -> None:
+        """Stop (SIGTERM: a clean shutdown that syncs the AOF; or SIGKILL), wait, start again."""
+        self.stop(kill=kill)
+        time.sleep(down_s)
+        self.start()
+
+
+@dataclass
+class SandboxProcess:
+    """The Jetti sandbox (`python -m ops.sandbox`), sync throttle off, and its test routes."""
+
+    folder: Path
+    port: int = field(default_factory=free_port)
+    webhook_hash: str = field(default_factory=lambda: secrets.token_hex(16))
+    api_token: str = field(default_factory=lambda: secrets.token_hex(16))
+    process: subprocess.Popen[bytes] | None = None
+    _client: httpx.Client | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def client(self) -> httpx.Client:
+        if self._client is None:
+            limits = httpx.Limits(max_connections=HISTORY_READERS * 2)
+            self._client = httpx.Client(base_url=self.base_url, timeout=60.0, limits=limits)
+        return self._client
+
+    def start(self) -> None:
+        env = {**os.environ, "SANDBOX_WEBHOOK_HASH": self.webhook_hash,
+               "SANDBOX_API_TOKEN": self.api_token}
+        argv = [sys.executable, "-m", "ops.sandbox", "--port", str(self.port), "--channel-id",
+                str(CHANNEL_ID), "--no-throttle"]
+        with open(self.folder / "sandbox.log", "wb") as log:
+            self.process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+        wait_for(lambda: self.client.get("/_sandbox/stats").status_code == 200, "sandbox")
+
+    def stop(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=20)
+            self.process = None
+
+    def _json(self, response: httpx.Response) -> Any:
+        response.raise_for_status()
+        return response.json()
+
+    def reset(self) -> None:
+        self._json(self.client.post("/_sandbox/reset"))
+
+    def set_faults(self, **faults: Any) -> dict[str, Any]:
+        result: dict[str, Any] = self._json(self.client.post("/_sandbox/faults", json=faults))
+        return result
+
+    def stats(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._json(self.client.get("/_sandbox/stats"))
+        return result
+
+    def history(self, external_id: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._json(
+            self.client.get("/_sandbox/history", params={"externalId": external_id}))
+        return result
+
+    def histories(self, external_ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+        """Every order's history, read in parallel (the applier is waited for once first)."""
+        self.stats()
+        ids = list(external_ids)
+
+        def one(external_id: str) -> list[dict[str, Any]]:
+            result: list[dict[str, Any]] = self._json(self.client.get(
+                "/_sandbox/history", params={"externalId": external_id, "wait": "0"}))
+            return result
+
+        with ThreadPoolExecutor(HISTORY_READERS) as pool:
+            return dict(zip(ids, pool.map(one, ids), strict=True))
+
+
+@dataclass
+class WorkerProcess:
+    """One `jetti-relay worker` (Celery master + prefork children, pump and sweeper thread)."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    ready_file: Path
+
+    def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not self.ready_file.exists():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker {self.name} exited with {self.process.returncode}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"worker {self.name} not ready after {timeout_s:.0f} s")
+            time.sleep(0.05)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, timeout_s: float = 30.0) -> float:
+        """SIGTERM (Celery's warm shutdown); returns the seconds it took to exit."""
+        started = time.monotonic()
+        if self.alive():
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return time.monotonic() - started
+
+    def kill(self) -> None:
+        if self.alive():
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+
+class Cluster:
+    """Redis + sandbox for a run of scenarios, workers per scenario, and the producer side."""
+
+    def __init__(self, folder: Path, *, appendonly: bool = True) -> None:
+        self.folder = folder
+        self.redis = RedisProcess(folder, appendonly=appendonly)
+        self.sandbox = SandboxProcess(folder)
+        self.workers: list[WorkerProcess] = []
+        self._started_workers = 0
+        self.client: redis.Redis[bytes] | None = None
+
+    # --- life cycle -----------------------------------------------------------------------
+    def start(self) -> Cluster:
+        self.redis.start()
+        self.sandbox.start()
+        self.settings = Settings(redis_url=self.redis.url, broker_url=self.redis.url)
+        self.client = redis.Redis.from_url(self.redis.url)
+        self.keys = Keys(self.settings.key_prefix)
+        self.ledger = Ledger(self.client, self.keys)
+        self.dead = DeadLetters(self.client, self.keys)
+        self.app = create_app(self.settings)
+        self.publisher = Publisher(self.app, batch_size=self.settings.batch_size)
+        return self
+
+    def close(self) -> None:
+        self.stop_workers()
+        if self.client is not None:
+            self.client.close()
+        self.sandbox.stop()
+        self.redis.stop()
+
+    def fresh(self) -> None:
+        """Before a scenario: no worker, an empty Redis, a reset sandbox without faults."""
+        self.stop_workers()
+        assert self.client is not None
+        self.client.flushall()
+        self.sandbox.reset()
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **CHAOS_ENV,
+            "JETTI_RELAY_REDIS_URL": self.redis.url,
+            "JETTI_RELAY_BROKER_URL": self.redis.url,
+            "JETTI_RELAY_JETTI_ASYNC_URL": self.sandbox.base_url + ASYNC_PATH,
+            "JETTI_RELAY_JETTI_API_URL": self.sandbox.base_url,
+            "JETTI_RELAY_WEBHOOK_HASH": self.sandbox.webhook_hash,
+            "JETTI_RELAY_API_TOKEN": self.sandbox.api_token,
+            "JETTI_RELAY_CHANNEL_ID": str(CHANNEL_ID),
+        }
+
+    def start_worker(self, *, concurrency: int = 2, pump: bool = True, wait: bool = True,
+                     **env: str) -> WorkerProcess:
+        """Start `jetti-relay worker -c N` with the chaos settings plus `env` overrides."""
+        index = self._started_workers
+        self._started_workers += 1
+        name = f"chaos{index}"
+        ready = self.folder / f"{name}.ready"
+        log_path = self.folder / f"{name}.log"
+        ready.unlink(missing_ok=True)
+        full_env = {**os.environ, **self.env, **env, "JETTI_RELAY_READY_FILE": str(ready)}
+        argv = [sys.executable, "-m", "ops.cli", "worker", "-c", str(concurrency), "-n",
+                f"{name}@%h"]
+        if not pump:
+            argv.append("--no-pump")
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(argv, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+        worker = WorkerProcess(name=name, process=process, log_path=log_path, ready_file=ready)
+        self.workers.append(worker)
+        if wait:
+            worker.wait_ready()
+        return worker
+
+    def stop_workers(self) -> None:
+        for worker in self.workers:
+            if worker.alive():
+                worker.process.send_signal(signal.SIGTERM)
+        for worker in self.workers:
+            worker.stop()
+        self.workers = []
+
+    def worker_logs(self) -> str:
+        return "\n".join(w.log() for w in self.workers)
+
+    # --- producer side --------------------------------------------------------------------
+    def enqueue(self, raws: Sequence[bytes]) -> EnqueueSummary:
+        """Enqueue like a well-behaved producer: on a Redis or broker error, retry the call.
+
+        A retried call is safe: a version already recorded comes back `unchanged`, and one whose
+        message was lost stays PENDING for the sweeper.
+        """
+        assert self.client is not None
+        deadline = time.monotonic() + PRODUCER_RETRY_S
+        while True:
+            try:
+                return enqueue(list(raws), client=self.client, publisher=self.publisher,
+                               keys=self.keys)
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def unsettled(self) -> int:
+        """Orders in a non-final state (PENDING, SUBMITTING, RETRY_WAIT)."""
+        counts = self.ledger.state_counts()
+        return sum(n for state, n in counts.items() if not state.is_final)
+
+    def wait_settled(self, keys: Sequence[str], timeout_s: float) -> float | None:
+        """Wait until every key is in the ledger in a final state; the time it happened, or None
+        after `timeout_s`. Redis errors (a restart in progress) count as not settled yet."""
+        deadline = time.monotonic() + timeout_s
+        pending = list(keys)
+        while time.monotonic() < deadline:
+            try:
+                pending = [k for k in pending if not self._final(k)]
+                if not pending:
+                    return time.time()
+            except redis.RedisError:
+                pass
+            time.sleep(0.1)
+        return None
+
+    def _final(self, key: str) -> bool:
+        assert self.client is not None
+        state = self.client.hget(self.keys.order(key), "state")
+        return state is not None and OrderState(state.decode()).is_final
+
+    def submitting_pids(self) -> list[int]:
+        """PIDs of pool processes in the middle of a delivery, read from the ledger's events."""
+        keys = self.ledger.stuck(OrderState.SUBMITTING, older_than=time.time() + 60, limit=50)
+        pids: list[int] = []
+        for key in keys:
+            for event in reversed(self.ledger.events(key)):
+                if event.get("type") == "delivery_started":
+                    worker = str(event.get("worker", ""))
+                    pid = worker.rpartition(":")[2]
+                    if pid.isdigit() and int(pid) not in pids:
+                        pids.append(int(pid))
+                    break
+        return pids

@@ -1,0 +1,124 @@
+"""The books checker itself, against a real Redis ledger and hand-written Jetti histories: it
+must see a lost order, a harmful duplicate, a harmless one and a regression."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pytest
+import redis
+
+from ops.chaos.books import Books, check_books
+from ops.chaos.flow import raw_order
+from worker.contract import parse_raw_order
+from worker.deadletters import DeadLetters
+from worker.jsonio import loads_document
+from worker.keys import Keys
+from worker.ledger import Ledger, NewVersion
+from worker.records import Attempt
+from worker.rules import Rules
+from worker.transform import transform
+
+pytestmark = [pytest.mark.chaos, pytest.mark.integration]
+
+
+def payload_hash(raw: bytes) -> str:
+    return transform(parse_raw_order(loads_document(raw)), Rules.empty()).payload_hash
+
+
+def receipt(raw: bytes, status: str = "success") -> dict[str, Any]:
+    return {"payloadHash": payload_hash(raw), "status": status}
+
+
+class World:
+    def __init__(self, client: redis.Redis[bytes]) -> None:
+        keys = Keys()
+        self.ledger = Ledger(client, keys)
+        self.dead = DeadLetters(client, keys)
+        self.books = Books()
+        self.history: dict[str, list[dict[str, Any]]] = {}
+
+    def submitted(self, key: str, *versions: int, attempt: Attempt | None = None) -> list[bytes]:
+        raws = [raw_order(key, v) for v in versions]
+        for raw in raws:
+            self.books.accept(key, raw)
+            order = parse_raw_order(loads_document(raw))
+            self.ledger.record(NewVersion(key, raw, order.updated_at, None), now=1.0)
+        entry = self.ledger.get(key)
+        assert entry is not None
+        self.ledger.mark_submitted(key, version=entry.version, payload_hash=payload_hash(raws[-1]),
+                                   line_ids=(), sale_id=1, now=2.0, attempt=attempt)
+        return raws
+
+    def check(self) -> Any:
+        def histories(ids: Sequence[str]) -> Mapping[str, list[dict[str, Any]]]:
+            return {i: self.history.get(i, []) for i in ids}
+
+        return check_books(self.books, ledger=self.ledger, dead=self.dead, histories=histories)
+
+
+@pytest.fixture
+def world(redis_client: redis.Redis[bytes]) -> World:
+    return World(redis_client)
+
+
+def test_balanced_books(world: World) -> None:
+    """Every version in order, the latest last: delivered, nothing else."""
+    v1, v2 = world.submitted("a", 1, 2)
+    world.history["a"] = [receipt(v1), receipt(v2)]
+    report = world.check()
+    assert (report.delivered, report.lost, report.regressions) == (1, 0, 0)
+    assert report.balanced
+
+
+def test_an_order_jetti_never_got_is_lost(world: World) -> None:
+    """SUBMITTED in the ledger but absent from Jetti (or rejected in its import log) is lost."""
+    world.submitted("a", 1)
+    (v1,) = world.submitted("b", 1)
+    world.history["b"] = [receipt(v1, status="error")]
+    report = world.check()
+    assert report.lost == 2 and not report.balanced
+
+
+def test_an_older_version_after_a_newer_one_is_a_regression(world: World) -> None:
+    """Jetti applying v1 after v2 went backwards, even though it ends on the right bytes later."""
+    v1, v2 = world.submitted("a", 1, 2)
+    world.history["a"] = [receipt(v2), receipt(v1), receipt(v2)]
+    report = world.check()
+    assert report.regressions == 1
+
+
+def test_a_resend_without_a_cause_is_a_harmful_duplicate(world: World) -> None:
+    """The same payload twice in a row with no crash or unknown outcome in the ledger."""
+    (v1,) = world.submitted("a", 1)
+    world.history["a"] = [receipt(v1), receipt(v1)]
+    report = world.check()
+    assert (report.harmful_duplicates, report.harmless_duplicates) == (1, 0)
+
+
+def test_a_resend_after_an_unknown_outcome_is_harmless(world: World) -> None:
+    """A timeout (OutcomeUnknown) explains an identical resend; the upsert changed nothing."""
+    unknown = Attempt(at=1.5, status=None, error_class="OutcomeUnknown", excerpt="timeout",
+                      worker="w:1", outcome="error")
+    (v1,) = world.submitted("a", 1, attempt=unknown)
+    world.history["a"] = [receipt(v1), receipt(v1)]
+    report = world.check()
+    assert (report.harmful_duplicates, report.harmless_duplicates) == (0, 1)
+    assert report.balanced
+
+
+def test_dead_in_the_ledger_without_a_dead_letter_is_lost(world: World) -> None:
+    """DEAD must come with a dead-letter entry and its reason."""
+    from worker.states import DeadReason
+
+    raw = raw_order("a", 1)
+    world.books.accept("a", raw)
+    world.ledger.record(NewVersion("a", raw, None, None), now=1.0)
+    world.ledger.mark_dead("a", reason=DeadReason.REJECTED, now=2.0)
+    assert world.check().lost == 1
+    world.dead.put("a", reason=DeadReason.REJECTED, raw=raw, payload=None, attempts=[],
+                   source=None, error="Jetti answered 422", now=2.0)
+    report = world.check()
+    assert (report.lost, report.dead_lettered) == (0, 1)
+    assert report.dead_reasons == {"rejected": 1}
