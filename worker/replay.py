@@ -166,9 +166,14 @@ class Summary:
         """Orders put (back) on the queue."""
         return sum(self.counts[a] for a in SENDING)
 
-    def line(self) -> str:
-        """The one-line summary the CLI prints last."""
+    def line(self, *, dry_run: bool = False) -> str:
+        """The one-line summary the CLI prints last (in the conditional for a dry run)."""
         c = self.counts
+        if dry_run:
+            return (f"would replay {c[Action.REPLAY]}, would republish {c[Action.REPUBLISH]}, "
+                    f"in flight {c[Action.IN_FLIGHT]}, submitted already {c[Action.SUBMITTED]}, "
+                    f"resolved already {c[Action.RESOLVED]}, "
+                    f"not replayable {c[Action.NOT_REPLAYABLE]}")
         return (f"replayed {c[Action.REPLAY]}, republished {c[Action.REPUBLISH]}, "
                 f"in flight {c[Action.IN_FLIGHT]}, submitted already {c[Action.SUBMITTED]}, "
                 f"resolved already {c[Action.RESOLVED]}, "
@@ -215,7 +220,7 @@ class Replayer:
             if mode is ReplayMode.RESEND_STORED:
                 resend = entry.payload
                 stored_built(resend or b"")  # refuse a malformed payload before arming
-            self._record(step, mode)
+            self._record(step, mode, corrected)
             outcome, _ = self._ledger.replay(
                 entry.order_key, now=self._clock(),
                 raw=corrected.body if corrected else None,
@@ -230,7 +235,7 @@ class Replayer:
                 return Step(entry.order_key, Action.NOT_REPLAYABLE, f"ledger: {outcome}",
                             step.ledger_state)
         elif step.action is Action.REPUBLISH:
-            self._record(step, mode)
+            self._record(step, mode, corrected)
         elif step.action is Action.SUBMITTED:
             self._dead.mark_resolved(entry.order_key, now=self._clock())
             return step
@@ -242,8 +247,10 @@ class Replayer:
         self._publisher.publish([entry.order_key])
         return step
 
-    def _record(self, step: Step, mode: ReplayMode) -> None:
-        self._audit.record(
-            AUDIT_ACTION, actor=self._actor, order_keys=[step.order_key], now=self._clock(),
-            details={"run": self.run_id, "mode": str(mode), "action": str(step.action)})
+    def _record(self, step: Step, mode: ReplayMode, corrected: CorrectedRaw | None) -> None:
+        details = {"run": self.run_id, "mode": str(mode), "action": str(step.action)}
+        if corrected is not None:  # which correction, without the personal data in it
+            details["raw_sha256"] = raw_hash(corrected.body)
+        self._audit.record(AUDIT_ACTION, actor=self._actor, order_keys=[step.order_key],
+                           now=self._clock(), details=details)
 

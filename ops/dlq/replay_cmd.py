@@ -223,7 +223,7 @@ def _report(steps: list[Step], missing: list[str], summary: Summary, *, dry_run:
         click.echo(f"{key}: no dead letter under this key", err=True)
     if dry_run:
         click.echo(f"dry run, nothing sent: would send {summary.sent} of {len(steps)} "
-                   f"entries considered; {summary.line()}")
+                   f"entries considered; {summary.line(dry_run=True)}")
     else:
         click.echo(summary.line())
 

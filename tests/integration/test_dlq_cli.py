@@ -334,6 +334,27 @@ def test_default_replay_re_transforms_the_raw_order(
     assert sent_body(sandbox, "rt-1")["saleDefaults"].get("notes") != "as stored"
 
 
+def test_replay_sends_a_payload_the_ledger_counted_as_accepted(
+    books: Books, start_pipeline: PipelineFactory, sandbox: Any
+) -> None:
+    """An order Jetti's import log rejected after a 200 (rejected_by_jetti) still carries the
+    hash of that payload; a replay sends it anyway instead of skipping it as delivered."""
+    order = raw_order("rbj-1")
+    books.make_dead("rbj-1", reason=DeadReason.REJECTED_BY_JETTI)
+    entry = books.ledger.get("rbj-1")
+    assert entry is not None
+    books.ledger.mark_submitted("rbj-1", version=entry.version,
+                                payload_hash=payload_hash(built(order)), line_ids=["rbj-1-l1"],
+                                sale_id=None, now=time.time())
+    books.ledger.mark_dead("rbj-1", reason=DeadReason.REJECTED_BY_JETTI, now=time.time())
+    start_pipeline()
+
+    assert books.cli("replay", "rbj-1").exit_code == 0
+
+    wait_until(lambda: books.status("rbj-1") is DeadStatus.RESOLVED, what="resolved")
+    assert len(sandbox.history("rbj-1")) == 1
+
+
 def test_replay_by_filter_takes_only_matching_entries_and_honours_limit(
     books: Books, sandbox: Any
 ) -> None:

@@ -24,6 +24,9 @@ if ARGV[13] ~= '' then
 else
   redis.call('HDEL', ok, 'resend_payload')
 end
+-- An operator's replay means "send it": forget the payload last accepted, or a re-transform
+-- identical to it (an import Jetti's log rejected after a 200) would be skipped as delivered.
+redis.call('HDEL', ok, 'payload_hash')
 fresh_budget(k, state)
 redis.call('HSET', ok, 'enqueued_at', NOW_S)
 redis.call('ZADD', K_ENQ, NOW, k)
