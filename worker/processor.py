@@ -31,9 +31,10 @@ markers bound a crash loop, exactly as for one order at a time.
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -41,6 +42,7 @@ from functools import partial
 import structlog
 
 from worker.breaker import Breaker
+from worker.cancel import Canceller
 from worker.contract import parse_raw_order
 from worker.deadletters import DeadLetters
 from worker.errors import (
@@ -141,8 +143,10 @@ class OrderProcessor:
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
         sleep: Callable[[float], None] = time.sleep,
+        canceller: Canceller | None = None,
     ) -> None:
         self._cfg = config
+        self._canceller = canceller  # orders cancelled upstream (worker/cancel.py)
         self._ledger = ledger
         self._dead = dead_letters
         self._lock = lock
@@ -157,6 +161,8 @@ class OrderProcessor:
         self._rand = rand
         self._sleep = sleep
         self._lock_parts = lock.key_parts()
+        # One slot per submit thread: a token is only taken for a request that can start now.
+        self._slots = threading.Semaphore(max(1, config.submit_concurrency))
 
     # --- batch ------------------------------------------------------------------------
     def handle_batch(self, order_keys: Sequence[str], *, task_id: str) -> None:
@@ -265,6 +271,8 @@ class OrderProcessor:
     def _deliver(self, job: Job) -> Built | None:
         """What to send for a started delivery, or None when the order is settled without it."""
         entry, now = job.entry, job.batch.now
+        if self._canceller is not None and self._canceller.handle(entry, now=now):
+            return None  # cancelled upstream: the cancel path wrote the outcome (under our lock)
         built = self._build(job, now)
         if built is None:
             return None
@@ -336,26 +344,32 @@ class OrderProcessor:
         """
         if not jobs:
             return
-        capacity = max(1, self._cfg.submit_concurrency)
         pending = list(jobs)
         running: dict[Future[SubmitResult | Exception], Job] = {}
         answers: dict[int, SubmitResult | Exception] = {}
         waited_s = 0.0
+        slots = self._slots
         while pending:
-            free = capacity - sum(1 for f in running if not f.done())
-            if free <= 0:
-                wait(running, return_when=FIRST_COMPLETED)
-                continue
-            ask = min(free, len(pending))
-            taken, wait_s = self._limiter.acquire_many(ask)
+            slots.acquire()  # blocks until a submit thread is free
+            free = 1
+            while free < len(pending) and slots.acquire(blocking=False):
+                free += 1
+            try:
+                taken, wait_s = self._limiter.acquire_many(free)
+            except BaseException:
+                for _ in range(free):
+                    slots.release()
+                raise
+            for _ in range(free - taken):
+                slots.release()
             if taken and len(jobs) == 1:
-                answers[id(pending[0])] = self._send(pending[0])  # one order: no thread hop
+                answers[id(pending[0])] = self._send_in_slot(pending[0])  # no thread hop
                 pending = []
                 break
             for job in pending[:taken]:
-                running[self._executor.submit(self._send, job)] = job
+                running[self._executor.submit(self._send_in_slot, job)] = job
             pending = pending[taken:]
-            if taken == ask:
+            if not pending or taken == free:
                 continue
             if waited_s + wait_s > self._cfg.max_token_wait_s:
                 due_at = self._clock() + wait_s
@@ -370,6 +384,12 @@ class OrderProcessor:
         for job in jobs:
             if id(job) in answers:
                 self._guard(job, partial(self._settle, answer=answers[id(job)]))
+
+    def _send_in_slot(self, job: Job) -> SubmitResult | Exception:
+        try:
+            return self._send(job)
+        finally:
+            self._slots.release()
 
     def _send(self, job: Job) -> SubmitResult | Exception:
         """POST the order's body; the answer or the exception (runs on a submit thread)."""

@@ -20,6 +20,7 @@ import redis
 import structlog
 
 from worker.breaker import Breaker
+from worker.cancel import build_canceller
 from worker.deadletters import DeadLetters
 from worker.jetti import JettiClient, build_http_client, build_jetti_client
 from worker.keys import Keys
@@ -132,6 +133,11 @@ def build_runtime(settings: Settings) -> Runtime:
         stats=stats,
         executor=ThreadPoolExecutor(
             max_workers=settings.submit_concurrency, thread_name_prefix="submit"
+        ),
+        canceller=build_canceller(
+            settings, client=client, keys=keys, worker_id=config.worker_id, jetti=jetti,
+            limiter=limiter, breaker=breaker, dead_letters=dead_letters, publisher=publisher,
+            stats=stats,
         ),
     )
     return Runtime(

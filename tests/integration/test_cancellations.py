@@ -1,0 +1,220 @@
+"""Cancellations against the sandbox: an order cancelled upstream ends cancelled in Jetti (or
+locally when Jetti never had it), with the import path's retry and dead-letter handling.
+
+The precise tests drive a `Canceller` in this process on the test Redis and the sandbox over
+HTTP; the end-to-end ones run real `jetti-relay worker` processes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from producers import enqueue
+from tests.fixtures.pipeline import PipelineFactory, wait_until
+from worker.breaker import Breaker
+from worker.cancel import Canceller, build_canceller, cancellation
+from worker.celery_app import create_app
+from worker.contract import parse_raw_order
+from worker.deadletters import DeadLetters
+from worker.jetti import build_http_client, build_jetti_client
+from worker.jsonio import dumps_canonical
+from worker.keys import Keys
+from worker.ledger import DeliveryAction, NewVersion
+from worker.publisher import Publisher
+from worker.ratelimit import RateLimiter
+from worker.records import OrderEntry
+from worker.rules import Rules
+from worker.settings import Settings
+from worker.settle import SettleLedger
+from worker.states import DeadReason, OrderState
+from worker.stats import Stats
+from worker.transform import transform
+
+pytestmark = pytest.mark.integration
+
+CANCELLED_AT = "2026-11-27T12:00:00+00:00"
+
+
+def raw_order(order_id: str, *, updated_at: str = "2026-11-27T10:00:00+00:00",
+              cancelled: bool = False) -> dict[str, Any]:
+    order: dict[str, Any] = {
+        "id": order_id,
+        "number": f"#{order_id}",
+        "updated_at": updated_at,
+        "lines": [{"id": f"{order_id}-l1", "sku": "SKU-1", "name": "Item 1", "quantity": 2,
+                   "unit_price": "12.10"}],
+        "auto_connect_by_sku": True,
+    }
+    if cancelled:
+        order.update(cancelled_at=CANCELLED_AT, cancel_reason="customer changed their mind")
+    return order
+
+
+class Desk:
+    """A canceller in this process, the ledger and the dead letters of one test."""
+
+    def __init__(self, redis_url: str, sandbox: Any) -> None:
+        self.sandbox = sandbox
+        self.client: redis.Redis[bytes] = redis.Redis.from_url(redis_url)
+        self.keys = Keys("jr")
+        self.ledger = SettleLedger(self.client, self.keys)
+        self.dead = DeadLetters(self.client, self.keys)
+        self.settings = Settings(
+            redis_url=redis_url, broker_url=redis_url, jetti_async_url=sandbox.webhook_url,
+            jetti_api_url=sandbox.base_url, api_token=sandbox.api_token,
+            webhook_hash=sandbox.webhook_hash, channel_id=sandbox.channel_id,
+            backoff_base_s=0.05, backoff_max_s=0.2, max_attempts=3,
+        )
+        self.http = build_http_client(self.settings)
+        self.jetti = build_jetti_client(self.settings, self.http)
+        self.publisher = Publisher(create_app(self.settings), batch_size=10)
+        self.canceller: Canceller = build_canceller(
+            self.settings, client=self.client, keys=self.keys, worker_id="test:1",
+            jetti=self.jetti, limiter=RateLimiter.from_settings(self.client, self.keys,
+                                                                 self.settings),
+            breaker=Breaker(self.client, self.keys, probe_s=1.0), dead_letters=self.dead,
+            publisher=self.publisher, stats=Stats(self.client, self.keys),
+        )
+
+    def record(self, order: dict[str, Any]) -> None:
+        raw = dumps_canonical(order)
+        updated = datetime.fromisoformat(order["updated_at"])
+        self.ledger.record(NewVersion(order["id"], raw, updated, None), now=time.time())
+
+    def begin(self, key: str) -> OrderEntry:
+        delivery = self.ledger.begin_delivery(key, task_id="t", worker="test:1",
+                                              now=time.time(), max_unfinished=5)
+        assert delivery.action is DeliveryAction.PROCEED and delivery.entry is not None
+        return delivery.entry
+
+    def import_async(self, order: dict[str, Any]) -> None:
+        """Record, submit to the async endpoint and mark submitted, as the worker would."""
+        self.record(order)
+        entry = self.begin(order["id"])
+        built = transform(parse_raw_order(order), Rules.empty())
+        self.jetti.submit(built.body)
+        self.ledger.mark_submitted(order["id"], version=entry.version,
+                                   payload_hash=built.payload_hash, line_ids=built.line_ids,
+                                   sale_id=None, now=time.time())
+        self.sandbox.wait_applied()
+
+    def close(self) -> None:
+        self.http.close()
+        self.client.close()
+
+
+@pytest.fixture
+def desk(redis_url: str, sandbox: Any) -> Iterator[Desk]:
+    d = Desk(redis_url, sandbox)
+    yield d
+    d.close()
+
+
+def test_only_a_cancelled_latest_version_is_a_cancellation(desk: Desk) -> None:
+    desk.record(raw_order("plain"))
+    assert cancellation(desk.begin("plain")) is None
+    desk.record(raw_order("gone", cancelled=True))
+    order = cancellation(desk.begin("gone"))
+    assert order is not None and order.cancel_reason == "customer changed their mind"
+
+
+def test_imported_order_is_cancelled_in_jetti(desk: Desk, sandbox: Any) -> None:
+    """v1 imported (async, no sale id known); v2 carries cancelled_at: the sale id is looked up
+    by externalId and the sale cancelled. Ends CANCELLED with the sale id recorded."""
+    desk.import_async(raw_order("c-1"))
+    desk.record(raw_order("c-1", updated_at="2026-11-27T12:00:00+00:00", cancelled=True))
+    entry = desk.begin("c-1")
+    assert desk.canceller.handle(entry, now=time.time())
+    sale = sandbox.sales("c-1")[0]
+    assert sale["cancelled"] is True and sale["cancellationStatus"] == "full"
+    after = desk.ledger.get("c-1")
+    assert after is not None and after.state is OrderState.CANCELLED
+    assert after.sale_id == sale["id"]
+    assert desk.ledger.cancelled_via("c-1") == "jetti"
+    assert sandbox.stats()["cancellations"] == 1
+    paths = [r["path"] for r in sandbox.requests()]
+    assert paths == ["/api/sales.json", f"/api/sales/{sale['id']}/cancel.json"]
+
+
+def test_cancelled_before_it_was_ever_imported_is_not_imported(desk: Desk, sandbox: Any) -> None:
+    """The first version already carries cancelled_at and Jetti has no such sale: CANCELLED
+    locally, nothing is sent to Jetti but the one lookup."""
+    desk.record(raw_order("c-2", cancelled=True))
+    assert desk.canceller.handle(desk.begin("c-2"), now=time.time())
+    after = desk.ledger.get("c-2")
+    assert after is not None and after.state is OrderState.CANCELLED
+    assert desk.ledger.cancelled_via("c-2") == "not_imported"
+    assert sandbox.sales("c-2") == [] and sandbox.history("c-2") == []
+    assert [r["path"] for r in sandbox.requests()] == ["/api/sales.json"]
+
+
+def test_accepted_but_not_yet_in_jetti_is_retried_not_dropped(desk: Desk, sandbox: Any) -> None:
+    """A version was accepted but its sale is not in Jetti yet (still queued there): retry."""
+    desk.record(raw_order("c-3"))
+    entry = desk.begin("c-3")
+    desk.ledger.mark_submitted("c-3", version=entry.version, payload_hash="x", line_ids=["c-3-l1"],
+                               sale_id=None, now=time.time())
+    desk.record(raw_order("c-3", updated_at="2026-11-27T12:00:00+00:00", cancelled=True))
+    assert desk.canceller.handle(desk.begin("c-3"), now=time.time())
+    after = desk.ledger.get("c-3")
+    assert after is not None and after.state is OrderState.RETRY_WAIT and after.attempts == 1
+
+
+def test_cancel_failures_retry_then_succeed(desk: Desk, sandbox: Any) -> None:
+    """Two 503s from the cancel route: retried with backoff (attempts spent), then CANCELLED."""
+    desk.import_async(raw_order("c-4"))
+    desk.record(raw_order("c-4", updated_at="2026-11-27T12:00:00+00:00", cancelled=True))
+    sandbox.set_faults(fail_next=2, fail_next_status=503, endpoints=["cancel"])
+    for _ in range(3):
+        entry = desk.ledger.get("c-4")
+        assert entry is not None
+        if entry.state is OrderState.CANCELLED:
+            break
+        if entry.next_attempt_at:
+            time.sleep(max(0.0, entry.next_attempt_at - time.time()))
+        desk.canceller.handle(desk.begin("c-4"), now=time.time())
+    after = desk.ledger.get("c-4")
+    assert after is not None and after.state is OrderState.CANCELLED
+    statuses = [a.status for a in desk.ledger.attempts("c-4")]
+    assert statuses.count(503) == 2
+    assert sandbox.sales("c-4")[0]["cancelled"] is True
+
+
+def test_cancel_refused_by_jetti_is_dead_lettered(desk: Desk, sandbox: Any) -> None:
+    """A sale id Jetti does not know (404 on cancel) is permanent: dead letter `rejected`."""
+    desk.record(raw_order("c-5"))
+    entry = desk.begin("c-5")
+    desk.ledger.mark_submitted("c-5", version=entry.version, payload_hash="x", line_ids=["c-5-l1"],
+                               sale_id=999999, now=time.time())
+    desk.record(raw_order("c-5", updated_at="2026-11-27T12:00:00+00:00", cancelled=True))
+    desk.canceller.handle(desk.begin("c-5"), now=time.time())
+    dead = desk.dead.get("c-5")
+    assert dead is not None and dead.reason is DeadReason.REJECTED and "404" in dead.error
+    assert desk.ledger.get("c-5").state is OrderState.DEAD  # type: ignore[union-attr]
+
+
+def test_pipeline_cancels_an_imported_order(
+    desk: Desk, start_pipeline: PipelineFactory, sandbox: Any
+) -> None:
+    """End to end: imported by the worker, then cancelled upstream: cancelled in the sandbox."""
+    start_pipeline(JETTI_RELAY_RECONCILE_ENABLED="false")
+    publisher = desk.publisher
+    enqueue([raw_order("e2e-c")], client=desk.client, publisher=publisher)
+    wait_until(lambda: desk.ledger.get("e2e-c").state is OrderState.SUBMITTED,  # type: ignore
+               what="import")
+    enqueue([raw_order("e2e-c", updated_at="2026-11-27T12:00:00+00:00", cancelled=True),
+             raw_order("e2e-never", cancelled=True)], client=desk.client, publisher=publisher)
+    wait_until(lambda: all(desk.ledger.get(k).state is OrderState.CANCELLED  # type: ignore
+                           for k in ("e2e-c", "e2e-never")), what="cancellations")
+    assert sandbox.sales("e2e-c")[0]["cancelled"] is True
+    assert sandbox.sales("e2e-never") == []
+    assert len(sandbox.history("e2e-c")) == 1  # the cancelled version was not imported
+    with httpx.Client() as http:
+        assert http.get(f"{sandbox.base_url}/_sandbox/stats").json()["cancellations"] == 1
