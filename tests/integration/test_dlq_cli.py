@@ -553,3 +553,12 @@ def test_unreachable_redis_exits_4(books: Books) -> None:
     result = CliRunner().invoke(dlq, ["stats", "--redis-url", "redis://127.0.0.1:1/0"])
     assert result.exit_code == 4
     assert "cannot reach Redis" in result.output
+
+
+@pytest.mark.parametrize("command", ["list", "stats", "show", "replay", "export", "purge",
+                                     "erase", "audit"])
+def test_every_command_has_help_with_exit_codes(command: str) -> None:
+    """`--help` works without Redis and documents the exit codes."""
+    result = CliRunner().invoke(dlq, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Exit codes: 0 done" in result.output and "--redis-url" in result.output
