@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from worker.contract import parse_raw_order
 from worker.deadletters import DeadLetters
 from worker.jsonio import dumps_canonical, loads_document, payload_hash
 from worker.keys import ORDERS_QUEUE, Keys
-from worker.ledger import Ledger, NewVersion
+from worker.ledger import Ledger, NewVersion, RecordOutcome
 from worker.records import Attempt
 from worker.rules import Rules
 from worker.states import DeadReason, DeadStatus, OrderState
@@ -248,7 +249,9 @@ def test_raw_file_fixes_an_invalid_order(
     path of each problem; a good one goes through, with a version above the stored one."""
     start_pipeline()
     bad = raw_order("fix-1", quantity=0)
-    books.ledger.record(NewVersion("fix-1", orjson.dumps(bad), None, "shop"), now=time.time())
+    bad_version = NewVersion("fix-1", orjson.dumps(bad), datetime.fromisoformat(
+        bad["updated_at"]), "shop")
+    books.ledger.record(bad_version, now=time.time())
     from worker.celery_app import create_app
     from worker.publisher import Publisher
     from worker.settings import Settings
@@ -277,6 +280,8 @@ def test_raw_file_fixes_an_invalid_order(
     assert [line["quantity"] for line in sent_body(sandbox, "fix-1")["lineItems"]] == [2]
     after = books.ledger.get("fix-1")
     assert after is not None and after.version > before.version
+    # The producer re-sending the order it corrects (same updated_at) cannot undo the fix.
+    assert books.ledger.record(bad_version, now=time.time()).outcome is RecordOutcome.STALE
 
 
 def test_edit_opens_the_editor_on_the_stored_raw_order(

@@ -13,11 +13,13 @@ if state ~= 'dead' then return {'not_dead', state} end
 local raw = ARGV[10]
 if raw == '' and redis.call('HEXISTS', ok, 'raw') == 0 then return {'no_body', state} end
 if raw ~= '' then
-  -- A corrected raw order is a new version: the next arrival sequence, and a timestamp never
-  -- below the stored one, so the version only goes up.
+  -- A corrected raw order is a new version: the next arrival sequence, and a timestamp above the
+  -- stored one (1 ms at least), so the version only goes up and a producer re-sending the version
+  -- it corrects is stale instead of undoing the correction; a really newer update still wins.
   local seq = redis.call('INCR', K_SEQ)
-  redis.call('HSET', ok, 'raw', raw, 'raw_hash', ARGV[11], 'v_seq', seq)
-  if tonumber(ARGV[12]) > tonumber(f[2] or '0') then redis.call('HSET', ok, 'v_ts', ARGV[12]) end
+  local ts = math.max(tonumber(f[2] or '0') + 1, tonumber(ARGV[12]))
+  redis.call('HSET', ok, 'raw', raw, 'raw_hash', ARGV[11], 'v_seq', seq,
+    'v_ts', string.format('%.0f', ts))
 end
 if ARGV[13] ~= '' then
   redis.call('HSET', ok, 'resend_payload', ARGV[13])
