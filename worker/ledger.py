@@ -524,7 +524,7 @@ class Ledger:
         """Re-arm a DEAD order for `dlq replay` (worker/replay.py), atomically.
 
         `raw` replaces the stored raw order as a new version (next arrival sequence, timestamp
-        never below the stored one); `resend_payload` makes the worker send those bytes instead
+        above the stored one); `resend_payload` makes the worker send those bytes instead
         of re-transforming, until submitted or a newer version arrives. Returns (outcome, state
         before): "rearmed"; "not_dead" (only a DEAD order is armed, so a rerun never arms one
         twice); "missing" (no entry); "no_body" (no raw order to send).
