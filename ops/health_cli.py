@@ -13,6 +13,9 @@ Checks (each ok, warn, fail or skip; any fail makes the whole answer unhealthy):
 - backlog      the oldest waiting order is younger than `--max-oldest-waiting-s` and at most
                `--max-backlog` orders are unsettled.
 - dead_letters warn while any entry waits for an engineer; fail above `--max-dead`.
+- reconciler   (only when it is configured: an API token and RECONCILE_ENABLED) fail when no
+               reconciler run finished for 3 intervals (or the grace period, if longer); warn
+               before its first run or when its last run could not finish.
 
 Exit codes: 0 healthy (warnings allowed), 1 unhealthy, 2 usage error.
 """
@@ -30,6 +33,7 @@ import redis
 
 from ops.metrics import SETTLED_STATES, Sources
 from ops.options import redis_url_option, settings_from_options
+from worker.reconciler import read_status as read_reconcile_status
 from worker.settings import Settings
 from worker.states import OrderState
 
@@ -54,6 +58,7 @@ DEFAULT_MAX_DEAD = 100
 Status = Literal["ok", "warn", "fail", "skip"]
 CHECK_NAMES = (
     "redis", "workers", "progress", "pump", "sweeper", "breaker", "backlog", "dead_letters",
+    "reconciler",
 )
 
 
@@ -195,6 +200,24 @@ def check_dead_letters(src: Sources, limits: Thresholds, now: float) -> Check:
     return Check("dead_letters", status, detail, waiting)
 
 
+def check_reconciler(src: Sources, limits: Thresholds, now: float) -> Check:
+    """The reconciler (worker/reconciler.py) keeps reading Jetti's import log."""
+    status = read_reconcile_status(src.client, src.keys)
+    if status.last_run_at is None:
+        return Check("reconciler", "warn", "has not run yet against this Redis and key prefix")
+    lag = status.lag_s(now)
+    if status.behind(now):
+        last = "never" if status.last_ok_at is None else _ago(now - status.last_ok_at)
+        return Check("reconciler", "fail",
+                     f"behind: last complete run {last}; {status.last_error or 'no error'}",
+                     None if lag is None else round(lag, 3))
+    detail = f"import log read up to {_ago(lag or 0.0)}"
+    if status.last_error:
+        return Check("reconciler", "warn", f"{detail}; last run: {status.last_error}",
+                     None if lag is None else round(lag, 3))
+    return Check("reconciler", "ok", detail, None if lag is None else round(lag, 3))
+
+
 def run_checks(src: Sources, limits: Thresholds, checks: Sequence[tuple[str, CheckFn]],
                *, now: float) -> list[Check]:
     """Run `checks` in order; once Redis fails, the rest are skipped (they all read it)."""
@@ -302,6 +325,8 @@ def health(
         max_dead=max_dead,
     )
     checks = [(n, fn) for n, fn in all_checks(celery_ping(settings)) if not only or n in only]
+    if ("reconciler" in only) or (not only and settings.reconcile_active):
+        checks.append(("reconciler", check_reconciler))  # optional: only where it is configured
     if only and "redis" not in only:
         # Every check reads Redis: ask it first so an outage reads as one clear failure.
         checks.insert(0, ("redis", check_redis))

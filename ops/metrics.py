@@ -31,6 +31,7 @@ from worker.breaker import Breaker
 from worker.deadletters import DeadLetters
 from worker.keys import ORDERS_QUEUE, Keys
 from worker.ledger import Ledger
+from worker.reconciler import read_status as read_reconcile_status
 from worker.settings import Settings
 from worker.states import DeadReason, DeadStatus, OrderState
 from worker.stats import Stats
@@ -296,6 +297,41 @@ def maintenance(src: Sources, now: float) -> list[Metric]:
     return [stamp, age]
 
 
+def reconciler(src: Sources, now: float) -> list[Metric]:
+    """The reconciler's figures (worker/reconciler.py): last run, checkpoint lag, counts."""
+    status = read_reconcile_status(src.client, src.keys)
+    last = GaugeMetricFamily(
+        _name("reconciler_last_success_timestamp_seconds"),
+        "Epoch seconds of the reconciler's last complete run; 0 if it never ran.",
+        value=status.last_ok_at or 0.0,
+    )
+    lag = status.lag_s(now)
+    behind = GaugeMetricFamily(
+        _name("reconciler_checkpoint_lag_seconds"),
+        "Seconds between now and the end of the import-log window last read; +Inf if never.",
+        value=float("inf") if lag is None else lag,
+    )
+    outcomes = CounterMetricFamily(
+        _name("reconciler_orders"),
+        "Orders the reconciler settled, by outcome (confirmed, rejected, repaired, "
+        "stale_errors: errors about a superseded payload, ignored).",
+        labels=["outcome"],
+    )
+    for name in ("confirmed", "rejected", "repaired", "stale_errors"):
+        outcomes.add_metric([name], status.counts.get(name, 0))
+    reads = CounterMetricFamily(
+        _name("reconciler_requests"),
+        "Sync-API reads the reconciler made (import-log pages and sale lookups).",
+        value=status.counts.get("requests", 0),
+    )
+    failed = CounterMetricFamily(
+        _name("reconciler_failed_runs"),
+        "Reconciler runs that could not finish (Jetti unreachable or throttling).",
+        value=status.counts.get("failed_runs", 0),
+    )
+    return [last, behind, outcomes, reads, failed]
+
+
 # The families every scrape exports, in this order. Append new ones here.
 FAMILIES: tuple[FamilyFn, ...] = (
     orders_by_state,
@@ -309,6 +345,7 @@ FAMILIES: tuple[FamilyFn, ...] = (
     dead_lettered,
     breaker,
     maintenance,
+    reconciler,
 )
 
 

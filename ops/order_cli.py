@@ -21,6 +21,9 @@ from ops.dlq.common import EXIT_NOT_FOUND, StoreGroup, Stores, age, echo_json, f
 from ops.options import redis_url_option
 from worker.deadentry import MASK, SECRET_MASK
 from worker.privacy import hide_secrets, mask_text
+from worker.reconciler import read_status as read_reconcile_status
+from worker.records import OrderEntry
+from worker.states import DeadReason, OrderState
 
 EXIT_HELP = "Exit codes: 0 found; 3 no such order; 4 Redis unreachable."
 
@@ -63,6 +66,7 @@ def order_view(stores: Stores, order_key: str, *, personal: bool) -> dict[str, A
             "replayed": entry.replayed, "resend_stored_payload": entry.resend_payload is not None,
             "body_shed": entry.is_tombstone,
         })
+        view["jetti_confirmation"] = confirmation(stores, entry, events)
     view["attempts"] = attempts
     view["dead_letter"] = None if dead is None else {
         "status": str(dead.status), "reason": str(dead.reason), "error": text(dead.error),
@@ -73,6 +77,32 @@ def order_view(stores: Stores, order_key: str, *, personal: bool) -> dict[str, A
     view["timeline"] = events
     result: dict[str, Any] = hide_secrets(view, stores.secrets(), SECRET_MASK)
     return result
+
+
+def confirmation(stores: Stores, entry: OrderEntry, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """Whether Jetti has the order, as far as the reconciler (worker/reconciler.py) knows."""
+    status = read_reconcile_status(stores.client, stores.keys)
+    on = status.last_run_at is not None
+    out: dict[str, Any] = {"reconciler": "running" if on else "never ran"}
+    at = next((e.get("at") for e in reversed(events)
+               if e.get("type") in ("confirmed", "repair", "cancelled", "dead")), None)
+    if entry.state is OrderState.CONFIRMED:
+        out.update(status="confirmed", at=at)
+    elif entry.state is OrderState.CANCELLED:
+        via = stores.client.hget(stores.keys.order(entry.order_key), "cancelled_via")
+        out.update(status="cancelled", via=via.decode() if via else None, at=at)
+    elif entry.dead_reason is DeadReason.REJECTED_BY_JETTI:
+        out.update(status="rejected_by_jetti", at=at)
+    elif entry.state is OrderState.SUBMITTED:
+        grace = status.grace_s
+        due = None if grace is None or entry.submitted_at is None else entry.submitted_at + grace
+        out.update(status="awaiting_confirmation" if on else "unconfirmed", confirm_after=due)
+    else:
+        out.update(status="not_sent_yet" if entry.state is not OrderState.DEAD else "dead")
+    repairs = sum(1 for e in events if e.get("type") == "repair")
+    if repairs:
+        out["repairs"] = repairs
+    return out
 
 
 @click.group(cls=StoreGroup)
@@ -120,6 +150,15 @@ def _render(view: dict[str, Any]) -> None:
                       f"{iso(view['submitted_at'])}; attempts spent {view['attempts_spent']}; "
                       f"deliveries {view['deliveries']['started']} started, "
                       f"{view['deliveries']['finished']} finished")
+        conf = view["jetti_confirmation"]
+        line = f"Jetti confirmation: {conf['status']}"
+        if conf.get("via"):
+            line += f" (via {conf['via']})"
+        if conf.get("confirm_after"):
+            line += f", confirmed if no import-log error by {iso(conf['confirm_after'])}"
+        if conf.get("repairs"):
+            line += f"; resent {conf['repairs']}x after Jetti applied an older version"
+        console.print(f"{line}; reconciler {conf['reconciler']}", markup=False)
         if view["last_error"]:
             console.print(f"last error: {view['last_error']}", markup=False)
     else:

@@ -242,3 +242,36 @@ def test_only_the_leader_reconciles(books: Books, sandbox: Any) -> None:
     assert first.run_once().led
     assert not second.run_once().led
     assert read_status(books.client, books.keys).holder == "host-a:1"
+
+
+def test_metrics_health_and_order_show_report_the_reconciler(
+    books: Books, start_pipeline: PipelineFactory, sandbox: Any
+) -> None:
+    """The figures the reconciler records reach `metrics`, `health` and `order show`."""
+    from prometheus_client import generate_latest
+
+    from ops.dlq.common import Stores
+    from ops.health_cli import Thresholds, check_reconciler
+    from ops.metrics import Sources, build_registry
+    from ops.order_cli import order_view
+
+    sandbox.set_faults(reject_matching=['"externalId":"h-bad"'])
+    start_pipeline(**FAST_RECONCILE)
+    books.enqueue([raw_order("h-ok"), raw_order("h-bad")])
+    books.wait_state("h-ok", {OrderState.CONFIRMED})
+    books.wait_state("h-bad", {OrderState.DEAD})
+    sources = Sources(client=books.client, broker=books.client, keys=books.keys)
+    text = generate_latest(build_registry(sources)).decode()
+    assert 'jetti_relay_reconciler_orders_total{outcome="confirmed"}' in text
+    assert 'jetti_relay_reconciler_orders_total{outcome="rejected"} 1.0' in text
+    assert "jetti_relay_reconciler_checkpoint_lag_seconds" in text
+    assert check_reconciler(sources, Thresholds(), time.time()).status == "ok"
+    stale = check_reconciler(sources, Thresholds(), time.time() + 3600)
+    assert stale.status == "fail" and "behind" in stale.detail
+    stores = Stores.connect(books.redis_url)
+    ok_view = order_view(stores, "h-ok", personal=False)
+    bad_view = order_view(stores, "h-bad", personal=False)
+    assert ok_view is not None and bad_view is not None
+    assert ok_view["jetti_confirmation"]["status"] == "confirmed"
+    assert bad_view["jetti_confirmation"]["status"] == "rejected_by_jetti"
+    stores.client.close()
