@@ -90,7 +90,9 @@ def bench(profile: str, orders: int | None, lines: int | None, processes: int | 
     import shutil
 
     from ops.bench_common import RunConfig
-    from ops.services import ServiceError
+    from ops.services import ServiceError, exit_on_sigterm
+
+    exit_on_sigterm()
 
     chosen = PROFILES[profile]
     overrides: dict[str, Any] = {
@@ -103,17 +105,20 @@ def bench(profile: str, orders: int | None, lines: int | None, processes: int | 
     config = RunConfig(folder=folder, lines=chosen.lines, processes=chosen.processes,
                        workers=chosen.workers, submit_concurrency=submit_concurrency,
                        batch_size=batch_size)
+    keep = keep_logs
     try:
         result = run(chosen, config, profile)
+        if json_path is not None:
+            json_path.write_text(json.dumps(result, indent=2, sort_keys=True))
+        click.echo(render(result))
     except ServiceError as exc:
+        keep = True
         raise click.ClickException(f"{exc} (logs in {folder})") from exc
-    if json_path is not None:
-        json_path.write_text(json.dumps(result, indent=2, sort_keys=True))
-    click.echo(render(result))
-    if keep_logs:
-        click.echo(f"logs kept in {folder}", err=True)
-    else:
-        shutil.rmtree(folder, ignore_errors=True)
+    finally:
+        if keep:
+            click.echo(f"logs kept in {folder}", err=True)
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _say(text: str) -> None:

@@ -29,6 +29,7 @@ from ops.services import (
     SandboxService,
     ServiceError,
     Services,
+    exit_on_sigterm,
     free_port,
     pipeline_env,
     redis_reachable,
@@ -104,6 +105,7 @@ def demo(orders_file: Path, keep_logs: bool, keep_running: bool, json_path: Path
     from worker.settings import Settings
 
     console = Console(stderr=True)
+    exit_on_sigterm()
     folder = Path(tempfile.mkdtemp(prefix="jetti-relay-demo-"))
     services = Services(folder)
     redis_url, prefix = "", ""
@@ -180,7 +182,7 @@ def _run(console: Any, result: DemoResult, orders_file: Path, sandbox: SandboxSe
         json={"fail_next": TRANSIENT_FAILURES, "fail_next_status": 503},
     ).raise_for_status()
     lines = [line for line in orders_file.read_bytes().splitlines() if line.strip()]
-    summary = enqueue(lines, client=client, publisher=publisher, keys=keys)
+    summary = enqueue(lines, client=client, publisher=publisher, keys=keys, source="demo-shop")
     updates_file = DATA_DIR / "updates.jsonl"
     updates = [u for u in updates_file.read_bytes().splitlines() if u.strip()]
     wanted = _accepted_keys(ledger, lines)
@@ -196,7 +198,9 @@ def _run(console: Any, result: DemoResult, orders_file: Path, sandbox: SandboxSe
                     break
                 # Updates to orders Jetti already has: each is sent again as a new version.
                 progress.update(task, description="updates settling")
-                later = enqueue(updates, client=client, publisher=publisher, keys=keys)
+                later = enqueue(
+                    updates, client=client, publisher=publisher, keys=keys, source="demo-shop"
+                )
                 summary = _add(summary, later)
                 updates = []
                 continue

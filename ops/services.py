@@ -110,6 +110,19 @@ class SandboxService:
         return self.base_url + ASYNC_PATH
 
 
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM (and an inherited-ignored SIGINT) into SystemExit / KeyboardInterrupt, so
+    the caller's `finally` stops what it started instead of leaving it running."""
+
+    def terminate(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminate)
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # A shell starts background jobs with SIGINT ignored; kill -INT should still stop us.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 class Services:
     """Processes started for one command, each in its own process group, stopped in reverse."""
 
