@@ -10,6 +10,7 @@ import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -27,11 +28,9 @@ from ops.dlq.common import (
 )
 from ops.options import redis_url_option
 from worker.audit import os_user
-from worker.celery_app import create_app
 from worker.deadentry import DeadEntry
 from worker.deadquery import DeadFilter, iter_entries
 from worker.privacy import decode_document
-from worker.publisher import Publisher
 from worker.replay import (
     SENDING,
     Action,
@@ -44,6 +43,9 @@ from worker.replay import (
     parse_corrected_raw,
 )
 from worker.states import DeadStatus
+
+if TYPE_CHECKING:
+    from worker.publisher import Publisher
 
 # Steps listed by --dry-run unless --sample says otherwise.
 DEFAULT_SAMPLE = 10
@@ -229,7 +231,8 @@ def _report(steps: list[Step], missing: list[str], summary: Summary, *, dry_run:
 
 
 class _LazyPublisher:
-    """Builds the Celery app only when the first key is published (a dry run never does)."""
+    """Builds the Celery app only when the first key is published (a dry run never does, and
+    the other dlq commands never import Celery)."""
 
     def __init__(self, stores: Stores) -> None:
         self._stores = stores
@@ -237,6 +240,9 @@ class _LazyPublisher:
 
     def publish(self, order_keys: Sequence[str]) -> int:
         if self._publisher is None:
+            from worker.celery_app import create_app
+            from worker.publisher import Publisher
+
             settings = self._stores.settings
             self._publisher = Publisher(create_app(settings), batch_size=settings.batch_size)
         return self._publisher.publish(order_keys)
