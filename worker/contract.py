@@ -263,11 +263,17 @@ class Line(_Model):
     id: Identifier | None = Field(
         None, description="Upstream line id (string; an integer is accepted and becomes text)."
     )
-    sku: Annotated[Text, Field(min_length=1)] | None = Field(None, description="Variant SKU.")
+    # Non-blank, as Jetti checks after a 200 on the async endpoint: a name or SKU of only
+    # whitespace ("\r", "\x85") failed in its import log, the order never in Jetti (chaos 9).
+    sku: Annotated[Text, Field(min_length=1), AfterValidator(_non_blank)] | None = Field(
+        None, description="Variant SKU."
+    )
     variant_id: Identifier | None = Field(
         None, description="Variant external id (string; an integer is accepted and becomes text)."
     )
-    name: Annotated[Text, Field(min_length=1)] = Field(description="Product name, required.")
+    name: Annotated[Text, Field(min_length=1), AfterValidator(_non_blank)] = Field(
+        description="Product name, required."
+    )
     quantity: StrictInt = Field(
         ge=1, le=MAX_QUANTITY, description="Units ordered, an integer from 1 to 2^31 - 1."
     )

@@ -271,6 +271,10 @@ def test_non_timestamps_are_refused(order: Callable[..., Doc], value: Any, expec
         ({"sku": ..., "variant_id": None}, "lines[1]: needs sku or variant_id"),
         ({"name": ...}, "lines[1].name: is required"),
         ({"name": ""}, "lines[1].name: must not be empty"),
+        # Regression (chaos scenario 9): Jetti refuses blank names and SKUs after a 200.
+        ({"name": "\r"}, "lines[1].name: must not be blank"),
+        ({"name": "\x85 "}, "lines[1].name: must not be blank"),
+        ({"sku": " \t"}, "lines[1].sku: must not be blank"),
         ({"quantity": 0}, "lines[1].quantity: must be >= 1"),
         ({"quantity": -3}, "lines[1].quantity: must be >= 1"),
         # Regression (chaos scenario 9): Jetti reads 10^30 as a float and rejects it after a 200.
