@@ -520,12 +520,15 @@ class Ledger:
         raw: bytes | None = None,
         updated_at: datetime | None = None,
         resend_payload: bytes | None = None,
+        accept_line_changes: bool = False,
     ) -> tuple[str, str]:
         """Re-arm a DEAD order for `dlq replay` (worker/replay.py), atomically.
 
         `raw` replaces the stored raw order as a new version (next arrival sequence, timestamp
         above the stored one); `resend_payload` makes the worker send those bytes instead
-        of re-transforming, until submitted or a newer version arrives. Returns (outcome, state
+        of re-transforming, until submitted or a newer version arrives; `accept_line_changes`
+        forgets the line ids last sent, so an update dropping some is sent (the engineer checked
+        Jetti: lines_changed). Returns (outcome, state
         before): "rearmed"; "not_dead" (only a DEAD order is armed, so a rerun never arms one
         twice); "missing" (no entry); "no_body" (no raw order to send).
         """
@@ -537,6 +540,7 @@ class Ledger:
             "" if raw is None else raw_hash(raw),
             version_ts_ms(updated_at),
             resend_payload or b"",
+            "1" if accept_line_changes else "0",
         )
         return reply[0].decode(), reply[1].decode()
 

@@ -208,11 +208,13 @@ class Replayer:
         return plan(entry, self._ledger.get(entry.order_key), mode=mode, corrected=corrected)
 
     def replay(self, entry: DeadEntry, *, mode: ReplayMode,
-               corrected: CorrectedRaw | None = None) -> Step:
+               corrected: CorrectedRaw | None = None,
+               accept_line_changes: bool = False) -> Step:
         """Plan and carry out the replay of one entry; returns what was done.
 
-        `corrected` is required with CORRECTED_RAW. Raises ReplayInputError when the stored
-        payload cannot be resent. Redis and broker errors propagate (a rerun resumes).
+        `corrected` is required with CORRECTED_RAW; `accept_line_changes` lets an update that
+        drops lines already sent go through (see `Ledger.replay`). Raises ReplayInputError when
+        the stored payload cannot be resent. Redis and broker errors propagate (a rerun resumes).
         """
         step = self.plan(entry, mode=mode, corrected=corrected)
         if step.action is Action.REPLAY:
@@ -225,7 +227,7 @@ class Replayer:
                 entry.order_key, now=self._clock(),
                 raw=corrected.body if corrected else None,
                 updated_at=corrected.updated_at if corrected else None,
-                resend_payload=resend)
+                resend_payload=resend, accept_line_changes=accept_line_changes)
             if outcome == "not_dead":
                 # A worker or producer moved the order since `plan` read it: decide again.
                 step = self.plan(entry, mode=mode, corrected=corrected)

@@ -135,11 +135,15 @@ def _mode(resend_stored: bool, raw_file: Path | None, edit: bool) -> ReplayMode:
               help="A corrected raw order (JSON) to send instead; one KEY only.")
 @click.option("--edit", is_flag=True,
               help="Correct the stored raw order in $EDITOR first; one KEY only.")
+@click.option("--accept-line-changes", is_flag=True,
+              help="Send an update that drops lines already in Jetti (lines_changed), once you "
+              "have checked the sale there.")
 @click.option("--json", "as_json", is_flag=True, help="Every step and the summary as JSON.")
 @redis_url_option
 def replay(order_keys: tuple[str, ...], flt: DeadFilter, replay_all: bool, dry_run: bool,
            sample: int, limit: int | None, rate: float | None, resend_stored: bool,
-           raw_file: Path | None, edit: bool, as_json: bool, redis_url: str | None) -> None:
+           raw_file: Path | None, edit: bool, accept_line_changes: bool, as_json: bool,
+           redis_url: str | None) -> None:
     """Send dead letters through the normal pipeline again, by KEY or by the filters.
 
     By default the worker re-transforms the stored raw order with the current code and rules.
@@ -186,7 +190,7 @@ def replay(order_keys: tuple[str, ...], flt: DeadFilter, replay_all: bool, dry_r
             else:
                 if rate is not None:
                     time.sleep(max(0.0, next_at - time.monotonic()))
-                step = _replay_one(replayer, entry, mode, corrected)
+                step = _replay_one(replayer, entry, mode, corrected, accept_line_changes)
                 if step.action in SENDING and rate is not None:
                     next_at = time.monotonic() + 1.0 / rate
             summary.add(step)
@@ -199,9 +203,10 @@ def replay(order_keys: tuple[str, ...], flt: DeadFilter, replay_all: bool, dry_r
 
 
 def _replay_one(replayer: Replayer, entry: DeadEntry, mode: ReplayMode,
-                corrected: CorrectedRaw | None) -> Step:
+                corrected: CorrectedRaw | None, accept_line_changes: bool) -> Step:
     try:
-        return replayer.replay(entry, mode=mode, corrected=corrected)
+        return replayer.replay(entry, mode=mode, corrected=corrected,
+                               accept_line_changes=accept_line_changes)
     except ReplayInputError as exc:
         return Step(entry.order_key, Action.NOT_REPLAYABLE, str(exc))
 

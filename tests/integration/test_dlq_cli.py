@@ -87,6 +87,10 @@ class Books:
                       attempts=self.ledger.attempts(key), source="shop",
                       error=f"Jetti unavailable (503): {excerpt}", now=at)
 
+    def state(self, key: str) -> OrderState | None:
+        entry = self.ledger.get(key)
+        return entry.state if entry else None
+
     def status(self, key: str) -> DeadStatus | None:
         entry = self.dead.get(key)
         return entry.status if entry else None
@@ -358,6 +362,39 @@ def test_replay_sends_a_payload_the_ledger_counted_as_accepted(
 
     wait_until(lambda: books.status("rbj-1") is DeadStatus.RESOLVED, what="resolved")
     assert len(sandbox.history("rbj-1")) == 1
+
+
+def test_lines_changed_goes_through_only_when_the_engineer_accepts_it(
+    books: Books, start_pipeline: PipelineFactory, sandbox: Any
+) -> None:
+    """An update dropping a line already sent is held; a plain replay holds it again, and
+    --accept-line-changes sends it."""
+    start_pipeline()
+    from producers import enqueue
+    from worker.celery_app import create_app
+    from worker.publisher import Publisher
+    from worker.settings import Settings
+
+    publisher = Publisher(create_app(Settings(redis_url=books.redis_url,
+                                              broker_url=books.redis_url)))
+    two_lines = raw_order("lc-1")
+    two_lines["lines"].append({"id": "lc-1-l2", "sku": "SKU-2", "name": "Cup", "quantity": 1,
+                               "unit_price": "3"})
+    enqueue([two_lines], client=books.client, publisher=publisher)
+    wait_until(lambda: books.state("lc-1") is OrderState.SUBMITTED,
+               what="the first version submitted")
+    one_line = raw_order("lc-1")
+    one_line["updated_at"] = "2026-11-27T11:00:00+00:00"
+    enqueue([one_line], client=books.client, publisher=publisher)
+    wait_until(lambda: books.status("lc-1") is DeadStatus.DEAD, what="lines_changed")
+
+    assert books.cli("replay", "lc-1").exit_code == 0
+    wait_until(lambda: books.history("lc-1") == ["dead", "replayed", "dead"], what="held again")
+    assert books.cli("replay", "lc-1", "--accept-line-changes").exit_code == 0
+
+    wait_until(lambda: books.status("lc-1") is DeadStatus.RESOLVED, what="resolved")
+    assert [len(sent["lineItems"]) for sent in
+            (json.loads(v["body"]) for v in sandbox.history("lc-1"))] == [2, 1]
 
 
 def test_replay_by_filter_takes_only_matching_entries_and_honours_limit(

@@ -1,6 +1,7 @@
 -- replay (`jetti-relay dlq replay`): re-arm a DEAD order in one step. ARGV 10 a corrected raw
 -- order or '' (keep the stored one), 11 its hash, 12 its updated_at in ms, 13 a stored payload
--- the worker sends as is instead of re-transforming, or '' (re-transform).
+-- the worker sends as is instead of re-transforming, or '' (re-transform), 14 '1' to forget the
+-- line ids last sent (the engineer accepts an update that drops lines: lines_changed).
 -- Returns {outcome, state before}: 'rearmed'; 'not_dead' when the order is not DEAD (already
 -- re-armed, in flight or submitted: a rerun must never arm it twice); 'missing' without an
 -- entry; 'no_body' when there is no raw order to send.
@@ -29,10 +30,11 @@ end
 -- An operator's replay means "send it": forget the payload last accepted, or a re-transform
 -- identical to it (an import Jetti's log rejected after a 200) would be skipped as delivered.
 redis.call('HDEL', ok, 'payload_hash')
+if ARGV[14] == '1' then redis.call('HDEL', ok, 'line_ids') end
 fresh_budget(k, state)
 redis.call('HSET', ok, 'enqueued_at', NOW_S)
 redis.call('ZADD', K_ENQ, NOW, k)
 set_state(k, state, 'pending')
 event(k, {type = 'replay', previous_state = state, raw_replaced = (raw ~= ''),
-          resend_stored = (ARGV[13] ~= '')})
+          resend_stored = (ARGV[13] ~= ''), line_changes_accepted = (ARGV[14] == '1')})
 return {'rearmed', state}
