@@ -422,25 +422,48 @@ class Reconciler:
         return True
 
     def _confirm(self, now: float, report: ReconcileReport) -> None:
-        keys = self._ledger.stuck(
-            OrderState.SUBMITTED, older_than=now - self._cfg.grace_s, limit=PASS_LIMIT
-        )
-        if not keys:
-            return
-        confirm: list[tuple[str, str]] = []
+        """Confirm every SUBMITTED order sent before `now - grace`, walking the SUBMITTED index
+        (scored by the time the order was sent) in chunks: no scan, no limit per run."""
+        index = self._keys.state_index(OrderState.SUBMITTED)
+        cutoff = f"({now - self._cfg.grace_s!r}"
+        low: str = "-inf"
+        seen: set[bytes] = set()
         checks = 0
-        for entry in self._ledger.get_many(keys):
-            if entry is None or entry.state is not OrderState.SUBMITTED or not entry.payload_hash:
-                continue
-            if entry.raw is not None and entry.enqueued_at > entry.first_seen_at:
-                # More than one version: Jetti may have applied them out of order.
-                if checks >= self._cfg.max_sale_checks:
-                    continue  # the next run checks it; it stays SUBMITTED meanwhile
-                checks += 1
-                if not self._sale_is_current(entry, report, now):
+        while True:
+            rows = self._client.zrangebyscore(
+                index, low, cutoff, start=0, num=PASS_LIMIT, withscores=True
+            )
+            fresh = [(member, score) for member, score in rows if member not in seen]
+            if not fresh:
+                break
+            seen.update(member for member, _ in fresh)
+            keys = [member.decode() for member, _ in fresh]
+            pipe = self._client.pipeline(transaction=False)
+            for key in keys:
+                pipe.hmget(self._keys.order(key), ["state", "payload_hash", "enqueued_at",
+                                                   "first_seen_at"])
+            confirm: list[tuple[str, str]] = []
+            for key, (state, payload_hash, enqueued, first_seen) in zip(
+                keys, pipe.execute(), strict=True
+            ):
+                if state != b"submitted" or not payload_hash:
                     continue
-            confirm.append((entry.order_key, entry.payload_hash))
-        report.confirmed += len(self._ledger.confirm_many(confirm, now=now))
+                if float(enqueued or 0) > float(first_seen or 0):
+                    # More than one version: Jetti may have applied them out of order.
+                    if checks >= self._cfg.max_sale_checks:
+                        continue  # the next run checks it; it stays SUBMITTED meanwhile
+                    checks += 1
+                    entry = self._ledger.get(key)
+                    if entry is None or entry.payload_hash is None:
+                        continue
+                    # A shed body leaves nothing to compare with: confirm as it stands.
+                    if entry.raw is not None and not self._sale_is_current(entry, report, now):
+                        continue
+                confirm.append((key, payload_hash.decode()))
+            report.confirmed += len(self._ledger.confirm_many(confirm, now=now))
+            if len(rows) < PASS_LIMIT:
+                break
+            low = repr(float(rows[-1][1]))  # inclusive: `seen` skips the members already done
 
     def _sale_is_current(self, entry: OrderEntry, report: ReconcileReport, now: float) -> bool:
         """True when the sale carries the last payload (or it cannot be compared); otherwise
