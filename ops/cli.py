@@ -23,6 +23,7 @@ LAZY_SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "pause": ("ops.fleet_cli:pause", "Pause submission to Jetti for the whole fleet."),
     "resume": ("ops.fleet_cli:resume", "Resume submission after a pause or a tripped breaker."),
     "enqueue": ("producers.cli:enqueue", "Validate raw orders and enqueue them for the worker."),
+    "reconcile": ("ops.reconcile_cli:reconcile", "Reconciler: status, or one pass now."),
     "chaos": ("ops.chaos.cli:chaos", "Break the pipeline on purpose and check nothing is lost."),
     "dlq": ("ops.dlq.cli:dlq", "Dead letters: list, show, replay, export, purge, erase, audit."),
     "order": ("ops.order_cli:order", "Where is order X: state, attempts, dead letter, timeline."),

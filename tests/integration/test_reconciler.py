@@ -275,3 +275,31 @@ def test_metrics_health_and_order_show_report_the_reconciler(
     assert ok_view["jetti_confirmation"]["status"] == "confirmed"
     assert bad_view["jetti_confirmation"]["status"] == "rejected_by_jetti"
     stores.client.close()
+
+
+def test_reconcile_command_runs_one_pass_and_reports_status(books: Books, sandbox: Any) -> None:
+    """`jetti-relay reconcile run` makes one pass; `status --json` shows it; without a token
+    the command says the reconciler is off (exit 2)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "JETTI_RELAY_REDIS_URL": books.redis_url,
+           "JETTI_RELAY_JETTI_API_URL": sandbox.base_url,
+           "JETTI_RELAY_API_TOKEN": sandbox.api_token}
+
+    def cli(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "ops.cli", "reconcile", *args],
+                              env={**env, **extra}, capture_output=True, text=True, timeout=60)
+
+    ran = cli("run")
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["requests"] == 1
+    shown = cli("status", "--json")
+    assert shown.returncode == 0, shown.stderr
+    doc = json.loads(shown.stdout)
+    assert doc["counts"]["runs"] == 1 and doc["configured"] is True and doc["lag_s"] < 60
+    assert sandbox.api_token not in shown.stdout + ran.stdout
+    off = cli("run", JETTI_RELAY_API_TOKEN="")
+    assert off.returncode == 2 and "off" in off.stderr
