@@ -76,6 +76,7 @@ class DemoResult:
     sandbox: dict[str, Any] = field(default_factory=dict)
     dead_letters: dict[str, str] = field(default_factory=dict)
     retried_requests: int = 0
+    dead_after_delivery: list[str] = field(default_factory=list)
     settled: bool = False
     pids: list[int] = field(default_factory=list)
 
@@ -219,6 +220,9 @@ def _run(console: Any, result: DemoResult, orders_file: Path, sandbox: SandboxSe
     result.orders = len(wanted)
     result.states = dict(sorted(Counter(str(e.state) for e in entries.values()).items()))
     result.reached_jetti = sum(1 for e in entries.values() if e.submitted_at is not None)
+    result.dead_after_delivery = sorted(
+        k for k, e in entries.items() if e.submitted_at is not None and str(e.state) == "dead"
+    )
     result.sandbox = httpx.get(f"{sandbox.base_url}/_sandbox/stats").json()
     for entry in dead.list(limit=1000):
         result.dead_letters[entry.order_key] = f"{entry.reason}: {entry.error[:160]}"
@@ -261,6 +265,11 @@ def _summary(result: DemoResult, sandbox: SandboxService) -> str:
         out.append(f"  {reason}: {count}")
     for key, text in sorted(result.dead_letters.items()):
         out.append(f"    {key}  {text}")
+    if result.dead_after_delivery:
+        out.append(
+            f"  ({', '.join(result.dead_after_delivery)}: an earlier version reached Jetti; "
+            "the update is what was held)"
+        )
     env = f"JETTI_RELAY_REDIS_URL={result.redis_url}"
     if result.key_prefix != "jr":
         env += f" JETTI_RELAY_KEY_PREFIX={result.key_prefix}"
