@@ -42,12 +42,54 @@ def _order(n: int) -> dict[str, object]:
     }
 
 
+def _cpu_seconds(services: Services) -> list[tuple[str, float]]:
+    """CPU seconds (user + system) used so far by each service, by process level (Linux):
+    the worker shows as worker (the pump/sweeper process), worker/celery (the consumer) and
+    worker/pool (the prefork children, summed)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: list[tuple[str, float]] = []
+    for name, process in services.processes:
+        levels = [[process.pid]]
+        while levels[-1]:
+            levels.append([c for pid in levels[-1] for c in _children(pid)])
+        labels = [name, f"{name}/celery", f"{name}/pool"] if name == "worker" else [name]
+        for depth, pids in enumerate(levels[:-1]):
+            label = labels[min(depth, len(labels) - 1)]
+            seconds = sum(_cpu(pid) for pid in pids) / tick
+            if out and out[-1][0] == label:
+                out[-1] = (label, out[-1][1] + seconds)
+            else:
+                out.append((label, seconds))
+    return out
+
+
+def _cpu(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])
+
+
+def _children(pid: int) -> list[int]:
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return children
+
+
 @click.command()
 @click.option("--orders", default=3000, show_default=True)
-@click.option("--batch-size", default=10, show_default=True, help="Order keys per message.")
+@click.option("--batch-size", default=25, show_default=True, help="Order keys per message.")
 @click.option("--concurrency", default=2, show_default=True, help="Worker processes.")
-@click.option("--submit-concurrency", default=8, show_default=True, help="In-flight per process.")
-def main(orders: int, batch_size: int, concurrency: int, submit_concurrency: int) -> None:
+@click.option("--submit-concurrency", default=25, show_default=True, help="In-flight per process.")
+@click.option("--latency-ms", default=0.0, show_default=True, help="Sandbox latency per request.")
+def main(
+    orders: int, batch_size: int, concurrency: int, submit_concurrency: int, latency_ms: float
+) -> None:
     """Measure end-to-end orders/s once and print one line."""
     import redis
 
@@ -65,7 +107,14 @@ def main(orders: int, batch_size: int, concurrency: int, submit_concurrency: int
         redis_url = _start_redis(services)
         hash_, token, port = secrets.token_hex(8), secrets.token_hex(8), _free_port()
         env = {**os.environ, "SANDBOX_WEBHOOK_HASH": hash_, "SANDBOX_API_TOKEN": token}
-        services.start("sandbox", [sys.executable, "-m", "ops.sandbox", "--port", str(port)], env)
+        services.start(
+            "sandbox",
+            [
+                *(sys.executable, "-m", "ops.sandbox", "--port", str(port)),
+                *("--latency-ms", str(latency_ms)),
+            ],
+            env,
+        )
         base = f"http://127.0.0.1:{port}"
         _wait_for(lambda: httpx.get(f"{base}/_sandbox/stats").status_code == 200, "sandbox")
         ready = folder / "ready"
@@ -99,10 +148,13 @@ def main(orders: int, batch_size: int, concurrency: int, submit_concurrency: int
             time.sleep(0.05)
         total_s = time.perf_counter() - started
         sales = httpx.get(f"{base}/_sandbox/stats").json()["sales"]
+        cpu = ", ".join(f"{name} {seconds:.1f}" for name, seconds in _cpu_seconds(services))
         click.echo(
             f"orders={orders} batch_size={batch_size} concurrency={concurrency} "
-            f"submit_concurrency={submit_concurrency}: enqueue {orders / enqueued_s:.0f}/s, "
-            f"end-to-end {orders / total_s:.0f} orders/s ({total_s:.1f} s), sandbox sales={sales}"
+            f"submit_concurrency={submit_concurrency} latency_ms={latency_ms:g}: "
+            f"enqueue {orders / enqueued_s:.0f}/s, "
+            f"end-to-end {orders / total_s:.0f} orders/s ({total_s:.1f} s), sandbox sales={sales}; "
+            f"CPU s: {cpu}"
         )
     finally:
         services.stop()
