@@ -100,7 +100,10 @@ def bench(profile: str, orders: int | None, lines: int | None, processes: int | 
         "latencies": latencies, "long": long, "rated_seconds": rated_seconds,
         "baseline_seconds": baseline_seconds,
     }
-    chosen = replace(chosen, **{k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    chosen = replace(chosen, **given)
+    if given or submit_concurrency is not None or batch_size is not None:
+        profile += " with options"
     folder = Path(tempfile.mkdtemp(prefix="jetti-relay-bench-"))
     config = RunConfig(folder=folder, lines=chosen.lines, processes=chosen.processes,
                        workers=chosen.workers, submit_concurrency=submit_concurrency,
