@@ -7,11 +7,13 @@ The worker hands an order whose latest version carries `cancelled_at` to `Cancel
 
 1. finds the sale id: the ledger's (sync mode records it), else
    `GET /api/sales.json?where[externalId]=...` (one read from the fleet's read budget);
-2. **never imported**: no sale in Jetti and no version of the order ever accepted by Jetti ->
-   CANCELLED locally (`cancelled_via = not_imported`), nothing is sent: there is nothing to cancel
-   and importing an order only to cancel it would start fulfilment for nothing. If a version *was*
-   accepted (async) but its sale is not there yet, Jetti may still have it queued: that is a retry,
-   so the sale is cancelled once it exists (or the order is dead-lettered when retries run out);
+2. **never imported**: no sale in Jetti and no version of the order ever accepted by Jetti (or
+   one accepted more than `RECONCILE_GRACE_S` ago, which Jetti would have applied by now: its log
+   rejected it) -> CANCELLED locally (`cancelled_via = not_imported`), nothing is sent: there is
+   nothing to cancel and importing an order only to cancel it would start fulfilment for nothing.
+   If a version was accepted (async) within that grace and its sale is not there yet, Jetti may
+   still have it queued: that is a retry, so the sale is cancelled once it exists (or the order is
+   dead-lettered when retries run out);
 3. a sale already cancelled -> CANCELLED; else POSTs the cancel (the fleet's sync-write budget:
    the import limiter in sync mode, its own 1/s bucket in async mode) -> CANCELLED
    (`cancelled_via = jetti`), with the sale id recorded.
@@ -80,6 +82,8 @@ class CancelConfig:
     blocked_default_s: float
     breaker_probe_s: float
     retry: RetryPolicy
+    # How long after an accepted async import its sale may still be missing (queued in Jetti).
+    import_grace_s: float = 300.0
 
 
 def cancellation(entry: OrderEntry) -> RawOrder | None:
@@ -159,7 +163,10 @@ class Canceller:
                     return
                 sale = self._jetti.find_sale(str(order.id))
                 if sale is None:
-                    if entry.sent_version is None:
+                    sent = entry.submitted_at if entry.sent_version is not None else None
+                    if sent is None or now - sent > self._cfg.import_grace_s:
+                        # Never accepted, or accepted long enough ago that Jetti would have
+                        # applied it (an import its log rejected): nothing to cancel there.
                         self._cancelled(entry, sale_id=None, via="not_imported", status=None)
                         return
                     raise JettiUnavailable(
@@ -324,6 +331,7 @@ def build_canceller(
             blocked_default_s=settings.blocked_default_s,
             breaker_probe_s=settings.breaker_probe_s,
             retry=RetryPolicy.from_settings(settings),
+            import_grace_s=settings.reconcile_grace_s,
         ),
         ledger=SettleLedger(
             client, keys, body_ttl_s=settings.body_ttl_s, tombstone_ttl_s=settings.tombstone_ttl_s

@@ -43,7 +43,13 @@ import structlog
 from worker.apithrottle import ApiThrottle
 from worker.contract import parse_raw_order
 from worker.deadletters import DeadLetters
-from worker.errors import InvalidOrder, JettiRelayError, RateLimited, TransformError
+from worker.errors import (
+    InvalidOrder,
+    JettiRelayError,
+    JettiUnavailable,
+    RateLimited,
+    TransformError,
+)
 from worker.jetti import IMPORT_PAGE_LIMIT, ImportRow, JettiClient, Sale
 from worker.jsonio import dumps_canonical, loads_document
 from worker.keys import Keys
@@ -225,6 +231,7 @@ class Reconciler:
         self._count_dead = count_dead
         self._clock = clock
         self._sleep = sleep
+        self._lease_s = max(config.interval_s * 5, 30.0)
 
     # --- the loop ---------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -237,8 +244,7 @@ class Reconciler:
 
     def run_once(self) -> ReconcileReport:
         """One pass: read new errors, dead-letter rejections, repair and confirm."""
-        ttl_s = max(self._cfg.interval_s * 5, 30.0)
-        if not self._leader.try_lead(ROLE, holder=self._cfg.holder, ttl_s=ttl_s):
+        if not self._leader.try_lead(ROLE, holder=self._cfg.holder, ttl_s=self._lease_s):
             return ReconcileReport(led=False)
         now = self._clock()
         report = ReconcileReport()
@@ -286,6 +292,9 @@ class Reconciler:
         throttled = 0
         while True:
             self._throttle.wait(self._sleep)
+            # A long run keeps its lease; a host that lost it stops (another one leads now).
+            if not self._leader.try_lead(ROLE, holder=self._cfg.holder, ttl_s=self._lease_s):
+                raise JettiUnavailable(None, "lost the reconciler lease mid-run")
             report.requests += 1
             try:
                 return call()

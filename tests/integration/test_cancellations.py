@@ -167,6 +167,20 @@ def test_accepted_but_not_yet_in_jetti_is_retried_not_dropped(desk: Desk, sandbo
     assert after is not None and after.state is OrderState.RETRY_WAIT and after.attempts == 1
 
 
+def test_accepted_long_ago_but_never_in_jetti_is_cancelled_locally(desk: Desk,
+                                                                    sandbox: Any) -> None:
+    """Accepted by the async endpoint long before the grace period, yet no sale: Jetti's log
+    rejected it, so there is nothing to cancel there; the order is cancelled locally."""
+    desk.record(raw_order("c-6"))
+    entry = desk.begin("c-6")
+    desk.ledger.mark_submitted("c-6", version=entry.version, payload_hash="x", line_ids=["c-6-l1"],
+                               sale_id=None, now=time.time() - 3600)
+    desk.record(raw_order("c-6", updated_at="2026-11-27T12:00:00+00:00", cancelled=True))
+    assert desk.canceller.handle(desk.begin("c-6"), now=time.time())
+    assert desk.ledger.get("c-6").state is OrderState.CANCELLED  # type: ignore[union-attr]
+    assert desk.ledger.cancelled_via("c-6") == "not_imported"
+
+
 def test_cancel_failures_retry_then_succeed(desk: Desk, sandbox: Any) -> None:
     """Two 503s from the cancel route: retried with backoff (attempts spent), then CANCELLED."""
     desk.import_async(raw_order("c-4"))
