@@ -232,3 +232,37 @@ def test_pipeline_cancels_an_imported_order(
     assert len(sandbox.history("e2e-c")) == 1  # the cancelled version was not imported
     with httpx.Client() as http:
         assert http.get(f"{sandbox.base_url}/_sandbox/stats").json()["cancellations"] == 1
+
+
+def test_cancellations_keep_to_jettis_sync_limits(redis_url: str, sandbox_factory: Any) -> None:
+    """With Jetti's throttle on, back-to-back cancellations take the fleet's read and write
+    budgets: at most 1 cancel and 2 reads in any one-second window, and no 429."""
+    from collections import Counter
+
+    jetti = sandbox_factory(throttle=True)
+    desk = Desk(redis_url, jetti)
+    try:
+        keys = [f"lim-{n}" for n in range(3)]
+        for key in keys:
+            desk.import_async(raw_order(key))
+            desk.record(raw_order(key, updated_at="2026-11-27T12:00:00+00:00", cancelled=True))
+        for key in keys:
+            entry = desk.begin(key)
+            for _ in range(10):
+                if desk.ledger.get(key).state is OrderState.CANCELLED:  # type: ignore
+                    break
+                desk.canceller.handle(entry, now=time.time())
+                after = desk.ledger.get(key)
+                if after is not None and after.state is OrderState.RETRY_WAIT:
+                    time.sleep(max(0.0, (after.next_attempt_at or 0) - time.time()))
+                    entry = desk.begin(key)
+        assert all(jetti.sales(k)[0]["cancelled"] for k in keys)
+        log = jetti.requests()
+        cancels = Counter(int(r["at"]) for r in log if r["path"].endswith("/cancel.json"))
+        reads = Counter(int(r["at"]) for r in log if r["method"] == "GET")
+        assert sum(cancels.values()) == 3 and max(cancels.values()) == 1
+        assert max(reads.values()) <= 2
+        statuses = jetti.stats()["requests"]
+        assert "429" not in statuses.get("cancel", {}) and "429" not in statuses.get("read", {})
+    finally:
+        desk.close()
