@@ -604,3 +604,24 @@ def test_every_command_has_help_with_exit_codes(command: str) -> None:
     result = CliRunner().invoke(dlq, [command, "--help"])
     assert result.exit_code == 0
     assert "Exit codes: 0 done" in result.output and "--redis-url" in result.output
+
+
+def test_iter_entries_pages_through_ties_and_a_time_bound(books: Books) -> None:
+    """Bulk commands see every matching entry exactly once, even when more entries than a page
+    share one dead-letter time, and never one dead-lettered after the bound."""
+    from worker.deadquery import DeadFilter, iter_entries
+
+    for n in range(250):
+        books.dead.put(f"tie-{n}", reason=DeadReason.REJECTED, raw=b"{}", payload=None,
+                       attempts=(), source=None, error="422", now=1000.0)
+    for n in range(30):
+        books.dead.put(f"spread-{n}", reason=DeadReason.REJECTED, raw=b"{}", payload=None,
+                       attempts=(), source=None, error="422", now=900.0 + n)
+    books.dead.put("late", reason=DeadReason.REJECTED, raw=b"{}", payload=None, attempts=(),
+                   source=None, error="422", now=5000.0)
+
+    keys = [e.order_key for e in iter_entries(books.dead, DeadFilter().bounded(2000.0),
+                                              page_size=100)]
+
+    assert len(keys) == len(set(keys)) == 280
+    assert "late" not in keys
