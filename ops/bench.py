@@ -10,6 +10,7 @@ on an idle Redis and, with `--long N`, worker memory after 10% and 100% of N ord
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
@@ -138,6 +139,8 @@ def run(profile: Profile, config: Any, name: str) -> dict[str, Any]:
         "config": {**asdict(profile), "submit_concurrency": config.submit_concurrency,
                    "batch_size": config.batch_size},
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        # Other load on the machine skews every figure: the load average says how much there was.
+        "machine": {"cpus": os.cpu_count(), "load_average_start": os.getloadavg()[0]},
         "latencies": {},
     }
     for latency in profile.latencies:
@@ -168,6 +171,7 @@ def run(profile: Profile, config: Any, name: str) -> dict[str, Any]:
         _say(f"memory over a long run of {profile.long} orders")
         result["memory"] = bench_runs.measure_memory(config, profile.long)
     result["seconds"] = time.monotonic() - started
+    result["machine"]["load_average_end"] = os.getloadavg()[0]
     result["pids"] = list(config.pids)
     result["targets"] = targets(result)
     return result
@@ -272,6 +276,9 @@ def render(result: dict[str, Any]) -> str:
         f"jetti-relay bench, profile {result['profile']}: {config['orders']} orders of "
         f"{config['lines']} lines, {config['workers']} worker(s) x {config['processes']} "
         f"processes, latencies {', '.join(result['latencies'])} ms, {result['seconds']:.0f} s",
+        f"machine: {result['machine']['cpus']} CPUs, load average "
+        f"{result['machine']['load_average_start']:.1f} at the start, "
+        f"{result['machine']['load_average_end']:.1f} at the end (this run adds about 2)",
         "",
         *(f"{label:<{width}}  {value}" for label, value in rows),
         "",
