@@ -214,9 +214,10 @@ class Services:
 
 def pipeline_env(redis_url: str, sandbox: SandboxService, **settings: str) -> dict[str, str]:
     """The environment of a worker pointed at `redis_url` and the sandbox's async endpoint,
-    plus `settings` (JETTI_RELAY_* names)."""
+    plus `settings` (JETTI_RELAY_* names). The caller's own JETTI_RELAY_* variables are left
+    out, so a setting meant for production never changes a demo or a benchmark."""
     return {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith("JETTI_RELAY_")},
         "JETTI_RELAY_REDIS_URL": redis_url,
         "JETTI_RELAY_BROKER_URL": redis_url,
         "JETTI_RELAY_JETTI_MODE": "async",
