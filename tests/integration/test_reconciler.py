@@ -184,8 +184,10 @@ def test_out_of_order_application_is_repaired(
 ) -> None:
     """Jetti applies v2 then v1 (out_of_order): the sale ends on v1's quantities. The reconciler
     sees the sale differ from the last payload, sends the latest again, then confirms it."""
-    sandbox.set_faults(out_of_order=True, out_of_order_hold_s=1.5)
-    start_pipeline(**FAST_RECONCILE)
+    # Jetti applies a batch 2 s after its first import arrives; the grace period must be longer
+    # than that application delay (a sale not applied yet is not a difference).
+    sandbox.set_faults(out_of_order=True, out_of_order_hold_s=2.0)
+    start_pipeline(JETTI_RELAY_RECONCILE_INTERVAL_S="0.3", JETTI_RELAY_RECONCILE_GRACE_S="4")
     books.enqueue([raw_order("ooo", quantity=1)])
     books.wait_state("ooo", {OrderState.SUBMITTED})
     books.enqueue([raw_order("ooo", updated_at="2026-11-27T11:00:00+00:00", quantity=3)])
