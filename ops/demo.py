@@ -78,6 +78,7 @@ class DemoResult:
     retried_requests: int = 0
     dead_after_delivery: list[str] = field(default_factory=list)
     settled: bool = False
+    settle_seconds: float = 0.0
     pids: list[int] = field(default_factory=list)
 
 
@@ -189,13 +190,15 @@ def _run(console: Any, result: DemoResult, orders_file: Path, sandbox: SandboxSe
     wanted = _accepted_keys(ledger, lines)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("orders settling", total=len(wanted))
-        deadline = time.monotonic() + SETTLE_TIMEOUT_S
+        began = time.monotonic()
+        deadline = began + SETTLE_TIMEOUT_S
         while time.monotonic() < deadline:
             settled = sum(1 for k in wanted if _final(ledger, k))
             progress.update(task, completed=settled)
             if settled == len(wanted):
                 if not updates:
                     result.settled = True
+                    result.settle_seconds = time.monotonic() - began
                     break
                 # Updates to orders Jetti already has: each is sent again as a new version.
                 progress.update(task, description="updates settling")
@@ -252,7 +255,8 @@ def _summary(result: DemoResult, sandbox: SandboxService) -> str:
         f"rejected at the edge {e['rejected']}",
         *(f"  rejected {line}" for line in result.rejected[:10]),
         f"orders: {result.orders}, by state {result.states}"
-        + ("" if result.settled else f" (not all settled within {SETTLE_TIMEOUT_S:.0f} s)"),
+        + (f", all settled in {result.settle_seconds:.1f} s (updates included)" if result.settled
+           else f" (not all settled within {SETTLE_TIMEOUT_S:.0f} s)"),
         f"reached Jetti: {result.reached_jetti} orders; the sandbox recorded {stats.get('sales')} "
         f"sales from {stats.get('versions_received')} versions "
         f"({stats.get('duplicates')} identical re-sends)",
