@@ -256,6 +256,9 @@ def render(result: dict[str, Any]) -> str:
              _rate(loop["throughput"])),
             (f"@ {key} ms  ours / naive Celery, ours / plain loop",
              f"{_x(run['ratios']['ours_vs_naive'])}, {_x(run['ratios']['ours_vs_loop'])}"),
+            (f"@ {key} ms  CPU s of ours (flat-out run): workers, Redis, sandbox",
+             f"{ours['cpu_s']['workers']:.1f}, {ours['cpu_s']['redis']:.1f}, "
+             f"{ours['cpu_s']['sandbox']:.1f}"),
             (f"@ {key} ms  peak RSS: our workers, naive workers, Redis",
              f"{_mb(ours['peak_rss_kb']['workers'])}, {_mb(naive['peak_rss_kb']['workers'])}, "
              f"{_mb(ours['peak_rss_kb']['redis']['vm_hwm_kb'])} "

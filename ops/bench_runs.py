@@ -24,7 +24,14 @@ from ops.bench_common import (
     redis_memory,
     throughput,
 )
-from ops.services import SandboxService, ServiceError, Services, pipeline_env, tree_memory_kb
+from ops.services import (
+    SandboxService,
+    ServiceError,
+    Services,
+    pipeline_env,
+    tree_cpu_seconds,
+    tree_memory_kb,
+)
 
 # The long run keeps at most this many orders waiting, as a steady producer would.
 LONG_RUN_BACKLOG = 5_000
@@ -118,12 +125,16 @@ def measure_ours(config: RunConfig, count: int, latency_ms: float,
         probe = SandboxProbe(sandbox)
         client, publisher = _producer(redis_service.url, config.batch_size)
         bodies = orders(0, count, config.lines)
+        cpu_at_start = _cpu(workers, redis_service.pid, sandbox.pid)
         first_at = time.time()
         started = time.perf_counter()
         summary = enqueue(bodies, client=client, publisher=publisher)
         enqueue_s = time.perf_counter() - started
         complete = probe.wait_accepted(count)
         flat = _report(probe, redis_service.url, first_at, count, complete)
+        # Where the CPU went (the machine has few cores; every process competes for them).
+        cpu_at_end = _cpu(workers, redis_service.pid, sandbox.pid)
+        flat["cpu_s"] = {name: cpu_at_end[name] - cpu_at_start[name] for name in cpu_at_end}
         flat["enqueue_rate"] = count / enqueue_s
         flat["accepted_by_producer"] = summary.accepted
         paced = None
@@ -148,6 +159,14 @@ def measure_ours(config: RunConfig, count: int, latency_ms: float,
     finally:
         services.stop()
         config.pids.extend(services.started)
+
+
+def _cpu(workers: Sequence[Any], redis_pid: int, sandbox_pid: int) -> dict[str, float]:
+    return {
+        "workers": sum(tree_cpu_seconds(w.pid) for w in workers),
+        "redis": tree_cpu_seconds(redis_pid),
+        "sandbox": tree_cpu_seconds(sandbox_pid),
+    }
 
 
 def _paced_enqueue(bodies: Sequence[bytes], rate: float,

@@ -265,3 +265,16 @@ def memory_kb(pid: int, field: str) -> int:
 def tree_memory_kb(root_pid: int, field: str) -> int:
     """Sum of `field` over the process tree of `root_pid`."""
     return sum(memory_kb(pid, field) for pid in process_tree(root_pid))
+
+
+def tree_cpu_seconds(root_pid: int) -> float:
+    """User + system CPU seconds of the live processes in the tree of `root_pid`."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in process_tree(root_pid):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks

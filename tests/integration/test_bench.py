@@ -59,6 +59,7 @@ def test_every_figure_is_reported(tiny_bench: tuple[dict[str, Any], str]) -> Non
         _figures(run[name])
     assert run["ours_half_rate"]["target_rate"] == pytest.approx(run["ours"]["throughput"] / 2)
     assert run["ours"]["peak_rss_kb"]["workers"] > 0
+    assert run["ours"]["cpu_s"]["workers"] > 0 and run["ours"]["cpu_s"]["sandbox"] > 0
     assert run["naive_celery"]["peak_rss_kb"]["workers"] > 0
     redis = run["ours"]["peak_rss_kb"]["redis"]
     assert redis["vm_hwm_kb"] > 0 and redis["used_memory_peak_kb"] > 0
