@@ -34,6 +34,8 @@ class RunConfig:
     workers: int
     submit_concurrency: int | None
     batch_size: int | None
+    # The paced run sends whatever is due this often (one order per message at low rates).
+    paced_tick_s: float = 0.01
     # Process group ids of everything started, so callers can check that none is left.
     pids: list[int] = field(default_factory=list)
 

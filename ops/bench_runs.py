@@ -144,11 +144,12 @@ def measure_ours(config: RunConfig, count: int, latency_ms: float,
             paced_count = max(1, int(rate * rated_seconds))
             paced_bodies = orders(count, paced_count, config.lines)
             first_at = time.time()
-            _paced_enqueue(paced_bodies, rate, lambda chunk: enqueue(
+            _paced_enqueue(paced_bodies, rate, config.paced_tick_s, lambda chunk: enqueue(
                 chunk, client=client, publisher=publisher))
             complete = probe.wait_accepted(paced_count)
             paced = _report(probe, redis_service.url, first_at, paced_count, complete)
             paced["target_rate"] = rate
+            paced["tick_ms"] = config.paced_tick_s * 1000
         flat["peak_rss_kb"] = {
             "workers": sum(tree_memory_kb(w.pid, "VmHWM") for w in workers),
             "redis": redis_memory(redis_service.url, redis_service.pid),
@@ -169,9 +170,9 @@ def _cpu(workers: Sequence[Any], redis_pid: int, sandbox_pid: int) -> dict[str, 
     }
 
 
-def _paced_enqueue(bodies: Sequence[bytes], rate: float,
+def _paced_enqueue(bodies: Sequence[bytes], rate: float, tick_s: float,
                    send: Callable[[Sequence[bytes]], object]) -> None:
-    """Send `bodies` at `rate` orders/s, in whatever is due every 10 ms."""
+    """Send `bodies` at `rate` orders/s, in whatever is due every `tick_s`."""
     started = time.monotonic()
     sent = 0
     while sent < len(bodies):
@@ -179,7 +180,7 @@ def _paced_enqueue(bodies: Sequence[bytes], rate: float,
         if due > sent:
             send(bodies[sent:due])
             sent = due
-        time.sleep(0.01)
+        time.sleep(tick_s)
 
 
 def _report(probe: SandboxProbe, redis_url: str, first_at: float, count: int,
