@@ -240,7 +240,8 @@ def _add(first: Any, second: Any) -> Any:
 
     changes = {
         name: getattr(first, name) + getattr(second, name)
-        for name in ("accepted", "updated", "unchanged", "stale", "rejected")
+        for name in ("accepted", "updated", "unchanged", "stale", "rejected", "messages",
+                     "rejections")
     }
     return dataclasses.replace(first, **changes)
 
