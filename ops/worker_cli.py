@@ -18,6 +18,13 @@ import click
 
 from ops.options import redis_url_option, settings_from_options
 
+# A Celery worker that exits on its own is started again after this pause. kombu can end the
+# consumer with "Unrecoverable error: AttributeError(... 'hostname')" when Redis goes away while
+# it reconnects (chaos scenario 2, Redis kill -9): without this the machine stopped consuming.
+CHILD_RESTART_DELAY_S = 1.0
+# Child exit codes that are final: a clean exit, and the refusal to start (EX_CONFIG, bad timeouts).
+FINAL_EXIT_CODES = frozenset({0, 78})
+
 
 def _maintenance_thread(stop: threading.Event) -> threading.Thread:
     from worker.maintenance import Maintenance, MaintenanceConfig
@@ -95,18 +102,27 @@ def worker(
         argv += ["-c", str(processes)]
     if hostname:
         argv += ["-n", hostname]
-    child = subprocess.Popen(argv, env=os.environ.copy())
+    children = [subprocess.Popen(argv, env=os.environ.copy())]
     stop = threading.Event()
     thread = _maintenance_thread(stop) if pump else None
 
     def forward(signum: int, _frame: FrameType | None) -> None:
         stop.set()
-        if child.poll() is None:
-            child.send_signal(signum)
+        if children[-1].poll() is None:
+            children[-1].send_signal(signum)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    code = child.wait()
+    while True:
+        code = children[-1].wait()
+        if stop.is_set() or code in FINAL_EXIT_CODES:
+            break
+        click.echo(f"jetti-relay worker: celery exited with {code}; starting it again", err=True)
+        if stop.wait(CHILD_RESTART_DELAY_S):
+            break
+        children.append(subprocess.Popen(argv, env=os.environ.copy()))
+        if stop.is_set():  # a signal that arrived while the new child was starting
+            children[-1].send_signal(signal.SIGTERM)
     stop.set()
     if thread is not None:
         thread.join(timeout=10)
