@@ -344,6 +344,8 @@ class Ledger:
         worker: str,
         now: float,
         max_unfinished: int,
+        fill: int = 0,
+        fill_token: str = "",
     ) -> list[Claim]:
         """Lock and begin the delivery of every `(order_key, lock token)` in ONE script.
 
@@ -352,6 +354,12 @@ class Ledger:
         order to `lock_busy_due_at` without spending an attempt (see `reschedule`) and gives
         `locked=True`. Otherwise `begin_delivery` runs; the caller keeps the lock only for
         PROCEED and CRASH_LOOP (`Claim.token`) and must hand it back through `finish_batch`.
+        For NOTHING_TO_DO and NOT_DUE the entry carries only the state.
+
+        `fill` > 0 also takes on up to that many of the oldest PENDING orders not named here
+        (their messages are still queued; they will find the orders done or in flight), with
+        tokens `fill_token:1`, `fill_token:2`, ...: only those begun (PROCEED or CRASH_LOOP)
+        are returned, after the named ones. One whose lock is held elsewhere is left untouched.
         """
         if not claims:
             return []
@@ -370,10 +378,14 @@ class Ledger:
             tail,
             max(1, int(lock_ttl_s * 1000)),
             repr(float(lock_busy_due_at)),
+            max(0, fill),
+            fill_token,
             *flat,
         )
+        named = [(key, token, row) for (key, token), row in zip(claims, reply, strict=False)]
+        extra = [(row[2].decode(), row[3].decode(), row) for row in reply[len(claims) :]]
         out: list[Claim] = []
-        for (key, token), row in zip(claims, reply, strict=True):
+        for key, token, row in [*named, *extra]:
             action = row[0].decode()
             if action == "locked":
                 out.append(Claim(key, None, None, locked=True))

@@ -96,6 +96,7 @@ class ProcessorConfig:
     allow_line_changes: bool
     retry: RetryPolicy
     submit_concurrency: int = 8  # requests in flight per process (the submit thread pool's size)
+    fill_to: int = 0  # a message with fewer keys takes on waiting PENDING orders up to this many
 
 
 @dataclass(eq=False)
@@ -204,6 +205,10 @@ class OrderProcessor:
     def _claim(self, order_keys: Sequence[str], batch: Batch) -> list[Job]:
         claims = self._ledger.begin_batch(
             [(key, self._lock.make_token()) for key in order_keys],
+            # Top the batch up with orders already waiting (a trickle of small messages would
+            # otherwise cost a whole task, and at a slow Jetti a whole round trip, per order).
+            fill=max(0, self._cfg.fill_to - len(order_keys)),
+            fill_token=self._lock.make_token(),
             lock_head_tail=self._lock_parts,
             lock_ttl_s=self._cfg.lock_ttl_s,
             lock_busy_due_at=batch.now + self._cfg.lock_busy_retry_s,

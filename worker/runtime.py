@@ -119,6 +119,7 @@ def build_runtime(settings: Settings) -> Runtime:
         allow_line_changes=settings.allow_line_changes,
         retry=RetryPolicy.from_settings(settings),
         submit_concurrency=settings.submit_concurrency,
+        fill_to=settings.batch_size,
     )
     processor = OrderProcessor(
         config=config,

@@ -1,25 +1,54 @@
 -- begin_batch: lock and begin the delivery of every order of one message, in one call.
 -- ARGV 10 task id, 11 worker, 12 max unfinished deliveries, 13/14 head/tail of the lock key,
--- 15 lock ttl (ms), 16 due time for an order whose lock another worker holds, 17.. pairs of
--- (order key, lock token).
--- Per order, in order: `SET NX PX` the lock with the token; taken elsewhere -> reschedule_one
--- (no attempt spent) and {'locked'}. Otherwise begin_one; the lock is kept only for 'proceed'
--- and 'crash_loop' (the caller releases it through finish_batch) and dropped at once for the
--- rest. Returns one {action, HGETALL of the entry} per order ({'unknown'} without an entry).
+-- 15 lock ttl (ms), 16 due time for an order whose lock another worker holds, 17 how many more
+-- PENDING orders to take on (0: none), 18 token prefix for those, 19.. pairs of (order key,
+-- lock token) from the message.
+-- Per message order, in order: `SET NX PX` the lock with the token; taken elsewhere ->
+-- reschedule_one (no attempt spent) and {'locked'}. Otherwise begin_one; the lock is kept only
+-- for 'proceed' and 'crash_loop' (the caller releases it through finish_batch) and dropped at
+-- once for the rest. Returns one row per message order: {action, HGETALL of the entry} for
+-- 'proceed' and 'crash_loop', {action, {'state', state}} for 'nothing_to_do' and 'not_due',
+-- {'unknown'} without an entry.
+-- Then up to ARGV[17] of the oldest PENDING orders (their own messages are still queued) are
+-- taken on the same way with tokens prefix:1, prefix:2, ...; only those begun are returned, as
+-- {action, HGETALL, order key, token}, after the message's rows. A PENDING order whose lock is
+-- held elsewhere is skipped untouched. Their own messages later find them done or in flight.
 local out = {}
-for i = 17, #ARGV, 2 do
-  local k, token = ARGV[i], ARGV[i + 1]
+local function claim(k, token)
   local lk = ARGV[13] .. k .. ARGV[14]
-  if not redis.call('SET', lk, token, 'NX', 'PX', ARGV[15]) then
+  if not redis.call('SET', lk, token, 'NX', 'PX', ARGV[15]) then return nil end
+  local action = begin_one(k, ARGV[10], ARGV[11], ARGV[12])
+  if action == 'proceed' or action == 'crash_loop' then
+    return {action, redis.call('HGETALL', okey(k))}
+  end
+  redis.call('DEL', lk)
+  if action == 'unknown' then return {'unknown'} end
+  return {action, {'state', redis.call('HGET', okey(k), 'state')}}
+end
+local seen = {}
+for i = 19, #ARGV, 2 do
+  local k = ARGV[i]
+  seen[k] = true
+  local row = claim(k, ARGV[i + 1])
+  if row == nil then
     reschedule_one(k, ARGV[16])
-    out[#out + 1] = {'locked'}
-  else
-    local action = begin_one(k, ARGV[10], ARGV[11], ARGV[12])
-    if action ~= 'proceed' and action ~= 'crash_loop' then redis.call('DEL', lk) end
-    if action == 'unknown' then
-      out[#out + 1] = {'unknown'}
-    else
-      out[#out + 1] = {action, redis.call('HGETALL', okey(k))}
+    row = {'locked'}
+  end
+  out[#out + 1] = row
+end
+local fill = tonumber(ARGV[17])
+if fill > 0 then
+  local n = 0
+  for _, k in ipairs(redis.call('ZRANGE', IDX['pending'], 0, fill - 1)) do
+    if not seen[k] then
+      n = n + 1
+      local token = ARGV[18] .. ':' .. n
+      local row = claim(k, token)
+      if row ~= nil and (row[1] == 'proceed' or row[1] == 'crash_loop') then
+        row[3] = k
+        row[4] = token
+        out[#out + 1] = row
+      end
     end
   end
 end
