@@ -354,41 +354,45 @@ class OrderProcessor:
         answers: dict[int, SubmitResult | Exception] = {}
         waited_s = 0.0
         slots = self._slots
-        while pending:
-            slots.acquire()  # blocks until a submit thread is free
-            free = 1
-            while free < len(pending) and slots.acquire(blocking=False):
-                free += 1
-            try:
-                taken, wait_s = self._limiter.acquire_many(free)
-            except BaseException:
-                for _ in range(free):
+        try:
+            while pending:
+                slots.acquire()  # blocks until a submit thread is free
+                free = 1
+                while free < len(pending) and slots.acquire(blocking=False):
+                    free += 1
+                try:
+                    taken, wait_s = self._limiter.acquire_many(free)
+                except BaseException:
+                    for _ in range(free):
+                        slots.release()
+                    raise
+                for _ in range(free - taken):
                     slots.release()
-                raise
-            for _ in range(free - taken):
-                slots.release()
-            if taken and len(jobs) == 1:
-                answers[id(pending[0])] = self._send_in_slot(pending[0])  # no thread hop
-                pending = []
-                break
-            for job in pending[:taken]:
-                running[self._executor.submit(self._send_in_slot, job)] = job
-            pending = pending[taken:]
-            if not pending or taken == free:
-                continue
-            if waited_s + wait_s > self._cfg.max_token_wait_s:
-                due_at = self._clock() + wait_s
-                for job in pending:
-                    with self._context(job):
-                        self._wait(job, due_at=due_at, why="rate_limited_locally")
-                break
-            self._sleep(wait_s)
-            waited_s += wait_s
-        for future, job in running.items():
-            answers[id(job)] = future.result()
-        for job in jobs:
-            if id(job) in answers:
-                self._guard(job, partial(self._settle, answer=answers[id(job)]))
+                if taken and len(jobs) == 1:
+                    answers[id(pending[0])] = self._send_in_slot(pending[0])  # no thread hop
+                    pending = []
+                    break
+                for job in pending[:taken]:
+                    running[self._executor.submit(self._send_in_slot, job)] = job
+                pending = pending[taken:]
+                if not pending or taken == free:
+                    continue
+                if waited_s + wait_s > self._cfg.max_token_wait_s:
+                    due_at = self._clock() + wait_s
+                    for job in pending:
+                        with self._context(job):
+                            self._wait(job, due_at=due_at, why="rate_limited_locally")
+                    break
+                self._sleep(wait_s)
+                waited_s += wait_s
+        finally:
+            # Also when the limiter failed midway: every request already sent is answered and
+            # its outcome recorded, so no order is left in flight behind a released lock.
+            for future, job in running.items():
+                answers[id(job)] = future.result()
+            for job in jobs:
+                if id(job) in answers:
+                    self._guard(job, partial(self._settle, answer=answers[id(job)]))
 
     def _send_in_slot(self, job: Job) -> SubmitResult | Exception:
         try:
