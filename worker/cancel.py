@@ -161,7 +161,7 @@ class Canceller:
             if sale_id is None:
                 if not self._take(self._reads, entry):
                     return
-                sale = self._jetti.find_sale(str(order.id))
+                sale = self._jetti.find_sale(entry.order_key)
                 if sale is None:
                     sent = entry.submitted_at if entry.sent_version is not None else None
                     if sent is None or now - sent > self._cfg.import_grace_s:

@@ -316,6 +316,7 @@ class OrderProcessor:
                 self._rules,
                 max_units_per_line=self._cfg.max_units_per_line,
                 auto_connect_default=self._cfg.auto_connect_default,
+                external_id=entry.order_key,
             )
         except TransformError as exc:
             self._dead_letter(job, DeadReason.TRANSFORM_ERROR, str(exc), now=now)

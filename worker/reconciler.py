@@ -8,7 +8,7 @@ synchronous API, within the fleet's read budget (`ApiThrottle` "read", below Jet
 1. **Errors since the checkpoint.** `GET /api/sale-imports.json` with `where[status]=error` and a
    creation window `[checkpoint - grace, now)`, paginated 1,000 rows per read: a few reads a
    minute cover hundreds of orders a second, and only errors are ever read. Each error row is
-   matched to the order (externalId + the producers' id prefixes) and compared with the payload
+   matched to the order (externalId is the order key) and compared with the payload
    last sent (the canonical hash of the row's `payload`; without one, the row must be newer than
    our last submission). A match dead-letters the order as `rejected_by_jetti` with Jetti's
    problem text; an error about a payload since superseded is counted and ignored. The ledger
@@ -79,7 +79,7 @@ ACTED_KEPT_S = 24 * 3600.0
 # Used only for rows that carry no payload to compare.
 DEFAULT_TOLERANCE_S = 60.0
 
-Rebuild = Callable[[bytes], Built | None]
+Rebuild = Callable[[str, bytes], Built | None]
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,6 @@ class ReconcileConfig:
     holder: str
     interval_s: float
     grace_s: float
-    id_prefixes: tuple[str, ...] = ("",)
     tolerance_s: float = DEFAULT_TOLERANCE_S
     max_sale_checks: int = 10
     page_limit: int = IMPORT_PAGE_LIMIT
@@ -334,9 +333,8 @@ class Reconciler:
         wanted = [r for r in rows if r.status == "error" and r.external_id]
         if not wanted:
             return
-        candidates = sorted(
-            {p + str(r.external_id) for r in wanted for p in self._cfg.id_prefixes}
-        )
+        # The worker sends the order key as externalId, so a row names its ledger entry.
+        candidates = sorted({str(r.external_id) for r in wanted})
         entries = dict(zip(candidates, self._ledger.get_many(candidates), strict=True))
         pipe = self._client.pipeline(transaction=False)
         for row in wanted:
@@ -346,21 +344,20 @@ class Reconciler:
         for row in wanted:
             if row.id in acted:
                 continue  # this row already dead-lettered its order; a replay stands
-            for prefix in self._cfg.id_prefixes:
-                key = prefix + str(row.external_id)
-                entry = entries.get(key)
-                if entry is None or key in done:
-                    continue
-                verdict = self._refers_to_last_sent(row, entry)
-                if verdict is None:
-                    continue
-                if not verdict:
-                    report.stale_errors += 1
-                    continue
-                if self._reject(entry, row, now):
-                    done.add(key)
-                    report.rejected += 1
-                    report.rejected_keys.append(key)
+            key = str(row.external_id)
+            entry = entries.get(key)
+            if entry is None or key in done:
+                continue
+            verdict = self._refers_to_last_sent(row, entry)
+            if verdict is None:
+                continue
+            if not verdict:
+                report.stale_errors += 1
+                continue
+            if self._reject(entry, row, now):
+                done.add(key)
+                report.rejected += 1
+                report.rejected_keys.append(key)
 
     def _refers_to_last_sent(self, row: ImportRow, entry: OrderEntry) -> bool | None:
         """True: the error is about the payload last sent. False: about an older payload.
@@ -478,7 +475,7 @@ class Reconciler:
         """True when the sale carries the last payload (or it cannot be compared); otherwise
         the order is re-armed and published, and False returned."""
         assert entry.raw is not None and entry.payload_hash is not None
-        built = self._rebuild(entry.raw)
+        built = self._rebuild(entry.order_key, entry.raw)
         if built is None or built.payload_hash != entry.payload_hash:
             return True  # rules changed since it was sent: nothing to compare with
         external_id = str(built.payload.get("externalId"))
@@ -541,8 +538,6 @@ def build_reconciler(parts: Any) -> Reconciler | None:
     settings = parts.settings
     if not settings.reconcile_active:
         return None
-    extra = [p.strip() for p in settings.reconcile_id_prefixes.split(",") if p.strip()]
-    prefixes = tuple(dict.fromkeys(["", *extra]))
     http_total = (settings.http_connect_timeout_s + settings.http_read_timeout_s
                   + settings.http_write_timeout_s + settings.http_pool_timeout_s)
     stats = Stats(parts.redis, parts.keys)
@@ -551,7 +546,6 @@ def build_reconciler(parts: Any) -> Reconciler | None:
             holder=parts.holder,
             interval_s=settings.reconcile_interval_s,
             grace_s=settings.reconcile_grace_s,
-            id_prefixes=prefixes,
             tolerance_s=max(DEFAULT_TOLERANCE_S, http_total),
             max_sale_checks=max(2, int(settings.reconcile_interval_s
                                        * settings.jetti_read_rate_per_s / 2)),
@@ -578,13 +572,14 @@ def build_rebuild(settings: Settings) -> Rebuild:
     """Rebuilds the payload the worker would send for a raw order (None if it cannot)."""
     rules = load_rules(settings.rules_file) if settings.rules_file else Rules.empty()
 
-    def rebuild(raw: bytes) -> Built | None:
+    def rebuild(order_key: str, raw: bytes) -> Built | None:
         try:
             return transform(
                 parse_raw_order(loads_document(raw)),
                 rules,
                 max_units_per_line=settings.max_units_per_line,
                 auto_connect_default=settings.auto_connect_default,
+                external_id=order_key,
             )
         except (InvalidOrder, TransformError):
             return None

@@ -196,9 +196,6 @@ class Settings(BaseSettings):
         DEFAULT_RECONCILE_GRACE_S, gt=0,
         description="No import-log error this long after sending: confirmed",
     )
-    reconcile_id_prefixes: str = Field(
-        "", description="Producers' id prefixes, comma-separated (externalId -> order key)"
-    )
     jetti_read_rate_per_s: float = Field(
         DEFAULT_JETTI_READ_RATE_PER_S, gt=0, description="Fleet sync-API reads per second"
     )

@@ -191,8 +191,13 @@ def transform(
     *,
     max_units_per_line: int = DEFAULT_MAX_UNITS_PER_LINE,
     auto_connect_default: bool | None = None,
+    external_id: str | None = None,
 ) -> Built:
     """Build the manual-sale payload for `order`.
+
+    `externalId` is `external_id` when given (the worker passes the order key, which carries a
+    producer's id prefix: Jetti upserts by it, so two sources' colliding ids must not meet
+    there), else the order's own `id`.
 
     A line is split into one line per unit when it has `units` or a split rule matches its SKU;
     the stricter of `max_units_per_line` and `rules.max_units_per_line` caps such a split.
@@ -219,7 +224,7 @@ def transform(
         auto_connect = rules.auto_connect_by_sku
     options = _merge_escape(_compact([("findOrCreateChannelVariant", auto_connect)]), extra_options)
 
-    payload: dict[str, Any] = {"externalId": order.id}
+    payload: dict[str, Any] = {"externalId": order.id if external_id is None else external_id}
     payload["saleDefaults"] = _merge_escape(_sale_defaults(order), order_extra)
     if order.customer is not None:
         customer = _compact(

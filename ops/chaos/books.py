@@ -92,24 +92,23 @@ class BooksReport:
 class _Version:
     rank: tuple[int, int]  # (updated_at in ms, arrival index): higher is newer
     payload_hash: str | None  # None: the version cannot become a payload (must be dead-lettered)
-    external_id: str | None  # the sale's externalId in Jetti (the order id, without a key prefix)
 
 
-def _versions(raws: Sequence[bytes], rules: Rules) -> list[_Version]:
+def _versions(key: str, raws: Sequence[bytes], rules: Rules) -> list[_Version]:
     out = []
     for index, raw in enumerate(raws):
         try:
             order = parse_raw_order(loads_document(raw))
         except InvalidOrder:
-            out.append(_Version((0, index), None, None))
+            out.append(_Version((0, index), None))
             continue
         rank = (version_ts_ms(order.updated_at), index)
         try:
-            built = transform(order, rules)
+            built = transform(order, rules, external_id=key)
         except TransformError:
-            out.append(_Version(rank, None, str(order.id)))
+            out.append(_Version(rank, None))
             continue
-        out.append(_Version(rank, built.payload_hash, str(built.payload["externalId"])))
+        out.append(_Version(rank, built.payload_hash))
     return out
 
 
@@ -125,16 +124,14 @@ def check_books(
     rules = rules or Rules.empty()
     report = BooksReport(sent=len(books.orders), rejected_at_edge=books.rejected_at_edge)
     keys = books.keys
-    versions_of = {key: _versions(books.orders[key].raws, rules) for key in keys}
-    # Jetti files a sale under the order's id; the ledger key may carry a producer's prefix.
-    external_of = {key: next((v.external_id for v in reversed(versions_of[key])
-                              if v.external_id is not None), key) for key in keys}
-    history = histories(sorted(set(external_of.values())))
+    versions_of = {key: _versions(key, books.orders[key].raws, rules) for key in keys}
+    # Jetti files a sale under the order key (the worker sends it as externalId).
+    history = histories(sorted(keys))
     for key in keys:
         versions = versions_of[key]
         latest = max(versions, key=lambda v: v.rank)
         rank_of = {v.payload_hash: v.rank for v in versions if v.payload_hash is not None}
-        receipts = history.get(external_of[key], [])
+        receipts = history.get(key, [])
         _check_history(key, receipts, rank_of, ledger, report)
         entry = ledger.get(key)
         if entry is None:

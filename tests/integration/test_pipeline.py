@@ -120,6 +120,23 @@ def test_happy_path_every_order_reaches_jetti_once(
     assert "ada@example.com" not in log
 
 
+def test_two_sources_with_the_same_order_id_stay_two_sales(
+    harness: Harness, start_pipeline: PipelineFactory, sandbox: Any
+) -> None:
+    """Producers' id prefixes reach Jetti: order 1001 from shop A and from shop B are two sales,
+    filed under their order keys, neither overwriting the other (Jetti upserts by externalId)."""
+    start_pipeline()
+    for prefix in ("shop-a:", "shop-b:"):
+        enqueue([raw_order("1001", note=prefix)], client=harness.client,
+                publisher=harness.publisher, id_prefix=prefix, source=prefix[:-1])
+    harness.wait_states(["shop-a:1001", "shop-b:1001"], {OrderState.SUBMITTED})
+    for prefix in ("shop-a:", "shop-b:"):
+        (sale,) = sandbox.history(prefix + "1001")
+        assert _body(sale)["externalId"] == prefix + "1001"
+        assert _body(sale)["saleDefaults"]["notes"] == prefix
+    assert sandbox.history("1001") == []
+
+
 def test_newer_update_replaces_and_older_update_is_ignored(
     harness: Harness, start_pipeline: PipelineFactory, sandbox: Any
 ) -> None:

@@ -71,6 +71,17 @@ def test_reference_falls_back_to_the_order_id() -> None:
     assert transform(order(), Rules.empty()).payload["saleDefaults"]["reference"] == "o-1"
 
 
+def test_external_id_is_the_order_key_when_given() -> None:
+    """The worker passes the order key (a producer's prefix included) as externalId; the
+    reference stays the order's own number or id."""
+    plain = transform(order(), Rules.empty())
+    keyed = transform(order(), Rules.empty(), external_id="shop-a:o-1")
+    assert plain.payload["externalId"] == "o-1"
+    assert keyed.payload["externalId"] == "shop-a:o-1"
+    assert keyed.payload["saleDefaults"]["reference"] == "o-1"
+    assert keyed.payload_hash != plain.payload_hash
+
+
 def test_empty_fields_are_omitted() -> None:
     """Empty strings and missing values never reach the payload."""
     built = transform(order(notes="", customer={"first_name": "", "email": ""}), Rules.empty())
