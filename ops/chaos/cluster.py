@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +22,7 @@ from typing import Any
 import httpx
 import redis
 
+from ops.services import RedisProcess, free_port, wait_for
 from producers.enqueue import EnqueueSummary, enqueue
 from worker.celery_app import create_app
 from worker.deadletters import DeadLetters
@@ -70,71 +69,6 @@ CHAOS_ENV: dict[str, str] = {
 }
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(check: Callable[[], bool], what: str, timeout_s: float = START_TIMEOUT_S) -> None:
-    """Poll `check` (exceptions count as False) until true; TimeoutError naming `what`."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            if check():
-                return
-        except Exception:
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not ready after {timeout_s:.0f} s")
-        time.sleep(0.05)
-
-
-@dataclass
-class RedisProcess:
-    """A redis-server we own: AOF with `appendfsync everysec` unless `appendonly` is False."""
-
-    folder: Path
-    appendonly: bool = True
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
-        argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
-                "--save", "", "--appendonly", "yes" if self.appendonly else "no",
-                "--appendfsync", "everysec", "--maxmemory-policy", "noeviction"]
-        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port)
-        try:
-            wait_for(lambda: bool(client.ping()), "redis-server")
-        finally:
-            client.close()
-
-    def stop(self, *, kill: bool = False) -> None:
-        if self.process is None:
-            return
-        if kill:
-            self.process.kill()
-        else:
-            self.process.terminate()
-        self.process.wait(timeout=20)
-        self.process = None
-
-    def restart(self, *, kill: bool = False, down_s: float = 0.0) -> None:
-        """Stop (SIGTERM: a clean shutdown that syncs the AOF; or SIGKILL), wait, start again."""
-        self.stop(kill=kill)
-        time.sleep(down_s)
-        self.start()
-
-
 @dataclass
 class SandboxProcess:
     """The Jetti sandbox (`python -m ops.sandbox`), sync throttle off, and its test routes."""
@@ -164,7 +98,8 @@ class SandboxProcess:
                 str(CHANNEL_ID), "--no-throttle"]
         with open(self.folder / "sandbox.log", "wb") as log:
             self.process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
-        wait_for(lambda: self.client.get("/_sandbox/stats").status_code == 200, "sandbox")
+        wait_for(lambda: self.client.get("/_sandbox/stats").status_code == 200, "sandbox",
+                 timeout_s=START_TIMEOUT_S, process=self.process)
 
     def stop(self) -> None:
         if self._client is not None:
