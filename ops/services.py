@@ -17,9 +17,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -282,9 +283,8 @@ def pipeline_env(redis_url: str, sandbox: SandboxService, **settings: str) -> di
     }
 
 
-def process_tree(root_pid: int) -> list[int]:
-    """`root_pid` and all its descendants (from /proc)."""
-    children: dict[int, list[int]] = {}
+def _proc_stats() -> Iterator[tuple[int, list[str]]]:
+    """(pid, the /proc/<pid>/stat fields after the command name) of every process."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -292,15 +292,45 @@ def process_tree(root_pid: int) -> list[int]:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        # The command name may contain spaces and parentheses: the ppid follows the last ')'.
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
+        # The command name may contain spaces and parentheses: the fields follow the last ')'.
+        yield int(entry.name), stat.rsplit(")", 1)[1].split()
+
+
+def process_tree(root_pid: int) -> list[int]:
+    """`root_pid` and all its descendants (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for pid, fields in _proc_stats():
+        children.setdefault(int(fields[1]), []).append(pid)
     tree, todo = [], [root_pid]
     while todo:
         pid = todo.pop()
         tree.append(pid)
         todo.extend(children.get(pid, []))
     return tree
+
+
+def process_groups_alive(groups: set[int]) -> list[str]:
+    """"<pid>: <command line>" of each live (not zombie) process in any of `groups` (process
+    group ids): what a command that stops everything it started must leave empty."""
+    alive = []
+    for pid, fields in _proc_stats():
+        if int(fields[2]) in groups and fields[0] != "Z":
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            alive.append(f"{pid}: {cmdline}")
+    return alive
+
+
+def end_process(process: subprocess.Popen[Any], *, timeout_s: float = 10.0) -> None:
+    """SIGTERM `process`; SIGKILL it if it has not exited after `timeout_s`."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
 
 
 def memory_kb(pid: int, field: str) -> int:

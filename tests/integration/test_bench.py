@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.redis_server import free_port
+from ops.services import free_port, process_groups_alive
 
 pytestmark = pytest.mark.integration
 
@@ -99,15 +99,5 @@ def test_nothing_is_left_running(tiny_bench: tuple[dict[str, Any], str]) -> None
     result, _table = tiny_bench
     groups = set(result["pids"])
     assert len(groups) >= 9  # Redis, sandbox and workers of each run
-    alive = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[2]) in groups and fields[0] != "Z":
-            alive.append(entry.name)
+    alive = process_groups_alive(groups)
     assert alive == []

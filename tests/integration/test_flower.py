@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
+from ops.services import end_process, free_port
 from producers import enqueue
 from tests.fixtures.pipeline import PipelineFactory, wait_until
-from tests.fixtures.redis_server import free_port
 from tests.integration.test_pipeline import Harness, raw_order
 from worker.keys import IMPORT_TASK
 from worker.states import OrderState
@@ -54,12 +54,7 @@ def flower(redis_url: str, tmp_path: Path) -> Iterator[httpx.Client]:
         yield client
     finally:
         client.close()
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        end_process(process)
 
 
 def test_flower_sees_workers_and_readable_import_tasks(

@@ -18,30 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.redis_server import free_port
+from ops.services import free_port, process_groups_alive
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_DATA = ROOT / "ops" / "demo_data"
 
 pytestmark = pytest.mark.integration
-
-
-def _process_groups_alive(groups: set[int]) -> list[str]:
-    """Command lines of live processes in any of `groups` (process group ids)."""
-    alive = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        state, pgrp = fields[0], int(fields[2])
-        if pgrp in groups and state != "Z":
-            alive.append(f"{entry.name}: {cmdline}")
-    return alive
 
 
 def _expected_orders() -> tuple[set[str], set[str]]:
@@ -125,7 +107,7 @@ def test_demo_on_a_bare_machine_reports_what_the_sandbox_recorded(
         assert command in out
 
     # Nothing it started is left: no process in its process groups, and its Redis is gone.
-    assert _process_groups_alive(set(result["pids"])) == []
+    assert process_groups_alive(set(result["pids"])) == []
     port = int(re.search(r":(\d+)/", result["redis_url"]).group(1))  # type: ignore[union-attr]
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
