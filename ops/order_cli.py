@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ops.dlq.common import EXIT_NOT_FOUND, StoreGroup, Stores, age, echo_json, fail, iso
@@ -139,13 +140,15 @@ def show(order_key: str, include_personal_data: bool, as_json: bool,
 def _render(view: dict[str, Any]) -> None:
     console = Console()
     now = time.time()
-    console.print(f"[bold]{view['order_key']}[/bold]", end="  ")
+    # Keys, sources, worker ids and errors are user text: escaped wherever markup is on.
+    console.print(f"[bold]{escape(view['order_key'])}[/bold]", end="  ")
     if view["in_ledger"]:
         console.print(f"{view['state']} for {age(view['state_since'], now=now)}"
                       f" (since {iso(view['state_since'])})")
         v, received = view["version"], view["versions_received"]
-        console.print(f"source {view['source'] or '-'}; version {v['ts_ms']}/{v['seq']}; "
-                      "received " + (", ".join(f"{n} {o}" for o, n in received.items()) or "-"))
+        console.print(f"source {escape(view['source'] or '-')}; version {v['ts_ms']}/{v['seq']}; "
+                      "received " + (", ".join(f"{n} {o}" for o, n in received.items()) or "-"),
+                      markup=False)
         console.print(f"Jetti sale id {view['sale_id'] or 'unknown'}; last submitted "
                       f"{iso(view['submitted_at'])}; attempts spent {view['attempts_spent']}; "
                       f"deliveries {view['deliveries']['started']} started, "
@@ -174,8 +177,8 @@ def _render(view: dict[str, Any]) -> None:
         for column in ("at", "status", "error", "outcome", "worker"):
             table.add_column(column, overflow="fold")
         for a in view["attempts"]:
-            table.add_row(iso(a["at"]), str(a["status"] or "-"), a["error_class"] or "-",
-                          a["outcome"], a["worker"])
+            table.add_row(iso(a["at"]), str(a["status"] or "-"), escape(a["error_class"] or "-"),
+                          escape(a["outcome"]), escape(a["worker"]))
         console.print(table)
     timeline = Table(title="timeline")
     timeline.add_column("at")
@@ -183,5 +186,5 @@ def _render(view: dict[str, Any]) -> None:
     timeline.add_column("details", overflow="fold")
     for event in view["timeline"]:
         details = ", ".join(f"{k}={v}" for k, v in event.items() if k not in ("at", "type"))
-        timeline.add_row(iso(event.get("at")), str(event.get("type")), details)
+        timeline.add_row(iso(event.get("at")), escape(str(event.get("type"))), escape(details))
     console.print(timeline)

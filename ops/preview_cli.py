@@ -98,12 +98,19 @@ def _report(position: int, line: int | None, problems: list[Problem]) -> None:
     default=None,
     help="TOML rules file (routes, splits, auto-connect default).",
 )
-def preview(source: BinaryIO, rules_path: Path | None) -> None:
+@click.option(
+    "--id-prefix",
+    default="",
+    help="The producer's id prefix (as `jetti-relay enqueue --id-prefix`): the worker sends "
+    "the order key, prefix + id, as externalId.",
+)
+def preview(source: BinaryIO, rules_path: Path | None, id_prefix: str) -> None:
     """Print the manual-sale payload the worker would send for each raw order in FILE.
 
     FILE holds one JSON object, a JSON array of objects, or JSON Lines; `-` reads stdin.
     Payloads go to stdout as JSON Lines; invalid orders go to stderr as
-    `order N (line L): path: message`. Exit 1 if any order was invalid.
+    `order N (line L): path: message`. Exit 1 if any order was invalid. `externalId` is the
+    order key the worker would send: --id-prefix + the order's id.
     """
     try:
         rules = load_rules(rules_path) if rules_path is not None else Rules.empty()
@@ -124,7 +131,8 @@ def preview(source: BinaryIO, rules_path: Path | None) -> None:
             if isinstance(doc, InvalidOrder):
                 raise doc
             order: RawOrder = parse_raw_order(doc)
-            built = transform(order, rules, max_units_per_line=rules.max_units_per_line)
+            built = transform(order, rules, max_units_per_line=rules.max_units_per_line,
+                              external_id=id_prefix + order.id)
         except (InvalidOrder, TransformError) as exc:
             invalid += 1
             _report(position, line, exc.problems)

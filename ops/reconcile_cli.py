@@ -6,7 +6,7 @@ worker's: if another host leads the role, nothing happens and the exit code says
 
 Exit codes: 0 ok; 1 the pass could not finish (Jetti unreachable or throttling) or the
 reconciler is behind (`status`); 2 usage error or the reconciler is not configured (no API
-token); 3 another host leads the role (`run`).
+token); 3 another host leads the role (`run`); 4 Redis unreachable.
 """
 
 from __future__ import annotations
@@ -19,18 +19,21 @@ import click
 import orjson
 import redis
 
+from ops.dlq.common import EXIT_REDIS, StoreGroup
 from ops.options import redis_url_option, settings_from_options
 from worker.keys import Keys
 from worker.reconciler import read_status
 
 EXIT_OK, EXIT_FAILED, EXIT_OFF, EXIT_NOT_LEADER = 0, 1, 2, 3
+assert EXIT_REDIS == 4  # one meaning across the operator commands
 
 
 def _iso(ts: float | None) -> str:
     return "-" if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
 
 
-@click.group()
+@click.group(cls=StoreGroup, epilog="Exit codes: 0 ok; 1 behind or the pass could not finish; "
+             "2 usage error or not configured; 3 another host leads (run); 4 Redis unreachable.")
 def reconcile() -> None:
     """Reconcile with Jetti's import log (status, one pass now)."""
 

@@ -3,7 +3,8 @@
 Input is one JSON object, a JSON array of objects, or JSON Lines (one object per line).
 Exit codes: 0 every order was enqueued (or was already there), 1 some orders were rejected
 (each reported on stderr as `line 7: lines[0].quantity: must be >= 1` or `item 3: ...`),
-2 the input could not be read at all (missing file, not UTF-8, a broken JSON array).
+2 the input could not be read at all (missing file, not UTF-8, a broken JSON array),
+4 Redis unreachable (nothing or only part was enqueued: run it again, it is idempotent).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from worker.jsonio import loads_document
 EXIT_OK = 0
 EXIT_REJECTED = 1
 EXIT_UNREADABLE = 2
+EXIT_REDIS = 4  # as for `dlq`, `order` and `reconcile`
 
 # Inputs with fewer orders than this finish before a progress bar would be worth drawing.
 PROGRESS_MIN_ORDERS = 2000
@@ -110,10 +112,12 @@ def enqueue(
     """Validate raw orders in FILE (JSON object, array or JSON Lines; - for stdin) and enqueue them.
 
     Exit code 0 when every order went through, 1 when some were rejected, 2 when the input
-    could not be read.
+    could not be read, 4 when Redis is unreachable (run it again: orders already enqueued
+    are recognised as unchanged).
     """
     # Imported here so `jetti-relay --help` stays fast (Celery and Redis load on use only).
     import redis
+    from kombu.exceptions import OperationalError
 
     from worker.celery_app import create_app
     from worker.keys import Keys
@@ -151,6 +155,11 @@ def enqueue(
                 keys=Keys(settings.key_prefix),
                 on_progress=lambda n: progress.advance(task, n),
             )
+    except (redis.ConnectionError, redis.TimeoutError, OperationalError) as exc:
+        # The URL may carry a password: name the setting, not its value.
+        errors.print(f"error: cannot reach Redis (--redis-url / JETTI_RELAY_REDIS_URL): {exc}",
+                     markup=False)
+        raise SystemExit(EXIT_REDIS) from exc
     finally:
         client.close()
     _report(errors, document.unit, summary)

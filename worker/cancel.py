@@ -61,8 +61,9 @@ from worker.stats import Stats
 
 log = structlog.get_logger("jetti_relay.cancel")
 
-# Canonical raw orders spell the key exactly so; a cheap test before parsing anything.
-_MARKER = b'"cancelled_at":'
+# A cheap test before parsing anything. Only the key's name: producers store the original
+# bytes, so the spacing around the colon (`"cancelled_at" : ...`) is theirs; the parse decides.
+_MARKER = b"cancelled_at"
 
 
 class Budget(Protocol):

@@ -4,7 +4,8 @@ The dead-letter store keeps an index by email hash (`DeadLetters.erase_personal_
 ledger keeps none (the producers' hot path should not pay for a rare request), so its orders are
 found by walking the state indexes with ZSCAN: every order is in exactly one of them, so no key
 name is ever parsed and no order is missed. In each raw order that carries the email, names,
-emails, phones and addresses are replaced by "[erased]"; emails in attempt excerpts and the last
+emails, phones and addresses are replaced by "[erased]" (in a payload a replay stored for
+re-sending, `resend_payload`, too); emails in attempt excerpts and the last
 error are masked too. The version and raw hash are kept, so the pipeline sees nothing new and a
 re-send of the original by a producer is still recognised as unchanged.
 
@@ -67,21 +68,23 @@ def erase_customer(client: redis.Redis[bytes], keys: Keys, email: str, *,
     for chunk in _chunks(_order_keys(client, keys), SCAN_COUNT):
         pipe = client.pipeline(transaction=False)
         for key, _state in chunk:
-            pipe.hget(keys.order(key), "raw")
+            pipe.hmget(keys.order(key), ["raw", "resend_payload"])
         bodies = pipe.execute()
-        for (key, state), raw in zip(chunk, bodies, strict=True):
-            if raw is None or wanted not in find_emails(raw):
+        for (key, state), (raw, resend) in zip(chunk, bodies, strict=True):
+            if wanted not in find_emails(raw) | find_emails(resend):
                 continue
             if not state.is_final:
                 result.in_flight.append(key)
-            elif _erase_order(client, keys, key, raw):
+            elif _erase_order(client, keys, key, raw, resend):
                 result.ledger_orders.append(key)
     return result
 
 
-def _erase_order(client: redis.Redis[bytes], keys: Keys, order_key: str, seen: bytes) -> bool:
-    """Rewrite one order's raw body, attempts and last error, unless a new version replaced
-    the body that was read (the next run looks at that one)."""
+def _erase_order(client: redis.Redis[bytes], keys: Keys, order_key: str, seen: bytes | None,
+                 seen_resend: bytes | None) -> bool:
+    """Rewrite one order's raw body, the payload a replay stored for re-sending
+    (`resend_payload`), attempts and last error, unless a new version replaced what was read
+    (the next run looks at that one)."""
     order, attempts_key = keys.order(order_key), keys.order_attempts(order_key)
     while True:
         with client.pipeline() as pipe:
@@ -90,13 +93,16 @@ def _erase_order(client: redis.Redis[bytes], keys: Keys, order_key: str, seen: b
                 # WATCHing pipelines run commands at once until multi(); the stubs type them
                 # as queued.
                 now_mode = cast("redis.Redis[bytes]", pipe)
-                raw = now_mode.hget(order, "raw")
-                if raw != seen:
+                raw, resend = now_mode.hmget(order, ["raw", "resend_payload"])
+                if raw != seen or resend != seen_resend:
                     return False
                 last_error = now_mode.hget(order, "last_error")
                 rows = now_mode.lrange(attempts_key, 0, -1)
                 pipe.multi()
-                pipe.hset(order, "raw", scrub_bytes(raw, ERASED) or b"")
+                if raw is not None:
+                    pipe.hset(order, "raw", scrub_bytes(raw, ERASED) or b"")
+                if resend:
+                    pipe.hset(order, "resend_payload", scrub_bytes(resend, ERASED) or b"")
                 if last_error is not None:
                     pipe.hset(order, "last_error", mask_text(last_error.decode(), ERASED) or "")
                 if rows:

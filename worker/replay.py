@@ -86,21 +86,50 @@ class CorrectedRaw:
     updated_at: datetime | None
 
 
-def parse_corrected_raw(data: bytes, *, order_key: str, where: str) -> CorrectedRaw:
+def parse_corrected_raw(data: bytes, *, order_key: str, where: str,
+                        stored_raw: bytes | None = None) -> CorrectedRaw:
     """Validate a corrected raw order for `order_key`; `where` names it in errors (a file name).
 
     Raises ReplayInputError listing every problem with its path (`where: lines[0].quantity:
-    must be >= 1`), or when the order's id is not the one this key was enqueued with.
+    must be >= 1`), or when the order's id is not the one this key was enqueued with: the id of
+    `stored_raw` (the raw order stored under the key) exactly.
     """
     try:
         order = parse_raw_order(loads_document(data))
     except InvalidOrder as exc:
         raise ReplayInputError("\n".join(f"{where}: {p}" for p in exc.problems)) from exc
-    # The producer's key is an optional id prefix + the order id.
-    if not order_key.endswith(order.id):
+    # The producer's key is an optional id prefix + the order id, so a suffix test would take
+    # id "1" for key "shop-a:1001": the id must be the one stored under the key.
+    if not _same_order(order.id, order_key, stored_raw):
         raise ReplayInputError(
             f"{where}: id: {order.id!r} is not the id of order {order_key!r}")
     return CorrectedRaw(dumps_canonical(loads_document(data)), order.updated_at)
+
+
+# What a producer's id prefix may end with, when no stored raw order tells the id.
+_PREFIX_ENDS = frozenset(":-_/|.#")
+
+
+def _same_order(order_id: str, order_key: str, stored_raw: bytes | None) -> bool:
+    stored = _stored_id(stored_raw)
+    if stored is not None:
+        return order_id == stored
+    if order_key == order_id:
+        return True
+    head = order_key[: len(order_key) - len(order_id)]
+    return bool(order_id) and order_key.endswith(order_id) and head[-1:] in _PREFIX_ENDS
+
+
+def _stored_id(stored_raw: bytes | None) -> str | None:
+    """The `id` of a stored raw order, None when there is none or it has no readable id."""
+    if stored_raw is None:
+        return None
+    try:
+        doc = loads_document(stored_raw)
+    except InvalidOrder:
+        return None
+    value = doc.get("id") if isinstance(doc, dict) else None
+    return str(value) if isinstance(value, str | int) and not isinstance(value, bool) else None
 
 
 def stored_built(body: bytes) -> Built:

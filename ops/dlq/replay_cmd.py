@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from ops.dlq.common import (
     EXIT_CODES_HELP,
+    EXIT_NOT_FOUND,
     EXIT_OK,
     EXIT_PARTIAL,
     EXIT_USAGE,
@@ -68,19 +69,19 @@ def _select(stores: Stores, order_keys: tuple[str, ...], flt: DeadFilter,
 
 def _corrected(stores: Stores, order_key: str, raw_file: Path | None,
                edit: bool) -> CorrectedRaw | None:
-    if raw_file is not None:
-        try:
-            data = raw_file.read_bytes()
-        except OSError as exc:
-            fail(f"{raw_file}: cannot read: {exc.strerror}", EXIT_USAGE)
-        return _parse(data, order_key, str(raw_file))
-    if not edit:
+    if raw_file is None and not edit:
         return None
     entry = stores.ledger.get(order_key)
     stored = entry.raw if entry is not None and entry.raw is not None else None
     if stored is None:
         dead = stores.dead.get(order_key)
         stored = dead.raw if dead is not None else None
+    if raw_file is not None:
+        try:
+            data = raw_file.read_bytes()
+        except OSError as exc:
+            fail(f"{raw_file}: cannot read: {exc.strerror}", EXIT_USAGE)
+        return _parse(data, order_key, str(raw_file), stored)
     document = decode_document(stored)
     text = document if isinstance(document, str) else json.dumps(
         document, indent=2, ensure_ascii=False)
@@ -89,7 +90,8 @@ def _corrected(stores: Stores, order_key: str, raw_file: Path | None,
         if edited is None:
             fail("editor closed without saving: nothing replayed", EXIT_USAGE)
         try:
-            return parse_corrected_raw(edited.encode(), order_key=order_key, where="edited order")
+            return parse_corrected_raw(edited.encode(), order_key=order_key,
+                                       where="edited order", stored_raw=stored)
         except ReplayInputError as exc:
             click.echo(str(exc), err=True)
             if not click.confirm("Edit again?", default=True, err=True):
@@ -97,9 +99,9 @@ def _corrected(stores: Stores, order_key: str, raw_file: Path | None,
             text = edited
 
 
-def _parse(data: bytes, order_key: str, where: str) -> CorrectedRaw:
+def _parse(data: bytes, order_key: str, where: str, stored: bytes | None) -> CorrectedRaw:
     try:
-        return parse_corrected_raw(data, order_key=order_key, where=where)
+        return parse_corrected_raw(data, order_key=order_key, where=where, stored_raw=stored)
     except ReplayInputError as exc:
         click.echo(str(exc), err=True)
         fail(f"{where}: invalid raw order: nothing replayed", EXIT_USAGE)
@@ -199,6 +201,8 @@ def replay(order_keys: tuple[str, ...], flt: DeadFilter, replay_all: bool, dry_r
     summary.counts[Action.NOT_REPLAYABLE] += len(missing)
     _report(steps, missing, summary, dry_run=dry_run, sample=sample, as_json=as_json)
     failed = summary.counts[Action.NOT_REPLAYABLE]
+    if order_keys and not keys:  # every named key unknown
+        raise click.exceptions.Exit(EXIT_NOT_FOUND)
     raise click.exceptions.Exit(EXIT_PARTIAL if failed else EXIT_OK)
 
 

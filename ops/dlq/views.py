@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ops.dlq.common import (
@@ -78,9 +79,10 @@ def list_command(flt: DeadFilter, limit: int, offset: int, as_json: bool,
     now = time.time()
     for row in rows:
         error = (row["error"] or "")[:ERROR_WIDTH]
-        table.add_row(row["order_key"], row["reason"], row["status"],
-                      str(row["http_status"] or "-"), row["source"] or "-",
-                      str(row["attempts"]), age(row["last_dead_at"], now=now), error)
+        # Keys, sources and errors are user text: escaped wherever markup is on.
+        table.add_row(escape(row["order_key"]), row["reason"], row["status"],
+                      str(row["http_status"] or "-"), escape(row["source"] or "-"),
+                      str(row["attempts"]), age(row["last_dead_at"], now=now), escape(error))
     Console().print(table)
 
 
@@ -143,11 +145,12 @@ def show(order_key: str, include_personal_data: bool, as_json: bool,
         echo_json(view)
         return
     console = Console()
-    console.print(f"[bold]{view['order_key']}[/bold]  {view['status']} ({view['reason']}), "
+    console.print(f"[bold]{escape(view['order_key'])}[/bold]  {view['status']} ({view['reason']}), "
                   f"ledger: {view['ledger_state'] or 'no entry'}")
     console.print(f"first dead {iso(view['first_dead_at'])}, last dead "
                   f"{iso(view['last_dead_at'])}, replayed {view['replay_count']}x, "
-                  f"source {view['source'] or '-'}, http {view['http_status'] or '-'}")
+                  f"source {view['source'] or '-'}, http {view['http_status'] or '-'}",
+                  markup=False)
     console.print(f"error: {view['error']}", markup=False)
     for title in ("raw", "payload"):
         console.rule(title)
@@ -158,14 +161,14 @@ def show(order_key: str, include_personal_data: bool, as_json: bool,
     for column in ("at", "status", "error", "outcome", "worker", "excerpt"):
         attempts.add_column(column, overflow="fold")
     for a in view["attempts"]:
-        attempts.add_row(iso(a["at"]), str(a["status"] or "-"), a["error_class"] or "-",
-                         a["outcome"], a["worker"], a["excerpt"] or "")
+        attempts.add_row(iso(a["at"]), str(a["status"] or "-"), escape(a["error_class"] or "-"),
+                         escape(a["outcome"]), escape(a["worker"]), escape(a["excerpt"] or ""))
     console.print(attempts)
     history = Table(title="history")
     for column in ("at", "status", "reason"):
         history.add_column(column)
     for h in view["history"]:
-        history.add_row(iso(h["at"]), h["status"], h["reason"] or "")
+        history.add_row(iso(h["at"]), h["status"], escape(h["reason"] or ""))
     console.print(history)
 
 
@@ -193,6 +196,6 @@ def audit(action: str | None, actor: str | None, order_key: str | None, since: f
         table.add_column(column, overflow="fold")
     for r in records:
         keys = ", ".join(r.order_keys[:5]) + (" ..." if len(r.order_keys) > 5 else "")
-        table.add_row(iso(r.at), r.actor, r.action, keys,
-                      json.dumps(r.details, sort_keys=True))
+        table.add_row(iso(r.at), escape(r.actor), escape(r.action), escape(keys),
+                      escape(json.dumps(r.details, sort_keys=True)))
     Console().print(table)

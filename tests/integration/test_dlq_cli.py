@@ -427,10 +427,10 @@ def test_replay_usage_errors_exit_2(books: Books, tmp_path: Path) -> None:
     assert books.status("u-1") is DeadStatus.DEAD
 
 
-def test_replay_of_an_unknown_key_exits_1(books: Books) -> None:
-    """A key with no dead letter is reported and the exit code says not everything went."""
+def test_replay_of_an_unknown_key_exits_3(books: Books) -> None:
+    """A key with no dead letter is reported; when no named key has one, exit 3 (not found)."""
     result = books.cli("replay", "nope")
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert "nope: no dead letter" in result.output
 
 
