@@ -1,5 +1,6 @@
-"""docker-compose.yml is checked without Docker: it is parsed, and everything it refers to must
-exist in the project and be documented.
+"""docker-compose.yml is checked without Docker: it is parsed (with docker-compose.sandbox.yml
+merged on top, as `docker compose -f docker-compose.yml -f docker-compose.sandbox.yml` does), and
+everything it refers to must exist in the project and be documented.
 
 - every `jetti-relay` command (services and health checks) parses with the real click commands,
   so a renamed subcommand or option fails here;
@@ -7,7 +8,9 @@ exist in the project and be documented.
   options are Flower's;
 - every file mounted or copied into an image exists;
 - every variable is documented: JETTI_RELAY_* in the Settings class and the README's settings
-  table, any other in the README's operations runbook.
+  table, any other in the README's operations runbook;
+- docker-compose.yml sets no Jetti variable (real Jetti needs all of them from .env together), and
+  the sandbox file points every one of them, in every jetti-relay service, at the sandbox.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from worker.settings import ENV_PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
+SANDBOX_COMPOSE = ROOT / "docker-compose.sandbox.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 ENV_EXAMPLE = ROOT / ".env.example"
 README = ROOT / "README.md"
@@ -37,16 +41,35 @@ EXPECTED_SERVICES = {"redis", "worker", "pump", "flower", "metrics", "prometheus
                      "sandbox"}
 # Set by Docker in every container; not ours to document.
 DOCKER_VARIABLES = {"HOSTNAME"}
+# Which Jetti the relay talks to: real Jetti needs every one of them, so none has a default here.
+JETTI_VARIABLES = {"JETTI_RELAY_JETTI_ASYNC_URL", "JETTI_RELAY_WEBHOOK_HASH",
+                   "JETTI_RELAY_JETTI_API_URL", "JETTI_RELAY_API_TOKEN", "JETTI_RELAY_CHANNEL_ID"}
 
 
-def compose() -> dict[str, Any]:
-    doc: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+def compose(path: Path = COMPOSE) -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load(path.read_text())
     return doc
 
 
-def services() -> dict[str, dict[str, Any]]:
+def base_services() -> dict[str, dict[str, Any]]:
+    """docker-compose.yml alone (real Jetti from .env)."""
     result: dict[str, dict[str, Any]] = compose()["services"]
     return result
+
+
+def services() -> dict[str, dict[str, Any]]:
+    """docker-compose.yml with docker-compose.sandbox.yml merged on top (compose's rules for
+    the keys used: `environment` maps merge, anything else is replaced)."""
+    merged = base_services()
+    for name, override in compose(SANDBOX_COMPOSE)["services"].items():
+        service = dict(merged.get(name, {}))
+        for key, value in override.items():
+            if key == "environment" and isinstance(service.get(key), dict):
+                service[key] = {**service[key], **value}
+            else:
+                service[key] = value
+        merged[name] = service
+    return merged
 
 
 def readme_section(name: str) -> str:
@@ -196,8 +219,43 @@ def test_grafana_and_prometheus_find_what_compose_mounts() -> None:
     assert targets == [f"metrics:{metrics_args[metrics_args.index('--port') + 1]}"]
 
 
+def test_the_main_file_has_no_jetti_and_the_sandbox_file_all_of_it() -> None:
+    """docker-compose.yml sets no Jetti variable and knows no sandbox, so following "Pointing at
+    real Jetti" can leave no part (the reconciler, cancellations) aimed at the stand-in; the
+    sandbox file sets all of them, in every jetti-relay service, to the sandbox."""
+    base = base_services()
+    assert "sandbox" not in base
+    assert "sandbox" not in COMPOSE.read_text().split("services:", 1)[1].replace(
+        "docker-compose.sandbox.yml", "")
+    relay = [name for name, service in base.items() if service.get("build")]
+    assert relay
+    for name in relay:
+        assert not JETTI_VARIABLES & set(base[name].get("environment") or {}), name
+    merged = services()
+    for name in relay:
+        env = merged[name]["environment"]
+        assert set(env) >= JETTI_VARIABLES, f"{name} is not pointed at the sandbox"
+        for variable in ("JETTI_RELAY_JETTI_ASYNC_URL", "JETTI_RELAY_JETTI_API_URL"):
+            assert env[variable].startswith("http://sandbox:8080"), (name, variable)
+        sandbox_env = merged["sandbox"]["environment"]
+        assert env["JETTI_RELAY_WEBHOOK_HASH"] == sandbox_env["SANDBOX_WEBHOOK_HASH"]
+        assert env["JETTI_RELAY_API_TOKEN"] == sandbox_env["SANDBOX_API_TOKEN"]
+    sandbox_args = argv(merged["sandbox"]["command"])
+    channel = sandbox_args[sandbox_args.index("--channel-id") + 1]
+    assert all(str(merged[n]["environment"]["JETTI_RELAY_CHANNEL_ID"]) == channel for n in relay)
+
+
+def test_the_runbook_says_to_set_every_jetti_variable_for_real_jetti() -> None:
+    runbook = readme_section("operations")
+    assert "docker-compose.sandbox.yml" in runbook
+    real = runbook[runbook.index("### Pointing at real Jetti"):]
+    real = real[:real.index("###", 4)]
+    for variable in sorted(JETTI_VARIABLES):
+        assert f"`{variable}`" in real, f"{variable} missing from Pointing at real Jetti"
+
+
 def used_variables() -> set[str]:
-    text = COMPOSE.read_text().replace("$$", "")
+    text = (COMPOSE.read_text() + SANDBOX_COMPOSE.read_text()).replace("$$", "")
     names = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", text))
     for service in services().values():
         names.update(service.get("environment") or {})
