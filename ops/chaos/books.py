@@ -2,10 +2,14 @@
 dead-letter store hold.
 
 For every order the producer accepted (rejections at the edge are counted apart):
-- delivered: the ledger says SUBMITTED and Jetti's last received version (the sandbox history, in
-  the order Jetti applied them) is the payload of the order's latest version, with status success;
-- dead-lettered: the ledger says DEAD and the dead-letter store holds the order with a reason;
-- lost: anything else (not final, missing, Jetti holding an older payload, DEAD without an entry).
+- delivered: the ledger says SUBMITTED or CONFIRMED (the reconciler found no import error) and
+  Jetti's last received version (the sandbox history, in the order Jetti applied them) is the
+  payload of the order's latest version, with status success;
+- dead-lettered: the ledger says DEAD for the latest accepted version (the ledger's stored raw
+  order is the latest one) and the dead-letter store holds that version with a reason;
+- cancelled: the ledger says CANCELLED for the latest accepted version (counted by how: `via`);
+- lost: anything else (not final, missing, Jetti holding an older payload, DEAD without an entry,
+  DEAD or CANCELLED for an older version than the latest the producer handed over).
 
 Across the whole history of every order:
 - a regression is a version applied after a newer one (Jetti went backwards), or a payload that no
@@ -13,7 +17,8 @@ Across the whole history of every order:
 - a duplicate is a byte-identical payload received again. It is harmless when it repeats what
   Jetti already had (the previous receipt had the same bytes, so the upsert changed nothing) and
   the ledger shows why it could not be avoided: an unknown outcome (timeout, dropped answer), a
-  delivery that started and never finished (a killed worker) or a replay. Otherwise harmful.
+  delivery that started and never finished (a killed worker), a replay (`dlq replay`: the ledger
+  event `replay`, or `rearmed`) or a reconciler repair (`repair`). Otherwise harmful.
 """
 
 from __future__ import annotations
@@ -26,15 +31,15 @@ from worker.contract import parse_raw_order
 from worker.deadletters import DeadLetters
 from worker.errors import InvalidOrder, TransformError
 from worker.jsonio import loads_document
-from worker.ledger import Ledger, version_ts_ms
+from worker.ledger import Ledger, raw_hash, version_ts_ms
 from worker.rules import Rules
 from worker.states import OrderState
 from worker.transform import transform
 
 # Error classes of attempts whose outcome is unknown (the request may have been applied).
 UNKNOWN_OUTCOME_CLASSES = frozenset({"OutcomeUnknown"})
-# Ledger events that explain a resend.
-RESEND_EVENTS = frozenset({"crash_loop", "rearmed"})
+# Ledger events that explain a resend (worker/lua/prelude.lua, replay.lua, rearm.lua, repair.lua).
+RESEND_EVENTS = frozenset({"crash_loop", "replay", "rearmed", "repair"})
 
 
 @dataclass
@@ -71,11 +76,13 @@ class BooksReport:
     rejected_at_edge: int = 0
     delivered: int = 0
     dead_lettered: int = 0
+    cancelled: int = 0
     lost: int = 0
     harmless_duplicates: int = 0
     harmful_duplicates: int = 0
     regressions: int = 0
     dead_reasons: dict[str, int] = field(default_factory=dict)
+    cancelled_via: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -130,6 +137,7 @@ def check_books(
     for key in keys:
         versions = versions_of[key]
         latest = max(versions, key=lambda v: v.rank)
+        latest_raw = books.orders[key].raws[latest.rank[1]]
         rank_of = {v.payload_hash: v.rank for v in versions if v.payload_hash is not None}
         receipts = history.get(key, [])
         _check_history(key, receipts, rank_of, ledger, report)
@@ -138,7 +146,7 @@ def check_books(
             report.lost += 1
             report.note(f"{key}: not in the ledger")
             continue
-        if entry.state is OrderState.SUBMITTED:
+        if entry.state in (OrderState.SUBMITTED, OrderState.CONFIRMED):
             last = receipts[-1] if receipts else None
             if (last is not None and last["payloadHash"] == latest.payload_hash
                     and last["status"] == "success"):
@@ -146,17 +154,31 @@ def check_books(
             else:
                 report.lost += 1
                 got = None if last is None else (last["payloadHash"][:12], last["status"])
-                report.note(f"{key}: SUBMITTED but Jetti's last version is {got}, "
+                report.note(f"{key}: {entry.state} but Jetti's last version is {got}, "
                             f"not the latest ({(latest.payload_hash or '')[:12]})")
         elif entry.state is OrderState.DEAD:
             dead_entry = dead.get(key)
-            if dead_entry is not None and dead_entry.reason is not None and dead_entry.error:
+            if entry.raw_hash != raw_hash(latest_raw) or (
+                dead_entry is not None and dead_entry.raw is not None
+                and dead_entry.raw != latest_raw
+            ):
+                report.lost += 1
+                report.note(f"{key}: DEAD for an older version, not the latest accepted one")
+            elif dead_entry is not None and dead_entry.reason is not None and dead_entry.error:
                 report.dead_lettered += 1
                 reason = str(dead_entry.reason)
                 report.dead_reasons[reason] = report.dead_reasons.get(reason, 0) + 1
             else:
                 report.lost += 1
                 report.note(f"{key}: DEAD in the ledger without a dead-letter entry")
+        elif entry.state is OrderState.CANCELLED:
+            if entry.raw_hash != raw_hash(latest_raw):
+                report.lost += 1
+                report.note(f"{key}: CANCELLED for an older version, not the latest accepted one")
+            else:
+                report.cancelled += 1
+                via = _cancelled_via(key, ledger)
+                report.cancelled_via[via] = report.cancelled_via.get(via, 0) + 1
         else:
             report.lost += 1
             report.note(f"{key}: still {entry.state} (not final)")
@@ -204,3 +226,11 @@ def _resend_explained(key: str, ledger: Ledger) -> bool:
     if any(a.error_class in UNKNOWN_OUTCOME_CLASSES for a in ledger.attempts(key)):
         return True
     return any(e.get("type") in RESEND_EVENTS for e in ledger.events(key))
+
+
+def _cancelled_via(key: str, ledger: Ledger) -> str:
+    """How the order was cancelled (the last `cancelled` event's `via`), "unknown" without one."""
+    for event in reversed(ledger.events(key)):
+        if event.get("type") == "cancelled" and not event.get("newer_pending"):
+            return str(event.get("via") or "unknown")
+    return "unknown"

@@ -83,8 +83,8 @@ def chaos(names: tuple[str, ...], scale: str, orders: int | None, hostile: int |
             shutil.rmtree(folder, ignore_errors=True)
     failed = [r for r in results if not r.ok]
     totals = {k: sum(getattr(r.books, k) for r in results)
-              for k in ("sent", "delivered", "dead_lettered", "lost", "harmless_duplicates",
-                        "harmful_duplicates", "regressions")}
+              for k in ("sent", "delivered", "dead_lettered", "cancelled", "lost",
+                        "harmless_duplicates", "harmful_duplicates", "regressions")}
     click.echo(f"chaos: {len(results) - len(failed)} of {len(results)} scenarios balanced in "
                f"{time.monotonic() - started:.0f} s; " + ", ".join(
                    f"{k.replace('_', ' ')} {v}" for k, v in totals.items()), err=True)

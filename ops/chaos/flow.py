@@ -120,7 +120,8 @@ class ScenarioResult:
         recover = "never" if self.recover_s is None else f"{self.recover_s:.1f} s"
         extra = ", ".join(f"{k} {v}" for k, v in self.figures.items())
         return (f"{self.number:>2} {self.name:<34} sent {b.sent}, delivered {b.delivered}, "
-                f"dead-lettered {b.dead_lettered}, lost {b.lost}, duplicates "
+                f"dead-lettered {b.dead_lettered}, cancelled {b.cancelled}, lost {b.lost}, "
+                f"duplicates "
                 f"{b.harmless_duplicates}/{b.harmful_duplicates} (harmless/harmful), regressions "
                 f"{b.regressions}, recovered in {recover}" + (f"; {extra}" if extra else ""))
 

@@ -18,6 +18,8 @@ from worker.keys import Keys
 from worker.ledger import Ledger, NewVersion
 from worker.records import Attempt
 from worker.rules import Rules
+from worker.settle import SettleLedger
+from worker.states import DeadReason
 from worker.transform import transform
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
@@ -35,6 +37,7 @@ class World:
     def __init__(self, client: redis.Redis[bytes]) -> None:
         keys = Keys()
         self.ledger = Ledger(client, keys)
+        self.settle = SettleLedger(client, keys)
         self.dead = DeadLetters(client, keys)
         self.books = Books()
         self.history: dict[str, list[dict[str, Any]]] = {}
@@ -110,8 +113,6 @@ def test_a_resend_after_an_unknown_outcome_is_harmless(world: World) -> None:
 
 def test_dead_in_the_ledger_without_a_dead_letter_is_lost(world: World) -> None:
     """DEAD must come with a dead-letter entry and its reason."""
-    from worker.states import DeadReason
-
     raw = raw_order("a", 1)
     world.books.accept("a", raw)
     world.ledger.record(NewVersion("a", raw, None, None), now=1.0)
@@ -122,3 +123,78 @@ def test_dead_in_the_ledger_without_a_dead_letter_is_lost(world: World) -> None:
     report = world.check()
     assert (report.lost, report.dead_lettered) == (0, 1)
     assert report.dead_reasons == {"rejected": 1}
+
+
+def test_a_resend_after_a_replay_is_harmless(world: World) -> None:
+    """`dlq replay` (the ledger event `replay`) explains sending the same payload again."""
+    raw = raw_order("a", 1)
+    world.books.accept("a", raw)
+    world.ledger.record(NewVersion("a", raw, parse_raw_order(loads_document(raw)).updated_at,
+                                   None), now=1.0)
+    world.ledger.mark_dead("a", reason=DeadReason.RETRIES_EXHAUSTED, now=2.0)
+    assert world.ledger.replay("a", now=3.0)[0] == "rearmed"
+    assert "replay" in {e["type"] for e in world.ledger.events("a")}
+    entry = world.ledger.get("a")
+    assert entry is not None
+    world.ledger.mark_submitted("a", version=entry.version, payload_hash=payload_hash(raw),
+                                line_ids=(), sale_id=1, now=4.0)
+    world.history["a"] = [receipt(raw), receipt(raw)]
+    report = world.check()
+    assert (report.harmful_duplicates, report.harmless_duplicates) == (0, 1)
+    assert report.balanced
+
+
+def test_a_resend_after_a_repair_is_harmless(world: World) -> None:
+    """The reconciler's repair (the ledger event `repair`) re-sends the latest payload."""
+    (v1,) = world.submitted("a", 1)
+    assert world.settle.repair("a", payload_hash=payload_hash(v1), now=3.0) == 1
+    entry = world.ledger.get("a")
+    assert entry is not None
+    world.ledger.mark_submitted("a", version=entry.version, payload_hash=payload_hash(v1),
+                                line_ids=(), sale_id=1, now=4.0)
+    world.history["a"] = [receipt(v1), receipt(v1)]
+    report = world.check()
+    assert (report.harmful_duplicates, report.harmless_duplicates) == (0, 1)
+    assert report.balanced
+
+
+def test_dead_for_an_older_version_than_the_latest_is_lost(world: World) -> None:
+    """The producer handed over v2, but the ledger (and the dead letter) only hold v1: v2 is
+    lost, even though the order is DEAD with a dead letter and a reason."""
+    v1, v2 = raw_order("a", 1), raw_order("a", 2)
+    world.books.accept("a", v1)
+    world.books.accept("a", v2)
+    world.ledger.record(NewVersion("a", v1, parse_raw_order(loads_document(v1)).updated_at,
+                                   None), now=1.0)
+    world.ledger.mark_dead("a", reason=DeadReason.REJECTED, now=2.0)
+    world.dead.put("a", reason=DeadReason.REJECTED, raw=v1, payload=None, attempts=[],
+                   source=None, error="Jetti answered 422", now=2.0)
+    report = world.check()
+    assert (report.lost, report.dead_lettered) == (1, 0)
+    assert not report.balanced
+
+
+def test_confirmed_is_delivered(world: World) -> None:
+    """CONFIRMED (the reconciler found no import error) is final: delivered, not lost."""
+    (v1,) = world.submitted("a", 1)
+    assert world.settle.confirm_many([("a", payload_hash(v1))], now=3.0) == ["a"]
+    world.history["a"] = [receipt(v1)]
+    report = world.check()
+    assert (report.delivered, report.lost) == (1, 0)
+    assert report.balanced
+
+
+def test_cancelled_is_settled_with_how(world: World) -> None:
+    """CANCELLED is final: counted apart with how it was cancelled, not lost."""
+    raw = raw_order("a", 1)
+    world.books.accept("a", raw)
+    world.ledger.record(NewVersion("a", raw, parse_raw_order(loads_document(raw)).updated_at,
+                                   None), now=1.0)
+    entry = world.ledger.get("a")
+    assert entry is not None
+    assert world.settle.mark_cancelled("a", version=entry.version, sale_id=None,
+                                       via="not_imported", now=2.0) is False
+    report = world.check()
+    assert (report.cancelled, report.lost, report.delivered) == (1, 0, 0)
+    assert report.cancelled_via == {"not_imported": 1}
+    assert report.balanced

@@ -34,7 +34,7 @@ def run(cluster: Cluster, number: int) -> ScenarioResult:
     assert books.lost == 0, detail
     assert books.harmful_duplicates == 0, detail
     assert books.regressions == 0, detail
-    assert books.delivered + books.dead_lettered == books.sent, detail
+    assert books.delivered + books.dead_lettered + books.cancelled == books.sent, detail
     assert result.failures == [], detail
     assert result.recover_s is not None, detail
     return result
