@@ -292,9 +292,17 @@ class Canceller:
             entry.order_key, reason=reason, raw=entry.raw, payload=None, attempts=attempts,
             source=entry.source, error=error, now=now,
         )
-        self._ledger.mark_dead(entry.order_key, reason=reason, now=now, attempt=attempt)
+        newer = self._ledger.mark_dead(
+            entry.order_key, reason=reason, now=now, attempt=attempt, version=entry.version
+        )
         self._stats.count_dead(reason)
         log.warning("cancel_dead_lettered", reason=str(reason), error=error[:500])
+        if newer:
+            # A newer version arrived meanwhile: PENDING on a fresh budget, not DEAD; the dead
+            # letter is about the superseded version.
+            self._dead.mark_resolved(entry.order_key, now=now)
+            log.info("cancel_dead_superseded", reason=str(reason))
+            self._publisher.publish([entry.order_key])
 
     def _attempt(self, exc: JettiRelayError) -> Attempt:
         return Attempt(

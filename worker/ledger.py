@@ -96,10 +96,14 @@ class Retry:
 
 @dataclass(frozen=True, slots=True)
 class Dead:
-    """Outcome for `finish_batch`: what `mark_dead` records (the dead letter is the caller's)."""
+    """Outcome for `finish_batch`: what `mark_dead` records (the dead letter is the caller's).
+
+    `version` is the version the worker gave up on: when a newer one is stored, the order is
+    not DEAD but PENDING with a fresh budget (reply 2: re-publish it, resolve the dead letter)."""
 
     reason: DeadReason
     attempt: Attempt | None = None
+    version: Version | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -415,7 +419,9 @@ class Ledger:
         `finish` is set, then the lock released if `token` still holds it. `also(pipeline)` may
         queue more commands (counters) into the same round trip. Returns one integer per item:
         the outcome's answer as the single-order method gives it (`Submitted`: 1 = a newer
-        version is waiting and must be re-published, 0 = SUBMITTED, -1 = unknown key), 0 for None.
+        version is waiting and must be re-published, 0 = SUBMITTED, -1 = unknown key; `Dead`:
+        1 = DEAD, 2 = a newer version is PENDING instead and must be re-published, 0 = unknown
+        key), 0 for None.
         """
         if not items and also is None:
             return []
@@ -450,6 +456,8 @@ class Ledger:
                     op="dead",
                     reason=str(outcome.reason),
                     attempt=self._attempt_json(outcome.attempt),
+                    ts="" if outcome.version is None else str(outcome.version.ts_ms),
+                    seq="" if outcome.version is None else str(outcome.version.seq),
                 )
             ops.append(op)
         head, tail = lock_head_tail
@@ -530,10 +538,29 @@ class Ledger:
         )
 
     def mark_dead(
-        self, order_key: str, *, reason: DeadReason, now: float, attempt: Attempt | None = None
-    ) -> None:
-        """DEAD with `reason`, out of the retry schedule. The dead-letter entry is the caller's."""
-        self._run("mark_dead", now, order_key, str(reason), self._attempt_json(attempt))
+        self,
+        order_key: str,
+        *,
+        reason: DeadReason,
+        now: float,
+        attempt: Attempt | None = None,
+        version: Version | None = None,
+    ) -> bool:
+        """DEAD with `reason`, out of the retry schedule. The dead-letter entry is the caller's.
+
+        `version` is the version the caller gave up on. Returns True, with the order PENDING
+        again on a fresh budget instead of DEAD, when a newer version is stored: the caller must
+        re-publish it and resolve its dead letter. False otherwise (DEAD, or an unknown key)."""
+        reply = self._run(
+            "mark_dead",
+            now,
+            order_key,
+            str(reason),
+            self._attempt_json(attempt),
+            "" if version is None else version.ts_ms,
+            "" if version is None else version.seq,
+        )
+        return int(reply) == 2
 
     def reschedule(self, order_key: str, *, due_at: float, now: float | None = None) -> bool:
         """Bring back an order whose lock another worker holds, without spending an attempt.

@@ -557,9 +557,19 @@ class OrderProcessor:
             error=error,
             now=now,
         )
-        job.outcome = Dead(reason=reason, attempt=attempt)
+        job.outcome = Dead(reason=reason, attempt=attempt, version=entry.version)
         job.batch.tally.count_dead(reason)
         log.warning("order_dead_lettered", reason=str(reason), error=error[:500])
+
+        def written(reply: int) -> None:
+            if reply == 2:
+                # A newer version arrived while this one failed: the ledger made it PENDING on
+                # a fresh budget; the dead letter is about the superseded version.
+                self._dead.mark_resolved(job.order_key, now=self._clock())
+                log.info("order_dead_superseded", reason=str(reason))
+                job.batch.republish.append(job.order_key)
+
+        job.on_written = written
 
     def _attempt(self, exc: JettiRelayError) -> Attempt:
         return Attempt(

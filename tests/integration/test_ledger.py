@@ -434,3 +434,25 @@ def test_purged_tombstone_leaves_no_index_behind(
     assert ledger.get(KEY) is None
     assert all(not m for m in index_members(redis_client, keys).values())
     assert ledger.events(KEY) == []
+
+
+def test_giving_up_on_an_older_version_leaves_the_newer_one_pending(ledger: Ledger) -> None:
+    """mark_dead for the version the worker claimed, while a newer one was coalesced in: no DEAD
+    (that would bury the newer version), but PENDING on a fresh budget, answered True so the
+    caller re-publishes; giving up on the version stored is DEAD as before."""
+    ledger.record(version('{"a":1}'), now=T0)
+    ledger.schedule_retry(KEY, due_at=T0, spend_attempt=True, now=T0)
+    claimed = deliver(ledger, now=T0 + 1).entry
+    assert claimed is not None
+    ledger.record(version('{"a":2}', at=STAMP + timedelta(seconds=5)), now=T0 + 2)
+    newer = ledger.mark_dead(KEY, reason=DeadReason.REJECTED, now=T0 + 3, version=claimed.version)
+    entry = ledger.get(KEY)
+    assert newer and entry is not None
+    assert entry.state is OrderState.PENDING and entry.raw == b'{"a":2}'
+    assert (entry.attempts, entry.dead_reason, entry.first_failure_at) == (0, None, None)
+    current = deliver(ledger, now=T0 + 4).entry
+    assert current is not None
+    assert not ledger.mark_dead(
+        KEY, reason=DeadReason.REJECTED, now=T0 + 5, version=current.version
+    )
+    assert ledger.get(KEY).state is OrderState.DEAD  # type: ignore[union-attr]

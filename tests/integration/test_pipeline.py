@@ -27,7 +27,7 @@ from worker.keys import IMPORT_TASK, ORDERS_QUEUE, Keys
 from worker.ledger import Ledger, NewVersion
 from worker.publisher import Publisher
 from worker.settings import Settings
-from worker.states import DeadReason, OrderState
+from worker.states import DeadReason, DeadStatus, OrderState
 
 pytestmark = pytest.mark.integration
 
@@ -378,3 +378,35 @@ def _raw_bytes(order: dict[str, Any]) -> bytes:
     import orjson
 
     return orjson.dumps(order)
+
+
+def test_a_newer_version_is_not_left_dead_when_the_one_in_flight_is_rejected(
+    harness: Harness, start_pipeline: PipelineFactory, sandbox_factory: Any, tmp_path: Path
+) -> None:
+    """v2 arrives (coalesced) while a bad v1 is in flight; v1's 4xx must not bury v2 in DEAD:
+    v2 goes out and lands, and v1's dead letter is resolved, not left `dead`."""
+    variants = tmp_path / "variants.json"
+    variants.write_text('{"variants": ["SKU-1", "SKU-2"]}')
+    jetti = sandbox_factory(throttle=False, variants=variants)
+    jetti.set_faults(slow_rate=1.0, slow_s=1.2)
+    start_pipeline(
+        JETTI_RELAY_JETTI_MODE="sync",
+        JETTI_RELAY_RATE_PER_S="50",
+        JETTI_RELAY_JETTI_API_URL=jetti.base_url,
+        JETTI_RELAY_API_TOKEN=jetti.api_token,
+        JETTI_RELAY_CHANNEL_ID=str(jetti.channel_id),
+    )
+    bad = raw_order("sup", note="v1")
+    bad["auto_connect_by_sku"] = False
+    bad["lines"][0]["sku"] = "NOT-IN-JETTI"
+    harness.enqueue([bad])
+    harness.wait_states(["sup"], {OrderState.SUBMITTING})
+    summary = harness.enqueue([raw_order("sup", updated_at="2026-11-27T11:00:00+00:00", note="v2")])
+    assert (summary.updated, summary.messages) == (1, 0)  # coalesced into the delivery in flight
+    jetti.set_faults(slow_rate=0.0)
+    harness.wait_states(["sup"], {OrderState.SUBMITTED, OrderState.DEAD})
+    assert harness.state("sup") is OrderState.SUBMITTED
+    assert _body(jetti.history("sup")[-1])["saleDefaults"]["notes"] == "v2"
+    entry = harness.dead.get("sup")
+    assert entry is not None and entry.reason is DeadReason.REJECTED
+    assert entry.status is DeadStatus.RESOLVED

@@ -3,7 +3,8 @@
 --   k       order key
 --   op      'submitted' | 'retry' | 'dead' | '' (no outcome to write)
 --   ...     the op's fields (strings): submitted: ts, seq, hash, lines, sale, attempt;
---           retry: due, spend, attempt; dead: reason, attempt
+--           retry: due, spend, attempt; dead: reason, attempt, ts, seq (the version given
+--           up on; '' = no compare)
 --   fin     '1' to write the delivery's finish marker (after the outcome)
 --   t       the lock token to release last ('' for none; only the holder's token frees it)
 -- Returns one integer per order: the op's answer (submitted_one, retry_one, dead_one), 0 for ''.
@@ -16,7 +17,7 @@ for i, o in ipairs(cjson.decode(ARGV[12])) do
   elseif o.op == 'retry' then
     r = retry_one(k, o.due, o.spend, o.attempt)
   elseif o.op == 'dead' then
-    r = dead_one(k, o.reason, o.attempt)
+    r = dead_one(k, o.reason, o.attempt, o.ts, o.seq)
   end
   if o.fin == '1' then finish_one(k) end
   if o.t ~= '' then

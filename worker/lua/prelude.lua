@@ -168,10 +168,27 @@ local function retry_one(k, due, spend, attempt)
 end
 
 -- mark_dead: DEAD with `reason`, out of the retry schedule. 1, or 0 without an entry.
-local function dead_one(k, reason, attempt)
+-- `ts_s`/`seq_s` are the version the worker gave up on ('' = not known, no compare). When a
+-- newer version arrived meanwhile (coalesced while this one was in flight), that version is new
+-- work: no DEAD, a fresh budget and PENDING, and 2 is returned so the caller re-publishes it and
+-- resolves the dead letter it wrote for the older version.
+local function dead_one(k, reason, attempt, ts_s, seq_s)
   local ok = okey(k)
-  local state = redis.call('HGET', ok, 'state')
+  local f = redis.call('HMGET', ok, 'state', 'v_ts', 'v_seq')
+  local state = f[1]
   if not state then return 0 end
+  if ts_s and ts_s ~= '' and seq_s and seq_s ~= '' then
+    local cur_ts, cur_seq = tonumber(f[2]), tonumber(f[3])
+    local ts, seq = tonumber(ts_s), tonumber(seq_s)
+    if cur_ts > ts or (cur_ts == ts and cur_seq > seq) then
+      add_attempt(k, attempt)
+      fresh_budget(k, state)
+      set_state(k, state, 'pending')
+      event(k, {type = 'dead_superseded', reason = reason, ts_ms = ts, seq = seq,
+                newer_pending = true})
+      return 2
+    end
+  end
   redis.call('ZREM', K_RETRY, k)
   redis.call('HSET', ok, 'dead_reason', reason)
   redis.call('HDEL', ok, 'next_attempt_at')
