@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 import structlog
+from celery.exceptions import SoftTimeLimitExceeded
 
 from worker.breaker import Breaker
 from worker.cancel import Canceller
@@ -179,6 +180,10 @@ class OrderProcessor:
         try:
             sendable = [job for job in jobs if self._decide(job)]
             self._submit_all(self._gate(sendable, batch))
+        except SoftTimeLimitExceeded:
+            # Celery's soft time limit: no new work; the flush below still writes the outcomes
+            # known so far and releases the locks before the hard limit kills the process.
+            log.warning("batch_soft_time_limit", task_id=task_id, orders=len(jobs))
         except Exception:
             # An infrastructure failure mid-batch: write what is known; orders without an
             # outcome stay SUBMITTING and the sweeper re-publishes them.
@@ -258,10 +263,15 @@ class OrderProcessor:
         return jobs
 
     def _guard(self, job: Job, step: Callable[[Job], object]) -> object:
-        """Run one order's step in its log context; a bug or outage there stays with the order."""
+        """Run one order's step in its log context; a bug or outage there stays with the order.
+
+        Celery's soft time limit is not the order's: it goes up so the batch stops and flushes.
+        """
         with self._context(job):
             try:
                 return step(job)
+            except SoftTimeLimitExceeded:
+                raise
             except Exception:
                 log.exception("order_handling_failed")
                 return None
@@ -388,12 +398,25 @@ class OrderProcessor:
                 waited_s += wait_s
         finally:
             # Also when the limiter failed midway: every request already sent is answered and
-            # its outcome recorded, so no order is left in flight behind a released lock.
+            # its outcome recorded, so no order is left in flight behind a released lock. Past
+            # the soft time limit nothing more is awaited (the hard limit is near): the answers
+            # already in are still recorded, the rest stay SUBMITTING for the sweeper.
+            stopped: SoftTimeLimitExceeded | None = None
             for future, job in running.items():
-                answers[id(job)] = future.result()
+                if stopped is not None and not future.done():
+                    continue
+                try:
+                    answers[id(job)] = future.result()
+                except SoftTimeLimitExceeded as exc:
+                    stopped = exc
             for job in jobs:
                 if id(job) in answers:
-                    self._guard(job, partial(self._settle, answer=answers[id(job)]))
+                    try:
+                        self._guard(job, partial(self._settle, answer=answers[id(job)]))
+                    except SoftTimeLimitExceeded as exc:
+                        stopped = exc
+            if stopped is not None:
+                raise stopped
 
     def _send_in_slot(self, job: Job) -> SubmitResult | Exception:
         try:
@@ -597,7 +620,11 @@ class OrderProcessor:
             return
         for job, reply in zip(jobs, replies, strict=True):
             if job.on_written is not None:
-                self._guard(job, partial(_call_on_written, reply=reply))
+                try:
+                    self._guard(job, partial(_call_on_written, reply=reply))
+                except SoftTimeLimitExceeded:
+                    # The outcomes are written: finish their follow-ups (dead letters) too.
+                    log.warning("batch_soft_time_limit", task_id=batch.task_id, orders=len(jobs))
         if batch.republish:
             try:
                 self._publisher.publish(batch.republish)

@@ -178,3 +178,57 @@ def test_admission_lets_one_probe_through(redis_client: redis.Redis[bytes], keys
     assert breaker.admit(now=T0 + 20) == "all"
     breaker.pause()
     assert breaker.admit(now=T0 + 1000) == "none"
+
+
+def test_soft_time_limit_stops_the_batch_and_still_flushes(
+    redis_url: str, redis_client: redis.Redis[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Celery's SoftTimeLimitExceeded (an Exception) is not swallowed as one order's failure:
+    the batch stops sending, and the flush still writes every finish marker and releases every
+    lock before the hard limit would kill the process."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from ops.chaos.flow import raw_order
+    from worker.contract import parse_raw_order
+    from worker.jetti import SubmitResult
+    from worker.jsonio import loads_document
+    from worker.runtime import build_runtime
+    from worker.settings import Settings
+
+    rt = build_runtime(Settings(redis_url=redis_url, key_prefix="soft", webhook_hash="h",
+                                jetti_async_url="http://127.0.0.1:9/never"))
+    sent: list[bytes] = []
+
+    class Jetti:
+        def submit(self, body: bytes) -> SubmitResult:
+            sent.append(body)
+            return SubmitResult(status=200, sale_id=None, excerpt="ok")
+
+    processor = rt.processor
+    monkeypatch.setattr(processor, "_jetti", Jetti())
+    deliver = processor._deliver
+    calls: list[str] = []
+
+    def slow_deliver(job: object) -> object:
+        calls.append(job.order_key)  # type: ignore[attr-defined]
+        if len(calls) == 1:
+            raise SoftTimeLimitExceeded()
+        return deliver(job)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(processor, "_deliver", slow_deliver)
+    try:
+        for key in ("a", "b"):
+            raw = raw_order(key, 1)
+            rt.ledger.record(NewVersion(key, raw, parse_raw_order(loads_document(raw)).updated_at,
+                                        "test"), now=time.time())
+        processor.handle_batch(["a", "b"], task_id="task")
+        assert calls == ["a"], "the batch went on deciding after the soft time limit"
+        assert sent == [], "the batch sent orders after the soft time limit"
+        for key in ("a", "b"):
+            entry = rt.ledger.get(key)
+            assert entry is not None
+            assert entry.deliveries_started == entry.deliveries_finished == 1
+            assert rt.lock.holder(key) is None
+    finally:
+        processor._executor.shutdown(wait=False)
+        rt.redis.close()
