@@ -165,6 +165,40 @@ class SandboxService:
         return self.base_url + ASYNC_PATH
 
 
+class SandboxRoutes:
+    """The sandbox's `/_sandbox/` inspection routes, over the subclass's `client` (an httpx
+    client whose base URL is the sandbox). Each route first waits until every async import
+    received so far is applied."""
+
+    @property
+    def client(self) -> httpx.Client:
+        raise NotImplementedError
+
+    def _json(self, response: httpx.Response) -> Any:
+        response.raise_for_status()
+        return response.json()
+
+    def reset(self) -> None:
+        """Forget every sale, import, counter and fault (back to how the server started)."""
+        self._json(self.client.post("/_sandbox/reset"))
+
+    def set_faults(self, **faults: Any) -> dict[str, Any]:
+        """Change fault knobs (see ops/sandbox/faults.py `Faults`); returns all knobs."""
+        result: dict[str, Any] = self._json(self.client.post("/_sandbox/faults", json=faults))
+        return result
+
+    def stats(self) -> dict[str, Any]:
+        """Requests by endpoint and status, sales, versions received, duplicates, imports."""
+        result: dict[str, Any] = self._json(self.client.get("/_sandbox/stats"))
+        return result
+
+    def history(self, external_id: str) -> list[dict[str, Any]]:
+        """Every version received for that order, in arrival order (body, hash, duplicate)."""
+        result: list[dict[str, Any]] = self._json(
+            self.client.get("/_sandbox/history", params={"externalId": external_id}))
+        return result
+
+
 def exit_on_sigterm() -> None:
     """Turn SIGTERM (and an inherited-ignored SIGINT) into SystemExit / KeyboardInterrupt, so
     the caller's `finally` stops what it started instead of leaving it running."""

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import redis
 
-from ops.services import RedisProcess, free_port, wait_for
+from ops.services import RedisProcess, SandboxRoutes, free_port, wait_for
 from producers.enqueue import EnqueueSummary, enqueue
 from worker.celery_app import create_app
 from worker.deadletters import DeadLetters
@@ -70,7 +70,7 @@ CHAOS_ENV: dict[str, str] = {
 
 
 @dataclass
-class SandboxProcess:
+class SandboxProcess(SandboxRoutes):
     """The Jetti sandbox (`python -m ops.sandbox`), sync throttle off, and its test routes."""
 
     folder: Path
@@ -109,26 +109,6 @@ class SandboxProcess:
             self.process.terminate()
             self.process.wait(timeout=20)
             self.process = None
-
-    def _json(self, response: httpx.Response) -> Any:
-        response.raise_for_status()
-        return response.json()
-
-    def reset(self) -> None:
-        self._json(self.client.post("/_sandbox/reset"))
-
-    def set_faults(self, **faults: Any) -> dict[str, Any]:
-        result: dict[str, Any] = self._json(self.client.post("/_sandbox/faults", json=faults))
-        return result
-
-    def stats(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._json(self.client.get("/_sandbox/stats"))
-        return result
-
-    def history(self, external_id: str) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._json(
-            self.client.get("/_sandbox/history", params={"externalId": external_id}))
-        return result
 
     def histories(self, external_ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
         """Every order's history, read in parallel (the applier is waited for once first)."""
