@@ -161,6 +161,29 @@ def test_a_replay_of_the_same_payload_is_not_killed_again_by_the_old_error(
     assert read_status(books.client, books.keys).counts["rejected"] == 1
 
 
+def test_a_touch_after_a_rejection_is_sent_again(
+    books: Books, start_pipeline: PipelineFactory, sandbox: Any
+) -> None:
+    """Rejected by Jetti's import log, then re-sent by its producer with only updated_at bumped
+    (the same payload): the rejection forgot the payload hash, so the worker sends it again
+    instead of taking it as already accepted (no background reconciler here to repair that)."""
+    sandbox.set_faults(reject_matching=['"externalId":"tch-1"'])
+    start_pipeline(JETTI_RELAY_RECONCILE_ENABLED="false")
+    books.enqueue([raw_order("tch-1")])
+    books.wait_state("tch-1", {OrderState.SUBMITTED})
+    wait_until(lambda: len(sandbox.imports(external_id="tch-1", status="error")) == 1,
+               what="the import-log error")
+    assert books.reconciler(grace_s=0.0).run_once().rejected == 1
+    dead = books.ledger.get("tch-1")
+    assert dead is not None and dead.state is OrderState.DEAD and dead.payload_hash is None
+    sandbox.set_faults(reject_matching=[])
+    books.enqueue([raw_order("tch-1", updated_at="2026-11-27T11:00:00+00:00")])
+    wait_until(lambda: len(sandbox.history("tch-1")) == 2, timeout_s=10,
+               what="the touch sent to Jetti")
+    books.wait_state("tch-1", {OrderState.SUBMITTED})
+    assert len(sandbox.sales("tch-1")) == 1
+
+
 def test_an_error_about_a_superseded_payload_does_not_kill_the_newer_version(
     books: Books, start_pipeline: PipelineFactory, sandbox: Any
 ) -> None:

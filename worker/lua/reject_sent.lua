@@ -8,7 +8,9 @@ local f = redis.call('HMGET', ok, 'state', 'payload_hash')
 if (f[1] ~= 'submitted' and f[1] ~= 'confirmed') or f[2] ~= ARGV[10] then return 0 end
 redis.call('ZREM', K_RETRY, k)
 redis.call('HSET', ok, 'dead_reason', ARGV[11], 'last_error', ARGV[12])
-redis.call('HDEL', ok, 'next_attempt_at')
+-- Jetti never took that payload: forget it (as replay does), or the next version that yields
+-- the same payload (a touch, a re-send) would be skipped as already delivered.
+redis.call('HDEL', ok, 'next_attempt_at', 'payload_hash')
 add_attempt(k, ARGV[13])
 set_state(k, f[1], 'dead')
 counter('dead_' .. ARGV[11])
