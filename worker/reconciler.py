@@ -350,6 +350,8 @@ class Reconciler:
                 continue
             verdict = self._refers_to_last_sent(row, entry)
             if verdict is None:
+                if self._unlettered(entry, row) and self._reject(entry, row, now, cas=False):
+                    done.add(key)  # an earlier pass died between its ledger write and the letter
                 continue
             if not verdict:
                 report.stale_errors += 1
@@ -371,7 +373,19 @@ class Reconciler:
         submitted = entry.submitted_at
         return submitted is not None and row.created_at >= submitted - self._cfg.tolerance_s
 
-    def _reject(self, entry: OrderEntry, row: ImportRow, now: float) -> bool:
+    def _unlettered(self, entry: OrderEntry, row: ImportRow) -> bool:
+        """The order is DEAD by an import-log rejection no later than `row`, and no dead letter
+        was written since it went DEAD: a pass crashed after the ledger write."""
+        if entry.state is not OrderState.DEAD:
+            return False
+        if entry.dead_reason is not DeadReason.REJECTED_BY_JETTI:
+            return False
+        if row.created_at > entry.state_since:
+            return False
+        letter = self._dead.get(entry.order_key)
+        return letter is None or letter.last_dead_at < entry.state_since
+
+    def _reject(self, entry: OrderEntry, row: ImportRow, now: float, *, cas: bool = True) -> bool:
         problem = row.problem or "(Jetti gave no problem text)"
         error = f"Jetti import log #{row.id}: {problem}"
         attempt = Attempt(
@@ -389,7 +403,7 @@ class Reconciler:
             except (TypeError, ValueError):
                 payload = None
         key = entry.order_key
-        if self._reject_with(entry, error, attempt, payload, now):
+        if self._reject_with(entry, error, attempt, payload, now, cas=cas):
             self._client.zadd(self._keys.reconcile_acted(), {str(row.id): row.created_at})
             log.warning("order_rejected_by_jetti", order_key=key, import_id=row.id,
                         problem=problem)
@@ -397,34 +411,48 @@ class Reconciler:
         return False
 
     def _reject_with(
-        self, entry: OrderEntry, error: str, attempt: Attempt, payload: bytes | None, now: float
+        self,
+        entry: OrderEntry,
+        error: str,
+        attempt: Attempt,
+        payload: bytes | None,
+        now: float,
+        *,
+        cas: bool = True,
     ) -> bool:
-        """Dead letter first, then the ledger's compare-and-set (a crash in between repeats)."""
+        """The ledger's compare-and-set first, then the dead letter (`cas=False`: the CAS is
+        done, only the letter is missing).
+
+        Never the letter first: when the CAS lost (a newer version moved the order on), undoing
+        that letter could resolve or overwrite one a worker wrote meanwhile for the newer
+        version. A crash between the two leaves the order DEAD without a letter; the row is not
+        yet marked acted on, so the next pass finds it (`_unlettered`) and writes the letter."""
         key = entry.order_key
+        if cas:
+            assert entry.payload_hash is not None
+            if not self._ledger.reject_sent(
+                key,
+                payload_hash=entry.payload_hash,
+                reason=DeadReason.REJECTED_BY_JETTI,
+                error=error,
+                now=now,
+                attempt=attempt,
+            ):
+                # A newer version moved the order on between our read and the write: it stands.
+                return False
+            if self._count_dead is not None:
+                self._count_dead(DeadReason.REJECTED_BY_JETTI)
         self._dead.put(
             key,
             reason=DeadReason.REJECTED_BY_JETTI,
             raw=entry.raw,
             payload=payload,
-            attempts=[*self._ledger.attempts(key), attempt],
+            # The ledger's attempts, the rejection included (reject_sent recorded it).
+            attempts=self._ledger.attempts(key),
             source=entry.source,
             error=error,
             now=now,
         )
-        assert entry.payload_hash is not None
-        if not self._ledger.reject_sent(
-            key,
-            payload_hash=entry.payload_hash,
-            reason=DeadReason.REJECTED_BY_JETTI,
-            error=error,
-            now=now,
-            attempt=attempt,
-        ):
-            # A newer version moved the order on between our read and the write: it stands.
-            self._dead.mark_resolved(key, now=now)
-            return False
-        if self._count_dead is not None:
-            self._count_dead(DeadReason.REJECTED_BY_JETTI)
         return True
 
     def _confirm(self, now: float, report: ReconcileReport) -> None:

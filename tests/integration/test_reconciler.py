@@ -23,8 +23,9 @@ from tests.fixtures.pipeline import PipelineFactory, wait_until
 from worker.apithrottle import ApiThrottle
 from worker.celery_app import create_app
 from worker.deadletters import DeadLetters
-from worker.jetti import build_http_client, build_jetti_client
+from worker.jetti import ImportRow, build_http_client, build_jetti_client
 from worker.keys import Keys
+from worker.ledger import NewVersion
 from worker.locks import Leader
 from worker.publisher import Publisher
 from worker.reconciler import (
@@ -35,7 +36,7 @@ from worker.reconciler import (
 )
 from worker.settings import Settings
 from worker.settle import SettleLedger
-from worker.states import DeadReason, OrderState
+from worker.states import DeadReason, DeadStatus, OrderState
 
 pytestmark = pytest.mark.integration
 
@@ -44,6 +45,7 @@ FAST_RECONCILE = {
     "JETTI_RELAY_RECONCILE_INTERVAL_S": "0.3",
     "JETTI_RELAY_RECONCILE_GRACE_S": "1.0",
 }
+T_REC = 1_800_000_000.0
 REJECT_PROBLEM = "lineItems[0].variant: unknown variant SKU-1 (sandbox says no)"
 
 
@@ -182,6 +184,60 @@ def test_a_touch_after_a_rejection_is_sent_again(
                what="the touch sent to Jetti")
     books.wait_state("tch-1", {OrderState.SUBMITTED})
     assert len(sandbox.sales("tch-1")) == 1
+
+
+def test_a_lost_compare_and_set_leaves_a_workers_dead_letter_alone(books: Books) -> None:
+    """The reconciler read the order SUBMITTED; before its write a newer version came in and a
+    worker dead-lettered that one. The reconciler's CAS loses and it writes nothing: the
+    worker's dead letter keeps its reason and stays dead (not overwritten, not resolved)."""
+    key = "cas-1"
+    first = NewVersion(order_key=key, raw=b'{"v":1}', updated_at=None, source="t")
+    books.ledger.record(first, now=T_REC)
+    books.ledger.begin_delivery(key, task_id="t", worker="w", now=T_REC, max_unfinished=3)
+    books.ledger.mark_submitted(
+        key, version=books.ledger.get(key).version,  # type: ignore[union-attr]
+        payload_hash="h1", line_ids=["l1"], sale_id=None, now=T_REC + 1,
+    )
+    stale = books.ledger.get(key)
+    assert stale is not None and stale.state is OrderState.SUBMITTED
+    second = NewVersion(order_key=key, raw=b'{"v":2}', updated_at=None, source="t")
+    books.ledger.record(second, now=T_REC + 2)
+    books.dead.put(key, reason=DeadReason.LINES_CHANGED, raw=b'{"v":2}', payload=None,
+                   attempts=[], source="t", error="worker's verdict", now=T_REC + 3)
+    books.ledger.mark_dead(key, reason=DeadReason.LINES_CHANGED, now=T_REC + 3)
+    row = ImportRow(id=77, created_at=T_REC + 1, status="error", external_id=key,
+                    sale_id=None, problem="bad variant", payload=None)
+    assert not books.reconciler()._reject(stale, row, T_REC + 4)
+    letter = books.dead.get(key)
+    assert letter is not None
+    assert (letter.reason, letter.status, letter.error) == (
+        DeadReason.LINES_CHANGED, DeadStatus.DEAD, "worker's verdict")
+
+
+def test_a_pass_that_died_after_its_ledger_write_gets_its_dead_letter_written(
+    books: Books, start_pipeline: PipelineFactory, sandbox: Any
+) -> None:
+    """The ledger CAS comes first: a pass that died before writing the dead letter left the
+    order DEAD without one; the next pass finds the row not yet acted on and writes it."""
+    sandbox.set_faults(reject_matching=['"externalId":"crash-1"'], reject_problem=REJECT_PROBLEM)
+    start_pipeline(JETTI_RELAY_RECONCILE_ENABLED="false")
+    books.enqueue([raw_order("crash-1")])
+    books.wait_state("crash-1", {OrderState.SUBMITTED})
+    wait_until(lambda: len(sandbox.imports(external_id="crash-1", status="error")) == 1,
+               what="the import-log error")
+    entry = books.ledger.get("crash-1")
+    assert entry is not None and entry.payload_hash is not None
+    assert books.ledger.reject_sent("crash-1", payload_hash=entry.payload_hash,
+                                    reason=DeadReason.REJECTED_BY_JETTI, error="x",
+                                    now=time.time())
+    assert books.dead.get("crash-1") is None  # the pass died here
+    books.reconciler(grace_s=0.0).run_once()
+    letter = books.dead.get("crash-1")
+    assert letter is not None and letter.reason is DeadReason.REJECTED_BY_JETTI
+    assert letter.status is DeadStatus.DEAD and REJECT_PROBLEM in letter.error
+    books.reconciler(grace_s=0.0).run_once()
+    again = books.dead.get("crash-1")
+    assert again is not None and again.last_dead_at == letter.last_dead_at
 
 
 def test_an_error_about_a_superseded_payload_does_not_kill_the_newer_version(
