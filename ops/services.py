@@ -212,6 +212,55 @@ def exit_on_sigterm() -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+def worker_argv(name: str, *, concurrency: int, pump: bool = True) -> list[str]:
+    """`jetti-relay worker -c N -n <name>` (Celery prefork, task events on, plus the pump
+    unless `pump` is False) as this interpreter runs it."""
+    argv = [sys.executable, "-m", "ops.cli", "worker", "-c", str(concurrency), "-n", name]
+    if not pump:
+        argv.append("--no-pump")
+    return argv
+
+
+@dataclass
+class WorkerProcess:
+    """One `jetti-relay worker` started in its own session (Celery master + prefork children,
+    pump and sweeper thread), its output in `log_path`; it touches `ready_file` once it
+    consumes (JETTI_RELAY_READY_FILE)."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    ready_file: Path
+
+    def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        wait_for(self.ready_file.exists, f"the worker {self.name}", timeout_s=timeout_s,
+                 process=self.process, log=self.log_path)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, timeout_s: float = 30.0) -> float:
+        """SIGTERM (Celery's warm shutdown), SIGKILL of the group after `timeout_s`; returns
+        the seconds it took to exit."""
+        started = time.monotonic()
+        if self.alive():
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return time.monotonic() - started
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group (the pool children too)."""
+        if self.alive():
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+
 class Services:
     """Processes started for one command, each in its own process group, stopped in reverse."""
 
@@ -290,10 +339,7 @@ class Services:
         once it consumes."""
         ready = self.folder / f"{name}.ready"
         ready.unlink(missing_ok=True)
-        argv = [sys.executable, "-m", "ops.cli", "worker", "-c", str(concurrency),
-                "-n", f"{name}@%h"]
-        if not pump:
-            argv.append("--no-pump")
+        argv = worker_argv(f"{name}@%h", concurrency=concurrency, pump=pump)
         process = self.start(name, argv, {**env, "JETTI_RELAY_READY_FILE": str(ready)})
         wait_for(ready.exists, f"the worker {name}", process=process, log=self.log_path(name))
         return process

@@ -22,7 +22,14 @@ from typing import Any
 import httpx
 import redis
 
-from ops.services import RedisProcess, SandboxRoutes, free_port, wait_for
+from ops.services import (
+    RedisProcess,
+    SandboxRoutes,
+    WorkerProcess,
+    free_port,
+    wait_for,
+    worker_argv,
+)
 from producers.enqueue import EnqueueSummary, enqueue
 from worker.celery_app import create_app
 from worker.deadletters import DeadLetters
@@ -31,6 +38,9 @@ from worker.ledger import Ledger
 from worker.publisher import Publisher
 from worker.settings import Settings
 from worker.states import OrderState
+
+# WorkerProcess lives in ops.services; scenarios import it from here with the cluster.
+__all__ = ["CHAOS_ENV", "Cluster", "SandboxProcess", "WorkerProcess"]
 
 ASYNC_PATH = "/webhooks/custom-channels/manual-sale.json"
 CHANNEL_ID = 7
@@ -124,47 +134,6 @@ class SandboxProcess(SandboxRoutes):
             return dict(zip(ids, pool.map(one, ids), strict=True))
 
 
-@dataclass
-class WorkerProcess:
-    """One `jetti-relay worker` (Celery master + prefork children, pump and sweeper thread)."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    ready_file: Path
-
-    def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not self.ready_file.exists():
-            if self.process.poll() is not None:
-                raise RuntimeError(f"worker {self.name} exited with {self.process.returncode}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"worker {self.name} not ready after {timeout_s:.0f} s")
-            time.sleep(0.05)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def stop(self, timeout_s: float = 30.0) -> float:
-        """SIGTERM (Celery's warm shutdown); returns the seconds it took to exit."""
-        started = time.monotonic()
-        if self.alive():
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        return time.monotonic() - started
-
-    def kill(self) -> None:
-        if self.alive():
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-
 class Cluster:
     """Redis + sandbox for a run of scenarios, workers per scenario, and the producer side."""
 
@@ -226,10 +195,7 @@ class Cluster:
         log_path = self.folder / f"{name}.log"
         ready.unlink(missing_ok=True)
         full_env = {**os.environ, **self.env, **env, "JETTI_RELAY_READY_FILE": str(ready)}
-        argv = [sys.executable, "-m", "ops.cli", "worker", "-c", str(concurrency), "-n",
-                f"{name}@%h"]
-        if not pump:
-            argv.append("--no-pump")
+        argv = worker_argv(f"{name}@%h", concurrency=concurrency, pump=pump)
         with open(log_path, "wb") as log:
             process = subprocess.Popen(argv, env=full_env, stdout=log, stderr=subprocess.STDOUT,
                                        start_new_session=True)
