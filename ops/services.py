@@ -345,20 +345,31 @@ class Services:
         return process
 
 
+def worker_target_env(redis_url: str, *, base_url: str, webhook_hash: str, api_token: str,
+                      channel_id: int) -> dict[str, str]:
+    """The JETTI_RELAY_* variables that point a worker at `redis_url` (store and broker) and
+    at the sandbox on `base_url` (async endpoint, sync API, its secrets and channel)."""
+    return {
+        "JETTI_RELAY_REDIS_URL": redis_url,
+        "JETTI_RELAY_BROKER_URL": redis_url,
+        "JETTI_RELAY_JETTI_ASYNC_URL": base_url + ASYNC_PATH,
+        "JETTI_RELAY_JETTI_API_URL": base_url,
+        "JETTI_RELAY_WEBHOOK_HASH": webhook_hash,
+        "JETTI_RELAY_API_TOKEN": api_token,
+        "JETTI_RELAY_CHANNEL_ID": str(channel_id),
+    }
+
+
 def pipeline_env(redis_url: str, sandbox: SandboxService, **settings: str) -> dict[str, str]:
     """The environment of a worker pointed at `redis_url` and the sandbox's async endpoint,
     plus `settings` (JETTI_RELAY_* names). The caller's own JETTI_RELAY_* variables are left
     out, so a setting meant for production never changes a demo or a benchmark."""
     return {
         **{k: v for k, v in os.environ.items() if not k.startswith("JETTI_RELAY_")},
-        "JETTI_RELAY_REDIS_URL": redis_url,
-        "JETTI_RELAY_BROKER_URL": redis_url,
         "JETTI_RELAY_JETTI_MODE": "async",
-        "JETTI_RELAY_JETTI_ASYNC_URL": sandbox.webhook_url,
-        "JETTI_RELAY_JETTI_API_URL": sandbox.base_url,
-        "JETTI_RELAY_WEBHOOK_HASH": sandbox.webhook_hash,
-        "JETTI_RELAY_API_TOKEN": sandbox.api_token,
-        "JETTI_RELAY_CHANNEL_ID": str(sandbox.channel_id),
+        **worker_target_env(redis_url, base_url=sandbox.base_url,
+                            webhook_hash=sandbox.webhook_hash, api_token=sandbox.api_token,
+                            channel_id=sandbox.channel_id),
         **settings,
     }
 

@@ -29,6 +29,7 @@ from ops.services import (
     free_port,
     wait_for,
     worker_argv,
+    worker_target_env,
 )
 from producers.enqueue import EnqueueSummary, enqueue
 from worker.celery_app import create_app
@@ -42,7 +43,6 @@ from worker.states import OrderState
 # WorkerProcess lives in ops.services; scenarios import it from here with the cluster.
 __all__ = ["CHAOS_ENV", "Cluster", "SandboxProcess", "WorkerProcess"]
 
-ASYNC_PATH = "/webhooks/custom-channels/manual-sale.json"
 CHANNEL_ID = 7
 START_TIMEOUT_S = 30.0
 # How long a producer keeps retrying one enqueue call while Redis is down.
@@ -176,13 +176,9 @@ class Cluster:
     def env(self) -> dict[str, str]:
         return {
             **CHAOS_ENV,
-            "JETTI_RELAY_REDIS_URL": self.redis.url,
-            "JETTI_RELAY_BROKER_URL": self.redis.url,
-            "JETTI_RELAY_JETTI_ASYNC_URL": self.sandbox.base_url + ASYNC_PATH,
-            "JETTI_RELAY_JETTI_API_URL": self.sandbox.base_url,
-            "JETTI_RELAY_WEBHOOK_HASH": self.sandbox.webhook_hash,
-            "JETTI_RELAY_API_TOKEN": self.sandbox.api_token,
-            "JETTI_RELAY_CHANNEL_ID": str(CHANNEL_ID),
+            **worker_target_env(self.redis.url, base_url=self.sandbox.base_url,
+                                webhook_hash=self.sandbox.webhook_hash,
+                                api_token=self.sandbox.api_token, channel_id=CHANNEL_ID),
         }
 
     def start_worker(self, *, concurrency: int = 2, pump: bool = True, wait: bool = True,
