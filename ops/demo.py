@@ -30,10 +30,8 @@ from ops.services import (
     ServiceError,
     Services,
     exit_on_sigterm,
-    free_port,
     pipeline_env,
     redis_reachable,
-    wait_for,
 )
 
 DATA_DIR = Path(__file__).parent / "demo_data"
@@ -52,8 +50,6 @@ DEMO_SETTINGS = {
     "JETTI_RELAY_LOG_LEVEL": "INFO",
 }
 
-# Kept for ops/e2e_throughput.py, which predates ops/services.py.
-_free_port, _wait_for = free_port, wait_for
 __all__ = ["ASYNC_PATH", "Services", "demo"]
 
 

@@ -18,7 +18,8 @@ from pathlib import Path
 import click
 import httpx
 
-from ops.demo import ASYNC_PATH, Services, _free_port, _start_redis, _wait_for
+from ops.demo import ASYNC_PATH, Services, _start_redis
+from ops.services import free_port, wait_for
 
 
 def _order(n: int) -> dict[str, object]:
@@ -105,7 +106,7 @@ def main(
     services = Services(folder)
     try:
         redis_url = _start_redis(services)
-        hash_, token, port = secrets.token_hex(8), secrets.token_hex(8), _free_port()
+        hash_, token, port = secrets.token_hex(8), secrets.token_hex(8), free_port()
         env = {**os.environ, "SANDBOX_WEBHOOK_HASH": hash_, "SANDBOX_API_TOKEN": token}
         services.start(
             "sandbox",
@@ -116,7 +117,7 @@ def main(
             env,
         )
         base = f"http://127.0.0.1:{port}"
-        _wait_for(lambda: httpx.get(f"{base}/_sandbox/stats").status_code == 200, "sandbox")
+        wait_for(lambda: httpx.get(f"{base}/_sandbox/stats").status_code == 200, "sandbox")
         ready = folder / "ready"
         services.start(
             "worker",
@@ -134,7 +135,7 @@ def main(
                 "JETTI_RELAY_LOG_LEVEL": "WARNING",
             },
         )
-        _wait_for(ready.exists, "the worker", timeout_s=60)
+        wait_for(ready.exists, "the worker", timeout_s=60)
         settings = Settings(redis_url=redis_url, batch_size=batch_size)
         client: redis.Redis[bytes] = redis.Redis.from_url(redis_url)
         ledger = Ledger(client, Keys(settings.key_prefix))
