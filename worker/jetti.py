@@ -16,6 +16,7 @@ have the webhook hash and API token masked.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -60,6 +61,20 @@ class SubmitResult:
     excerpt: str
 
 
+def _exchange(send: Callable[[], httpx.Response]) -> httpx.Response:
+    """Run one request; a transport fault becomes JettiUnavailable (never sent) or
+    OutcomeUnknown (it may have reached Jetti), chained to the httpx cause."""
+    try:
+        return send()
+    except _NOT_SENT as exc:
+        raise JettiUnavailable(None, f"request not sent: {type(exc).__name__}") from exc
+    except _SENT_NO_ANSWER as exc:
+        raise OutcomeUnknown(f"request sent, no answer: {type(exc).__name__}") from exc
+    except httpx.TransportError as exc:
+        # Any other transport fault (proxy, unsupported protocol): the request may have left.
+        raise OutcomeUnknown(f"transport error: {type(exc).__name__}") from exc
+
+
 class JettiClient:
     """Submits one manual-sale body to Jetti over an injected `httpx.Client`."""
 
@@ -84,11 +99,8 @@ class JettiClient:
             "Content-Type": "application/json",
         }
         if mode == "sync":
-            self._url = f"{api_url.rstrip('/')}/api/channels/{channel_id}/manual-sale.json"
-            self._headers = {
-                "Authorization": f"Bearer {api_token}",
-                "Content-Type": "application/json",
-            }
+            self._url = f"{self._api_root}/channels/{channel_id}/manual-sale.json"
+            self._headers = self._api_headers
         else:
             self._url = async_url
             self._headers = {"jetti-webhook-hash": webhook_hash, "Content-Type": "application/json"}
@@ -99,15 +111,9 @@ class JettiClient:
         Raises JettiUnavailable, OutcomeUnknown, RateLimited (retryable), Rejected (permanent)
         or ConfigurationError (pause the fleet), each chained to the httpx cause.
         """
-        try:
-            response = self._http.post(self._url, content=body, headers=self._headers)
-        except _NOT_SENT as exc:
-            raise JettiUnavailable(None, f"request not sent: {type(exc).__name__}") from exc
-        except _SENT_NO_ANSWER as exc:
-            raise OutcomeUnknown(f"request sent, no answer: {type(exc).__name__}") from exc
-        except httpx.TransportError as exc:
-            # Any other transport fault (proxy, unsupported protocol): the request may have left.
-            raise OutcomeUnknown(f"transport error: {type(exc).__name__}") from exc
+        response = _exchange(
+            lambda: self._http.post(self._url, content=body, headers=self._headers)
+        )
         status = response.status_code
         excerpt = self._excerpt(response)
         if response.is_success:
@@ -183,17 +189,12 @@ class JettiClient:
         params: dict[str, str | int] | None = None,
         body: bytes | None = None,
     ) -> Any:
-        try:
-            response = self._http.request(
+        response = _exchange(
+            lambda: self._http.request(
                 method, self._api_root + path, params=params, content=body,
                 headers=self._api_headers,
             )
-        except _NOT_SENT as exc:
-            raise JettiUnavailable(None, f"request not sent: {type(exc).__name__}") from exc
-        except _SENT_NO_ANSWER as exc:
-            raise OutcomeUnknown(f"request sent, no answer: {type(exc).__name__}") from exc
-        except httpx.TransportError as exc:
-            raise OutcomeUnknown(f"transport error: {type(exc).__name__}") from exc
+        )
         status = response.status_code
         if not response.is_success:
             excerpt = self._excerpt(response)
