@@ -31,26 +31,15 @@ class ApiThrottle(RateLimiter):
         rate_per_s: float,
         burst: int = 1,
     ) -> None:
-        super().__init__(client, keys, rate_per_s=rate_per_s, burst=burst)
-        self.kind = kind
-        self._bucket_key = keys.api_bucket(kind)
-        self._blocked_key = keys.api_blocked_until(kind)
-
-    def acquire(self) -> float:
-        """Take one token: 0.0 to go now, else seconds to wait (the block, or the refill)."""
-        raw = self._acquire(
-            keys=[self._bucket_key, self._blocked_key], args=[repr(self.rate_per_s), self.burst]
+        super().__init__(
+            client,
+            keys,
+            rate_per_s=rate_per_s,
+            burst=burst,
+            bucket_key=keys.api_bucket(kind),
+            blocked_key=keys.api_blocked_until(kind),
         )
-        return max(0.0, float(raw))
-
-    def block(self, *, until: float) -> bool:
-        """No calls of this kind until `until` (epoch s); only moves the block later."""
-        return bool(self._block(keys=[self._blocked_key], args=[repr(until)]))
-
-    def blocked_until(self) -> float | None:
-        """Epoch s the current block of this kind ends, or None."""
-        value = self._client.get(self._blocked_key)
-        return None if value is None else float(value)
+        self.kind = kind
 
     def wait(self, sleep: Callable[[float], None], *, max_wait_s: float | None = None) -> bool:
         """Sleep until a token is taken; False (untaken) when that would exceed `max_wait_s`."""

@@ -22,41 +22,10 @@ import redis
 from worker.keys import Keys
 from worker.settings import Settings
 
-# Refill, honour the fleet block, take one token; returns the wait in seconds as a string
-# (Redis truncates Lua numbers to integers). KEYS: bucket, blocked_until. ARGV: rate, burst.
-_ACQUIRE_LUA = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local blocked = tonumber(redis.call('GET', KEYS[2]))
-if blocked and now < blocked then
-    return string.format('%.6f', blocked - now)
-end
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(state[1])
-local ts = tonumber(state[2])
-if tokens == nil or ts == nil then
-    tokens = burst
-    ts = now
-end
-tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
-local wait = 0
-if tokens >= 1 then
-    tokens = tokens - 1
-else
-    wait = (1 - tokens) / rate
-end
-redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens),
-           'ts', string.format('%.6f', now))
--- Once the bucket would be full again its state carries no information; let it go.
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
-return string.format('%.6f', wait)
-"""
-
-# `_ACQUIRE_LUA` for up to ARGV[3] tokens at once: takes as many whole tokens as the bucket
-# holds, up to the ask; returns {taken, wait} where wait (a string, seconds) is the time until the
-# next token when fewer than asked were taken (or the remaining block, with 0 taken).
+# Refill, honour the fleet block, take up to ARGV[3] whole tokens (as many as the bucket holds);
+# returns {taken, wait} where wait (a string, seconds: Redis truncates Lua numbers to integers)
+# is the time until the next token when fewer than asked were taken (or the remaining block,
+# with 0 taken). KEYS: bucket, blocked_until. ARGV: rate, burst, want.
 _ACQUIRE_MANY_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -83,6 +52,7 @@ if taken < want then
 end
 redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens),
            'ts', string.format('%.6f', now))
+-- Once the bucket would be full again its state carries no information; let it go.
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
 return {taken, string.format('%.6f', wait)}
 """
@@ -109,17 +79,26 @@ class RateLimiter:
     """One token bucket for the whole fleet at `keys.rate_bucket()`, plus the 429 block."""
 
     def __init__(
-        self, client: redis.Redis[bytes], keys: Keys, *, rate_per_s: float, burst: int
+        self,
+        client: redis.Redis[bytes],
+        keys: Keys,
+        *,
+        rate_per_s: float,
+        burst: int,
+        bucket_key: str | None = None,
+        blocked_key: str | None = None,
     ) -> None:
+        """`bucket_key` / `blocked_key` default to the fleet limiter's keys; another bucket
+        (the sync API's read and write throttles) passes its own."""
         if not (rate_per_s > 0 and math.isfinite(rate_per_s)):
             raise ValueError(f"rate_per_s must be a positive number, got {rate_per_s!r}")
         if burst < 1:
             raise ValueError(f"burst must be at least 1, got {burst!r}")
         self._client = client
-        self._keys = keys
+        self._bucket_key = bucket_key or keys.rate_bucket()
+        self._blocked_key = blocked_key or keys.blocked_until()
         self.rate_per_s = rate_per_s
         self.burst = burst
-        self._acquire = client.register_script(_ACQUIRE_LUA)
         self._block = client.register_script(_BLOCK_LUA)
         self._acquire_many = client.register_script(_ACQUIRE_MANY_LUA)
 
@@ -141,9 +120,8 @@ class RateLimiter:
         The wait is the remaining fleet block if one is in force, else the time until the bucket
         holds one token. It is a hint, not a reservation: ask again after waiting.
         """
-        keys = [self._keys.rate_bucket(), self._keys.blocked_until()]
-        raw = self._acquire(keys=keys, args=[repr(self.rate_per_s), self.burst])
-        return max(0.0, float(raw))
+        taken, wait_s = self.acquire_many(1)
+        return 0.0 if taken else wait_s
 
     def acquire_many(self, count: int) -> tuple[int, float]:
         """Take up to `count` tokens in one round trip (a worker's batch).
@@ -154,7 +132,7 @@ class RateLimiter:
         """
         if count < 1:
             return 0, 0.0
-        keys = [self._keys.rate_bucket(), self._keys.blocked_until()]
+        keys = [self._bucket_key, self._blocked_key]
         taken, wait = self._acquire_many(keys=keys, args=[repr(self.rate_per_s), self.burst, count])
         return int(taken), max(0.0, float(wait))
 
@@ -163,9 +141,9 @@ class RateLimiter:
 
         Only moves the block later; True when it did. A time already past is ignored.
         """
-        return bool(self._block(keys=[self._keys.blocked_until()], args=[repr(until)]))
+        return bool(self._block(keys=[self._blocked_key], args=[repr(until)]))
 
     def blocked_until(self) -> float | None:
         """Epoch seconds the current block ends, or None when none is in force (for `health`)."""
-        value = self._client.get(self._keys.blocked_until())
+        value = self._client.get(self._blocked_key)
         return None if value is None else float(value)
