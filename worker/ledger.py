@@ -143,6 +143,13 @@ def version_ts_ms(updated_at: datetime | None) -> int:
     return (updated_at - _EPOCH) // timedelta(milliseconds=1)
 
 
+def _ts_arg(updated_at: datetime | None) -> str:
+    """`version_ts_ms` as the record scripts take it: '' for a copy without a usable timestamp."""
+    if updated_at is None or updated_at.tzinfo is None or updated_at.utcoffset() is None:
+        return ""
+    return str(version_ts_ms(updated_at))
+
+
 def raw_hash(raw: bytes) -> str:
     """Hex sha256 of a stored raw order; equal hashes mean a byte-identical re-send."""
     return hashlib.sha256(raw).hexdigest()
@@ -238,14 +245,21 @@ class Ledger:
         """Record raw orders in one pipelined round trip; results in the order of `items`.
 
         Per item, atomically: a new key is ACCEPTED (PENDING, publish). Byte-identical to the
-        stored raw (hash compare, tombstones included) is UNCHANGED. An `updated_at` older than
-        the stored one is STALE (counted, an event, ignored). Otherwise the item is newer (ties
+        stored raw (hash compare, tombstones included) is UNCHANGED. Once a cancelling copy
+        (`cancelled`) is stored, or the order is CANCELLED, a copy that is not a cancellation is
+        AFTER_CANCEL (counted, an event, not stored: the stored raw stays the cancelling one).
+        An `updated_at` older than the stored one is STALE (counted, an event, ignored), except
+        for a first cancelling copy, which is always recorded. Otherwise the item is newer (ties
         on the timestamp go to the later arrival) and is UPDATED: it replaces the stored raw
-        and gets the next arrival sequence. publish is True only when the order moved to PENDING
-        from a state with no work in flight (new, SUBMITTED, CONFIRMED, CANCELLED, DEAD; the
-        latter with a fresh attempt budget); an update to a PENDING, SUBMITTING or RETRY_WAIT
-        order coalesces into the work already queued (publish False).
-        Items for the same key in one call are applied in order.
+        and gets the next arrival sequence. A copy without `updated_at`, and a first cancelling
+        copy older than the stored timestamp, take the stored timestamp: they are ordered after
+        every earlier copy, by arrival, and the stored version never goes down.
+        publish is True when the order moved to PENDING from a state with no work in flight
+        (new, SUBMITTED, CONFIRMED, CANCELLED, DEAD; the latter with a fresh attempt budget),
+        and for an UNCHANGED, STALE or AFTER_CANCEL copy of an order still PENDING (a re-run
+        after a producer stopped between recording and publishing publishes it at once); an
+        update to a PENDING, SUBMITTING or RETRY_WAIT order coalesces into the work already
+        queued (publish False). Items for the same key in one call are applied in order.
         """
         if not items:
             return []
@@ -260,8 +274,9 @@ class Ledger:
                     item.order_key,
                     item.raw,
                     raw_hash(item.raw),
-                    version_ts_ms(item.updated_at),
+                    _ts_arg(item.updated_at),
                     item.source or "",
+                    "1" if item.cancelled else "0",
                 ]
             calls.append(self._argv(now, "", *flat))
         replies = [row for reply in self._evalsha_all(script, calls) for row in reply]

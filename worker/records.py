@@ -66,13 +66,16 @@ class NewVersion:
     """A raw order as a producer hands it to the ledger.
 
     `raw` is the order's bytes as stored (canonical JSON); `updated_at` its timestamp, which
-    only counts when timezone-aware.
+    only counts when timezone-aware (without one the copy is ordered after every earlier copy,
+    by arrival); `cancelled` is True when the raw order carries `cancelled_at` (a cancellation
+    is terminal: see `Ledger.record_many`).
     """
 
     order_key: str
     raw: bytes
     updated_at: datetime | None
     source: str | None
+    cancelled: bool = False
 
 
 class RecordOutcome(StrEnum):
@@ -82,6 +85,7 @@ class RecordOutcome(StrEnum):
     UPDATED = "updated"  # a newer version replaced the stored one
     UNCHANGED = "unchanged"  # byte-identical to the stored version; nothing to do
     STALE = "stale"  # older than the stored version; recorded and ignored
+    AFTER_CANCEL = "after_cancel"  # a copy without cancelled_at after a cancellation; not sent
 
 
 @dataclass(frozen=True, slots=True)

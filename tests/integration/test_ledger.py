@@ -18,6 +18,7 @@ from worker.ledger import (
     RecordOutcome,
     Version,
 )
+from worker.settle import SettleLedger
 from worker.states import DeadReason, OrderState
 
 pytestmark = pytest.mark.integration
@@ -85,6 +86,7 @@ def test_newer_timestamp_replaces_the_stored_raw(ledger: Ledger) -> None:
 def test_older_timestamp_is_stale_recorded_and_ignored(ledger: Ledger) -> None:
     """An earlier updated_at is STALE: the stored raw stays, a counter and an event record it."""
     ledger.record(version('{"a":2}'), now=T0)
+    deliver(ledger)
     result = ledger.record(version('{"a":1}', at=STAMP - timedelta(seconds=1)), now=T0 + 1)
     assert result.outcome is RecordOutcome.STALE
     assert not result.publish
@@ -108,18 +110,100 @@ def test_equal_timestamp_later_arrival_wins(ledger: Ledger) -> None:
 
 
 def test_identical_bytes_are_unchanged_and_not_published(ledger: Ledger) -> None:
-    """A byte-identical re-send is UNCHANGED, keeps the version and sends nothing."""
+    """A byte-identical re-send of an order already taken is UNCHANGED, keeps the version and
+    sends nothing."""
     first = ledger.record(version('{"a":1}'), now=T0)
+    deliver(ledger)
     again = ledger.record(version('{"a":1}'), now=T0 + 1)
     assert again.outcome is RecordOutcome.UNCHANGED
     assert not again.publish
     assert again.version == first.version
 
 
+@pytest.mark.parametrize("at", [STAMP, STAMP - timedelta(seconds=1)], ids=["unchanged", "stale"])
+def test_a_copy_of_an_order_still_pending_is_published_again(ledger: Ledger, at: datetime) -> None:
+    """Reliability review L5: a producer that stopped between recording and publishing leaves
+    the order PENDING without a message; the re-run's copy (UNCHANGED, or STALE for an older
+    copy in the same file) says publish, instead of leaving it to the 15-min sweeper."""
+    ledger.record(version('{"a":1}'), now=T0)
+    again = ledger.record(version('{"a":1}' if at == STAMP else '{"a":0}', at=at), now=T0 + 1)
+    assert again.publish
+
+
 def test_naive_updated_at_counts_as_absent(ledger: Ledger) -> None:
     """A naive datetime has no instant, so its version timestamp is 0."""
     result = ledger.record(version("{}", at=datetime(2026, 1, 1)), now=T0)
     assert result.version.ts_ms == 0
+
+
+def cancel_copy(body: str, *, at: datetime | None) -> NewVersion:
+    return NewVersion(order_key=KEY, raw=body.encode(), updated_at=at, source="test",
+                      cancelled=True)
+
+
+def test_a_copy_without_updated_at_is_ordered_after_earlier_copies(ledger: Ledger) -> None:
+    """Reliability review #3: a copy without updated_at after a timestamped one is newer by
+    arrival (it used to be timestamp 0, so always stale); the version never goes down."""
+    first = ledger.record(version('{"a":1}'), now=T0)
+    second = ledger.record(version('{"a":2}', at=None), now=T0 + 1)
+    assert second.outcome is RecordOutcome.UPDATED
+    assert second.version.ts_ms == first.version.ts_ms
+    assert second.version > first.version
+    entry = ledger.get(KEY)
+    assert entry is not None and entry.raw == b'{"a":2}'
+    later = ledger.record(version('{"a":3}', at=STAMP + timedelta(seconds=1)), now=T0 + 2)
+    older = ledger.record(version('{"a":0}', at=STAMP - timedelta(seconds=1)), now=T0 + 3)
+    assert (later.outcome, older.outcome) == (RecordOutcome.UPDATED, RecordOutcome.STALE)
+
+
+def test_a_cancellation_older_than_the_stored_version_still_cancels(ledger: Ledger) -> None:
+    """Reliability review #3: a cancelling copy is recorded whatever its timestamp, ordered
+    after the stored version by arrival, so a submission in flight sees a newer version."""
+    first = ledger.record(version('{"a":2}', at=STAMP + timedelta(days=1)), now=T0)
+    cancel = ledger.record(cancel_copy('{"a":1,"c":1}', at=STAMP), now=T0 + 1)
+    assert cancel.outcome is RecordOutcome.UPDATED
+    assert cancel.version > first.version
+    assert cancel.version.ts_ms == first.version.ts_ms
+    entry = ledger.get(KEY)
+    assert entry is not None and entry.raw == b'{"a":1,"c":1}'
+
+
+@pytest.mark.parametrize(
+    "at",
+    [STAMP + timedelta(seconds=1), STAMP - timedelta(seconds=1), None],
+    ids=["later", "earlier", "no-updated_at"],
+)
+def test_a_copy_after_a_cancellation_is_recorded_not_stored(ledger: Ledger, at: datetime) -> None:
+    """Reliability review #3: a cancellation is terminal. A later copy without cancelled_at is
+    AFTER_CANCEL: counted and in the timeline, but the stored raw stays the cancelling one."""
+    ledger.record(version('{"a":1}'), now=T0)
+    ledger.record(cancel_copy('{"a":1,"c":1}', at=STAMP), now=T0 + 1)
+    deliver(ledger)
+
+    result = ledger.record(version('{"a":2}', at=at), now=T0 + 2)
+
+    assert result.outcome is RecordOutcome.AFTER_CANCEL
+    assert not result.publish
+    entry = ledger.get(KEY)
+    assert entry is not None and entry.raw == b'{"a":1,"c":1}'
+    assert entry.state is OrderState.SUBMITTING
+    assert ledger.events(KEY)[-1]["outcome"] == "after_cancel"
+
+
+def test_a_copy_after_the_order_was_cancelled_in_jetti_is_not_sent(
+    ledger: Ledger, redis_client: redis.Redis[bytes], keys: Keys
+) -> None:
+    """An order already CANCELLED stays so (also one recorded before the `cancel` field
+    existed): a later non-cancelling copy is AFTER_CANCEL and counted in the counters hash
+    (record_after_cancel), not a fresh import."""
+    recorded = ledger.record(version('{"c":1}'), now=T0)
+    deliver(ledger)
+    SettleLedger(redis_client, keys).mark_cancelled(
+        KEY, version=recorded.version, sale_id=None, via="jetti", now=T0 + 1
+    )
+    result = ledger.record(version('{"a":2}', at=STAMP + timedelta(seconds=5)), now=T0 + 2)
+    assert result.outcome is RecordOutcome.AFTER_CANCEL
+    assert redis_client.hget(keys.counters(), "record_after_cancel") == b"1"
 
 
 # --- coalescing -------------------------------------------------------------------------------

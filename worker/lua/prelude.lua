@@ -221,44 +221,72 @@ local function reschedule_one(k, due)
   return 0
 end
 
--- record: compare-and-set the version of order `k` (`ts_s`: updated_at in ms, a string).
+-- record: compare-and-set the version of order `k`. `ts_s` is updated_at in ms (a string), or ''
+-- when the copy has none: such a copy is ordered after every earlier copy, by arrival (it takes
+-- the stored timestamp and the next sequence), never before them as timestamp 0 would.
+-- `cancel` is '1' when the copy carries cancelled_at. A cancellation is terminal: a cancelling
+-- copy is recorded even when its timestamp is older than the stored one (again by arrival, so
+-- the stored version only goes up and an import in flight is re-read), and once one is recorded
+-- (hash field `cancel`, or state CANCELLED) a copy without cancelled_at is 'after_cancel':
+-- counted, an event, never stored, so the stored raw stays the cancelling one.
+-- publish is 1 for a new order, an update out of a final state, and for any copy of an order
+-- still PENDING (a re-run after a producer stopped between recording and publishing must not
+-- leave it to the sweeper; a duplicate message is harmless, the worker reads the ledger).
 -- Returns {outcome, publish (0/1), ts_ms, seq} of the version stored after the call.
-local function record_one(k, raw, raw_hash, ts_s, source)
+local function record_one(k, raw, raw_hash, ts_s, source, cancel)
   local ok = okey(k)
   local ts = tonumber(ts_s)
-  local cur = redis.call('HMGET', ok, 'v_ts', 'v_seq', 'raw_hash', 'state')
-  if not cur[4] then
+  local is_cancel = (cancel == '1')
+  local cur = redis.call('HMGET', ok, 'v_ts', 'v_seq', 'raw_hash', 'state', 'cancel')
+  local state = cur[4]
+  if not state then
     local seq = redis.call('INCR', K_SEQ)
-    redis.call('HSET', ok, 'raw', raw, 'raw_hash', raw_hash, 'v_ts', ts_s, 'v_seq', seq,
+    local first_ts = ts_s
+    if ts == nil then first_ts = '0' end
+    redis.call('HSET', ok, 'raw', raw, 'raw_hash', raw_hash, 'v_ts', first_ts, 'v_seq', seq,
       'first_seen_at', NOW_S, 'enqueued_at', NOW_S, 'source', source, 'attempts', 0,
-      'd_started', 0, 'd_finished', 0, 'stale', 0)
+      'd_started', 0, 'd_finished', 0, 'stale', 0, 'cancel', is_cancel and 1 or 0)
     set_state(k, nil, 'pending')
     redis.call('ZADD', K_ENQ, NOW, k)
     counter('record_accepted')
     event(k, {type = 'received', outcome = 'accepted', ts_ms = ts, seq = seq, source = source})
-    return {'accepted', 1, ts_s, tostring(seq)}
+    return {'accepted', 1, first_ts, tostring(seq)}
   end
+  local still_pending = 0
+  if state == 'pending' then still_pending = 1 end
   if cur[3] == raw_hash then
     counter('record_unchanged')
     event(k, {type = 'received', outcome = 'unchanged', ts_ms = ts, source = source})
-    return {'unchanged', 0, cur[1], cur[2]}
+    return {'unchanged', still_pending, cur[1], cur[2]}
   end
-  if ts < tonumber(cur[1]) then
+  local cancelled = (cur[5] == '1' or state == 'cancelled')
+  if cancelled and not is_cancel then
+    redis.call('HINCRBY', ok, 'after_cancel', 1)
+    counter('record_after_cancel')
+    event(k, {type = 'received', outcome = 'after_cancel', ts_ms = ts, source = source})
+    return {'after_cancel', still_pending, cur[1], cur[2]}
+  end
+  local stored_ts = tonumber(cur[1])
+  if ts == nil or (is_cancel and not cancelled) then
+    -- Ordered by arrival: never below the stored timestamp.
+    if ts == nil or ts < stored_ts then ts = stored_ts end
+  elseif ts < stored_ts then
     redis.call('HINCRBY', ok, 'stale', 1)
     counter('record_stale')
-    event(k, {type = 'received', outcome = 'stale', ts_ms = ts, current_ts_ms = tonumber(cur[1]),
+    event(k, {type = 'received', outcome = 'stale', ts_ms = ts, current_ts_ms = stored_ts,
               source = source})
-    return {'stale', 0, cur[1], cur[2]}
+    return {'stale', still_pending, cur[1], cur[2]}
   end
+  ts_s = string.format('%.0f', ts)
   -- Same or later timestamp with different bytes: the later arrival wins the tie.
   local seq = redis.call('INCR', K_SEQ)
   redis.call('HSET', ok, 'raw', raw, 'raw_hash', raw_hash, 'v_ts', ts_s, 'v_seq', seq,
     'enqueued_at', NOW_S, 'source', source)
+  if is_cancel then redis.call('HSET', ok, 'cancel', 1) end
   -- A newer version supersedes a stored payload a replay asked to resend (dlq replay).
   redis.call('HDEL', ok, 'shed_at', 'resend_payload')
   redis.call('ZREM', K_TOMB, k)
   redis.call('ZADD', K_ENQ, NOW, k)
-  local state = cur[4]
   local publish = 0
   if FINAL[state] then
     fresh_budget(k, state)
