@@ -13,6 +13,8 @@ Type policy:
   Python caller handing in a float gets `Decimal(str(value))` (the float's shortest repr), so
   `12.1` stays 12.1 and never becomes 12.0999...
 - Timestamps are ISO 8601 strings (or aware `datetime`s) and must carry a timezone offset.
+- An `updated_at` far in the future would make every later copy of the order stale, so the edge
+  refuses one further ahead than a clock skew; the clock is an argument (`now_s`), never read here.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 
 from worker.errors import InvalidOrder, Problem
 from worker.jsonio import normalize_exact
+from worker.limits import DEFAULT_MAX_FUTURE_SKEW_S
 
 # Largest amount accepted: twelve integer digits is far beyond any real order line.
 MAX_MONEY_INTEGER_DIGITS = 12
@@ -375,17 +378,47 @@ class RawOrder(_Model):
 # --- parsing -----------------------------------------------------------------------------
 
 
-def parse_raw_order(doc: Any) -> RawOrder:
+def parse_raw_order(
+    doc: Any, *, now_s: float | None = None, max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S
+) -> RawOrder:
     """Validate a decoded JSON document as a raw order.
 
     Raises `InvalidOrder` carrying every problem, each with its path (`lines[2].quantity`).
+    With `now_s` (epoch s, the caller's clock: producers pass it, the worker re-reading what the
+    ledger holds does not), an `updated_at` more than `max_future_skew_s` ahead of it is a
+    problem too (see `future_skew_problem`).
     """
     if not isinstance(doc, dict):
         raise InvalidOrder([Problem("$", "must be a JSON object")])
     try:
-        return RawOrder.model_validate(doc)
+        order = RawOrder.model_validate(doc)
     except ValidationError as exc:
         raise InvalidOrder([_to_problem(error) for error in exc.errors()]) from exc
+    if now_s is not None:
+        problem = future_skew_problem(order.updated_at, now_s=now_s, max_skew_s=max_future_skew_s)
+        if problem is not None:
+            raise InvalidOrder([problem])
+    return order
+
+
+def future_skew_problem(
+    updated_at: datetime | None, *, now_s: float, max_skew_s: float
+) -> Problem | None:
+    """The problem with an `updated_at` more than `max_skew_s` seconds after `now_s`, or None.
+
+    Versions are ordered by `updated_at`: one in 2099 would make every real update stale until
+    then, cancellations included, so it is refused at the edge with the value and the limit.
+    """
+    if updated_at is None:
+        return None
+    ahead_s = updated_at.timestamp() - now_s
+    if ahead_s <= max_skew_s:
+        return None
+    return Problem(
+        "updated_at",
+        f"{updated_at.isoformat()} is {ahead_s:.0f} s ahead of the clock, more than the "
+        f"{max_skew_s:g} s allowed (JETTI_RELAY_MAX_FUTURE_SKEW_S)",
+    )
 
 
 def format_path(loc: tuple[int | str, ...]) -> str:

@@ -15,6 +15,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from worker.limits import DEFAULT_MAX_FUTURE_SKEW_S
+
 ENV_PREFIX = "JETTI_RELAY_"
 
 # Local Redis, database 0: what a developer machine and the test fixtures run.
@@ -137,6 +139,10 @@ class Settings(BaseSettings):
     )
     allow_line_changes: bool = Field(
         DEFAULT_ALLOW_LINE_CHANGES, description="Send updates that drop/rename sent lines"
+    )
+    # Producers refuse an updated_at further ahead than this: it would freeze the order.
+    max_future_skew_s: float = Field(
+        DEFAULT_MAX_FUTURE_SKEW_S, gt=0, description="Largest updated_at ahead of the clock"
     )
     http_connect_timeout_s: float = Field(DEFAULT_HTTP_CONNECT_TIMEOUT_S, gt=0,
                                           description="HTTP connect timeout")
