@@ -1,10 +1,18 @@
 """`jetti-relay enqueue FILE|-`: validate raw orders and enqueue them for the worker.
 
-Input is one JSON object, a JSON array of objects, or JSON Lines (one object per line).
-Exit codes: 0 every order was enqueued (or was already there), 1 some orders were rejected
-(each reported on stderr as `line 7: lines[0].quantity: must be >= 1` or `item 3: ...`),
-2 the input could not be read at all (missing file, not UTF-8, a broken JSON array),
-4 Redis unreachable (nothing or only part was enqueued: run it again, it is idempotent).
+Input is one JSON object, a JSON array of objects, or JSON Lines (one object per line, split on
+"\n" only: U+2028, U+2029 and U+0085 are valid inside JSON strings).
+Exit codes:
+  0 every order was enqueued (or was already there; stale and after_cancel copies are listed);
+  1 some orders were rejected (each reported on stderr as `line 7: lines[0].quantity: must be
+    >= 1` or `item 3: ...`), the others were enqueued;
+  2 the input could not be read at all (missing file, not UTF-8, a broken JSON array);
+  4 Redis or the broker unreachable (connection refused or lost, timeout), before or part-way;
+  5 Redis or the broker refused a command part-way (OOM, READONLY, BUSY, WRONGTYPE, any other
+    error reply).
+On 4 and 5 the message (and `--json`'s `stopped_at`) gives the line or item reached: every order
+before it was enqueued. Running the same file again is safe: it publishes at once every order
+of the file still pending.
 """
 
 from __future__ import annotations
@@ -18,14 +26,23 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ops.options import redis_url_option, settings_from_options
-from producers.enqueue import Candidate, EnqueueSummary, enqueue_candidates
+from producers.enqueue import (
+    Candidate,
+    EnqueueInterrupted,
+    EnqueueSummary,
+    Rejection,
+    enqueue_candidates,
+)
 from worker.errors import InvalidOrder, Problem
 from worker.jsonio import loads_document
 
 EXIT_OK = 0
 EXIT_REJECTED = 1
 EXIT_UNREADABLE = 2
-EXIT_REDIS = 4  # as for `dlq`, `order` and `reconcile`
+EXIT_REDIS = 4  # as for `dlq`, `order` and `reconcile`: Redis (or the broker) unreachable
+# Redis or the broker answered with a refusal: retrying blindly rarely helps (out of memory, a
+# read-only replica after a failover, a wrong-type key), so a loader can tell it from 4.
+EXIT_REDIS_REFUSED = 5
 
 # Inputs with fewer orders than this finish before a progress bar would be worth drawing.
 PROGRESS_MIN_ORDERS = 2000
@@ -67,7 +84,8 @@ def read_document(data: bytes) -> Document:
         if not isinstance(items, list):
             raise UnreadableInput("not a JSON array")
         return Document("item", [Candidate(i, item) for i, item in enumerate(items, 1)])
-    numbered = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    # "\n" only: str.splitlines() also cuts at U+2028/U+2029/U+0085, valid inside JSON strings.
+    numbered = [(n, line) for n, line in enumerate(text.split("\n"), 1) if line.strip()]
     if len(numbered) > 1 and not _is_one_document(stripped):
         return Document("line", [Candidate(n, line.encode("utf-8")) for n, line in numbered])
     return Document("item", [Candidate(1, stripped.encode("utf-8"))])
@@ -102,22 +120,29 @@ def _is_one_document(text: str) -> bool:
     default=None,
     help="Order keys per Celery message (default: JETTI_RELAY_BATCH_SIZE).",
 )
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the summary as one JSON object (rejected, stale and after_cancel keys listed).",
+)
 def enqueue(
     source_file: IO[bytes],
     redis_url: str | None,
     id_prefix: str,
     source_name: str | None,
     batch_size: int | None,
+    as_json: bool,
 ) -> None:
     """Validate raw orders in FILE (JSON object, array or JSON Lines; - for stdin) and enqueue them.
 
     Exit code 0 when every order went through, 1 when some were rejected, 2 when the input
-    could not be read, 4 when Redis is unreachable (run it again: orders already enqueued
-    are recognised as unchanged).
+    could not be read, 4 when Redis is unreachable, 5 when Redis refused a command (4 and 5
+    name the line reached; run it again: orders already enqueued are recognised, and those
+    still pending are published at once).
     """
     # Imported here so `jetti-relay --help` stays fast (Celery and Redis load on use only).
     import redis
-    from kombu.exceptions import OperationalError
 
     from worker.celery_app import create_app
     from worker.keys import Keys
@@ -143,6 +168,7 @@ def enqueue(
         transient=True,
         disable=total < PROGRESS_MIN_ORDERS or not errors.is_terminal,
     )
+    stop: EnqueueInterrupted | None = None
     try:
         with progress:
             task = progress.add_task("enqueue", total=total)
@@ -154,20 +180,101 @@ def enqueue(
                 source=source_name,
                 keys=Keys(settings.key_prefix),
                 on_progress=lambda n: progress.advance(task, n),
+                max_future_skew_s=settings.max_future_skew_s,
             )
-    except (redis.ConnectionError, redis.TimeoutError, OperationalError) as exc:
-        # The URL may carry a password: name the setting, not its value.
-        errors.print(f"error: cannot reach Redis (--redis-url / JETTI_RELAY_REDIS_URL): {exc}",
-                     markup=False)
-        raise SystemExit(EXIT_REDIS) from exc
+    except EnqueueInterrupted as exc:
+        stop, summary = exc, exc.summary
     finally:
         client.close()
-    _report(errors, document.unit, summary)
-    raise SystemExit(EXIT_REJECTED if summary.rejected else EXIT_OK)
+    code = exit_code(summary, stop)
+    if as_json:
+        click.echo(orjson.dumps(summary_json(document.unit, summary, stop, code)).decode())
+    else:
+        _report(errors, document.unit, summary, stop)
+    raise SystemExit(code)
 
 
-def _report(errors: Console, unit: str, summary: EnqueueSummary) -> None:
+def exit_code(summary: EnqueueSummary, stop: EnqueueInterrupted | None) -> int:
+    """The documented exit code: a stop part-way wins over rejections (the run is incomplete)."""
+    if stop is not None:
+        return EXIT_REDIS if stop.unreachable else EXIT_REDIS_REFUSED
+    return EXIT_REJECTED if summary.rejected else EXIT_OK
+
+
+def stop_message(unit: str, stop: EnqueueInterrupted) -> str:
+    """One line saying what failed, where the run stopped and what to do."""
+    # The URL may carry a password: name the setting, not its value.
+    what = (
+        "cannot reach Redis or the broker (--redis-url / JETTI_RELAY_REDIS_URL)"
+        if stop.unreachable
+        else "Redis or the broker refused a command"
+    )
+    return (
+        f"error: {what} at {unit} {stop.position}: {stop.detail}. Every order before "
+        f"{unit} {stop.position} is enqueued; from there on nothing is sure: run the same "
+        "input again (it is idempotent and publishes at once every order still pending)."
+    )
+
+
+def summary_json(
+    unit: str, summary: EnqueueSummary, stop: EnqueueInterrupted | None, code: int
+) -> dict[str, object]:
+    """What `--json` prints: the counts, every rejected, stale and after_cancel key with its
+    position (`unit` names it: "line" or "item"), and where and why a run stopped part-way."""
+    return {
+        "complete": stop is None,
+        "exit_code": code,
+        "unit": unit,
+        "accepted": summary.accepted,
+        "updated": summary.updated,
+        "unchanged": summary.unchanged,
+        "stale": summary.stale,
+        "after_cancel": summary.after_cancel,
+        "rejected": summary.rejected,
+        "messages": summary.messages,
+        "rejections": [_rejection_json(unit, r) for r in summary.rejections],
+        "stale_keys": [
+            {unit: i.position, "key": i.order_key}
+            for i in summary.ignored
+            if i.outcome == "stale"
+        ],
+        "after_cancel_keys": [
+            {unit: i.position, "key": i.order_key}
+            for i in summary.ignored
+            if i.outcome == "after_cancel"
+        ],
+        "stopped_at": None if stop is None else {unit: stop.position},
+        "error": None if stop is None else stop.detail,
+    }
+
+
+def _rejection_json(unit: str, rejection: Rejection) -> dict[str, object]:
+    problems = rejection.problems or (Problem("", "invalid order"),)
+    return {
+        unit: rejection.position,
+        "key": rejection.order_key,
+        "reason": rejection.describe(),
+        "problems": [{"path": p.path, "message": p.message} for p in problems],
+    }
+
+
+# What a listed copy means, for people.
+_IGNORED_WHY = {
+    "stale": "older updated_at than the version stored, ignored",
+    "after_cancel": "not a cancellation, after the order's cancellation: recorded, not sent",
+}
+
+
+def _report(
+    errors: Console, unit: str, summary: EnqueueSummary, stop: EnqueueInterrupted | None
+) -> None:
     for rejection in summary.rejections:
         for problem in rejection.problems or (Problem("", "invalid order"),):
             errors.print(f"{unit} {rejection.position}: {problem}", markup=False)
+    for copy in summary.ignored:
+        why = _IGNORED_WHY[str(copy.outcome)]
+        errors.print(f"{unit} {copy.position}: {copy.outcome} {copy.order_key!r}: {why}",
+                     markup=False)
+    if stop is not None:
+        errors.print(stop_message(unit, stop), markup=False)
     click.echo(summary.line())

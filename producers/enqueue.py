@@ -3,7 +3,9 @@
 Ledger first, message second (DESIGN.md principle 1): a crash between the two leaves an order
 PENDING in the ledger, which the sweeper re-publishes; the reverse order could publish a key
 the ledger does not hold. Only keys whose `RecordResult.publish` is True are published, so an
-update to an order already queued coalesces into the message that is already there.
+update to an order already queued coalesces into the message that is already there; a copy of
+an order still PENDING is published again, so re-running an input after a failure part-way
+publishes at once what that failure left unpublished (reliability review #2, L5).
 Producers publish by task name (`worker.publisher`) and never import the worker's tasks.
 """
 
@@ -16,12 +18,14 @@ from itertools import islice
 from typing import Any, Protocol
 
 import redis
+from kombu.exceptions import KombuError, OperationalError
 
 from worker.contract import parse_raw_order
 from worker.errors import InvalidOrder, Problem
-from worker.jsonio import dumps_canonical, loads_document
+from worker.jsonio import DEFAULT_MAX_BYTES, dumps_canonical, loads_document
 from worker.keys import Keys
 from worker.ledger import Ledger, NewVersion, RecordOutcome
+from worker.limits import DEFAULT_MAX_FUTURE_SKEW_S
 
 # Orders validated and recorded per pipelined Redis round trip: big enough to amortise the
 # round trip, small enough that a progress bar moves and memory stays flat on huge inputs.
@@ -52,15 +56,28 @@ class Candidate:
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """A raw order refused at the edge: where it was, its id when readable, every problem."""
+    """A raw order refused at the edge: where it was, its id when readable, every problem.
+
+    `order_key` is the key it would have had (id prefix + id), None without a readable id."""
 
     position: int
     order_id: str | None
     problems: tuple[Problem, ...]
+    order_key: str | None = None
 
     def describe(self) -> str:
         """The problems as `path: message; path: message`."""
         return "; ".join(str(p) for p in self.problems) or "invalid order"
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """A copy the ledger recorded but will not send: STALE (older than the stored version) or
+    AFTER_CANCEL (not a cancellation, after the order's cancellation)."""
+
+    position: int
+    order_key: str
+    outcome: RecordOutcome
 
 
 @dataclass(slots=True)
@@ -71,24 +88,31 @@ class EnqueueSummary:
     updated: int = 0
     unchanged: int = 0
     stale: int = 0
+    after_cancel: int = 0
     rejected: int = 0
     messages: int = 0
     rejections: list[Rejection] = field(default_factory=list)
+    ignored: list[Ignored] = field(default_factory=list)
 
     @property
     def total(self) -> int:
         """Every order seen, rejected ones included."""
-        return self.accepted + self.updated + self.unchanged + self.stale + self.rejected
-
-    def line(self) -> str:
-        """The one-line summary the CLI prints last."""
         return (
-            f"accepted {self.accepted}, updated {self.updated}, unchanged {self.unchanged}, "
-            f"stale {self.stale}, rejected {self.rejected}"
+            self.accepted + self.updated + self.unchanged + self.stale + self.after_cancel
+            + self.rejected
         )
 
-    def count(self, outcome: RecordOutcome) -> None:
-        """Add one recorded order to the counter of its outcome."""
+    def line(self) -> str:
+        """The one-line summary the CLI prints last (after_cancel only when there were any)."""
+        after = f", after_cancel {self.after_cancel}" if self.after_cancel else ""
+        return (
+            f"accepted {self.accepted}, updated {self.updated}, unchanged {self.unchanged}, "
+            f"stale {self.stale}{after}, rejected {self.rejected}"
+        )
+
+    def count(self, outcome: RecordOutcome, *, position: int = -1, order_key: str = "") -> None:
+        """Add one recorded order to the counter of its outcome; a STALE or AFTER_CANCEL copy
+        is also listed in `ignored` with its position and key."""
         if outcome is RecordOutcome.ACCEPTED:
             self.accepted += 1
         elif outcome is RecordOutcome.UPDATED:
@@ -96,12 +120,42 @@ class EnqueueSummary:
         elif outcome is RecordOutcome.UNCHANGED:
             self.unchanged += 1
         else:
-            self.stale += 1
+            if outcome is RecordOutcome.STALE:
+                self.stale += 1
+            else:
+                self.after_cancel += 1
+            self.ignored.append(Ignored(position, order_key, outcome))
 
     def reject(self, rejection: Rejection) -> None:
         """Record one refused order."""
         self.rejected += 1
         self.rejections.append(rejection)
+
+
+class EnqueueInterrupted(Exception):
+    """Redis or the broker failed part-way: the run stopped before the end of its input.
+
+    `summary` is what the run did until then; every order before `position` (the first
+    position not known to be enqueued) was recorded and published; from `position` on, orders
+    may be recorded but not published, or not recorded. Running the same input again is safe
+    and publishes at once every order still PENDING. `unreachable` is True for a connection
+    failure or timeout (Redis or the broker unreachable), False when the server answered with
+    a refusal (OOM, READONLY, BUSY, WRONGTYPE, any other error reply). The cause is chained.
+    """
+
+    def __init__(
+        self, summary: EnqueueSummary, *, position: int, unreachable: bool, detail: str
+    ) -> None:
+        super().__init__(detail)
+        self.summary = summary
+        self.position = position
+        self.unreachable = unreachable
+        self.detail = detail
+
+
+def _unreachable(exc: Exception) -> bool:
+    """True for a transport failure (retrying later can help), False for a server refusal."""
+    return isinstance(exc, redis.ConnectionError | redis.TimeoutError | OperationalError)
 
 
 def enqueue(
@@ -114,15 +168,18 @@ def enqueue(
     now: float | None = None,
     keys: Keys | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S,
 ) -> EnqueueSummary:
     """Validate, record and publish raw orders; a rejection's position is the 0-based index.
 
     Each raw order is a mapping, or one JSON document as bytes/str (parsed with
-    `worker.jsonio.loads_document`; the original bytes are what the ledger stores). The order
-    key is `id_prefix` + the order's `id`. Malformed orders are rejected with their position and
-    field paths and the rest still go through. `now` (epoch s) defaults to the wall clock at
-    each chunk. Redis and broker errors propagate: chunks recorded before stay recorded, and the
-    sweeper publishes what a failed publish left PENDING.
+    `worker.jsonio.loads_document`; the original bytes are what the ledger stores). Every
+    document, mappings included, is capped at `worker.jsonio.DEFAULT_MAX_BYTES` (a mapping's
+    canonical JSON). The order key is `id_prefix` + the order's `id`. Malformed orders, and
+    orders whose `updated_at` is more than `max_future_skew_s` ahead of `now`, are rejected
+    with their position and field paths and the rest still go through. `now` (epoch s)
+    defaults to the wall clock at each chunk. A Redis or broker error raises
+    `EnqueueInterrupted` (chained) with the summary so far and the position reached.
     """
     candidates = (Candidate(i, raw) for i, raw in enumerate(raw_orders))
     return enqueue_candidates(
@@ -134,6 +191,7 @@ def enqueue(
         now=now,
         keys=keys,
         chunk_size=chunk_size,
+        max_future_skew_s=max_future_skew_s,
     )
 
 
@@ -148,36 +206,85 @@ def enqueue_candidates(
     keys: Keys | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     on_progress: Callable[[int], None] | None = None,
+    max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S,
 ) -> EnqueueSummary:
     """`enqueue` for candidates whose positions (and read errors) the caller already knows.
 
     Per chunk of `chunk_size`: validate, one pipelined `record_many` (same key twice is applied
     in order by the ledger), one publish of the keys due. `on_progress(n)` is called after each
-    chunk with the number of candidates it held.
+    chunk with the number of candidates it held. Raises `EnqueueInterrupted` on a Redis or
+    broker error, with the first position of the chunk that failed.
     """
     ledger = Ledger(client, keys or Keys())
     summary = EnqueueSummary()
     for chunk in _chunks(candidates, max(1, chunk_size)):
-        items: list[NewVersion] = []
-        for candidate in chunk:
-            item = _validate(candidate, id_prefix=id_prefix, source=source)
-            if isinstance(item, Rejection):
-                summary.reject(item)
-            else:
-                items.append(item)
-        results = ledger.record_many(items, now=time.time() if now is None else now)
-        for result in results:
-            summary.count(result.outcome)
-        due = [r.order_key for r in results if r.publish]
-        if due:
-            summary.messages += publisher.publish(due)
+        chunk_now = time.time() if now is None else now
+        try:
+            _enqueue_chunk(
+                chunk,
+                ledger=ledger,
+                publisher=publisher,
+                summary=summary,
+                id_prefix=id_prefix,
+                source=source,
+                now=chunk_now,
+                max_future_skew_s=max_future_skew_s,
+            )
+        except (redis.RedisError, KombuError) as exc:
+            detail = f"{type(exc).__name__}: {exc}"
+            raise EnqueueInterrupted(
+                summary, position=chunk[0].position, unreachable=_unreachable(exc), detail=detail
+            ) from exc
         if on_progress is not None:
             on_progress(len(chunk))
     return summary
 
 
+def _enqueue_chunk(
+    chunk: list[Candidate],
+    *,
+    ledger: Ledger,
+    publisher: KeyPublisher,
+    summary: EnqueueSummary,
+    id_prefix: str,
+    source: str | None,
+    now: float,
+    max_future_skew_s: float,
+) -> None:
+    items: list[NewVersion] = []
+    positions: list[int] = []
+    rejections: list[Rejection] = []
+    for candidate in chunk:
+        item = _validate(
+            candidate,
+            id_prefix=id_prefix,
+            source=source,
+            now_s=now,
+            max_future_skew_s=max_future_skew_s,
+        )
+        if isinstance(item, Rejection):
+            rejections.append(item)
+        else:
+            items.append(item)
+            positions.append(candidate.position)
+    for rejection in rejections:
+        summary.reject(rejection)
+    results = ledger.record_many(items, now=now)
+    for position, result in zip(positions, results, strict=True):
+        summary.count(result.outcome, position=position, order_key=result.order_key)
+    # One key once per publish: a chunk may hold two copies of an order still PENDING.
+    due = list(dict.fromkeys(r.order_key for r in results if r.publish))
+    if due:
+        summary.messages += publisher.publish(due)
+
+
 def _validate(
-    candidate: Candidate, *, id_prefix: str, source: str | None
+    candidate: Candidate,
+    *,
+    id_prefix: str,
+    source: str | None,
+    now_s: float,
+    max_future_skew_s: float,
 ) -> NewVersion | Rejection:
     doc: Any = None
     try:
@@ -186,28 +293,41 @@ def _validate(
         raw = candidate.raw
         if isinstance(raw, bytes | str):
             doc = loads_document(raw)
+            body = raw.encode("utf-8") if isinstance(raw, str) else raw
         else:
             # The contract validates dicts; any other Mapping is read the same way.
             doc = raw if isinstance(raw, dict) or raw is None else dict(raw)
-        order = parse_raw_order(doc)
-        if isinstance(raw, bytes | str):
-            body = raw.encode("utf-8") if isinstance(raw, str) else raw
-        else:
             # Mappings from loads_document may hold Decimal, which only the canonical dumper
-            # writes exactly.
-            body = dumps_canonical(raw)
+            # writes exactly. A mapping (an array item, a library caller's dict) gets the same
+            # size cap as a document read from bytes (reliability review L4).
+            body = dumps_canonical(doc) if doc is not None else b""
+            if len(body) > DEFAULT_MAX_BYTES:
+                raise InvalidOrder(
+                    [Problem("$", f"document is {len(body)} bytes, larger than "
+                                  f"{DEFAULT_MAX_BYTES} bytes")]
+                )
+        order = parse_raw_order(doc, now_s=now_s, max_future_skew_s=max_future_skew_s)
     except InvalidOrder as exc:
-        return Rejection(candidate.position, _order_id(doc), tuple(exc.problems))
+        return _rejection(candidate, doc, tuple(exc.problems), id_prefix)
     except (TypeError, ValueError) as exc:
         # A mapping the contract accepted but JSON cannot hold (a set, a datetime object...).
         problem = Problem("", f"not JSON-serialisable: {exc}")
-        return Rejection(candidate.position, _order_id(doc), (problem,))
+        return _rejection(candidate, doc, (problem,), id_prefix)
     return NewVersion(
         order_key=id_prefix + str(order.id),
         raw=body,
         updated_at=order.updated_at,
         source=source,
+        cancelled=order.cancelled_at is not None,
     )
+
+
+def _rejection(
+    candidate: Candidate, doc: Any, problems: tuple[Problem, ...], id_prefix: str
+) -> Rejection:
+    order_id = _order_id(doc)
+    key = None if order_id is None else id_prefix + order_id
+    return Rejection(candidate.position, order_id, problems, key)
 
 
 def _order_id(doc: Any) -> str | None:

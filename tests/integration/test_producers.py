@@ -209,7 +209,8 @@ def test_cli_enqueues_json_lines_and_reports_bad_lines(
 def test_cli_reads_an_array_and_exits_0_when_all_went_through(
     cli_env: str, tmp_path: Path, redis_client: redis.Redis[bytes]
 ) -> None:
-    """A JSON array is read item by item; a second run finds everything unchanged."""
+    """A JSON array is read item by item; a second run finds everything unchanged and, as the
+    orders are still PENDING (no worker here), publishes them again at once (review L5)."""
     source = tmp_path / "orders.json"
     source.write_text(json.dumps([raw_order("a"), raw_order("b")]))
 
@@ -220,7 +221,7 @@ def test_cli_reads_an_array_and_exits_0_when_all_went_through(
     assert "accepted 2," in first.stdout
     assert second.exit_code == 0
     assert "unchanged 2," in second.stdout
-    assert [len(b["keys"]) for b in published(redis_client)] == [1, 1]
+    assert [len(b["keys"]) for b in published(redis_client)] == [1, 1, 2]
 
 
 def test_cli_reports_item_numbers_for_arrays(cli_env: str, tmp_path: Path) -> None:
