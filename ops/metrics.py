@@ -30,7 +30,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from worker.breaker import Breaker
 from worker.deadletters import DeadLetters
 from worker.keys import ORDERS_QUEUE, Keys
-from worker.ledger import Ledger
+from worker.ledger import Ledger, RecordOutcome
 from worker.reconciler import read_status as read_reconcile_status
 from worker.settings import Settings
 from worker.states import DeadReason, DeadStatus, OrderState
@@ -256,6 +256,20 @@ def dead_lettered(src: Sources, now: float) -> list[Metric]:
     return [family]
 
 
+def recorded(src: Sources, now: float) -> list[Metric]:
+    """Copies the producers recorded, by ledger outcome; stale and after_cancel were not sent."""
+    family = CounterMetricFamily(
+        _name("recorded"),
+        "Order copies recorded by producers, by outcome (stale: older than the stored version; "
+        "after_cancel: not a cancellation, after one; neither is sent).",
+        labels=["outcome"],
+    )
+    counts = src.stats.record_counts()
+    for outcome in RecordOutcome:
+        family.add_metric([str(outcome)], counts.get(str(outcome), 0))
+    return [family]
+
+
 # --- fleet controls -------------------------------------------------------------------------
 def breaker(src: Sources, now: float) -> list[Metric]:
     """The fleet circuit breaker, one-hot by state, and how long it has been in it."""
@@ -343,6 +357,7 @@ FAMILIES: tuple[FamilyFn, ...] = (
     latency,
     dead_letters,
     dead_lettered,
+    recorded,
     breaker,
     maintenance,
     reconciler,

@@ -126,6 +126,17 @@ class Stats:
                 out[parts[1]] = int(raw_value)
         return out
 
+    def record_counts(self) -> dict[str, int]:
+        """Copies recorded by the producers by outcome (accepted, updated, unchanged, stale,
+        after_cancel) since the counters were created: the record scripts' `record_<outcome>`
+        fields (worker/lua/prelude.lua, record_one)."""
+        out: dict[str, int] = {}
+        for raw_field, raw_value in self._client.hgetall(self._keys.counters()).items():
+            field = raw_field.decode()
+            if field.startswith("record_"):
+                out[field.removeprefix("record_")] = int(raw_value)
+        return out
+
     def latency_histogram(self) -> tuple[list[tuple[float, int]], int, float]:
         """Cumulative buckets [(le, count)], total count and sum, ready for Prometheus."""
         raw = {k.decode(): v for k, v in self._client.hgetall(self._keys.latency()).items()}

@@ -7,6 +7,7 @@ real worker importing orders into the sandbox.
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -68,6 +69,34 @@ def test_every_dead_reason_is_exported_even_at_zero(redis_url: str) -> None:
         assert value(samples, "jetti_relay_dead_letters", reason=str(reason)) == 0
     assert value(samples, "jetti_relay_oldest_waiting_order_age_seconds") == 0
     assert value(samples, "jetti_relay_breaker_state", state="closed") == 1
+
+
+def test_stale_and_after_cancel_copies_are_counted(redis_url: str) -> None:
+    """Reliability review #3: copies recorded but not sent are a metric (an alert uses it), not
+    only a line in the producer's summary."""
+    import redis
+
+    from worker.keys import Keys
+    from worker.ledger import Ledger, NewVersion
+
+    client: redis.Redis[bytes] = redis.Redis.from_url(redis_url)
+    ledger = Ledger(client, Keys())
+    stamp = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    for body, at, cancelled in (
+        (b'{"v":2}', stamp, False),
+        (b'{"v":1}', stamp - timedelta(hours=1), False),  # stale
+        (b'{"v":3}', stamp, True),  # the cancellation
+        (b'{"v":4}', stamp + timedelta(hours=1), False),  # after_cancel
+    ):
+        ledger.record(NewVersion("m-1", body, at, "test", cancelled=cancelled), now=1.0)
+    client.close()
+
+    with running_exporter(redis_url) as url:
+        samples = scrape(url)
+
+    assert value(samples, "jetti_relay_recorded_total", outcome="stale") == 1
+    assert value(samples, "jetti_relay_recorded_total", outcome="after_cancel") == 1
+    assert value(samples, "jetti_relay_recorded_total", outcome="updated") == 1
 
 
 def test_exporter_says_redis_is_down_instead_of_failing() -> None:
