@@ -34,6 +34,7 @@ from worker.deadletters import DeadLetters
 from worker.errors import InvalidOrder
 from worker.jsonio import dumps_canonical, loads_document, payload_hash
 from worker.ledger import Ledger, OrderEntry, raw_hash
+from worker.limits import DEFAULT_MAX_FUTURE_SKEW_S
 from worker.states import DeadStatus, OrderState
 from worker.transform import Built
 
@@ -87,15 +88,20 @@ class CorrectedRaw:
 
 
 def parse_corrected_raw(data: bytes, *, order_key: str, where: str,
-                        stored_raw: bytes | None = None) -> CorrectedRaw:
+                        stored_raw: bytes | None = None, now_s: float | None = None,
+                        max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S) -> CorrectedRaw:
     """Validate a corrected raw order for `order_key`; `where` names it in errors (a file name).
 
     Raises ReplayInputError listing every problem with its path (`where: lines[0].quantity:
     must be >= 1`), or when the order's id is not the one this key was enqueued with: the id of
-    `stored_raw` (the raw order stored under the key) exactly.
+    `stored_raw` (the raw order stored under the key) exactly. With `now_s` (epoch s), an
+    `updated_at` more than `max_future_skew_s` ahead is a problem too: a typo'd year would
+    freeze the order, as at the producers' edge.
     """
     try:
-        order = parse_raw_order(loads_document(data))
+        order = parse_raw_order(
+            loads_document(data), now_s=now_s, max_future_skew_s=max_future_skew_s
+        )
     except InvalidOrder as exc:
         raise ReplayInputError("\n".join(f"{where}: {p}" for p in exc.problems)) from exc
     # The producer's key is an optional id prefix + the order id, so a suffix test would take

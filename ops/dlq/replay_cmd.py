@@ -81,7 +81,8 @@ def _corrected(stores: Stores, order_key: str, raw_file: Path | None,
             data = raw_file.read_bytes()
         except OSError as exc:
             fail(f"{raw_file}: cannot read: {exc.strerror}", EXIT_USAGE)
-        return _parse(data, order_key, str(raw_file), stored)
+        return _parse(data, order_key, str(raw_file), stored,
+                      max_future_skew_s=stores.settings.max_future_skew_s)
     document = decode_document(stored)
     text = document if isinstance(document, str) else json.dumps(
         document, indent=2, ensure_ascii=False)
@@ -91,7 +92,9 @@ def _corrected(stores: Stores, order_key: str, raw_file: Path | None,
             fail("editor closed without saving: nothing replayed", EXIT_USAGE)
         try:
             return parse_corrected_raw(edited.encode(), order_key=order_key,
-                                       where="edited order", stored_raw=stored)
+                                       where="edited order", stored_raw=stored,
+                                       now_s=time.time(),
+                                       max_future_skew_s=stores.settings.max_future_skew_s)
         except ReplayInputError as exc:
             click.echo(str(exc), err=True)
             if not click.confirm("Edit again?", default=True, err=True):
@@ -99,9 +102,11 @@ def _corrected(stores: Stores, order_key: str, raw_file: Path | None,
             text = edited
 
 
-def _parse(data: bytes, order_key: str, where: str, stored: bytes | None) -> CorrectedRaw:
+def _parse(data: bytes, order_key: str, where: str, stored: bytes | None, *,
+           max_future_skew_s: float) -> CorrectedRaw:
     try:
-        return parse_corrected_raw(data, order_key=order_key, where=where, stored_raw=stored)
+        return parse_corrected_raw(data, order_key=order_key, where=where, stored_raw=stored,
+                                   now_s=time.time(), max_future_skew_s=max_future_skew_s)
     except ReplayInputError as exc:
         click.echo(str(exc), err=True)
         fail(f"{where}: invalid raw order: nothing replayed", EXIT_USAGE)

@@ -5,6 +5,7 @@ The decision table is what makes a killed replay safe to run again, so every row
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pytest
@@ -99,3 +100,12 @@ def test_stored_built_sends_the_bytes_unchanged_and_refuses_a_non_payload() -> N
     assert (built.body, built.line_ids) == (body, ("l1", "l2"))
     with pytest.raises(ReplayInputError):
         stored_built(b'{"externalId": "o-1"}')
+
+
+def test_parse_corrected_raw_refuses_a_far_future_updated_at() -> None:
+    """Reliability review #3: a typo'd year in `dlq replay --raw-file` would freeze the order
+    (every later copy stale); with the caller's clock it is refused, naming the limit."""
+    doc = {**json.loads(RAW), "updated_at": "2099-01-01T00:00:00Z"}
+    with pytest.raises(ReplayInputError, match=r"fix\.json: updated_at: 2099-01-01T00:00:00"):
+        parse_corrected_raw(json.dumps(doc).encode(), order_key="shop:o-1", where="fix.json",
+                            now_s=1_800_000_000.0, max_future_skew_s=86400.0)
