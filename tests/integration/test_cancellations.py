@@ -266,3 +266,40 @@ def test_cancellations_keep_to_jettis_sync_limits(redis_url: str, sandbox_factor
         assert "429" not in statuses.get("cancel", {}) and "429" not in statuses.get("read", {})
     finally:
         desk.close()
+
+
+def test_a_cancellation_is_never_lost_as_stale_and_later_copies_are_not_sent(
+    desk: Desk, start_pipeline: PipelineFactory, sandbox: Any
+) -> None:
+    """Reliability review #3, end to end: after an import stamped 14:00, a cancellation stamped
+    earlier, or without updated_at, used to be STALE and the sale lived on. Both now cancel the
+    sale in the sandbox; a later copy without cancelled_at is after_cancel, not sent."""
+    start_pipeline(JETTI_RELAY_RECONCILE_ENABLED="false")
+    keys = ("e2e-older", "e2e-unstamped")
+    late = "2026-11-27T14:00:00+00:00"
+    enqueue([raw_order(k, updated_at=late) for k in keys], client=desk.client,
+            publisher=desk.publisher)
+    wait_until(lambda: all(desk.ledger.get(k).state is OrderState.SUBMITTED  # type: ignore
+                           for k in keys), what="imports")
+    unstamped = raw_order(keys[1], cancelled=True)
+    del unstamped["updated_at"]
+
+    cancels = enqueue([raw_order(keys[0], cancelled=True), unstamped], client=desk.client,
+                      publisher=desk.publisher)
+
+    assert (cancels.updated, cancels.stale) == (2, 0)
+    wait_until(lambda: all(desk.ledger.get(k).state is OrderState.CANCELLED  # type: ignore
+                           for k in keys), what="cancellations")
+    for key in keys:
+        assert sandbox.sales(key)[0]["cancelled"] is True
+
+    later = enqueue([raw_order(k, updated_at="2026-11-27T15:00:00+00:00") for k in keys],
+                    client=desk.client, publisher=desk.publisher)
+
+    assert (later.after_cancel, later.updated, later.messages) == (2, 0, 0)
+    assert [i.order_key for i in later.ignored] == list(keys)
+    for key in keys:
+        entry = desk.ledger.get(key)
+        assert entry is not None and entry.state is OrderState.CANCELLED
+        assert entry.raw is not None and b"cancelled_at" in entry.raw
+        assert len(sandbox.history(key)) == 1  # only the first import reached Jetti
