@@ -209,8 +209,9 @@ def stop_message(unit: str, stop: EnqueueInterrupted) -> str:
         if stop.unreachable
         else "Redis or the broker refused a command"
     )
+    detail = stop.detail.rstrip(". ")
     return (
-        f"error: {what} at {unit} {stop.position}: {stop.detail}. Every order before "
+        f"error: {what} at {unit} {stop.position}: {detail}. Every order before "
         f"{unit} {stop.position} is enqueued; from there on nothing is sure: run the same "
         "input again (it is idempotent and publishes at once every order still pending)."
     )
@@ -277,4 +278,7 @@ def _report(
                      markup=False)
     if stop is not None:
         errors.print(stop_message(unit, stop), markup=False)
+        # The counts of the chunk that failed are unknown: say the line is not the whole story.
+        click.echo(f"incomplete (stopped at {unit} {stop.position}): {summary.line()}")
+        return
     click.echo(summary.line())

@@ -121,6 +121,7 @@ def test_cli_exits_5_naming_the_line_when_redis_refuses_and_a_rerun_completes(
     assert "refused a command at line 1" in failed.stderr
     assert "WRONGTYPE" in failed.stderr
     assert "run the same input again" in failed.stderr
+    assert failed.stdout.startswith("incomplete (stopped at line 1): ")
     assert published_keys(redis_client) == []
 
     redis_client.delete(KEYS.order_events("b"))
