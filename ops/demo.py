@@ -236,8 +236,8 @@ def _add(first: Any, second: Any) -> Any:
 
     changes = {
         name: getattr(first, name) + getattr(second, name)
-        for name in ("accepted", "updated", "unchanged", "stale", "rejected", "messages",
-                     "rejections")
+        for name in ("accepted", "updated", "unchanged", "stale", "after_cancel", "rejected",
+                     "messages", "rejections", "ignored")
     }
     return dataclasses.replace(first, **changes)
 
