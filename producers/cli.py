@@ -1,7 +1,7 @@
 """`jetti-relay enqueue FILE|-`: validate raw orders and enqueue them for the worker.
 
-Input is one JSON object, a JSON array of objects, or JSON Lines (one object per line, split on
-"\n" only: U+2028, U+2029 and U+0085 are valid inside JSON strings).
+Input is one JSON object, a JSON array of objects, or JSON Lines (one object per line, split at
+line feeds only: U+2028, U+2029 and U+0085 are valid inside JSON strings).
 Exit codes:
   0 every order was enqueued (or was already there; stale and after_cancel copies are listed);
   1 some orders were rejected (each reported on stderr as `line 7: lines[0].quantity: must be
@@ -35,6 +35,7 @@ from producers.enqueue import (
 )
 from worker.errors import InvalidOrder, Problem
 from worker.jsonio import loads_document
+from worker.records import RecordOutcome
 
 EXIT_OK = 0
 EXIT_REJECTED = 1
@@ -237,12 +238,12 @@ def summary_json(
         "stale_keys": [
             {unit: i.position, "key": i.order_key}
             for i in summary.ignored
-            if i.outcome == "stale"
+            if i.outcome is RecordOutcome.STALE
         ],
         "after_cancel_keys": [
             {unit: i.position, "key": i.order_key}
             for i in summary.ignored
-            if i.outcome == "after_cancel"
+            if i.outcome is RecordOutcome.AFTER_CANCEL
         ],
         "stopped_at": None if stop is None else {unit: stop.position},
         "error": None if stop is None else stop.detail,
@@ -261,8 +262,9 @@ def _rejection_json(unit: str, rejection: Rejection) -> dict[str, object]:
 
 # What a listed copy means, for people.
 _IGNORED_WHY = {
-    "stale": "older updated_at than the version stored, ignored",
-    "after_cancel": "not a cancellation, after the order's cancellation: recorded, not sent",
+    RecordOutcome.STALE: "older updated_at than the version stored, ignored",
+    RecordOutcome.AFTER_CANCEL: "not a cancellation, after the order's cancellation: "
+    "recorded, not sent",
 }
 
 
@@ -273,7 +275,7 @@ def _report(
         for problem in rejection.problems or (Problem("", "invalid order"),):
             errors.print(f"{unit} {rejection.position}: {problem}", markup=False)
     for copy in summary.ignored:
-        why = _IGNORED_WHY[str(copy.outcome)]
+        why = _IGNORED_WHY[copy.outcome]
         errors.print(f"{unit} {copy.position}: {copy.outcome} {copy.order_key!r}: {why}",
                      markup=False)
     if stop is not None:
