@@ -123,7 +123,6 @@ RECORD_SLICE = 100
 
 _LUA_DIR = Path(__file__).parent / "lua"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MARK = "\x00"  # splits a key built by `Keys` into the head and tail around the order key
 
 
 @cache
@@ -180,8 +179,7 @@ class Ledger:
         ]
         self._templates: list[str] = []
         for build in (keys.order, keys.order_events, keys.order_attempts):
-            head, tail = build(_MARK).split(_MARK)
-            self._templates += [head, tail]
+            self._templates += keys.parts(build)
         self._scripts: dict[str, Any] = {}
 
     # --- plumbing -------------------------------------------------------------------------
