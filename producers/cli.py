@@ -21,6 +21,7 @@ from ops.options import redis_url_option, settings_from_options
 from producers.enqueue import Candidate, EnqueueSummary, enqueue_candidates
 from worker.errors import InvalidOrder, Problem
 from worker.jsonio import loads_document
+from worker.limits import MAX_ID_PREFIX_CHARS, MAX_KEYS_PER_MESSAGE
 
 EXIT_OK = 0
 EXIT_REJECTED = 1
@@ -81,6 +82,13 @@ def _is_one_document(text: str) -> bool:
     return True
 
 
+def _check_id_prefix(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    # The worker refuses longer keys; refusing here says so before a single order is read.
+    if len(value) > MAX_ID_PREFIX_CHARS:
+        raise click.BadParameter(f"{len(value)} characters, at most {MAX_ID_PREFIX_CHARS}")
+    return value
+
+
 @click.command("enqueue")
 @click.argument("source_file", metavar="FILE|-", type=click.File("rb"))
 @redis_url_option
@@ -88,7 +96,9 @@ def _is_one_document(text: str) -> bool:
     "--id-prefix",
     default="",
     show_default=True,
-    help="Prefix added to every order id (for sources whose ids could collide).",
+    callback=_check_id_prefix,
+    help=f"Prefix added to every order id (for sources whose ids could collide; at most "
+    f"{MAX_ID_PREFIX_CHARS} characters).",
 )
 @click.option(
     "--source",
@@ -98,7 +108,7 @@ def _is_one_document(text: str) -> bool:
 )
 @click.option(
     "--batch-size",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_KEYS_PER_MESSAGE),
     default=None,
     help="Order keys per Celery message (default: JETTI_RELAY_BATCH_SIZE).",
 )

@@ -22,6 +22,7 @@ from worker.errors import InvalidOrder, Problem
 from worker.jsonio import dumps_canonical, loads_document
 from worker.keys import Keys
 from worker.ledger import Ledger, NewVersion, RecordOutcome
+from worker.limits import MAX_ID_PREFIX_CHARS, MAX_ORDER_KEY_CHARS
 
 # Orders validated and recorded per pipelined Redis round trip: big enough to amortise the
 # round trip, small enough that a progress bar moves and memory stays flat on huge inputs.
@@ -120,9 +121,12 @@ def enqueue(
     Each raw order is a mapping, or one JSON document as bytes/str (parsed with
     `worker.jsonio.loads_document`; the original bytes are what the ledger stores). The order
     key is `id_prefix` + the order's `id`. Malformed orders are rejected with their position and
-    field paths and the rest still go through. `now` (epoch s) defaults to the wall clock at
-    each chunk. Redis and broker errors propagate: chunks recorded before stay recorded, and the
-    sweeper publishes what a failed publish left PENDING.
+    field paths and the rest still go through. Every order is rejected when `id_prefix` is
+    longer than MAX_ID_PREFIX_CHARS, and one whose key is longer than MAX_ORDER_KEY_CHARS
+    (worker.limits).
+    `now` (epoch s) defaults to the wall clock at each chunk. Redis and broker errors propagate:
+    chunks recorded before stay recorded, and the sweeper publishes what a failed publish left
+    PENDING.
     """
     candidates = (Candidate(i, raw) for i, raw in enumerate(raw_orders))
     return enqueue_candidates(
@@ -202,12 +206,33 @@ def _validate(
         # A mapping the contract accepted but JSON cannot hold (a set, a datetime object...).
         problem = Problem("", f"not JSON-serialisable: {exc}")
         return Rejection(candidate.position, _order_id(doc), (problem,))
+    order_key = id_prefix + str(order.id)
+    key_problem = order_key_problem(order_key, id_prefix=id_prefix)
+    if key_problem is not None:
+        return Rejection(candidate.position, str(order.id), (key_problem,))
     return NewVersion(
-        order_key=id_prefix + str(order.id),
+        order_key=order_key,
         raw=body,
         updated_at=order.updated_at,
         source=source,
     )
+
+
+def order_key_problem(order_key: str, *, id_prefix: str = "") -> Problem | None:
+    """Why the worker could not take `order_key` (= `id_prefix` + id), or None: the limits the
+    worker's message parser applies too (worker.limits, reliability #9), and UTF-8 (Redis)."""
+    if len(id_prefix) > MAX_ID_PREFIX_CHARS:
+        return Problem("id", f"the id prefix has {len(id_prefix)} characters, "
+                             f"at most {MAX_ID_PREFIX_CHARS}")
+    if len(order_key) > MAX_ORDER_KEY_CHARS:
+        return Problem("id", f"the order key (id prefix + id) has {len(order_key)} characters, "
+                             f"at most {MAX_ORDER_KEY_CHARS}")
+    if not order_key.isascii():
+        try:
+            order_key.encode("utf-8")
+        except UnicodeEncodeError:
+            return Problem("id", "the order key is not valid Unicode (a lone surrogate)")
+    return None
 
 
 def _order_id(doc: Any) -> str | None:
