@@ -193,3 +193,39 @@ class Keys:
     def api_blocked_until(self, kind: str) -> str:
         """String: epoch s until which sync-API calls of `kind` back off (after a 429)."""
         return f"{self.prefix}:rate:api:{kind}:blocked_until"
+
+
+class LegacyKeys:
+    """The per-order key names before the order key was encoded (jetti-relay before issue 12),
+    for `jetti-relay migrate-keys` only: `{prefix}:order:{raw key}` and so on. Index and global
+    key names did not change, so only these builders exist here."""
+
+    def __init__(self, prefix: str = DEFAULT_PREFIX) -> None:
+        self.prefix = prefix
+
+    def order(self, order_key: str) -> str:
+        return f"{self.prefix}:order:{order_key}"
+
+    def order_events(self, order_key: str) -> str:
+        return f"{self.prefix}:order:{order_key}:events"
+
+    def order_attempts(self, order_key: str) -> str:
+        return f"{self.prefix}:order:{order_key}:attempts"
+
+    def lock(self, order_key: str) -> str:
+        return f"{self.prefix}:lock:{order_key}"
+
+    def dead(self, order_key: str) -> str:
+        return f"{self.prefix}:dead:{order_key}"
+
+    def dead_attempts(self, order_key: str) -> str:
+        return f"{self.prefix}:dead:{order_key}:attempts"
+
+    def dead_history(self, order_key: str) -> str:
+        return f"{self.prefix}:dead:{order_key}:history"
+
+    def dead_owner_of(self, name: str) -> str | None:
+        """The order key whose legacy dead-letter hash is named `name` (an index name an order
+        id such as `idx:all` took over), or None when `name` is not under `{prefix}:dead:`."""
+        head = f"{self.prefix}:dead:"
+        return name[len(head):] if name.startswith(head) else None

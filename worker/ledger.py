@@ -637,6 +637,14 @@ class Ledger:
         """Delete up to `limit` tombstones whose time is up (hash, events, attempts, indexes)."""
         return int(self._run("purge_tombstones", now, "", limit))
 
+    def lower_version(self, order_key: str, *, above_ts_ms: int, to_ts_ms: int,
+                      now: float) -> int | None:
+        """Lower a stored version timestamp above `above_ts_ms` to `to_ts_ms` (a far-future
+        `updated_at` froze the order: every real update was stale), with a `version_lowered`
+        event. Returns the old timestamp (ms) when lowered, else None (`migrate-keys`)."""
+        reply = self._run("lower_version", now, order_key, above_ts_ms, to_ts_ms)
+        return int(reply) if reply else None
+
 
 def _text(data: dict[bytes, bytes], field: str) -> str | None:
     value = data.get(field.encode())
