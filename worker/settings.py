@@ -173,7 +173,8 @@ class Settings(BaseSettings):
     max_unfinished_deliveries: int = Field(
         DEFAULT_MAX_UNFINISHED_DELIVERIES, gt=0, description="Crash loops before worker_lost"
     )
-    batch_size: int = Field(DEFAULT_BATCH_SIZE, gt=0, description="Order keys per message")
+    batch_size: int = Field(DEFAULT_BATCH_SIZE, gt=0,
+                            description="Order keys per message (at most 1000)")
     submit_concurrency: int = Field(DEFAULT_SUBMIT_CONCURRENCY, gt=0,
                                     description="In-flight submissions per process")
     worker_concurrency: int | None = Field(
