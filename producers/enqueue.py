@@ -21,8 +21,9 @@ from worker.contract import parse_raw_order
 from worker.errors import InvalidOrder, Problem
 from worker.jsonio import dumps_canonical, loads_document
 from worker.keys import Keys
+from worker.keys import order_key_problem as key_problem
 from worker.ledger import Ledger, NewVersion, RecordOutcome
-from worker.limits import MAX_ID_PREFIX_CHARS, MAX_ORDER_KEY_CHARS
+from worker.limits import MAX_ID_PREFIX_CHARS
 
 # Orders validated and recorded per pipelined Redis round trip: big enough to amortise the
 # round trip, small enough that a progress bar moves and memory stays flat on huge inputs.
@@ -219,20 +220,13 @@ def _validate(
 
 
 def order_key_problem(order_key: str, *, id_prefix: str = "") -> Problem | None:
-    """Why the worker could not take `order_key` (= `id_prefix` + id), or None: the limits the
-    worker's message parser applies too (worker.limits, reliability #9), and UTF-8 (Redis)."""
+    """Why the worker could not take `order_key` (= `id_prefix` + id), or None: the limits of
+    worker.limits, which the worker's message parser applies too (reliability #9)."""
     if len(id_prefix) > MAX_ID_PREFIX_CHARS:
         return Problem("id", f"the id prefix has {len(id_prefix)} characters, "
                              f"at most {MAX_ID_PREFIX_CHARS}")
-    if len(order_key) > MAX_ORDER_KEY_CHARS:
-        return Problem("id", f"the order key (id prefix + id) has {len(order_key)} characters, "
-                             f"at most {MAX_ORDER_KEY_CHARS}")
-    if not order_key.isascii():
-        try:
-            order_key.encode("utf-8")
-        except UnicodeEncodeError:
-            return Problem("id", "the order key is not valid Unicode (a lone surrogate)")
-    return None
+    problem = key_problem(order_key)
+    return None if problem is None else Problem("id", problem)
 
 
 def _order_id(doc: Any) -> str | None:

@@ -10,6 +10,8 @@ import re
 from collections.abc import Callable
 from urllib.parse import quote, unquote
 
+from worker.limits import MAX_ORDER_KEY_CHARS
+
 # Prefix of every key the product writes; lets one Redis serve several deployments.
 DEFAULT_PREFIX = "jr"
 
@@ -42,6 +44,23 @@ def encode_order_key(order_key: str) -> str:
     if _SAFE_KEY_PART.fullmatch(order_key):
         return order_key
     return quote(order_key, safe="")
+
+
+def order_key_problem(order_key: object) -> str | None:
+    """Why `order_key` cannot be an order key, or None when it can: a non-empty string of at
+    most MAX_ORDER_KEY_CHARS characters that UTF-8 can encode (Redis stores bytes). The one
+    check producers (at the edge) and the worker (per message entry) apply (reliability #9)."""
+    if not isinstance(order_key, str) or not order_key:
+        return "the order key is not a non-empty string"
+    if len(order_key) > MAX_ORDER_KEY_CHARS:
+        return (f"the order key (id prefix + id) has {len(order_key)} characters, "
+                f"at most {MAX_ORDER_KEY_CHARS}")
+    if not order_key.isascii():
+        try:
+            order_key.encode("utf-8")
+        except UnicodeEncodeError:
+            return "the order key is not valid Unicode (a lone surrogate)"
+    return None
 
 
 def decode_order_key(part: str) -> str:

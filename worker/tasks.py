@@ -14,11 +14,12 @@ import structlog
 from celery import Task
 
 from worker.celery_app import app
-from worker.keys import IMPORT_TASK, MESSAGE_SCHEMA_VERSION
-from worker.limits import MAX_KEYS_PER_MESSAGE, MAX_ORDER_KEY_CHARS
+from worker.keys import IMPORT_TASK, MESSAGE_SCHEMA_VERSION, order_key_problem
+from worker.limits import MAX_KEYS_PER_MESSAGE
 from worker.runtime import get_runtime
 
 log = structlog.get_logger("jetti_relay.tasks")
+
 
 @dataclass(frozen=True, slots=True)
 class ParsedMessage:
@@ -28,23 +29,13 @@ class ParsedMessage:
     dropped: list[tuple[int, str]] = field(default_factory=list)
 
 
-def key_problem(key: Any) -> str | None:
-    """Why `key` cannot be an order key (None when it can): a non-empty string of at most
-    MAX_ORDER_KEY_CHARS characters, the bound the producers enforce too (reliability #9)."""
-    if not isinstance(key, str) or not key:
-        return "not a non-empty string"
-    if len(key) > MAX_ORDER_KEY_CHARS:
-        return f"{len(key)} characters, at most {MAX_ORDER_KEY_CHARS}"
-    return None
-
-
 def parse_message(message: Any) -> ParsedMessage:
     """The order keys of a message; raises ValueError saying what is wrong with the message.
 
     A message that is not `{"v": MESSAGE_SCHEMA_VERSION, "keys": [...]}` with 1 to
-    MAX_KEYS_PER_MESSAGE entries is refused whole. A bad entry (see `key_problem`) is dropped
-    alone: the message's other orders are still processed (reliability #9); a message whose every
-    entry is bad is refused.
+    MAX_KEYS_PER_MESSAGE entries is refused whole. A bad entry (`worker.keys.order_key_problem`)
+    is dropped alone: the message's other orders are still processed (reliability #9); a message
+    whose every entry is bad is refused.
     """
     if not isinstance(message, dict):
         raise ValueError(f"message must be an object, got {type(message).__name__}")
@@ -57,7 +48,7 @@ def parse_message(message: Any) -> ParsedMessage:
         raise ValueError(f"message.keys has {len(keys)} keys, at most {MAX_KEYS_PER_MESSAGE}")
     parsed = ParsedMessage([])
     for index, key in enumerate(keys):
-        problem = key_problem(key)
+        problem = order_key_problem(key)
         if problem is None:
             parsed.keys.append(key)
         else:

@@ -76,6 +76,7 @@ def test_order_key_limits_name_the_limit() -> None:
     problem = order_key_problem(prefix + "1", id_prefix=prefix)
     assert problem is not None and f"at most {MAX_ID_PREFIX_CHARS}" in problem.message
     assert order_key_problem("\ud800") is not None
+    assert parse_message(message(["\ud800", "ok"])).keys == ["ok"]
     assert order_key_problem("订单:1 {x}") is None
 
 
