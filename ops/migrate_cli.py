@@ -95,7 +95,7 @@ def migrate_keys(
             click.echo(f"{would}merge {_name(old)} into {_name(new)}")
         for key, before, after in report.lowered:
             click.echo(f"{would}lower the version of {_name(key)} from {before} to {after} ms "
-                       "(far future; re-send its latest copy)")
+                       "(far future; updates stamped after now win again)")
         for key, index in report.reindexed:
             click.echo(f"{would}re-index dead letter {_name(key)} in {_name(index)}")
         for key in report.republished:

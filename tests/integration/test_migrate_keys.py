@@ -113,6 +113,10 @@ def test_migrate_keys_renames_repairs_and_the_pipeline_delivers(
     dry = migrate(redis_url, "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert "would rename" in dry.stdout and dry.stdout.splitlines()[-1].startswith("dry run:")
+    dry_json = migrate(redis_url, "--dry-run", "--json")
+    planned = json.loads(dry_json.stdout)
+    assert planned["dry_run"] and planned["republished"] == ["A"]
+    assert {r["order_key"] for r in planned["reindexed"]} >= {"X", "X:attempts"}
     assert sorted(client.keys("*")) == before
 
     done = migrate(redis_url, "--json")
