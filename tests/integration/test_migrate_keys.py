@@ -20,7 +20,9 @@ from typing import Any
 
 import pytest
 import redis
+from click.testing import CliRunner
 
+from ops.migrate_cli import migrate_keys
 from tests.fixtures.pipeline import PipelineFactory
 from tests.integration.test_pipeline import Harness, _body, raw_order
 from worker.jsonio import dumps_canonical
@@ -168,3 +170,21 @@ def test_migrate_keys_renames_repairs_and_the_pipeline_delivers(
     harness.enqueue([raw_order("after")])
     harness.wait_states(["after"], {OrderState.DEAD})
     assert harness.dead.stats().total == 4
+
+
+def test_a_name_taken_under_both_formats_is_left_and_exit_1(redis_url: str) -> None:
+    """An entry under both the old and the new name (a new release ran before the migration) is
+    a conflict: left as is, printed, exit 1; lists under both names are merged, old first."""
+    harness = Harness(redis_url)
+    client, keys = harness.client, harness.keys
+    now = time.time()
+    old_order(client, "B:1", state="pending", now=now)
+    client.hset(keys.order("B:1"), mapping={"state": "pending", "v_ts": STAMP_MS})
+    client.rpush(keys.order_events("B:1"), json.dumps({"type": "new"}))
+    result = CliRunner().invoke(migrate_keys, ["--redis-url", redis_url])
+    assert result.exit_code == 1, result.output
+    assert 'conflict: "jr:order:B:1"' in result.output
+    assert client.exists(f"{P}:order:B:1") == 1
+    events = [json.loads(e)["type"] for e in client.lrange(keys.order_events("B:1"), 0, -1)]
+    assert events == ["received", "new"]
+    assert client.exists(f"{P}:order:B:1:events") == 0
