@@ -256,6 +256,16 @@ def dead_lettered(src: Sources, now: float) -> list[Metric]:
     return [family]
 
 
+def message_keys_dropped(src: Sources, now: float) -> list[Metric]:
+    """Message entries a worker dropped as not an order key (too long, not a string)."""
+    return [CounterMetricFamily(
+        _name("message_keys_dropped"),
+        "Message entries dropped by a worker as not an order key; the message's other orders "
+        "went on (a producer ignoring worker.limits).",
+        value=src.stats.dropped_keys(),
+    )]
+
+
 # --- fleet controls -------------------------------------------------------------------------
 def breaker(src: Sources, now: float) -> list[Metric]:
     """The fleet circuit breaker, one-hot by state, and how long it has been in it."""
@@ -343,6 +353,7 @@ FAMILIES: tuple[FamilyFn, ...] = (
     latency,
     dead_letters,
     dead_lettered,
+    message_keys_dropped,
     breaker,
     maintenance,
     reconciler,

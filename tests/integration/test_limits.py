@@ -14,7 +14,7 @@ from worker.keys import IMPORT_TASK, ORDERS_QUEUE
 from worker.limits import MAX_ID_PREFIX_CHARS, MAX_ORDER_KEY_CHARS
 from worker.publisher import build_message
 from worker.states import OrderState
-from worker.stats import DROPPED_KEY_COUNTER
+from worker.stats import DROPPED_KEY_COUNTER, Stats
 
 pytestmark = pytest.mark.integration
 
@@ -48,3 +48,4 @@ def test_a_bad_key_in_a_message_does_not_strand_the_others(
     assert harness.dead.list(limit=10) == []
     wait_until(lambda: harness.client.hget(harness.keys.counters(), DROPPED_KEY_COUNTER) == b"1",
                what="the dropped key counted")
+    assert Stats(harness.client, harness.keys).dropped_keys() == 1
