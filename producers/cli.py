@@ -17,7 +17,7 @@ import orjson
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ops.options import redis_url_option, settings_from_options
+from ops.options import check_id_prefix, redis_url_option, settings_from_options
 from producers.enqueue import Candidate, EnqueueSummary, enqueue_candidates
 from worker.errors import InvalidOrder, Problem
 from worker.jsonio import loads_document
@@ -82,13 +82,6 @@ def _is_one_document(text: str) -> bool:
     return True
 
 
-def _check_id_prefix(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
-    # The worker refuses longer keys; refusing here says so before a single order is read.
-    if len(value) > MAX_ID_PREFIX_CHARS:
-        raise click.BadParameter(f"{len(value)} characters, at most {MAX_ID_PREFIX_CHARS}")
-    return value
-
-
 @click.command("enqueue")
 @click.argument("source_file", metavar="FILE|-", type=click.File("rb"))
 @redis_url_option
@@ -96,7 +89,7 @@ def _check_id_prefix(_ctx: click.Context, _param: click.Parameter, value: str) -
     "--id-prefix",
     default="",
     show_default=True,
-    callback=_check_id_prefix,
+    callback=check_id_prefix,
     help=f"Prefix added to every order id (for sources whose ids could collide; at most "
     f"{MAX_ID_PREFIX_CHARS} characters).",
 )

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 from pydantic import ValidationError
 
+from ops.preview_cli import preview
 from producers.cli import enqueue as enqueue_command
 from producers.enqueue import order_key_problem
 from worker.celery_app import create_app
@@ -98,3 +99,11 @@ def test_cli_refuses_a_batch_size_above_the_message_limit() -> None:
         input="{}",
     )
     assert result.exit_code == 2
+
+
+def test_preview_refuses_the_id_prefix_enqueue_refuses() -> None:
+    """`preview --id-prefix` shows what the worker would send: the same bound as `enqueue`."""
+    result = CliRunner().invoke(preview, ["-", "--id-prefix", "p" * (MAX_ID_PREFIX_CHARS + 1)],
+                                input="{}")
+    assert result.exit_code == 2
+    assert f"at most {MAX_ID_PREFIX_CHARS}" in result.output
