@@ -27,7 +27,8 @@ from worker.limits import DEFAULT_MAX_FUTURE_SKEW_S
 
 EXIT_HELP = ("Exit codes: 0 done, nothing left; 1 done in part (names left for an engineer, "
              "each printed); 2 usage error; 4 Redis unreachable.")
-# Index members below which no progress bar is drawn (the run is over before it would show).
+# Index members below which no progress is shown (the run is over before it would matter); above,
+# a bar on a terminal, else a line on stderr every tenth of the way (logs of a batch job).
 PROGRESS_MIN_MEMBERS = 2000
 
 
@@ -70,10 +71,20 @@ def migrate_keys(
                             disable=not errors.is_terminal)
         with progress:
             task = progress.add_task("migrate", total=None)
+            done = [0, 0]  # members handled, and at the last progress line (not a terminal)
+
+            def advance(n: int) -> None:
+                progress.advance(task, n)
+                done[0] += n
+                if not errors.is_terminal and total >= PROGRESS_MIN_MEMBERS \
+                        and done[0] - done[1] >= total // 10:
+                    done[1] = done[0]
+                    errors.print(f"migrate-keys: {done[0]} of {total} index members",
+                                 markup=False)
+
             migration = KeyMigration(
                 client, Keys(settings.key_prefix), publisher=publisher, now=time.time(),
-                max_future_skew_s=max_future_skew_s, dry_run=dry_run,
-                on_progress=lambda n: progress.advance(task, n),
+                max_future_skew_s=max_future_skew_s, dry_run=dry_run, on_progress=advance,
             )
             total = migration.total_members()
             progress.update(task, total=total, visible=total >= PROGRESS_MIN_MEMBERS)

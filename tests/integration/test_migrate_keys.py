@@ -188,3 +188,19 @@ def test_a_name_taken_under_both_formats_is_left_and_exit_1(redis_url: str) -> N
     events = [json.loads(e)["type"] for e in client.lrange(keys.order_events("B:1"), 0, -1)]
     assert events == ["received", "new"]
     assert client.exists(f"{P}:order:B:1:events") == 0
+
+
+def test_a_large_store_reports_progress_on_stderr(redis_client: redis.Redis[bytes],
+                                                  redis_url: str) -> None:
+    """Not on a terminal, a run over thousands of index members prints progress lines on
+    stderr (a batch job's log) and still ends with the summary line on stdout."""
+    pipe = redis_client.pipeline(transaction=False)
+    for i in range(2500):
+        pipe.hset(f"{P}:order:bulk:{i}", mapping={"state": "submitted", "v_ts": STAMP_MS})
+        pipe.zadd(f"{P}:idx:state:submitted", {f"bulk:{i}": 1.0})
+    pipe.execute()
+    result = migrate(redis_url)
+    assert result.returncode == 0, result.stderr
+    assert "migrate-keys: " in result.stderr and "of 2500 index members" in result.stderr
+    assert result.stdout.splitlines()[-1].startswith("orders 2500, dead letters 0: rename 2500")
+    assert redis_client.exists(f"{P}:order:bulk%3A7") == 1
