@@ -268,6 +268,14 @@ def recorded(src: Sources, now: float) -> list[Metric]:
     for outcome in RecordOutcome:
         family.add_metric([str(outcome)], counts.get(str(outcome), 0))
     return [family]
+def message_keys_dropped(src: Sources, now: float) -> list[Metric]:
+    """Message entries a worker dropped as not an order key (too long, not a string)."""
+    return [CounterMetricFamily(
+        _name("message_keys_dropped"),
+        "Message entries dropped by a worker as not an order key; the message's other orders "
+        "went on (a producer ignoring worker.limits).",
+        value=src.stats.dropped_keys(),
+    )]
 
 
 # --- fleet controls -------------------------------------------------------------------------
@@ -358,6 +366,7 @@ FAMILIES: tuple[FamilyFn, ...] = (
     dead_letters,
     dead_lettered,
     recorded,
+    message_keys_dropped,
     breaker,
     maintenance,
     reconciler,

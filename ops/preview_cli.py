@@ -16,6 +16,7 @@ from typing import Any, BinaryIO
 
 import click
 
+from ops.options import check_id_prefix
 from worker.contract import RawOrder, parse_raw_order
 from worker.errors import InvalidOrder, Problem, TransformError
 from worker.jsonio import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, loads_document
@@ -100,6 +101,7 @@ def _report(position: int, line: int | None, problems: list[Problem]) -> None:
 )
 @click.option(
     "--id-prefix",
+    callback=check_id_prefix,
     default="",
     help="The producer's id prefix (as `jetti-relay enqueue --id-prefix`): the worker sends "
     "the order key, prefix + id, as externalId.",

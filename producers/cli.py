@@ -25,7 +25,7 @@ import orjson
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ops.options import redis_url_option, settings_from_options
+from ops.options import check_id_prefix, redis_url_option, settings_from_options
 from producers.enqueue import (
     Candidate,
     EnqueueInterrupted,
@@ -35,6 +35,7 @@ from producers.enqueue import (
 )
 from worker.errors import InvalidOrder, Problem
 from worker.jsonio import loads_document
+from worker.limits import MAX_ID_PREFIX_CHARS, MAX_KEYS_PER_MESSAGE
 from worker.records import RecordOutcome
 
 EXIT_OK = 0
@@ -107,7 +108,9 @@ def _is_one_document(text: str) -> bool:
     "--id-prefix",
     default="",
     show_default=True,
-    help="Prefix added to every order id (for sources whose ids could collide).",
+    callback=check_id_prefix,
+    help=f"Prefix added to every order id (for sources whose ids could collide; at most "
+    f"{MAX_ID_PREFIX_CHARS} characters).",
 )
 @click.option(
     "--source",
@@ -117,7 +120,7 @@ def _is_one_document(text: str) -> bool:
 )
 @click.option(
     "--batch-size",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_KEYS_PER_MESSAGE),
     default=None,
     help="Order keys per Celery message (default: JETTI_RELAY_BATCH_SIZE).",
 )

@@ -24,8 +24,9 @@ from worker.contract import parse_raw_order
 from worker.errors import InvalidOrder, Problem
 from worker.jsonio import DEFAULT_MAX_BYTES, dumps_canonical, loads_document
 from worker.keys import Keys
+from worker.keys import order_key_problem as key_problem
 from worker.ledger import Ledger, NewVersion, RecordOutcome
-from worker.limits import DEFAULT_MAX_FUTURE_SKEW_S
+from worker.limits import DEFAULT_MAX_FUTURE_SKEW_S, MAX_ID_PREFIX_CHARS
 
 # Orders validated and recorded per pipelined Redis round trip: big enough to amortise the
 # round trip, small enough that a progress bar moves and memory stays flat on huge inputs.
@@ -175,11 +176,12 @@ def enqueue(
     Each raw order is a mapping, or one JSON document as bytes/str (parsed with
     `worker.jsonio.loads_document`; the original bytes are what the ledger stores). Every
     document, mappings included, is capped at `worker.jsonio.DEFAULT_MAX_BYTES` (a mapping's
-    canonical JSON). The order key is `id_prefix` + the order's `id`. Malformed orders, and
-    orders whose `updated_at` is more than `max_future_skew_s` ahead of `now`, are rejected
-    with their position and field paths and the rest still go through. `now` (epoch s)
-    defaults to the wall clock at each chunk. A Redis or broker error raises
-    `EnqueueInterrupted` (chained) with the summary so far and the position reached.
+    canonical JSON). The order key is `id_prefix` + the order's `id`. Malformed orders, orders
+    whose `updated_at` is more than `max_future_skew_s` ahead of `now`, and orders whose key
+    breaks the limits of worker.limits (an `id_prefix` over MAX_ID_PREFIX_CHARS, a key over
+    MAX_ORDER_KEY_CHARS) are rejected with their position and field paths and the rest still go
+    through. `now` (epoch s) defaults to the wall clock at each chunk. A Redis or broker error
+    raises `EnqueueInterrupted` (chained) with the summary so far and the position reached.
     """
     candidates = (Candidate(i, raw) for i, raw in enumerate(raw_orders))
     return enqueue_candidates(
@@ -313,8 +315,12 @@ def _validate(
         # A mapping the contract accepted but JSON cannot hold (a set, a datetime object...).
         problem = Problem("", f"not JSON-serialisable: {exc}")
         return _rejection(candidate, doc, (problem,), id_prefix)
+    order_key = id_prefix + str(order.id)
+    key_problem = order_key_problem(order_key, id_prefix=id_prefix)
+    if key_problem is not None:
+        return Rejection(candidate.position, str(order.id), (key_problem,), order_key)
     return NewVersion(
-        order_key=id_prefix + str(order.id),
+        order_key=order_key,
         raw=body,
         updated_at=order.updated_at,
         source=source,
@@ -328,6 +334,16 @@ def _rejection(
     order_id = _order_id(doc)
     key = None if order_id is None else id_prefix + order_id
     return Rejection(candidate.position, order_id, problems, key)
+
+
+def order_key_problem(order_key: str, *, id_prefix: str = "") -> Problem | None:
+    """Why the worker could not take `order_key` (= `id_prefix` + id), or None: the limits of
+    worker.limits, which the worker's message parser applies too (reliability #9)."""
+    if len(id_prefix) > MAX_ID_PREFIX_CHARS:
+        return Problem("id", f"the id prefix has {len(id_prefix)} characters, "
+                             f"at most {MAX_ID_PREFIX_CHARS}")
+    problem = key_problem(order_key)
+    return None if problem is None else Problem("id", problem)
 
 
 def _order_id(doc: Any) -> str | None:

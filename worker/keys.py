@@ -6,6 +6,12 @@ these functions, so a prefix change or a new index is made in one place.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from urllib.parse import quote, unquote
+
+from worker.limits import MAX_ORDER_KEY_CHARS
+
 # Prefix of every key the product writes; lets one Redis serve several deployments.
 DEFAULT_PREFIX = "jr"
 
@@ -19,24 +25,81 @@ ORDERS_QUEUE = "jetti-relay.orders"
 MESSAGE_SCHEMA_VERSION = 1
 
 
+# Characters an order key keeps as is inside a Redis key name (RFC 3986 "unreserved"). Every
+# other character, '%' included, becomes %XX per UTF-8 byte. worker/lua/prelude.lua (`enc`)
+# implements the same rule for the keys a script only learns from an index.
+_SAFE_KEY_PART = re.compile(r"[A-Za-z0-9._~-]*")
+
+
+def encode_order_key(order_key: str) -> str:
+    """The order key as it appears inside a Redis key name (percent-encoding, upper-case hex).
+
+    Injective, and the result holds only [A-Za-z0-9._~%-]: no ':' (so `A:events` can never name
+    the events list of `A`, nor `idx:all` an index), no '{' or '}' (Redis Cluster hash tags), no
+    glob characters, whitespace, control characters or non-ASCII. A key made only of those
+    characters is returned unchanged (the common case costs one regex match). Raises
+    UnicodeEncodeError for a lone surrogate (not valid UTF-8, so Redis could not store it).
+    Members of indexes and sets, and Jetti's externalId, stay the raw order key.
+    """
+    if _SAFE_KEY_PART.fullmatch(order_key):
+        return order_key
+    return quote(order_key, safe="")
+
+
+def order_key_problem(order_key: object) -> str | None:
+    """Why `order_key` cannot be an order key, or None when it can: a non-empty string of at
+    most MAX_ORDER_KEY_CHARS characters that UTF-8 can encode (Redis stores bytes). The one
+    check producers (at the edge) and the worker (per message entry) apply (reliability #9)."""
+    if not isinstance(order_key, str) or not order_key:
+        return "the order key is not a non-empty string"
+    if len(order_key) > MAX_ORDER_KEY_CHARS:
+        return (f"the order key (id prefix + id) has {len(order_key)} characters, "
+                f"at most {MAX_ORDER_KEY_CHARS}")
+    if not order_key.isascii():
+        try:
+            order_key.encode("utf-8")
+        except UnicodeEncodeError:
+            return "the order key is not valid Unicode (a lone surrogate)"
+    return None
+
+
+def decode_order_key(part: str) -> str:
+    """Inverse of `encode_order_key` (for operator tools that read key names)."""
+    return unquote(part, errors="strict")
+
+
 class Keys:
-    """Key builder for one prefix."""
+    """Key builder for one prefix.
+
+    Every per-order key name holds `encode_order_key(order_key)`, never the raw key; every
+    index and global key has a shape no encoded order key can produce (tests/unit/test_keys.py).
+    """
 
     def __init__(self, prefix: str = DEFAULT_PREFIX) -> None:
         self.prefix = prefix
 
+    def parts(self, build: Callable[[str], str]) -> tuple[str, str]:
+        """(head, tail) of the key names `build` (a per-order builder of this object) makes:
+        `build(k) == head + encode_order_key(k) + tail`, for scripts that derive per-order key
+        names from order keys they read in an index (worker/lua/prelude.lua)."""
+        # A run of '~' longer than the prefix appears neither in the prefix nor in the fixed
+        # words, and encoding leaves it unchanged: it marks where the encoded key goes.
+        mark = "~" * (len(self.prefix) + 8)
+        head, tail = build(mark).split(mark)
+        return head, tail
+
     # --- ledger -------------------------------------------------------------------------
     def order(self, order_key: str) -> str:
         """Hash: one order's ledger entry."""
-        return f"{self.prefix}:order:{order_key}"
+        return f"{self.prefix}:order:{encode_order_key(order_key)}"
 
     def order_events(self, order_key: str) -> str:
         """List: the order's timeline (received versions, deliveries, attempts, outcomes)."""
-        return f"{self.prefix}:order:{order_key}:events"
+        return f"{self.prefix}:order:{encode_order_key(order_key)}:events"
 
     def order_attempts(self, order_key: str) -> str:
         """List: the order's submission attempts (JSON `Attempt` objects), oldest first."""
-        return f"{self.prefix}:order:{order_key}:attempts"
+        return f"{self.prefix}:order:{encode_order_key(order_key)}:attempts"
 
     def shed_queue(self) -> str:
         """Sorted set: settled orders still holding their raw body, by the time they settled."""
@@ -60,7 +123,7 @@ class Keys:
 
     def lock(self, order_key: str) -> str:
         """String: the per-order lock (SET NX PX)."""
-        return f"{self.prefix}:lock:{order_key}"
+        return f"{self.prefix}:lock:{encode_order_key(order_key)}"
 
     # --- retries and fleet controls -----------------------------------------------------
     def retry_schedule(self) -> str:
@@ -98,15 +161,15 @@ class Keys:
     # --- dead letters -------------------------------------------------------------------
     def dead(self, order_key: str) -> str:
         """Hash: one dead-letter entry."""
-        return f"{self.prefix}:dead:{order_key}"
+        return f"{self.prefix}:dead:{encode_order_key(order_key)}"
 
     def dead_attempts(self, order_key: str) -> str:
         """List: every attempt recorded for a dead-letter entry (JSON objects)."""
-        return f"{self.prefix}:dead:{order_key}:attempts"
+        return f"{self.prefix}:dead:{encode_order_key(order_key)}:attempts"
 
     def dead_history(self, order_key: str) -> str:
         """List: a dead-letter entry's status changes (dead, replayed, resolved; JSON objects)."""
-        return f"{self.prefix}:dead:{order_key}:history"
+        return f"{self.prefix}:dead:{encode_order_key(order_key)}:history"
 
     def dead_email_index(self, email_hash: str) -> str:
         """Set: dead-letter order keys whose raw order or payload has the email with this hash."""
@@ -149,3 +212,39 @@ class Keys:
     def api_blocked_until(self, kind: str) -> str:
         """String: epoch s until which sync-API calls of `kind` back off (after a 429)."""
         return f"{self.prefix}:rate:api:{kind}:blocked_until"
+
+
+class LegacyKeys:
+    """The per-order key names before the order key was encoded (jetti-relay before issue 12),
+    for `jetti-relay migrate-keys` only: `{prefix}:order:{raw key}` and so on. Index and global
+    key names did not change, so only these builders exist here."""
+
+    def __init__(self, prefix: str = DEFAULT_PREFIX) -> None:
+        self.prefix = prefix
+
+    def order(self, order_key: str) -> str:
+        return f"{self.prefix}:order:{order_key}"
+
+    def order_events(self, order_key: str) -> str:
+        return f"{self.prefix}:order:{order_key}:events"
+
+    def order_attempts(self, order_key: str) -> str:
+        return f"{self.prefix}:order:{order_key}:attempts"
+
+    def lock(self, order_key: str) -> str:
+        return f"{self.prefix}:lock:{order_key}"
+
+    def dead(self, order_key: str) -> str:
+        return f"{self.prefix}:dead:{order_key}"
+
+    def dead_attempts(self, order_key: str) -> str:
+        return f"{self.prefix}:dead:{order_key}:attempts"
+
+    def dead_history(self, order_key: str) -> str:
+        return f"{self.prefix}:dead:{order_key}:history"
+
+    def dead_owner_of(self, name: str) -> str | None:
+        """The order key whose legacy dead-letter hash is named `name` (an index name an order
+        id such as `idx:all` took over), or None when `name` is not under `{prefix}:dead:`."""
+        head = f"{self.prefix}:dead:"
+        return name[len(head):] if name.startswith(head) else None

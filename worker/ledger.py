@@ -123,7 +123,6 @@ RECORD_SLICE = 100
 
 _LUA_DIR = Path(__file__).parent / "lua"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MARK = "\x00"  # splits a key built by `Keys` into the head and tail around the order key
 
 
 @cache
@@ -187,8 +186,7 @@ class Ledger:
         ]
         self._templates: list[str] = []
         for build in (keys.order, keys.order_events, keys.order_attempts):
-            head, tail = build(_MARK).split(_MARK)
-            self._templates += [head, tail]
+            self._templates += keys.parts(build)
         self._scripts: dict[str, Any] = {}
 
     # --- plumbing -------------------------------------------------------------------------
@@ -653,6 +651,14 @@ class Ledger:
     def purge_tombstones(self, *, now: float, limit: int) -> int:
         """Delete up to `limit` tombstones whose time is up (hash, events, attempts, indexes)."""
         return int(self._run("purge_tombstones", now, "", limit))
+
+    def lower_version(self, order_key: str, *, above_ts_ms: int, to_ts_ms: int,
+                      now: float) -> int | None:
+        """Lower a stored version timestamp above `above_ts_ms` to `to_ts_ms` (a far-future
+        `updated_at` froze the order: every real update was stale), with a `version_lowered`
+        event. Returns the old timestamp (ms) when lowered, else None (`migrate-keys`)."""
+        reply = self._run("lower_version", now, order_key, above_ts_ms, to_ts_ms)
+        return int(reply) if reply else None
 
 
 def _text(data: dict[bytes, bytes], field: str) -> str | None:

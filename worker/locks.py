@@ -90,9 +90,9 @@ class OrderLock:
         return self._token_factory()
 
     def key_parts(self) -> tuple[str, str]:
-        """The lock key around the order key (head, tail), for scripts that derive lock keys."""
-        head, _, tail = self._keys.lock("\x00").partition("\x00")
-        return head, tail
+        """The lock key around the ENCODED order key (head, tail), for scripts that derive lock
+        keys (they encode the order key as worker.keys.encode_order_key does)."""
+        return self._keys.parts(self._keys.lock)
 
     def acquire(self, order_key: str, *, ttl_s: float) -> str | None:
         """Take the lock for `ttl_s` seconds. Returns the token, or None if someone holds it.

@@ -13,6 +13,7 @@ from typing import Any, cast
 from celery import Celery
 
 from worker.keys import IMPORT_TASK, MESSAGE_SCHEMA_VERSION, ORDERS_QUEUE
+from worker.limits import MAX_KEYS_PER_MESSAGE
 
 # Keys per message when the caller does not say (= settings.DEFAULT_BATCH_SIZE): the worker
 # claims, submits and settles a message's orders together, so per-message costs are shared.
@@ -38,6 +39,9 @@ class Publisher:
     """Sends import messages through a Celery app's broker connection pool."""
 
     def __init__(self, app: Celery, *, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+        if not 1 <= batch_size <= MAX_KEYS_PER_MESSAGE:
+            # The worker refuses a bigger message whole (reliability #9).
+            raise ValueError(f"batch_size must be 1 to {MAX_KEYS_PER_MESSAGE}, got {batch_size}")
         self._app = app
         self._batch_size = batch_size
 

@@ -12,10 +12,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from worker.limits import DEFAULT_MAX_FUTURE_SKEW_S
+from worker.limits import DEFAULT_MAX_FUTURE_SKEW_S, MAX_KEYS_PER_MESSAGE
 
 ENV_PREFIX = "JETTI_RELAY_"
 
@@ -177,7 +177,8 @@ class Settings(BaseSettings):
     max_unfinished_deliveries: int = Field(
         DEFAULT_MAX_UNFINISHED_DELIVERIES, gt=0, description="Crash loops before worker_lost"
     )
-    batch_size: int = Field(DEFAULT_BATCH_SIZE, gt=0, description="Order keys per message")
+    batch_size: int = Field(DEFAULT_BATCH_SIZE, gt=0,
+                            description="Order keys per message (at most 1000)")
     submit_concurrency: int = Field(DEFAULT_SUBMIT_CONCURRENCY, gt=0,
                                     description="In-flight submissions per process")
     worker_concurrency: int | None = Field(
@@ -214,6 +215,17 @@ class Settings(BaseSettings):
     ready_file: Path | None = Field(
         None, description="File the worker writes once it consumes (a readiness probe)"
     )
+
+    @field_validator("batch_size")
+    @classmethod
+    def _batch_fits_a_message(cls, value: int) -> int:
+        # The worker refuses a message with more keys (reliability #9): refuse the setting here.
+        if value > MAX_KEYS_PER_MESSAGE:
+            raise ValueError(
+                f"JETTI_RELAY_BATCH_SIZE is {value}; at most {MAX_KEYS_PER_MESSAGE} order keys fit "
+                "in one message (worker.limits.MAX_KEYS_PER_MESSAGE)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:

@@ -14,6 +14,9 @@ import redis
 
 from worker.keys import Keys
 
+# Counter field (in keys.counters()) of message entries dropped as not an order key.
+DROPPED_KEY_COUNTER = "message_keys_dropped"
+
 # Upper bounds (seconds) of the latency histogram buckets, Prometheus style (le=...).
 LATENCY_BUCKETS_S: tuple[float, ...] = (
     0.05,
@@ -93,6 +96,14 @@ class Stats:
     def count_dead(self, reason: str) -> None:
         """One order was dead-lettered for `reason`."""
         self._client.hincrby(self._keys.counters(), f"dead|{reason}", 1)
+
+    def count_dropped_key(self) -> None:
+        """One entry of a message was not an order key and was dropped (tasks.parse_message)."""
+        self._client.hincrby(self._keys.counters(), DROPPED_KEY_COUNTER, 1)
+
+    def dropped_keys(self) -> int:
+        """Message entries dropped as not an order key, since the counters were created."""
+        return int(self._client.hget(self._keys.counters(), DROPPED_KEY_COUNTER) or 0)
 
     def observe_latency(self, seconds: float) -> None:
         """Record one enqueue-to-acceptance latency (negative clock skew counts as 0)."""

@@ -2,30 +2,41 @@
 
 A message is `{"v": MESSAGE_SCHEMA_VERSION, "keys": [order keys]}`. A message that does not parse
 is dead-lettered as `invalid_input` under a key derived from the task id; it never crashes the
-worker and is never retried.
+worker and is never retried. A bad entry in an otherwise good message is dropped alone.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 from celery import Task
 
 from worker.celery_app import app
-from worker.keys import IMPORT_TASK, MESSAGE_SCHEMA_VERSION
+from worker.keys import IMPORT_TASK, MESSAGE_SCHEMA_VERSION, order_key_problem
+from worker.limits import MAX_KEYS_PER_MESSAGE
 from worker.runtime import get_runtime
 
 log = structlog.get_logger("jetti_relay.tasks")
 
-# Longest order key accepted in a message; anything longer is not one of ours.
-MAX_KEY_LENGTH = 512
-# Most keys one message may carry.
-MAX_KEYS_PER_MESSAGE = 1000
+
+@dataclass(frozen=True, slots=True)
+class ParsedMessage:
+    """The order keys of a message, and the entries dropped from it as (index, why)."""
+
+    keys: list[str]
+    dropped: list[tuple[int, str]] = field(default_factory=list)
 
 
-def parse_message(message: Any) -> list[str]:
-    """The order keys of a message; raises ValueError saying what is wrong."""
+def parse_message(message: Any) -> ParsedMessage:
+    """The order keys of a message; raises ValueError saying what is wrong with the message.
+
+    A message that is not `{"v": MESSAGE_SCHEMA_VERSION, "keys": [...]}` with 1 to
+    MAX_KEYS_PER_MESSAGE entries is refused whole. A bad entry (`worker.keys.order_key_problem`)
+    is dropped alone: the message's other orders are still processed (reliability #9); a message
+    whose every entry is bad is refused.
+    """
     if not isinstance(message, dict):
         raise ValueError(f"message must be an object, got {type(message).__name__}")
     if message.get("v") != MESSAGE_SCHEMA_VERSION:
@@ -35,13 +46,16 @@ def parse_message(message: Any) -> list[str]:
         raise ValueError("message.keys must be a non-empty list")
     if len(keys) > MAX_KEYS_PER_MESSAGE:
         raise ValueError(f"message.keys has {len(keys)} keys, at most {MAX_KEYS_PER_MESSAGE}")
+    parsed = ParsedMessage([])
     for index, key in enumerate(keys):
-        if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
-            raise ValueError(
-                f"message.keys[{index}] must be a non-empty string of at most "
-                f"{MAX_KEY_LENGTH} characters"
-            )
-    return list(keys)
+        problem = order_key_problem(key)
+        if problem is None:
+            parsed.keys.append(key)
+        else:
+            parsed.dropped.append((index, problem))
+    if not parsed.keys:
+        raise ValueError(f"no valid order key in message.keys: {parsed.dropped[0][1]}")
+    return parsed
 
 
 def _import_orders(self: Task, message: Any) -> None:
@@ -49,11 +63,15 @@ def _import_orders(self: Task, message: Any) -> None:
     task_id = str(self.request.id)
     runtime = get_runtime()
     try:
-        keys = parse_message(message)
+        parsed = parse_message(message)
     except ValueError as exc:
         runtime.dead_letter_message(message, str(exc), task_id=task_id)
         return
-    runtime.processor.handle_batch(keys, task_id=task_id)
+    for index, problem in parsed.dropped:
+        # The entry is not an order key the ledger can hold; nothing else to do with it.
+        runtime.stats.count_dropped_key()
+        log.warning("message_key_dropped", task_id=task_id, index=index, problem=problem)
+    runtime.processor.handle_batch(parsed.keys, task_id=task_id)
 
 
 # Registered by call rather than decorator: Celery ships no type information.

@@ -1,5 +1,6 @@
 -- begin_batch: lock and begin the delivery of every order of one message, in one call.
--- ARGV 10 task id, 11 worker, 12 max unfinished deliveries, 13/14 head/tail of the lock key,
+-- ARGV 10 task id, 11 worker, 12 max unfinished deliveries, 13/14 head/tail of the lock key
+-- around the encoded order key,
 -- 15 lock ttl (ms), 16 due time for an order whose lock another worker holds, 17 how many more
 -- PENDING orders to take on (0: none), 18 token prefix for those, 19.. pairs of (order key,
 -- lock token) from the message.
@@ -15,7 +16,7 @@
 -- held elsewhere is skipped untouched. Their own messages later find them done or in flight.
 local out = {}
 local function claim(k, token)
-  local lk = ARGV[13] .. k .. ARGV[14]
+  local lk = ARGV[13] .. enc(k) .. ARGV[14]
   if not redis.call('SET', lk, token, 'NX', 'PX', ARGV[15]) then return nil end
   local action = begin_one(k, ARGV[10], ARGV[11], ARGV[12])
   if action == 'proceed' or action == 'crash_loop' then

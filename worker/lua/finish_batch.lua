@@ -21,7 +21,7 @@ for i, o in ipairs(cjson.decode(ARGV[12])) do
   end
   if o.fin == '1' then finish_one(k) end
   if o.t ~= '' then
-    local lk = ARGV[10] .. k .. ARGV[11]
+    local lk = ARGV[10] .. enc(k) .. ARGV[11]
     if redis.call('GET', lk) == o.t then redis.call('DEL', lk) end
   end
   out[i] = r

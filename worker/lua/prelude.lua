@@ -2,7 +2,8 @@
 -- KEYS: 1 retry schedule, 2 enqueued index, 3 sequence, 4 shed queue, 5 tombstone index,
 --       6 counters, 7.. one state index per state, in the order of ARGV[1].
 -- ARGV: 1 state names (space separated), 2-7 head/tail of the per-order hash, events and
---       attempts key names (built by worker.keys, so no key is spelled here), 8 now (epoch s),
+--       attempts key names around the ENCODED order key (worker.keys.Keys.parts, so no key is
+--       spelled here; `enc` below encodes), 8 now (epoch s),
 --       9 order key (single-order scripts), 10.. the script's own arguments.
 -- Per-order key names are derived inside the script because the multi-order scripts (retry pop,
 -- shed) only learn the order keys from a sorted set; like the Celery broker, this assumes one
@@ -25,9 +26,26 @@ local EVENTS_KEPT = 200
 -- Attempts are bounded by the retry budget; this only stops a runaway loop filling memory.
 local ATTEMPTS_KEPT = 1000
 
-local function okey(k) return ARGV[2] .. k .. ARGV[3] end
-local function ekey(k) return ARGV[4] .. k .. ARGV[5] end
-local function akey(k) return ARGV[6] .. k .. ARGV[7] end
+-- The order key inside a key name: worker.keys.encode_order_key, byte for byte (every byte
+-- outside [A-Za-z0-9._~-] becomes %XX, upper-case hex), so no order key can spell another
+-- order's key or an index (reliability review #1). Members of indexes stay the raw key.
+local ENCODED = {}
+local function enc_byte(c) return string.format('%%%02X', string.byte(c)) end
+local function enc(k)
+  local e = ENCODED[k]
+  if e then return e end
+  if string.find(k, '[^A-Za-z0-9%._~%-]') then
+    e = string.gsub(k, '[^A-Za-z0-9%._~%-]', enc_byte)
+  else
+    e = k
+  end
+  ENCODED[k] = e
+  return e
+end
+
+local function okey(k) return ARGV[2] .. enc(k) .. ARGV[3] end
+local function ekey(k) return ARGV[4] .. enc(k) .. ARGV[5] end
+local function akey(k) return ARGV[6] .. enc(k) .. ARGV[7] end
 
 local function event(k, ev)
   ev.at = NOW
