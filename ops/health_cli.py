@@ -2,7 +2,8 @@
 
 Checks (each ok, warn, fail or skip; any fail makes the whole answer unhealthy):
 
-- redis        the ledger's Redis answers PING.
+- redis        the ledger's Redis answers PING (within JETTI_RELAY_REDIS_*_TIMEOUT_S) and is
+               no older than the oldest supported (worker/limits.py MIN_REDIS_VERSION).
 - workers      at least `--min-workers` Celery workers answer a broker ping (alive).
 - progress     workers are consuming, not only alive: nothing is ready to submit, or the oldest
                ready order arrived less than `--max-stall-s` ago, or an order was settled or
@@ -34,6 +35,7 @@ import redis
 from ops.metrics import SETTLED_STATES, Sources
 from ops.options import redis_url_option, settings_from_options
 from worker.reconciler import read_status as read_reconcile_status
+from worker.redisconn import RedisTooOld, require_supported
 from worker.settings import Settings
 from worker.states import OrderState
 
@@ -98,7 +100,12 @@ def check_redis(src: Sources, limits: Thresholds, now: float) -> Check:
     started = time.perf_counter()
     src.client.ping()
     ms = (time.perf_counter() - started) * 1000
-    return Check("redis", "ok", f"reachable, PING {ms:.1f} ms", round(ms, 3))
+    try:
+        version = require_supported(src.client)
+    except RedisTooOld as exc:
+        return Check("redis", "fail", str(exc), round(ms, 3))
+    shown = f"Redis {version}, " if version else ""
+    return Check("redis", "ok", f"{shown}reachable, PING {ms:.1f} ms", round(ms, 3))
 
 
 def make_worker_check(ping: Callable[[float], list[str]]) -> CheckFn:

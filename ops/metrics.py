@@ -32,14 +32,13 @@ from worker.deadletters import DeadLetters
 from worker.keys import ORDERS_QUEUE, Keys
 from worker.ledger import Ledger
 from worker.reconciler import read_status as read_reconcile_status
+from worker.redisconn import client_for
 from worker.settings import Settings
 from worker.states import DeadReason, DeadStatus, OrderState
 from worker.stats import Stats
 
 log = structlog.get_logger("jetti_relay.metrics")
 
-# A scrape or health check waits at most this long for Redis, instead of hanging on a stuck server.
-REDIS_TIMEOUT_S = 5.0
 # Every metric name starts with this.
 PREFIX = "jetti_relay"
 # Periodic roles that write heartbeats (worker/maintenance.py).
@@ -81,17 +80,11 @@ class Sources:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Sources:
-        """Sources for the deployment `settings` describe (its Redis, broker and key prefix)."""
-        client: redis.Redis[bytes] = redis.Redis.from_url(
-            settings.redis_url, socket_timeout=REDIS_TIMEOUT_S,
-            socket_connect_timeout=REDIS_TIMEOUT_S,
-        )
-        broker: redis.Redis[bytes] = (
-            client
-            if settings.broker_url == settings.redis_url
-            else redis.Redis.from_url(settings.broker_url, socket_timeout=REDIS_TIMEOUT_S,
-                                      socket_connect_timeout=REDIS_TIMEOUT_S)
-        )
+        """Sources for the deployment `settings` describe (its Redis, broker and key prefix);
+        a scrape or health check waits for Redis at most the settings' Redis timeouts."""
+        client = client_for(settings)
+        broker = (client if settings.broker_url == settings.redis_url
+                  else client_for(settings, settings.broker_url))
         return cls(client=client, broker=broker, keys=Keys(settings.key_prefix))
 
 

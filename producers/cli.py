@@ -4,7 +4,8 @@ Input is one JSON object, a JSON array of objects, or JSON Lines (one object per
 Exit codes: 0 every order was enqueued (or was already there), 1 some orders were rejected
 (each reported on stderr as `line 7: lines[0].quantity: must be >= 1` or `item 3: ...`),
 2 the input could not be read at all (missing file, not UTF-8, a broken JSON array),
-4 Redis unreachable (nothing or only part was enqueued: run it again, it is idempotent).
+4 Redis unreachable, or older than the oldest supported (README, Operations: Redis) (nothing or
+only part was enqueued: run it again, it is idempotent).
 """
 
 from __future__ import annotations
@@ -122,6 +123,7 @@ def enqueue(
     from worker.celery_app import create_app
     from worker.keys import Keys
     from worker.publisher import Publisher
+    from worker.redisconn import RedisTooOld, connect_supported
 
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
@@ -132,7 +134,15 @@ def enqueue(
 
     settings = settings_from_options(redis_url=redis_url)
     publisher = Publisher(create_app(settings), batch_size=batch_size or settings.batch_size)
-    client: redis.Redis[bytes] = redis.Redis.from_url(settings.redis_url)
+    try:
+        client = connect_supported(settings)
+    except RedisTooOld as exc:
+        errors.print(f"error: {exc}", markup=False)
+        raise SystemExit(EXIT_REDIS) from exc
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        errors.print(f"error: cannot reach Redis (--redis-url / JETTI_RELAY_REDIS_URL): {exc}",
+                     markup=False)
+        raise SystemExit(EXIT_REDIS) from exc
     total = len(document.candidates)
     progress = Progress(
         TextColumn("enqueue"),

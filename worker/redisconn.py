@@ -33,7 +33,7 @@ class RedisTooOld(Exception):
         oldest = ".".join(map(str, MIN_REDIS_VERSION))
         super().__init__(
             f"Redis {version} (JETTI_RELAY_REDIS_URL) is older than {oldest}, the oldest "
-            "jetti-relay supports; upgrade it (README: Requirements)"
+            "jetti-relay supports; upgrade it (README, Operations: Redis)"
         )
 
 
@@ -64,6 +64,19 @@ def client_for(settings: Any, url: str | None = None) -> redis.Redis[bytes]:
     )
 
 
+def connect_supported(settings: Any, url: str | None = None) -> redis.Redis[bytes]:
+    """`client_for(settings, url)` after `require_supported` passed on it: what every command
+    that starts work on the ledger calls first. Raises RedisTooOld, or redis.ConnectionError /
+    redis.TimeoutError when the server cannot be reached within the timeouts."""
+    client = client_for(settings, url)
+    try:
+        require_supported(client)
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
 def parse_version(text: str) -> tuple[int, ...]:
     """`"6.2.14"` -> (6, 2, 14); a non-numeric tail (`"7.2.4-rc1"`) ends its part."""
     parts: list[int] = []
@@ -79,6 +92,7 @@ def parse_version(text: str) -> tuple[int, ...]:
 
 def server_version(client: redis.Redis[bytes]) -> str | None:
     """The server's `redis_version`, or None when INFO is refused (ACL, rename-command)."""
+    client.ping()  # connection and handshake errors propagate; only INFO may be refused
     try:
         info = client.info("server")
     except redis.ResponseError:

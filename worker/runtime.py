@@ -31,6 +31,7 @@ from worker.processor import OrderProcessor, ProcessorConfig
 from worker.publisher import Publisher
 from worker.ratelimit import RateLimiter
 from worker.records import Attempt
+from worker.redisconn import client_for
 from worker.rules import Rules, load_rules
 from worker.settings import Settings, get_settings
 from worker.states import DeadReason
@@ -200,9 +201,7 @@ def build_maintenance_parts(settings: Settings | None = None) -> MaintenancePart
     from worker.celery_app import create_app
 
     settings = settings or get_settings()
-    client: redis.Redis[bytes] = redis.Redis.from_url(
-        settings.redis_url, health_check_interval=30, socket_keepalive=True
-    )
+    client = client_for(settings)
     keys = Keys(settings.key_prefix)
     return MaintenanceParts(
         settings=settings,
