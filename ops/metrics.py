@@ -32,7 +32,7 @@ from worker.deadletters import DeadLetters
 from worker.keys import ORDERS_QUEUE, Keys
 from worker.ledger import Ledger
 from worker.reconciler import read_status as read_reconcile_status
-from worker.redisconn import client_for
+from worker.redisconn import VERDICTS, client_for, server_facts
 from worker.settings import Settings
 from worker.states import DeadReason, DeadStatus, OrderState
 from worker.stats import Stats
@@ -325,6 +325,35 @@ def reconciler(src: Sources, now: float) -> list[Metric]:
     return [last, behind, outcomes, reads, failed]
 
 
+# --- the Redis server -----------------------------------------------------------------------
+def redis_server(src: Sources, now: float) -> list[Metric]:
+    """Redis memory used and its limit, bytes per ledger entry, and the durability verdict."""
+    facts = server_facts(src.client)
+    orders = sum(src.ledger.state_counts().values())
+    used = facts.used_memory_bytes or 0
+    verdict = GaugeMetricFamily(
+        _name("redis_config"),
+        "1 for the verdict on Redis persistence, eviction policy and maxmemory: ok, degraded "
+        "(a known problem: see `jetti-relay health`), unknown (CONFIG refused).",
+        labels=["verdict"],
+    )
+    for name in VERDICTS:
+        verdict.add_metric([name], 1.0 if facts.verdict == name else 0.0)
+    return [
+        GaugeMetricFamily(_name("redis_memory_used_bytes"),
+                          "Redis used_memory (INFO memory), the whole server.", value=used),
+        GaugeMetricFamily(_name("redis_memory_max_bytes"),
+                          "Redis maxmemory; 0 when unlimited (or unknown).",
+                          value=facts.maxmemory_bytes or 0),
+        GaugeMetricFamily(_name("redis_bytes_per_order"),
+                          "Redis used_memory divided by the orders in the ledger (the state "
+                          "indexes); 0 with no orders. Dead letters, queue and tombstones "
+                          "included.",
+                          value=used / orders if orders else 0.0),
+        verdict,
+    ]
+
+
 # The families every scrape exports, in this order. Append new ones here.
 FAMILIES: tuple[FamilyFn, ...] = (
     orders_by_state,
@@ -339,6 +368,7 @@ FAMILIES: tuple[FamilyFn, ...] = (
     breaker,
     maintenance,
     reconciler,
+    redis_server,
 )
 
 

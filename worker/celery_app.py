@@ -82,21 +82,30 @@ def _refuse_unsafe_timeouts(sender: Any = None, **_: Any) -> None:
         raise SystemExit(78)  # EX_CONFIG
 
 
-def _refuse_unsupported_redis(**_: Any) -> None:
+def _check_redis(**_: Any) -> None:
+    """Refuse a Redis older than supported (exit 78); warn once when it may lose or evict data."""
     import redis
+    import structlog
 
-    from worker.redisconn import RedisTooOld, client_for, require_supported
+    from worker.redisconn import RedisTooOld, client_for, require_supported, server_facts
 
     client = client_for(get_settings())
     try:
         require_supported(client)
+        facts = server_facts(client)
     except RedisTooOld as exc:
         print(f"jetti-relay: refusing to start: {exc}", file=sys.stderr)
         raise SystemExit(78) from exc  # EX_CONFIG
     except (redis.ConnectionError, redis.TimeoutError):
-        pass  # Redis may still be starting; Celery waits for the broker
+        return  # Redis may still be starting; Celery waits for the broker
     finally:
         client.close()
+    log = structlog.get_logger("jetti_relay.worker")
+    if facts.verdict == "degraded":
+        log.warning("redis_unsafe", verdict=facts.verdict, problems=facts.problems)
+    elif facts.verdict == "unknown":
+        log.info("redis_config_unknown", verdict=facts.verdict,
+                 detail="CONFIG refused: check persistence, maxmemory and noeviction yourself")
 
 
 def _announce_ready(**_: Any) -> None:
@@ -138,6 +147,6 @@ def _pool_name(pool_cls: Any) -> str:
 # Connected by call rather than decorator: Celery ships no type information.
 signals.setup_logging.connect(_setup_logging)
 signals.worker_init.connect(_refuse_unsafe_timeouts)
-signals.worker_init.connect(_refuse_unsupported_redis)
+signals.worker_init.connect(_check_redis)
 signals.worker_ready.connect(_announce_ready)
 signals.worker_process_init.connect(_fresh_runtime_per_process)

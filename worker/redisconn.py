@@ -23,6 +23,7 @@ HEALTH_CHECK_INTERVAL_S = 30
 SAFE_EVICTION_POLICY = "noeviction"
 
 Verdict = Literal["ok", "degraded", "unknown"]
+VERDICTS: tuple[Verdict, ...] = ("ok", "degraded", "unknown")
 
 
 class RedisTooOld(Exception):
