@@ -15,6 +15,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from worker.limits import DEFAULT_BODY_TTL_S, DEFAULT_TOMBSTONE_TTL_S
+
 ENV_PREFIX = "JETTI_RELAY_"
 
 # Local Redis, database 0: what a developer machine and the test fixtures run.
@@ -90,10 +92,7 @@ DEFAULT_PUMP_INTERVAL_S = 1.0
 DEFAULT_SWEEP_INTERVAL_S = 60.0
 # An order in a working state longer than this is re-published by the sweeper.
 DEFAULT_STUCK_AFTER_S = 900.0
-# Settled orders keep their raw body this long, then shed it to a tombstone.
-DEFAULT_BODY_TTL_S = 7 * 86400.0
-# Tombstones recognise late duplicates for this long.
-DEFAULT_TOMBSTONE_TTL_S = 30 * 86400.0
+# Retention of settled bodies and of tombstones: one constant each, in worker/limits.py.
 # An open breaker lets one probe through after this long.
 DEFAULT_BREAKER_PROBE_S = 300.0
 # The reconciler reads Jetti's import log this often (when an API token is set).

@@ -130,7 +130,11 @@ def purge(flt: DeadFilter, purge_all: bool, yes: bool, export_to: str | None, no
                 os.fsync(handle.fileno())
             stores.audit.record("purge", actor=os_user(), order_keys=chunk, now=time.time(),
                                 details={"filters": _filter_keys(flt), "export": path})
-            purged += len(stores.dead.purge(chunk))
+            for entry in stores.dead.purge(chunk):
+                # The order's DEAD ledger entry goes with its dead letter (never before: DEAD
+                # entries are not shed); one replayed or updated since is left alone.
+                stores.ledger.purge_dead(entry.order_key, now=time.time())
+                purged += 1
     finally:
         if handle is not None:
             handle.close()
