@@ -100,9 +100,10 @@ def purge(flt: DeadFilter, purge_all: bool, yes: bool, export_to: str | None, no
           include_personal_data: bool, redis_url: str | None) -> None:
     """Delete dead letters for good, exporting them to JSON Lines first.
 
-    Only purge deletes dead letters; nothing expires on its own. Needs --yes (and --all when no
-    filter is given). Each round of entries is written to the export and synced to disk before
-    it is deleted, so a purge killed half-way never loses an entry it did not export.
+    Only purge deletes dead letters; nothing expires on its own. The order's ledger entry goes
+    too while it is still DEAD (its raw body, timeline and attempts). Needs --yes (and --all
+    when no filter is given). Each round of entries is written to the export and synced to disk
+    before it is deleted, so a purge killed half-way never loses an entry it did not export.
 
     \b
     Example:
