@@ -32,6 +32,7 @@ from ops.services import (
     exit_on_sigterm,
     pipeline_env,
     redis_reachable,
+    redis_supported,
 )
 
 DATA_DIR = Path(__file__).parent / "demo_data"
@@ -109,7 +110,7 @@ def demo(orders_file: Path, keep_logs: bool, keep_running: bool, json_path: Path
     redis_url, prefix = "", ""
     try:
         configured = Settings().redis_url
-        if redis_reachable(configured):
+        if redis_reachable(configured) and redis_supported(configured):
             redis_url, origin = configured, "yours (JETTI_RELAY_REDIS_URL)"
             prefix = f"jr-demo-{secrets.token_hex(4)}"
             # The queue name is fixed, so a worker already consuming there would take the demo's
@@ -159,7 +160,6 @@ def demo(orders_file: Path, keep_logs: bool, keep_running: bool, json_path: Path
 
 
 def _run(console: Any, result: DemoResult, orders_file: Path, sandbox: SandboxService) -> None:
-    import redis
     from rich.progress import Progress
 
     from producers import enqueue
@@ -168,10 +168,11 @@ def _run(console: Any, result: DemoResult, orders_file: Path, sandbox: SandboxSe
     from worker.keys import Keys
     from worker.ledger import Ledger
     from worker.publisher import Publisher
+    from worker.redisconn import client_for
     from worker.settings import Settings
 
     settings = Settings(redis_url=result.redis_url, broker_url=result.redis_url)
-    client: redis.Redis[bytes] = redis.Redis.from_url(result.redis_url)
+    client = client_for(settings)
     keys = Keys(result.key_prefix)
     ledger, dead = Ledger(client, keys), DeadLetters(client, keys)
     publisher = Publisher(create_app(settings), batch_size=settings.batch_size)
@@ -299,7 +300,11 @@ def _delete_prefix(redis_url: str, prefix: str) -> None:
     """Delete the demo's keys (its random prefix) from a Redis the demo did not start."""
     import redis
 
-    client: redis.Redis[bytes] = redis.Redis.from_url(redis_url)
+    from worker.redisconn import redis_client
+    from worker.settings import DEFAULT_REDIS_CONNECT_TIMEOUT_S, DEFAULT_REDIS_SOCKET_TIMEOUT_S
+
+    client = redis_client(redis_url, connect_timeout_s=DEFAULT_REDIS_CONNECT_TIMEOUT_S,
+                          socket_timeout_s=DEFAULT_REDIS_SOCKET_TIMEOUT_S)
     try:
         batch = list(client.scan_iter(match=f"{prefix}:*", count=1000))
         for start in range(0, len(batch), 1000):

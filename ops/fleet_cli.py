@@ -4,7 +4,7 @@ Both act on the fleet circuit breaker (worker/breaker.py). A pause holds until `
 keep taking orders off the queue but reschedule them instead of submitting. `resume` also closes
 a breaker that Jetti's answers tripped, without waiting for the probe.
 
-Exit codes: 0 done; 1 Redis unreachable or another error (click prints it).
+Exit codes: 0 done; 1 Redis unreachable or older than supported, or another error (one line).
 """
 
 from __future__ import annotations
@@ -16,12 +16,14 @@ from worker.breaker import DEFAULT_PAUSE_REASON, Breaker
 
 
 def _breaker(redis_url: str | None) -> Breaker:
-    import redis
-
     from worker.keys import Keys
+    from worker.redisconn import RedisTooOld, connect_supported
 
     settings = settings_from_options(redis_url=redis_url)
-    client: redis.Redis[bytes] = redis.Redis.from_url(settings.redis_url)
+    try:
+        client = connect_supported(settings)
+    except RedisTooOld as exc:
+        raise click.ClickException(str(exc)) from exc
     return Breaker(client, Keys(settings.key_prefix), probe_s=settings.breaker_probe_s)
 
 

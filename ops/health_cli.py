@@ -2,7 +2,8 @@
 
 Checks (each ok, warn, fail or skip; any fail makes the whole answer unhealthy):
 
-- redis        the ledger's Redis answers PING.
+- redis        the ledger's Redis answers PING (within JETTI_RELAY_REDIS_*_TIMEOUT_S) and is
+               no older than the oldest supported (worker/limits.py MIN_REDIS_VERSION).
 - workers      at least `--min-workers` Celery workers answer a broker ping (alive).
 - progress     workers are consuming, not only alive: nothing is ready to submit, or the oldest
                ready order arrived less than `--max-stall-s` ago, or an order was settled or
@@ -13,6 +14,11 @@ Checks (each ok, warn, fail or skip; any fail makes the whole answer unhealthy):
 - backlog      the oldest waiting order is younger than `--max-oldest-waiting-s` and at most
                `--max-backlog` orders are unsettled.
 - dead_letters warn while any entry waits for an engineer; fail above `--max-dead`.
+- redis_server Redis keeps what it is told: "ok", "degraded" (warn: no persistence, or no
+               maxmemory; fail: an eviction policy other than noeviction, which drops ledger
+               entries, locks and leases) or "unknown" (warn: CONFIG refused, as on managed Redis).
+- memory       Redis memory used, its limit and bytes per ledger entry; warn from
+               MEMORY_WARN_RATIO of maxmemory (beyond it Redis refuses writes: producers fail).
 - reconciler   (only when it is configured: an API token and RECONCILE_ENABLED) fail when no
                reconciler run finished for 3 intervals (or the grace period, if longer); warn
                before its first run or when its last run could not finish.
@@ -34,6 +40,7 @@ import redis
 from ops.metrics import SETTLED_STATES, Sources
 from ops.options import redis_url_option, settings_from_options
 from worker.reconciler import read_status as read_reconcile_status
+from worker.redisconn import SAFE_EVICTION_POLICY, RedisTooOld, require_supported, server_facts
 from worker.settings import Settings
 from worker.states import OrderState
 
@@ -58,8 +65,10 @@ DEFAULT_MAX_DEAD = 100
 Status = Literal["ok", "warn", "fail", "skip"]
 CHECK_NAMES = (
     "redis", "workers", "progress", "pump", "sweeper", "breaker", "backlog", "dead_letters",
-    "reconciler",
+    "redis_server", "memory", "reconciler",
 )
+# Past this share of maxmemory the memory check warns (noeviction refuses writes at 100 %).
+MEMORY_WARN_RATIO = 0.9
 
 
 @dataclass(frozen=True)
@@ -98,7 +107,12 @@ def check_redis(src: Sources, limits: Thresholds, now: float) -> Check:
     started = time.perf_counter()
     src.client.ping()
     ms = (time.perf_counter() - started) * 1000
-    return Check("redis", "ok", f"reachable, PING {ms:.1f} ms", round(ms, 3))
+    try:
+        version = require_supported(src.client)
+    except RedisTooOld as exc:
+        return Check("redis", "fail", str(exc), round(ms, 3))
+    shown = f"Redis {version}, " if version else ""
+    return Check("redis", "ok", f"{shown}reachable, PING {ms:.1f} ms", round(ms, 3))
 
 
 def make_worker_check(ping: Callable[[float], list[str]]) -> CheckFn:
@@ -200,6 +214,46 @@ def check_dead_letters(src: Sources, limits: Thresholds, now: float) -> Check:
     return Check("dead_letters", status, detail, waiting)
 
 
+def _size(n: float) -> str:
+    """Bytes for people: `512 B`, `2.1 KiB`, `1.0 GiB`."""
+    if n < 1024:
+        return f"{n:.0f} B"
+    for unit in ("KiB", "MiB"):
+        n /= 1024
+        if n < 1024:
+            return f"{n:.1f} {unit}"
+    return f"{n / 1024:.1f} GiB"
+
+
+def check_redis_server(src: Sources, limits: Thresholds, now: float) -> Check:
+    """Persistence, eviction policy and maxmemory (worker/redisconn.py ServerFacts)."""
+    facts = server_facts(src.client)
+    if facts.verdict == "ok":
+        return Check("redis_server", "ok", f"ok: persistence on, {facts.eviction_policy}, "
+                     f"maxmemory {_size(facts.maxmemory_bytes or 0)}")
+    if facts.verdict == "unknown":
+        return Check("redis_server", "warn", "unknown: CONFIG refused (managed Redis?); check "
+                     "persistence, maxmemory and maxmemory-policy noeviction with your provider")
+    evicts = facts.eviction_policy not in (None, SAFE_EVICTION_POLICY)
+    return Check("redis_server", "fail" if evicts else "warn",
+                 "degraded: " + "; ".join(facts.problems))
+
+
+def check_memory(src: Sources, limits: Thresholds, now: float) -> Check:
+    """Redis memory used against maxmemory, and bytes per order in the ledger."""
+    facts = server_facts(src.client)
+    used = facts.used_memory_bytes or 0
+    orders = sum(src.ledger.state_counts().values())
+    per_order = f"{_size(used / orders)} per order ({orders} in the ledger)" if orders else (
+        "no orders in the ledger")
+    limit = facts.maxmemory_bytes
+    if not limit:
+        return Check("memory", "ok", f"{_size(used)} used, no maxmemory; {per_order}", used)
+    detail = f"{_size(used)} used of {_size(limit)} ({used / limit:.0%}); {per_order}"
+    status: Status = "warn" if used >= MEMORY_WARN_RATIO * limit else "ok"
+    return Check("memory", status, detail, used)
+
+
 def check_reconciler(src: Sources, limits: Thresholds, now: float) -> Check:
     """The reconciler (worker/reconciler.py) keeps reading Jetti's import log."""
     status = read_reconcile_status(src.client, src.keys)
@@ -262,6 +316,8 @@ def all_checks(ping: Callable[[float], list[str]]) -> list[tuple[str, CheckFn]]:
         ("breaker", check_breaker),
         ("backlog", check_backlog),
         ("dead_letters", check_dead_letters),
+        ("redis_server", check_redis_server),
+        ("memory", check_memory),
     ]
 
 
@@ -307,7 +363,8 @@ def health(
     max_backlog: int,
     max_dead: int,
 ) -> None:
-    """Check Redis, workers, progress, pump, sweeper, breaker, backlog and dead letters.
+    """Check Redis, workers, progress, pump, sweeper, breaker, backlog, dead letters, the Redis
+    server's durability settings and its memory.
 
     Exit 0 when healthy (warnings allowed), 1 when any check fails.
     """

@@ -32,14 +32,13 @@ from worker.deadletters import DeadLetters
 from worker.keys import ORDERS_QUEUE, Keys
 from worker.ledger import Ledger, RecordOutcome
 from worker.reconciler import read_status as read_reconcile_status
+from worker.redisconn import VERDICTS, client_for, server_facts
 from worker.settings import Settings
 from worker.states import DeadReason, DeadStatus, OrderState
 from worker.stats import Stats
 
 log = structlog.get_logger("jetti_relay.metrics")
 
-# A scrape or health check waits at most this long for Redis, instead of hanging on a stuck server.
-REDIS_TIMEOUT_S = 5.0
 # Every metric name starts with this.
 PREFIX = "jetti_relay"
 # Periodic roles that write heartbeats (worker/maintenance.py).
@@ -81,17 +80,11 @@ class Sources:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Sources:
-        """Sources for the deployment `settings` describe (its Redis, broker and key prefix)."""
-        client: redis.Redis[bytes] = redis.Redis.from_url(
-            settings.redis_url, socket_timeout=REDIS_TIMEOUT_S,
-            socket_connect_timeout=REDIS_TIMEOUT_S,
-        )
-        broker: redis.Redis[bytes] = (
-            client
-            if settings.broker_url == settings.redis_url
-            else redis.Redis.from_url(settings.broker_url, socket_timeout=REDIS_TIMEOUT_S,
-                                      socket_connect_timeout=REDIS_TIMEOUT_S)
-        )
+        """Sources for the deployment `settings` describe (its Redis, broker and key prefix);
+        a scrape or health check waits for Redis at most the settings' Redis timeouts."""
+        client = client_for(settings)
+        broker = (client if settings.broker_url == settings.redis_url
+                  else client_for(settings, settings.broker_url))
         return cls(client=client, broker=broker, keys=Keys(settings.key_prefix))
 
 
@@ -354,6 +347,35 @@ def reconciler(src: Sources, now: float) -> list[Metric]:
     return [last, behind, outcomes, reads, failed]
 
 
+# --- the Redis server -----------------------------------------------------------------------
+def redis_server(src: Sources, now: float) -> list[Metric]:
+    """Redis memory used and its limit, bytes per ledger entry, and the durability verdict."""
+    facts = server_facts(src.client)
+    orders = sum(src.ledger.state_counts().values())
+    used = facts.used_memory_bytes or 0
+    verdict = GaugeMetricFamily(
+        _name("redis_config"),
+        "1 for the verdict on Redis persistence, eviction policy and maxmemory: ok, degraded "
+        "(a known problem: see `jetti-relay health`), unknown (CONFIG refused).",
+        labels=["verdict"],
+    )
+    for name in VERDICTS:
+        verdict.add_metric([name], 1.0 if facts.verdict == name else 0.0)
+    return [
+        GaugeMetricFamily(_name("redis_memory_used_bytes"),
+                          "Redis used_memory (INFO memory), the whole server.", value=used),
+        GaugeMetricFamily(_name("redis_memory_max_bytes"),
+                          "Redis maxmemory; 0 when unlimited (or unknown).",
+                          value=facts.maxmemory_bytes or 0),
+        GaugeMetricFamily(_name("redis_bytes_per_order"),
+                          "Redis used_memory divided by the orders in the ledger (the state "
+                          "indexes); 0 with no orders. Dead letters, queue and tombstones "
+                          "included.",
+                          value=used / orders if orders else 0.0),
+        verdict,
+    ]
+
+
 # The families every scrape exports, in this order. Append new ones here.
 FAMILIES: tuple[FamilyFn, ...] = (
     orders_by_state,
@@ -370,6 +392,7 @@ FAMILIES: tuple[FamilyFn, ...] = (
     breaker,
     maintenance,
     reconciler,
+    redis_server,
 )
 
 

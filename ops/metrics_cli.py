@@ -3,7 +3,8 @@
 One exporter per deployment is enough: every figure is fleet-wide and read from Redis at scrape
 time, so the exporter keeps no state and any number of them agree. It runs until SIGTERM/SIGINT.
 
-Exit codes: 0 stopped by a signal; 2 usage error (bad option, port in use).
+Exit codes: 0 stopped by a signal; 2 usage error (bad option, port in use); 4 the Redis is older
+than the oldest supported (an unreachable Redis is not refused: it is exported as redis_up 0).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from ops.options import redis_url_option, settings_from_options
 
 # Next to the exporters Prometheus lists (9100 node, 9121 redis); free in a default install.
 DEFAULT_PORT = 9808
+# As for every operator command: Redis unusable (here: older than supported).
+EXIT_REDIS = 4
 # Loopback unless asked: the metrics reveal business volumes.
 DEFAULT_HOST = "127.0.0.1"
 
@@ -31,15 +34,25 @@ DEFAULT_HOST = "127.0.0.1"
 @redis_url_option
 def metrics(host: str, port: int, redis_url: str | None) -> None:
     """Serve Prometheus metrics: backlog, retries, dead letters, outcomes, latency, breaker."""
+    import redis
     from prometheus_client import start_http_server
 
     from ops.metrics import Sources, build_registry
     from worker.logconfig import configure_logging
+    from worker.redisconn import RedisTooOld, require_supported
 
     settings = settings_from_options(redis_url=redis_url)
     configure_logging(settings.log_format, settings.log_level)
     log = structlog.get_logger("jetti_relay.metrics")
-    registry = build_registry(Sources.from_settings(settings))
+    sources = Sources.from_settings(settings)
+    try:
+        require_supported(sources.client)
+    except RedisTooOld as exc:
+        click.echo(f"jetti-relay: refusing to start: {exc}", err=True)
+        raise SystemExit(EXIT_REDIS) from exc
+    except redis.RedisError:
+        pass  # exported as jetti_relay_redis_up 0 until Redis answers
+    registry = build_registry(sources)
     try:
         server, thread = start_http_server(port, addr=host, registry=registry)
     except OSError as exc:

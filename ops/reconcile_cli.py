@@ -6,7 +6,7 @@ worker's: if another host leads the role, nothing happens and the exit code says
 
 Exit codes: 0 ok; 1 the pass could not finish (Jetti unreachable or throttling) or the
 reconciler is behind (`status`); 2 usage error or the reconciler is not configured (no API
-token); 3 another host leads the role (`run`); 4 Redis unreachable.
+token); 3 another host leads the role (`run`); 4 Redis unreachable or older than supported.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from datetime import UTC, datetime
 
 import click
 import orjson
-import redis
 
 from ops.dlq.common import EXIT_REDIS, StoreGroup
 from ops.options import redis_url_option, settings_from_options
 from worker.keys import Keys
 from worker.reconciler import read_status
+from worker.redisconn import connect_supported, require_supported
 
 EXIT_OK, EXIT_FAILED, EXIT_OFF, EXIT_NOT_LEADER = 0, 1, 2, 3
 assert EXIT_REDIS == 4  # one meaning across the operator commands
@@ -44,7 +44,7 @@ def reconcile() -> None:
 def status(redis_url: str | None, as_json: bool) -> None:
     """What the reconciler last did; exit 1 when it is behind."""
     settings = settings_from_options(redis_url=redis_url)
-    client: redis.Redis[bytes] = redis.Redis.from_url(settings.redis_url)
+    client = connect_supported(settings)
     now = time.time()
     st = read_status(client, Keys(settings.key_prefix))
     behind = st.last_run_at is not None and st.behind(now)
@@ -77,7 +77,9 @@ def run(redis_url: str | None) -> None:
     if not settings.reconcile_active:
         click.echo("reconciler off: set JETTI_RELAY_API_TOKEN (and RECONCILE_ENABLED)", err=True)
         raise SystemExit(EXIT_OFF)
-    reconciler = build_reconciler(build_maintenance_parts(settings))
+    parts = build_maintenance_parts(settings)
+    require_supported(parts.redis)
+    reconciler = build_reconciler(parts)
     assert reconciler is not None
     report = reconciler.run_once()
     if not report.led:

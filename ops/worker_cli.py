@@ -17,13 +17,39 @@ from types import FrameType
 import click
 
 from ops.options import redis_url_option, settings_from_options
+from worker.settings import Settings
 
 # A Celery worker that exits on its own is started again after this pause. kombu can end the
 # consumer with "Unrecoverable error: AttributeError(... 'hostname')" when Redis goes away while
 # it reconnects (chaos scenario 2, Redis kill -9): without this the machine stopped consuming.
 CHILD_RESTART_DELAY_S = 1.0
-# Child exit codes that are final: a clean exit, and the refusal to start (EX_CONFIG, bad timeouts).
-FINAL_EXIT_CODES = frozenset({0, 78})
+# Exit code of a refusal to start (EX_CONFIG): bad timeouts, a Redis older than supported.
+EXIT_REFUSED = 78
+# Child exit codes that are final: a clean exit, and the refusal to start.
+FINAL_EXIT_CODES = frozenset({0, EXIT_REFUSED})
+
+
+def refuse_unsupported_redis(settings: Settings) -> None:
+    """Exit EXIT_REFUSED with one line when the ledger's Redis is older than supported.
+
+    An unreachable Redis is not refused: it may still be starting (compose, a failover), and
+    the worker and the pump wait for it. The check then runs again in the Celery worker
+    (worker/celery_app.py) once it connects.
+    """
+    import redis
+
+    from worker.redisconn import RedisTooOld, client_for, require_supported
+
+    client = client_for(settings)
+    try:
+        require_supported(client)
+    except RedisTooOld as exc:
+        click.echo(f"jetti-relay: refusing to start: {exc}", err=True)
+        sys.exit(EXIT_REFUSED)
+    except (redis.ConnectionError, redis.TimeoutError):
+        pass
+    finally:
+        client.close()
 
 
 def _maintenance_thread(stop: threading.Event) -> threading.Thread:
@@ -84,6 +110,7 @@ def worker(
 ) -> None:
     """Start a Celery worker with the retry pump and the sweeper (one machine's worth)."""
     settings = settings_from_options(redis_url=redis_url)
+    refuse_unsupported_redis(settings)
     argv = [
         sys.executable,
         "-m",
@@ -133,7 +160,7 @@ def worker(
 @redis_url_option
 def pump(redis_url: str | None) -> None:
     """Run only the retry pump and the sweeper (leader-elected; safe on several hosts)."""
-    settings_from_options(redis_url=redis_url)
+    refuse_unsupported_redis(settings_from_options(redis_url=redis_url))
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:

@@ -7,7 +7,8 @@ Exit codes:
   1 some orders were rejected (each reported on stderr as `line 7: lines[0].quantity: must be
     >= 1` or `item 3: ...`), the others were enqueued;
   2 the input could not be read at all (missing file, not UTF-8, a broken JSON array);
-  4 Redis or the broker unreachable (connection refused or lost, timeout), before or part-way;
+  4 Redis or the broker unreachable (connection refused or lost, timeout), before or part-way,
+    or a Redis older than the oldest supported (README, Operations: Redis);
   5 Redis or the broker refused a command part-way (OOM, READONLY, BUSY, WRONGTYPE, any other
     error reply).
 On 4 and 5 the message (and `--json`'s `stopped_at`) gives the line or item reached: every order
@@ -151,6 +152,7 @@ def enqueue(
     from worker.celery_app import create_app
     from worker.keys import Keys
     from worker.publisher import Publisher
+    from worker.redisconn import RedisTooOld, connect_supported
 
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
@@ -161,7 +163,15 @@ def enqueue(
 
     settings = settings_from_options(redis_url=redis_url)
     publisher = Publisher(create_app(settings), batch_size=batch_size or settings.batch_size)
-    client: redis.Redis[bytes] = redis.Redis.from_url(settings.redis_url)
+    try:
+        client = connect_supported(settings)
+    except RedisTooOld as exc:
+        errors.print(f"error: {exc}", markup=False)
+        raise SystemExit(EXIT_REDIS) from exc
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        errors.print(f"error: cannot reach Redis (--redis-url / JETTI_RELAY_REDIS_URL): {exc}",
+                     markup=False)
+        raise SystemExit(EXIT_REDIS) from exc
     total = len(document.candidates)
     progress = Progress(
         TextColumn("enqueue"),

@@ -40,7 +40,13 @@ def create_app(settings: Settings | None = None) -> Celery:
         worker_concurrency=settings.worker_concurrency,
         task_soft_time_limit=settings.soft_time_limit_s,
         task_time_limit=settings.hard_time_limit_s,
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        # Socket timeouts on the broker too: a half-open connection must not hang a consumer or
+        # the pump's publisher (reliability review #14). Kombu's BRPOP waits 1 s, far below.
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout_s,
+            "socket_timeout": settings.redis_socket_timeout_s,
+            "socket_connect_timeout": settings.redis_connect_timeout_s,
+        },
         visibility_timeout=settings.visibility_timeout_s,
         broker_connection_retry_on_startup=True,
         task_default_queue=ORDERS_QUEUE,
@@ -74,6 +80,32 @@ def _refuse_unsafe_timeouts(sender: Any = None, **_: Any) -> None:
         for problem in problems:
             print(f"jetti-relay: refusing to start: {problem}", file=sys.stderr)
         raise SystemExit(78)  # EX_CONFIG
+
+
+def _check_redis(**_: Any) -> None:
+    """Refuse a Redis older than supported (exit 78); warn once when it may lose or evict data."""
+    import redis
+    import structlog
+
+    from worker.redisconn import RedisTooOld, client_for, require_supported, server_facts
+
+    client = client_for(get_settings())
+    try:
+        require_supported(client)
+        facts = server_facts(client)
+    except RedisTooOld as exc:
+        print(f"jetti-relay: refusing to start: {exc}", file=sys.stderr)
+        raise SystemExit(78) from exc  # EX_CONFIG
+    except (redis.ConnectionError, redis.TimeoutError):
+        return  # Redis may still be starting; Celery waits for the broker
+    finally:
+        client.close()
+    log = structlog.get_logger("jetti_relay.worker")
+    if facts.verdict == "degraded":
+        log.warning("redis_unsafe", verdict=facts.verdict, problems=facts.problems)
+    elif facts.verdict == "unknown":
+        log.info("redis_config_unknown", verdict=facts.verdict,
+                 detail="CONFIG refused: check persistence, maxmemory and noeviction yourself")
 
 
 def _announce_ready(**_: Any) -> None:
@@ -115,5 +147,6 @@ def _pool_name(pool_cls: Any) -> str:
 # Connected by call rather than decorator: Celery ships no type information.
 signals.setup_logging.connect(_setup_logging)
 signals.worker_init.connect(_refuse_unsafe_timeouts)
+signals.worker_init.connect(_check_redis)
 signals.worker_ready.connect(_announce_ready)
 signals.worker_process_init.connect(_fresh_runtime_per_process)

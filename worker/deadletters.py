@@ -4,8 +4,8 @@ One entry per order key (DESIGN.md principle 8):
 
     keys.dead(k)           hash: reason, status, error, http_status, source, raw, payload,
                            first_dead_at, last_dead_at, status_since, replay_count, email_hashes
-    keys.dead_attempts(k)  list: every attempt (JSON of `Attempt.to_dict`), append-only
-    keys.dead_history(k)   list: every status change (JSON of `StatusChange`), append-only
+    keys.dead_attempts(k)  list: the last DEAD_ATTEMPTS_KEPT attempts (JSON of `Attempt.to_dict`)
+    keys.dead_history(k)   list: the last DEAD_HISTORY_KEPT status changes (JSON of `StatusChange`)
 
 Indexes, all sorted sets scored by the entry's `last_dead_at` (epoch s): `keys.dead_index()` (every
 entry), `keys.dead_reason_index(r)` (exactly one per entry) and `keys.dead_status_index(s)` (exactly
@@ -13,7 +13,9 @@ one per entry); `keys.dead_email_index(h)` maps an email hash to order keys for 
 Every write changes the entry and its indexes in one MULTI guarded by WATCH, so a reader never sees
 an entry missing from its indexes or indexed under a stale reason or status.
 
-Nothing expires. Only `purge` deletes, and it returns what it deleted so the caller can export it.
+Nothing expires. Only `purge` deletes, and it returns what it deleted so the caller can export it
+(and purge the order's DEAD ledger entry with it). The attempts and history lists are trimmed to
+their newest rows, so an order dead-lettered in a loop cannot grow them without bound.
 Status moves dead -> replayed -> resolved; a replayed order that fails again is `put` again and
 becomes dead, with its new attempts and a status change appended to the history.
 """
@@ -41,6 +43,7 @@ from worker.deadentry import (
     parse_entry,
 )
 from worker.keys import Keys
+from worker.limits import DEAD_ATTEMPTS_KEPT, DEAD_HISTORY_KEPT
 from worker.privacy import email_hash, find_emails, mask_text, scrub_bytes
 from worker.records import Attempt
 from worker.states import DeadReason, DeadStatus
@@ -49,6 +52,25 @@ __all__ = ["DeadEntry", "DeadLetters", "DeadStats", "StatusChange", "email_hash"
 
 # Rows read from an index per round trip while filtering a listing.
 LIST_PAGE_SIZE = 500
+
+# KEYS: 1 the status index of `dead`, 2.. one reason index each. Returns, per reason index, how
+# many of its members are also still dead: ZINTERCARD without needing Redis 7 (the oldest Redis
+# supported is worker.limits.MIN_REDIS_VERSION, 6.2), walking the smaller set of each pair.
+_DEAD_BY_REASON_LUA = """
+local dead = KEYS[1]
+local n_dead = redis.call('ZCARD', dead)
+local out = {}
+for i = 2, #KEYS do
+  local small, other = KEYS[i], dead
+  if n_dead < redis.call('ZCARD', KEYS[i]) then small, other = dead, KEYS[i] end
+  local n = 0
+  for _, member in ipairs(redis.call('ZRANGE', small, 0, -1)) do
+    if redis.call('ZSCORE', other, member) then n = n + 1 end
+  end
+  out[#out + 1] = n
+end
+return out
+"""
 
 T = TypeVar("T")
 Fields = dict[str, bytes | str | float]
@@ -70,6 +92,7 @@ class DeadLetters:
     def __init__(self, client: redis.Redis[bytes], keys: Keys) -> None:
         self._client = client
         self._keys = keys
+        self._dead_by_reason = client.register_script(_DEAD_BY_REASON_LUA)
 
     def _transact(self, watched: Sequence[str], body: Callable[[Pipeline[bytes]], T]) -> T:
         """Run `body` under WATCH on `watched`, retrying when one changed before EXEC. `body`
@@ -84,6 +107,11 @@ class DeadLetters:
                     return result
                 except redis.WatchError:
                     continue
+
+    def _append_history(self, pipe: Pipeline[bytes], order_key: str, change: StatusChange) -> None:
+        history = self._keys.dead_history(order_key)
+        pipe.rpush(history, json.dumps(change.to_dict()))
+        pipe.ltrim(history, -DEAD_HISTORY_KEPT, -1)
 
     # --- writes -------------------------------------------------------------------------
     def put(self, order_key: str, *, reason: DeadReason, raw: bytes | None, payload: bytes | None,
@@ -127,8 +155,9 @@ class DeadLetters:
             fresh = [b for b in map(attempt_bytes, attempts) if b not in stored]
             if fresh:
                 pipe.rpush(attempts_key, *fresh)
+                pipe.ltrim(attempts_key, -DEAD_ATTEMPTS_KEPT, -1)
             change = StatusChange(now, DeadStatus.DEAD, reason)
-            pipe.rpush(k.dead_history(order_key), json.dumps(change.to_dict()))
+            self._append_history(pipe, order_key, change)
             for index in (k.dead_index(), k.dead_reason_index(reason),
                           k.dead_status_index(DeadStatus.DEAD)):
                 pipe.zadd(index, {order_key: now})
@@ -176,7 +205,7 @@ class DeadLetters:
             pipe.hset(dead_key, mapping={"status": str(status), "status_since": now})
             if status is DeadStatus.REPLAYED:
                 pipe.hincrby(dead_key, "replay_count", 1)
-            pipe.rpush(k.dead_history(order_key), json.dumps(StatusChange(now, status).to_dict()))
+            self._append_history(pipe, order_key, StatusChange(now, status))
             return True
 
         return self._transact((dead_key,), write)
@@ -313,8 +342,8 @@ class DeadLetters:
         return self.stats().oldest_dead_at
 
     def stats(self) -> DeadStats:
-        """Counts by reason and status, still-dead counts by reason (ZINTERCARD) and the oldest
-        still-dead entry, in one round trip and without reading any entry."""
+        """Counts by reason and status, still-dead counts by reason (one script, Redis 6.2) and
+        the oldest still-dead entry, in one round trip and without reading any entry."""
         k = self._keys
         dead_index = k.dead_status_index(DeadStatus.DEAD)
         pipe = self._client.pipeline(transaction=False)
@@ -323,13 +352,12 @@ class DeadLetters:
             pipe.zcard(k.dead_reason_index(r))
         for s in DeadStatus:
             pipe.zcard(k.dead_status_index(s))
-        for r in DeadReason:
-            pipe.execute_command(  # type: ignore[no-untyped-call]  # untyped in the stubs
-                "ZINTERCARD", 2, k.dead_reason_index(r), dead_index)
+        self._dead_by_reason(
+            keys=[dead_index, *(k.dead_reason_index(r) for r in DeadReason)], client=pipe)
         pipe.zrange(dead_index, 0, 0, withscores=True)
         out = pipe.execute()
         n, m = len(DeadReason), len(DeadStatus)
-        counts = [int(c) for c in out[:-1]]
+        counts = [int(c) for c in [*out[:-2], *out[-2]]]
         oldest = out[-1]
         return DeadStats(
             total=counts[0],

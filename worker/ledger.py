@@ -26,6 +26,7 @@ import orjson
 import redis
 
 from worker.keys import Keys
+from worker.limits import DEFAULT_BODY_TTL_S, DEFAULT_TOMBSTONE_TTL_S
 from worker.records import (
     Attempt,
     Delivery,
@@ -56,10 +57,6 @@ __all__ = [
     "version_ts_ms",
 ]
 
-# How long a settled order keeps its raw body: long enough to replay or inspect it.
-DEFAULT_BODY_TTL_S = 7 * 24 * 3600.0
-# How long a settled order's tombstone outlives its body, so a late duplicate is still recognised.
-DEFAULT_TOMBSTONE_TTL_S = 90 * 24 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -639,9 +636,10 @@ class Ledger:
         pipe.execute()
 
     def shed_settled(self, *, now: float, limit: int) -> int:
-        """Drop the raw body of up to `limit` orders settled before `now - body_ttl_s`; the rest
-        of the hash stays as a tombstone until `tombstone_ttl_s` later. The same pass purges up
-        to `limit` tombstones whose time is up. Returns the number of bodies shed."""
+        """Shed up to `limit` orders settled before `now - body_ttl_s` to their tombstone: the
+        raw body, the transient fields and the events and attempts lists go; the version, hashes,
+        state, sale id, line ids and cancellation stay until `tombstone_ttl_s` later. The same
+        pass purges up to `limit` tombstones whose time is up. Returns the number shed."""
         shed = self._run(
             "shed", now, "", repr(now - self.body_ttl_s), repr(self.tombstone_ttl_s), limit
         )
@@ -659,6 +657,12 @@ class Ledger:
         event. Returns the old timestamp (ms) when lowered, else None (`migrate-keys`)."""
         reply = self._run("lower_version", now, order_key, above_ts_ms, to_ts_ms)
         return int(reply) if reply else None
+
+    def purge_dead(self, order_key: str, *, now: float) -> bool:
+        """Delete a DEAD order's entry (hash, events, attempts, indexes) once its dead letter was
+        purged: DEAD entries are never shed, so this is what bounds them. True when deleted;
+        False when the key is unknown or no longer DEAD (replayed, or a newer version came)."""
+        return int(self._run("purge_dead", now, order_key)) == 1
 
 
 def _text(data: dict[bytes, bytes], field: str) -> str | None:

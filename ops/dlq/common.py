@@ -7,7 +7,8 @@ Exit codes (every command):
     2  usage error: a bad option, an invalid corrected raw order, a destructive command
        without --yes
     3  not found: no dead letter (or order) under that key
-    4  Redis unreachable
+    4  Redis unreachable (within JETTI_RELAY_REDIS_*_TIMEOUT_S), or older than the oldest
+       Redis supported: nothing was done, fix Redis and run it again
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from worker.deadletters import DeadLetters
 from worker.deadquery import DeadFilter
 from worker.keys import Keys
 from worker.ledger import Ledger
+from worker.redisconn import RedisTooOld, connect_supported
 from worker.settings import Settings
 from worker.states import DeadReason, DeadStatus
 
@@ -41,7 +43,7 @@ EXIT_REDIS = 4
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 done; 1 done in part (some orders could not be handled); 2 usage error; "
-    "3 not found; 4 Redis unreachable."
+    "3 not found; 4 Redis unreachable or too old."
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -61,7 +63,7 @@ class Stores:
     @classmethod
     def connect(cls, redis_url: str | None) -> Stores:
         settings = settings_from_options(redis_url=redis_url)
-        client: redis.Redis[bytes] = redis.Redis.from_url(settings.redis_url)
+        client = connect_supported(settings)
         keys = Keys(settings.key_prefix)
         return cls(settings, client, keys, Ledger(client, keys), DeadLetters(client, keys),
                    AuditLog(client, keys))
@@ -82,6 +84,9 @@ class StoreGroup(click.Group):
             # The URL may carry a password: name the setting, not its value.
             click.echo(f"error: cannot reach Redis (--redis-url / JETTI_RELAY_REDIS_URL): {exc}",
                        err=True)
+            ctx.exit(EXIT_REDIS)
+        except RedisTooOld as exc:
+            click.echo(f"error: {exc}", err=True)
             ctx.exit(EXIT_REDIS)
 
 

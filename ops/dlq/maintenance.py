@@ -100,9 +100,10 @@ def purge(flt: DeadFilter, purge_all: bool, yes: bool, export_to: str | None, no
           include_personal_data: bool, redis_url: str | None) -> None:
     """Delete dead letters for good, exporting them to JSON Lines first.
 
-    Only purge deletes dead letters; nothing expires on its own. Needs --yes (and --all when no
-    filter is given). Each round of entries is written to the export and synced to disk before
-    it is deleted, so a purge killed half-way never loses an entry it did not export.
+    Only purge deletes dead letters; nothing expires on its own. The order's ledger entry goes
+    too while it is still DEAD (its raw body, timeline and attempts). Needs --yes (and --all
+    when no filter is given). Each round of entries is written to the export and synced to disk
+    before it is deleted, so a purge killed half-way never loses an entry it did not export.
 
     \b
     Example:
@@ -130,7 +131,11 @@ def purge(flt: DeadFilter, purge_all: bool, yes: bool, export_to: str | None, no
                 os.fsync(handle.fileno())
             stores.audit.record("purge", actor=os_user(), order_keys=chunk, now=time.time(),
                                 details={"filters": _filter_keys(flt), "export": path})
-            purged += len(stores.dead.purge(chunk))
+            for entry in stores.dead.purge(chunk):
+                # The order's DEAD ledger entry goes with its dead letter (never before: DEAD
+                # entries are not shed); one replayed or updated since is left alone.
+                stores.ledger.purge_dead(entry.order_key, now=time.time())
+                purged += 1
     finally:
         if handle is not None:
             handle.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import redis
 
 from worker.deadletters import DeadLetters, email_hash, masked
@@ -199,3 +200,23 @@ def test_non_json_raw_is_kept_and_masked(redis_client: redis.Redis[bytes]) -> No
     entry = dead.get("o-1")
     assert entry is not None and entry.raw == b"{broken ann@example.com"
     assert masked(entry)["raw"] == "{broken ***"
+
+
+def test_attempts_and_history_are_trimmed_to_their_bounds(
+    redis_client: redis.Redis[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An order dead-lettered in a loop keeps only the newest rows (reliability review #17)."""
+    import worker.deadletters as module
+
+    monkeypatch.setattr(module, "DEAD_HISTORY_KEPT", 3)
+    monkeypatch.setattr(module, "DEAD_ATTEMPTS_KEPT", 2)
+    dead = DeadLetters(redis_client, Keys("trim"))
+    for n in range(5):
+        attempt = Attempt(at=float(n), status=503, error_class="E", excerpt=str(n), worker="w",
+                          outcome="error")
+        dead.put("loop", reason=DeadReason.WORKER_LOST, raw=b"{}", payload=None,
+                 attempts=[attempt], source=None, error="x", now=100.0 + n)
+    entry = dead.get("loop")
+    assert entry is not None
+    assert [a.excerpt for a in entry.attempts] == ["3", "4"]
+    assert len(entry.history) == 3

@@ -540,6 +540,22 @@ def test_purge_requires_yes_and_exports_first(books: Books, tmp_path: Path) -> N
     assert sorted(record.order_keys) == ["pu-1", "pu-2"] and record.actor == os_user()
 
 
+def test_purge_takes_the_dead_ledger_entry_with_the_dead_letter(books: Books) -> None:
+    """A purged dead letter's DEAD ledger entry goes too (DEAD entries are never shed:
+    reliability review #17); one still DEAD whose letter stays, and one replayed since, stay."""
+    books.make_dead("pl-gone")
+    books.make_dead("pl-kept", reason=DeadReason.REJECTED)
+    books.make_dead("pl-back")
+    books.ledger.rearm("pl-back", now=time.time())
+    done = books.cli("purge", "--reason", "retries_exhausted", "--yes", "--no-export")
+    assert done.exit_code == 0, done.output
+    assert books.ledger.get("pl-gone") is None and books.ledger.events("pl-gone") == []
+    assert books.state("pl-kept") is OrderState.DEAD
+    assert books.state("pl-back") is OrderState.PENDING
+    dead_index = books.client.zrange(books.keys.state_index(OrderState.DEAD), 0, -1)
+    assert dead_index == [b"pl-kept"]
+
+
 def test_erase_removes_a_customers_data_from_dead_letters_and_the_ledger(
     books: Books, sandbox: Any
 ) -> None:

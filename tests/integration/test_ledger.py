@@ -495,6 +495,43 @@ def test_shed_keeps_a_tombstone_that_recognises_late_duplicates(ledger: Ledger) 
     assert ledger.rearm(KEY, now=T0 + 201) is False  # nothing left to send
 
 
+def test_shed_keeps_only_the_tombstone(
+    ledger: Ledger, redis_client: redis.Redis[bytes], keys: Keys
+) -> None:
+    """Shedding drops the body, the transient fields and the events and attempts lists; the
+    tombstone fields stay (reliability review #17: ~2 KB per order for 30 days otherwise)."""
+    ledger.record(version('{"a":1}'), now=T0)
+    deliver(ledger)
+    ledger.schedule_retry(KEY, due_at=T0, spend_attempt=True, now=T0, attempt=Attempt(
+        at=T0, status=503, error_class="JettiUnavailable", excerpt="x", worker="w1",
+        outcome="error"))
+    deliver(ledger)
+    _submit(ledger)
+    assert ledger.events(KEY) and ledger.attempts(KEY)
+    ledger.shed_settled(now=T0 + 101, limit=10)
+    fields = {f.decode() for f in redis_client.hkeys(keys.order(KEY))}
+    assert fields == {"state", "state_since", "v_ts", "v_seq", "raw_hash", "payload_hash",
+                      "line_ids", "sale_id", "sent_v_ts", "sent_v_seq", "submitted_at",
+                      "first_seen_at", "source", "stale", "shed_at"}
+    assert not redis_client.exists(keys.order_events(KEY), keys.order_attempts(KEY))
+    entry = ledger.get(KEY)
+    assert entry is not None and entry.line_ids == ("l1",) and entry.payload_hash == "ph"
+
+
+def test_purge_dead_deletes_only_a_dead_entry(
+    ledger: Ledger, redis_client: redis.Redis[bytes], keys: Keys
+) -> None:
+    """purge_dead (after `dlq purge`) deletes a DEAD entry with its lists and indexes, and
+    leaves any other state alone."""
+    ledger.record(version("{}"), now=T0)
+    assert ledger.purge_dead(KEY, now=T0) is False  # PENDING
+    ledger.mark_dead(KEY, reason=DeadReason.REJECTED, now=T0)
+    assert ledger.purge_dead(KEY, now=T0 + 1) is True
+    assert ledger.get(KEY) is None and ledger.events(KEY) == []
+    assert all(not m for m in index_members(redis_client, keys).values())
+    assert not redis_client.zcard(keys.enqueued_index())
+
+
 def test_newer_version_revives_a_tombstone(ledger: Ledger) -> None:
     """A newer version of a shed order stores its raw again and is published."""
     _settle(ledger, '{"a":1}', now=T0)

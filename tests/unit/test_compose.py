@@ -157,11 +157,50 @@ def test_every_service_has_a_health_check_and_a_restart_policy(name: str) -> Non
 
 
 def test_redis_persists_and_never_evicts() -> None:
-    """AOF on and maxmemory-policy noeviction (a dropped key is a lost order or message)."""
+    """AOF on and maxmemory-policy noeviction (a dropped key is a lost order or message), under
+    a maxmemory from a documented variable: without a limit the policy never applies and Redis
+    grows until the kernel kills it (reliability review #15)."""
     args = argv(services()["redis"]["command"])
     assert args[args.index("--appendonly") + 1] == "yes"
     assert args[args.index("--maxmemory-policy") + 1] == "noeviction"
+    assert "--maxmemory" in args, "noeviction without maxmemory does nothing"
+    assert re.fullmatch(r"\$\{REDIS_MAXMEMORY:-\d+[kmg]b\}", args[args.index("--maxmemory") + 1])
     assert any(v.endswith(":/data") for v in services()["redis"]["volumes"])
+
+
+def required(value: str, variable: str) -> bool:
+    """`value` is `${VARIABLE:?...}`: compose refuses to start without it (no default)."""
+    return re.search(r"\$\{" + variable + r":\?[^}]*\}", value) is not None
+
+
+def test_redis_has_a_password_and_every_relay_url_carries_it() -> None:
+    """requirepass from REDIS_PASSWORD (no default), and every relay process's Redis URL has it
+    (review L1: any container on the network could read orders or inject them)."""
+    redis_service = services()["redis"]
+    args = argv(redis_service["command"])
+    assert required(args[args.index("--requirepass") + 1], "REDIS_PASSWORD")
+    assert required(redis_service["environment"]["REDISCLI_AUTH"], "REDIS_PASSWORD")
+    for name in project_services():
+        env = services()[name].get("environment") or {}
+        if "JETTI_RELAY_REDIS_URL" in env:
+            assert required(env["JETTI_RELAY_REDIS_URL"], "REDIS_PASSWORD"), name
+            assert env["JETTI_RELAY_REDIS_URL"].endswith("@redis:6379/0"), name
+
+
+def test_flower_has_basic_auth_and_no_secrets() -> None:
+    """Flower gets no env_file (the Jetti hash and token) and no Jetti variable, and requires
+    basic auth from FLOWER_BASIC_AUTH (review L1)."""
+    flower = services()["flower"]
+    assert "env_file" not in flower
+    env = flower["environment"]
+    assert not JETTI_VARIABLES & set(env)
+    assert required(env["FLOWER_BASIC_AUTH"], "FLOWER_BASIC_AUTH")
+
+
+def test_grafana_admin_password_has_no_default() -> None:
+    """No `admin` fallback: compose refuses to start without GRAFANA_ADMIN_PASSWORD."""
+    env = services()["grafana"]["environment"]
+    assert required(env["GF_SECURITY_ADMIN_PASSWORD"], "GRAFANA_ADMIN_PASSWORD")
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_SERVICES))
@@ -227,7 +266,8 @@ def test_the_main_file_has_no_jetti_and_the_sandbox_file_all_of_it() -> None:
     assert "sandbox" not in base
     assert "sandbox" not in COMPOSE.read_text().split("services:", 1)[1].replace(
         "docker-compose.sandbox.yml", "")
-    relay = [name for name, service in base.items() if service.get("build")]
+    # Flower only watches the broker: it gets no Jetti variable at all.
+    relay = [name for name, service in base.items() if service.get("build") and name != "flower"]
     assert relay
     for name in relay:
         assert not JETTI_VARIABLES & set(base[name].get("environment") or {}), name
