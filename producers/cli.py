@@ -19,7 +19,7 @@ of the file still pending.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, NoReturn
 
 import click
 import orjson
@@ -169,9 +169,12 @@ def enqueue(
         errors.print(f"error: {exc}", markup=False)
         raise SystemExit(EXIT_REDIS) from exc
     except (redis.ConnectionError, redis.TimeoutError) as exc:
-        errors.print(f"error: cannot reach Redis (--redis-url / JETTI_RELAY_REDIS_URL): {exc}",
-                     markup=False)
-        raise SystemExit(EXIT_REDIS) from exc
+        # Unreachable before the first order: the same report as a stop part-way (exit 4, and
+        # `--json` still prints its summary, stopped at the first line or item).
+        first = document.candidates[0].position if document.candidates else 1
+        _finish(document.unit, EnqueueSummary(), EnqueueInterrupted(
+            EnqueueSummary(), position=first, unreachable=True, detail=str(exc)
+        ), as_json=as_json, errors=errors)
     total = len(document.candidates)
     progress = Progress(
         TextColumn("enqueue"),
@@ -200,11 +203,23 @@ def enqueue(
         stop, summary = exc, exc.summary
     finally:
         client.close()
+    _finish(document.unit, summary, stop, as_json=as_json, errors=errors)
+
+
+def _finish(
+    unit: str,
+    summary: EnqueueSummary,
+    stop: EnqueueInterrupted | None,
+    *,
+    as_json: bool,
+    errors: Console,
+) -> NoReturn:
+    """Print the summary (`--json` or human) and exit with the documented code."""
     code = exit_code(summary, stop)
     if as_json:
-        click.echo(orjson.dumps(summary_json(document.unit, summary, stop, code)).decode())
+        click.echo(orjson.dumps(summary_json(unit, summary, stop, code)).decode())
     else:
-        _report(errors, document.unit, summary, stop)
+        _report(errors, unit, summary, stop)
     raise SystemExit(code)
 
 

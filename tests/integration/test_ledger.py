@@ -512,7 +512,7 @@ def test_shed_keeps_only_the_tombstone(
     fields = {f.decode() for f in redis_client.hkeys(keys.order(KEY))}
     assert fields == {"state", "state_since", "v_ts", "v_seq", "raw_hash", "payload_hash",
                       "line_ids", "sale_id", "sent_v_ts", "sent_v_seq", "submitted_at",
-                      "first_seen_at", "source", "stale", "shed_at"}
+                      "first_seen_at", "source", "stale", "shed_at", "cancel"}
     assert not redis_client.exists(keys.order_events(KEY), keys.order_attempts(KEY))
     entry = ledger.get(KEY)
     assert entry is not None and entry.line_ids == ("l1",) and entry.payload_hash == "ph"
