@@ -29,6 +29,7 @@ LAZY_SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "order": ("ops.order_cli:order", "Where is order X: state, attempts, dead letter, timeline."),
     "metrics": ("ops.metrics_cli:metrics", "Serve Prometheus metrics (backlog, dead letters...)."),
     "health": ("ops.health_cli:health", "Check Redis, workers, pump, breaker and backlog."),
+    "config": ("ops.config_cli:config", "Check the JETTI_RELAY_* settings (secrets masked)."),
 }
 
 
