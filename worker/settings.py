@@ -361,7 +361,8 @@ class EnvReading:
                 if alias in self.values and env_name(field_name) not in self.values}
 
     def source_of(self, field_name: str) -> str:
-        """Which variable set `field_name` ("JETTI_RELAY_X (environment)"), or "default"."""
+        """Which variable set `field_name`, as "JETTI_RELAY_KEY_PREFIX (environment)", or
+        "default"."""
         for name in (env_name(field_name),
                      *(a for a, f in ENV_ALIASES.items() if f == field_name)):
             if name in self.values:
