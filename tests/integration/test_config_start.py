@@ -155,3 +155,53 @@ def test_worker_loglevel_reaches_celery_and_our_logs(
         worker.stop()
     log = worker.log()
     assert '"level": "debug"' in log, log[-3000:]
+
+
+def test_the_sandbox_prints_exactly_variables_the_relay_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`jetti-relay sandbox` prints NAME=value lines; fed to the relay's settings with the
+    unknown-variable check on, they point a sync-mode client at that sandbox, which answers."""
+    import httpx
+
+    from ops.services import free_port
+    from worker.jetti import build_jetti_client
+    from worker.settings import get_settings, jetti_problems, load_settings
+
+    port = free_port()
+    sandbox = subprocess.Popen(
+        [sys.executable, "-m", "ops.cli", "sandbox", "--port", str(port), "--webhook-hash", "h",
+         "--api-token", "t", "--channel-id", "3"],
+        env={**relay_env({}), "PYTHONUNBUFFERED": "1"}, cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        assert sandbox.stdout is not None
+        printed = [sandbox.stdout.readline().strip() for _ in range(3)]
+        assert all(line.startswith("JETTI_RELAY_") for line in printed), printed
+        for name in [n for n in os.environ if n.upper().startswith("JETTI_RELAY_")]:
+            monkeypatch.delenv(name)
+        monkeypatch.chdir(tmp_path)
+        for line in printed:
+            name, _, value = line.partition("=")
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("JETTI_RELAY_JETTI_MODE", "sync")
+        monkeypatch.setenv("JETTI_RELAY_API_TOKEN", "t")
+        settings = load_settings()  # raises on any name the relay does not read
+        assert jetti_problems(settings) == []
+        assert settings.jetti_api_url == f"http://127.0.0.1:{port}"
+        client = build_jetti_client(settings, httpx.Client(timeout=5.0))
+        wait_until(lambda: _answers(client), what="the sandbox's import log")
+    finally:
+        os.killpg(sandbox.pid, signal.SIGTERM)
+        sandbox.wait(timeout=10)
+        get_settings.cache_clear()
+
+
+def _answers(client: Any) -> bool:
+    from worker.errors import JettiUnavailable
+
+    try:
+        client.list_imports(status="error", created_from=0.0, created_before=1.0)
+    except JettiUnavailable:
+        return False  # not listening yet
+    return True
