@@ -4,6 +4,10 @@ Every setting is read from an environment variable `JETTI_RELAY_<NAME>` (or a `.
 working directory), validated once, and handed to adapters as plain values. Secrets are
 `SecretStr` so they never render in reprs, logs or errors; call `.get_secret_value()` only at the
 one place that sends them (the Jetti client).
+
+`get_settings()` (every process, through `load_settings`) also refuses mistakes before anything
+starts: an unknown JETTI_RELAY_* name (with the closest known one), an alias (ENV_ALIASES) that
+disagrees with its canonical name, or an invalid value, each as one line naming the variable.
 """
 
 from __future__ import annotations
