@@ -30,6 +30,7 @@ LAZY_SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "metrics": ("ops.metrics_cli:metrics", "Serve Prometheus metrics (backlog, dead letters...)."),
     "health": ("ops.health_cli:health", "Check Redis, workers, pump, breaker and backlog."),
     "migrate-keys": ("ops.migrate_cli:migrate_keys", "Move Redis keys to the encoded names."),
+    "config": ("ops.config_cli:config", "Check the JETTI_RELAY_* settings (secrets masked)."),
 }
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable
+from typing import Any, NoReturn, TypeVar
 
 import click
 
-from worker.settings import Settings, get_settings
+from worker.settings import Settings, SettingsError, get_settings, jetti_problems
+
+# Exit code of a configuration mistake, for every command (click's usage-error code).
+EXIT_CONFIG = 2
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -49,9 +52,35 @@ redis_url_option: Callable[[F], F] = click.option(
 )
 
 
-def settings_from_options(*, redis_url: str | None = None) -> Settings:
-    """Settings from the environment, with command-line overrides applied to it for children too."""
+def refuse_to_start(problems: Iterable[str]) -> NoReturn:
+    """One stderr line per configuration problem, then exit EXIT_CONFIG (issue 12 point 8)."""
+    for problem in problems:
+        click.echo(f"jetti-relay: refusing to start: {problem}", err=True)
+    raise SystemExit(EXIT_CONFIG)
+
+
+def settings_from_options(
+    *, redis_url: str | None = None, log_level: str | None = None, sends_to_jetti: bool = False
+) -> Settings:
+    """Settings from the environment, with command-line overrides applied to it for children
+    too, and this process's logging configured from them (every command calls this, so every
+    process logs the same redacted way: reliability #6).
+
+    Exits EXIT_CONFIG with one line per problem when the settings are wrong, or when
+    `sends_to_jetti` and the Jetti secret of the mode is missing.
+    """
     if redis_url:
         os.environ["JETTI_RELAY_REDIS_URL"] = redis_url
-        get_settings.cache_clear()
-    return get_settings()
+    if log_level:
+        os.environ["JETTI_RELAY_LOG_LEVEL"] = log_level
+    get_settings.cache_clear()
+    try:
+        settings = get_settings()
+    except SettingsError as exc:
+        refuse_to_start(exc.problems)
+    if sends_to_jetti and (problems := jetti_problems(settings)):
+        refuse_to_start(problems)
+    from worker.logconfig import configure_logging  # on use only: `--help` stays fast
+
+    configure_logging(settings.log_format, settings.log_level)
+    return settings

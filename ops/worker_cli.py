@@ -16,8 +16,8 @@ from types import FrameType
 
 import click
 
-from ops.options import redis_url_option, settings_from_options
-from worker.settings import Settings
+from ops.options import EXIT_CONFIG, redis_url_option, refuse_to_start, settings_from_options
+from worker.settings import LOG_LEVELS, Settings, check_timeouts
 
 # A Celery worker that exits on its own is started again after this pause. kombu can end the
 # consumer with "Unrecoverable error: AttributeError(... 'hostname')" when Redis goes away while
@@ -25,8 +25,9 @@ from worker.settings import Settings
 CHILD_RESTART_DELAY_S = 1.0
 # Exit code of a refusal to start (EX_CONFIG): bad timeouts, a Redis older than supported.
 EXIT_REFUSED = 78
-# Child exit codes that are final: a clean exit, and the refusal to start.
-FINAL_EXIT_CODES = frozenset({0, EXIT_REFUSED})
+# Child exit codes that are final: a clean exit, and the refusals to start (a configuration
+# mistake, or EX_CONFIG for bad timeouts or an old Redis): starting again would only repeat them.
+FINAL_EXIT_CODES = frozenset({0, EXIT_CONFIG, EXIT_REFUSED})
 
 
 def refuse_unsupported_redis(settings: Settings) -> None:
@@ -92,7 +93,12 @@ def _maintenance_thread(stop: threading.Event) -> threading.Thread:
     show_default=True,
     help="Celery pool; prefork is the one where time limits and worker-loss handling apply.",
 )
-@click.option("--loglevel", default="INFO", show_default=True)
+@click.option(
+    "--loglevel",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    default=None,
+    help="Log level of this process and Celery's (default: JETTI_RELAY_LOG_LEVEL, else INFO).",
+)
 @click.option(
     "--pump/--no-pump",
     default=True,
@@ -104,12 +110,19 @@ def worker(
     redis_url: str | None,
     concurrency: int | None,
     pool: str,
-    loglevel: str,
+    loglevel: str | None,
     pump: bool,
     hostname: str | None,
 ) -> None:
-    """Start a Celery worker with the retry pump and the sweeper (one machine's worth)."""
-    settings = settings_from_options(redis_url=redis_url)
+    """Start a Celery worker with the retry pump and the sweeper (one machine's worth).
+
+    Exits 2 with one line per problem when the settings are wrong or the Jetti secret of the
+    mode is missing, before anything starts.
+    """
+    # --loglevel goes through the environment, so the Celery child logs at the same level.
+    settings = settings_from_options(redis_url=redis_url, log_level=loglevel, sends_to_jetti=True)
+    if problems := check_timeouts(settings, pool):
+        refuse_to_start(problems)
     refuse_unsupported_redis(settings)
     argv = [
         sys.executable,
@@ -122,7 +135,7 @@ def worker(
         "--pool",
         pool,
         "--loglevel",
-        loglevel,
+        settings.log_level,
     ]
     processes = concurrency or settings.worker_concurrency
     if processes:

@@ -21,7 +21,10 @@ from typing import Any
 from celery import Celery, signals
 
 from worker.keys import ORDERS_QUEUE
-from worker.settings import Settings, check_timeouts, get_settings
+from worker.settings import Settings, SettingsError, check_timeouts, get_settings, jetti_problems
+
+# Exit code of a configuration mistake (as `jetti-relay worker`'s own refusal).
+EXIT_CONFIG = 2
 
 
 def create_app(settings: Settings | None = None) -> Celery:
@@ -60,7 +63,18 @@ def create_app(settings: Settings | None = None) -> Celery:
     return app
 
 
-app = create_app()
+def _create_app_or_refuse() -> Celery:
+    # `celery -A worker.celery_app` (the worker child, Flower) imports this module first: a
+    # configuration mistake is one line and exit 2, not a traceback from Celery's app loader.
+    try:
+        return create_app()
+    except SettingsError as exc:
+        for problem in exc.problems:
+            print(f"jetti-relay: refusing to start: {problem}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+app = _create_app_or_refuse()
 
 
 def _setup_logging(**_: Any) -> None:
@@ -75,7 +89,7 @@ def _setup_logging(**_: Any) -> None:
 def _refuse_unsafe_timeouts(sender: Any = None, **_: Any) -> None:
     pool_cls = getattr(sender, "pool_cls", None)
     pool = _pool_name(pool_cls)
-    problems = check_timeouts(get_settings(), pool)
+    problems = [*jetti_problems(get_settings()), *check_timeouts(get_settings(), pool)]
     if problems:
         for problem in problems:
             print(f"jetti-relay: refusing to start: {problem}", file=sys.stderr)

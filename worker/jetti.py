@@ -73,6 +73,11 @@ def _exchange(send: Callable[[], httpx.Response]) -> httpx.Response:
     except httpx.TransportError as exc:
         # Any other transport fault (proxy, unsupported protocol): the request may have left.
         raise OutcomeUnknown(f"transport error: {type(exc).__name__}") from exc
+    except httpx.HTTPError as exc:
+        # Anything else httpx raises while sending or reading, e.g. a DecodingError for a body
+        # a proxy mangled: the request may have been applied. Mapped here so no httpx frame
+        # (whose locals hold the Authorization header) escapes into a traceback (reliability #6).
+        raise OutcomeUnknown(f"HTTP error: {type(exc).__name__}") from exc
 
 
 class JettiClient:

@@ -142,8 +142,9 @@ def _check_text(text: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
+        # The string is never echoed: it may be personal data (reliability L3).
         raise _invalid(
-            f"invalid Unicode in string {text[:20]!r}: lone surrogate (\\u escape)"
+            f"invalid Unicode in a string at character {exc.start}: lone surrogate (\\u escape)"
         ) from exc
 
 

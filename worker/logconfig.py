@@ -70,7 +70,11 @@ def redact(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> Event
 
 def _renderer(fmt: str) -> Processor:
     if fmt == "console":
-        return structlog.dev.ConsoleRenderer(colors=False)
+        # structlog's default formatter is rich's with show_locals=True: every frame's locals
+        # (an Authorization header, an order's raw body) would be printed (reliability #6).
+        return structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        )
     return structlog.processors.JSONRenderer()
 
 

@@ -4,15 +4,27 @@ Every setting is read from an environment variable `JETTI_RELAY_<NAME>` (or a `.
 working directory), validated once, and handed to adapters as plain values. Secrets are
 `SecretStr` so they never render in reprs, logs or errors; call `.get_secret_value()` only at the
 one place that sends them (the Jetti client).
+
+`get_settings()` (every process, through `load_settings`) also refuses mistakes before anything
+starts: an unknown JETTI_RELAY_* name (with the closest known one), an alias (ENV_ALIASES) that
+disagrees with its canonical name, or an invalid value, each as one line naming the variable.
 """
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from dotenv import dotenv_values
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.limits import (
@@ -23,6 +35,29 @@ from worker.limits import (
 )
 
 ENV_PREFIX = "JETTI_RELAY_"
+# The file read besides the environment (relative to the working directory, as pydantic reads it).
+ENV_FILE = ".env"
+# Names the pipeline issue promised, accepted as aliases of today's names (issue 12 point 8).
+# Setting both spellings to different values is refused.
+ENV_ALIASES: Mapping[str, str] = {
+    "JETTI_RELAY_JETTI_WEBHOOK_HASH": "webhook_hash",
+    "JETTI_RELAY_JETTI_API_TOKEN": "api_token",
+    "JETTI_RELAY_JETTI_CHANNEL_ID": "channel_id",
+    "JETTI_RELAY_RATE_LIMIT_PER_S": "rate_per_s",
+}
+# The one list of JETTI_RELAY_* variables read outside Settings, with their reader; every other
+# unknown JETTI_RELAY_* variable stops the start (tests/unit/test_settings_env.py greps the repo).
+EXTERNAL_VARIABLES: Mapping[str, str] = {
+    "JETTI_RELAY_VENV": "./run and .ci/run: the virtual environment to use",
+    "JETTI_RELAY_BENCH_BROKER_URL": "ops/bench_naive.py: the naive baseline's broker",
+    "JETTI_RELAY_BENCH_TARGET_URL": "ops/bench_naive.py: the naive baseline's Jetti URL",
+    "JETTI_RELAY_BENCH_WEBHOOK_HASH": "ops/bench_naive.py: the naive baseline's hash",
+    "JETTI_RELAY_BENCH_READY_FILE": "ops/bench_naive.py: the naive baseline's readiness file",
+}
+# Hosts a Jetti URL may reach over plain http: this machine, and the compose sandbox service.
+PLAIN_HTTP_HOSTS = frozenset({"localhost", "sandbox"})
+# Log level names the stdlib knows (JETTI_RELAY_LOG_LEVEL and `worker --loglevel`).
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 # Local Redis, database 0: what a developer machine and the test fixtures run.
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -238,6 +273,34 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("jetti_async_url", "jetti_api_url")
+    @classmethod
+    def _https_only(cls, url: str) -> str:
+        # The hash or token travels with every request (reliability L2).
+        url = url.strip()
+        parts = urlsplit(url)
+        if parts.scheme == "https" and parts.hostname:
+            return url
+        if parts.scheme == "http" and _plain_http_allowed(parts.hostname):
+            return url
+        raise ValueError(
+            "must be an https:// URL (http:// only for localhost, loopback or the sandbox)"
+        )
+
+    @field_validator("jetti_api_url")
+    @classmethod
+    def _api_root(cls, url: str) -> str:
+        # The client appends /api itself; the sandbox and Jetti's docs print the root with it.
+        root = url.rstrip("/")
+        return root[: -len("/api")].rstrip("/") if root.endswith("/api") else root
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, level: str) -> str:
+        if level.strip().upper() not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return level.strip().upper()
+
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:
         # Frozen model: derived defaults are written once here, before anyone reads them.
@@ -266,10 +329,151 @@ class Settings(BaseSettings):
         return self.rate_burst or DEFAULT_RATE_BURST
 
 
+def _plain_http_allowed(host: str | None) -> bool:
+    if not host:
+        return False
+    if host in PLAIN_HTTP_HOSTS or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class SettingsError(ValueError):
+    """The environment cannot configure the relay. `problems` holds one line per mistake, each
+    naming the JETTI_RELAY_* variable (never its value: it may be a secret)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def env_name(field_name: str) -> str:
+    """The environment variable of a Settings field: `webhook_hash` -> JETTI_RELAY_WEBHOOK_HASH."""
+    return f"{ENV_PREFIX}{field_name.upper()}"
+
+
+def known_variables() -> frozenset[str]:
+    """Every JETTI_RELAY_* name the relay accepts: one per Settings field (so a field added later
+    is known at once), the aliases, and the variables read outside Settings."""
+    return frozenset({*(env_name(f) for f in Settings.model_fields), *ENV_ALIASES,
+                      *EXTERNAL_VARIABLES})
+
+
+@dataclass(frozen=True)
+class EnvReading:
+    """The JETTI_RELAY_* variables of the environment and the .env file (environment wins), as
+    upper-case name -> value, with where each came from ("environment" or ".env")."""
+
+    values: dict[str, str] = dataclass_field(default_factory=dict)
+    origins: dict[str, str] = dataclass_field(default_factory=dict)
+
+    def problems(self) -> list[str]:
+        """Unknown names (with the closest known one) and aliases that disagree with the name
+        they stand for; empty when the variables are consistent."""
+        problems: list[str] = []
+        known = sorted(known_variables())
+        for name in sorted(self.values):
+            if name in known:
+                continue
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            hint = f": did you mean {close[0]}?" if close else " (see `jetti-relay config check`)"
+            problems.append(f"unknown setting {name} ({self.origins[name]}){hint}")
+        for alias, field_name in ENV_ALIASES.items():
+            canonical = env_name(field_name)
+            if (alias in self.values and canonical in self.values
+                    and self.values[alias].strip() != self.values[canonical].strip()):
+                problems.append(f"{alias} and {canonical} are both set, to different values; "
+                                f"keep one ({alias} is an alias of {canonical})")
+        return problems
+
+    def alias_values(self) -> dict[str, str]:
+        """Field name -> value for each alias set without its canonical name."""
+        return {field_name: self.values[alias] for alias, field_name in ENV_ALIASES.items()
+                if alias in self.values and env_name(field_name) not in self.values}
+
+    def source_of(self, field_name: str) -> str:
+        """Which variable set `field_name`, as "JETTI_RELAY_KEY_PREFIX (environment)", or
+        "default"."""
+        for name in (env_name(field_name),
+                     *(a for a, f in ENV_ALIASES.items() if f == field_name)):
+            if name in self.values:
+                return f"{name} ({self.origins[name]})"
+        return "default"
+
+
+def read_environment(
+    environ: Mapping[str, str] | None = None, env_file: Path | None = Path(ENV_FILE)
+) -> EnvReading:
+    """The JETTI_RELAY_* variables of `environ` (default: os.environ) and `env_file`."""
+    reading = EnvReading()
+    sources: list[tuple[str, Mapping[str, str | None]]] = []
+    if env_file is not None and env_file.is_file():
+        sources.append((ENV_FILE, dotenv_values(env_file)))
+    sources.append(("environment", os.environ if environ is None else environ))
+    for origin, variables in sources:
+        for name, value in variables.items():
+            # pydantic-settings matches names case-insensitively; so does this check.
+            if name.upper().startswith(ENV_PREFIX) and value is not None:
+                reading.values[name.upper()] = value
+                reading.origins[name.upper()] = origin
+    return reading
+
+
+def describe_validation_error(exc: ValidationError) -> list[str]:
+    """One line per invalid setting, naming its variable; never the value (it may be secret)."""
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False):
+        loc = error.get("loc") or ()
+        name = env_name(str(loc[0])) if loc else "settings"
+        lines.append(f"{name}: {error['msg'].removeprefix('Value error, ')}")
+    return lines
+
+
+def load_settings() -> Settings:
+    """Settings from the environment and .env, refusing mistakes before anything starts.
+
+    Raises SettingsError for an unknown JETTI_RELAY_* variable, an alias that disagrees with its
+    canonical name, or an invalid value. Aliases are applied below the canonical names.
+    """
+    reading = read_environment()
+    problems = reading.problems()
+    try:
+        settings = Settings(**reading.alias_values())  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError([*problems, *describe_validation_error(exc)]) from exc
+    if problems:
+        raise SettingsError(problems)
+    return settings
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process's settings, read from the environment once and cached."""
-    return Settings()
+    """The process's settings, read from the environment once and cached (see load_settings)."""
+    return load_settings()
+
+
+def jetti_problems(settings: Settings) -> list[str]:
+    """What a process that submits orders to Jetti lacks for `settings.jetti_mode`; empty when
+    the secret (async) or token and channel (sync) are there."""
+    if settings.jetti_mode == "async":
+        if not settings.webhook_hash.get_secret_value().strip():
+            return [f"{env_name('webhook_hash')} is empty; async mode sends it with every order "
+                    f"(alias {_alias_of('webhook_hash')})"]
+        return []
+    problems = []
+    if not settings.api_token.get_secret_value().strip():
+        problems.append(f"{env_name('api_token')} is empty; sync mode sends it with every order "
+                        f"(alias {_alias_of('api_token')})")
+    if settings.channel_id is None:
+        problems.append(f"{env_name('channel_id')} is not set; sync mode posts to the channel "
+                        f"(alias {_alias_of('channel_id')})")
+    return problems
+
+
+def _alias_of(field_name: str) -> str:
+    return next(a for a, f in ENV_ALIASES.items() if f == field_name)
 
 
 def check_timeouts(settings: Settings, pool: str) -> list[str]:
@@ -307,6 +511,13 @@ def check_timeouts(settings: Settings, pool: str) -> list[str]:
         problems.append(
             f"{ENV_PREFIX}HARD_TIME_LIMIT_S ({settings.hard_time_limit_s:g}) must be below "
             f"{ENV_PREFIX}VISIBILITY_TIMEOUT_S ({settings.visibility_timeout_s:g})"
+        )
+    # The order lock is never extended: a task still running when it expires would let a second
+    # worker send the same order (reliability L7).
+    if settings.lock_ttl_s <= settings.hard_time_limit_s:
+        problems.append(
+            f"{ENV_PREFIX}LOCK_TTL_S ({settings.lock_ttl_s:g}) must be above "
+            f"{ENV_PREFIX}HARD_TIME_LIMIT_S ({settings.hard_time_limit_s:g})"
         )
     return problems
 

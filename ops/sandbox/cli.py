@@ -39,6 +39,20 @@ def load_variants(path: Path) -> frozenset[str]:
     return frozenset(known)
 
 
+def relay_variables(host: str, port: int, channel_id: int) -> list[str]:
+    """`NAME=value` lines, under the relay's own variable names, that point a relay at this
+    sandbox (tests/unit/test_settings_env.py feeds them to the relay's settings). The hash and
+    token are the operator's own input and never echoed."""
+    # A wildcard bind is reached over loopback from this machine (and plain http stays allowed).
+    reach = "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host
+    base = f"http://[{reach}]:{port}" if ":" in reach else f"http://{reach}:{port}"
+    return [
+        f"JETTI_RELAY_JETTI_ASYNC_URL={base}/webhooks/custom-channels/manual-sale.json",
+        f"JETTI_RELAY_JETTI_API_URL={base}",
+        f"JETTI_RELAY_CHANNEL_ID={channel_id}",
+    ]
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=int)
@@ -89,10 +103,10 @@ def sandbox(host: str, port: int, webhook_hash: str, api_token: str, channel_id:
         validation_status=validation_status,
         variants=load_variants(variants_file) if variants_file else None, faults=faults)
     base = f"http://{host}:{port}"
-    # URLs only: the hash and token are the operator's own input and never echoed.
-    click.echo(f"JETTI_BASE_URL={base}/api")
-    click.echo(f"JETTI_WEBHOOK_URL={base}/webhooks/custom-channels/manual-sale.json")
-    click.echo(f"JETTI_SYNC_URL={base}/api/channels/{channel_id}/manual-sale.json")
+    for line in relay_variables(host, port, channel_id):
+        click.echo(line)
+    click.echo("also set JETTI_RELAY_WEBHOOK_HASH and JETTI_RELAY_API_TOKEN to the "
+               "--webhook-hash and --api-token values", err=True)
     click.echo(f"sandbox stats: {base}/_sandbox/stats", err=True)
     uvicorn.run(SandboxApp(config), host=host, port=port, loop="uvloop", http="httptools",
                 lifespan="on", access_log=False, log_level="warning")

@@ -121,6 +121,17 @@ def test_transport_errors_split_on_whether_the_request_was_sent(
     assert HASH not in str(info.value) and TOKEN not in str(info.value)
 
 
+@pytest.mark.parametrize("mode", ["async", "sync"])
+def test_a_body_that_cannot_be_decoded_is_an_unknown_outcome(mode: str) -> None:
+    """A 200 whose Content-Encoding lies (a proxy or WAF mangled it) raises OutcomeUnknown, not
+    httpx.DecodingError, so no httpx frame holding the Authorization header reaches a log."""
+    garbled = answer(200, b"not gzip at all", headers={"Content-Encoding": "gzip"})
+    with pytest.raises(OutcomeUnknown) as info:
+        make_client(garbled, mode).submit(BODY)
+    assert isinstance(info.value.__cause__, httpx.DecodingError)
+    assert HASH not in str(info.value) and TOKEN not in str(info.value)
+
+
 @pytest.mark.parametrize("status", [408, 409, 500, 502, 503, 504])
 def test_retryable_statuses_raise_jetti_unavailable(status: int) -> None:
     """408, 409 and 5xx raise JettiUnavailable carrying the status, chained to httpx."""

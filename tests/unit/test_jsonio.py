@@ -30,6 +30,13 @@ def test_fractions_parse_as_decimal_and_integers_as_int() -> None:
     assert isinstance(doc["qty"], int)
 
 
+def test_a_lone_surrogate_refusal_does_not_echo_the_string() -> None:
+    """The refusal of an invalid string never quotes it: it may be an email or a name."""
+    message = refusal(b'{"email": "jane.doe@example.com\\ud800"}')
+    assert "lone surrogate" in message
+    assert "jane" not in message
+
+
 def test_str_input_is_accepted() -> None:
     """A str document parses like its UTF-8 bytes."""
     assert loads_document('{"name": "Zoë"}') == {"name": "Zoë"}
