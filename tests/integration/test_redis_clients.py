@@ -87,7 +87,10 @@ def old_redis_url() -> Iterator[str]:
 def run_cli(
     *args: str, url: str, stdin: bytes = b"", **env: str
 ) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "JETTI_RELAY_REDIS_URL": url, "JETTI_RELAY_BROKER_URL": url, **env}
+    # A webhook hash, so the worker's own start-up checks (issue 12 point 8) pass and the Redis
+    # check is the one that speaks.
+    full_env = {**os.environ, "JETTI_RELAY_REDIS_URL": url, "JETTI_RELAY_BROKER_URL": url,
+                "JETTI_RELAY_WEBHOOK_HASH": "not-a-secret", **env}
     return subprocess.run([sys.executable, "-m", "ops.cli", *args], input=stdin.decode(),
                           capture_output=True, text=True, env=full_env, timeout=HANG_GUARD_S,
                           check=False)
@@ -163,7 +166,7 @@ def test_the_celery_worker_itself_refuses_an_older_redis(old_redis_url: str,
                                                           tmp_path: Path) -> None:
     """`celery -A worker.celery_app worker` run directly (not through `jetti-relay worker`)."""
     env = {**os.environ, "JETTI_RELAY_REDIS_URL": old_redis_url,
-           "JETTI_RELAY_BROKER_URL": old_redis_url}
+           "JETTI_RELAY_BROKER_URL": old_redis_url, "JETTI_RELAY_WEBHOOK_HASH": "not-a-secret"}
     done = subprocess.run(
         [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--pool", "prefork",
          "-c", "1"], capture_output=True, text=True, env=env, timeout=HANG_GUARD_S, check=False,
