@@ -188,6 +188,8 @@ class Canceller:
             )
             budget.block(until=at + pause_s)
             self._stats.count_submission("cancel_rate_limited", exc.status)
+            if exc.retry_after_note is not None:
+                self._stats.count_surprise(f"retry_after_{exc.retry_after_note}")
             self._wait(entry, due_at=at + pause_s, why="rate_limited", attempt=self._attempt(exc))
         except ConfigurationError as exc:
             at = self._clock()

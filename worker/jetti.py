@@ -16,6 +16,7 @@ have the webhook hash and API token masked.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
 import httpx
+import structlog
 
 from worker.errors import (
     ConfigurationError,
@@ -32,7 +34,10 @@ from worker.errors import (
     RateLimited,
     Rejected,
 )
+from worker.limits import DEFAULT_RETRY_AFTER_MAX_S
 from worker.settings import Settings
+
+log = structlog.get_logger("jetti_relay.jetti")
 
 # Longest response excerpt kept in a Rejected error (and so in a dead letter).
 MAX_EXCERPT_CHARS = 500
@@ -88,9 +93,11 @@ class JettiClient:
         channel_id: int | None,
         webhook_hash: str,
         api_token: str,
+        retry_after_max_s: float = DEFAULT_RETRY_AFTER_MAX_S,
     ) -> None:
         self._http = http
         self._mode = mode
+        self._retry_after_max_s = retry_after_max_s
         self._secrets = tuple(s for s in (webhook_hash, api_token) if s)
         self._api_root = f"{api_url.rstrip('/')}/api"
         self._has_token = bool(api_token)
@@ -216,7 +223,7 @@ class JettiClient:
         self, status: int, response: httpx.Response, excerpt: str
     ) -> ConfigurationError | JettiUnavailable | RateLimited | Rejected:
         if status == 429:
-            return RateLimited(retry_after_s(response.headers.get("Retry-After")), status=429)
+            return self._rate_limited(response.headers.get("Retry-After"))
         if status in _RETRY_STATUSES or status >= 500:
             return JettiUnavailable(status, f"Jetti answered {status}")
         if status in (401, 403):
@@ -224,6 +231,15 @@ class JettiClient:
         if status == 404 and self._mode == "sync":
             return ConfigurationError(status, "Jetti does not know the configured channel (404)")
         return Rejected(status, excerpt)
+
+    def _rate_limited(self, header: str | None) -> RateLimited:
+        parsed = parse_retry_after(header, max_s=self._retry_after_max_s)
+        if parsed.note is not None:
+            # Logged here, counted by the caller (the note travels on the error): a proxy's
+            # absurd header must be visible, never obeyed as sent (reliability #8).
+            log.warning("retry_after_adjusted", note=parsed.note, header=(header or "")[:40],
+                        used_s=parsed.seconds, max_s=self._retry_after_max_s)
+        return RateLimited(parsed.seconds, status=429, retry_after_note=parsed.note)
 
     def _excerpt(self, response: httpx.Response) -> str:
         text = response.text
@@ -332,26 +348,61 @@ class Sale:
         )
 
 
-def retry_after_s(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a `Retry-After` header (delta-seconds or HTTP-date), else None.
+RetryAfterNote = Literal["clamped", "ignored"]
 
-    A date in the past gives 0; an unparseable value gives None.
+
+@dataclass(frozen=True, slots=True)
+class RetryAfter:
+    """A parsed `Retry-After`: the seconds to obey (None: use the default pause) and, when the
+    header was not taken as sent, why (`clamped` to the bound, or `ignored` as unusable)."""
+
+    seconds: float | None
+    note: RetryAfterNote | None = None
+
+
+def parse_retry_after(
+    value: str | None, *, max_s: float = DEFAULT_RETRY_AFTER_MAX_S, now: datetime | None = None
+) -> RetryAfter:
+    """The wait a `Retry-After` header asks for (delta-seconds or HTTP-date), bounded.
+
+    Jetti documents no Retry-After (facts §1); a CDN or proxy in front of it may send anything,
+    and the value pauses the whole fleet (reliability #8). So: a date in the past gives 0; a wait
+    above `max_s` (a huge number, a date years ahead) is clamped to `max_s`; `inf`, `nan`, a
+    negative number and garbage are ignored (seconds None: the caller's default pause).
     """
     if value is None:
-        return None
+        return RetryAfter(None)
     value = value.strip()
+    seconds: float | None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
+        seconds = _http_date_wait_s(value, now)
+    if seconds is None:
+        return RetryAfter(None, "ignored")
+    if not math.isfinite(seconds) or seconds < 0:
+        return RetryAfter(None, "ignored")
+    if seconds > max_s:
+        return RetryAfter(max_s, "clamped")
+    return RetryAfter(seconds)
+
+
+def _http_date_wait_s(value: str, now: datetime | None) -> float | None:
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     current = now or datetime.now(UTC)
     return max(0.0, (when - current).total_seconds())
+
+
+def retry_after_s(
+    value: str | None, *, max_s: float = DEFAULT_RETRY_AFTER_MAX_S, now: datetime | None = None
+) -> float | None:
+    """Seconds to wait from a `Retry-After` header (`parse_retry_after`), else None."""
+    return parse_retry_after(value, max_s=max_s, now=now).seconds
 
 
 def build_http_client(settings: Settings) -> httpx.Client:
@@ -380,4 +431,5 @@ def build_jetti_client(settings: Settings, http: httpx.Client) -> JettiClient:
         channel_id=settings.channel_id,
         webhook_hash=settings.webhook_hash.get_secret_value(),
         api_token=settings.api_token.get_secret_value(),
+        retry_after_max_s=settings.retry_after_max_s,
     )

@@ -214,6 +214,7 @@ class Reconciler:
         leader: Leader,
         rebuild: Rebuild,
         count_dead: Callable[[str], None] | None = None,
+        count_surprise: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -228,6 +229,7 @@ class Reconciler:
         self._leader = leader
         self._rebuild = rebuild
         self._count_dead = count_dead
+        self._count_surprise = count_surprise
         self._clock = clock
         self._sleep = sleep
         self._lease_s = max(config.interval_s * 5, 30.0)
@@ -300,6 +302,8 @@ class Reconciler:
             except RateLimited as exc:
                 throttled += 1
                 pause = exc.retry_after_s if exc.retry_after_s is not None else READ_BLOCK_S
+                if exc.retry_after_note is not None:
+                    self._surprise(f"retry_after_{exc.retry_after_note}")
                 self._throttle.block(until=self._clock() + pause)
                 if throttled >= MAX_THROTTLED_READS:
                     raise
@@ -533,6 +537,10 @@ class Reconciler:
                 report.rejected_keys.append(entry.order_key)
         return False
 
+    def _surprise(self, assumption: str) -> None:
+        if self._count_surprise is not None:
+            self._count_surprise(assumption)
+
     def _record(self, report: ReconcileReport, now: float) -> None:
         key = self._keys.reconcile_stats()
         pipe = self._client.pipeline(transaction=False)
@@ -593,6 +601,7 @@ def build_reconciler(parts: Any) -> Reconciler | None:
         leader=parts.leader,
         rebuild=build_rebuild(settings),
         count_dead=stats.count_dead,
+        count_surprise=stats.count_surprise,
     )
 
 

@@ -15,6 +15,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from worker import limits
+
 ENV_PREFIX = "JETTI_RELAY_"
 
 # Local Redis, database 0: what a developer machine and the test fixtures run.
@@ -61,6 +63,9 @@ DEFAULT_RATE_BURST = 20
 SYNC_RATE_PER_S = 1.0
 # Sync endpoint: no burst over the documented write throttle.
 SYNC_RATE_BURST = 1
+# Longest Retry-After obeyed (larger values are clamped, inf/NaN/garbage ignored): a proxy's
+# absurd header must not pause the fleet for a year (reliability #8).
+DEFAULT_RETRY_AFTER_MAX_S = limits.DEFAULT_RETRY_AFTER_MAX_S
 # A task waits at most this long for a token, else it reschedules the order.
 DEFAULT_MAX_TOKEN_WAIT_S = 2.0
 # Fleet pause after a 429 without Retry-After (Jetti does not document the header).
@@ -167,6 +172,10 @@ class Settings(BaseSettings):
                                     description="Longest wait for a token before rescheduling")
     blocked_default_s: float = Field(DEFAULT_BLOCKED_DEFAULT_S, gt=0,
                                      description="Fleet pause after a 429 without Retry-After")
+    retry_after_max_s: float = Field(
+        DEFAULT_RETRY_AFTER_MAX_S, gt=0, allow_inf_nan=False,
+        description="Longest Retry-After obeyed (longer: clamped, counted)",
+    )
     lock_ttl_s: float = Field(DEFAULT_LOCK_TTL_S, gt=0, description="Per-order lock lifetime")
     max_unfinished_deliveries: int = Field(
         DEFAULT_MAX_UNFINISHED_DELIVERIES, gt=0, description="Crash loops before worker_lost"
