@@ -6,7 +6,8 @@ Each failure is classified once (STYLE.md 3), always chained with `raise ... fro
     sent, no answer (Read/WriteTimeout, ReadError, protocol)    -> OutcomeUnknown
     408, 409, 5xx                                               -> JettiUnavailable(status)
     429                                                         -> RateLimited(Retry-After)
-    401, 403 (and 404 in sync mode: unknown channel)            -> ConfigurationError
+    401, 403 (and 404 in sync mode: unknown channel;            -> ConfigurationError
+              404, 405, 410 in async mode: wrong URL)
     any other 4xx                                               -> Rejected(status, excerpt)
 
 Secrets never enter error text: details name the exception class only, and response excerpts
@@ -55,6 +56,8 @@ _SENT_NO_ANSWER = (
 )
 # 408 and 409 are Jetti's "try again" answers, not verdicts on the payload.
 _RETRY_STATUSES = frozenset({408, 409})
+# On the async endpoint these name the route, not the order: a configuration fault (breaker).
+_ASYNC_ROUTE_FAULTS = frozenset({404, 405, 410})
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +233,12 @@ class JettiClient:
             return ConfigurationError(status, f"Jetti refused our credentials ({status})")
         if status == 404 and self._mode == "sync":
             return ConfigurationError(status, "Jetti does not know the configured channel (404)")
+        if status in _ASYNC_ROUTE_FAULTS and self._mode == "async":
+            # The async endpoint has no per-order resource: "no such route/method" is our URL
+            # (or, undocumented, an unknown hash), never a verdict on one order (reliability #10).
+            return ConfigurationError(
+                status, f"the async import URL is wrong or refused ({status}): check "
+                "JETTI_RELAY_JETTI_ASYNC_URL and the webhook hash")
         return Rejected(status, excerpt)
 
     def _rate_limited(self, header: str | None) -> RateLimited:

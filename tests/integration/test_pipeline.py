@@ -22,6 +22,7 @@ import redis
 
 from producers import enqueue
 from tests.fixtures.pipeline import FAST_ENV, PipelineFactory, wait_until
+from worker.breaker import Breaker
 from worker.celery_app import create_app
 from worker.deadletters import DeadLetters
 from worker.keys import IMPORT_TASK, ORDERS_QUEUE, Keys
@@ -298,6 +299,23 @@ def test_bad_credentials_pause_the_fleet_instead_of_dead_lettering(
     harness.enqueue([raw_order(k) for k in keys])
     wait_until(lambda: harness.client.exists(harness.keys.breaker()) == 1, what="breaker state")
     harness.wait_states(keys, {OrderState.RETRY_WAIT, OrderState.PENDING})
+    assert harness.dead.list(limit=10) == []
+    assert sandbox.stats()["sales"] == 0
+
+
+def test_a_wrong_async_url_pauses_the_fleet_instead_of_dead_lettering(
+    harness: Harness, start_pipeline: PipelineFactory, sandbox: Any
+) -> None:
+    """reliability #10: a typo in JETTI_ASYNC_URL gets 404 from Jetti; in async mode that is a
+    configuration fault: the breaker opens, orders wait, none is dead-lettered."""
+    wrong = sandbox.webhook_url.replace("manual-sale.json", "manual-sales.json")
+    start_pipeline(JETTI_RELAY_JETTI_ASYNC_URL=wrong)
+    keys = ["path-1", "path-2"]
+    harness.enqueue([raw_order(k) for k in keys])
+    wait_until(lambda: harness.client.exists(harness.keys.breaker()) == 1, what="breaker state")
+    harness.wait_states(keys, {OrderState.RETRY_WAIT, OrderState.PENDING})
+    state = Breaker(harness.client, harness.keys, probe_s=1.0).state()
+    assert state.status == 404 and "JETTI_RELAY_JETTI_ASYNC_URL" in (state.reason or "")
     assert harness.dead.list(limit=10) == []
     assert sandbox.stats()["sales"] == 0
 

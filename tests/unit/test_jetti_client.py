@@ -134,10 +134,12 @@ def test_retryable_statuses_raise_jetti_unavailable(status: int) -> None:
 
 @pytest.mark.parametrize(
     ("mode", "status"),
-    [("async", 401), ("async", 403), ("sync", 401), ("sync", 403), ("sync", 404)],
+    [("async", 401), ("async", 403), ("sync", 401), ("sync", 403), ("sync", 404),
+     ("async", 404), ("async", 405), ("async", 410)],
 )
 def test_credential_and_channel_faults_raise_configuration_error(mode: str, status: int) -> None:
-    """401/403 in either mode, and 404 in sync mode, are fleet configuration faults."""
+    """401/403 in either mode, 404 in sync mode (unknown channel), and 404/405/410 in async
+    mode (reliability #10: a wrong URL, not one order's fault) are fleet configuration faults."""
     with pytest.raises(ConfigurationError) as info:
         make_client(answer(status, f"bad {HASH} {TOKEN}".encode()), mode=mode).submit(BODY)
     assert info.value.status == status
@@ -145,7 +147,7 @@ def test_credential_and_channel_faults_raise_configuration_error(mode: str, stat
     assert HASH not in info.value.detail and TOKEN not in info.value.detail
 
 
-@pytest.mark.parametrize(("mode", "status"), [("async", 400), ("async", 404), ("sync", 422)])
+@pytest.mark.parametrize(("mode", "status"), [("async", 400), ("async", 422), ("sync", 422)])
 def test_other_4xx_raise_rejected_with_a_masked_excerpt(mode: str, status: int) -> None:
     """Other 4xx raise Rejected with the body excerpt, hash and token masked as ***."""
     body = json.dumps({"error": f"bad hash {HASH} token {TOKEN}"}).encode()
