@@ -100,6 +100,7 @@ class JettiClient:
     ) -> None:
         self._http = http
         self._mode = mode
+        self._channel_id = channel_id
         self._retry_after_max_s = retry_after_max_s
         self._secrets = tuple(s for s in (webhook_hash, api_token) if s)
         self._api_root = f"{api_url.rstrip('/')}/api"
@@ -171,16 +172,54 @@ class JettiClient:
             raise JettiUnavailable(None, "import log answer is not a JSON array")
         return [row for row in (ImportRow.parse(item) for item in doc) if row is not None]
 
-    def find_sale(self, external_id: str) -> Sale | None:
-        """The sale with this `externalId` (`GET /api/sales.json?where[externalId]=...`)."""
-        doc = self._api("GET", "/sales.json", params={"where[externalId]": external_id})
+    @property
+    def channel_id(self) -> int | None:
+        """The configured Jetti channel id (JETTI_RELAY_CHANNEL_ID), None when unset."""
+        return self._channel_id
+
+    def find_sale(self, external_id: str) -> SaleLookup:
+        """Our channel's sale with this `externalId` (`GET /api/sales.json?where[externalId]=
+        ...&where[channelId]=...`).
+
+        Upsert is per (channel, externalId) and the lookup is account-wide (facts §5), so with
+        a channel configured both the query and each row's `channelId` must name it: a row of
+        another channel (the filter ignored) is skipped and counted in `others`, never taken
+        (reliability #4a). Without a channel id any matching row is taken (async mode without
+        CHANNEL_ID: the reconciler only; cancellations refuse to run without one).
+        """
+        params: dict[str, str | int] = {"where[externalId]": external_id}
+        if self._channel_id is not None:
+            params["where[channelId]"] = self._channel_id
+        doc = self._api("GET", "/sales.json", params=params)
         if not isinstance(doc, list):
             raise JettiUnavailable(None, "sales answer is not a JSON array")
+        others = 0
         for item in doc:
             sale = Sale.parse(item)
-            if sale is not None and sale.external_id == external_id:
-                return sale
-        return None
+            if sale is None or sale.external_id != external_id:
+                continue
+            if self._channel_id is not None and sale.channel_id != self._channel_id:
+                others += 1
+                continue
+            return SaleLookup(sale, others)
+        return SaleLookup(None, others)
+
+    def imports_of(self, external_id: str) -> list[ImportRow]:
+        """Import-log rows of one order (`GET /api/sale-imports.json?where[externalId]=...`,
+        our channel's when configured), as Jetti returns them (up to IMPORT_PAGE_LIMIT).
+
+        Only documented equality filters (`where[...]`); the page limit is a request Jetti
+        may cap, so the caller must not conclude "no row" from a full page.
+        """
+        params: dict[str, str | int] = {"where[externalId]": external_id,
+                                        "limit": IMPORT_PAGE_LIMIT}
+        if self._channel_id is not None:
+            params["where[channelId]"] = self._channel_id
+        doc = self._api("GET", "/sale-imports.json", params=params)
+        if not isinstance(doc, list):
+            raise JettiUnavailable(None, "import log answer is not a JSON array")
+        rows = [row for row in (ImportRow.parse(item) for item in doc) if row is not None]
+        return [r for r in rows if r.external_id == external_id]
 
     def cancel_sale(self, sale_id: int) -> Sale | None:
         """Cancel every item of a sale (`POST /api/sales/{id}/cancel.json`).
@@ -328,14 +367,30 @@ class ImportRow:
         )
 
 
+# `cancellationStatus` values that mean a cancel already took effect (facts §5: none ->
+# partial/full after cancel.json). Whether cancel.json also sets `cancelled` is undocumented.
+CANCELLED_STATUSES = frozenset({"partial", "full"})
+
+
 @dataclass(frozen=True, slots=True)
 class Sale:
-    """The parts of a Jetti sale the relay reads: id, externalId, cancellation and lines."""
+    """The parts of a Jetti sale the relay reads: id, externalId, channel, cancellation and
+    lines. `has_lines` is False when the answer carried no `lineItems` array at all (embedding
+    them is undocumented, facts §2.6): nothing to compare, not "no lines"."""
 
     id: int
     external_id: str | None
-    cancelled: bool
+    cancelled_flag: bool
     line_items: tuple[dict[str, Any], ...]
+    channel_id: int | None = None
+    cancellation_status: str | None = None
+    has_lines: bool = True
+
+    @property
+    def cancelled(self) -> bool:
+        """True when a cancel took effect: the `cancelled` flag, or `cancellationStatus`
+        partial or full (reliability #4c: the status is the documented signal)."""
+        return self.cancelled_flag or self.cancellation_status in CANCELLED_STATUSES
 
     @classmethod
     def parse(cls, item: Any) -> Sale | None:
@@ -347,14 +402,27 @@ class Sale:
             return None
         external = item.get("externalId")
         lines = item.get("lineItems")
+        status = item.get("cancellationStatus")
         return cls(
             id=sale_id,
             external_id=None if external is None else str(external),
-            cancelled=item.get("cancelled") is True,
+            cancelled_flag=item.get("cancelled") is True,
             line_items=tuple(x for x in lines if isinstance(x, dict))
             if isinstance(lines, list)
             else (),
+            channel_id=_int_or_none(item.get("channelId")),
+            cancellation_status=status if isinstance(status, str) else None,
+            has_lines=isinstance(lines, list),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class SaleLookup:
+    """A sale lookup's answer: our channel's sale (or None) and how many rows of other
+    channels with the same externalId were skipped."""
+
+    sale: Sale | None
+    others: int = 0
 
 
 RetryAfterNote = Literal["clamped", "ignored"]

@@ -50,7 +50,7 @@ from worker.errors import (
     RateLimited,
     TransformError,
 )
-from worker.jetti import IMPORT_PAGE_LIMIT, ImportRow, JettiClient, Sale
+from worker.jetti import IMPORT_PAGE_LIMIT, ImportRow, JettiClient, Sale, SaleLookup
 from worker.jsonio import dumps_canonical, loads_document
 from worker.keys import Keys
 from worker.locks import Leader
@@ -512,7 +512,10 @@ class Reconciler:
             return True  # rules changed since it was sent: nothing to compare with
         external_id = str(built.payload.get("externalId"))
         report.sale_checks += 1
-        sale = self._read(lambda: self._jetti.find_sale(external_id), report)
+        lookup: SaleLookup = self._read(lambda: self._jetti.find_sale(external_id), report)
+        if lookup.others:
+            self._surprise("sale_other_channel")
+        sale = lookup.sale
         if sale is not None and sale_matches(sale, built.payload):
             return True
         outcome = self._ledger.repair(

@@ -42,6 +42,15 @@ class Faults:
     reject_matching: list[str] = field(default_factory=list)
     reject_problem: str = DEFAULT_REJECT_PROBLEM
     fail_next_status: int = 503
+    # --- undocumented Jetti behaviour, simulated (README: "Assumptions about undocumented
+    # Jetti behaviour"); each is off by default, where the sandbox behaves as the relay assumes.
+    imports_page_cap: int = 0  # >0: sale-imports.json returns at most this many rows a page
+    imports_ignore_offset: bool = False  # sale-imports.json ignores `offset` (always page 1)
+    sales_without_lines: bool = False  # sales.json answers without `lineItems`
+    sales_catalogue_fields: bool = False  # sale lines show the catalogue name, price to 2 dp
+    ignore_channel_filter: bool = False  # sales.json ignores `where[channelId]`
+    cancel_status_only: bool = False  # cancel.json sets cancellationStatus, not `cancelled`
+    cancel_then_timeout: int = 0  # the next N cancel POSTs apply, then answer after slow_s
     endpoints: list[str] = field(default_factory=lambda: list(ENDPOINTS))  # which ones misbehave
     seed: int | None = None
 
@@ -65,8 +74,10 @@ class Faults:
         bad = set(new.endpoints) - set(ENDPOINTS)
         if bad:
             raise ValueError(f"endpoints: unknown {sorted(bad)}; use {list(ENDPOINTS)}")
-        if not isinstance(new.fail_next, int) or new.fail_next < 0:
-            raise ValueError("fail_next must be an integer >= 0")
+        for name in ("fail_next", "imports_page_cap", "cancel_then_timeout"):
+            value = getattr(new, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0")
         if not isinstance(new.reject_matching, list) or not all(
                 isinstance(x, str) and x for x in new.reject_matching):
             raise ValueError("reject_matching must be a list of non-empty strings")

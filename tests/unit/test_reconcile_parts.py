@@ -38,7 +38,7 @@ def test_a_logged_payload_hashes_like_the_body_we_sent() -> None:
 
 def test_sale_matches_compares_name_quantity_and_exact_price() -> None:
     def sale(quantity: int, price: str) -> Sale:
-        return Sale(id=1, external_id="A-1", cancelled=False, line_items=(
+        return Sale(id=1, external_id="A-1", cancelled_flag=False, line_items=(
             {"id": 9, "externalId": "l1", "name": "Mug", "quantity": quantity,
              "price": Decimal(price)},))
 
