@@ -42,6 +42,7 @@ ASSUMPTIONS: tuple[str, ...] = (
     "sale_without_lines",  # a sale answer without lineItems (cannot compare: confirmed)
     "sale_fields_differ",  # sale lines match ids and quantities, not names/prices (confirmed)
     "sale_other_channel",  # the sale lookup returned another channel's sale (ignored)
+    "sale_still_differs",  # a sale still differed after MAX_REPAIRS resends (confirmed)
 )
 
 

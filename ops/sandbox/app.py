@@ -305,7 +305,11 @@ class SandboxApp:
         if self.faults.reject_matching and any(
                 marker.encode() in body for marker in self.faults.reject_matching):
             reject = self.faults.reject_problem
-        self.store.receive(doc, body, endpoint="async", now=received_ts, reject=reject)
+        row, _, _ = self.store.receive(doc, body, endpoint="async", now=received_ts,
+                                       reject=reject)
+        if self.faults.imports_backdate_s:
+            row.created_ts -= self.faults.imports_backdate_s
+            self.store.backdated = True
 
     # -- helpers ---------------------------------------------------------------------------------
 

@@ -51,6 +51,9 @@ class Faults:
     ignore_channel_filter: bool = False  # sales.json ignores `where[channelId]`
     cancel_status_only: bool = False  # cancel.json sets cancellationStatus, not `cancelled`
     cancel_then_timeout: int = 0  # the next N cancel POSTs apply, then answer after slow_s
+    # Async import-log rows are stamped this many seconds before they were applied (a backlog
+    # when createdAt is the receipt time): they appear late inside an old window.
+    imports_backdate_s: float = 0.0
     endpoints: list[str] = field(default_factory=lambda: list(ENDPOINTS))  # which ones misbehave
     seed: int | None = None
 

@@ -94,6 +94,9 @@ class Store:
     line_ids: dict[tuple[int, str], int] = field(default_factory=dict)
     # Sales of other channels of the same account, by externalId (the lookup is account-wide).
     foreign: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # True once a row's createdAt was moved before its arrival (imports_backdate_s): the
+    # arrival index then bounds a window's start only.
+    backdated: bool = False
     _next_sale_id: int = 1001
     _next_item_id: int = 50001
     _seq: int = 0
@@ -249,8 +252,8 @@ class Store:
             candidates = rows[lo:hi]
         else:
             lo = 0 if created_from is None else bisect.bisect_left(self.row_ts, created_from)
-            hi = len(self.rows) if created_before is None else bisect.bisect_left(
-                self.row_ts, created_before)
+            hi = len(self.rows) if created_before is None or self.backdated else (
+                bisect.bisect_left(self.row_ts, created_before))
             candidates = self.rows[lo:hi]
         out: list[ImportRow] = []
         skipped = 0
