@@ -191,6 +191,10 @@ class Canceller:
                 self._without_sale(entry)
                 return
             if sale.cancelled:
+                if not sale.cancelled_flag and sale.cancellation_status == "partial":
+                    # Someone cancelled part of it in Jetti: taken as cancelled, not completed.
+                    self._stats.count_surprise("sale_partially_cancelled")
+                    log.warning("sale_partially_cancelled", sale_id=sale.id)
                 self._cancelled(entry, sale_id=sale.id, via="jetti", status=None)
                 return
             if entry.sale_id is not None and entry.sale_id != sale.id:
@@ -199,7 +203,11 @@ class Canceller:
             budget = self._writes
             if not self._take(self._writes, entry):
                 return
-            self._jetti.cancel_sale(sale_id)
+            shown = self._jetti.cancel_sale(sale_id)
+            if shown is not None and not shown.cancelled:
+                # The answer does not show the cancel: a retry could not tell it took effect.
+                self._stats.count_surprise("cancel_not_shown")
+                log.warning("cancel_not_shown", sale_id=sale_id)
         except RateLimited as exc:
             at = self._clock()
             pause_s = (

@@ -390,6 +390,9 @@ class Reconciler:
                 done.add(key)
                 report.rejected += 1
                 report.rejected_keys.append(key)
+                if entry.state is OrderState.CONFIRMED:
+                    # Its error row showed up after the grace period (reliability #16).
+                    self._surprise("error_after_confirmed")
 
     def _refers_to_last_sent(self, row: ImportRow, entry: OrderEntry) -> bool | None:
         """True: the error is about the payload last sent. False: about an older payload.

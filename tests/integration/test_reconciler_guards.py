@@ -148,6 +148,7 @@ def test_an_error_row_that_shows_up_late_is_caught_by_the_trailing_window(
     assert report.confirmed == 1 and report.trailing_reads == 1
     dead = books.dead.get("late-1")
     assert dead is not None and dead.reason is DeadReason.REJECTED_BY_JETTI
+    assert surprises(books)["error_after_confirmed"] == 1
 
 
 def test_the_trailing_window_is_read_at_a_lower_rate(books: Books, sandbox: Any) -> None:
