@@ -126,6 +126,6 @@ def test_human_output_has_one_line_per_check_and_a_summary(redis_url: str) -> No
          "0"], capture_output=True, text=True, timeout=60)
     lines = done.stdout.strip().splitlines()
     assert done.returncode == 1
-    assert len(lines) == 9
+    assert len(lines) == 10  # nine checks (no reconciler without a token) and the verdict
     assert lines[-1].startswith("UNHEALTHY: ")
     assert any(line.startswith("FAIL  breaker") for line in lines)
