@@ -351,7 +351,11 @@ class Reconciler:
         if last is not None and now - float(last) < self._cfg.trailing_every_s:
             return
         read = self._read_errors(now - self._cfg.trailing_s, window_from, report)
-        self._handle_errors(read.rows, report, now)
+        # Its stale errors were counted when their window was read: only rejections count.
+        scratch = ReconcileReport()
+        self._handle_errors(read.rows, scratch, now)
+        report.rejected += scratch.rejected
+        report.rejected_keys.extend(scratch.rejected_keys)
         report.trailing_reads += 1
         self._client.hset(stats, "trailing_at", repr(now))
         if read.incomplete is not None:
