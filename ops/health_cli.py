@@ -11,6 +11,8 @@ Checks (each ok, warn, fail or skip; any fail makes the whole answer unhealthy):
 - pump         the retry pump's heartbeat is at most `--max-pump-age-s` old.
 - sweeper      the sweeper's heartbeat is at most `--max-sweeper-age-s` old.
 - breaker      the fleet circuit breaker is closed (open, half-open or paused: orders wait).
+- throttle     no 429 block (the fleet limiter's, or the sync API's read/write) lasts longer
+               than `--max-block-s` from now (a Retry-After pausing the fleet); warn on any block.
 - backlog      the oldest waiting order is younger than `--max-oldest-waiting-s` and at most
                `--max-backlog` orders are unsettled.
 - dead_letters warn while any entry waits for an engineer; fail above `--max-dead`.
@@ -61,11 +63,13 @@ DEFAULT_MAX_OLDEST_WAITING_S = 900.0
 DEFAULT_MAX_BACKLOG = 100_000
 # Dead letters are normal in small numbers; above this they are an incident.
 DEFAULT_MAX_DEAD = 100
+# A 429 block with more than this left is a fleet pause, not throttling (reliability #8).
+DEFAULT_MAX_BLOCK_S = 900.0
 
 Status = Literal["ok", "warn", "fail", "skip"]
 CHECK_NAMES = (
     "redis", "workers", "progress", "pump", "sweeper", "breaker", "backlog", "dead_letters",
-    "redis_server", "memory", "reconciler",
+    "redis_server", "memory", "reconciler", "throttle",
 )
 # Past this share of maxmemory the memory check warns (noeviction refuses writes at 100 %).
 MEMORY_WARN_RATIO = 0.9
@@ -93,6 +97,7 @@ class Thresholds:
     max_oldest_waiting_s: float = DEFAULT_MAX_OLDEST_WAITING_S
     max_backlog: int = DEFAULT_MAX_BACKLOG
     max_dead: int = DEFAULT_MAX_DEAD
+    max_block_s: float = DEFAULT_MAX_BLOCK_S
 
 
 CheckFn = Callable[[Sources, Thresholds, float], Check]
@@ -187,6 +192,23 @@ def check_breaker(src: Sources, limits: Thresholds, now: float) -> Check:
     status = "" if state.status is None else f", Jetti status {state.status}"
     return Check("breaker", "fail", f"{state.state}{since}: {state.reason or 'no reason'}{status}; "
                  "orders wait (jetti-relay resume closes it)")
+
+
+def check_throttle(src: Sources, limits: Thresholds, now: float) -> Check:
+    keys = src.keys
+    names = {"fleet": keys.blocked_until(), "api_read": keys.api_blocked_until("read"),
+             "api_write": keys.api_blocked_until("write")}
+    values = src.client.mget(list(names.values()))
+    left = {name: float(raw) - now for name, raw in zip(names, values, strict=True)
+            if raw is not None and float(raw) > now}
+    if not left:
+        return Check("throttle", "ok", "no 429 block in force", 0.0)
+    longest = max(left.values())
+    detail = ", ".join(f"{name} blocked for {s:.0f} s more" for name, s in sorted(left.items()))
+    if longest > limits.max_block_s:
+        return Check("throttle", "fail", f"{detail}; limit {limits.max_block_s:g} s "
+                     "(a Retry-After pausing the fleet)", round(longest, 3))
+    return Check("throttle", "warn", detail, round(longest, 3))
 
 
 def check_backlog(src: Sources, limits: Thresholds, now: float) -> Check:
@@ -314,6 +336,7 @@ def all_checks(ping: Callable[[float], list[str]]) -> list[tuple[str, CheckFn]]:
         ("pump", check_pump),
         ("sweeper", check_sweeper),
         ("breaker", check_breaker),
+        ("throttle", check_throttle),
         ("backlog", check_backlog),
         ("dead_letters", check_dead_letters),
         ("redis_server", check_redis_server),
@@ -350,6 +373,8 @@ def _render(results: list[Check], healthy: bool) -> str:
               help="Most unsettled orders before the backlog check fails.")
 @click.option("--max-dead", type=int, default=DEFAULT_MAX_DEAD, show_default=True,
               help="Dead letters waiting above this fail (any at all is a warning).")
+@click.option("--max-block-s", type=float, default=DEFAULT_MAX_BLOCK_S, show_default=True,
+              help="A 429 block with more than this left fails (a fleet pause).")
 def health(
     redis_url: str | None,
     as_json: bool,
@@ -362,6 +387,7 @@ def health(
     max_oldest_waiting_s: float,
     max_backlog: int,
     max_dead: int,
+    max_block_s: float,
 ) -> None:
     """Check Redis, workers, progress, pump, sweeper, breaker, backlog, dead letters, the Redis
     server's durability settings and its memory.
@@ -380,6 +406,7 @@ def health(
         max_oldest_waiting_s=max_oldest_waiting_s,
         max_backlog=max_backlog,
         max_dead=max_dead,
+        max_block_s=max_block_s,
     )
     checks = [(n, fn) for n, fn in all_checks(celery_ping(settings)) if not only or n in only]
     if ("reconciler" in only) or (not only and settings.reconcile_active):

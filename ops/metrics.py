@@ -261,6 +261,8 @@ def recorded(src: Sources, now: float) -> list[Metric]:
     for outcome in RecordOutcome:
         family.add_metric([str(outcome)], counts.get(str(outcome), 0))
     return [family]
+
+
 def message_keys_dropped(src: Sources, now: float) -> list[Metric]:
     """Message entries a worker dropped as not an order key (too long, not a string)."""
     return [CounterMetricFamily(
@@ -269,6 +271,33 @@ def message_keys_dropped(src: Sources, now: float) -> list[Metric]:
         "went on (a producer ignoring worker.limits).",
         value=src.stats.dropped_keys(),
     )]
+
+
+def jetti_surprises(src: Sources, now: float) -> list[Metric]:
+    """Answers from Jetti against an undocumented assumption (worker.stats.ASSUMPTIONS)."""
+    family = CounterMetricFamily(
+        _name("jetti_assumption_violations"),
+        "Jetti answers that contradict an assumption about undocumented behaviour, by "
+        "assumption (README: Assumptions about undocumented Jetti behaviour).",
+        labels=["assumption"],
+    )
+    for name, count in sorted(src.stats.surprises().items()):
+        family.add_metric([name], count)
+    return [family]
+
+
+def throttle_block(src: Sources, now: float) -> list[Metric]:
+    """Seconds left of each 429 block (the fleet limiter's and the sync API's read/write)."""
+    family = GaugeMetricFamily(
+        _name("rate_limit_block_seconds"),
+        "Seconds until the 429 block of this bucket ends; 0 when none is in force.",
+        labels=["bucket"],
+    )
+    names = {"fleet": src.keys.blocked_until(), "api_read": src.keys.api_blocked_until("read"),
+             "api_write": src.keys.api_blocked_until("write")}
+    for name, raw in zip(names, src.client.mget(list(names.values())), strict=True):
+        family.add_metric([name], 0.0 if raw is None else max(0.0, float(raw) - now))
+    return [family]
 
 
 # --- fleet controls -------------------------------------------------------------------------
@@ -393,6 +422,8 @@ FAMILIES: tuple[FamilyFn, ...] = (
     maintenance,
     reconciler,
     redis_server,
+    jetti_surprises,
+    throttle_block,
 )
 
 

@@ -241,6 +241,18 @@ class SandboxRoutes:
         result: dict[str, Any] = self._json(self.client.get("/_sandbox/stats"))
         return result
 
+    def add_foreign_sale(self, external_id: str, channel_id: int) -> list[dict[str, Any]]:
+        """Give another channel a sale with this externalId; returns that channel-set's sales."""
+        result: list[dict[str, Any]] = self._json(self.client.post(
+            "/_sandbox/foreign-sales", json={"externalId": external_id, "channelId": channel_id}))
+        return result
+
+    def foreign_sales(self, external_id: str) -> list[dict[str, Any]]:
+        """Other channels' sales with this externalId (as cancelled or not by the relay)."""
+        result: list[dict[str, Any]] = self._json(
+            self.client.get("/_sandbox/foreign-sales", params={"externalId": external_id}))
+        return result
+
     def history(self, external_id: str) -> list[dict[str, Any]]:
         """Every version received for that order, in arrival order (body, hash, duplicate)."""
         result: list[dict[str, Any]] = self._json(

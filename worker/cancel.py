@@ -5,18 +5,24 @@ Jetti documents no cancel flag on manual-sale; a sale is cancelled with
 The worker hands an order whose latest version carries `cancelled_at` to `Canceller.deliver`
 (under the order's lock, inside its delivery), which:
 
-1. finds the sale id: the ledger's (sync mode records it), else
-   `GET /api/sales.json?where[externalId]=...` (one read from the fleet's read budget);
-2. **never imported**: no sale in Jetti and no version of the order ever accepted by Jetti (or
-   one accepted more than `RECONCILE_GRACE_S` ago, which Jetti would have applied by now: its log
-   rejected it) -> CANCELLED locally (`cancelled_via = not_imported`), nothing is sent: there is
-   nothing to cancel and importing an order only to cancel it would start fulfilment for nothing.
-   If a version was accepted (async) within that grace and its sale is not there yet, Jetti may
-   still have it queued: that is a retry, so the sale is cancelled once it exists (or the order is
-   dead-lettered when retries run out);
-3. a sale already cancelled -> CANCELLED; else POSTs the cancel (the fleet's sync-write budget:
-   the import limiter in sync mode, its own 1/s bucket in async mode) -> CANCELLED
-   (`cancelled_via = jetti`), with the sale id recorded.
+1. looks the sale up by `externalId` **in our channel** (`GET /api/sales.json?where[externalId]=
+   ...&where[channelId]=...`, and each row's `channelId` checked: the lookup is account-wide and
+   another channel may use the same externalId), always, even when the ledger knows the sale
+   id: a retry after an unknown outcome must see that its first cancel took effect;
+2. **never imported**, decided from evidence, not a delay: no sale, and either nothing of the
+   order could have reached Jetti (no accepted version, no import attempt with an unknown
+   outcome) or Jetti's import log (`GET /api/sale-imports.json?where[externalId]=...`) shows
+   the last such import as `error` -> CANCELLED locally (`cancelled_via = not_imported`), nothing
+   is sent: importing an order only to cancel it would start fulfilment for nothing. While the
+   import may still be applied (no verdict in the log yet, or a `success` row but no sale
+   visible) it is a retry within the retry budget, then a dead letter saying so;
+3. a sale already cancelled (`cancelled`, or `cancellationStatus` partial/full: the documented
+   signal) -> CANCELLED; else POSTs the cancel (the fleet's sync-write budget: the import
+   limiter in sync mode, its own 1/s bucket in async mode) -> CANCELLED (`cancelled_via =
+   jetti`), with the sale id recorded.
+
+Cancelling needs JETTI_RELAY_API_TOKEN and JETTI_RELAY_CHANNEL_ID (async mode too): without
+either, a cancellation is dead-lettered `rejected`, saying which is missing.
 
 Errors take the import path's handling: 429 blocks that budget and waits (no attempt spent),
 401/403 trip the fleet breaker, 5xx/timeouts retry with the same backoff policy and end as
@@ -48,11 +54,12 @@ from worker.errors import (
     Rejected,
     RetryableError,
 )
-from worker.jetti import JettiClient
+from worker.jetti import ImportRow, JettiClient
 from worker.jsonio import loads_document
 from worker.keys import Keys
 from worker.policy import GiveUp, RetryPolicy, decide
 from worker.publisher import Publisher
+from worker.reconciler import DEFAULT_TOLERANCE_S, canonical_hash
 from worker.records import Attempt, OrderEntry
 from worker.settings import Settings
 from worker.settle import SettleLedger
@@ -83,8 +90,9 @@ class CancelConfig:
     blocked_default_s: float
     breaker_probe_s: float
     retry: RetryPolicy
-    # How long after an accepted async import its sale may still be missing (queued in Jetti).
-    import_grace_s: float = 300.0
+    # An import-log row's `createdAt` may precede our own time of sending by clock skew and
+    # the request's duration (as in the reconciler).
+    tolerance_s: float = DEFAULT_TOLERANCE_S
 
 
 def cancellation(entry: OrderEntry) -> RawOrder | None:
@@ -153,34 +161,53 @@ class Canceller:
                 now=now,
             )
             return
+        if self._jetti.channel_id is None:
+            # The lookup is account-wide; without our channel it could find (and cancel)
+            # another channel's sale with the same externalId (reliability #4a).
+            self._dead_letter(
+                entry,
+                DeadReason.REJECTED,
+                "cannot cancel in Jetti without a channel id (JETTI_RELAY_CHANNEL_ID): the sale "
+                "lookup must be limited to our channel",
+                now=now,
+            )
+            return
         if not self._breaker.allow(now=now):
             self._wait(entry, due_at=now + self._cfg.breaker_probe_s, why="breaker_open")
             return
         budget: Budget = self._reads
         try:
-            sale_id = entry.sale_id
-            if sale_id is None:
-                if not self._take(self._reads, entry):
-                    return
-                sale = self._jetti.find_sale(entry.order_key)
-                if sale is None:
-                    sent = entry.submitted_at if entry.sent_version is not None else None
-                    if sent is None or now - sent > self._cfg.import_grace_s:
-                        # Never accepted, or accepted long enough ago that Jetti would have
-                        # applied it (an import its log rejected): nothing to cancel there.
-                        self._cancelled(entry, sale_id=None, via="not_imported", status=None)
-                        return
-                    raise JettiUnavailable(
-                        None, "sale not in Jetti yet (the accepted import may still be queued)"
-                    )
-                if sale.cancelled:
-                    self._cancelled(entry, sale_id=sale.id, via="jetti", status=None)
-                    return
-                sale_id = sale.id
+            # Always read the sale before a cancel POST, even with the ledger's sale id: a
+            # retry after an unknown outcome must not cancel twice (each POST creates return
+            # objects, reliability #4c).
+            if not self._take(self._reads, entry):
+                return
+            lookup = self._jetti.find_sale(entry.order_key)
+            if lookup.others:
+                self._stats.count_surprise("sale_other_channel")
+                log.warning("sale_lookup_other_channel", rows_skipped=lookup.others)
+            sale = lookup.sale
+            if sale is None:
+                self._without_sale(entry)
+                return
+            if sale.cancelled:
+                if not sale.cancelled_flag and sale.cancellation_status == "partial":
+                    # Someone cancelled part of it in Jetti: taken as cancelled, not completed.
+                    self._stats.count_surprise("sale_partially_cancelled")
+                    log.warning("sale_partially_cancelled", sale_id=sale.id)
+                self._cancelled(entry, sale_id=sale.id, via="jetti", status=None)
+                return
+            if entry.sale_id is not None and entry.sale_id != sale.id:
+                log.warning("sale_id_changed", ledger_sale_id=entry.sale_id, sale_id=sale.id)
+            sale_id = sale.id
             budget = self._writes
             if not self._take(self._writes, entry):
                 return
-            self._jetti.cancel_sale(sale_id)
+            shown = self._jetti.cancel_sale(sale_id)
+            if shown is not None and not shown.cancelled:
+                # The answer does not show the cancel: a retry could not tell it took effect.
+                self._stats.count_surprise("cancel_not_shown")
+                log.warning("cancel_not_shown", sale_id=sale_id)
         except RateLimited as exc:
             at = self._clock()
             pause_s = (
@@ -188,6 +215,8 @@ class Canceller:
             )
             budget.block(until=at + pause_s)
             self._stats.count_submission("cancel_rate_limited", exc.status)
+            if exc.retry_after_note is not None:
+                self._stats.count_surprise(f"retry_after_{exc.retry_after_note}")
             self._wait(entry, due_at=at + pause_s, why="rate_limited", attempt=self._attempt(exc))
         except ConfigurationError as exc:
             at = self._clock()
@@ -213,6 +242,56 @@ class Canceller:
             self._cancelled(entry, sale_id=sale_id, via="jetti", status=200)
 
     # --- steps ------------------------------------------------------------------------
+    def _without_sale(self, entry: OrderEntry) -> None:
+        """Our channel has no sale for the order: cancel locally when the evidence says Jetti
+        never had it; else raise JettiUnavailable (retried within the retry budget, then a
+        dead letter saying why) while an import may still be applied (reliability #4b).
+
+        Evidence, not a fixed delay: nothing that could have reached Jetti (no accepted version
+        and no import attempt with an unknown outcome), or Jetti's import log shows the last
+        such import as `error`. A `success`/`skipped` row means a sale exists or existed.
+        """
+        reached_at = self._last_reach(entry)
+        if reached_at is None:
+            self._cancelled(entry, sale_id=None, via="not_imported", status=None)
+            return
+        if not self._take(self._reads, entry):
+            return
+        rows = self._jetti.imports_of(entry.order_key)
+        if any(r.status in ("success", "skipped") for r in rows):
+            raise JettiUnavailable(
+                None, "Jetti's import log shows the order imported, but our channel has no "
+                "sale for it (yet)")
+        unknown_later = entry.submitted_at is None or reached_at > entry.submitted_at
+        if any(self._failed_import(entry, row, reached_at, unknown_later) for row in rows):
+            self._cancelled(entry, sale_id=None, via="not_imported", status=None)
+            return
+        raise JettiUnavailable(
+            None, "no sale in Jetti and its import log has no verdict on the last import yet "
+            "(it may still be queued)")
+
+    def _last_reach(self, entry: OrderEntry) -> float | None:
+        """When an import of the order last may have reached Jetti (epoch s): the last accepted
+        submission or the last import attempt with an unknown outcome; None if neither."""
+        times = [entry.submitted_at] if entry.sent_version is not None else []
+        times += [
+            a.at for a in self._ledger.attempts(entry.order_key)
+            if a.error_class == "OutcomeUnknown" and not (a.excerpt or "").startswith("cancel:")
+        ]
+        return max((t for t in times if t is not None), default=None)
+
+    def _failed_import(
+        self, entry: OrderEntry, row: ImportRow, reached_at: float, unknown_later: bool
+    ) -> bool:
+        """True when `row` is Jetti's `error` verdict on the last import that may have reached
+        it: logged after it (less `tolerance_s` for clock skew) and, when the row carries its
+        payload and the last import is the accepted one, about that payload."""
+        if row.status != "error" or row.created_at < reached_at - self._cfg.tolerance_s:
+            return False
+        if row.payload is not None and not unknown_later and entry.payload_hash:
+            return canonical_hash(row.payload) == entry.payload_hash
+        return True
+
     def _take(self, budget: Budget, entry: OrderEntry) -> bool:
         """A token within `max_token_wait_s`, else back to the schedule (no attempt spent)."""
         waited = 0.0
@@ -340,7 +419,6 @@ def build_canceller(
             blocked_default_s=settings.blocked_default_s,
             breaker_probe_s=settings.breaker_probe_s,
             retry=RetryPolicy.from_settings(settings),
-            import_grace_s=settings.reconcile_grace_s,
         ),
         ledger=SettleLedger(
             client, keys, body_ttl_s=settings.body_ttl_s, tombstone_ttl_s=settings.tombstone_ttl_s

@@ -87,12 +87,20 @@ class OutcomeUnknown(RetryableError):
 class RateLimited(RetryableError):
     """Jetti (or our fleet limiter) asked us to wait. Spends no attempt.
 
-    `retry_after_s` is Jetti's `Retry-After` when it sent one, else None.
+    `retry_after_s` is Jetti's `Retry-After` when it sent one, else None (already bounded by
+    the client); `retry_after_note` says when the header was clamped or ignored, else None.
     """
 
-    def __init__(self, retry_after_s: float | None, status: int | None = 429) -> None:
+    def __init__(
+        self,
+        retry_after_s: float | None,
+        status: int | None = 429,
+        *,
+        retry_after_note: str | None = None,
+    ) -> None:
         self.retry_after_s = retry_after_s
         self.status = status
+        self.retry_after_note = retry_after_note
         super().__init__(f"rate limited (retry after {retry_after_s} s)")
 
 

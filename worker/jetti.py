@@ -6,7 +6,8 @@ Each failure is classified once (STYLE.md 3), always chained with `raise ... fro
     sent, no answer (Read/WriteTimeout, ReadError, protocol)    -> OutcomeUnknown
     408, 409, 5xx                                               -> JettiUnavailable(status)
     429                                                         -> RateLimited(Retry-After)
-    401, 403 (and 404 in sync mode: unknown channel)            -> ConfigurationError
+    401, 403 (and 404 in sync mode: unknown channel;            -> ConfigurationError
+              404, 405, 410 in async mode: wrong URL)
     any other 4xx                                               -> Rejected(status, excerpt)
 
 Secrets never enter error text: details name the exception class only, and response excerpts
@@ -20,11 +21,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
 import httpx
+import structlog
 
+from worker.answers import CANCELLED_STATUSES as CANCELLED_STATUSES
+from worker.answers import ImportRow as ImportRow
+from worker.answers import RetryAfter as RetryAfter
+from worker.answers import Sale as Sale
+from worker.answers import SaleLookup as SaleLookup
+from worker.answers import parse_retry_after as parse_retry_after
+from worker.answers import retry_after_s as retry_after_s
 from worker.errors import (
     ConfigurationError,
     JettiUnavailable,
@@ -32,7 +40,10 @@ from worker.errors import (
     RateLimited,
     Rejected,
 )
+from worker.limits import DEFAULT_RETRY_AFTER_MAX_S
 from worker.settings import Settings
+
+log = structlog.get_logger("jetti_relay.jetti")
 
 # Longest response excerpt kept in a Rejected error (and so in a dead letter).
 MAX_EXCERPT_CHARS = 500
@@ -50,6 +61,8 @@ _SENT_NO_ANSWER = (
 )
 # 408 and 409 are Jetti's "try again" answers, not verdicts on the payload.
 _RETRY_STATUSES = frozenset({408, 409})
+# On the async endpoint these name the route, not the order: a configuration fault (breaker).
+_ASYNC_ROUTE_FAULTS = frozenset({404, 405, 410})
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,9 +106,12 @@ class JettiClient:
         channel_id: int | None,
         webhook_hash: str,
         api_token: str,
+        retry_after_max_s: float = DEFAULT_RETRY_AFTER_MAX_S,
     ) -> None:
         self._http = http
         self._mode = mode
+        self._channel_id = channel_id
+        self._retry_after_max_s = retry_after_max_s
         self._secrets = tuple(s for s in (webhook_hash, api_token) if s)
         self._api_root = f"{api_url.rstrip('/')}/api"
         self._has_token = bool(api_token)
@@ -166,16 +182,54 @@ class JettiClient:
             raise JettiUnavailable(None, "import log answer is not a JSON array")
         return [row for row in (ImportRow.parse(item) for item in doc) if row is not None]
 
-    def find_sale(self, external_id: str) -> Sale | None:
-        """The sale with this `externalId` (`GET /api/sales.json?where[externalId]=...`)."""
-        doc = self._api("GET", "/sales.json", params={"where[externalId]": external_id})
+    @property
+    def channel_id(self) -> int | None:
+        """The configured Jetti channel id (JETTI_RELAY_CHANNEL_ID), None when unset."""
+        return self._channel_id
+
+    def find_sale(self, external_id: str) -> SaleLookup:
+        """Our channel's sale with this `externalId` (`GET /api/sales.json?where[externalId]=
+        ...&where[channelId]=...`).
+
+        Upsert is per (channel, externalId) and the lookup is account-wide (facts §5), so with
+        a channel configured both the query and each row's `channelId` must name it: a row of
+        another channel (the filter ignored) is skipped and counted in `others`, never taken
+        (reliability #4a). Without a channel id any matching row is taken (async mode without
+        CHANNEL_ID: the reconciler only; cancellations refuse to run without one).
+        """
+        params: dict[str, str | int] = {"where[externalId]": external_id}
+        if self._channel_id is not None:
+            params["where[channelId]"] = self._channel_id
+        doc = self._api("GET", "/sales.json", params=params)
         if not isinstance(doc, list):
             raise JettiUnavailable(None, "sales answer is not a JSON array")
+        others = 0
         for item in doc:
             sale = Sale.parse(item)
-            if sale is not None and sale.external_id == external_id:
-                return sale
-        return None
+            if sale is None or sale.external_id != external_id:
+                continue
+            if self._channel_id is not None and sale.channel_id != self._channel_id:
+                others += 1
+                continue
+            return SaleLookup(sale, others)
+        return SaleLookup(None, others)
+
+    def imports_of(self, external_id: str) -> list[ImportRow]:
+        """Import-log rows of one order (`GET /api/sale-imports.json?where[externalId]=...`,
+        our channel's when configured), as Jetti returns them (up to IMPORT_PAGE_LIMIT).
+
+        Only documented equality filters (`where[...]`); the page limit is a request Jetti
+        may cap, so the caller must not conclude "no row" from a full page.
+        """
+        params: dict[str, str | int] = {"where[externalId]": external_id,
+                                        "limit": IMPORT_PAGE_LIMIT}
+        if self._channel_id is not None:
+            params["where[channelId]"] = self._channel_id
+        doc = self._api("GET", "/sale-imports.json", params=params)
+        if not isinstance(doc, list):
+            raise JettiUnavailable(None, "import log answer is not a JSON array")
+        rows = [row for row in (ImportRow.parse(item) for item in doc) if row is not None]
+        return [r for r in rows if r.external_id == external_id]
 
     def cancel_sale(self, sale_id: int) -> Sale | None:
         """Cancel every item of a sale (`POST /api/sales/{id}/cancel.json`).
@@ -221,14 +275,29 @@ class JettiClient:
         self, status: int, response: httpx.Response, excerpt: str
     ) -> ConfigurationError | JettiUnavailable | RateLimited | Rejected:
         if status == 429:
-            return RateLimited(retry_after_s(response.headers.get("Retry-After")), status=429)
+            return self._rate_limited(response.headers.get("Retry-After"))
         if status in _RETRY_STATUSES or status >= 500:
             return JettiUnavailable(status, f"Jetti answered {status}")
         if status in (401, 403):
             return ConfigurationError(status, f"Jetti refused our credentials ({status})")
         if status == 404 and self._mode == "sync":
             return ConfigurationError(status, "Jetti does not know the configured channel (404)")
+        if status in _ASYNC_ROUTE_FAULTS and self._mode == "async":
+            # The async endpoint has no per-order resource: "no such route/method" is our URL
+            # (or, undocumented, an unknown hash), never a verdict on one order (reliability #10).
+            return ConfigurationError(
+                status, f"the async import URL is wrong or refused ({status}): check "
+                "JETTI_RELAY_JETTI_ASYNC_URL and the webhook hash")
         return Rejected(status, excerpt)
+
+    def _rate_limited(self, header: str | None) -> RateLimited:
+        parsed = parse_retry_after(header, max_s=self._retry_after_max_s)
+        if parsed.note is not None:
+            # Logged here, counted by the caller (the note travels on the error): a proxy's
+            # absurd header must be visible, never obeyed as sent (reliability #8).
+            log.warning("retry_after_adjusted", note=parsed.note, header=(header or "")[:40],
+                        used_s=parsed.seconds, max_s=self._retry_after_max_s)
+        return RateLimited(parsed.seconds, status=429, retry_after_note=parsed.note)
 
     def _excerpt(self, response: httpx.Response) -> str:
         text = response.text
@@ -257,108 +326,6 @@ def _iso(ts: float) -> str:
     )
 
 
-def _parse_ts(value: Any) -> float | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-def _int_or_none(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-@dataclass(frozen=True, slots=True)
-class ImportRow:
-    """One row of Jetti's import log (`sale-imports`): what happened to one import.
-
-    `payload` is the body Jetti logged for the import when its answer carries one (the
-    reconciler compares it with what it last sent), else None.
-    """
-
-    id: int
-    created_at: float
-    status: str
-    external_id: str | None
-    sale_id: int | None
-    problem: str | None
-    payload: Any
-
-    @classmethod
-    def parse(cls, item: Any) -> ImportRow | None:
-        """A row from one JSON object of the answer; None when it lacks an id or a time."""
-        if not isinstance(item, dict):
-            return None
-        row_id = _int_or_none(item.get("id"))
-        created = _parse_ts(item.get("createdAt"))
-        if row_id is None or created is None:
-            return None
-        external = item.get("externalId")
-        problem = item.get("problem")
-        return cls(
-            id=row_id,
-            created_at=created,
-            status=str(item.get("status") or ""),
-            external_id=None if external is None else str(external),
-            sale_id=_int_or_none(item.get("saleId")),
-            problem=problem if isinstance(problem, str) else None,
-            payload=item.get("payload"),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Sale:
-    """The parts of a Jetti sale the relay reads: id, externalId, cancellation and lines."""
-
-    id: int
-    external_id: str | None
-    cancelled: bool
-    line_items: tuple[dict[str, Any], ...]
-
-    @classmethod
-    def parse(cls, item: Any) -> Sale | None:
-        """A sale from one JSON object; None without an integer id."""
-        if not isinstance(item, dict):
-            return None
-        sale_id = _int_or_none(item.get("id"))
-        if sale_id is None:
-            return None
-        external = item.get("externalId")
-        lines = item.get("lineItems")
-        return cls(
-            id=sale_id,
-            external_id=None if external is None else str(external),
-            cancelled=item.get("cancelled") is True,
-            line_items=tuple(x for x in lines if isinstance(x, dict))
-            if isinstance(lines, list)
-            else (),
-        )
-
-
-def retry_after_s(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a `Retry-After` header (delta-seconds or HTTP-date), else None.
-
-    A date in the past gives 0; an unparseable value gives None.
-    """
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    current = now or datetime.now(UTC)
-    return max(0.0, (when - current).total_seconds())
-
-
 def build_http_client(settings: Settings) -> httpx.Client:
     """An httpx.Client with the configured timeouts and a pool sized for the submit threads."""
     return httpx.Client(
@@ -385,4 +352,5 @@ def build_jetti_client(settings: Settings, http: httpx.Client) -> JettiClient:
         channel_id=settings.channel_id,
         webhook_hash=settings.webhook_hash.get_secret_value(),
         api_token=settings.api_token.get_secret_value(),
+        retry_after_max_s=settings.retry_after_max_s,
     )

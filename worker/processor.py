@@ -447,6 +447,8 @@ class OrderProcessor:
             pause_s = retry_after if retry_after is not None else self._cfg.blocked_default_s
             self._limiter.block(until=now + pause_s)
             tally.count_submission("rate_limited", answer.status)
+            if answer.retry_after_note is not None:
+                tally.count_surprise(f"retry_after_{answer.retry_after_note}")
             self._wait(job, due_at=now + pause_s, why="rate_limited", attempt=self._attempt(answer))
         elif isinstance(answer, ConfigurationError):
             now = self._clock()

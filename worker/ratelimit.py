@@ -139,8 +139,12 @@ class RateLimiter:
     def block(self, *, until: float) -> bool:
         """Stop the fleet taking tokens until `until` (epoch seconds).
 
-        Only moves the block later; True when it did. A time already past is ignored.
+        Only moves the block later; True when it did. A time already past is ignored, and so
+        is a non-finite one (`PXAT inf` is a script error that would loop the order,
+        reliability #8): callers bound their pauses (Retry-After is clamped by the client).
         """
+        if not math.isfinite(until):
+            return False
         return bool(self._block(keys=[self._blocked_key], args=[repr(until)]))
 
     def blocked_until(self) -> float | None:

@@ -34,7 +34,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import redis
@@ -50,7 +49,14 @@ from worker.errors import (
     RateLimited,
     TransformError,
 )
-from worker.jetti import IMPORT_PAGE_LIMIT, ImportRow, JettiClient, Sale
+from worker.importlog import (
+    MAX_PAGES_PER_WINDOW,
+    SaleVerdict,
+    WindowRead,
+    compare_sale,
+    read_window,
+)
+from worker.jetti import IMPORT_PAGE_LIMIT, ImportRow, JettiClient, Sale, SaleLookup
 from worker.jsonio import dumps_canonical, loads_document
 from worker.keys import Keys
 from worker.locks import Leader
@@ -78,6 +84,11 @@ ACTED_KEPT_S = 24 * 3600.0
 # A row's `createdAt` may precede our `submitted_at` by the request's duration and clock skew.
 # Used only for rows that carry no payload to compare.
 DEFAULT_TOLERANCE_S = 60.0
+# The trailing re-read (reliability #16): how far back it reaches, and how often it runs. A day
+# covers any Jetti backlog we would not notice otherwise (OldestWaitingOrderTooOld, breaker);
+# every 10 min costs one read per 10 min when the day holds under 1,000 errors.
+TRAILING_WINDOW_S = 24 * 3600.0
+TRAILING_EVERY_S = 600.0
 
 Rebuild = Callable[[str, bytes], Built | None]
 
@@ -92,6 +103,9 @@ class ReconcileConfig:
     tolerance_s: float = DEFAULT_TOLERANCE_S
     max_sale_checks: int = 10
     page_limit: int = IMPORT_PAGE_LIMIT
+    max_pages: int = MAX_PAGES_PER_WINDOW
+    trailing_s: float = TRAILING_WINDOW_S
+    trailing_every_s: float = TRAILING_EVERY_S
 
 
 @dataclass
@@ -106,6 +120,7 @@ class ReconcileReport:
     confirmed: int = 0
     repaired: int = 0
     sale_checks: int = 0
+    trailing_reads: int = 0
     error: str | None = None
     rejected_keys: list[str] = field(default_factory=list)
 
@@ -138,7 +153,7 @@ class ReconcileStatus:
 
 COUNT_FIELDS = (
     "runs", "requests", "rows_read", "rejected", "stale_errors", "confirmed", "repaired",
-    "sale_checks", "failed_runs",
+    "sale_checks", "failed_runs", "trailing_reads",
 )
 
 
@@ -175,26 +190,11 @@ def canonical_hash(payload: Any) -> str | None:
     return hashlib.sha256(body).hexdigest()
 
 
-def _number(value: Any) -> Decimal | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        return Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return None
-
-
 def sale_matches(sale: Sale, payload: dict[str, Any]) -> bool:
-    """True when every line of `payload` is on the sale with the same name, quantity and price."""
-    lines = {str(item.get("externalId")): item for item in sale.line_items}
-    for line in payload.get("lineItems") or []:
-        got = lines.get(str(line.get("externalId")))
-        if got is None or got.get("name") != line.get("name"):
-            return False
-        for name in ("quantity", "price"):
-            if _number(got.get(name)) != _number(line.get(name)):
-                return False
-    return True
+    """False only on a positive difference: a line of `payload` missing from the sale, or its
+    quantity different (`worker.importlog.compare_sale`); names, prices and missing lines
+    arrays are not differences (reliability #5a)."""
+    return compare_sale(sale, payload) is not SaleVerdict.DIFFERS
 
 
 class Reconciler:
@@ -214,6 +214,7 @@ class Reconciler:
         leader: Leader,
         rebuild: Rebuild,
         count_dead: Callable[[str], None] | None = None,
+        count_surprise: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -228,6 +229,7 @@ class Reconciler:
         self._leader = leader
         self._rebuild = rebuild
         self._count_dead = count_dead
+        self._count_surprise = count_surprise
         self._clock = clock
         self._sleep = sleep
         self._lease_s = max(config.interval_s * 5, 30.0)
@@ -253,10 +255,17 @@ class Reconciler:
             self._client.zremrangebyscore(
                 self._keys.reconcile_acted(), "-inf", f"({window_from - ACTED_KEPT_S!r}"
             )
-            rows = self._read_errors(window_from, now, report)
-            self._handle_errors(rows, report, now)
-            self._confirm(now, report)
-            self._client.set(self._keys.reconcile_checkpoint(), repr(now))
+            read = self._read_errors(window_from, now, report)
+            self._handle_errors(read.rows, report, now)
+            if read.incomplete is None:
+                self._confirm(now, report)
+                self._client.set(self._keys.reconcile_checkpoint(), repr(now))
+            else:
+                # Rows past the point reached may be errors: confirming now could confirm an
+                # order Jetti rejected. Keep the checkpoint; the run counts as not finished.
+                report.error = f"import log read incomplete: {read.incomplete}"
+                log.warning("reconcile_incomplete", error=report.error)
+            self._trailing(window_from, now, report)
         except JettiRelayError as exc:
             # Jetti unreachable or throttling us: keep the checkpoint, the next run re-reads.
             report.error = f"{type(exc).__name__}: {exc}"[:500]
@@ -300,32 +309,57 @@ class Reconciler:
             except RateLimited as exc:
                 throttled += 1
                 pause = exc.retry_after_s if exc.retry_after_s is not None else READ_BLOCK_S
+                if exc.retry_after_note is not None:
+                    self._surprise(f"retry_after_{exc.retry_after_note}")
                 self._throttle.block(until=self._clock() + pause)
                 if throttled >= MAX_THROTTLED_READS:
                     raise
 
     def _read_errors(
         self, created_from: float, created_before: float, report: ReconcileReport
-    ) -> list[ImportRow]:
-        rows: list[ImportRow] = []
-        offset = 0
-        while True:
+    ) -> WindowRead:
+        """The error rows created in [created_from, created_before), paged defensively
+        (`worker.importlog.read_window`); every surprise is counted."""
+
+        def fetch(offset: int, limit: int) -> list[ImportRow]:
             page: list[ImportRow] = self._read(
-                lambda at=offset: self._jetti.list_imports(  # type: ignore[misc]
-                    status="error",
-                    created_from=created_from,
-                    created_before=created_before,
-                    offset=at,
-                    limit=self._cfg.page_limit,
+                lambda: self._jetti.list_imports(
+                    status="error", created_from=created_from, created_before=created_before,
+                    offset=offset, limit=limit,
                 ),
                 report,
             )
-            rows.extend(page)
-            if len(page) < self._cfg.page_limit:
-                break
-            offset += len(page)
-        report.rows_read += len(rows)
-        return rows
+            return page
+
+        read = read_window(fetch, limit=self._cfg.page_limit, max_pages=self._cfg.max_pages)
+        for assumption in read.surprises:
+            self._surprise(assumption)
+            log.warning("import_log_paging_surprise", assumption=assumption,
+                        pages=read.pages, rows=len(read.rows))
+        report.rows_read += len(read.rows)
+        return read
+
+    def _trailing(self, window_from: float, now: float, report: ReconcileReport) -> None:
+        """Every `trailing_every_s`, re-read the errors of the `trailing_s` before the regular
+        window (reliability #16): a row Jetti shows only after the grace period (a backlog, if
+        `createdAt` is the receipt time) was in no regular window; an order it names that was
+        confirmed meanwhile is dead-lettered then, exactly as in the regular window."""
+        if self._cfg.trailing_s <= 0 or self._cfg.trailing_s <= self._cfg.grace_s:
+            return
+        stats = self._keys.reconcile_stats()
+        last = self._client.hget(stats, "trailing_at")
+        if last is not None and now - float(last) < self._cfg.trailing_every_s:
+            return
+        read = self._read_errors(now - self._cfg.trailing_s, window_from, report)
+        # Its stale errors were counted when their window was read: only rejections count.
+        scratch = ReconcileReport()
+        self._handle_errors(read.rows, scratch, now)
+        report.rejected += scratch.rejected
+        report.rejected_keys.extend(scratch.rejected_keys)
+        report.trailing_reads += 1
+        self._client.hset(stats, "trailing_at", repr(now))
+        if read.incomplete is not None:
+            log.warning("reconcile_trailing_incomplete", reason=read.incomplete)
 
     def _handle_errors(
         self, rows: Sequence[ImportRow], report: ReconcileReport, now: float
@@ -360,6 +394,9 @@ class Reconciler:
                 done.add(key)
                 report.rejected += 1
                 report.rejected_keys.append(key)
+                if entry.state is OrderState.CONFIRMED:
+                    # Its error row showed up after the grace period (reliability #16).
+                    self._surprise("error_after_confirmed")
 
     def _refers_to_last_sent(self, row: ImportRow, entry: OrderEntry) -> bool | None:
         """True: the error is about the payload last sent. False: about an older payload.
@@ -508,8 +545,18 @@ class Reconciler:
             return True  # rules changed since it was sent: nothing to compare with
         external_id = str(built.payload.get("externalId"))
         report.sale_checks += 1
-        sale = self._read(lambda: self._jetti.find_sale(external_id), report)
-        if sale is not None and sale_matches(sale, built.payload):
+        lookup: SaleLookup = self._read(lambda: self._jetti.find_sale(external_id), report)
+        if lookup.others:
+            self._surprise("sale_other_channel")
+        sale = lookup.sale
+        verdict = SaleVerdict.DIFFERS if sale is None else compare_sale(sale, built.payload)
+        if verdict is SaleVerdict.CANNOT_COMPARE:
+            self._surprise("sale_without_lines")
+            log.warning("sale_cannot_be_compared", order_key=entry.order_key)
+        elif verdict is SaleVerdict.FIELDS_DIFFER:
+            self._surprise("sale_fields_differ")
+            log.warning("sale_fields_differ", order_key=entry.order_key)
+        if verdict is not SaleVerdict.DIFFERS:
             return True
         outcome = self._ledger.repair(
             entry.order_key, payload_hash=entry.payload_hash, now=now, max_repairs=MAX_REPAIRS
@@ -521,24 +568,26 @@ class Reconciler:
                 "order_repaired", order_key=entry.order_key, sale_found=sale is not None
             )
         elif outcome == -1:
-            problem = (
-                f"Jetti's sale still differs from the last payload after {MAX_REPAIRS} resends"
-                if sale is not None
-                else f"Jetti has no sale for the order after {MAX_REPAIRS} resends"
-            )
-            attempt = Attempt(at=now, status=None, error_class="SaleMismatch",
-                              excerpt=problem, worker=self._cfg.holder, outcome="dead")
-            if self._reject_with(entry, problem, attempt, built.body, now):
-                report.rejected += 1
-                report.rejected_keys.append(entry.order_key)
+            # Resent MAX_REPAIRS times and still different (or still no sale): without an error
+            # in Jetti's import log (the regular pass dead-letters on one) there is no positive
+            # signal of a rejection, so it is confirmed as it stands and counted (#5a); the
+            # trailing re-read still dead-letters it if an error row shows up later.
+            self._surprise("sale_still_differs")
+            log.warning("sale_still_differs_confirmed", order_key=entry.order_key,
+                        sale_found=sale is not None, resends=MAX_REPAIRS)
+            return True
         return False
+
+    def _surprise(self, assumption: str) -> None:
+        if self._count_surprise is not None:
+            self._count_surprise(assumption)
 
     def _record(self, report: ReconcileReport, now: float) -> None:
         key = self._keys.reconcile_stats()
         pipe = self._client.pipeline(transaction=False)
         pipe.hincrby(key, "runs", 1)
         for name in ("requests", "rows_read", "rejected", "stale_errors", "confirmed",
-                     "repaired", "sale_checks"):
+                     "repaired", "sale_checks", "trailing_reads"):
             value = getattr(report, name)
             if value:
                 pipe.hincrby(key, name, value)
@@ -593,6 +642,7 @@ def build_reconciler(parts: Any) -> Reconciler | None:
         leader=parts.leader,
         rebuild=build_rebuild(settings),
         count_dead=stats.count_dead,
+        count_surprise=stats.count_surprise,
     )
 
 

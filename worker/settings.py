@@ -30,6 +30,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from worker.limits import (
     DEFAULT_BODY_TTL_S,
     DEFAULT_MAX_FUTURE_SKEW_S,
+    DEFAULT_RETRY_AFTER_MAX_S,
     DEFAULT_TOMBSTONE_TTL_S,
     MAX_KEYS_PER_MESSAGE,
 )
@@ -219,6 +220,12 @@ class Settings(BaseSettings):
                                     description="Longest wait for a token before rescheduling")
     blocked_default_s: float = Field(DEFAULT_BLOCKED_DEFAULT_S, gt=0,
                                      description="Fleet pause after a 429 without Retry-After")
+    # Larger values are clamped and inf/NaN/garbage ignored: a proxy's absurd header must not
+    # pause the fleet for a year (reliability #8).
+    retry_after_max_s: float = Field(
+        DEFAULT_RETRY_AFTER_MAX_S, gt=0, allow_inf_nan=False,
+        description="Longest Retry-After obeyed (longer: clamped, counted)",
+    )
     lock_ttl_s: float = Field(DEFAULT_LOCK_TTL_S, gt=0, description="Per-order lock lifetime")
     max_unfinished_deliveries: int = Field(
         DEFAULT_MAX_UNFINISHED_DELIVERIES, gt=0, description="Crash loops before worker_lost"

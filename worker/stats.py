@@ -34,6 +34,24 @@ LATENCY_BUCKETS_S: tuple[float, ...] = (
 )
 
 
+# Signs that Jetti answered in a way the relay does not assume (README, "Assumptions about
+# undocumented Jetti behaviour"); each is a label of jetti_relay_jetti_assumption_violations_total.
+ASSUMPTIONS: tuple[str, ...] = (
+    "retry_after_clamped",  # a Retry-After above RETRY_AFTER_MAX_S (used: the bound)
+    "retry_after_ignored",  # inf, NaN, negative or unreadable Retry-After (used: the default)
+    "page_short",  # an import-log page shorter than asked but not empty (a server-side cap)
+    "offset_ignored",  # an import-log page repeated rows already read (offset not honoured)
+    "page_cap_hit",  # a pass read MAX_PAGES_PER_PASS pages and stopped
+    "sale_without_lines",  # a sale answer without lineItems (cannot compare: confirmed)
+    "sale_fields_differ",  # sale lines match ids and quantities, not names/prices (confirmed)
+    "sale_other_channel",  # the sale lookup returned another channel's sale (ignored)
+    "sale_still_differs",  # a sale still differed after MAX_REPAIRS resends (confirmed)
+    "error_after_confirmed",  # an import-log error showed up after its order was confirmed
+    "cancel_not_shown",  # a cancel POST answered with a sale that does not show the cancel
+    "sale_partially_cancelled",  # the sale to cancel was partially cancelled (left as it is)
+)
+
+
 def latency_bucket(seconds: float) -> str:
     """The histogram field suffix for one latency (negative clock skew counts as 0)."""
     index = bisect.bisect_left(LATENCY_BUCKETS_S, max(0.0, seconds))
@@ -57,6 +75,10 @@ class StatsTally:
     def count_dead(self, reason: str) -> None:
         """As `Stats.count_dead`."""
         self._counters[f"dead|{reason}"] += 1
+
+    def count_surprise(self, assumption: str) -> None:
+        """As `Stats.count_surprise`."""
+        self._counters[f"jetti|{assumption}"] += 1
 
     def observe_latency(self, seconds: float) -> None:
         """As `Stats.observe_latency`."""
@@ -104,6 +126,19 @@ class Stats:
     def dropped_keys(self) -> int:
         """Message entries dropped as not an order key, since the counters were created."""
         return int(self._client.hget(self._keys.counters(), DROPPED_KEY_COUNTER) or 0)
+
+    def count_surprise(self, assumption: str) -> None:
+        """Jetti answered against one of the `ASSUMPTIONS` (a name from that tuple)."""
+        self._client.hincrby(self._keys.counters(), f"jetti|{assumption}", 1)
+
+    def surprises(self) -> dict[str, int]:
+        """Counts by assumption (every name of `ASSUMPTIONS`, 0 when never seen)."""
+        out = dict.fromkeys(ASSUMPTIONS, 0)
+        for raw_field, raw_value in self._client.hgetall(self._keys.counters()).items():
+            kind, _, name = raw_field.decode().partition("|")
+            if kind == "jetti" and name:
+                out[name] = int(raw_value)
+        return out
 
     def observe_latency(self, seconds: float) -> None:
         """Record one enqueue-to-acceptance latency (negative clock skew counts as 0)."""

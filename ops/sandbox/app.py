@@ -185,13 +185,16 @@ class SandboxApp:
         if sync:
             await self._sync_import(sync.group(1), receive, send, fate)
         elif cancel:
-            sale = self.store.cancel(int(cancel.group(1)), now=time.time())
+            sale = self.store.cancel(int(cancel.group(1)), now=time.time(),
+                                     set_flag=not self.faults.cancel_status_only)
+            if sale is not None and self.faults.cancel_then_timeout > 0:
+                # Applied, then answered too late: the client cannot tell it took effect.
+                self.faults.cancel_then_timeout -= 1
+                await asyncio.sleep(self.faults.slow_s)
             status = 200 if sale else 404
             await self._json(send, endpoint, status, sale or {"message": "sale not found"})
         elif reads[path] == "sales":
-            where = _query(scope)
-            sale = self.store.sales.get(where.get("where[externalId]", ""))
-            await self._json(send, endpoint, 200, [sale] if sale else [])
+            await self._json(send, endpoint, 200, self._sales(_query(scope)))
         else:
             await self._imports(scope, send, endpoint)
 
@@ -223,6 +226,28 @@ class SandboxApp:
         else:
             await self._json(send, "sync", 200, sale)
 
+    def _sales(self, q: dict[str, str]) -> list[dict[str, Any]]:
+        """`GET /api/sales.json`: account-wide by externalId (other channels' sales first, as
+        an unfiltered lookup may return them), narrowed by `where[channelId]` unless the
+        `ignore_channel_filter` fault is on; lines shown as the sale-shape faults say."""
+        external_id = q.get("where[externalId]", "")
+        own = self.store.sales.get(external_id)
+        rows = [*self.store.foreign.get(external_id, []), *([own] if own else [])]
+        wanted = q.get("where[channelId]")
+        if wanted is not None and not self.faults.ignore_channel_filter:
+            rows = [r for r in rows if str(r["channelId"]) == wanted]
+        return [self._shown(r) for r in rows]
+
+    def _shown(self, sale: dict[str, Any]) -> dict[str, Any]:
+        if self.faults.sales_without_lines:
+            return {k: v for k, v in sale.items() if k != "lineItems"}
+        if self.faults.sales_catalogue_fields:
+            lines = [{**line, "name": f"Catalogue {line.get('variant', {}).get('sku', '?')}",
+                      "price": round(float(line.get("price") or 0), 2)}
+                     for line in sale.get("lineItems", [])]
+            return {**sale, "lineItems": lines}
+        return sale
+
     async def _imports(self, scope: Scope, send: Send, endpoint: str) -> None:
         q = _query(scope)
         try:
@@ -235,6 +260,12 @@ class SandboxApp:
                 raise ValueError(f"limit must be 1..{MAX_PAGE_LIMIT} and offset >= 0")
             gte = q.get("where[createdAt][gte]")
             lt = q.get("where[createdAt][lt]")
+            if endpoint != "_sandbox":
+                # Undocumented paging, simulated: a server-side page cap, an ignored offset.
+                if self.faults.imports_page_cap:
+                    limit = min(limit, self.faults.imports_page_cap)
+                if self.faults.imports_ignore_offset:
+                    offset = 0
             rows = self.store.find_imports(
                 external_id=q.get("where[externalId]"), status=status,
                 created_from=_parse_time(gte) if gte else None,
@@ -242,6 +273,9 @@ class SandboxApp:
         except ValueError as exc:
             await self._json(send, endpoint, 400, {"message": str(exc)})
             return
+        channel = q.get("where[channelId]")
+        if channel is not None and channel != str(self.config.channel_id):
+            rows = []  # the import log holds only this sandbox's channel
         await self._json(send, endpoint, 200, [row.public() for row in rows])
 
     # -- background apply -----------------------------------------------------------------------
@@ -271,7 +305,11 @@ class SandboxApp:
         if self.faults.reject_matching and any(
                 marker.encode() in body for marker in self.faults.reject_matching):
             reject = self.faults.reject_problem
-        self.store.receive(doc, body, endpoint="async", now=received_ts, reject=reject)
+        row, _, _ = self.store.receive(doc, body, endpoint="async", now=received_ts,
+                                       reject=reject)
+        if self.faults.imports_backdate_s:
+            row.created_ts -= self.faults.imports_backdate_s
+            self.store.backdated = True
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -288,7 +326,9 @@ class SandboxApp:
             return True
         if fate.status is not None:
             headers = []
-            if fate.retry_after_s is not None:
+            if fate.status == 429 and self.faults.retry_after_header is not None:
+                headers.append((b"retry-after", self.faults.retry_after_header.encode()))
+            elif fate.retry_after_s is not None:
                 headers.append((b"retry-after", str(round(fate.retry_after_s)).encode()))
             await self._json(send, endpoint, fate.status, {"message": "injected fault"}, headers)
             return True

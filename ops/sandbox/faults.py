@@ -26,6 +26,9 @@ class Faults:
     latency_jitter_ms: float = 0.0  # plus uniform(0, jitter)
     rate_429: float = 0.0
     retry_after_s: float | None = DEFAULT_RETRY_AFTER_S  # on injected 429s; None sends no header
+    # Sent verbatim as Retry-After on injected 429s instead of retry_after_s: extremes such as
+    # "inf", "nan", "1e9" or an HTTP date in 2100, as a proxy in front of Jetti might send.
+    retry_after_header: str | None = None
     error_rate: float = 0.0  # probability of a 5xx, drawn from error_statuses
     error_statuses: list[int] = field(default_factory=lambda: [500, 502, 503])
     drop_rate: float = 0.0  # connection closed mid-response
@@ -39,6 +42,18 @@ class Faults:
     reject_matching: list[str] = field(default_factory=list)
     reject_problem: str = DEFAULT_REJECT_PROBLEM
     fail_next_status: int = 503
+    # --- undocumented Jetti behaviour, simulated (README: "Assumptions about undocumented
+    # Jetti behaviour"); each is off by default, where the sandbox behaves as the relay assumes.
+    imports_page_cap: int = 0  # >0: sale-imports.json returns at most this many rows a page
+    imports_ignore_offset: bool = False  # sale-imports.json ignores `offset` (always page 1)
+    sales_without_lines: bool = False  # sales.json answers without `lineItems`
+    sales_catalogue_fields: bool = False  # sale lines show the catalogue name, price to 2 dp
+    ignore_channel_filter: bool = False  # sales.json ignores `where[channelId]`
+    cancel_status_only: bool = False  # cancel.json sets cancellationStatus, not `cancelled`
+    cancel_then_timeout: int = 0  # the next N cancel POSTs apply, then answer after slow_s
+    # Async import-log rows are stamped this many seconds before they were applied (a backlog
+    # when createdAt is the receipt time): they appear late inside an old window.
+    imports_backdate_s: float = 0.0
     endpoints: list[str] = field(default_factory=lambda: list(ENDPOINTS))  # which ones misbehave
     seed: int | None = None
 
@@ -62,11 +77,17 @@ class Faults:
         bad = set(new.endpoints) - set(ENDPOINTS)
         if bad:
             raise ValueError(f"endpoints: unknown {sorted(bad)}; use {list(ENDPOINTS)}")
-        if not isinstance(new.fail_next, int) or new.fail_next < 0:
-            raise ValueError("fail_next must be an integer >= 0")
+        for name in ("fail_next", "imports_page_cap", "cancel_then_timeout"):
+            value = getattr(new, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0")
         if not isinstance(new.reject_matching, list) or not all(
                 isinstance(x, str) and x for x in new.reject_matching):
             raise ValueError("reject_matching must be a list of non-empty strings")
+        if new.retry_after_header is not None and (
+                not isinstance(new.retry_after_header, str)
+                or not new.retry_after_header.isprintable()):
+            raise ValueError("retry_after_header must be a printable string or null")
         if not isinstance(new.reject_problem, str) or not new.reject_problem:
             raise ValueError("reject_problem must be a non-empty string")
         return new

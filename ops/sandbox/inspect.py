@@ -7,6 +7,7 @@ applied, so a test reads a settled state without sleeping; `?wait=0` skips the w
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -47,6 +48,14 @@ async def handle(app: SandboxApp, route: str, method: str, scope: Scope, receive
     elif route == "sales" and method == "GET":
         sale = app.store.sales.get(q.get("externalId", ""))
         await app._json(send, "_sandbox", 200, [sale] if sale else [])
+    elif route == "foreign-sales" and method in ("GET", "POST"):
+        # Another channel's sales with the same externalId (the account-wide lookup's trap).
+        if method == "POST":
+            doc = orjson.loads(await _read_body(receive) or b"{}")
+            app.store.add_foreign_sale(str(doc["externalId"]), int(doc["channelId"]),
+                                       now=time.time())
+        rows = app.store.foreign.get(q.get("externalId", ""), [])
+        await app._json(send, "_sandbox", 200, rows)
     elif route == "history" and method == "GET":
         receipts = app.store.history.get(q.get("externalId", ""), [])
         await app._json(send, "_sandbox", 200, [r.public() for r in receipts])

@@ -92,6 +92,11 @@ class Store:
     rows_by_external_id: dict[str, list[ImportRow]] = field(default_factory=dict)
     counters: Counter[str] = field(default_factory=Counter)
     line_ids: dict[tuple[int, str], int] = field(default_factory=dict)
+    # Sales of other channels of the same account, by externalId (the lookup is account-wide).
+    foreign: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # True once a row's createdAt was moved before its arrival (imports_backdate_s): the
+    # arrival index then bounds a window's start only.
+    backdated: bool = False
     _next_sale_id: int = 1001
     _next_item_id: int = 50001
     _seq: int = 0
@@ -119,7 +124,7 @@ class Store:
         else:
             assert external_id is not None  # validate() required it
             existing = self.sales.get(external_id)
-            if existing is not None and existing["cancelled"]:
+            if existing is not None and existing["cancellationStatus"] != "none":
                 # A cancelled sale is not re-opened by an update: Jetti logs the import as skipped.
                 status, problem_text, sale = "skipped", "sale is cancelled", existing
             else:
@@ -203,13 +208,36 @@ class Store:
         return {**line, "id": item_id, "externalId": id_text(line["externalId"]),
                 "properties": props}
 
-    def cancel(self, sale_id: int, *, now: float) -> dict[str, Any] | None:
-        """Cancel every item of a sale (`cancellationStatus` full); None for an unknown sale."""
+    def cancel(self, sale_id: int, *, now: float,
+               set_flag: bool = True) -> dict[str, Any] | None:
+        """Cancel every item of a sale (`cancellationStatus` full); None for an unknown sale.
+
+        Every POST counts in `cancel_posts` (Jetti creates sale-return objects on each call,
+        facts §5); `cancellations` counts sales that became cancelled. `set_flag=False` leaves
+        the `cancelled` flag alone (whether Jetti sets it is undocumented).
+        """
         sale = self.sales_by_id.get(sale_id)
-        if sale is not None and not sale["cancelled"]:
-            sale.update(cancelled=True, cancellationStatus="full", cancelledAt=iso(now),
-                        updatedAt=iso(now))
+        if sale is None:
+            return None
+        self.counters["cancel_posts"] += 1
+        sale["cancelPosts"] = sale.get("cancelPosts", 0) + 1
+        if sale["cancellationStatus"] != "full":
+            sale.update(cancellationStatus="full", cancelledAt=iso(now), updatedAt=iso(now))
+            if set_flag:
+                sale["cancelled"] = True
             self.counters["cancellations"] += 1
+        return sale
+
+    def add_foreign_sale(self, external_id: str, channel_id: int, *,
+                         now: float) -> dict[str, Any]:
+        """A sale of another channel with this externalId (a test fixture)."""
+        sale: dict[str, Any] = {
+            "id": self._next_sale_id, "channelId": channel_id, "externalId": external_id,
+            "cancelled": False, "cancellationStatus": "none", "createdAt": iso(now),
+            "lineItems": []}
+        self._next_sale_id += 1
+        self.foreign.setdefault(external_id, []).append(sale)
+        self.sales_by_id[int(sale["id"])] = sale
         return sale
 
     def find_imports(self, *, external_id: str | None = None, status: str | None = None,
@@ -224,8 +252,8 @@ class Store:
             candidates = rows[lo:hi]
         else:
             lo = 0 if created_from is None else bisect.bisect_left(self.row_ts, created_from)
-            hi = len(self.rows) if created_before is None else bisect.bisect_left(
-                self.row_ts, created_before)
+            hi = len(self.rows) if created_before is None or self.backdated else (
+                bisect.bisect_left(self.row_ts, created_before))
             candidates = self.rows[lo:hi]
         out: list[ImportRow] = []
         skipped = 0
@@ -251,5 +279,6 @@ class Store:
             "versions_received": self.counters["versions_received"],
             "duplicates": self.counters["duplicates"],
             "cancellations": self.counters["cancellations"],
+            "cancel_posts": self.counters["cancel_posts"],
             "imports": {s: self.counters[f"imports_{s}"] for s in STATUSES},
         }

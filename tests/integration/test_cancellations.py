@@ -60,7 +60,7 @@ def raw_order(order_id: str, *, updated_at: str = "2026-11-27T10:00:00+00:00",
 class Desk:
     """A canceller in this process, the ledger and the dead letters of one test."""
 
-    def __init__(self, redis_url: str, sandbox: Any) -> None:
+    def __init__(self, redis_url: str, sandbox: Any, **overrides: Any) -> None:
         self.sandbox = sandbox
         self.client: redis.Redis[bytes] = redis.Redis.from_url(redis_url)
         self.keys = Keys("jr")
@@ -69,8 +69,9 @@ class Desk:
         self.settings = Settings(
             redis_url=redis_url, broker_url=redis_url, jetti_async_url=sandbox.webhook_url,
             jetti_api_url=sandbox.base_url, api_token=sandbox.api_token,
-            webhook_hash=sandbox.webhook_hash, channel_id=sandbox.channel_id,
-            backoff_base_s=0.05, backoff_max_s=0.2, max_attempts=3,
+            webhook_hash=sandbox.webhook_hash,
+            **{"channel_id": sandbox.channel_id, "backoff_base_s": 0.05, "backoff_max_s": 0.2,
+               "max_attempts": 3, **overrides},
         )
         self.http = build_http_client(self.settings)
         self.jetti = build_jetti_client(self.settings, self.http)
@@ -94,16 +95,18 @@ class Desk:
         assert delivery.action is DeliveryAction.PROCEED and delivery.entry is not None
         return delivery.entry
 
-    def import_async(self, order: dict[str, Any]) -> None:
-        """Record, submit to the async endpoint and mark submitted, as the worker would."""
+    def import_async(self, order: dict[str, Any], *, record_sale_id: bool = False) -> None:
+        """Record, submit to the async endpoint and mark submitted, as the worker would
+        (`record_sale_id`: with the sale id in the ledger, as sync mode records it)."""
         self.record(order)
         entry = self.begin(order["id"])
         built = transform(parse_raw_order(order), Rules.empty())
         self.jetti.submit(built.body)
+        self.sandbox.wait_applied()
+        sale_id = self.sandbox.sales(order["id"])[0]["id"] if record_sale_id else None
         self.ledger.mark_submitted(order["id"], version=entry.version,
                                    payload_hash=built.payload_hash, line_ids=built.line_ids,
-                                   sale_id=None, now=time.time())
-        self.sandbox.wait_applied()
+                                   sale_id=sale_id, now=time.time())
 
     def close(self) -> None:
         self.http.close()
@@ -167,18 +170,134 @@ def test_accepted_but_not_yet_in_jetti_is_retried_not_dropped(desk: Desk, sandbo
     assert after is not None and after.state is OrderState.RETRY_WAIT and after.attempts == 1
 
 
-def test_accepted_long_ago_but_never_in_jetti_is_cancelled_locally(desk: Desk,
-                                                                    sandbox: Any) -> None:
-    """Accepted by the async endpoint long before the grace period, yet no sale: Jetti's log
-    rejected it, so there is nothing to cancel there; the order is cancelled locally."""
+def test_accepted_long_ago_without_a_verdict_is_retried_not_dropped(desk: Desk,
+                                                                     sandbox: Any) -> None:
+    """reliability #4b: accepted an hour ago (beyond any fixed grace), no sale yet and no row in
+    Jetti's import log: Jetti's queue may be behind, so the cancel is retried, never dropped as
+    `not_imported` on a timer."""
     desk.record(raw_order("c-6"))
     entry = desk.begin("c-6")
     desk.ledger.mark_submitted("c-6", version=entry.version, payload_hash="x", line_ids=["c-6-l1"],
                                sale_id=None, now=time.time() - 3600)
     desk.record(raw_order("c-6", updated_at="2026-11-27T12:00:00+00:00", cancelled=True))
     assert desk.canceller.handle(desk.begin("c-6"), now=time.time())
-    assert desk.ledger.get("c-6").state is OrderState.CANCELLED  # type: ignore[union-attr]
-    assert desk.ledger.cancelled_via("c-6") == "not_imported"
+    after = desk.ledger.get("c-6")
+    assert after is not None and after.state is OrderState.RETRY_WAIT
+    assert desk.ledger.cancelled_via("c-6") is None
+    paths = [r["path"] for r in sandbox.requests()]
+    assert paths == ["/api/sales.json", "/api/sale-imports.json"]
+
+
+def test_an_import_the_log_shows_as_error_is_cancelled_locally(desk: Desk, sandbox: Any) -> None:
+    """Evidence, not a timer: the accepted async import is logged `error` by Jetti (no sale
+    will come), so the cancellation ends CANCELLED `not_imported` at once, nothing posted."""
+    sandbox.set_faults(reject_matching=['"externalId":"c-7"'])
+    desk.import_async(raw_order("c-7"))
+    assert sandbox.sales("c-7") == []
+    desk.record(raw_order("c-7", updated_at="2026-11-27T12:00:00+00:00", cancelled=True))
+    assert desk.canceller.handle(desk.begin("c-7"), now=time.time())
+    assert desk.ledger.get("c-7").state is OrderState.CANCELLED  # type: ignore[union-attr]
+    assert desk.ledger.cancelled_via("c-7") == "not_imported"
+    assert sandbox.stats()["cancel_posts"] == 0
+
+
+def test_an_import_pending_past_the_retry_budget_is_dead_lettered_saying_why(
+    desk: Desk, sandbox: Any
+) -> None:
+    """No sale and no verdict, attempt after attempt: once the retry budget is spent the
+    cancellation is a dead letter whose error says the import may still be queued."""
+    desk.record(raw_order("c-8"))
+    entry = desk.begin("c-8")
+    desk.ledger.mark_submitted("c-8", version=entry.version, payload_hash="x", line_ids=["c-8-l1"],
+                               sale_id=None, now=time.time())
+    desk.record(raw_order("c-8", updated_at="2026-11-27T12:00:00+00:00", cancelled=True))
+    for _ in range(desk.settings.max_attempts + 1):
+        current = desk.ledger.get("c-8")
+        assert current is not None
+        if current.state is OrderState.DEAD:
+            break
+        time.sleep(max(0.0, (current.next_attempt_at or 0) - time.time()))
+        desk.canceller.handle(desk.begin("c-8"), now=time.time())
+    dead = desk.dead.get("c-8")
+    assert dead is not None and dead.reason is DeadReason.RETRIES_EXHAUSTED
+    assert "may still be queued" in dead.error
+
+
+@pytest.mark.parametrize("filter_ignored", [False, True])
+def test_the_lookup_never_takes_another_channels_sale(
+    desk: Desk, sandbox: Any, filter_ignored: bool
+) -> None:
+    """reliability #4a: another channel of the account has a sale with the same externalId
+    (returned first by an unfiltered lookup). The lookup asks for our channel and checks each
+    row's channelId, so only our sale is cancelled, even when Jetti ignores the filter."""
+    desk.import_async(raw_order("c-9"))
+    sandbox.add_foreign_sale("c-9", sandbox.channel_id + 1000)
+    sandbox.set_faults(ignore_channel_filter=filter_ignored)
+    desk.record(raw_order("c-9", updated_at="2026-11-27T12:00:00+00:00", cancelled=True))
+    assert desk.canceller.handle(desk.begin("c-9"), now=time.time())
+    assert sandbox.sales("c-9")[0]["cancellationStatus"] == "full"
+    (foreign,) = sandbox.foreign_sales("c-9")
+    assert foreign["cancellationStatus"] == "none" and "cancelPosts" not in foreign
+    lookup = sandbox.requests("/api/sales.json")[0]
+    assert f"where%5BchannelId%5D={sandbox.channel_id}" in lookup["query"]
+    assert Stats(desk.client, desk.keys).surprises()["sale_other_channel"] == int(filter_ignored)
+
+
+def test_only_another_channels_sale_means_never_imported(desk: Desk, sandbox: Any) -> None:
+    """Never imported by us, but another channel has a sale with that externalId: cancelled
+    locally (`not_imported`), the other channel's sale untouched."""
+    sandbox.add_foreign_sale("c-10", sandbox.channel_id + 1000)
+    desk.record(raw_order("c-10", cancelled=True))
+    assert desk.canceller.handle(desk.begin("c-10"), now=time.time())
+    assert desk.ledger.cancelled_via("c-10") == "not_imported"
+    assert sandbox.foreign_sales("c-10")[0]["cancellationStatus"] == "none"
+    assert sandbox.stats()["cancel_posts"] == 0
+
+
+def test_without_a_channel_id_a_cancellation_is_dead_lettered_saying_so(
+    redis_url: str, sandbox: Any
+) -> None:
+    """Async mode without JETTI_RELAY_CHANNEL_ID: the lookup cannot be limited to our channel,
+    so nothing is looked up or posted; the dead letter names the missing setting."""
+    desk = Desk(redis_url, sandbox, channel_id=None)
+    try:
+        desk.record(raw_order("c-11", cancelled=True))
+        assert desk.canceller.handle(desk.begin("c-11"), now=time.time())
+        dead = desk.dead.get("c-11")
+        assert dead is not None and dead.reason is DeadReason.REJECTED
+        assert "JETTI_RELAY_CHANNEL_ID" in dead.error
+        assert sandbox.requests() == []
+    finally:
+        desk.close()
+
+
+@pytest.mark.parametrize("sale_id_known", [True, False])
+def test_a_cancel_that_took_effect_before_a_timeout_is_not_posted_again(
+    redis_url: str, sandbox: Any, sale_id_known: bool
+) -> None:
+    """reliability #4c: the first cancel POST is applied by Jetti but its answer times out
+    (OutcomeUnknown, retried). The retry reads the sale first and sees `cancellationStatus`
+    full, so exactly one cancel POST reaches Jetti, whether the ledger knew the sale id (sync
+    mode) or not, and even when Jetti leaves the `cancelled` flag false."""
+    desk = Desk(redis_url, sandbox, http_read_timeout_s=0.5)
+    try:
+        desk.import_async(raw_order("c-12"), record_sale_id=sale_id_known)
+        sale_id = sandbox.sales("c-12")[0]["id"]
+        assert desk.ledger.get("c-12").sale_id == (sale_id if sale_id_known else None)  # type: ignore[union-attr]
+        desk.record(raw_order("c-12", updated_at="2026-11-27T12:00:00+00:00", cancelled=True))
+        sandbox.set_faults(cancel_then_timeout=1, slow_s=2, cancel_status_only=True)
+        desk.canceller.handle(desk.begin("c-12"), now=time.time())
+        first = desk.ledger.get("c-12")
+        assert first is not None and first.state is OrderState.RETRY_WAIT
+        time.sleep(max(0.0, (first.next_attempt_at or 0) - time.time()))
+        desk.canceller.handle(desk.begin("c-12"), now=time.time())
+        after = desk.ledger.get("c-12")
+        assert after is not None and after.state is OrderState.CANCELLED
+        assert desk.ledger.cancelled_via("c-12") == "jetti" and after.sale_id == sale_id
+        assert sandbox.stats()["cancel_posts"] == 1
+        assert sandbox.sales("c-12")[0]["cancelPosts"] == 1
+    finally:
+        desk.close()
 
 
 def test_cancel_failures_retry_then_succeed(desk: Desk, sandbox: Any) -> None:
@@ -202,12 +321,11 @@ def test_cancel_failures_retry_then_succeed(desk: Desk, sandbox: Any) -> None:
 
 
 def test_cancel_refused_by_jetti_is_dead_lettered(desk: Desk, sandbox: Any) -> None:
-    """A sale id Jetti does not know (404 on cancel) is permanent: dead letter `rejected`."""
-    desk.record(raw_order("c-5"))
-    entry = desk.begin("c-5")
-    desk.ledger.mark_submitted("c-5", version=entry.version, payload_hash="x", line_ids=["c-5-l1"],
-                               sale_id=999999, now=time.time())
+    """A 404 on the cancel POST (Jetti does not know the sale) is permanent: dead letter
+    `rejected`."""
+    desk.import_async(raw_order("c-5"))
     desk.record(raw_order("c-5", updated_at="2026-11-27T12:00:00+00:00", cancelled=True))
+    sandbox.set_faults(fail_next=1, fail_next_status=404, endpoints=["cancel"])
     desk.canceller.handle(desk.begin("c-5"), now=time.time())
     dead = desk.dead.get("c-5")
     assert dead is not None and dead.reason is DeadReason.REJECTED and "404" in dead.error

@@ -54,11 +54,34 @@ def test_problems_are_named_and_fail_the_exit_code(redis_url: str) -> None:
     assert doc["healthy"] is False
     assert statuses(doc) == {
         "redis": "ok", "workers": "skip", "progress": "ok", "pump": "ok", "sweeper": "fail",
-        "breaker": "fail", "backlog": "ok", "dead_letters": "warn", "redis_server": "warn",
-        "memory": "ok",
+        "breaker": "fail", "throttle": "ok", "backlog": "ok", "dead_letters": "warn",
+        "redis_server": "warn", "memory": "ok",
     }
     breaker = next(c for c in doc["checks"] if c["name"] == "breaker")
     assert "open" in breaker["detail"] and "401" in breaker["detail"]
+
+
+def test_a_long_429_block_fails_the_throttle_check(redis_url: str) -> None:
+    """reliability #8: a 429 block with more than `--max-block-s` left (a Retry-After pausing
+    the fleet) fails `throttle`; a short one only warns."""
+    import time
+
+    import redis
+
+    from worker.keys import Keys
+
+    client = redis.Redis.from_url(redis_url)
+    keys = Keys()
+    client.set(keys.blocked_until(), repr(time.time() + 7200))
+    client.set(keys.api_blocked_until("read"), repr(time.time() + 60))
+    code, doc = run_health(redis_url, "--min-workers", "0", "--only", "throttle")
+    check = next(c for c in doc["checks"] if c["name"] == "throttle")
+    assert code == 1 and check["status"] == "fail", doc
+    assert "fleet" in check["detail"] and "api_read" in check["detail"]
+    client.delete(keys.blocked_until())
+    code, doc = run_health(redis_url, "--min-workers", "0", "--only", "throttle")
+    assert code == 0 and statuses(doc)["throttle"] == "warn", doc
+    client.close()
 
 
 def test_progress_fails_when_ready_orders_wait_and_nothing_is_handled(redis_url: str) -> None:
@@ -107,6 +130,6 @@ def test_human_output_has_one_line_per_check_and_a_summary(redis_url: str) -> No
          "0"], capture_output=True, text=True, timeout=60)
     lines = done.stdout.strip().splitlines()
     assert done.returncode == 1
-    assert len(lines) == 11  # 10 checks (no reconciler: no token) and the summary
+    assert len(lines) == 12  # 11 checks (no reconciler: no token) and the summary
     assert lines[-1].startswith("UNHEALTHY: ")
     assert any(line.startswith("FAIL  breaker") for line in lines)

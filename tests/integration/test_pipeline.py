@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ import redis
 
 from producers import enqueue
 from tests.fixtures.pipeline import FAST_ENV, PipelineFactory, wait_until
+from worker.breaker import Breaker
 from worker.celery_app import create_app
 from worker.deadletters import DeadLetters
 from worker.keys import IMPORT_TASK, ORDERS_QUEUE, Keys
@@ -28,6 +30,7 @@ from worker.ledger import Ledger, NewVersion
 from worker.publisher import Publisher
 from worker.settings import Settings
 from worker.states import DeadReason, DeadStatus, OrderState
+from worker.stats import Stats
 
 pytestmark = pytest.mark.integration
 
@@ -210,6 +213,28 @@ def test_429_blocks_the_fleet_and_spends_no_attempt(
     assert attempts[-1].at - attempts[-2].at >= pause_s * 0.9
 
 
+@pytest.mark.parametrize(("header", "assumption"),
+                         [("31536000", "retry_after_clamped"), ("inf", "retry_after_ignored")])
+def test_an_extreme_retry_after_never_pauses_the_fleet_beyond_the_bound(
+    harness: Harness, start_pipeline: PipelineFactory, sandbox: Any, header: str,
+    assumption: str,
+) -> None:
+    """reliability #8: a Retry-After of a year is clamped to RETRY_AFTER_MAX_S and `inf` is
+    ignored (the default pause, not a script error): the order is delivered once the 429s stop,
+    no attempt spent, and the adjustment is counted for the metrics."""
+    sandbox.set_faults(rate_429=1.0, retry_after_header=header, endpoints=["async"])
+    start_pipeline(JETTI_RELAY_RETRY_AFTER_MAX_S="1")
+    harness.enqueue([raw_order("ra")])
+    wait_until(lambda: "429" in sandbox.stats()["requests"].get("async", {}), what="a 429")
+    sandbox.set_faults(rate_429=0.0)
+    harness.wait_states(["ra"], {OrderState.SUBMITTED})
+    entry = harness.ledger.get("ra")
+    assert entry is not None and entry.attempts == 0
+    assert Stats(harness.client, harness.keys).surprises()[assumption] >= 1
+    blocked = harness.client.get(harness.keys.blocked_until())
+    assert blocked is None or float(blocked) < time.time() + 2
+
+
 def test_timeout_is_an_unknown_outcome_retried_to_one_final_state(
     harness: Harness, start_pipeline: PipelineFactory, sandbox: Any
 ) -> None:
@@ -274,6 +299,23 @@ def test_bad_credentials_pause_the_fleet_instead_of_dead_lettering(
     harness.enqueue([raw_order(k) for k in keys])
     wait_until(lambda: harness.client.exists(harness.keys.breaker()) == 1, what="breaker state")
     harness.wait_states(keys, {OrderState.RETRY_WAIT, OrderState.PENDING})
+    assert harness.dead.list(limit=10) == []
+    assert sandbox.stats()["sales"] == 0
+
+
+def test_a_wrong_async_url_pauses_the_fleet_instead_of_dead_lettering(
+    harness: Harness, start_pipeline: PipelineFactory, sandbox: Any
+) -> None:
+    """reliability #10: a typo in JETTI_ASYNC_URL gets 404 from Jetti; in async mode that is a
+    configuration fault: the breaker opens, orders wait, none is dead-lettered."""
+    wrong = sandbox.webhook_url.replace("manual-sale.json", "manual-sales.json")
+    start_pipeline(JETTI_RELAY_JETTI_ASYNC_URL=wrong)
+    keys = ["path-1", "path-2"]
+    harness.enqueue([raw_order(k) for k in keys])
+    wait_until(lambda: harness.client.exists(harness.keys.breaker()) == 1, what="breaker state")
+    harness.wait_states(keys, {OrderState.RETRY_WAIT, OrderState.PENDING})
+    state = Breaker(harness.client, harness.keys, probe_s=1.0).state()
+    assert state.status == 404 and "JETTI_RELAY_JETTI_ASYNC_URL" in (state.reason or "")
     assert harness.dead.list(limit=10) == []
     assert sandbox.stats()["sales"] == 0
 

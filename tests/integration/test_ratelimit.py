@@ -59,6 +59,18 @@ def test_a_block_in_the_past_is_ignored(redis_client: redis.Redis[bytes]) -> Non
     assert limiter.acquire() == 0.0
 
 
+@pytest.mark.parametrize("until", [float("inf"), float("nan")])
+def test_a_non_finite_block_is_ignored_not_a_script_error(
+    redis_client: redis.Redis[bytes], until: float
+) -> None:
+    """reliability #8: `PXAT inf` would be a script error that loops the order; a non-finite
+    `until` is ignored (the client already bounds Retry-After) and acquire still works."""
+    limiter = _limiter(redis_client, rate_per_s=100.0, burst=5)
+    assert limiter.block(until=until) is False
+    assert limiter.blocked_until() is None
+    assert limiter.acquire() == 0.0
+
+
 def test_the_block_key_expires_when_the_block_ends(
     redis_client: redis.Redis[bytes],
 ) -> None:

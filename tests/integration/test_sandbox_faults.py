@@ -30,6 +30,23 @@ def test_injected_429_carries_retry_after(sandbox: Sandbox) -> None:
     assert sandbox.stats()["versions_received"] == 0
 
 
+@pytest.mark.parametrize("header", ["inf", "nan", "1e9", "Fri, 01 Jan 2100 00:00:00 GMT"])
+def test_injected_429_can_carry_any_retry_after_text(sandbox: Sandbox, header: str) -> None:
+    """retry_after_header is sent verbatim (the extremes a proxy might send, reliability #8)."""
+    sandbox.set_faults(rate_429=1.0, retry_after_header=header)
+    assert send_async(sandbox, order()).headers["retry-after"] == header
+
+
+@pytest.mark.parametrize("knob", [{"retry_after_header": "bad\nvalue"},
+                                  {"imports_page_cap": -1}, {"cancel_then_timeout": True}])
+def test_bad_values_of_the_new_knobs_are_rejected(
+    sandbox: Sandbox, knob: dict[str, object]
+) -> None:
+    """Malformed values of the undocumented-behaviour switches are a 400 naming the knob."""
+    response = sandbox.client.post("/_sandbox/faults", json=knob)
+    assert response.status_code == 400 and next(iter(knob)) in response.text
+
+
 def test_error_rate_answers_one_of_the_configured_5xx(sandbox: Sandbox) -> None:
     """error_rate=1 answers a status drawn from error_statuses, on the sync endpoint too."""
     sandbox.set_faults(error_rate=1.0, error_statuses=[502])

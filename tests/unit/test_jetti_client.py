@@ -23,8 +23,10 @@ from worker.jetti import (
     JettiClient,
     build_http_client,
     build_jetti_client,
+    parse_retry_after,
     retry_after_s,
 )
+from worker.limits import DEFAULT_RETRY_AFTER_MAX_S
 from worker.settings import Settings
 
 HASH = "hash-s3cret-value"
@@ -143,10 +145,12 @@ def test_retryable_statuses_raise_jetti_unavailable(status: int) -> None:
 
 @pytest.mark.parametrize(
     ("mode", "status"),
-    [("async", 401), ("async", 403), ("sync", 401), ("sync", 403), ("sync", 404)],
+    [("async", 401), ("async", 403), ("sync", 401), ("sync", 403), ("sync", 404),
+     ("async", 404), ("async", 405), ("async", 410)],
 )
 def test_credential_and_channel_faults_raise_configuration_error(mode: str, status: int) -> None:
-    """401/403 in either mode, and 404 in sync mode, are fleet configuration faults."""
+    """401/403 in either mode, 404 in sync mode (unknown channel), and 404/405/410 in async
+    mode (reliability #10: a wrong URL, not one order's fault) are fleet configuration faults."""
     with pytest.raises(ConfigurationError) as info:
         make_client(answer(status, f"bad {HASH} {TOKEN}".encode()), mode=mode).submit(BODY)
     assert info.value.status == status
@@ -154,7 +158,7 @@ def test_credential_and_channel_faults_raise_configuration_error(mode: str, stat
     assert HASH not in info.value.detail and TOKEN not in info.value.detail
 
 
-@pytest.mark.parametrize(("mode", "status"), [("async", 400), ("async", 404), ("sync", 422)])
+@pytest.mark.parametrize(("mode", "status"), [("async", 400), ("async", 422), ("sync", 422)])
 def test_other_4xx_raise_rejected_with_a_masked_excerpt(mode: str, status: int) -> None:
     """Other 4xx raise Rejected with the body excerpt, hash and token masked as ***."""
     body = json.dumps({"error": f"bad hash {HASH} token {TOKEN}"}).encode()
@@ -198,13 +202,60 @@ def test_429_without_retry_after() -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("0", 0.0), ("2.5", 2.5), ("-3", 0.0), ("soon", None), (None, None),
+    [("0", 0.0), ("2.5", 2.5), ("-3", None), ("soon", None), (None, None),
      ("Wed, 21 Oct 2015 07:28:10 GMT", 10.0), ("Wed, 21 Oct 2015 07:27:00 GMT", 0.0)],
 )
 def test_retry_after_parsing(value: str | None, expected: float | None) -> None:
-    """Retry-After: seconds, HTTP-dates (a past date gives 0), garbage gives None."""
+    """Retry-After: seconds, HTTP-dates (a past date gives 0); garbage and a negative number
+    give None (the caller's default pause)."""
     now = datetime(2015, 10, 21, 7, 28, 0, tzinfo=UTC)
     assert retry_after_s(value, now=now) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds", "note"),
+    [
+        ("inf", None, "ignored"), ("Infinity", None, "ignored"), ("-inf", None, "ignored"),
+        ("nan", None, "ignored"), ("NaN", None, "ignored"), ("-1", None, "ignored"),
+        ("1e400", None, "ignored"), ("soon", None, "ignored"), ("", None, "ignored"),
+        ("\x00\xff", None, "ignored"), ("Wed, 99 Foo 2015 07:28:10 GMT", None, "ignored"),
+        ("31536000", 3600.0, "clamped"), ("1e9", 3600.0, "clamped"),
+        ("99999999999999999999999", 3600.0, "clamped"),
+        ("Fri, 01 Jan 2100 00:00:00 GMT", 3600.0, "clamped"),
+        ("3600", 3600.0, None), ("12", 12.0, None),
+    ],
+)
+def test_retry_after_extremes_are_bounded_or_ignored(
+    value: str, seconds: float | None, note: str | None
+) -> None:
+    """reliability #8: a wait above the bound (a year, 1e9, a date in 2100) is clamped to
+    RETRY_AFTER_MAX_S (default 1 h); inf, NaN, negatives and garbage are ignored (None: the
+    default pause), and both say so in `note` so the caller can count them."""
+    now = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
+    parsed = parse_retry_after(value, max_s=DEFAULT_RETRY_AFTER_MAX_S, now=now)
+    assert (parsed.seconds, parsed.note) == (seconds, note)
+
+
+@pytest.mark.parametrize(("header", "seconds", "note"),
+                         [("inf", None, "ignored"), ("86400", 60.0, "clamped"),
+                          ("nan", None, "ignored"), ("30", 30.0, None)])
+def test_a_429s_retry_after_is_bounded_by_the_setting(
+    header: str, seconds: float | None, note: str | None
+) -> None:
+    """The client applies JETTI_RELAY_RETRY_AFTER_MAX_S and hands the note on RateLimited."""
+    settings = Settings(jetti_async_url=ASYNC_URL, webhook_hash=HASH, retry_after_max_s=60)
+    client = build_jetti_client(settings, httpx.Client(transport=httpx.MockTransport(
+        answer(429, headers={"Retry-After": header}))))
+    with pytest.raises(RateLimited) as info:
+        client.submit(BODY)
+    assert (info.value.retry_after_s, info.value.retry_after_note) == (seconds, note)
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "inf", "nan", "garbage"])
+def test_retry_after_max_setting_must_be_a_positive_finite_number(value: str) -> None:
+    """A bound of 0, a negative, inf or NaN is refused at start-up."""
+    with pytest.raises(ValueError):
+        Settings(retry_after_max_s=value)  # type: ignore[arg-type]
 
 
 def test_build_http_client_applies_timeouts_and_pool_limits() -> None:

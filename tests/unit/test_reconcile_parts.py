@@ -36,16 +36,20 @@ def test_a_logged_payload_hashes_like_the_body_we_sent() -> None:
     assert canonical_hash(changed) != payload_hash(body)
 
 
-def test_sale_matches_compares_name_quantity_and_exact_price() -> None:
+def test_sale_matches_differs_only_on_a_missing_line_or_quantity() -> None:
+    """reliability #5a: only line ids and quantities decide; a price or name Jetti shows
+    differently, or a sale without lines to compare, is not a difference."""
     def sale(quantity: int, price: str) -> Sale:
-        return Sale(id=1, external_id="A-1", cancelled=False, line_items=(
+        return Sale(id=1, external_id="A-1", cancelled_flag=False, line_items=(
             {"id": 9, "externalId": "l1", "name": "Mug", "quantity": quantity,
              "price": Decimal(price)},))
 
     assert sale_matches(sale(2, "12.10"), PAYLOAD)
     assert not sale_matches(sale(1, "12.1"), PAYLOAD)
-    assert not sale_matches(sale(2, "12.11"), PAYLOAD)
-    assert not sale_matches(Sale(1, "A-1", False, ()), PAYLOAD)
+    assert sale_matches(sale(2, "12.11"), PAYLOAD)
+    assert sale_matches(Sale(1, "A-1", False, (), has_lines=False), PAYLOAD)
+    assert not sale_matches(Sale(1, "A-1", False, ({"externalId": "l9", "quantity": 2},)),
+                            PAYLOAD)
 
 
 def test_import_rows_parse_and_skip_what_is_not_a_row() -> None:
