@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import redis
 
+from ops.chaos.books import SaleCancellation
 from ops.services import (
     RedisProcess,
     SandboxRoutes,
@@ -132,6 +133,13 @@ class SandboxProcess(SandboxRoutes):
 
         with ThreadPoolExecutor(HISTORY_READERS) as pool:
             return dict(zip(ids, pool.map(one, ids), strict=True))
+
+    def cancellations(self) -> dict[str, SaleCancellation]:
+        """Jetti's own record of every cancelled sale, or one a cancel request reached, by
+        externalId (`GET /_sandbox/cancellations`)."""
+        records: dict[str, dict[str, Any]] = self._json(
+            self.client.get("/_sandbox/cancellations"))
+        return {key: SaleCancellation.from_sandbox(r) for key, r in records.items()}
 
 
 class Cluster:

@@ -92,6 +92,9 @@ class Store:
     rows_by_external_id: dict[str, list[ImportRow]] = field(default_factory=dict)
     counters: Counter[str] = field(default_factory=Counter)
     line_ids: dict[tuple[int, str], int] = field(default_factory=dict)
+    # Cancel requests that reached each sale (by sale id), repeats included: Jetti creates
+    # sale-return objects on every call (facts §5), so a second one is a harmful duplicate.
+    cancel_calls: Counter[int] = field(default_factory=Counter)
     _next_sale_id: int = 1001
     _next_item_id: int = 50001
     _seq: int = 0
@@ -206,11 +209,25 @@ class Store:
     def cancel(self, sale_id: int, *, now: float) -> dict[str, Any] | None:
         """Cancel every item of a sale (`cancellationStatus` full); None for an unknown sale."""
         sale = self.sales_by_id.get(sale_id)
+        if sale is not None:
+            self.cancel_calls[sale_id] += 1
         if sale is not None and not sale["cancelled"]:
             sale.update(cancelled=True, cancellationStatus="full", cancelledAt=iso(now),
                         updatedAt=iso(now))
             self.counters["cancellations"] += 1
         return sale
+
+    def cancellations(self) -> dict[str, dict[str, Any]]:
+        """Every sale that is cancelled or received a cancel request, by externalId: its id,
+        `cancelled`, `cancellationStatus` and `cancelCalls` (requests that reached it)."""
+        out: dict[str, dict[str, Any]] = {}
+        for external_id, sale in self.sales.items():
+            calls = self.cancel_calls.get(sale["id"], 0)
+            if calls or sale["cancelled"]:
+                out[external_id] = {"saleId": sale["id"], "cancelled": sale["cancelled"],
+                                    "cancellationStatus": sale["cancellationStatus"],
+                                    "cancelCalls": calls}
+        return out
 
     def find_imports(self, *, external_id: str | None = None, status: str | None = None,
                      created_from: float | None = None, created_before: float | None = None,
