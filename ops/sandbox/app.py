@@ -288,7 +288,9 @@ class SandboxApp:
             return True
         if fate.status is not None:
             headers = []
-            if fate.retry_after_s is not None:
+            if fate.status == 429 and self.faults.retry_after_header is not None:
+                headers.append((b"retry-after", self.faults.retry_after_header.encode()))
+            elif fate.retry_after_s is not None:
                 headers.append((b"retry-after", str(round(fate.retry_after_s)).encode()))
             await self._json(send, endpoint, fate.status, {"message": "injected fault"}, headers)
             return True

@@ -26,6 +26,9 @@ class Faults:
     latency_jitter_ms: float = 0.0  # plus uniform(0, jitter)
     rate_429: float = 0.0
     retry_after_s: float | None = DEFAULT_RETRY_AFTER_S  # on injected 429s; None sends no header
+    # Sent verbatim as Retry-After on injected 429s instead of retry_after_s: extremes such as
+    # "inf", "nan", "1e9" or an HTTP date in 2100, as a proxy in front of Jetti might send.
+    retry_after_header: str | None = None
     error_rate: float = 0.0  # probability of a 5xx, drawn from error_statuses
     error_statuses: list[int] = field(default_factory=lambda: [500, 502, 503])
     drop_rate: float = 0.0  # connection closed mid-response
@@ -67,6 +70,10 @@ class Faults:
         if not isinstance(new.reject_matching, list) or not all(
                 isinstance(x, str) and x for x in new.reject_matching):
             raise ValueError("reject_matching must be a list of non-empty strings")
+        if new.retry_after_header is not None and (
+                not isinstance(new.retry_after_header, str)
+                or not new.retry_after_header.isprintable()):
+            raise ValueError("retry_after_header must be a printable string or null")
         if not isinstance(new.reject_problem, str) or not new.reject_problem:
             raise ValueError("reject_problem must be a non-empty string")
         return new
