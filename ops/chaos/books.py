@@ -201,9 +201,12 @@ def check_books(
                         "never cancelled upstream")
             continue
         if latest.cancels and entry.state in (OrderState.SUBMITTED, OrderState.CONFIRMED):
+            # Even with Jetti's sale cancelled, the ledger holds an import sent after the
+            # cancellation instead of the cancellation itself.
+            in_jetti = "cancelled" if sale is not None and sale.cancelled else "live"
             report.lost += 1
             report.note(f"{key}: cancel lost: cancelled upstream, but the ledger says "
-                        f"{entry.state} and Jetti's sale is live")
+                        f"{entry.state} (Jetti's sale is {in_jetti})")
             continue
         if entry.state in (OrderState.SUBMITTED, OrderState.CONFIRMED):
             last = receipts[-1] if receipts else None
