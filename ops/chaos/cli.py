@@ -24,7 +24,8 @@ SCALES = ("ci", "full")
 @click.option("--scenario", "-s", "names", multiple=True, metavar="N|NAME",
               help="Scenario number or name (repeatable; default: all). "
                    "1 kill, 2 redis, 3 outage, 4 throttle, 5 slow, 6 duplicates, 7 replay, "
-                   "8 rolling, 9 bad-input, 10 lost-message.")
+                   "8 rolling, 9 bad-input, 10 lost-message, 11 hostile-producers, 12 config, "
+                   "13 retry-after.")
 @click.option("--scale", type=click.Choice(SCALES), default="full", show_default=True,
               help="ci: the test suite's small runs; full: hundreds of orders, 10,000 hostile.")
 @click.option("--orders", type=click.IntRange(1), default=None,
@@ -40,8 +41,9 @@ SCALES = ("ci", "full")
 def chaos(names: tuple[str, ...], scale: str, orders: int | None, hostile: int | None,
           kills: int | None, workers: int | None, as_json: bool, keep_logs: bool) -> None:
     """Break the pipeline on purpose (kill -9, Redis restarts, Jetti outages, 429 storms,
-    slow answers, duplicates, replays, rolling restarts, hostile input, lost messages) and
-    check the books after each scenario: nothing lost, nothing sent twice."""
+    slow answers, duplicates, replays, rolling restarts, hostile input, lost messages, hostile
+    producers, configuration faults, absurd Retry-After) and check the books after each
+    scenario: nothing lost, nothing sent twice."""
     from ops.chaos.run import resolve, run_all
     from ops.chaos.scenarios import CI_SCALE, FULL_SCALE
 

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import redis
 
+from ops.chaos.books import SaleCancellation
 from ops.services import (
     RedisProcess,
     SandboxRoutes,
@@ -133,6 +134,13 @@ class SandboxProcess(SandboxRoutes):
         with ThreadPoolExecutor(HISTORY_READERS) as pool:
             return dict(zip(ids, pool.map(one, ids), strict=True))
 
+    def cancellations(self) -> dict[str, SaleCancellation]:
+        """Jetti's own record of every cancelled sale, or one a cancel request reached, by
+        externalId (`GET /_sandbox/cancellations`)."""
+        records: dict[str, dict[str, Any]] = self._json(
+            self.client.get("/_sandbox/cancellations"))
+        return {key: SaleCancellation.from_sandbox(r) for key, r in records.items()}
+
 
 class Cluster:
     """Redis + sandbox for a run of scenarios, workers per scenario, and the producer side."""
@@ -182,15 +190,17 @@ class Cluster:
         }
 
     def start_worker(self, *, concurrency: int = 2, pump: bool = True, wait: bool = True,
-                     **env: str) -> WorkerProcess:
-        """Start `jetti-relay worker -c N` with the chaos settings plus `env` overrides."""
+                     extra_env: Mapping[str, str] | None = None, **env: str) -> WorkerProcess:
+        """Start `jetti-relay worker -c N` with the chaos settings plus `env` and `extra_env`
+        overrides (`extra_env` for names that are not Python identifiers or clash)."""
         index = self._started_workers
         self._started_workers += 1
         name = f"chaos{index}"
         ready = self.folder / f"{name}.ready"
         log_path = self.folder / f"{name}.log"
         ready.unlink(missing_ok=True)
-        full_env = {**os.environ, **self.env, **env, "JETTI_RELAY_READY_FILE": str(ready)}
+        full_env = {**os.environ, **self.env, **env, **(extra_env or {}),
+                    "JETTI_RELAY_READY_FILE": str(ready)}
         argv = worker_argv(f"{name}@%h", concurrency=concurrency, pump=pump)
         with open(log_path, "wb") as log:
             process = subprocess.Popen(argv, env=full_env, stdout=log, stderr=subprocess.STDOUT,

@@ -19,14 +19,19 @@ from worker.jsonio import dumps_canonical, loads_document
 VERSION_STEP_S = 60
 
 
-def raw_order(key: str, version: int = 1, *, lines: int = 2) -> bytes:
+def raw_order(key: str, version: int = 1, *, lines: int = 2, updated_at: str | None = "",
+              cancelled: bool = False) -> bytes:
     """Version `version` of a realistic order: every version has its own note and prices, so
-    each one becomes a payload of its own (Jetti's history shows which version it holds)."""
+    each one becomes a payload of its own (Jetti's history shows which version it holds).
+
+    `updated_at`: "" for the version's own timestamp (VERSION_STEP_S apart), None to leave the
+    field out, or the text to send. `cancelled`: the copy carries `cancelled_at`."""
     minute, second = divmod(version * VERSION_STEP_S, 3600)
-    doc = {
+    if updated_at == "":
+        updated_at = f"2026-11-27T{10 + minute:02d}:{second // 60:02d}:{second % 60:02d}+00:00"
+    doc: dict[str, Any] = {
         "id": key,
         "number": f"#{key}",
-        "updated_at": f"2026-11-27T{10 + minute:02d}:{second // 60:02d}:{second % 60:02d}+00:00",
         "notes": f"v{version}",
         "customer": {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com"},
         "shipping_address": {"first_name": "Ada", "last_name": "Lovelace", "line1": "1 Main St",
@@ -36,6 +41,11 @@ def raw_order(key: str, version: int = 1, *, lines: int = 2) -> bytes:
         "shipping": {"code": "std", "name": "Standard", "price": "4.95"},
         "auto_connect_by_sku": True,
     }
+    if updated_at is not None:
+        doc["updated_at"] = updated_at
+    if cancelled:
+        doc["cancelled_at"] = "2026-11-27T09:00:00+00:00"
+        doc["cancel_reason"] = "customer request"
     return dumps_canonical(doc)
 
 
@@ -132,6 +142,7 @@ def settle(cluster: Cluster, books: Books, *, fault_end: float, timeout_s: float
     seconds from `fault_end` (epoch) until everything settled (None: it never did)."""
     settled_at = cluster.wait_settled(books.keys, timeout_s)
     report = check_books(books, ledger=cluster.ledger, dead=cluster.dead,
-                         histories=cluster.sandbox.histories)
+                         histories=cluster.sandbox.histories,
+                         cancellations=cluster.sandbox.cancellations)
     recover_s = None if settled_at is None else max(0.0, settled_at - fault_end)
     return report, recover_s

@@ -145,3 +145,30 @@ def hostile_orders(count: int, *, seed: int = 0) -> list[Hostile]:
         collect()
         rounds += 1
     return out
+
+
+# --- hostile producers (scenario 11) ----------------------------------------------------------
+# Ids that collide with another order's or an index's Redis key when the key is spliced in raw
+# (reliability #1), or that a key-naming scheme must survive; each pair is in arrival order.
+COLLIDING_IDS: tuple[str, ...] = (
+    "A:events", "A", "A:attempts", "A:history", "X", "X:attempts", "idx:all", "idx:status:dead",
+    "{A}", "a{b}c", "*", "a*b", "with space", "ordre-été", "заказ-1", "注文🚀",
+)
+# Ids the contract may accept or refuse (a refusal must say why): control characters, length.
+EDGE_IDS: tuple[str, ...] = ("line\nbreak", "tab\there", "L" * 300)
+# An updated_at far beyond any clock skew the edge allows (JETTI_RELAY_MAX_FUTURE_SKEW_S).
+FAR_FUTURE = "2099-01-01T00:00:00+00:00"
+# Split amplification of a huge order: lines x units per line line items, over the default cap
+# of worker.limits.DEFAULT_MAX_LINE_ITEMS (10,000); each line stays within the per-line cap.
+HUGE_LINES = 11
+HUGE_UNITS_PER_LINE = 1000
+
+
+def huge_order(key: str) -> bytes:
+    """A small raw order (about 40 kB) whose lines split into 11,000 line items."""
+    doc = base_order(0)
+    doc["id"] = key
+    doc["lines"] = [{"id": f"{key}-l{n}", "sku": f"SKU-{n}", "name": "Item", "unit_price": "1.00",
+                     "quantity": HUGE_UNITS_PER_LINE, "units": [{}] * HUGE_UNITS_PER_LINE}
+                    for n in range(HUGE_LINES)]
+    return _dumps(doc)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from ops.chaos.cluster import Cluster
 from ops.chaos.flow import ScenarioResult
+from ops.chaos.hostile_producers import hostile_producers
+from ops.chaos.misconfig import config_faults, retry_after_extremes
 from ops.chaos.recovery import bad_input, lost_messages, rolling_restart
 from ops.chaos.scenarios import (
     Scale,
@@ -21,7 +23,7 @@ from ops.chaos.scenarios import (
     throttle_storm,
 )
 
-# Number -> (short name for the CLI, scenario). Numbers follow issue 7's list.
+# Number -> (short name for the CLI, scenario). Numbers follow issue 7's list, then issue 12's.
 SCENARIOS: dict[int, tuple[str, ScenarioFn]] = {
     1: ("kill", kill_submitting_worker),
     2: ("redis", redis_restart),
@@ -32,6 +34,9 @@ SCENARIOS: dict[int, tuple[str, ScenarioFn]] = {
     8: ("rolling", rolling_restart),
     9: ("bad-input", bad_input),
     10: ("lost-message", lost_messages),
+    11: ("hostile-producers", hostile_producers),
+    12: ("config", config_faults),
+    13: ("retry-after", retry_after_extremes),
 }
 
 

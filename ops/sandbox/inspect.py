@@ -59,6 +59,8 @@ async def handle(app: SandboxApp, route: str, method: str, scope: Scope, receive
     elif route == "history" and method == "GET":
         receipts = app.store.history.get(q.get("externalId", ""), [])
         await app._json(send, "_sandbox", 200, [r.public() for r in receipts])
+    elif route == "cancellations" and method == "GET":
+        await app._json(send, "_sandbox", 200, app.store.cancellations())
     elif route == "requests" and method == "GET":
         # The sync-API request log: [{at, method, path, query}], oldest first; `?path=` filters.
         wanted = q.get("path")

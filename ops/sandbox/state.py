@@ -240,6 +240,18 @@ class Store:
         self.sales_by_id[int(sale["id"])] = sale
         return sale
 
+    def cancellations(self) -> dict[str, dict[str, Any]]:
+        """Every sale that is cancelled or received a cancel request, by externalId: its id,
+        `cancelled`, `cancellationStatus` and `cancelCalls` (requests that reached it)."""
+        out: dict[str, dict[str, Any]] = {}
+        for external_id, sale in self.sales.items():
+            calls = int(sale.get("cancelPosts", 0))
+            if calls or sale["cancelled"] or sale["cancellationStatus"] != "none":
+                out[external_id] = {"saleId": sale["id"], "cancelled": sale["cancelled"],
+                                    "cancellationStatus": sale["cancellationStatus"],
+                                    "cancelCalls": calls}
+        return out
+
     def find_imports(self, *, external_id: str | None = None, status: str | None = None,
                      created_from: float | None = None, created_before: float | None = None,
                      offset: int = 0, limit: int = 100) -> list[ImportRow]:

@@ -1,5 +1,6 @@
-"""The books checker itself, against a real Redis ledger and hand-written Jetti histories: it
-must see a lost order, a harmful duplicate, a harmless one and a regression."""
+"""The books checker itself, against a real Redis ledger and hand-written Jetti records (history
+and cancelled sales): it must see a lost order, a harmful duplicate, a harmless one, a regression
+and a cancellation that did not take effect in Jetti exactly once."""
 
 from __future__ import annotations
 
@@ -9,13 +10,13 @@ from typing import Any
 import pytest
 import redis
 
-from ops.chaos.books import Books, check_books
+from ops.chaos.books import Books, SaleCancellation, check_books
 from ops.chaos.flow import raw_order
 from worker.contract import parse_raw_order
 from worker.deadletters import DeadLetters
 from worker.jsonio import loads_document
 from worker.keys import Keys
-from worker.ledger import Ledger, NewVersion
+from worker.ledger import Ledger, NewVersion, raw_hash
 from worker.records import Attempt
 from worker.rules import Rules
 from worker.settle import SettleLedger
@@ -41,6 +42,7 @@ class World:
         self.dead = DeadLetters(client, keys)
         self.books = Books()
         self.history: dict[str, list[dict[str, Any]]] = {}
+        self.sandbox_cancels: dict[str, SaleCancellation] = {}
 
     def submitted(self, key: str, *versions: int, attempt: Attempt | None = None) -> list[bytes]:
         raws = [raw_order(key, v) for v in versions]
@@ -58,7 +60,18 @@ class World:
         def histories(ids: Sequence[str]) -> Mapping[str, list[dict[str, Any]]]:
             return {i: self.history.get(i, []) for i in ids}
 
-        return check_books(self.books, ledger=self.ledger, dead=self.dead, histories=histories)
+        return check_books(self.books, ledger=self.ledger, dead=self.dead, histories=histories,
+                           cancellations=lambda: self.sandbox_cancels)
+
+    def cancelled(self, key: str, raw: bytes, *, via: str) -> None:
+        """The producer hands over the cancelling copy `raw`; the ledger ends CANCELLED."""
+        self.books.accept(key, raw)
+        order = parse_raw_order(loads_document(raw))
+        self.ledger.record(NewVersion(key, raw, order.updated_at, None), now=3.0)
+        entry = self.ledger.get(key)
+        assert entry is not None and entry.raw_hash == raw_hash(raw)
+        assert self.settle.mark_cancelled(key, version=entry.version, sale_id=1001, via=via,
+                                          now=4.0) is False
 
 
 @pytest.fixture
@@ -197,4 +210,82 @@ def test_cancelled_is_settled_with_how(world: World) -> None:
     report = world.check()
     assert (report.cancelled, report.lost, report.delivered) == (1, 0, 0)
     assert report.cancelled_via == {"not_imported": 1}
+    assert report.balanced
+
+
+def test_a_cancel_applied_once_to_the_sale_is_cancelled(world: World) -> None:
+    """CANCELLED in the ledger and Jetti's sale cancelled by one cancel request: settled."""
+    (v1,) = world.submitted("a", 1)
+    world.history["a"] = [receipt(v1)]
+    world.cancelled("a", raw_order("a", 2, cancelled=True), via="jetti")
+    world.sandbox_cancels["a"] = SaleCancellation(sale_id=1001, cancelled=True, cancel_calls=1)
+    report = world.check()
+    assert (report.cancelled, report.lost, report.harmful_duplicates) == (1, 0, 0)
+    assert report.cancelled_via == {"jetti": 1}
+    assert report.balanced
+
+
+def test_cancelled_in_the_ledger_with_a_live_sale_in_jetti_is_a_lost_cancel(world: World) -> None:
+    """The ledger says CANCELLED (here `not_imported`, review #4b) but Jetti holds the sale and
+    never cancelled it: the cancellation was lost, whatever the ledger says."""
+    (v1,) = world.submitted("a", 1)
+    world.history["a"] = [receipt(v1)]
+    world.cancelled("a", raw_order("a", 2, cancelled=True), via="not_imported")
+    report = world.check()
+    assert (report.cancelled, report.lost) == (0, 1)
+    assert "cancel lost" in report.problems[0]
+    assert not report.balanced
+
+
+def test_cancelled_and_never_imported_is_cancelled(world: World) -> None:
+    """No sale in Jetti at all (never imported) and CANCELLED `not_imported`: settled."""
+    raw = raw_order("a", 1, cancelled=True)
+    world.cancelled("a", raw, via="not_imported")
+    report = world.check()
+    assert (report.cancelled, report.lost) == (1, 0)
+    assert report.balanced
+
+
+def test_two_cancels_of_one_sale_are_a_harmful_duplicate(world: World) -> None:
+    """Two cancel requests reached the sale (a retry after a timeout, review #4c): each one
+    creates sale-return objects in Jetti."""
+    (v1,) = world.submitted("a", 1)
+    world.history["a"] = [receipt(v1)]
+    world.cancelled("a", raw_order("a", 2, cancelled=True), via="jetti")
+    world.sandbox_cancels["a"] = SaleCancellation(sale_id=1001, cancelled=True, cancel_calls=2)
+    report = world.check()
+    assert (report.cancelled, report.harmful_duplicates) == (1, 1)
+    assert not report.balanced
+
+
+def test_a_cancellation_the_ledger_dropped_is_lost(world: World) -> None:
+    """A cancellation without updated_at after a timestamped copy (review #3): the ledger kept
+    the order SUBMITTED and Jetti's sale is live. The cancelling copy is the latest (by
+    arrival), so the order is lost even though Jetti holds the previous payload."""
+    (v1,) = world.submitted("a", 1)
+    world.history["a"] = [receipt(v1)]
+    world.books.accept("a", raw_order("a", 1, updated_at=None, cancelled=True))
+    report = world.check()
+    assert (report.delivered, report.lost) == (0, 1)
+    assert "cancel lost" in report.problems[0]
+
+
+def test_a_sale_cancelled_for_an_order_never_cancelled_upstream_is_lost(world: World) -> None:
+    """Jetti's sale cancelled though no copy carried cancelled_at (a wrong sale, review #4a)."""
+    (v1,) = world.submitted("a", 1)
+    world.history["a"] = [receipt(v1)]
+    world.sandbox_cancels["a"] = SaleCancellation(sale_id=1001, cancelled=True, cancel_calls=1)
+    report = world.check()
+    assert (report.delivered, report.lost) == (0, 1)
+
+
+def test_a_copy_without_updated_at_is_newer_by_arrival(world: World) -> None:
+    """v2 has no updated_at and arrives after v1: it is the latest version (issue 12 point 3),
+    so Jetti ending on v2 is delivered, not lost, and v2 after v1 is no regression."""
+    (v1,) = world.submitted("a", 1)
+    v2 = raw_order("a", 2, updated_at=None)
+    world.books.accept("a", v2)
+    world.history["a"] = [receipt(v1), receipt(v2)]
+    report = world.check()
+    assert (report.delivered, report.lost, report.regressions) == (1, 0, 0)
     assert report.balanced

@@ -254,6 +254,19 @@ def test_cancel_sets_full_cancellation_and_later_imports_are_skipped(sandbox: Sa
     assert missing.status_code == 404
 
 
+def test_cancellations_count_every_cancel_request_that_reached_a_sale(sandbox: Sandbox) -> None:
+    """`GET /_sandbox/cancellations` lists cancelled sales with the cancel requests that reached
+    them, repeats included (the chaos books count a second one as a harmful duplicate)."""
+    sale = sandbox.client.post(sandbox.sync_url, json=order(), headers=bearer(sandbox)).json()
+    sandbox.client.post(sandbox.sync_url, json=order("1002"), headers=bearer(sandbox))
+    assert sandbox.client.get("/_sandbox/cancellations").json() == {}
+    for _ in range(2):
+        sandbox.client.post(f"/api/sales/{sale['id']}/cancel.json", headers=bearer(sandbox))
+    assert sandbox.client.get("/_sandbox/cancellations").json() == {
+        "1001": {"saleId": sale["id"], "cancelled": True, "cancellationStatus": "full",
+                 "cancelCalls": 2}}
+
+
 def test_variants_file_rejects_unknown_variants_unless_find_or_create(
         sandbox_factory: Callable[..., Sandbox]) -> None:
     """With a variants file an unknown variant is an error; findOrCreateChannelVariant adds it."""
