@@ -31,6 +31,11 @@ LATENCY_BUCKETS_S: tuple[float, ...] = (
 )
 
 
+# Counter fields (in the counters hash) of the two pipeline faults the worker counts.
+UNKNOWN_ORDER_FIELD = "order_unknown"
+NO_OUTCOME_FIELD = "delivery_no_outcome"
+
+
 def latency_bucket(seconds: float) -> str:
     """The histogram field suffix for one latency (negative clock skew counts as 0)."""
     index = bisect.bisect_left(LATENCY_BUCKETS_S, max(0.0, seconds))
@@ -54,6 +59,14 @@ class StatsTally:
     def count_dead(self, reason: str) -> None:
         """As `Stats.count_dead`."""
         self._counters[f"dead|{reason}"] += 1
+
+    def count_unknown(self) -> None:
+        """A message named an order key the ledger has no entry for (reliability L6)."""
+        self._counters[UNKNOWN_ORDER_FIELD] += 1
+
+    def count_no_outcome(self) -> None:
+        """A delivery ended without a recorded outcome (a crash-loop strike, reliability #7)."""
+        self._counters[NO_OUTCOME_FIELD] += 1
 
     def observe_latency(self, seconds: float) -> None:
         """As `Stats.observe_latency`."""
@@ -125,6 +138,12 @@ class Stats:
             if parts[0] == "dead" and len(parts) == 2:
                 out[parts[1]] = int(raw_value)
         return out
+
+    def fault_counts(self) -> dict[str, int]:
+        """Totals of `order_unknown` and `delivery_no_outcome` since the counters began."""
+        fields = (UNKNOWN_ORDER_FIELD, NO_OUTCOME_FIELD)
+        values = self._client.hmget(self._keys.counters(), list(fields))
+        return {f: int(v or 0) for f, v in zip(fields, values, strict=True)}
 
     def latency_histogram(self) -> tuple[list[tuple[float, int]], int, float]:
         """Cumulative buckets [(le, count)], total count and sum, ready for Prometheus."""

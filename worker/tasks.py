@@ -7,17 +7,22 @@ worker and is never retried.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import structlog
 from celery import Task
+from celery.exceptions import Reject
 
 from worker.celery_app import app
+from worker.errors import ClaimFailed
 from worker.keys import IMPORT_TASK, MESSAGE_SCHEMA_VERSION
 from worker.runtime import get_runtime
 
 log = structlog.get_logger("jetti_relay.tasks")
 
+# Pause before a message whose orders could not be claimed goes back to the queue, seconds.
+CLAIM_FAILED_PAUSE_S = 1.0
 # Longest order key accepted in a message; anything longer is not one of ours.
 MAX_KEY_LENGTH = 512
 # Most keys one message may carry.
@@ -53,7 +58,13 @@ def _import_orders(self: Task, message: Any) -> None:
     except ValueError as exc:
         runtime.dead_letter_message(message, str(exc), task_id=task_id)
         return
-    runtime.processor.handle_batch(keys, task_id=task_id)
+    try:
+        runtime.processor.handle_batch(keys, task_id=task_id)
+    except ClaimFailed as exc:
+        # Not acked: the message goes back to the queue (reliability L8). The pause keeps a
+        # worker whose ledger Redis is down (a separate broker still serving) from spinning.
+        time.sleep(CLAIM_FAILED_PAUSE_S)
+        raise Reject(str(exc), requeue=True) from exc
 
 
 # Registered by call rather than decorator: Celery ships no type information.
