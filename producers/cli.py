@@ -122,6 +122,7 @@ def enqueue(
     from worker.celery_app import create_app
     from worker.keys import Keys
     from worker.publisher import Publisher
+    from worker.rules import RulesError, load_rules
 
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
@@ -131,6 +132,13 @@ def enqueue(
         raise SystemExit(EXIT_UNREADABLE) from exc
 
     settings = settings_from_options(redis_url=redis_url)
+    try:
+        # The worker's rules say which lines split; without them the line-item cap is checked
+        # on what is known (lines with `units`) and the worker's check is the final one.
+        rules = load_rules(settings.rules_file) if settings.rules_file else None
+    except RulesError as exc:
+        errors.print(f"cannot read JETTI_RELAY_RULES_FILE: {exc}", markup=False)
+        raise SystemExit(EXIT_UNREADABLE) from exc
     publisher = Publisher(create_app(settings), batch_size=batch_size or settings.batch_size)
     client: redis.Redis[bytes] = redis.Redis.from_url(settings.redis_url)
     total = len(document.candidates)
@@ -154,6 +162,8 @@ def enqueue(
                 source=source_name,
                 keys=Keys(settings.key_prefix),
                 on_progress=lambda n: progress.advance(task, n),
+                rules=rules,
+                max_line_items=settings.max_line_items,
             )
     except (redis.ConnectionError, redis.TimeoutError, OperationalError) as exc:
         # The URL may carry a password: name the setting, not its value.

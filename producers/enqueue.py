@@ -22,6 +22,9 @@ from worker.errors import InvalidOrder, Problem
 from worker.jsonio import dumps_canonical, loads_document
 from worker.keys import Keys
 from worker.ledger import Ledger, NewVersion, RecordOutcome
+from worker.limits import DEFAULT_MAX_LINE_ITEMS
+from worker.rules import Rules
+from worker.transform import line_items_problem
 
 # Orders validated and recorded per pipelined Redis round trip: big enough to amortise the
 # round trip, small enough that a progress bar moves and memory stays flat on huge inputs.
@@ -114,6 +117,8 @@ def enqueue(
     now: float | None = None,
     keys: Keys | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    rules: Rules | None = None,
+    max_line_items: int = DEFAULT_MAX_LINE_ITEMS,
 ) -> EnqueueSummary:
     """Validate, record and publish raw orders; a rejection's position is the 0-based index.
 
@@ -134,6 +139,8 @@ def enqueue(
         now=now,
         keys=keys,
         chunk_size=chunk_size,
+        rules=rules,
+        max_line_items=max_line_items,
     )
 
 
@@ -148,8 +155,14 @@ def enqueue_candidates(
     keys: Keys | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     on_progress: Callable[[int], None] | None = None,
+    rules: Rules | None = None,
+    max_line_items: int = DEFAULT_MAX_LINE_ITEMS,
 ) -> EnqueueSummary:
     """`enqueue` for candidates whose positions (and read errors) the caller already knows.
+
+    An order that would become more than `max_line_items` line items is rejected, counted with
+    the worker's `rules` when given; without them only lines with `units` are known to split
+    (a lower bound: the worker's own check is the final one).
 
     Per chunk of `chunk_size`: validate, one pipelined `record_many` (same key twice is applied
     in order by the ledger), one publish of the keys due. `on_progress(n)` is called after each
@@ -160,7 +173,8 @@ def enqueue_candidates(
     for chunk in _chunks(candidates, max(1, chunk_size)):
         items: list[NewVersion] = []
         for candidate in chunk:
-            item = _validate(candidate, id_prefix=id_prefix, source=source)
+            item = _validate(candidate, id_prefix=id_prefix, source=source, rules=rules,
+                             max_line_items=max_line_items)
             if isinstance(item, Rejection):
                 summary.reject(item)
             else:
@@ -177,7 +191,8 @@ def enqueue_candidates(
 
 
 def _validate(
-    candidate: Candidate, *, id_prefix: str, source: str | None
+    candidate: Candidate, *, id_prefix: str, source: str | None, rules: Rules | None = None,
+    max_line_items: int = DEFAULT_MAX_LINE_ITEMS,
 ) -> NewVersion | Rejection:
     doc: Any = None
     try:
@@ -190,6 +205,9 @@ def _validate(
             # The contract validates dicts; any other Mapping is read the same way.
             doc = raw if isinstance(raw, dict) or raw is None else dict(raw)
         order = parse_raw_order(doc)
+        too_many = line_items_problem(order, rules, max_line_items)  # reliability #12
+        if too_many is not None:
+            raise InvalidOrder([too_many])
         if isinstance(raw, bytes | str):
             body = raw.encode("utf-8") if isinstance(raw, str) else raw
         else:

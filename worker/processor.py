@@ -98,6 +98,7 @@ class ProcessorConfig:
     blocked_default_s: float
     breaker_probe_s: float
     max_units_per_line: int
+    max_line_items: int
     auto_connect_default: bool | None
     allow_line_changes: bool
     retry: RetryPolicy
@@ -342,6 +343,7 @@ class OrderProcessor:
                 order,
                 self._rules,
                 max_units_per_line=self._cfg.max_units_per_line,
+                max_line_items=self._cfg.max_line_items,
                 auto_connect_default=self._cfg.auto_connect_default,
                 external_id=entry.order_key,
             )

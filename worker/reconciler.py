@@ -606,6 +606,7 @@ def build_rebuild(settings: Settings) -> Rebuild:
                 parse_raw_order(loads_document(raw)),
                 rules,
                 max_units_per_line=settings.max_units_per_line,
+                max_line_items=settings.max_line_items,
                 auto_connect_default=settings.auto_connect_default,
                 external_id=order_key,
             )

@@ -15,6 +15,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from worker.limits import DEFAULT_MAX_LINE_ITEMS
+
 ENV_PREFIX = "JETTI_RELAY_"
 
 # Local Redis, database 0: what a developer machine and the test fixtures run.
@@ -131,6 +133,10 @@ class Settings(BaseSettings):
     rules_file: Path | None = Field(None, description="TOML routing/split rules")
     max_units_per_line: int = Field(
         DEFAULT_MAX_UNITS_PER_LINE, gt=0, description="Largest quantity a split line may have"
+    )
+    # Amplification cap (reliability #12): the default lives in worker/limits.py.
+    max_line_items: int = Field(
+        DEFAULT_MAX_LINE_ITEMS, gt=0, description="Most line items one order may become"
     )
     auto_connect_default: bool | None = Field(
         None, description="Default of options.findOrCreateChannelVariant (unset: omit it)"
