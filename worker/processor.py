@@ -594,6 +594,7 @@ class OrderProcessor:
             reason=reason,
             raw=entry.raw,
             payload=payload,
+            payload_version=entry.version,  # every payload here is built from this version
             attempts=attempts,
             source=entry.source,
             error=error,

@@ -447,6 +447,7 @@ class Reconciler:
             reason=DeadReason.REJECTED_BY_JETTI,
             raw=entry.raw,
             payload=payload,
+            payload_version=entry.sent_version,  # Jetti's copy of what was sent
             # The ledger's attempts, the rejection included (reject_sent recorded it).
             attempts=self._ledger.attempts(key),
             source=entry.source,

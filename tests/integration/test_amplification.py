@@ -53,3 +53,39 @@ def test_the_worker_dead_letters_an_order_over_the_line_item_cap(
         letter.error
     )
     assert sandbox.history("big") == []
+
+
+def test_resend_stored_never_sends_an_older_version_than_the_ledger_holds(
+    runtime: Runtime, sandbox: Any
+) -> None:
+    """The review's scenario (#13): v1 is rejected 422 and its payload P1 stored; v2 arrives and
+    fails its transform (the dead letter keeps P1, raw v2); `dlq replay --resend-stored` must
+    not send P1 and record v2 as sent. It is refused with a clear reason; nothing is armed."""
+    from worker.audit import AuditLog
+    from worker.replay import Action, Replayer, ReplayMode
+
+    v1 = raw_order("rs", updated_at="2026-11-27T10:00:00+00:00", note="first")
+    _record(runtime, v1)
+    sandbox.set_faults(fail_next=1, fail_next_status=422)
+    runtime.processor.handle_batch(["rs"], task_id="t1")
+    letter = runtime.dead_letters.get("rs")
+    assert letter is not None and letter.reason is DeadReason.REJECTED
+    p1 = letter.payload
+    assert p1 is not None and b"first" in p1
+
+    v2 = raw_order("rs", updated_at="2026-11-27T11:00:00+00:00", note="second")
+    v2["lines"][0].update(quantity=6, units=[{} for _ in range(6)])  # over the cap of 5
+    _record(runtime, v2)
+    runtime.processor.handle_batch(["rs"], task_id="t2")
+    letter = runtime.dead_letters.get("rs")
+    assert letter is not None and letter.reason is DeadReason.TRANSFORM_ERROR
+    assert letter.payload == p1  # kept, with the version it was built from
+
+    replayer = Replayer(ledger=runtime.ledger, dead_letters=runtime.dead_letters,
+                        publisher=runtime.publisher, audit=AuditLog(runtime.redis, runtime.keys),
+                        actor="test")
+    step = replayer.replay(letter, mode=ReplayMode.RESEND_STORED)
+    assert step.action is Action.NOT_REPLAYABLE
+    assert "older version" in step.why
+    entry = runtime.ledger.get("rs")
+    assert entry is not None and entry.state is OrderState.DEAD and entry.resend_payload is None
