@@ -28,7 +28,7 @@ before its ledger mark, so a crash in between repeats it and never loses it. A c
 leaves orders SUBMITTING with a started delivery: the sweeper re-publishes them and the delivery
 markers bound a crash loop, exactly as for one order at a time. So does any delivery that ends
 without a recorded outcome (an exception, the soft time limit, a failed dead-letter write):
-`max_unfinished_deliveries` of them in a row dead-letter the order as `worker_lost`. Retryable
+`max_unfinished_deliveries` of them dead-letter the order as `worker_lost`. Retryable
 Jetti answers are outcomes (a retry), so they spend attempts and never count as strikes.
 """
 
@@ -272,7 +272,7 @@ class OrderProcessor:
                             j,
                             DeadReason.WORKER_LOST,
                             f"{j.entry.deliveries_started - j.entry.deliveries_finished} deliveries"
-                            " in a row ended without an outcome (a crash, an exception, the soft"
+                            " ended without an outcome (a crash, an exception, the soft"
                             " time limit or a failed dead-letter write)",
                             now=batch.now,
                         ),

@@ -26,9 +26,10 @@ local function claim(k, token)
   if action == 'unknown' then return {'unknown'} end
   return {action, {'state', redis.call('HGET', okey(k), 'state')}}
 end
--- A suspect is an order whose last delivery ended without an outcome (a crash, an exception, a
--- soft time limit): it may be a poison order, so no waiting order is pulled into its batch, and
--- none is pulled in as filler (reliability #11: innocent orders must not share its fate).
+-- A suspect is an order with a delivery that ended without an outcome (a crash, an exception, a
+-- soft time limit) since its budget was last reset: it may be a poison order, so no waiting
+-- order is pulled into its batch, and it is never pulled in as filler (reliability #11:
+-- innocent orders must not share its fate).
 local function suspect(k)
   local f = redis.call('HMGET', okey(k), 'd_started', 'd_finished')
   return tonumber(f[1] or '0') > tonumber(f[2] or '0')

@@ -108,16 +108,16 @@ local function begin_one(k, task_id, worker, max_unfinished)
   return 'proceed'
 end
 
--- finish_delivery: the finish marker of a delivery that ended with an outcome. Returns 1, or 0
--- without an entry. The marker catches up with the started count: the crash-loop bound counts
--- deliveries IN A ROW that ended without an outcome, so an order that once hit a soft time
--- limit behind a slow Jetti does not carry that strike for the rest of its life.
+-- finish_delivery: the finish marker of a delivery that ended with an outcome (the worker writes
+-- none without one: that delivery is a strike toward the crash-loop bound). Returns 1, or 0
+-- without an entry.
 local function finish_one(k)
   local ok = okey(k)
   local f = redis.call('HMGET', ok, 'state', 'd_started', 'd_finished')
   if not f[1] then return 0 end
+  local finished = tonumber(f[3] or '0') + 1
   -- Never above started: a stray finish must not hide a future crash loop.
-  local finished = tonumber(f[2] or '0')
+  if finished > tonumber(f[2] or '0') then finished = tonumber(f[2] or '0') end
   redis.call('HSET', ok, 'd_finished', finished)
   event(k, {type = 'delivery_finished', delivery = finished})
   return 1
