@@ -132,13 +132,16 @@ def enqueue(
         raise SystemExit(EXIT_UNREADABLE) from exc
 
     settings = settings_from_options(redis_url=redis_url)
+    rules = None
     try:
         # The worker's rules say which lines split; without them the line-item cap is checked
         # on what is known (lines with `units`) and the worker's check is the final one.
         rules = load_rules(settings.rules_file) if settings.rules_file else None
     except RulesError as exc:
-        errors.print(f"cannot read JETTI_RELAY_RULES_FILE: {exc}", markup=False)
-        raise SystemExit(EXIT_UNREADABLE) from exc
+        # The path may be the worker's (a container's): the edge check degrades, the worker's
+        # check still holds, so this warns rather than refusing to enqueue.
+        errors.print(f"warning: JETTI_RELAY_RULES_FILE not used for the line-item cap: {exc}",
+                     markup=False)
     publisher = Publisher(create_app(settings), batch_size=batch_size or settings.batch_size)
     client: redis.Redis[bytes] = redis.Redis.from_url(settings.redis_url)
     total = len(document.candidates)

@@ -20,6 +20,7 @@ import pytest
 import redis
 
 from ops.services import free_port
+from tests.fixtures.exporter import running_exporter, scrape, value
 from tests.fixtures.pipeline import PipelineFactory, PipelineProcess, wait_until
 from tests.integration.test_pipeline import Harness, raw_order
 from worker.contract import parse_raw_order
@@ -185,6 +186,10 @@ def test_a_message_for_an_unknown_order_is_counted(runtime: Runtime) -> None:
     `jetti-relay metrics` exports, not only in a log line (reliability L6)."""
     runtime.processor.handle_batch(["ghost-1", "ghost-2"], task_id="t")
     assert runtime.stats.fault_counts()[UNKNOWN_ORDER_FIELD] == 2
+    with running_exporter(runtime.settings.redis_url, JETTI_RELAY_KEY_PREFIX="poison") as url:
+        samples = scrape(url)
+    assert value(samples, "jetti_relay_orders_unknown_total") == 2
+    assert value(samples, "jetti_relay_deliveries_without_outcome_total") == 0
 
 
 # --- the sweeper -----------------------------------------------------------------------------
