@@ -251,12 +251,12 @@ def test_the_sweeper_does_not_amplify_a_backlog(runtime: Runtime) -> None:
 # Short limits so a killed delivery's lock expires in seconds (HTTP < soft < hard < lock TTL).
 E2E_ENV = {
     "JETTI_RELAY_HTTP_CONNECT_TIMEOUT_S": "0.5",
-    "JETTI_RELAY_HTTP_READ_TIMEOUT_S": "1.5",
+    "JETTI_RELAY_HTTP_READ_TIMEOUT_S": "3",
     "JETTI_RELAY_HTTP_WRITE_TIMEOUT_S": "0.5",
     "JETTI_RELAY_HTTP_POOL_TIMEOUT_S": "0.5",
-    "JETTI_RELAY_SOFT_TIME_LIMIT_S": "3.5",
-    "JETTI_RELAY_HARD_TIME_LIMIT_S": "4",
-    "JETTI_RELAY_LOCK_TTL_S": "4.5",
+    "JETTI_RELAY_SOFT_TIME_LIMIT_S": "5",
+    "JETTI_RELAY_HARD_TIME_LIMIT_S": "5.5",
+    "JETTI_RELAY_LOCK_TTL_S": "6",
     "JETTI_RELAY_MAX_UNFINISHED_DELIVERIES": str(MAX_UNFINISHED),
 }
 
@@ -288,34 +288,28 @@ def test_a_poison_order_is_dead_lettered_alone_and_its_message_mates_are_deliver
     """One order whose every delivery kills the pool process shares a message with good ones.
     The good ones are delivered once each; the poison one is dead-lettered `worker_lost` after
     MAX_UNFINISHED deaths. Today's sweeper re-forms the batch and takes them all down with it."""
-    sandbox.set_faults(latency_ms=700)  # a window to kill the process mid-delivery
+    # Each answer takes 2 s: a wide window to kill the process while the poison is in flight.
+    sandbox.set_faults(latency_ms=2000)
     worker = start_pipeline(concurrency=1, pump=False, **E2E_ENV)
     keys = Keys(harness.settings.key_prefix)
-    rt_settings = Settings(redis_url=harness.settings.redis_url,
-                           broker_url=harness.settings.redis_url)
-    sweep_rt = build_runtime(rt_settings)
     offset = [0.0]
     sweeper = Maintenance(
         config=MaintenanceConfig(holder="test", pump_interval_s=1, sweep_interval_s=1,
-                                 stuck_after_s=3, hard_time_limit_s=4),
-        ledger=harness.ledger, leader=Leader(harness.client, keys), publisher=sweep_rt.publisher,
+                                 stuck_after_s=3, hard_time_limit_s=5.5),
+        ledger=harness.ledger, leader=Leader(harness.client, keys), publisher=harness.publisher,
         clock=lambda: time.time() + offset[0],
     )
     lock = OrderLock(harness.client, keys)
-    try:
-        harness.enqueue([raw_order(POISON), *(raw_order(k) for k in GOOD)])
-        for delivery in range(1, MAX_UNFINISHED + 1):
-            _kill_pool_when_in_flight(harness, worker, delivery)
-            wait_until(lambda: lock.holder(POISON) is None, timeout_s=30,
-                       what="the dead delivery's lock to expire")
-            # The sweeper's next pass, as if its threshold had passed (no waiting 34 s).
-            offset[0] += 100
-            sweeper.sweep_once()
-        harness.wait_states([POISON], {OrderState.DEAD}, timeout_s=60)
-        harness.wait_states(list(GOOD), {OrderState.SUBMITTED}, timeout_s=60)
-    finally:
-        sweep_rt.processor._executor.shutdown(wait=False)
-        sweep_rt.redis.close()
+    harness.enqueue([raw_order(POISON), *(raw_order(k) for k in GOOD)])
+    for delivery in range(1, MAX_UNFINISHED + 1):
+        _kill_pool_when_in_flight(harness, worker, delivery)
+        wait_until(lambda: lock.holder(POISON) is None, timeout_s=30,
+                   what="the dead delivery's lock to expire")
+        # The sweeper's next pass, as if its threshold (hard limit + 30 s) had passed.
+        offset[0] += 100
+        sweeper.sweep_once()
+    harness.wait_states([POISON], {OrderState.DEAD}, timeout_s=60)
+    harness.wait_states(list(GOOD), {OrderState.SUBMITTED}, timeout_s=60)
     entry = harness.ledger.get(POISON)
     assert entry is not None and entry.dead_reason is DeadReason.WORKER_LOST
     for key in GOOD:
