@@ -35,7 +35,7 @@ from worker.reconciler import read_status as read_reconcile_status
 from worker.redisconn import VERDICTS, client_for, server_facts
 from worker.settings import Settings
 from worker.states import DeadReason, DeadStatus, OrderState
-from worker.stats import Stats
+from worker.stats import NO_OUTCOME_FIELD, UNKNOWN_ORDER_FIELD, Stats
 
 log = structlog.get_logger("jetti_relay.metrics")
 
@@ -300,6 +300,23 @@ def throttle_block(src: Sources, now: float) -> list[Metric]:
     return [family]
 
 
+def pipeline_faults(src: Sources, now: float) -> list[Metric]:
+    """Messages for orders the ledger does not hold, and deliveries without an outcome."""
+    counts = src.stats.fault_counts()
+    unknown = CounterMetricFamily(
+        _name("orders_unknown"),
+        "Messages naming an order key with no ledger entry (a ledger write lost in a failover).",
+        value=counts[UNKNOWN_ORDER_FIELD],
+    )
+    no_outcome = CounterMetricFamily(
+        _name("deliveries_without_outcome"),
+        "Deliveries that ended without a recorded outcome (exception, soft time limit, failed "
+        "dead-letter write); each is a strike toward the crash-loop bound (worker_lost).",
+        value=counts[NO_OUTCOME_FIELD],
+    )
+    return [unknown, no_outcome]
+
+
 # --- fleet controls -------------------------------------------------------------------------
 def breaker(src: Sources, now: float) -> list[Metric]:
     """The fleet circuit breaker, one-hot by state, and how long it has been in it."""
@@ -418,6 +435,7 @@ FAMILIES: tuple[FamilyFn, ...] = (
     dead_lettered,
     recorded,
     message_keys_dropped,
+    pipeline_faults,
     breaker,
     maintenance,
     reconciler,

@@ -20,6 +20,7 @@ from ops.options import check_id_prefix
 from worker.contract import RawOrder, parse_raw_order
 from worker.errors import InvalidOrder, Problem, TransformError
 from worker.jsonio import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, loads_document
+from worker.limits import DEFAULT_MAX_LINE_ITEMS
 from worker.rules import Rules, RulesError, load_rules
 from worker.transform import transform
 
@@ -106,7 +107,16 @@ def _report(position: int, line: int | None, problems: list[Problem]) -> None:
     help="The producer's id prefix (as `jetti-relay enqueue --id-prefix`): the worker sends "
     "the order key, prefix + id, as externalId.",
 )
-def preview(source: BinaryIO, rules_path: Path | None, id_prefix: str) -> None:
+@click.option(
+    "--max-line-items",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_LINE_ITEMS,
+    show_default=True,
+    help="Most line items one order may become after splitting (the worker's "
+    "JETTI_RELAY_MAX_LINE_ITEMS).",
+)
+def preview(source: BinaryIO, rules_path: Path | None, id_prefix: str,
+            max_line_items: int) -> None:
     """Print the manual-sale payload the worker would send for each raw order in FILE.
 
     FILE holds one JSON object, a JSON array of objects, or JSON Lines; `-` reads stdin.
@@ -134,7 +144,7 @@ def preview(source: BinaryIO, rules_path: Path | None, id_prefix: str) -> None:
                 raise doc
             order: RawOrder = parse_raw_order(doc)
             built = transform(order, rules, max_units_per_line=rules.max_units_per_line,
-                              external_id=id_prefix + order.id)
+                              external_id=id_prefix + order.id, max_line_items=max_line_items)
         except (InvalidOrder, TransformError) as exc:
             invalid += 1
             _report(position, line, exc.problems)

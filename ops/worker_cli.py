@@ -72,6 +72,7 @@ def _maintenance_thread(stop: threading.Event) -> threading.Thread:
         publisher=parts.publisher,
         heartbeat=parts.heartbeat,
         reconciler=build_reconciler(parts),
+        queue_length=parts.publisher.queue_length,
     )
     thread = threading.Thread(target=maintenance.run, args=(stop,), name="maintenance", daemon=True)
     thread.start()

@@ -153,6 +153,7 @@ def enqueue(
     from worker.keys import Keys
     from worker.publisher import Publisher
     from worker.redisconn import RedisTooOld, connect_supported
+    from worker.rules import RulesError, load_rules
 
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
@@ -162,6 +163,16 @@ def enqueue(
         raise SystemExit(EXIT_UNREADABLE) from exc
 
     settings = settings_from_options(redis_url=redis_url)
+    rules = None
+    try:
+        # The worker's rules say which lines split; without them the line-item cap is checked
+        # on what is known (lines with `units`) and the worker's check is the final one.
+        rules = load_rules(settings.rules_file) if settings.rules_file else None
+    except RulesError as exc:
+        # The path may be the worker's (a container's): the edge check degrades, the worker's
+        # check still holds, so this warns rather than refusing to enqueue.
+        errors.print(f"warning: JETTI_RELAY_RULES_FILE not used for the line-item cap: {exc}",
+                     markup=False)
     publisher = Publisher(create_app(settings), batch_size=batch_size or settings.batch_size)
     try:
         client = connect_supported(settings)
@@ -198,6 +209,8 @@ def enqueue(
                 keys=Keys(settings.key_prefix),
                 on_progress=lambda n: progress.advance(task, n),
                 max_future_skew_s=settings.max_future_skew_s,
+                rules=rules,
+                max_line_items=settings.max_line_items,
             )
     except EnqueueInterrupted as exc:
         stop, summary = exc, exc.summary

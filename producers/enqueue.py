@@ -26,7 +26,9 @@ from worker.jsonio import DEFAULT_MAX_BYTES, dumps_canonical, loads_document
 from worker.keys import Keys
 from worker.keys import order_key_problem as key_problem
 from worker.ledger import Ledger, NewVersion, RecordOutcome
-from worker.limits import DEFAULT_MAX_FUTURE_SKEW_S, MAX_ID_PREFIX_CHARS
+from worker.limits import DEFAULT_MAX_FUTURE_SKEW_S, DEFAULT_MAX_LINE_ITEMS, MAX_ID_PREFIX_CHARS
+from worker.rules import Rules
+from worker.transform import line_items_problem
 
 # Orders validated and recorded per pipelined Redis round trip: big enough to amortise the
 # round trip, small enough that a progress bar moves and memory stays flat on huge inputs.
@@ -170,6 +172,8 @@ def enqueue(
     keys: Keys | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S,
+    rules: Rules | None = None,
+    max_line_items: int = DEFAULT_MAX_LINE_ITEMS,
 ) -> EnqueueSummary:
     """Validate, record and publish raw orders; a rejection's position is the 0-based index.
 
@@ -194,6 +198,8 @@ def enqueue(
         keys=keys,
         chunk_size=chunk_size,
         max_future_skew_s=max_future_skew_s,
+        rules=rules,
+        max_line_items=max_line_items,
     )
 
 
@@ -209,8 +215,14 @@ def enqueue_candidates(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     on_progress: Callable[[int], None] | None = None,
     max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S,
+    rules: Rules | None = None,
+    max_line_items: int = DEFAULT_MAX_LINE_ITEMS,
 ) -> EnqueueSummary:
     """`enqueue` for candidates whose positions (and read errors) the caller already knows.
+
+    An order that would become more than `max_line_items` line items is rejected, counted with
+    the worker's `rules` when given; without them only lines with `units` are known to split
+    (a lower bound: the worker's own check is the final one).
 
     Per chunk of `chunk_size`: validate, one pipelined `record_many` (same key twice is applied
     in order by the ledger), one publish of the keys due. `on_progress(n)` is called after each
@@ -231,6 +243,8 @@ def enqueue_candidates(
                 source=source,
                 now=chunk_now,
                 max_future_skew_s=max_future_skew_s,
+                rules=rules,
+                max_line_items=max_line_items,
             )
         except (redis.RedisError, KombuError) as exc:
             detail = f"{type(exc).__name__}: {exc}"
@@ -252,6 +266,8 @@ def _enqueue_chunk(
     source: str | None,
     now: float,
     max_future_skew_s: float,
+    rules: Rules | None,
+    max_line_items: int,
 ) -> None:
     items: list[NewVersion] = []
     positions: list[int] = []
@@ -263,6 +279,8 @@ def _enqueue_chunk(
             source=source,
             now_s=now,
             max_future_skew_s=max_future_skew_s,
+            rules=rules,
+            max_line_items=max_line_items,
         )
         if isinstance(item, Rejection):
             rejections.append(item)
@@ -287,6 +305,8 @@ def _validate(
     source: str | None,
     now_s: float,
     max_future_skew_s: float,
+    rules: Rules | None,
+    max_line_items: int,
 ) -> NewVersion | Rejection:
     doc: Any = None
     try:
@@ -309,6 +329,9 @@ def _validate(
                                   f"{DEFAULT_MAX_BYTES} bytes")]
                 )
         order = parse_raw_order(doc, now_s=now_s, max_future_skew_s=max_future_skew_s)
+        too_many = line_items_problem(order, rules, max_line_items)  # reliability #12
+        if too_many is not None:
+            raise InvalidOrder([too_many])
     except InvalidOrder as exc:
         return _rejection(candidate, doc, tuple(exc.problems), id_prefix)
     except (TypeError, ValueError) as exc:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from worker.privacy import decode_document, hide_secrets, mask_text, scrub_personal_data
-from worker.records import Attempt
+from worker.records import Attempt, Version
 from worker.states import DeadReason, DeadStatus
 
 # What personal data becomes in display/export, and when erased for a privacy request.
@@ -59,6 +59,7 @@ class DeadEntry:
     attempts: tuple[Attempt, ...]
     history: tuple[StatusChange, ...]
     erased_at: float | None = None
+    payload_version: Version | None = None  # the version `payload` was built from (None: unknown)
 
 
 def attempt_bytes(attempt: Attempt) -> bytes:
@@ -92,7 +93,16 @@ def parse_entry(order_key: str, fields: Mapping[bytes, bytes], attempts: Sequenc
         attempts=tuple(Attempt.from_dict(json.loads(a)) for a in attempts),
         history=tuple(StatusChange.from_dict(json.loads(h)) for h in history),
         erased_at=float(erased) if erased else None,
+        payload_version=_version(_opt_text(fields, "payload_version")),
     )
+
+
+def _version(text: str | None) -> Version | None:
+    """`ts_ms:seq` as `put` stores it."""
+    if not text:
+        return None
+    ts_ms, _, seq = text.partition(":")
+    return Version(int(ts_ms), int(seq))
 
 
 @dataclass(frozen=True)

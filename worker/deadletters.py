@@ -45,7 +45,7 @@ from worker.deadentry import (
 from worker.keys import Keys
 from worker.limits import DEAD_ATTEMPTS_KEPT, DEAD_HISTORY_KEPT
 from worker.privacy import email_hash, find_emails, mask_text, scrub_bytes
-from worker.records import Attempt
+from worker.records import Attempt, Version
 from worker.states import DeadReason, DeadStatus
 
 __all__ = ["DeadEntry", "DeadLetters", "DeadStats", "StatusChange", "email_hash", "masked"]
@@ -115,10 +115,15 @@ class DeadLetters:
 
     # --- writes -------------------------------------------------------------------------
     def put(self, order_key: str, *, reason: DeadReason, raw: bytes | None, payload: bytes | None,
-            attempts: Sequence[Attempt], source: str | None, error: str, now: float) -> None:
+            attempts: Sequence[Attempt], source: str | None, error: str, now: float,
+            payload_version: Version | None = None) -> None:
         """Dead-letter `order_key` at `now`: create the entry, or make an existing one dead again.
 
         `raw`, `payload` and `source` replace the stored values when given; None keeps them.
+        `payload_version` is the ledger version the payload was built from: stored with a new
+        payload (a payload without one is of unknown version), kept with the payload it belongs
+        to, so `dlq replay --resend-stored` can refuse a payload older than the ledger's
+        latest version (reliability #13).
         `attempts` may be the order's whole history or only the new ones: an attempt already
         stored (identical record) is not appended twice. `http_status` becomes the status of the
         last attempt given. `first_dead_at` is kept; `last_dead_at` and every index score become
@@ -148,6 +153,10 @@ class DeadLetters:
             for name, value in (("raw", raw), ("payload", payload), ("source", source)):
                 if value is not None:
                     fields[name] = value
+            if payload is not None and payload_version is not None:
+                fields["payload_version"] = f"{payload_version.ts_ms}:{payload_version.seq}"
+            elif payload is not None:
+                pipe.hdel(dead_key, "payload_version")
             if attempts:
                 last = attempts[-1].status
                 fields["http_status"] = "" if last is None else str(last)

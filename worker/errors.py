@@ -9,7 +9,8 @@
     │   ├── JettiUnavailable      connection error, 408, 409, 5xx
     │   ├── OutcomeUnknown        the request was sent and no answer came (timeout)
     │   └── RateLimited           429, or our own limiter; spends no attempt
-    └── ConfigurationError        the fleet is misconfigured (401/403, unknown channel): pause all
+    ├── ConfigurationError        the fleet is misconfigured (401/403, unknown channel): pause all
+    └── ClaimFailed               a message's orders could not be claimed (Redis): redeliver it
 
 Behaviour is chosen with `isinstance`, never by message text; data travels as attributes.
 """
@@ -111,3 +112,11 @@ class ConfigurationError(JettiRelayError):
         self.status = status
         self.detail = detail
         super().__init__(f"configuration fault ({status}): {detail}")
+
+
+class ClaimFailed(JettiRelayError):
+    """The ledger could not lock and begin a message's orders (Redis unreachable or failing).
+
+    Nothing was begun, so the message must not be acked: the task rejects it for redelivery
+    instead of leaving its orders to the sweeper (reliability L8).
+    """

@@ -334,6 +334,9 @@ class Ledger:
         finished >= `max_unfinished`; nothing changes, the caller dead-letters it. NOT_DUE:
         RETRY_WAIT before its due time. PROCEED: state SUBMITTING, deliveries_started += 1,
         removed from the retry schedule. UNKNOWN: no entry. `entry` is the state after the call.
+        The worker writes a finish marker only for a delivery that ended with an outcome, so
+        CRASH_LOOP means `max_unfinished` deliveries ended without one (a dead process, an
+        exception, the soft time limit) since the budget was last reset.
         """
         reply = self._run("begin_delivery", now, order_key, task_id, worker, max_unfinished)
         action = DeliveryAction(reply[0].decode())
@@ -371,6 +374,8 @@ class Ledger:
         For NOTHING_TO_DO and NOT_DUE the entry carries only the state.
 
         `fill` > 0 also takes on up to that many of the oldest PENDING orders not named here
+        (none when a named order is a suspect, i.e. a delivery of it ended without an outcome
+        since its budget was reset, and never a suspect itself)
         (their messages are still queued; they will find the orders done or in flight), with
         tokens `fill_token:1`, `fill_token:2`, ...: only those begun (PROCEED or CRASH_LOOP)
         are returned, after the named ones. One whose lock is held elsewhere is left untouched.

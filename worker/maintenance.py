@@ -3,7 +3,8 @@
 - The pump moves due orders from the retry schedule back onto the queue (DESIGN.md principle 5:
   retries never wait inside Celery).
 - The sweeper is the recovery path after a lost message, a flushed queue or a killed worker
-  (principle 1): it re-publishes orders stuck in PENDING or SUBMITTING for too long, and sheds the
+  (principle 1): it re-publishes orders stuck in PENDING or SUBMITTING for too long (SUBMITTING
+  ones one per message, PENDING ones later while the queue has a backlog), and sheds the
   bodies of settled orders down to tombstones. Crash loops are caught when the re-published
   message starts its delivery (the ledger counts unfinished deliveries).
 """
@@ -30,6 +31,9 @@ PASS_LIMIT = 5000
 # A SUBMITTING order is only stuck once its delivery would have hit the hard time limit,
 # plus this margin for the worker to write its outcome.
 SUBMITTING_MARGIN_S = 30.0
+# While the orders queue holds messages, a PENDING order is re-published only after this many
+# times the stuck threshold: its message is most likely queued, not lost (see _stuck_pending).
+BACKLOG_STUCK_FACTOR = 4
 
 
 class Periodic(Protocol):
@@ -76,6 +80,7 @@ class Maintenance:
         heartbeat: Callable[[str, float], None] | None = None,
         clock: Callable[[], float] = time.time,
         reconciler: Periodic | None = None,
+        queue_length: Callable[[], int] | None = None,
     ) -> None:
         self._cfg = config
         self._ledger = ledger
@@ -84,6 +89,7 @@ class Maintenance:
         self._heartbeat = heartbeat
         self._clock = clock
         self._reconciler = reconciler
+        self._queue_length = queue_length  # messages still queued (Publisher.queue_length)
 
     def pump_once(self) -> int:
         """Publish every due retry (up to PASS_LIMIT); returns how many orders went back."""
@@ -107,23 +113,47 @@ class Maintenance:
         ):
             return SweepReport(led=False)
         now = self._clock()
-        counts = []
-        for state, after_s in (
-            (OrderState.PENDING, self._cfg.stuck_after_s),
-            (OrderState.SUBMITTING, self._cfg.submitting_stuck_after_s),
-        ):
-            stuck = self._ledger.stuck(state, older_than=now - after_s, limit=PASS_LIMIT)
-            if stuck:
-                self._ledger.mark_republished(stuck, now=now)
-                self._publisher.publish(stuck)
-                log.warning("stuck_orders_republished", state=str(state), count=len(stuck))
-            counts.append(len(stuck))
+        pending = self._stuck_pending(now)
+        if pending:
+            self._ledger.mark_republished(pending, now=now)
+            self._publisher.publish(pending)
+            log.warning("stuck_orders_republished", state=str(OrderState.PENDING),
+                        count=len(pending))
+        submitting = self._ledger.stuck(
+            OrderState.SUBMITTING, older_than=now - self._cfg.submitting_stuck_after_s,
+            limit=PASS_LIMIT,
+        )
+        if submitting:
+            self._ledger.mark_republished(submitting, now=now)
+            # One order per message: a delivery that died (or ended without an outcome) may
+            # have been a poison order's, and re-forming its batch would make every innocent
+            # order in it share the poison's crash loop (reliability #11).
+            self._publisher.publish(submitting, batch_size=1)
+            log.warning("stuck_orders_republished", state=str(OrderState.SUBMITTING),
+                        count=len(submitting))
         shed = self._ledger.shed_settled(now=now, limit=PASS_LIMIT)
         if self._heartbeat:
             self._heartbeat("sweeper", now)
         return SweepReport(
-            republished_pending=counts[0], republished_submitting=counts[1], shed=shed
+            republished_pending=len(pending), republished_submitting=len(submitting), shed=shed
         )
+
+    def _stuck_pending(self, now: float) -> list[str]:
+        """PENDING orders to re-publish: last (re-)published `stuck_after_s` ago, or
+        BACKLOG_STUCK_FACTOR times that while the queue still holds messages.
+
+        A PENDING order's message is either lost or still queued. While the queue is empty,
+        every message published before has been taken, so an old PENDING order lost its own.
+        Under a backlog its message is most likely still waiting in line, and re-publishing it
+        every `stuck_after_s` would add one duplicate message per order per pass to the very
+        queue that is behind (reliability L9); a lost message then waits longer, bounded.
+        The index score is the time of the order's last publish (`touch` refreshes it), and a
+        pass moves at most PASS_LIMIT orders.
+        """
+        after_s = self._cfg.stuck_after_s
+        if self._queue_length is not None and self._queue_length() > 0:
+            after_s *= BACKLOG_STUCK_FACTOR
+        return self._ledger.stuck(OrderState.PENDING, older_than=now - after_s, limit=PASS_LIMIT)
 
     def run(self, stop: threading.Event) -> None:
         """Pump and sweep on their intervals until `stop` is set; errors are logged, not fatal.

@@ -18,14 +18,18 @@ A message's keys go through in phases, so Redis round trips are paid per message
                   ├─ ConfigurationError ► trip the breaker + `_wait` (no attempt spent)
                   ├─ RetryableError ──► `_retry`: policy.decide ─► retry schedule | dead letter
                   └─ Rejected ───────► `_dead_letter` `rejected`
-    flush   ── ONE script: per order, the outcome, the delivery's finish marker, the lock
-               release (token compare), plus the batch's counters in the same pipeline  1 RTT
+    flush   ── ONE script: per order, the outcome, the delivery's finish marker (only with an
+               outcome: a delivery without one is a strike toward the crash-loop bound), the
+               lock release (token compare), plus the batch's counters in the same pipeline 1 RTT
 
 Outcome handlers only record what to write (`Job.outcome`); `_flush` writes them all at once, in
 the same per-order order as before (outcome, finish marker, unlock). A dead letter is stored
 before its ledger mark, so a crash in between repeats it and never loses it. A crash anywhere
 leaves orders SUBMITTING with a started delivery: the sweeper re-publishes them and the delivery
-markers bound a crash loop, exactly as for one order at a time.
+markers bound a crash loop, exactly as for one order at a time. So does any delivery that ends
+without a recorded outcome (an exception, the soft time limit, a failed dead-letter write):
+`max_unfinished_deliveries` of them dead-letter the order as `worker_lost`. Retryable
+Jetti answers are outcomes (a retry), so they spend attempts and never count as strikes.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from worker.cancel import Canceller
 from worker.contract import parse_raw_order
 from worker.deadletters import DeadLetters
 from worker.errors import (
+    ClaimFailed,
     ConfigurationError,
     InvalidOrder,
     JettiRelayError,
@@ -93,6 +98,7 @@ class ProcessorConfig:
     blocked_default_s: float
     breaker_probe_s: float
     max_units_per_line: int
+    max_line_items: int
     auto_connect_default: bool | None
     allow_line_changes: bool
     retry: RetryPolicy
@@ -118,10 +124,11 @@ class Job:
     order_key: str
     entry: OrderEntry
     token: str | None  # the lock token this worker holds (released by the flush)
-    started: bool  # a delivery began: the flush writes its finish marker
+    started: bool  # a delivery began: it ends with a finish marker only if it has an outcome
     batch: Batch
     built: Built | None = None
     outcome: Submitted | Retry | Dead | None = None  # what the flush writes
+    outcome_written: bool = False  # the cancel path wrote the outcome itself
     on_written: Callable[[int], None] | None = None  # called with the flush's answer
 
 
@@ -168,15 +175,19 @@ class OrderProcessor:
 
     # --- batch ------------------------------------------------------------------------
     def handle_batch(self, order_keys: Sequence[str], *, task_id: str) -> None:
-        """Handle every key of one message; one key's failure never affects another."""
+        """Handle every key of one message; one key's failure never affects another.
+
+        Raises ClaimFailed when the orders could not be claimed (nothing was begun)."""
         unique = list(dict.fromkeys(order_keys))
         batch = Batch(task_id=task_id, tally=self._stats.tally(), now=self._clock())
         try:
             jobs = self._claim(unique, batch)
-        except Exception:
-            # Redis unreachable: nothing was locked or started; the sweeper re-publishes.
+        except Exception as exc:
+            # Redis unreachable: nothing was locked or started. Raise, so the message is not
+            # acked: Celery redelivers it instead of leaving its orders to the sweeper
+            # (reliability L8).
             log.exception("batch_claim_failed", task_id=task_id, keys=len(unique))
-            return
+            raise ClaimFailed(f"cannot claim {len(unique)} orders: {type(exc).__name__}") from exc
         try:
             sendable = [job for job in jobs if self._decide(job)]
             self._submit_all(self._gate(sendable, batch))
@@ -186,7 +197,7 @@ class OrderProcessor:
             log.warning("batch_soft_time_limit", task_id=task_id, orders=len(jobs))
         except Exception:
             # An infrastructure failure mid-batch: write what is known; orders without an
-            # outcome stay SUBMITTING and the sweeper re-publishes them.
+            # outcome stay SUBMITTING (a strike each) and the sweeper re-publishes them.
             log.exception("batch_handling_failed", task_id=task_id)
         finally:
             self._flush(jobs, batch)
@@ -208,6 +219,7 @@ class OrderProcessor:
 
     # --- phase 1: lock + begin every order in one script ---------------------------------
     def _claim(self, order_keys: Sequence[str], batch: Batch) -> list[Job]:
+        """Lock and begin every order; Redis errors propagate (nothing was begun then)."""
         claims = self._ledger.begin_batch(
             [(key, self._lock.make_token()) for key in order_keys],
             # Top the batch up with orders already waiting (a trickle of small messages would
@@ -235,7 +247,10 @@ class OrderProcessor:
                 delivery = claim.delivery
                 entry = delivery.entry if delivery is not None else None
                 if delivery is None or entry is None or delivery.action is DeliveryAction.UNKNOWN:
+                    # A message whose ledger write was lost (a failover, a flushed Redis):
+                    # counted, so the loss shows in metrics and not only in a log line (L6).
                     log.warning("order_unknown")
+                    batch.tally.count_unknown()
                     continue
                 if delivery.action in (DeliveryAction.NOTHING_TO_DO, DeliveryAction.NOT_DUE):
                     log.info(
@@ -256,7 +271,9 @@ class OrderProcessor:
                         lambda j: self._dead_letter(
                             j,
                             DeadReason.WORKER_LOST,
-                            "deliveries started and never finished",
+                            f"{j.entry.deliveries_started - j.entry.deliveries_finished} deliveries"
+                            " ended without an outcome (a crash, an exception, the soft"
+                            " time limit or a failed dead-letter write)",
                             now=batch.now,
                         ),
                     )
@@ -287,7 +304,8 @@ class OrderProcessor:
         """What to send for a started delivery, or None when the order is settled without it."""
         entry, now = job.entry, job.batch.now
         if self._canceller is not None and self._canceller.handle(entry, now=now):
-            return None  # cancelled upstream: the cancel path wrote the outcome (under our lock)
+            job.outcome_written = True  # cancelled upstream: the cancel path wrote the outcome
+            return None
         built = self._build(job, now)
         if built is None:
             return None
@@ -325,6 +343,7 @@ class OrderProcessor:
                 order,
                 self._rules,
                 max_units_per_line=self._cfg.max_units_per_line,
+                max_line_items=self._cfg.max_line_items,
                 auto_connect_default=self._cfg.auto_connect_default,
                 external_id=entry.order_key,
             )
@@ -577,6 +596,7 @@ class OrderProcessor:
             reason=reason,
             raw=entry.raw,
             payload=payload,
+            payload_version=entry.version,  # every payload here is built from this version
             attempts=attempts,
             source=entry.source,
             error=error,
@@ -608,7 +628,18 @@ class OrderProcessor:
 
     # --- phase 5: every outcome, finish marker and unlock in one script ------------------
     def _flush(self, jobs: list[Job], batch: Batch) -> None:
-        items = [Finish(j.order_key, j.outcome, j.started, j.token) for j in jobs]
+        # Only a delivery that ends with a recorded outcome gets its finish marker. One that
+        # ends without (an exception, the soft time limit, a failed dead-letter write) counts
+        # toward the crash-loop bound like a dead process, so a deterministic failure becomes a
+        # `worker_lost` dead letter instead of looping through the sweeper (reliability #7).
+        items = [
+            Finish(j.order_key, j.outcome, j.started and _has_outcome(j), j.token) for j in jobs
+        ]
+        for job in jobs:
+            if job.started and not _has_outcome(job):
+                batch.tally.count_no_outcome()
+                with self._context(job):
+                    log.warning("delivery_ended_without_outcome")
         try:
             replies = self._ledger.finish_batch(
                 items,
@@ -633,6 +664,10 @@ class OrderProcessor:
             except Exception:
                 # The orders are PENDING in the ledger: the sweeper publishes them.
                 log.exception("republish_failed", orders=len(batch.republish))
+
+
+def _has_outcome(job: Job) -> bool:
+    return job.outcome is not None or job.outcome_written
 
 
 def _call_on_written(job: Job, *, reply: int) -> None:

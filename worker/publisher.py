@@ -11,6 +11,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any, cast
 
 from celery import Celery
+from kombu.exceptions import ChannelError
 
 from worker.keys import IMPORT_TASK, MESSAGE_SCHEMA_VERSION, ORDERS_QUEUE
 from worker.limits import MAX_KEYS_PER_MESSAGE
@@ -45,13 +46,14 @@ class Publisher:
         self._app = app
         self._batch_size = batch_size
 
-    def publish(self, order_keys: Sequence[str]) -> int:
-        """Publish `order_keys` in batches; returns the number of messages sent."""
+    def publish(self, order_keys: Sequence[str], *, batch_size: int | None = None) -> int:
+        """Publish `order_keys` in batches of `batch_size` (default: the publisher's); returns
+        the number of messages sent."""
         if not order_keys:
             return 0
         sent = 0
         with self._app.producer_or_acquire() as producer, _pipelined(producer):
-            for chunk in chunks(order_keys, self._batch_size):
+            for chunk in chunks(order_keys, batch_size or self._batch_size):
                 self._app.send_task(
                     IMPORT_TASK,
                     args=[build_message(chunk)],
@@ -61,6 +63,16 @@ class Publisher:
                 )
                 sent += 1
         return sent
+
+
+    def queue_length(self) -> int:
+        """Messages waiting in the orders queue (not yet taken by a worker)."""
+        with self._app.connection_for_read() as conn:
+            try:
+                declared = conn.default_channel.queue_declare(ORDERS_QUEUE, passive=True)
+            except ChannelError:
+                return 0  # the Redis transport has no queue while it holds no message
+            return int(declared.message_count)
 
 
 def _pipelined(producer: Any) -> AbstractContextManager[Any]:

@@ -484,6 +484,7 @@ class Reconciler:
             reason=DeadReason.REJECTED_BY_JETTI,
             raw=entry.raw,
             payload=payload,
+            payload_version=entry.sent_version,  # Jetti's copy of what was sent
             # The ledger's attempts, the rejection included (reject_sent recorded it).
             attempts=self._ledger.attempts(key),
             source=entry.source,
@@ -656,6 +657,7 @@ def build_rebuild(settings: Settings) -> Rebuild:
                 parse_raw_order(loads_document(raw)),
                 rules,
                 max_units_per_line=settings.max_units_per_line,
+                max_line_items=settings.max_line_items,
                 auto_connect_default=settings.auto_connect_default,
                 external_id=order_key,
             )

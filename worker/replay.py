@@ -178,9 +178,28 @@ def plan(entry: DeadEntry, order: OrderEntry | None, *, mode: ReplayMode,
         if entry.erased_at is not None or order.raw is None:
             return Step(key, Action.NOT_REPLAYABLE,
                         "personal data erased: replay it with a corrected raw order", state)
-        if mode is ReplayMode.RESEND_STORED and entry.payload is None:
-            return Step(key, Action.NOT_REPLAYABLE, "no stored payload to resend", state)
+        if mode is ReplayMode.RESEND_STORED:
+            refusal = _resend_refusal(entry, order)
+            if refusal is not None:
+                return Step(key, Action.NOT_REPLAYABLE, refusal, state)
     return Step(key, Action.REPLAY, f"dead ({entry.reason})", state)
+
+
+def _resend_refusal(entry: DeadEntry, order: OrderEntry) -> str | None:
+    """Why the stored payload must not be resent, or None. Only a payload built from the
+    ledger's latest version may go: an older one would put an older order in Jetti while the
+    ledger records the latest as sent (reliability #13)."""
+    if entry.payload is None:
+        return "no stored payload to resend"
+    stored = entry.payload_version
+    if stored is None:
+        return ("the stored payload's version is unknown: replay without --resend-stored "
+                "(re-transforms the latest raw order)")
+    if stored != order.version:
+        return (f"the stored payload is of an older version (updated_at {stored.ts_ms} ms, "
+                f"seq {stored.seq}) than the ledger's latest (updated_at {order.version.ts_ms} "
+                f"ms, seq {order.version.seq}): replay without --resend-stored")
+    return None
 
 
 @dataclass

@@ -129,6 +129,7 @@ def build_runtime(settings: Settings) -> Runtime:
         blocked_default_s=settings.blocked_default_s,
         breaker_probe_s=settings.breaker_probe_s,
         max_units_per_line=settings.max_units_per_line,
+        max_line_items=settings.max_line_items,
         auto_connect_default=settings.auto_connect_default,
         allow_line_changes=settings.allow_line_changes,
         retry=RetryPolicy.from_settings(settings),

@@ -30,6 +30,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from worker.limits import (
     DEFAULT_BODY_TTL_S,
     DEFAULT_MAX_FUTURE_SKEW_S,
+    DEFAULT_MAX_LINE_ITEMS,
     DEFAULT_RETRY_AFTER_MAX_S,
     DEFAULT_TOMBSTONE_TTL_S,
     MAX_KEYS_PER_MESSAGE,
@@ -180,6 +181,10 @@ class Settings(BaseSettings):
     rules_file: Path | None = Field(None, description="TOML routing/split rules")
     max_units_per_line: int = Field(
         DEFAULT_MAX_UNITS_PER_LINE, gt=0, description="Largest quantity a split line may have"
+    )
+    # Amplification cap (reliability #12): the default lives in worker/limits.py.
+    max_line_items: int = Field(
+        DEFAULT_MAX_LINE_ITEMS, gt=0, description="Most line items one order may become"
     )
     auto_connect_default: bool | None = Field(
         None, description="Default of options.findOrCreateChannelVariant (unset: omit it)"

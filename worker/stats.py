@@ -51,6 +51,10 @@ ASSUMPTIONS: tuple[str, ...] = (
     "sale_partially_cancelled",  # the sale to cancel was partially cancelled (left as it is)
 )
 
+# Counter fields (in the counters hash) of the two pipeline faults the worker counts.
+UNKNOWN_ORDER_FIELD = "order_unknown"
+NO_OUTCOME_FIELD = "delivery_no_outcome"
+
 
 def latency_bucket(seconds: float) -> str:
     """The histogram field suffix for one latency (negative clock skew counts as 0)."""
@@ -79,6 +83,14 @@ class StatsTally:
     def count_surprise(self, assumption: str) -> None:
         """As `Stats.count_surprise`."""
         self._counters[f"jetti|{assumption}"] += 1
+
+    def count_unknown(self) -> None:
+        """A message named an order key the ledger has no entry for (reliability L6)."""
+        self._counters[UNKNOWN_ORDER_FIELD] += 1
+
+    def count_no_outcome(self) -> None:
+        """A delivery ended without a recorded outcome (a crash-loop strike, reliability #7)."""
+        self._counters[NO_OUTCOME_FIELD] += 1
 
     def observe_latency(self, seconds: float) -> None:
         """As `Stats.observe_latency`."""
@@ -182,6 +194,12 @@ class Stats:
             if field.startswith("record_"):
                 out[field.removeprefix("record_")] = int(raw_value)
         return out
+
+    def fault_counts(self) -> dict[str, int]:
+        """Totals of `order_unknown` and `delivery_no_outcome` since the counters began."""
+        fields = (UNKNOWN_ORDER_FIELD, NO_OUTCOME_FIELD)
+        values = self._client.hmget(self._keys.counters(), list(fields))
+        return {f: int(v or 0) for f, v in zip(fields, values, strict=True)}
 
     def latency_histogram(self) -> tuple[list[tuple[float, int]], int, float]:
         """Cumulative buckets [(le, count)], total count and sum, ready for Prometheus."""

@@ -7,19 +7,25 @@ worker and is never retried. A bad entry in an otherwise good message is dropped
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 from celery import Task
+from celery.exceptions import Reject
 
 from worker.celery_app import app
+from worker.errors import ClaimFailed
 from worker.keys import IMPORT_TASK, MESSAGE_SCHEMA_VERSION, order_key_problem
 from worker.limits import MAX_KEYS_PER_MESSAGE
 from worker.runtime import get_runtime
 
 log = structlog.get_logger("jetti_relay.tasks")
 
+
+# Pause before a message whose orders could not be claimed goes back to the queue, seconds.
+CLAIM_FAILED_PAUSE_S = 1.0
 
 @dataclass(frozen=True, slots=True)
 class ParsedMessage:
@@ -71,7 +77,13 @@ def _import_orders(self: Task, message: Any) -> None:
         # The entry is not an order key the ledger can hold; nothing else to do with it.
         runtime.stats.count_dropped_key()
         log.warning("message_key_dropped", task_id=task_id, index=index, problem=problem)
-    runtime.processor.handle_batch(parsed.keys, task_id=task_id)
+    try:
+        runtime.processor.handle_batch(parsed.keys, task_id=task_id)
+    except ClaimFailed as exc:
+        # Not acked: the message goes back to the queue (reliability L8). The pause keeps a
+        # worker whose ledger Redis is down (a separate broker still serving) from spinning.
+        time.sleep(CLAIM_FAILED_PAUSE_S)
+        raise Reject(str(exc), requeue=True) from exc
 
 
 # Registered by call rather than decorator: Celery ships no type information.

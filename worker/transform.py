@@ -14,6 +14,7 @@ from typing import Any
 from worker.contract import Line, Property, RawOrder
 from worker.errors import Problem, TransformError
 from worker.jsonio import dumps_canonical, payload_hash
+from worker.limits import DEFAULT_MAX_LINE_ITEMS
 from worker.payload import validate_payload
 from worker.rules import DEFAULT_MAX_UNITS_PER_LINE, Rules
 
@@ -185,6 +186,38 @@ def _line_items(
     return items
 
 
+def line_item_count(order: RawOrder, rules: Rules | None, *, units_cap: int | None = None) -> int:
+    """How many line items `order` becomes: one per unit for a split line, one for any other.
+
+    Computed from the quantities alone, so an order of any size costs nothing to count. Without
+    `rules` (a producer that does not know the worker's rules file) only lines with `units` are
+    known to split: the count is then a lower bound, and the worker's check is the final one.
+    Split lines above `units_cap` are left out (the per-line cap refuses them on their own).
+    """
+    count = 0
+    for line in order.lines:
+        if line.units is not None or (rules is not None and rules.splits(line.sku)):
+            if units_cap is None or line.quantity <= units_cap:
+                count += line.quantity
+        else:
+            count += 1
+    return count
+
+
+def line_items_problem(
+    order: RawOrder, rules: Rules | None, cap: int, *, units_cap: int | None = None
+) -> Problem | None:
+    """The problem when `order` would become more than `cap` line items, else None."""
+    count = line_item_count(order, rules, units_cap=units_cap)
+    if count <= cap:
+        return None
+    return Problem(
+        "lines",
+        f"the order would become {count} line items after splitting, more than the limit of "
+        f"{cap} (JETTI_RELAY_MAX_LINE_ITEMS)",
+    )
+
+
 def transform(
     order: RawOrder,
     rules: Rules,
@@ -192,6 +225,7 @@ def transform(
     max_units_per_line: int = DEFAULT_MAX_UNITS_PER_LINE,
     auto_connect_default: bool | None = None,
     external_id: str | None = None,
+    max_line_items: int = DEFAULT_MAX_LINE_ITEMS,
 ) -> Built:
     """Build the manual-sale payload for `order`.
 
@@ -200,13 +234,18 @@ def transform(
     there), else the order's own `id`.
 
     A line is split into one line per unit when it has `units` or a split rule matches its SKU;
-    the stricter of `max_units_per_line` and `rules.max_units_per_line` caps such a split.
+    the stricter of `max_units_per_line` and `rules.max_units_per_line` caps such a split, and
+    `max_line_items` caps the whole order; both are checked before anything is built, so a
+    hostile order never allocates its expansion (reliability #12).
     `options.findOrCreateChannelVariant` is the order's `auto_connect_by_sku`, else
     `auto_connect_default`, else the rules default, and is omitted when all three are None.
     Raises TransformError with every problem (paths such as `lines[2].quantity`).
     """
     problems: list[Problem] = []
     cap = min(max_units_per_line, rules.max_units_per_line)
+    too_many = line_items_problem(order, rules, max_line_items, units_cap=cap)
+    if too_many is not None:
+        raise TransformError([too_many])
     line_items = _line_items(order, rules, cap, problems)
 
     order_extra = dict(order.jetti or {})

@@ -77,13 +77,14 @@ class Books:
         """An order the pipeline gave up on: ledger DEAD, dead letter with one attempt."""
         at = time.time() if now is None else now
         raw = orjson.dumps(order or raw_order(key))
-        self.ledger.record(NewVersion(key, raw, None, "shop"), now=at)
+        recorded = self.ledger.record(NewVersion(key, raw, None, "shop"), now=at)
         attempt = Attempt(at=at, status=503, error_class="JettiUnavailable", excerpt=excerpt,
                           worker="w1", outcome="error")
         self.ledger.mark_dead(key, reason=reason, now=at, attempt=attempt)
         if payload is None and reason is not DeadReason.INVALID_INPUT:
             payload = built(order or raw_order(key))
         self.dead.put(key, reason=reason, raw=raw, payload=payload,
+                      payload_version=recorded.version,
                       attempts=self.ledger.attempts(key), source="shop",
                       error=f"Jetti unavailable (503): {excerpt}", now=at)
 

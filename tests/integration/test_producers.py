@@ -245,3 +245,46 @@ def test_cli_exits_2_on_unreadable_input(cli_env: str, tmp_path: Path, content: 
 
     assert result.exit_code == 2
     assert "cannot read" in result.stderr
+
+
+# --- amplification cap (reliability #12) -------------------------------------------------------
+
+RULES_FILE = Path(__file__).resolve().parents[1] / "data" / "rules" / "example.toml"
+
+
+def _engraved(order_id: str, quantity: int) -> dict[str, Any]:
+    """An order whose one line the example rules split into `quantity` line items."""
+    order = raw_order(order_id, quantity=quantity)
+    order["lines"][0]["sku"] = "ENGRAVE-1"
+    return order
+
+
+def test_an_order_over_the_line_item_cap_is_refused_at_the_edge(run: Any) -> None:
+    """Lines with `units` always split, so the producer counts them without the rules; with
+    the worker's rules it counts split SKUs too. Without the rules a split SKU is not known to
+    split: the worker's own check is the final one."""
+    with_units = raw_order("units", quantity=3)
+    with_units["lines"][0]["units"] = [{}, {}, {}]
+    summary = run([with_units, _engraved("engraved", 3)], max_line_items=2)
+    assert [r.position for r in summary.rejections] == [0]
+    assert "more than the limit of 2" in summary.rejections[0].describe()
+    assert summary.accepted == 1
+    from worker.rules import load_rules
+
+    summary = run([_engraved("engraved-2", 3)], max_line_items=2, rules=load_rules(RULES_FILE))
+    assert summary.rejected == 1 and summary.accepted == 0
+
+
+def test_the_cli_refuses_with_the_workers_rules_and_cap(
+    cli_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`jetti-relay enqueue` reads JETTI_RELAY_RULES_FILE and JETTI_RELAY_MAX_LINE_ITEMS as the
+    worker does and refuses the order at the edge with the worker's message."""
+    monkeypatch.setenv("JETTI_RELAY_RULES_FILE", str(RULES_FILE))
+    monkeypatch.setenv("JETTI_RELAY_MAX_LINE_ITEMS", "2")
+    get_settings.cache_clear()
+    source = tmp_path / "orders.jsonl"
+    source.write_text(json.dumps(_engraved("big", 3)) + "\n" + json.dumps(raw_order("ok")) + "\n")
+    result = CliRunner().invoke(enqueue_command, [str(source), "--redis-url", cli_env])
+    assert result.exit_code == 1, result.output
+    assert "line 1: lines: the order would become 3 line items" in result.stderr

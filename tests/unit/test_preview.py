@@ -67,6 +67,24 @@ def test_rules_apply(tmp_path: Path) -> None:
     ]
 
 
+def test_the_line_item_cap_applies_as_in_the_worker() -> None:
+    """An order that would split into more line items than --max-line-items (default: the
+    worker's default) is invalid, with the worker's message (reliability #12)."""
+    doc = (
+        '{"id": "a", "lines": [{"sku": "ENGRAVE-1", "name": "n", "quantity": 3, "unit_price": 1}]}'
+    )
+    code, out, err = run(doc, "--rules", str(RULES), "--max-line-items", "2")
+    assert code == 1 and out == []
+    assert "the order would become 3 line items after splitting, more than the limit of 2" in (
+        err[0]
+    )
+    lines = [{"id": f"l{n}", "sku": "ENGRAVE-1", "name": "n", "quantity": 1000, "unit_price": 1}
+             for n in range(11)]
+    many = json.dumps({"id": "b", "lines": lines})
+    code, _, err = run(many, "--rules", str(RULES))
+    assert code == 1 and "more than the limit of 10000" in err[0]
+
+
 def test_bad_rules_file_is_a_usage_error(tmp_path: Path) -> None:
     """A broken rules file stops preview with exit code 2 and names the key."""
     bad = tmp_path / "r.toml"

@@ -28,7 +28,8 @@ RAW = b'{"id": "o-1", "lines": [{"sku": "A", "name": "Mug", "quantity": 1, "unit
 DEAD = DeadEntry(
     order_key="o-1", reason=DeadReason.REJECTED, status=DeadStatus.DEAD, error="422",
     http_status=422, source=None, raw=RAW, payload=b'{"lineItems": []}', first_dead_at=1.0,
-    last_dead_at=1.0, status_since=1.0, replay_count=0, attempts=(), history=())
+    last_dead_at=1.0, status_since=1.0, replay_count=0, attempts=(), history=(),
+    payload_version=Version(0, 1))
 
 ORDER = OrderEntry(
     order_key="o-1", raw=RAW, raw_hash=raw_hash(RAW), version=Version(0, 1),
@@ -67,6 +68,19 @@ def test_plan_refuses_what_cannot_be_sent() -> None:
     no_payload = replace(DEAD, payload=None)
     assert plan(no_payload, ORDER, mode=ReplayMode.RESEND_STORED).action is Action.NOT_REPLAYABLE
     assert plan(no_payload, ORDER, mode=ReplayMode.RETRANSFORM).action is Action.REPLAY
+
+
+def test_resend_stored_refuses_a_payload_that_is_not_of_the_latest_version() -> None:
+    """A stored payload built from an older version than the ledger's latest, or of unknown
+    version (stored before versions were kept), is never resent (reliability #13)."""
+    newer = replace(ORDER, version=Version(0, 2))
+    step = plan(DEAD, newer, mode=ReplayMode.RESEND_STORED)
+    assert step.action is Action.NOT_REPLAYABLE
+    assert "older version" in step.why and "without --resend-stored" in step.why
+    unknown = replace(DEAD, payload_version=None)
+    assert plan(unknown, ORDER, mode=ReplayMode.RESEND_STORED).action is Action.NOT_REPLAYABLE
+    assert plan(DEAD, ORDER, mode=ReplayMode.RESEND_STORED).action is Action.REPLAY
+    assert plan(DEAD, newer, mode=ReplayMode.RETRANSFORM).action is Action.REPLAY
 
 
 def test_a_correction_only_republishes_an_order_armed_with_that_same_correction() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from worker.errors import TransformError
 from worker.jsonio import dumps_canonical, loads_document, payload_hash
 from worker.payload import validate_payload
 from worker.rules import Route, Rules, load_rules
-from worker.transform import transform
+from worker.transform import line_item_count, transform
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 GOLDEN = sorted((DATA / "golden").glob("*.raw.json"))
@@ -307,3 +308,52 @@ def test_escape_hatch_cannot_smuggle_an_invalid_payload() -> None:
     assert problems(exc) == [
         'lineItems[0].manualRouting: must be "fulfill" or "dropship" with orderRouting manual'
     ]
+
+
+# --- amplification cap (reliability #12) -------------------------------------------------------
+
+
+def engraved(count: int, quantity: int) -> list[dict[str, Any]]:
+    """`count` lines of `quantity` units whose SKU the example rules split."""
+    return [line(id=f"l{n}", sku="ENGRAVE-1", quantity=quantity) for n in range(count)]
+
+
+def test_an_order_over_the_line_item_cap_is_refused_with_the_count_and_the_limit() -> None:
+    """20 lines of 1,000 split units would be 20,000 line items: a transform error naming both
+    numbers and the setting, not a 20,000-item payload."""
+    with pytest.raises(TransformError) as exc:
+        transform(order(lines=engraved(20, 1000)), EXAMPLE_RULES)
+    assert problems(exc) == [
+        "lines: the order would become 20000 line items after splitting, more than the limit "
+        "of 10000 (JETTI_RELAY_MAX_LINE_ITEMS)"
+    ]
+
+
+def test_the_cap_counts_split_units_plus_unsplit_lines() -> None:
+    """A split line counts its units, any other line one; exactly at the cap goes through.
+    Without the rules only lines with `units` are known to split (a lower bound)."""
+    mixed = order(lines=[line(id="a", sku="ENGRAVE-1", quantity=3), line(id="b", quantity=50)])
+    assert line_item_count(mixed, EXAMPLE_RULES) == 4
+    assert len(transform(mixed, EXAMPLE_RULES, max_line_items=4).line_ids) == 4
+    with pytest.raises(TransformError):
+        transform(mixed, EXAMPLE_RULES, max_line_items=3)
+    assert line_item_count(mixed, None) == 2
+    units = order(lines=[line(id="u", quantity=2, units=[{}, {}])])
+    assert line_item_count(units, None) == 2
+
+
+def test_a_one_mebibyte_order_of_split_lines_is_refused_without_allocating_it() -> None:
+    """About 1 MiB of raw order whose every line splits into 1,000 units (over 10 M line items
+    uncapped) is refused while the transform allocates almost nothing."""
+    lines = engraved(13_000, 1000)
+    assert len(json.dumps({"id": "huge", "lines": lines})) > 900_000
+    huge = order(lines=lines)
+    tracemalloc.start()
+    try:
+        with pytest.raises(TransformError) as exc:
+            transform(huge, EXAMPLE_RULES)
+        _, peak_bytes = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "13000000 line items" in problems(exc)[0]
+    assert peak_bytes < 1_000_000

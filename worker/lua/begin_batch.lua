@@ -10,8 +10,9 @@
 -- once for the rest. Returns one row per message order: {action, HGETALL of the entry} for
 -- 'proceed' and 'crash_loop', {action, {'state', state}} for 'nothing_to_do' and 'not_due',
 -- {'unknown'} without an entry.
--- Then up to ARGV[17] of the oldest PENDING orders (their own messages are still queued) are
--- taken on the same way with tokens prefix:1, prefix:2, ...; only those begun are returned, as
+-- Then, unless a message order is a suspect (see `suspect`), up to ARGV[17] of the oldest
+-- PENDING orders that are not suspects (their own messages are still queued) are taken on the
+-- same way with tokens prefix:1, prefix:2, ...; only those begun are returned, as
 -- {action, HGETALL, order key, token}, after the message's rows. A PENDING order whose lock is
 -- held elsewhere is skipped untouched. Their own messages later find them done or in flight.
 local out = {}
@@ -26,10 +27,20 @@ local function claim(k, token)
   if action == 'unknown' then return {'unknown'} end
   return {action, {'state', redis.call('HGET', okey(k), 'state')}}
 end
+-- A suspect is an order with a delivery that ended without an outcome (a crash, an exception, a
+-- soft time limit) since its budget was last reset: it may be a poison order, so no waiting
+-- order is pulled into its batch, and it is never pulled in as filler (reliability #11:
+-- innocent orders must not share its fate).
+local function suspect(k)
+  local f = redis.call('HMGET', okey(k), 'd_started', 'd_finished')
+  return tonumber(f[1] or '0') > tonumber(f[2] or '0')
+end
 local seen = {}
+local any_suspect = false
 for i = 19, #ARGV, 2 do
   local k = ARGV[i]
   seen[k] = true
+  if suspect(k) then any_suspect = true end
   local row = claim(k, ARGV[i + 1])
   if row == nil then
     reschedule_one(k, ARGV[16])
@@ -38,10 +49,10 @@ for i = 19, #ARGV, 2 do
   out[#out + 1] = row
 end
 local fill = tonumber(ARGV[17])
-if fill > 0 then
+if fill > 0 and not any_suspect then
   local n = 0
   for _, k in ipairs(redis.call('ZRANGE', IDX['pending'], 0, fill - 1)) do
-    if not seen[k] then
+    if not seen[k] and not suspect(k) then
       n = n + 1
       local token = ARGV[18] .. ':' .. n
       local row = claim(k, token)

@@ -126,7 +126,9 @@ local function begin_one(k, task_id, worker, max_unfinished)
   return 'proceed'
 end
 
--- finish_delivery: the finish marker of a delivery that began. Returns 1, or 0 without an entry.
+-- finish_delivery: the finish marker of a delivery that ended with an outcome (the worker writes
+-- none without one: that delivery is a strike toward the crash-loop bound). Returns 1, or 0
+-- without an entry.
 local function finish_one(k)
   local ok = okey(k)
   local f = redis.call('HMGET', ok, 'state', 'd_started', 'd_finished')
