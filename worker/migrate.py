@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, Protocol
 
+import orjson
 import redis
 
 from worker.keys import Keys, LegacyKeys
@@ -120,6 +121,7 @@ class MigrationReport:
     republished: list[str] = field(default_factory=list)
     lowered: list[tuple[str, int, int]] = field(default_factory=list)
     reindexed: list[tuple[str, str]] = field(default_factory=list)
+    cancels_marked: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -133,7 +135,8 @@ class MigrationReport:
             f"{'dry run: ' if self.dry_run else ''}orders {self.orders}, dead letters "
             f"{self.dead_letters}: {verb}rename {len(self.renamed)}, {verb}merge "
             f"{len(self.merged)}, {verb}re-publish {len(self.republished)}, {verb}lower "
-            f"{len(self.lowered)} versions, {verb}re-index {len(self.reindexed)}; conflicts "
+            f"{len(self.lowered)} versions, {verb}re-index {len(self.reindexed)}, {verb}mark "
+            f"{len(self.cancels_marked)} cancellations; conflicts "
             f"{len(self.conflicts)}, foreign left {len(self.foreign_left)}"
         )
 
@@ -149,6 +152,7 @@ class MigrationReport:
             "versions_lowered": [{"order_key": k, "from_ts_ms": a, "to_ts_ms": b}
                                  for k, a, b in self.lowered],
             "reindexed": [{"order_key": k, "index": i} for k, i in self.reindexed],
+            "cancels_marked": self.cancels_marked,
         }
 
 
@@ -280,6 +284,7 @@ class KeyMigration:
             # In a dry run a hash reported `renamed` is still at its old name.
             where.append(old.order(k) if self._dry and entry == "renamed" else new.order(k))
         self._lower_versions(order_keys, where)
+        self._mark_cancellations(order_keys, where)
 
     def _lower_versions(self, order_keys: list[str], where: list[str]) -> None:
         pipe = self._client.pipeline(transaction=False)
@@ -295,6 +300,27 @@ class KeyMigration:
                                                 to_ts_ms=self._now_ms, now=self._now)
             if before is not None:
                 self.report.lowered.append((k, before, self._now_ms))
+
+    def _mark_cancellations(self, order_keys: list[str], where: list[str]) -> None:
+        # Entries recorded before the `cancel` flag existed: a stored raw order with
+        # `cancelled_at` makes the order terminal (issue 12 point 3), so a later copy without it
+        # is `after_cancel` instead of replacing the cancellation.
+        pipe = self._client.pipeline(transaction=False)
+        for name in where:
+            pipe.hmget(name, "cancel", "raw")
+        for k, name, reply in zip(order_keys, where, pipe.execute(raise_on_error=False),
+                                  strict=True):
+            if not isinstance(reply, list) or reply[0] is not None or not reply[1]:
+                continue
+            try:
+                doc = orjson.loads(reply[1])
+            except orjson.JSONDecodeError:
+                continue
+            if not isinstance(doc, dict) or doc.get("cancelled_at") is None:
+                continue
+            self.report.cancels_marked.append(k)
+            if not self._dry:
+                self._client.hset(name, "cancel", 1)
 
     def _dead_letters(self) -> None:
         owners: list[str] = []

@@ -26,6 +26,7 @@ from ops.migrate_cli import migrate_keys
 from tests.fixtures.pipeline import PipelineFactory
 from tests.integration.test_pipeline import Harness, _body, raw_order
 from worker.jsonio import dumps_canonical
+from worker.ledger import Ledger, NewVersion, RecordOutcome
 from worker.states import DeadReason, DeadStatus, OrderState
 
 pytestmark = pytest.mark.integration
@@ -204,3 +205,26 @@ def test_a_large_store_reports_progress_on_stderr(redis_client: redis.Redis[byte
     assert "migrate-keys: " in result.stderr and "of 2500 index members" in result.stderr
     assert result.stdout.splitlines()[-1].startswith("orders 2500, dead letters 0: rename 2500")
     assert redis_client.exists(f"{P}:order:bulk%3A7") == 1
+
+
+def test_an_old_pending_cancellation_is_marked_terminal(redis_url: str) -> None:
+    """An entry recorded before the `cancel` flag, whose stored raw order carries
+    `cancelled_at`, is marked cancelled by the migration: a later copy without `cancelled_at`
+    is then `after_cancel` (recorded, not sent) instead of replacing the cancellation."""
+    harness = Harness(redis_url)
+    client, keys = harness.client, harness.keys
+    now = time.time() - 60
+    old_order(client, "C:1", state="pending", now=now)
+    cancelled = dumps_canonical({**raw_order("C:1"), "cancelled_at": STAMP})
+    client.hset(f"{P}:order:C:1", "raw", cancelled)
+    old_order(client, "C:2", state="pending", now=now)  # not a cancellation: left alone
+    done = migrate(redis_url, "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["cancels_marked"] == ["C:1"]
+    assert client.hget(keys.order("C:1"), "cancel") == b"1"
+    assert client.hget(keys.order("C:2"), "cancel") is None
+    later = NewVersion(order_key="C:1", raw=dumps_canonical(raw_order("C:1", note="later")),
+                       updated_at=datetime(2026, 11, 27, 11, tzinfo=UTC), source="new")
+    result = Ledger(client, keys).record(later, now=time.time())
+    assert result.outcome is RecordOutcome.AFTER_CANCEL
+    assert client.hget(keys.order("C:1"), "raw") == cancelled
