@@ -8,7 +8,8 @@ finds nothing to do. Stop the producers and workers of the old version first.
 
 Exit codes: 0 done, nothing left; 1 done in part: names left for an engineer (a conflict: an
 entry under both names; or a name still holding another order's data), each printed; 2 usage
-error; 4 Redis unreachable.
+error; 4 Redis unreachable or older than supported; 5 Redis refused a command part-way (OOM,
+READONLY, BUSY...): what was done stays done, run it again.
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ from ops.options import redis_url_option, settings_from_options
 from worker.limits import DEFAULT_MAX_FUTURE_SKEW_S
 
 EXIT_HELP = ("Exit codes: 0 done, nothing left; 1 done in part (names left for an engineer, "
-             "each printed); 2 usage error; 4 Redis unreachable.")
+             "each printed); 2 usage error; 4 Redis unreachable or too old; 5 Redis refused a "
+             "command part-way (run it again).")
+# Redis answered with an error part-way (as `enqueue`'s 5): not "names left" (1).
+EXIT_REDIS_REFUSED = 5
 # Index members below which no progress is shown (the run is over before it would matter); above,
 # a bar on a terminal, else a line on stderr every tenth of the way (logs of a batch job).
 PROGRESS_MIN_MEMBERS = 2000
@@ -43,13 +47,13 @@ def _name(text: str) -> str:
 @click.option(
     "--max-future-skew-s",
     type=click.FloatRange(min=0),
-    default=DEFAULT_MAX_FUTURE_SKEW_S,
-    show_default=True,
-    help="A stored version further ahead of now than this is lowered to now.",
+    default=None,
+    help="A stored version further ahead of now than this is lowered (default: "
+    f"JETTI_RELAY_MAX_FUTURE_SKEW_S, else {DEFAULT_MAX_FUTURE_SKEW_S:.0f}).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 def migrate_keys(
-    redis_url: str | None, dry_run: bool, max_future_skew_s: float, as_json: bool
+    redis_url: str | None, dry_run: bool, max_future_skew_s: float | None, as_json: bool
 ) -> None:
     """Rename per-order Redis keys to the encoded format and repair collision damage."""
     # Imported here so `jetti-relay --help` stays fast (Celery and Redis load on use only).
@@ -59,10 +63,20 @@ def migrate_keys(
     from worker.keys import Keys
     from worker.migrate import KeyMigration
     from worker.publisher import Publisher
+    from worker.redisconn import RedisTooOld, connect_supported
 
     settings = settings_from_options(redis_url=redis_url)
-    client: redis.Redis[bytes] = redis.Redis.from_url(settings.redis_url)
+    skew_s = settings.max_future_skew_s if max_future_skew_s is None else max_future_skew_s
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        client = connect_supported(settings)
+    except RedisTooOld as exc:
+        errors.print(f"error: {exc}", markup=False)
+        raise SystemExit(EXIT_REDIS) from exc
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        errors.print(f"error: cannot reach Redis (--redis-url / JETTI_RELAY_REDIS_URL): {exc}",
+                     markup=False)
+        raise SystemExit(EXIT_REDIS) from exc
     publisher = None if dry_run else Publisher(create_app(settings),
                                                batch_size=settings.batch_size)
     try:
@@ -84,7 +98,7 @@ def migrate_keys(
 
             migration = KeyMigration(
                 client, Keys(settings.key_prefix), publisher=publisher, now=time.time(),
-                max_future_skew_s=max_future_skew_s, dry_run=dry_run, on_progress=advance,
+                max_future_skew_s=skew_s, dry_run=dry_run, on_progress=advance,
             )
             total = migration.total_members()
             progress.update(task, total=total, visible=total >= PROGRESS_MIN_MEMBERS)
@@ -94,6 +108,10 @@ def migrate_keys(
         errors.print(f"error: cannot reach Redis (--redis-url / JETTI_RELAY_REDIS_URL): {exc}",
                      markup=False)
         raise SystemExit(EXIT_REDIS) from exc
+    except redis.RedisError as exc:
+        errors.print(f"error: Redis refused a command part-way ({type(exc).__name__}: {exc}); "
+                     "what was done stays done: run migrate-keys again", markup=False)
+        raise SystemExit(EXIT_REDIS_REFUSED) from exc
     finally:
         client.close()
     if as_json:
@@ -106,7 +124,10 @@ def migrate_keys(
             click.echo(f"{would}merge {_name(old)} into {_name(new)}")
         for key, before, after in report.lowered:
             click.echo(f"{would}lower the version of {_name(key)} from {before} to {after} ms "
-                       "(far future; updates stamped after now win again)")
+                       "(far future; the newest copy it counted stale wins when sent again)")
+        for key in report.cancels_marked:
+            click.echo(f"{would}mark {_name(key)} cancelled (terminal: its stored raw order "
+                       "carries cancelled_at)")
         for key, index in report.reindexed:
             click.echo(f"{would}re-index dead letter {_name(key)} in {_name(index)}")
         for key in report.republished:

@@ -21,7 +21,9 @@ left behind:
 - dead letters written after an index was taken over are missing from that index: every dead
   letter walked is added back to the index, reason and status indexes it is missing from;
 - frozen versions: a stored version timestamp further ahead than the allowed skew is lowered to
-  the migration's clock (`Ledger.lower_version`, with an event), so real updates win again.
+  just below the newest plausible copy its timeline received (else to when the order was first
+  seen; `Ledger.lower_version`, with an event), so the real updates that were counted stale win
+  when upstream sends them again, and older copies stay stale.
 """
 
 from __future__ import annotations
@@ -272,6 +274,7 @@ class KeyMigration:
         answers = self._move(pairs)
         self.report.orders += len(order_keys)
         where: list[str] = []
+        timelines: list[str] = []
         for i, k in enumerate(order_keys):
             entry, events, attempts, _lock = answers[4 * i: 4 * i + 4]
             if "foreign" in (events, attempts):
@@ -283,23 +286,54 @@ class KeyMigration:
                         self._victims.add(k[: -len(suffix)])
             # In a dry run a hash reported `renamed` is still at its old name.
             where.append(old.order(k) if self._dry and entry == "renamed" else new.order(k))
-        self._lower_versions(order_keys, where)
+            timelines.append(old.order_events(k) if self._dry and events == "renamed"
+                             else new.order_events(k))
+        self._lower_versions(order_keys, where, timelines)
         self._mark_cancellations(order_keys, where)
 
-    def _lower_versions(self, order_keys: list[str], where: list[str]) -> None:
+    def _lower_versions(self, order_keys: list[str], where: list[str],
+                        timelines: list[str]) -> None:
         pipe = self._client.pipeline(transaction=False)
         for name in where:
-            pipe.hget(name, "v_ts")
-        for k, raw in zip(order_keys, pipe.execute(raise_on_error=False), strict=True):
-            if not isinstance(raw, bytes) or int(float(raw)) <= self._bound_ms:
-                continue
+            pipe.hmget(name, "v_ts", "first_seen_at")
+        frozen = [
+            (k, int(float(reply[0])), reply[1], timeline)
+            for k, reply, timeline in zip(
+                order_keys, pipe.execute(raise_on_error=False), timelines, strict=True)
+            if isinstance(reply, list) and reply[0] is not None
+            and int(float(reply[0])) > self._bound_ms
+        ]
+        for k, stored_ms, first_seen, timeline in frozen:
+            target = self._unfrozen_ts_ms(timeline, first_seen)
             if self._dry:
-                self.report.lowered.append((k, int(float(raw)), self._now_ms))
+                self.report.lowered.append((k, stored_ms, target))
                 continue
             before = self._ledger.lower_version(k, above_ts_ms=self._bound_ms,
-                                                to_ts_ms=self._now_ms, now=self._now)
+                                                to_ts_ms=target, now=self._now)
             if before is not None:
-                self.report.lowered.append((k, before, self._now_ms))
+                self.report.lowered.append((k, before, target))
+
+    def _unfrozen_ts_ms(self, timeline: str, first_seen: bytes | None) -> int:
+        """Where a frozen version goes: just below the newest plausible copy the timeline
+        received (so that copy, counted stale behind the far-future one and never stored, wins
+        when upstream sends it again, and anything older stays stale); with none, the time the
+        order was first seen; never above the migration's clock."""
+        plausible: list[int] = []
+        for raw in self._client.lrange(timeline, 0, -1):
+            try:
+                event = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                continue
+            if not isinstance(event, dict) or event.get("type") != "received":
+                continue
+            ts = event.get("ts_ms")
+            if isinstance(ts, int | float) and 0 < ts <= self._bound_ms:
+                plausible.append(int(ts))
+        if plausible:
+            return min(max(plausible) - 1, self._now_ms)
+        if first_seen is not None:
+            return min(int(float(first_seen) * 1000), self._now_ms)
+        return self._now_ms
 
     def _mark_cancellations(self, order_keys: list[str], where: list[str]) -> None:
         # Entries recorded before the `cancel` flag existed: a stored raw order with

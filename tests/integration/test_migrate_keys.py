@@ -228,3 +228,48 @@ def test_an_old_pending_cancellation_is_marked_terminal(redis_url: str) -> None:
     result = Ledger(client, keys).record(later, now=time.time())
     assert result.outcome is RecordOutcome.AFTER_CANCEL
     assert client.hget(keys.order("C:1"), "raw") == cancelled
+
+
+def test_a_frozen_order_takes_the_update_it_counted_stale(redis_url: str) -> None:
+    """Frozen by a 2099 version, the order counted a real update (T1) stale. After the
+    migration, that same update sent again wins; a copy older than T1 is still stale."""
+    harness = Harness(redis_url)
+    client = harness.client
+    now = time.time() - 600
+    old_order(client, "F:2", state="submitted", now=now, ts_ms=FAR_FUTURE_MS)
+    t1 = datetime(2026, 11, 27, 11, tzinfo=UTC)
+    t1_ms = int(t1.timestamp() * 1000)
+    client.rpush(f"{P}:order:F:2:events", json.dumps({
+        "type": "received", "outcome": "stale", "ts_ms": t1_ms, "current_ts_ms": FAR_FUTURE_MS,
+        "at": now + 60}))
+    done = migrate(redis_url, "--json")
+    assert done.returncode == 0, done.stderr
+    (lowered,) = json.loads(done.stdout)["versions_lowered"]
+    assert (lowered["order_key"], lowered["to_ts_ms"]) == ("F:2", t1_ms - 1)
+    older = raw_order("F:2", updated_at=datetime(2026, 11, 27, 10, 30, tzinfo=UTC).isoformat(),
+                      note="older")
+    assert harness.enqueue([older]).stale == 1
+    update = raw_order("F:2", updated_at=t1.isoformat(), note="the update counted stale")
+    assert harness.enqueue([update]).updated == 1
+
+
+def test_a_refusal_part_way_exits_5_and_a_rerun_finishes(own_redis_server: Any) -> None:
+    """Redis refusing writes (OOM under noeviction) is exit 5, not 1 ("names left"); once
+    Redis takes writes again the same command finishes the job."""
+    client: redis.Redis[bytes] = redis.Redis.from_url(own_redis_server.url)
+    try:
+        # Renames need no memory; lowering a 2099 version writes (HSET), which OOM refuses.
+        old_order(client, "O:1", state="pending", now=time.time() - 60, ts_ms=FAR_FUTURE_MS)
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", "1")
+        refused = migrate(own_redis_server.url)
+        assert refused.returncode == 5, refused.stderr
+        assert "run migrate-keys again" in refused.stderr
+        client.config_set("maxmemory", "0")
+        done = migrate(own_redis_server.url)
+        assert done.returncode == 0, done.stderr
+        assert client.type(f"{P}:order:O%3A1") == b"hash"
+        assert int(client.hget(f"{P}:order:O%3A1", "v_ts") or 0) < FAR_FUTURE_MS
+    finally:
+        client.config_set("maxmemory", "0")
+        client.close()

@@ -123,6 +123,7 @@ def test_every_long_lived_client_has_the_settings_timeouts() -> None:
     (("dlq", "list"), 4),
     (("order", "show", "A"), 4),
     (("reconcile", "status"), 4),
+    (("migrate-keys",), 4),
     (("health", "--min-workers", "0"), 1),
     (("pause",), 1),
 ])
@@ -140,6 +141,7 @@ def test_commands_fail_fast_on_a_server_that_never_answers(
     (("dlq", "list"), 4),
     (("order", "show", "A"), 4),
     (("reconcile", "status"), 4),
+    (("migrate-keys",), 4),
     (("pause",), 1),
     (("metrics", "--port", "0"), 4),
     (("worker", "--no-pump"), 78),
