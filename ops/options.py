@@ -8,10 +8,14 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from worker.settings import Settings, SettingsError, get_settings, jetti_problems
-
-# Exit code of a configuration mistake, for every command (click's usage-error code).
-EXIT_CONFIG = 2
+# EXIT_CONFIG is re-exported: every command's refusal code lives with the settings.
+from worker.settings import EXIT_CONFIG as EXIT_CONFIG
+from worker.settings import (
+    Settings,
+    SettingsError,
+    get_settings,
+    jetti_problems,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -17,21 +17,19 @@ from types import FrameType
 import click
 
 from ops.options import EXIT_CONFIG, redis_url_option, refuse_to_start, settings_from_options
-from worker.settings import LOG_LEVELS, Settings, check_timeouts
+from worker.settings import EXIT_OLD_REDIS, LOG_LEVELS, Settings, check_timeouts
 
 # A Celery worker that exits on its own is started again after this pause. kombu can end the
 # consumer with "Unrecoverable error: AttributeError(... 'hostname')" when Redis goes away while
 # it reconnects (chaos scenario 2, Redis kill -9): without this the machine stopped consuming.
 CHILD_RESTART_DELAY_S = 1.0
-# Exit code of a refusal to start (EX_CONFIG): bad timeouts, a Redis older than supported.
-EXIT_REFUSED = 78
 # Child exit codes that are final: a clean exit, and the refusals to start (a configuration
-# mistake, or EX_CONFIG for bad timeouts or an old Redis): starting again would only repeat them.
-FINAL_EXIT_CODES = frozenset({0, EXIT_CONFIG, EXIT_REFUSED})
+# mistake, or EX_CONFIG for a Redis older than supported): starting again would only repeat them.
+FINAL_EXIT_CODES = frozenset({0, EXIT_CONFIG, EXIT_OLD_REDIS})
 
 
 def refuse_unsupported_redis(settings: Settings) -> None:
-    """Exit EXIT_REFUSED with one line when the ledger's Redis is older than supported.
+    """Exit EXIT_OLD_REDIS with one line when the ledger's Redis is older than supported.
 
     An unreachable Redis is not refused: it may still be starting (compose, a failover), and
     the worker and the pump wait for it. The check then runs again in the Celery worker
@@ -46,7 +44,7 @@ def refuse_unsupported_redis(settings: Settings) -> None:
         require_supported(client)
     except RedisTooOld as exc:
         click.echo(f"jetti-relay: refusing to start: {exc}", err=True)
-        sys.exit(EXIT_REFUSED)
+        sys.exit(EXIT_OLD_REDIS)
     except (redis.ConnectionError, redis.TimeoutError):
         pass
     finally:

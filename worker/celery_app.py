@@ -21,10 +21,15 @@ from typing import Any
 from celery import Celery, signals
 
 from worker.keys import ORDERS_QUEUE
-from worker.settings import Settings, SettingsError, check_timeouts, get_settings, jetti_problems
-
-# Exit code of a configuration mistake (as `jetti-relay worker`'s own refusal).
-EXIT_CONFIG = 2
+from worker.settings import (
+    EXIT_CONFIG,
+    EXIT_OLD_REDIS,
+    Settings,
+    SettingsError,
+    check_timeouts,
+    get_settings,
+    jetti_problems,
+)
 
 
 def create_app(settings: Settings | None = None) -> Celery:
@@ -93,11 +98,12 @@ def _refuse_unsafe_timeouts(sender: Any = None, **_: Any) -> None:
     if problems:
         for problem in problems:
             print(f"jetti-relay: refusing to start: {problem}", file=sys.stderr)
-        raise SystemExit(78)  # EX_CONFIG
+        raise SystemExit(EXIT_CONFIG)
 
 
 def _check_redis(**_: Any) -> None:
-    """Refuse a Redis older than supported (exit 78); warn once when it may lose or evict data."""
+    """Refuse a Redis older than supported (exit EXIT_OLD_REDIS); warn once when it may lose or
+    evict data."""
     import redis
     import structlog
 
@@ -109,7 +115,7 @@ def _check_redis(**_: Any) -> None:
         facts = server_facts(client)
     except RedisTooOld as exc:
         print(f"jetti-relay: refusing to start: {exc}", file=sys.stderr)
-        raise SystemExit(78) from exc  # EX_CONFIG
+        raise SystemExit(EXIT_OLD_REDIS) from exc
     except (redis.ConnectionError, redis.TimeoutError):
         return  # Redis may still be starting; Celery waits for the broker
     finally:

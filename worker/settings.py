@@ -58,6 +58,10 @@ EXTERNAL_VARIABLES: Mapping[str, str] = {
 }
 # Hosts a Jetti URL may reach over plain http: this machine, and the compose sandbox service.
 PLAIN_HTTP_HOSTS = frozenset({"localhost", "sandbox"})
+# Exit codes of a refusal to start, shared by every process: a configuration mistake (the same
+# code as click's usage error), and a Redis older than supported (EX_CONFIG; a fix outside ours).
+EXIT_CONFIG = 2
+EXIT_OLD_REDIS = 78
 # Log level names the stdlib knows (JETTI_RELAY_LOG_LEVEL and `worker --loglevel`).
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 

@@ -391,7 +391,8 @@ def test_the_sweeper_republishes_an_order_whose_message_was_lost(
 
 
 def test_worker_refuses_to_start_when_timeouts_do_not_line_up(redis_url: str) -> None:
-    """An HTTP timeout above the soft time limit stops the worker at start-up, naming settings."""
+    """An HTTP timeout above the soft time limit stops the Celery worker itself at start-up with
+    the configuration exit code (2, as `jetti-relay worker`), naming the settings."""
     env = {
         **FAST_ENV,
         "JETTI_RELAY_REDIS_URL": redis_url,
@@ -406,7 +407,7 @@ def test_worker_refuses_to_start_when_timeouts_do_not_line_up(redis_url: str) ->
         text=True,
         timeout=60,
     )
-    assert done.returncode != 0
+    assert done.returncode == 2, done.stderr[-2000:]
     assert "JETTI_RELAY_SOFT_TIME_LIMIT_S" in done.stderr + done.stdout
     assert "JETTI_RELAY_HTTP_" in done.stderr + done.stdout
 
