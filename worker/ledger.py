@@ -69,6 +69,9 @@ class Claim:
     token: str | None
     delivery: Delivery | None
     locked: bool = False
+    # A suspect (a delivery of it ended without an outcome) named with other orders: left
+    # untouched, for the caller to publish alone (reliability #11).
+    isolate: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,7 +374,9 @@ class Ledger:
         order to `lock_busy_due_at` without spending an attempt (see `reschedule`) and gives
         `locked=True`. Otherwise `begin_delivery` runs; the caller keeps the lock only for
         PROCEED and CRASH_LOOP (`Claim.token`) and must hand it back through `finish_batch`.
-        For NOTHING_TO_DO and NOT_DUE the entry carries only the state.
+        For NOTHING_TO_DO and NOT_DUE the entry carries only the state. When several orders
+        are named, a suspect below the crash-loop bound is not claimed: `isolate=True`, for the
+        caller to publish it in a message of its own.
 
         `fill` > 0 also takes on up to that many of the oldest PENDING orders not named here
         (none when a named order is a suspect, i.e. a delivery of it ended without an outcome
@@ -408,6 +413,9 @@ class Ledger:
             action = row[0].decode()
             if action == "locked":
                 out.append(Claim(key, None, None, locked=True))
+                continue
+            if action == "isolate":
+                out.append(Claim(key, None, None, isolate=True))
                 continue
             act = DeliveryAction(action)
             if act is DeliveryAction.UNKNOWN:

@@ -115,6 +115,7 @@ class Batch:
     now: float
     probe: bool = False  # admitted as the breaker's probe: report the outcome to the breaker
     republish: list[str] = field(default_factory=list)
+    isolate: list[str] = field(default_factory=list)  # suspects, published one per message
 
 
 @dataclass(eq=False)
@@ -239,6 +240,12 @@ class OrderProcessor:
             with structlog.contextvars.bound_contextvars(
                 order_key=claim.order_key, task_id=batch.task_id
             ):
+                if claim.isolate:
+                    # It may be the order that killed this message's last delivery: alone, it
+                    # cannot take the others with it again (reliability #11).
+                    log.info("order_isolated")
+                    batch.isolate.append(claim.order_key)
+                    continue
                 if claim.locked:
                     # Another worker holds the order. It re-reads the version after submitting,
                     # so this message only needs to come back later, spending no attempt.
@@ -664,6 +671,12 @@ class OrderProcessor:
             except Exception:
                 # The orders are PENDING in the ledger: the sweeper publishes them.
                 log.exception("republish_failed", orders=len(batch.republish))
+        if batch.isolate:
+            try:
+                self._publisher.publish(batch.isolate, batch_size=1)
+            except Exception:
+                # Still SUBMITTING with a strike: the sweeper publishes each alone.
+                log.exception("isolate_publish_failed", orders=len(batch.isolate))
 
 
 def _has_outcome(job: Job) -> bool:

@@ -132,6 +132,42 @@ def test_a_message_with_a_suspect_order_takes_no_filler(runtime: Runtime) -> Non
     assert "waiting-2" in [c.order_key for c in claims]
 
 
+def test_a_redelivered_message_sends_its_suspect_alone(runtime: Runtime) -> None:
+    """A message whose delivery died (a whole container killed, its locks expired) comes back
+    whole: its innocent orders are claimed, the suspect is left untouched and published in a
+    message of its own, so it cannot take them down again (reliability #11). Alone, or at the
+    crash-loop bound, a suspect is claimed as before."""
+    runtime.redis.delete(ORDERS_QUEUE)
+    ledger, lock = runtime.ledger, runtime.lock
+    now = time.time()
+    for key in (POISON, *GOOD):
+        _record(runtime, key)
+        ledger.begin_delivery(key, task_id="t", worker="w", now=now, max_unfinished=3)
+    for key in GOOD:  # their delivery was not the one that died: finished with an outcome
+        ledger.finish_delivery(key, now=now)
+    claims = _claim(ledger, lock, [POISON, *GOOD], fill=0, now=now)
+    assert [(c.order_key, c.isolate) for c in claims] == [
+        (POISON, True), *((k, False) for k in GOOD)]
+    assert runtime.redis.get(runtime.keys.lock(POISON)) is None
+    assert ledger.get(POISON).deliveries_started == 1  # untouched
+    assert _claim(ledger, lock, [POISON], fill=0, now=now)[0].isolate is False
+
+
+def test_the_processor_publishes_an_isolated_suspect_alone(runtime: Runtime) -> None:
+    """The processor delivers a redelivered message's innocent orders and sends its suspect
+    back in a message of its own, without starting a delivery of it."""
+    runtime.redis.delete(ORDERS_QUEUE)
+    for key in (POISON, *GOOD):
+        _record(runtime, key)
+    runtime.ledger.begin_delivery(POISON, task_id="t", worker="w", now=time.time(),
+                                  max_unfinished=3)
+    runtime.processor.handle_batch([POISON, *GOOD], task_id="redelivered")
+    assert _queued_messages(runtime.redis) == [[POISON]]
+    assert runtime.ledger.get(POISON).deliveries_started == 1
+    for key in GOOD:
+        assert runtime.ledger.get(key).state is OrderState.SUBMITTED, key
+
+
 def _claim(ledger: Ledger, lock: OrderLock, keys: list[str], *, fill: int, now: float) -> list:
     return ledger.begin_batch(
         [(k, lock.make_token()) for k in keys], lock_head_tail=lock.key_parts(), lock_ttl_s=0.2,

@@ -10,7 +10,11 @@
 -- once for the rest. Returns one row per message order: {action, HGETALL of the entry} for
 -- 'proceed' and 'crash_loop', {action, {'state', state}} for 'nothing_to_do' and 'not_due',
 -- {'unknown'} without an entry.
--- Then, unless a message order is a suspect (see `suspect`), up to ARGV[17] of the oldest
+-- In a message naming more than one order, a suspect (see `suspect`) that has not reached the
+-- crash-loop bound is left untouched and answered {'isolate'}: the caller publishes it alone, so
+-- a redelivered message (a whole container killed, its locks expired) never re-forms the batch
+-- that died with it (reliability #11). At the bound it is claimed (crash_loop: dead-lettered).
+-- Then, unless a message order is a suspect, up to ARGV[17] of the oldest
 -- PENDING orders that are not suspects (their own messages are still queued) are taken on the
 -- same way with tokens prefix:1, prefix:2, ...; only those begun are returned, as
 -- {action, HGETALL, order key, token}, after the message's rows. A PENDING order whose lock is
@@ -35,16 +39,27 @@ local function suspect(k)
   local f = redis.call('HMGET', okey(k), 'd_started', 'd_finished')
   return tonumber(f[1] or '0') > tonumber(f[2] or '0')
 end
+local function at_bound(k)
+  local f = redis.call('HMGET', okey(k), 'd_started', 'd_finished')
+  return tonumber(f[1] or '0') - tonumber(f[2] or '0') >= tonumber(ARGV[12])
+end
 local seen = {}
 local any_suspect = false
+local several = #ARGV - 18 > 2
 for i = 19, #ARGV, 2 do
   local k = ARGV[i]
   seen[k] = true
-  if suspect(k) then any_suspect = true end
-  local row = claim(k, ARGV[i + 1])
+  local row
+  if suspect(k) then
+    any_suspect = true
+    if several and not at_bound(k) then row = {'isolate'} end
+  end
   if row == nil then
-    reschedule_one(k, ARGV[16])
-    row = {'locked'}
+    row = claim(k, ARGV[i + 1])
+    if row == nil then
+      reschedule_one(k, ARGV[16])
+      row = {'locked'}
+    end
   end
   out[#out + 1] = row
 end
