@@ -118,11 +118,13 @@ class Sale:
 
 @dataclass(frozen=True, slots=True)
 class SaleLookup:
-    """A sale lookup's answer: our channel's sale (or None) and how many rows of other
-    channels with the same externalId were skipped."""
+    """A sale lookup's answer: our channel's sale (or None), how many rows of other channels
+    with the same externalId were skipped, and how many rows naming no channel at all (which
+    cannot be proven ours, so are skipped too)."""
 
     sale: Sale | None
     others: int = 0
+    unverified: int = 0
 
 
 RetryAfterNote = Literal["clamped", "ignored"]

@@ -186,6 +186,9 @@ class Canceller:
             if lookup.others:
                 self._stats.count_surprise("sale_other_channel")
                 log.warning("sale_lookup_other_channel", rows_skipped=lookup.others)
+            if lookup.unverified:
+                self._stats.count_surprise("sale_without_channel")
+                log.warning("sale_lookup_without_channel", rows_skipped=lookup.unverified)
             sale = lookup.sale
             if sale is None:
                 self._without_sale(entry)

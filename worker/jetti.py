@@ -194,8 +194,9 @@ class JettiClient:
         Upsert is per (channel, externalId) and the lookup is account-wide (facts §5), so with
         a channel configured both the query and each row's `channelId` must name it: a row of
         another channel (the filter ignored) is skipped and counted in `others`, never taken
-        (reliability #4a). Without a channel id any matching row is taken (async mode without
-        CHANNEL_ID: the reconciler only; cancellations refuse to run without one).
+        (reliability #4a); a row naming no channel is skipped and counted in `unverified`.
+        Without a channel id any matching row is taken (async mode without CHANNEL_ID: the
+        reconciler only; cancellations refuse to run without one).
         """
         params: dict[str, str | int] = {"where[externalId]": external_id}
         if self._channel_id is not None:
@@ -203,16 +204,22 @@ class JettiClient:
         doc = self._api("GET", "/sales.json", params=params)
         if not isinstance(doc, list):
             raise JettiUnavailable(None, "sales answer is not a JSON array")
-        others = 0
+        others = unverified = 0
         for item in doc:
             sale = Sale.parse(item)
             if sale is None or sale.external_id != external_id:
                 continue
+            if self._channel_id is not None and sale.channel_id is None:
+                # Whether sales.json rows carry channelId is undocumented: a row without one
+                # cannot be proven ours, and cancelling another channel's sale is the worst
+                # outcome; the order waits and ends as a dead letter saying why.
+                unverified += 1
+                continue
             if self._channel_id is not None and sale.channel_id != self._channel_id:
                 others += 1
                 continue
-            return SaleLookup(sale, others)
-        return SaleLookup(None, others)
+            return SaleLookup(sale, others, unverified)
+        return SaleLookup(None, others, unverified)
 
     def imports_of(self, external_id: str) -> list[ImportRow]:
         """Import-log rows of one order (`GET /api/sale-imports.json?where[externalId]=...`,

@@ -45,6 +45,7 @@ ASSUMPTIONS: tuple[str, ...] = (
     "sale_without_lines",  # a sale answer without lineItems (cannot compare: confirmed)
     "sale_fields_differ",  # sale lines match ids and quantities, not names/prices (confirmed)
     "sale_other_channel",  # the sale lookup returned another channel's sale (ignored)
+    "sale_without_channel",  # a sale row without channelId (cannot be proven ours: ignored)
     "sale_still_differs",  # a sale still differed after MAX_REPAIRS resends (confirmed)
     "error_after_confirmed",  # an import-log error showed up after its order was confirmed
     "cancel_not_shown",  # a cancel POST answered with a sale that does not show the cancel

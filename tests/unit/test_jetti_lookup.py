@@ -47,7 +47,7 @@ def test_a_row_without_a_channel_id_is_not_taken_as_ours() -> None:
     """With a channel configured, a row that does not name it cannot be proven ours."""
     seen: list[httpx.Request] = []
     lookup = client([sale_row(1, None)], seen).find_sale("A-1")
-    assert lookup.sale is None and lookup.others == 1
+    assert lookup.sale is None and (lookup.others, lookup.unverified) == (0, 1)
 
 
 def test_without_a_channel_id_any_matching_row_is_taken() -> None:
