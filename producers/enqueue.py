@@ -23,8 +23,7 @@ from kombu.exceptions import KombuError, OperationalError
 from worker.contract import parse_raw_order
 from worker.errors import InvalidOrder, Problem
 from worker.jsonio import DEFAULT_MAX_BYTES, dumps_canonical, loads_document
-from worker.keys import Keys
-from worker.keys import order_key_problem as key_problem
+from worker.keys import Keys, order_key_problem
 from worker.ledger import Ledger, NewVersion, RecordOutcome
 from worker.limits import DEFAULT_MAX_FUTURE_SKEW_S, DEFAULT_MAX_LINE_ITEMS, MAX_ID_PREFIX_CHARS
 from worker.rules import Rules
@@ -339,9 +338,9 @@ def _validate(
         problem = Problem("", f"not JSON-serialisable: {exc}")
         return _rejection(candidate, doc, (problem,), id_prefix)
     order_key = id_prefix + str(order.id)
-    key_problem = order_key_problem(order_key, id_prefix=id_prefix)
-    if key_problem is not None:
-        return Rejection(candidate.position, str(order.id), (key_problem,), order_key)
+    over_limit = key_limits_problem(order_key, id_prefix=id_prefix)
+    if over_limit is not None:
+        return Rejection(candidate.position, str(order.id), (over_limit,), order_key)
     return NewVersion(
         order_key=order_key,
         raw=body,
@@ -359,13 +358,13 @@ def _rejection(
     return Rejection(candidate.position, order_id, problems, key)
 
 
-def order_key_problem(order_key: str, *, id_prefix: str = "") -> Problem | None:
+def key_limits_problem(order_key: str, *, id_prefix: str = "") -> Problem | None:
     """Why the worker could not take `order_key` (= `id_prefix` + id), or None: the limits of
     worker.limits, which the worker's message parser applies too (reliability #9)."""
     if len(id_prefix) > MAX_ID_PREFIX_CHARS:
         return Problem("id", f"the id prefix has {len(id_prefix)} characters, "
                              f"at most {MAX_ID_PREFIX_CHARS}")
-    problem = key_problem(order_key)
+    problem = order_key_problem(order_key)
     return None if problem is None else Problem("id", problem)
 
 

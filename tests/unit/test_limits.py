@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from ops.preview_cli import preview
 from producers.cli import enqueue as enqueue_command
-from producers.enqueue import order_key_problem
+from producers.enqueue import key_limits_problem
 from worker.celery_app import create_app
 from worker.limits import MAX_ID_PREFIX_CHARS, MAX_KEYS_PER_MESSAGE, MAX_ORDER_KEY_CHARS
 from worker.publisher import Publisher
@@ -70,15 +70,15 @@ def test_publisher_refuses_a_batch_the_worker_would_refuse() -> None:
 
 def test_order_key_limits_name_the_limit() -> None:
     """The producer's per-order check: key and prefix length, with the limit in the message."""
-    assert order_key_problem("x" * MAX_ORDER_KEY_CHARS) is None
-    problem = order_key_problem("x" * (MAX_ORDER_KEY_CHARS + 1))
+    assert key_limits_problem("x" * MAX_ORDER_KEY_CHARS) is None
+    problem = key_limits_problem("x" * (MAX_ORDER_KEY_CHARS + 1))
     assert problem is not None and f"at most {MAX_ORDER_KEY_CHARS}" in problem.message
     prefix = "p" * (MAX_ID_PREFIX_CHARS + 1)
-    problem = order_key_problem(prefix + "1", id_prefix=prefix)
+    problem = key_limits_problem(prefix + "1", id_prefix=prefix)
     assert problem is not None and f"at most {MAX_ID_PREFIX_CHARS}" in problem.message
-    assert order_key_problem("\ud800") is not None
+    assert key_limits_problem("\ud800") is not None
     assert parse_message(message(["\ud800", "ok"])).keys == ["ok"]
-    assert order_key_problem("订单:1 {x}") is None
+    assert key_limits_problem("订单:1 {x}") is None
 
 
 def test_cli_refuses_a_long_id_prefix_before_reading_anything() -> None:
