@@ -7,8 +7,6 @@ ever replaced by an older one. `jetti-relay chaos` runs the same scenarios at fu
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from ops.chaos.cluster import Cluster
@@ -17,14 +15,6 @@ from ops.chaos.run import SCENARIOS, run_one
 from ops.chaos.scenarios import CI_SCALE
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration, pytest.mark.timeout(240)]
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """One private Redis (AOF, everysec) and sandbox for the module; workers per scenario."""
-    started = Cluster(tmp_path_factory.mktemp("chaos")).start()
-    yield started
-    started.close()
 
 
 def run(cluster: Cluster, number: int) -> ScenarioResult:

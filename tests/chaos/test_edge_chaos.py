@@ -6,8 +6,6 @@ them at full scale.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from ops.chaos.cluster import Cluster
@@ -16,13 +14,6 @@ from ops.chaos.run import run_one
 from ops.chaos.scenarios import CI_SCALE
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration, pytest.mark.timeout(300)]
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    started = Cluster(tmp_path_factory.mktemp("chaos-edge")).start()
-    yield started
-    started.close()
 
 
 def run(cluster: Cluster, number: int) -> ScenarioResult:

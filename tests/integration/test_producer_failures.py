@@ -90,15 +90,6 @@ def test_out_of_memory_part_way_stops_with_the_position_and_a_rerun_publishes_th
 # --- the command ----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def cli_env(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setenv("JETTI_RELAY_REDIS_URL", redis_url)
-    monkeypatch.setenv("JETTI_RELAY_KEY_PREFIX", "t")
-    get_settings.cache_clear()
-    yield redis_url
-    get_settings.cache_clear()
-
-
 def write_lines(path: Path, orders: list[dict[str, Any]]) -> Path:
     path.write_text("".join(json.dumps(o) + "\n" for o in orders))
     return path

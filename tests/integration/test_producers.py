@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -169,16 +168,6 @@ def test_chunks_do_not_change_the_outcome(run: Any, redis_client: redis.Redis[by
 
 
 # --- the command ----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def cli_env(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The command's settings point at the test Redis; the cached settings are reset after."""
-    monkeypatch.setenv("JETTI_RELAY_REDIS_URL", redis_url)
-    monkeypatch.setenv("JETTI_RELAY_KEY_PREFIX", "t")
-    get_settings.cache_clear()
-    yield redis_url
-    get_settings.cache_clear()
 
 
 def test_cli_enqueues_json_lines_and_reports_bad_lines(
