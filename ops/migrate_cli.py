@@ -22,7 +22,7 @@ import redis
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ops.dlq.common import EXIT_OK, EXIT_PARTIAL, EXIT_REDIS
+from ops.dlq.common import EXIT_OK, EXIT_PARTIAL, EXIT_REDIS, redis_failure_line
 from ops.options import redis_url_option, settings_from_options
 from worker.limits import DEFAULT_MAX_FUTURE_SKEW_S
 
@@ -70,12 +70,8 @@ def migrate_keys(
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         client = connect_supported(settings)
-    except RedisTooOld as exc:
-        errors.print(f"error: {exc}", markup=False)
-        raise SystemExit(EXIT_REDIS) from exc
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        errors.print(f"error: cannot reach Redis (--redis-url / JETTI_RELAY_REDIS_URL): {exc}",
-                     markup=False)
+    except (redis.ConnectionError, redis.TimeoutError, RedisTooOld) as exc:
+        errors.print(redis_failure_line(exc), markup=False)
         raise SystemExit(EXIT_REDIS) from exc
     publisher = None if dry_run else Publisher(create_app(settings),
                                                batch_size=settings.batch_size)
@@ -104,9 +100,7 @@ def migrate_keys(
             progress.update(task, total=total, visible=total >= PROGRESS_MIN_MEMBERS)
             report = migration.run()
     except (redis.ConnectionError, redis.TimeoutError, OperationalError) as exc:
-        # The URL may carry a password: name the setting, not its value.
-        errors.print(f"error: cannot reach Redis (--redis-url / JETTI_RELAY_REDIS_URL): {exc}",
-                     markup=False)
+        errors.print(redis_failure_line(exc), markup=False)
         raise SystemExit(EXIT_REDIS) from exc
     except redis.RedisError as exc:
         errors.print(f"error: Redis refused a command part-way ({type(exc).__name__}: {exc}); "

@@ -74,19 +74,23 @@ class Stores:
                 self.settings.api_token.get_secret_value()]
 
 
+def redis_failure_line(exc: Exception) -> str:
+    """The one line a command prints before exit EXIT_REDIS: Redis unreachable (`redis`'s
+    ConnectionError or TimeoutError) or older than supported (`RedisTooOld`)."""
+    if isinstance(exc, RedisTooOld):
+        return f"error: {exc}"
+    # The URL may carry a password: name the setting, not its value.
+    return f"error: cannot reach Redis (--redis-url / JETTI_RELAY_REDIS_URL): {exc}"
+
+
 class StoreGroup(click.Group):
     """A click group whose commands turn an unreachable Redis into one line and exit code 4."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            # The URL may carry a password: name the setting, not its value.
-            click.echo(f"error: cannot reach Redis (--redis-url / JETTI_RELAY_REDIS_URL): {exc}",
-                       err=True)
-            ctx.exit(EXIT_REDIS)
-        except RedisTooOld as exc:
-            click.echo(f"error: {exc}", err=True)
+        except (redis.ConnectionError, redis.TimeoutError, RedisTooOld) as exc:
+            click.echo(redis_failure_line(exc), err=True)
             ctx.exit(EXIT_REDIS)
 
 
