@@ -10,7 +10,7 @@
 -- once for the rest. Returns one row per message order: {action, HGETALL of the entry} for
 -- 'proceed' and 'crash_loop', {action, {'state', state}} for 'nothing_to_do' and 'not_due',
 -- {'unknown'} without an entry.
--- In a message naming more than one order, a suspect (see `suspect`) that has not reached the
+-- In a message naming more than one order, a suspect (see `unfinished`) that has not reached the
 -- crash-loop bound is left untouched and answered {'isolate'}: the caller publishes it alone, so
 -- a redelivered message (a whole container killed, its locks expired) never re-forms the batch
 -- that died with it (reliability #11). At the bound it is claimed (crash_loop: dead-lettered).
@@ -34,14 +34,11 @@ end
 -- A suspect is an order with a delivery that ended without an outcome (a crash, an exception, a
 -- soft time limit) since its budget was last reset: it may be a poison order, so no waiting
 -- order is pulled into its batch, and it is never pulled in as filler (reliability #11:
--- innocent orders must not share its fate).
-local function suspect(k)
+-- innocent orders must not share its fate). `unfinished` is its count of such deliveries
+-- (0: not a suspect), which is also what the crash-loop bound (ARGV 12) is measured on.
+local function unfinished(k)
   local f = redis.call('HMGET', okey(k), 'd_started', 'd_finished')
-  return tonumber(f[1] or '0') > tonumber(f[2] or '0')
-end
-local function at_bound(k)
-  local f = redis.call('HMGET', okey(k), 'd_started', 'd_finished')
-  return tonumber(f[1] or '0') - tonumber(f[2] or '0') >= tonumber(ARGV[12])
+  return tonumber(f[1] or '0') - tonumber(f[2] or '0')
 end
 local seen = {}
 local any_suspect = false
@@ -50,9 +47,10 @@ for i = 19, #ARGV, 2 do
   local k = ARGV[i]
   seen[k] = true
   local row
-  if suspect(k) then
+  local strikes = unfinished(k)
+  if strikes > 0 then
     any_suspect = true
-    if several and not at_bound(k) then row = {'isolate'} end
+    if several and strikes < tonumber(ARGV[12]) then row = {'isolate'} end
   end
   if row == nil then
     row = claim(k, ARGV[i + 1])
@@ -67,7 +65,7 @@ local fill = tonumber(ARGV[17])
 if fill > 0 and not any_suspect then
   local n = 0
   for _, k in ipairs(redis.call('ZRANGE', IDX['pending'], 0, fill - 1)) do
-    if not seen[k] and not suspect(k) then
+    if not seen[k] and unfinished(k) == 0 then
       n = n + 1
       local token = ARGV[18] .. ':' .. n
       local row = claim(k, token)
