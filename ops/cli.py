@@ -13,24 +13,45 @@ import click
 
 # Subcommand name -> ("module:attribute", one-line help). One line per subcommand.
 LAZY_SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "preview": ("ops.preview_cli:preview", "Print the Jetti payloads the worker would send."),
-    "schema": ("ops.preview_cli:schema", "Print the raw-order contract as JSON Schema."),
-    "worker": ("ops.worker_cli:worker", "Start a Celery worker with the retry pump and sweeper."),
-    "demo": ("ops.demo:demo", "Run the whole pipeline on embedded defaults with sample orders."),
-    "bench": ("ops.bench:bench", "Benchmark the pipeline against naive Celery and a plain loop."),
-    "pump": ("ops.worker_cli:pump", "Run only the retry pump and the sweeper (leader-elected)."),
+    "preview": ("ops.commands.preview:preview", "Print the Jetti payloads the worker would send."),
+    "schema": ("ops.commands.preview:schema", "Print the raw-order contract as JSON Schema."),
+    "worker": (
+        "ops.commands.worker:worker",
+        "Start a Celery worker with the retry pump and sweeper.",
+    ),
+    "demo": (
+        "ops.demo.cli:demo",
+        "Run the whole pipeline on embedded defaults with sample orders.",
+    ),
+    "bench": (
+        "ops.bench.cli:bench",
+        "Benchmark the pipeline against naive Celery and a plain loop.",
+    ),
+    "pump": (
+        "ops.commands.worker:pump",
+        "Run only the retry pump and the sweeper (leader-elected).",
+    ),
     "sandbox": ("ops.sandbox.cli:sandbox", "Run a local Jetti with fault injection."),
-    "pause": ("ops.fleet_cli:pause", "Pause submission to Jetti for the whole fleet."),
-    "resume": ("ops.fleet_cli:resume", "Resume submission after a pause or a tripped breaker."),
+    "pause": ("ops.commands.fleet:pause", "Pause submission to Jetti for the whole fleet."),
+    "resume": (
+        "ops.commands.fleet:resume",
+        "Resume submission after a pause or a tripped breaker.",
+    ),
     "enqueue": ("producers.cli:enqueue", "Validate raw orders and enqueue them for the worker."),
-    "reconcile": ("ops.reconcile_cli:reconcile", "Reconciler: status, or one pass now."),
+    "reconcile": ("ops.commands.reconcile:reconcile", "Reconciler: status, or one pass now."),
     "chaos": ("ops.chaos.cli:chaos", "Break the pipeline on purpose and check nothing is lost."),
     "dlq": ("ops.dlq.cli:dlq", "Dead letters: list, show, replay, export, purge, erase, audit."),
-    "order": ("ops.order_cli:order", "Where is order X: state, attempts, dead letter, timeline."),
-    "metrics": ("ops.metrics_cli:metrics", "Serve Prometheus metrics (backlog, dead letters...)."),
-    "health": ("ops.health_cli:health", "Check Redis, workers, pump, breaker and backlog."),
-    "migrate-keys": ("ops.migrate_cli:migrate_keys", "Move Redis keys to the encoded names."),
-    "config": ("ops.config_cli:config", "Check the JETTI_RELAY_* settings (secrets masked)."),
+    "order": (
+        "ops.commands.order:order",
+        "Where is order X: state, attempts, dead letter, timeline.",
+    ),
+    "metrics": (
+        "ops.commands.metrics:metrics",
+        "Serve Prometheus metrics (backlog, dead letters...).",
+    ),
+    "health": ("ops.commands.health:health", "Check Redis, workers, pump, breaker and backlog."),
+    "migrate-keys": ("ops.commands.migrate:migrate_keys", "Move Redis keys to the encoded names."),
+    "config": ("ops.commands.config:config", "Check the JETTI_RELAY_* settings (secrets masked)."),
 }
 
 

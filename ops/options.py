@@ -39,8 +39,8 @@ def _check_redis_url(ctx: click.Context, param: click.Parameter, value: str | No
 
 
 def check_id_prefix(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    """An `--id-prefix` the worker can take (worker.limits), else a usage error (exit 2)."""
-    from worker.limits import MAX_ID_PREFIX_CHARS
+    """An `--id-prefix` the worker can take (worker.core.limits), else a usage error (exit 2)."""
+    from worker.core.limits import MAX_ID_PREFIX_CHARS
 
     if len(value) > MAX_ID_PREFIX_CHARS:
         raise click.BadParameter(f"{len(value)} characters, at most {MAX_ID_PREFIX_CHARS}",

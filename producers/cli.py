@@ -34,10 +34,10 @@ from producers.enqueue import (
     Rejection,
     enqueue_candidates,
 )
-from worker.errors import InvalidOrder, Problem
-from worker.jsonio import loads_document
-from worker.limits import MAX_ID_PREFIX_CHARS, MAX_KEYS_PER_MESSAGE
-from worker.records import RecordOutcome
+from worker.core.errors import InvalidOrder, Problem
+from worker.core.jsonio import loads_document
+from worker.core.limits import MAX_ID_PREFIX_CHARS, MAX_KEYS_PER_MESSAGE
+from worker.core.records import RecordOutcome
 
 EXIT_OK = 0
 EXIT_REJECTED = 1
@@ -150,10 +150,10 @@ def enqueue(
     import redis
 
     from worker.celery_app import create_app
-    from worker.keys import Keys
+    from worker.core.keys import Keys
+    from worker.core.rules import RulesError, load_rules
     from worker.publisher import Publisher
     from worker.redisconn import RedisTooOld, connect_supported
-    from worker.rules import RulesError, load_rules
 
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
     try:

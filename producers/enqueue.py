@@ -20,14 +20,18 @@ from typing import Any, Protocol
 import redis
 from kombu.exceptions import KombuError, OperationalError
 
-from worker.contract import parse_raw_order
-from worker.errors import InvalidOrder, Problem
-from worker.jsonio import DEFAULT_MAX_BYTES, dumps_canonical, loads_document
-from worker.keys import Keys, order_key_problem
-from worker.ledger import Ledger, NewVersion, RecordOutcome
-from worker.limits import DEFAULT_MAX_FUTURE_SKEW_S, DEFAULT_MAX_LINE_ITEMS, MAX_ID_PREFIX_CHARS
-from worker.rules import Rules
-from worker.transform import line_items_problem
+from worker.core.contract import parse_raw_order
+from worker.core.errors import InvalidOrder, Problem
+from worker.core.jsonio import DEFAULT_MAX_BYTES, dumps_canonical, loads_document
+from worker.core.keys import Keys, order_key_problem
+from worker.core.limits import (
+    DEFAULT_MAX_FUTURE_SKEW_S,
+    DEFAULT_MAX_LINE_ITEMS,
+    MAX_ID_PREFIX_CHARS,
+)
+from worker.core.rules import Rules
+from worker.core.transform import line_items_problem
+from worker.store.ledger import Ledger, NewVersion, RecordOutcome
 
 # Orders validated and recorded per pipelined Redis round trip: big enough to amortise the
 # round trip, small enough that a progress bar moves and memory stays flat on huge inputs.
@@ -177,11 +181,11 @@ def enqueue(
     """Validate, record and publish raw orders; a rejection's position is the 0-based index.
 
     Each raw order is a mapping, or one JSON document as bytes/str (parsed with
-    `worker.jsonio.loads_document`; the original bytes are what the ledger stores). Every
-    document, mappings included, is capped at `worker.jsonio.DEFAULT_MAX_BYTES` (a mapping's
+    `worker.core.jsonio.loads_document`; the original bytes are what the ledger stores). Every
+    document, mappings included, is capped at `worker.core.jsonio.DEFAULT_MAX_BYTES` (a mapping's
     canonical JSON). The order key is `id_prefix` + the order's `id`. Malformed orders, orders
     whose `updated_at` is more than `max_future_skew_s` ahead of `now`, and orders whose key
-    breaks the limits of worker.limits (an `id_prefix` over MAX_ID_PREFIX_CHARS, a key over
+    breaks the limits of worker.core.limits (an `id_prefix` over MAX_ID_PREFIX_CHARS, a key over
     MAX_ORDER_KEY_CHARS) are rejected with their position and field paths and the rest still go
     through. `now` (epoch s) defaults to the wall clock at each chunk. A Redis or broker error
     raises `EnqueueInterrupted` (chained) with the summary so far and the position reached.
@@ -360,7 +364,7 @@ def _rejection(
 
 def key_limits_problem(order_key: str, *, id_prefix: str = "") -> Problem | None:
     """Why the worker could not take `order_key` (= `id_prefix` + id), or None: the limits of
-    worker.limits, which the worker's message parser applies too (reliability #9)."""
+    worker.core.limits, which the worker's message parser applies too (reliability #9)."""
     if len(id_prefix) > MAX_ID_PREFIX_CHARS:
         return Problem("id", f"the id prefix has {len(id_prefix)} characters, "
                              f"at most {MAX_ID_PREFIX_CHARS}")

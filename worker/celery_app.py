@@ -20,7 +20,7 @@ from typing import Any
 
 from celery import Celery, signals
 
-from worker.keys import ORDERS_QUEUE
+from worker.core.keys import ORDERS_QUEUE
 from worker.settings import (
     EXIT_CONFIG,
     EXIT_OLD_REDIS,

@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from worker.privacy import hide_secrets, scrub_personal_data
+from worker.core.privacy import hide_secrets, scrub_personal_data
 from worker.settings import get_settings
 
 # What a redacted value becomes.

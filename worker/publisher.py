@@ -13,8 +13,8 @@ from typing import Any, cast
 from celery import Celery
 from kombu.exceptions import ChannelError
 
-from worker.keys import IMPORT_TASK, MESSAGE_SCHEMA_VERSION, ORDERS_QUEUE
-from worker.limits import MAX_KEYS_PER_MESSAGE
+from worker.core.keys import IMPORT_TASK, MESSAGE_SCHEMA_VERSION, ORDERS_QUEUE
+from worker.core.limits import MAX_KEYS_PER_MESSAGE
 
 # Keys per message when the caller does not say (= settings.DEFAULT_BATCH_SIZE): the worker
 # claims, submits and settles a message's orders together, so per-message costs are shared.

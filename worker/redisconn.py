@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import redis
 
-from worker.limits import MIN_REDIS_VERSION
+from worker.core.limits import MIN_REDIS_VERSION
 
 if TYPE_CHECKING:  # wiring only reads two fields; no import cycle at run time
     from worker.settings import Settings

@@ -19,24 +19,24 @@ import orjson
 import redis
 import structlog
 
-from worker.breaker import Breaker
-from worker.cancel import build_canceller
-from worker.deadletters import DeadLetters
-from worker.jetti import JettiClient, build_http_client, build_jetti_client
-from worker.keys import Keys
-from worker.ledger import Ledger
-from worker.limits import HEARTBEAT_KEPT_S
-from worker.locks import Leader, OrderLock
-from worker.policy import RetryPolicy
-from worker.processor import OrderProcessor, ProcessorConfig
+from worker.core.keys import Keys
+from worker.core.limits import HEARTBEAT_KEPT_S
+from worker.core.policy import RetryPolicy
+from worker.core.records import Attempt
+from worker.core.rules import Rules, load_rules
+from worker.core.states import DeadReason
+from worker.jetti.client import JettiClient, build_http_client, build_jetti_client
+from worker.pipeline.canceller import build_canceller
+from worker.pipeline.processor import OrderProcessor, ProcessorConfig
 from worker.publisher import Publisher
-from worker.ratelimit import RateLimiter
-from worker.records import Attempt
 from worker.redisconn import client_for
-from worker.rules import Rules, load_rules
 from worker.settings import Settings, get_settings
-from worker.states import DeadReason
-from worker.stats import Stats
+from worker.store.breaker import Breaker
+from worker.store.dead_letters import DeadLetters
+from worker.store.leases import Leader, OrderLock
+from worker.store.ledger import Ledger
+from worker.store.rate_limit import RateLimiter
+from worker.store.stats import Stats
 
 log = structlog.get_logger("jetti_relay.runtime")
 

@@ -27,7 +27,7 @@ from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from worker.limits import (
+from worker.core.limits import (
     DEFAULT_BODY_TTL_S,
     DEFAULT_MAX_FUTURE_SKEW_S,
     DEFAULT_MAX_LINE_ITEMS,
@@ -51,10 +51,10 @@ ENV_ALIASES: Mapping[str, str] = {
 # unknown JETTI_RELAY_* variable stops the start (tests/unit/test_settings_env.py greps the repo).
 EXTERNAL_VARIABLES: Mapping[str, str] = {
     "JETTI_RELAY_VENV": "./run and .ci/run: the virtual environment to use",
-    "JETTI_RELAY_BENCH_BROKER_URL": "ops/bench_naive.py: the naive baseline's broker",
-    "JETTI_RELAY_BENCH_TARGET_URL": "ops/bench_naive.py: the naive baseline's Jetti URL",
-    "JETTI_RELAY_BENCH_WEBHOOK_HASH": "ops/bench_naive.py: the naive baseline's hash",
-    "JETTI_RELAY_BENCH_READY_FILE": "ops/bench_naive.py: the naive baseline's readiness file",
+    "JETTI_RELAY_BENCH_BROKER_URL": "ops/bench/naive.py: the naive baseline's broker",
+    "JETTI_RELAY_BENCH_TARGET_URL": "ops/bench/naive.py: the naive baseline's Jetti URL",
+    "JETTI_RELAY_BENCH_WEBHOOK_HASH": "ops/bench/naive.py: the naive baseline's hash",
+    "JETTI_RELAY_BENCH_READY_FILE": "ops/bench/naive.py: the naive baseline's readiness file",
 }
 # Hosts a Jetti URL may reach over plain http: this machine, and the compose sandbox service.
 PLAIN_HTTP_HOSTS = frozenset({"localhost", "sandbox"})
@@ -138,7 +138,7 @@ DEFAULT_PUMP_INTERVAL_S = 1.0
 DEFAULT_SWEEP_INTERVAL_S = 60.0
 # An order in a working state longer than this is re-published by the sweeper.
 DEFAULT_STUCK_AFTER_S = 900.0
-# Retention of settled bodies and of tombstones: one constant each, in worker/limits.py.
+# Retention of settled bodies and of tombstones: one constant each, in worker/core/limits.py.
 # An open breaker lets one probe through after this long.
 DEFAULT_BREAKER_PROBE_S = 300.0
 # The reconciler reads Jetti's import log this often (when an API token is set).
@@ -186,7 +186,7 @@ class Settings(BaseSettings):
     max_units_per_line: int = Field(
         DEFAULT_MAX_UNITS_PER_LINE, gt=0, description="Largest quantity a split line may have"
     )
-    # Amplification cap (reliability #12): the default lives in worker/limits.py.
+    # Amplification cap (reliability #12): the default lives in worker/core/limits.py.
     max_line_items: int = Field(
         DEFAULT_MAX_LINE_ITEMS, gt=0, description="Most line items one order may become"
     )
@@ -285,7 +285,7 @@ class Settings(BaseSettings):
         if value > MAX_KEYS_PER_MESSAGE:
             raise ValueError(
                 f"JETTI_RELAY_BATCH_SIZE is {value}; at most {MAX_KEYS_PER_MESSAGE} order keys fit "
-                "in one message (worker.limits.MAX_KEYS_PER_MESSAGE)"
+                "in one message (worker.core.limits.MAX_KEYS_PER_MESSAGE)"
             )
         return value
 

@@ -16,9 +16,9 @@ from celery import Task
 from celery.exceptions import Reject
 
 from worker.celery_app import app
-from worker.errors import ClaimFailed
-from worker.keys import IMPORT_TASK, MESSAGE_SCHEMA_VERSION, order_key_problem
-from worker.limits import MAX_KEYS_PER_MESSAGE
+from worker.core.errors import ClaimFailed
+from worker.core.keys import IMPORT_TASK, MESSAGE_SCHEMA_VERSION, order_key_problem
+from worker.core.limits import MAX_KEYS_PER_MESSAGE
 from worker.runtime import get_runtime
 
 log = structlog.get_logger("jetti_relay.tasks")
@@ -39,7 +39,8 @@ def parse_message(message: Any) -> ParsedMessage:
     """The order keys of a message; raises ValueError saying what is wrong with the message.
 
     A message that is not `{"v": MESSAGE_SCHEMA_VERSION, "keys": [...]}` with 1 to
-    MAX_KEYS_PER_MESSAGE entries is refused whole. A bad entry (`worker.keys.order_key_problem`)
+    MAX_KEYS_PER_MESSAGE entries is refused whole. A bad entry
+    (`worker.core.keys.order_key_problem`)
     is dropped alone: the message's other orders are still processed (reliability #9); a message
     whose every entry is bad is refused.
     """

@@ -38,18 +38,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.contract import parse_raw_order
-from worker.deadletters import DeadLetters
-from worker.errors import InvalidOrder, TransformError
-from worker.jsonio import loads_document
-from worker.ledger import Ledger, raw_hash, version_ts_ms
-from worker.rules import Rules
-from worker.states import OrderState
-from worker.transform import transform
+from worker.core.contract import parse_raw_order
+from worker.core.errors import InvalidOrder, TransformError
+from worker.core.jsonio import loads_document
+from worker.core.rules import Rules
+from worker.core.states import OrderState
+from worker.core.transform import transform
+from worker.store.dead_letters import DeadLetters
+from worker.store.ledger import Ledger, raw_hash, version_ts_ms
 
 # Error classes of attempts whose outcome is unknown (the request may have been applied).
 UNKNOWN_OUTCOME_CLASSES = frozenset({"OutcomeUnknown"})
-# Ledger events that explain a resend (worker/lua/prelude.lua, replay.lua, rearm.lua, repair.lua).
+# Ledger events that explain a resend (worker/store/lua/prelude.lua, replay.lua, rearm.lua,
+# repair.lua).
 RESEND_EVENTS = frozenset({"crash_loop", "replay", "rearmed", "repair"})
 
 

@@ -23,7 +23,7 @@ import httpx
 import redis
 
 from ops.chaos.books import SaleCancellation
-from ops.services import (
+from ops.harness.services import (
     RedisProcess,
     SandboxRoutes,
     WorkerProcess,
@@ -34,14 +34,14 @@ from ops.services import (
 )
 from producers.enqueue import EnqueueSummary, enqueue
 from worker.celery_app import create_app
-from worker.deadletters import DeadLetters
-from worker.keys import Keys
-from worker.ledger import Ledger
+from worker.core.keys import Keys
+from worker.core.states import OrderState
 from worker.publisher import Publisher
 from worker.settings import Settings
-from worker.states import OrderState
+from worker.store.dead_letters import DeadLetters
+from worker.store.ledger import Ledger
 
-# WorkerProcess lives in ops.services; scenarios import it from here with the cluster.
+# WorkerProcess lives in ops.harness.services; scenarios import it from here with the cluster.
 __all__ = ["CHAOS_ENV", "Cluster", "SandboxProcess", "WorkerProcess"]
 
 CHANNEL_ID = 7
@@ -54,7 +54,8 @@ HISTORY_READERS = 8
 # Short timeouts and retries so a scenario settles in seconds. The timeout chain still holds
 # (HTTP 4 s in all < soft 6 s < hard 8 s < visibility 30 s < lock 10 s is not required: the lock
 # only has to outlive the hard limit). A killed submission is recovered by the sweeper once it is
-# SUBMITTING for hard limit + 30 s (worker.maintenance.SUBMITTING_MARGIN_S), i.e. 38 s here.
+# SUBMITTING for hard limit + 30 s (worker.pipeline.maintenance.SUBMITTING_MARGIN_S), i.e. 38 s
+# here.
 CHAOS_ENV: dict[str, str] = {
     "JETTI_RELAY_BACKOFF_BASE_S": "0.2",
     "JETTI_RELAY_BACKOFF_MAX_S": "2",

@@ -11,9 +11,9 @@ from typing import Any
 
 from ops.chaos.books import Books, BooksReport, check_books
 from ops.chaos.cluster import Cluster
-from worker.contract import parse_raw_order
-from worker.errors import InvalidOrder
-from worker.jsonio import dumps_canonical, loads_document
+from worker.core.contract import parse_raw_order
+from worker.core.errors import InvalidOrder
+from worker.core.jsonio import dumps_canonical, loads_document
 
 # Seconds of updated_at between two versions of one order.
 VERSION_STEP_S = 60

@@ -159,7 +159,7 @@ EDGE_IDS: tuple[str, ...] = ("line\nbreak", "tab\there", "L" * 300)
 # An updated_at far beyond any clock skew the edge allows (JETTI_RELAY_MAX_FUTURE_SKEW_S).
 FAR_FUTURE = "2099-01-01T00:00:00+00:00"
 # Split amplification of a huge order: lines x units per line line items, over the default cap
-# of worker.limits.DEFAULT_MAX_LINE_ITEMS (10,000); each line stays within the per-line cap.
+# of worker.core.limits.DEFAULT_MAX_LINE_ITEMS (10,000); each line stays within the per-line cap.
 HUGE_LINES = 11
 HUGE_UNITS_PER_LINE = 1000
 

@@ -19,8 +19,8 @@ from ops.chaos.books import Books
 from ops.chaos.cluster import START_TIMEOUT_S, Cluster
 from ops.chaos.flow import ScenarioResult, raw_order, record
 from ops.chaos.scenarios import Scale, finish
-from worker.breaker import Breaker
-from worker.states import OrderState
+from worker.core.states import OrderState
+from worker.store.breaker import Breaker
 
 # A plausible typo of JETTI_RELAY_MAX_ATTEMPTS, set next to a correct configuration.
 MISSPELT_NAME = "JETTI_RELAY_MAX_ATEMPTS"

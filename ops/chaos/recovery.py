@@ -11,10 +11,10 @@ from ops.chaos.books import Books
 from ops.chaos.cluster import Cluster, WorkerProcess
 from ops.chaos.flow import Producer, ScenarioResult, record, stream
 from ops.chaos.scenarios import VISIBILITY_TIMEOUT_S, Scale, finish, join_producer, pool_pids
-from worker.contract import parse_raw_order
-from worker.jsonio import loads_document
-from worker.keys import ORDERS_QUEUE
-from worker.ledger import NewVersion
+from worker.core.contract import parse_raw_order
+from worker.core.jsonio import loads_document
+from worker.core.keys import ORDERS_QUEUE
+from worker.store.ledger import NewVersion
 
 
 # --- 8 ---------------------------------------------------------------------------------------

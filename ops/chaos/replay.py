@@ -19,7 +19,7 @@ from ops.chaos.books import Books
 from ops.chaos.cluster import Cluster
 from ops.chaos.flow import ScenarioResult, raw_order, record
 from ops.chaos.scenarios import SETTLE_TIMEOUT_S, Scale, finish
-from worker.states import DeadStatus, OrderState
+from worker.core.states import DeadStatus, OrderState
 
 # Orders per second the interrupted replay sends, slow enough to kill it half-way.
 REPLAY_RATE = 10.0

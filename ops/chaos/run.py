@@ -41,7 +41,8 @@ SCENARIOS: dict[int, tuple[str, ScenarioFn]] = {
 
 
 def _register_replay() -> None:
-    # Scenario 7 drives `jetti-relay dlq replay` (worker/replay.py), which lands separately.
+    # Scenario 7 drives `jetti-relay dlq replay` (worker/pipeline/replayer.py), which lands
+    # separately.
     try:
         module = importlib.import_module("ops.chaos.replay")
     except ImportError:

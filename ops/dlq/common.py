@@ -26,14 +26,14 @@ import click
 import redis
 
 from ops.options import settings_from_options
-from worker.audit import AuditLog
-from worker.deadletters import DeadLetters
-from worker.deadquery import DeadFilter
-from worker.keys import Keys
-from worker.ledger import Ledger
+from worker.core.keys import Keys
+from worker.core.states import DeadReason, DeadStatus
 from worker.redisconn import RedisTooOld, connect_supported
 from worker.settings import Settings
-from worker.states import DeadReason, DeadStatus
+from worker.store.audit import AuditLog
+from worker.store.dead_letters import DeadLetters
+from worker.store.dead_query import DeadFilter
+from worker.store.ledger import Ledger
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1

@@ -26,11 +26,11 @@ from ops.dlq.common import (
     filter_options,
 )
 from ops.options import redis_url_option
-from worker.audit import os_user
-from worker.deadentry import DeadEntry, masked
-from worker.deadquery import DeadFilter, iter_entries
-from worker.erasure import erase_customer
-from worker.privacy import email_hash
+from worker.core.dead_entry import DeadEntry, masked
+from worker.core.privacy import email_hash
+from worker.store.audit import os_user
+from worker.store.dead_query import DeadFilter, iter_entries
+from worker.store.erasure import erase_customer
 
 # Entries deleted per purge round: the export of a round is on disk before it is deleted.
 PURGE_CHUNK = 200

@@ -1,6 +1,7 @@
 """`jetti-relay dlq replay`: dead letters back through the normal pipeline.
 
-The logic lives in `worker/replay.py` (usable without the CLI); this module selects entries,
+The logic lives in `worker/pipeline/replayer.py` (usable without the CLI); this module selects
+entries,
 reads a corrected raw order from a file or an editor, paces the run and reports.
 """
 
@@ -28,11 +29,10 @@ from ops.dlq.common import (
     filter_options,
 )
 from ops.options import redis_url_option
-from worker.audit import os_user
-from worker.deadentry import DeadEntry
-from worker.deadquery import DeadFilter, iter_entries
-from worker.privacy import decode_document
-from worker.replay import (
+from worker.core.dead_entry import DeadEntry
+from worker.core.privacy import decode_document
+from worker.core.states import DeadStatus
+from worker.pipeline.replayer import (
     SENDING,
     Action,
     CorrectedRaw,
@@ -43,7 +43,8 @@ from worker.replay import (
     Summary,
     parse_corrected_raw,
 )
-from worker.states import DeadStatus
+from worker.store.audit import os_user
+from worker.store.dead_query import DeadFilter, iter_entries
 
 if TYPE_CHECKING:
     from worker.publisher import Publisher

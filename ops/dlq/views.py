@@ -27,10 +27,10 @@ from ops.dlq.common import (
     iso,
 )
 from ops.options import redis_url_option
-from worker.deadentry import MASK, SECRET_MASK, DeadEntry, masked
-from worker.deadquery import DeadFilter, list_entries
-from worker.privacy import hide_secrets, mask_text
-from worker.states import DeadReason, DeadStatus
+from worker.core.dead_entry import MASK, SECRET_MASK, DeadEntry, masked
+from worker.core.privacy import hide_secrets, mask_text
+from worker.core.states import DeadReason, DeadStatus
+from worker.store.dead_query import DeadFilter, list_entries
 
 # Characters of the error shown per row of `list` (the full error is in `show`).
 ERROR_WIDTH = 80

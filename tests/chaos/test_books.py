@@ -12,16 +12,16 @@ import redis
 
 from ops.chaos.books import Books, SaleCancellation, check_books
 from ops.chaos.flow import raw_order
-from worker.contract import parse_raw_order
-from worker.deadletters import DeadLetters
-from worker.jsonio import loads_document
-from worker.keys import Keys
-from worker.ledger import Ledger, NewVersion, raw_hash
-from worker.records import Attempt
-from worker.rules import Rules
-from worker.settle import SettleLedger
-from worker.states import DeadReason
-from worker.transform import transform
+from worker.core.contract import parse_raw_order
+from worker.core.jsonio import loads_document
+from worker.core.keys import Keys
+from worker.core.records import Attempt
+from worker.core.rules import Rules
+from worker.core.states import DeadReason
+from worker.core.transform import transform
+from worker.store.dead_letters import DeadLetters
+from worker.store.ledger import Ledger, NewVersion, raw_hash
+from worker.store.settle import SettleLedger
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 

@@ -11,7 +11,7 @@ import pytest
 
 from ops.chaos.cluster import Cluster
 from ops.chaos.flow import ScenarioResult
-from ops.chaos.run import SCENARIOS, run_one
+from ops.chaos.run import run_one
 from ops.chaos.scenarios import CI_SCALE
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration, pytest.mark.timeout(240)]
@@ -74,7 +74,6 @@ def test_duplicate_and_reordered_messages_two_producers(cluster: Cluster) -> Non
     assert result.books.harmless_duplicates == 0
 
 
-@pytest.mark.skipif(7 not in SCENARIOS, reason="needs worker/replay.py (jetti-relay dlq replay)")
 def test_dead_letter_replay_after_success_and_killed_replay(cluster: Cluster) -> None:
     """Replaying a dead letter whose order meanwhile succeeded sends nothing; a replay killed
     half-way and run again delivers each order once."""

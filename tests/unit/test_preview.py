@@ -9,7 +9,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from ops.preview_cli import preview, schema
+from ops.commands.preview import preview, schema
 
 RULES = Path(__file__).resolve().parents[1] / "data" / "rules" / "example.toml"
 GOOD = '{"id": "%s", "lines": [{"sku": "S", "name": "n", "quantity": 1, "unit_price": 1}]}'
@@ -104,7 +104,7 @@ def test_schema_prints_the_contract() -> None:
 def test_preview_imports_neither_celery_nor_redis() -> None:
     """The preview module starts without Celery or Redis."""
     code = (
-        "import sys, ops.preview_cli; "
+        "import sys, ops.commands.preview; "
         "assert 'celery' not in sys.modules and 'redis' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

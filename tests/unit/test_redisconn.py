@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.limits import MIN_REDIS_VERSION
+from worker.core.limits import MIN_REDIS_VERSION
 from worker.redisconn import RedisTooOld, ServerFacts, parse_version
 
 SAFE = ServerFacts(appendonly=True, save="", eviction_policy="noeviction",

@@ -11,11 +11,11 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from ops.commands.preview import preview
 from ops.options import redis_url_option
-from ops.preview_cli import preview
-from worker.cancel import cancellation
-from worker.records import OrderEntry
-from worker.replay import ReplayInputError, parse_corrected_raw
+from worker.core.records import OrderEntry
+from worker.pipeline.canceller import cancellation
+from worker.pipeline.replayer import ReplayInputError, parse_corrected_raw
 
 LINES = b'"lines": [{"sku": "A", "name": "Mug", "quantity": 1, "unit_price": "1"}]'
 

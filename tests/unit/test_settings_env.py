@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from ops.sandbox.cli import relay_variables
-from worker.jetti import build_jetti_client
+from worker.jetti.client import build_jetti_client
 from worker.settings import (
     ENV_ALIASES,
     EXTERNAL_VARIABLES,
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # This file names wrong variables on purpose; so does the subprocess test of the same point.
 _DELIBERATELY_WRONG = {
     "tests/unit/test_settings_env.py",
-    "tests/integration/test_config_start.py",
+    "tests/integration/cli/test_config_start.py",
     "ops/chaos/misconfig.py",  # the configuration-fault scenario sets a misspelt name on purpose
 }
 _VARIABLE = re.compile(r"\bJETTI_RELAY_[A-Z0-9_]*[A-Z0-9]\b")

@@ -1,0 +1,1 @@
+"""The benchmark: `jetti-relay bench` and its subcommands."""

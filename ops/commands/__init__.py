@@ -1,0 +1,1 @@
+"""One module per top-level `jetti-relay` command (`ops.cli` loads them lazily)."""

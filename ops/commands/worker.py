@@ -1,0 +1,185 @@
+"""`jetti-relay worker` and `jetti-relay pump`: a worker for one machine, and the pump alone.
+
+`jetti-relay worker` starts `celery -A worker.celery_app worker` (task events on) as a child
+process and runs the retry pump and the sweeper in this process, so one command runs everything
+a single machine needs. Both are leader-elected: start as many as you like across hosts.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from types import FrameType
+
+import click
+
+from ops.options import EXIT_CONFIG, redis_url_option, refuse_to_start, settings_from_options
+from worker.settings import EXIT_OLD_REDIS, LOG_LEVELS, Settings, check_timeouts
+
+# A Celery worker that exits on its own is started again after this pause. kombu can end the
+# consumer with "Unrecoverable error: AttributeError(... 'hostname')" when Redis goes away while
+# it reconnects (chaos scenario 2, Redis kill -9): without this the machine stopped consuming.
+CHILD_RESTART_DELAY_S = 1.0
+# Child exit codes that are final: a clean exit, and the refusals to start (a configuration
+# mistake, or EX_CONFIG for a Redis older than supported): starting again would only repeat them.
+FINAL_EXIT_CODES = frozenset({0, EXIT_CONFIG, EXIT_OLD_REDIS})
+
+
+def refuse_unsupported_redis(settings: Settings) -> None:
+    """Exit EXIT_OLD_REDIS with one line when the ledger's Redis is older than supported.
+
+    An unreachable Redis is not refused: it may still be starting (compose, a failover), and
+    the worker and the pump wait for it. The check then runs again in the Celery worker
+    (worker/celery_app.py) once it connects.
+    """
+    import redis
+
+    from worker.redisconn import RedisTooOld, client_for, require_supported
+
+    client = client_for(settings)
+    try:
+        require_supported(client)
+    except RedisTooOld as exc:
+        click.echo(f"jetti-relay: refusing to start: {exc}", err=True)
+        sys.exit(EXIT_OLD_REDIS)
+    except (redis.ConnectionError, redis.TimeoutError):
+        pass
+    finally:
+        client.close()
+
+
+def _maintenance_thread(stop: threading.Event) -> threading.Thread:
+    from worker.pipeline.maintenance import Maintenance, MaintenanceConfig
+    from worker.pipeline.reconciler import build_reconciler
+    from worker.runtime import build_maintenance_parts
+
+    parts = build_maintenance_parts()
+    maintenance = Maintenance(
+        config=MaintenanceConfig(
+            holder=parts.holder,
+            pump_interval_s=parts.settings.pump_interval_s,
+            sweep_interval_s=parts.settings.sweep_interval_s,
+            stuck_after_s=parts.settings.stuck_after_s,
+            hard_time_limit_s=parts.settings.hard_time_limit_s,
+        ),
+        ledger=parts.ledger,
+        leader=parts.leader,
+        publisher=parts.publisher,
+        heartbeat=parts.heartbeat,
+        reconciler=build_reconciler(parts),
+        queue_length=parts.publisher.queue_length,
+    )
+    thread = threading.Thread(target=maintenance.run, args=(stop,), name="maintenance", daemon=True)
+    thread.start()
+    return thread
+
+
+@click.command()
+@redis_url_option
+@click.option(
+    "--concurrency",
+    "-c",
+    type=int,
+    default=None,
+    help="Worker processes (default: JETTI_RELAY_WORKER_CONCURRENCY).",
+)
+@click.option(
+    "--pool",
+    default="prefork",
+    show_default=True,
+    help="Celery pool; prefork is the one where time limits and worker-loss handling apply.",
+)
+@click.option(
+    "--loglevel",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    default=None,
+    help="Log level of this process and Celery's (default: JETTI_RELAY_LOG_LEVEL, else INFO).",
+)
+@click.option(
+    "--pump/--no-pump",
+    default=True,
+    show_default=True,
+    help="Also run the retry pump and the sweeper in this process.",
+)
+@click.option("--hostname", "-n", default=None, help="Celery node name (default: celery@HOST).")
+def worker(
+    redis_url: str | None,
+    concurrency: int | None,
+    pool: str,
+    loglevel: str | None,
+    pump: bool,
+    hostname: str | None,
+) -> None:
+    """Start a Celery worker with the retry pump and the sweeper (one machine's worth).
+
+    Exits 2 with one line per problem when the settings are wrong or the Jetti secret of the
+    mode is missing, before anything starts.
+    """
+    # --loglevel goes through the environment, so the Celery child logs at the same level.
+    settings = settings_from_options(redis_url=redis_url, log_level=loglevel, sends_to_jetti=True)
+    if problems := check_timeouts(settings, pool):
+        refuse_to_start(problems)
+    refuse_unsupported_redis(settings)
+    argv = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "worker.celery_app",
+        "worker",
+        "-E",
+        "--pool",
+        pool,
+        "--loglevel",
+        settings.log_level,
+    ]
+    processes = concurrency or settings.worker_concurrency
+    if processes:
+        argv += ["-c", str(processes)]
+    if hostname:
+        argv += ["-n", hostname]
+    children = [subprocess.Popen(argv, env=os.environ.copy())]
+    stop = threading.Event()
+    thread = _maintenance_thread(stop) if pump else None
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+        if children[-1].poll() is None:
+            children[-1].send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    while True:
+        code = children[-1].wait()
+        if stop.is_set() or code in FINAL_EXIT_CODES:
+            break
+        click.echo(f"jetti-relay worker: celery exited with {code}; starting it again", err=True)
+        if stop.wait(CHILD_RESTART_DELAY_S):
+            break
+        children.append(subprocess.Popen(argv, env=os.environ.copy()))
+        if stop.is_set():  # a signal that arrived while the new child was starting
+            children[-1].send_signal(signal.SIGTERM)
+    stop.set()
+    if thread is not None:
+        thread.join(timeout=10)
+    sys.exit(code)
+
+
+@click.command()
+@redis_url_option
+def pump(redis_url: str | None) -> None:
+    """Run only the retry pump and the sweeper (leader-elected; safe on several hosts)."""
+    refuse_unsupported_redis(settings_from_options(redis_url=redis_url))
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    thread = _maintenance_thread(stop)
+    while thread.is_alive():
+        thread.join(timeout=0.5)

@@ -1,0 +1,1 @@
+"""The process harness shared by the demo, the benchmark, the chaos suite and the tests."""

@@ -1,0 +1,323 @@
+"""docker-compose.yml is checked without Docker: it is parsed (with docker-compose.sandbox.yml
+merged on top, as `docker compose -f docker-compose.yml -f docker-compose.sandbox.yml` does), and
+everything it refers to must exist in the project and be documented.
+
+- every `jetti-relay` command (services and health checks) parses with the real click commands,
+  so a renamed subcommand or option fails here;
+- every `celery -A ...` command names an importable app and a real Celery subcommand, and Flower's
+  options are Flower's;
+- every file mounted or copied into an image exists;
+- every variable is documented: JETTI_RELAY_* in the Settings class and the README's settings
+  table, any other in the README's operations runbook;
+- docker-compose.yml sets no Jetti variable (real Jetti needs all of them from .env together), and
+  the sandbox file points every one of them, in every jetti-relay service, at the sandbox.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import shlex
+import warnings
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+import yaml
+
+from ops.cli import main as jetti_relay
+from worker.settings import ENV_PREFIX, Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+SANDBOX_COMPOSE = ROOT / "docker-compose.sandbox.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+ENV_EXAMPLE = ROOT / ".env.example"
+README = ROOT / "README.md"
+
+# Services the issue asks for.
+EXPECTED_SERVICES = {"redis", "worker", "pump", "flower", "metrics", "prometheus", "grafana",
+                     "sandbox"}
+# Set by Docker in every container; not ours to document.
+DOCKER_VARIABLES = {"HOSTNAME"}
+# Which Jetti the relay talks to: real Jetti needs every one of them, so none has a default here.
+JETTI_VARIABLES = {"JETTI_RELAY_JETTI_ASYNC_URL", "JETTI_RELAY_WEBHOOK_HASH",
+                   "JETTI_RELAY_JETTI_API_URL", "JETTI_RELAY_API_TOKEN", "JETTI_RELAY_CHANNEL_ID"}
+
+
+def compose(path: Path = COMPOSE) -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load(path.read_text())
+    return doc
+
+
+def base_services() -> dict[str, dict[str, Any]]:
+    """docker-compose.yml alone (real Jetti from .env)."""
+    result: dict[str, dict[str, Any]] = compose()["services"]
+    return result
+
+
+def services() -> dict[str, dict[str, Any]]:
+    """docker-compose.yml with docker-compose.sandbox.yml merged on top (compose's rules for
+    the keys used: `environment` maps merge, anything else is replaced)."""
+    merged = base_services()
+    for name, override in compose(SANDBOX_COMPOSE)["services"].items():
+        service = dict(merged.get(name, {}))
+        for key, value in override.items():
+            if key == "environment" and isinstance(service.get(key), dict):
+                service[key] = {**service[key], **value}
+            else:
+                service[key] = value
+        merged[name] = service
+    return merged
+
+
+def readme_section(name: str) -> str:
+    text = README.read_text()
+    start = text.index(f"<!-- section:{name} -->")
+    return text[start:text.index(f"<!-- /section:{name} -->", start)]
+
+
+def argv(command: str | list[str]) -> list[str]:
+    return shlex.split(command) if isinstance(command, str) else [str(a) for a in command]
+
+
+def healthcheck_argv(test: list[str] | str) -> list[str]:
+    if isinstance(test, str):
+        return shlex.split(test)
+    if test[0] == "CMD-SHELL":
+        return shlex.split(test[1].replace("$$", "$"))
+    assert test[0] == "CMD", f"healthcheck test must start with CMD or CMD-SHELL: {test}"
+    return [str(a) for a in test[1:]]
+
+
+def check_jetti_relay(args: list[str], env: dict[str, str], monkeypatch: Any) -> None:
+    """Parse `jetti-relay ARGS` with the real click commands (nothing runs)."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert args, "jetti-relay without a subcommand"
+    ctx = click.Context(jetti_relay, info_name="jetti-relay")
+    command = jetti_relay.get_command(ctx, args[0])
+    assert command is not None, f"jetti-relay has no subcommand {args[0]!r}"
+    command.make_context(args[0], args[1:], parent=ctx)
+
+
+def check_celery(args: list[str]) -> None:
+    """`celery -A APP SUB ...`: APP imports and has a Celery app, SUB exists, options parse."""
+    from celery.bin.celery import celery as celery_cli
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # click's protected_args
+        ctx = celery_cli.make_context("celery", list(args))
+        rest = [*ctx.protected_args, *ctx.args]
+    app_path = ctx.params["app"]
+    assert app_path, f"celery command without -A: {args}"
+    module = importlib.import_module(app_path)
+    assert hasattr(module, "app"), f"{app_path} has no `app`"
+    sub, sub_args = rest[0], rest[1:]
+    assert sub in celery_cli.commands, f"celery has no subcommand {sub!r}"
+    if sub == "flower":
+        import flower.options  # noqa: F401  (defines Flower's tornado options)
+        from tornado.options import options
+
+        for arg in sub_args:
+            name = arg.lstrip("-").split("=", 1)[0].replace("_", "-")
+            assert name in options._options, f"flower has no option --{name}"
+    else:
+        celery_cli.commands[sub].make_context(sub, sub_args, parent=ctx)
+
+
+def check_command(args: list[str], env: dict[str, str], monkeypatch: Any) -> None:
+    program = args[0]
+    if program == "jetti-relay":
+        check_jetti_relay(args[1:], env, monkeypatch)
+    elif program == "celery":
+        check_celery(args[1:])
+    elif program == "python" and args[1] == "-c":
+        compile(args[2], "<healthcheck>", "exec")
+    else:
+        # Third-party images (redis-cli, wget, redis-server): not ours to check.
+        assert program in {"redis-server", "redis-cli", "wget"}, f"unknown program {program!r}"
+
+
+def project_services() -> list[str]:
+    return [name for name, s in services().items() if s.get("build")]
+
+
+def test_every_service_the_issue_asks_for_is_there() -> None:
+    """Redis, worker, pump+sweeper, Flower, metrics, Prometheus, Grafana and the sandbox."""
+    assert set(services()) >= EXPECTED_SERVICES
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_SERVICES))
+def test_every_service_has_a_health_check_and_a_restart_policy(name: str) -> None:
+    service = services()[name]
+    assert service.get("restart") in {"unless-stopped", "always", "on-failure"}, name
+    assert service.get("healthcheck", {}).get("test"), f"{name} has no health check"
+
+
+def test_redis_persists_and_never_evicts() -> None:
+    """AOF on and maxmemory-policy noeviction (a dropped key is a lost order or message), under
+    a maxmemory from a documented variable: without a limit the policy never applies and Redis
+    grows until the kernel kills it (reliability review #15)."""
+    args = argv(services()["redis"]["command"])
+    assert args[args.index("--appendonly") + 1] == "yes"
+    assert args[args.index("--maxmemory-policy") + 1] == "noeviction"
+    assert "--maxmemory" in args, "noeviction without maxmemory does nothing"
+    assert re.fullmatch(r"\$\{REDIS_MAXMEMORY:-\d+[kmg]b\}", args[args.index("--maxmemory") + 1])
+    assert any(v.endswith(":/data") for v in services()["redis"]["volumes"])
+
+
+def required(value: str, variable: str) -> bool:
+    """`value` is `${VARIABLE:?...}`: compose refuses to start without it (no default)."""
+    return re.search(r"\$\{" + variable + r":\?[^}]*\}", value) is not None
+
+
+def test_redis_has_a_password_and_every_relay_url_carries_it() -> None:
+    """requirepass from REDIS_PASSWORD (no default), and every relay process's Redis URL has it
+    (review L1: any container on the network could read orders or inject them)."""
+    redis_service = services()["redis"]
+    args = argv(redis_service["command"])
+    assert required(args[args.index("--requirepass") + 1], "REDIS_PASSWORD")
+    assert required(redis_service["environment"]["REDISCLI_AUTH"], "REDIS_PASSWORD")
+    for name in project_services():
+        env = services()[name].get("environment") or {}
+        if "JETTI_RELAY_REDIS_URL" in env:
+            assert required(env["JETTI_RELAY_REDIS_URL"], "REDIS_PASSWORD"), name
+            assert env["JETTI_RELAY_REDIS_URL"].endswith("@redis:6379/0"), name
+
+
+def test_flower_has_basic_auth_and_no_secrets() -> None:
+    """Flower gets no env_file (the Jetti hash and token) and no Jetti variable, and requires
+    basic auth from FLOWER_BASIC_AUTH (review L1)."""
+    flower = services()["flower"]
+    assert "env_file" not in flower
+    env = flower["environment"]
+    assert not JETTI_VARIABLES & set(env)
+    assert required(env["FLOWER_BASIC_AUTH"], "FLOWER_BASIC_AUTH")
+
+
+def test_grafana_admin_password_has_no_default() -> None:
+    """No `admin` fallback: compose refuses to start without GRAFANA_ADMIN_PASSWORD."""
+    env = services()["grafana"]["environment"]
+    assert required(env["GF_SECURITY_ADMIN_PASSWORD"], "GRAFANA_ADMIN_PASSWORD")
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_SERVICES))
+def test_commands_exist_in_the_project(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The service's command and its health check parse with the project's real commands."""
+    service = services()[name]
+    env = {k: str(v) for k, v in (service.get("environment") or {}).items()}
+    if "command" in service and service.get("build"):
+        check_command(argv(service["command"]), env, monkeypatch)
+    check_command(healthcheck_argv(service["healthcheck"]["test"]), env, monkeypatch)
+
+
+def test_the_checker_refuses_an_unknown_subcommand_or_option(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The command check can fail: a subcommand or option the project lacks is refused."""
+    with pytest.raises(AssertionError):
+        check_command(["jetti-relay", "no-such-command"], {}, monkeypatch)
+    with pytest.raises(click.UsageError):
+        check_command(["jetti-relay", "metrics", "--no-such-option"], {}, monkeypatch)
+    with pytest.raises(AssertionError):
+        check_command(["celery", "-A", "worker.celery_app", "flower", "--no-such=1"], {},
+                      monkeypatch)
+
+
+def test_mounted_files_exist() -> None:
+    """Every ./path bind-mounted into a container exists in the repository."""
+    for name, service in services().items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (ROOT / source).exists(), f"{name} mounts missing {source}"
+
+
+def test_the_image_builds_from_files_that_exist() -> None:
+    """Every COPY source of the Dockerfile exists, and the project services build it."""
+    assert project_services(), "no service builds the project image"
+    for line in DOCKERFILE.read_text().splitlines():
+        if line.startswith("COPY "):
+            for source in line.split()[1:-1]:
+                assert (ROOT / source).exists(), f"Dockerfile copies missing {source}"
+
+
+def test_grafana_and_prometheus_find_what_compose_mounts() -> None:
+    """The dashboard provider's path is where compose mounts the dashboards, and Prometheus
+    scrapes the metrics service on the port it listens on."""
+    provider = yaml.safe_load((ROOT / "ops/monitoring/grafana/provisioning/dashboards/"
+                               "jetti-relay.yml").read_text())
+    path = provider["providers"][0]["options"]["path"]
+    assert any(v.split(":")[1] == path for v in services()["grafana"]["volumes"])
+    prometheus = yaml.safe_load((ROOT / "ops/monitoring/prometheus.yml").read_text())
+    targets = [t for job in prometheus["scrape_configs"] if job["job_name"] == "jetti-relay"
+               for c in job["static_configs"] for t in c["targets"]]
+    metrics_args = argv(services()["metrics"]["command"])
+    assert targets == [f"metrics:{metrics_args[metrics_args.index('--port') + 1]}"]
+
+
+def test_the_main_file_has_no_jetti_and_the_sandbox_file_all_of_it() -> None:
+    """docker-compose.yml sets no Jetti variable and knows no sandbox, so following "Pointing at
+    real Jetti" can leave no part (the reconciler, cancellations) aimed at the stand-in; the
+    sandbox file sets all of them, in every jetti-relay service, to the sandbox."""
+    base = base_services()
+    assert "sandbox" not in base
+    assert "sandbox" not in COMPOSE.read_text().split("services:", 1)[1].replace(
+        "docker-compose.sandbox.yml", "")
+    # Flower only watches the broker: it gets no Jetti variable at all.
+    relay = [name for name, service in base.items() if service.get("build") and name != "flower"]
+    assert relay
+    for name in relay:
+        assert not JETTI_VARIABLES & set(base[name].get("environment") or {}), name
+    merged = services()
+    for name in relay:
+        env = merged[name]["environment"]
+        assert set(env) >= JETTI_VARIABLES, f"{name} is not pointed at the sandbox"
+        for variable in ("JETTI_RELAY_JETTI_ASYNC_URL", "JETTI_RELAY_JETTI_API_URL"):
+            assert env[variable].startswith("http://sandbox:8080"), (name, variable)
+        sandbox_env = merged["sandbox"]["environment"]
+        assert env["JETTI_RELAY_WEBHOOK_HASH"] == sandbox_env["SANDBOX_WEBHOOK_HASH"]
+        assert env["JETTI_RELAY_API_TOKEN"] == sandbox_env["SANDBOX_API_TOKEN"]
+    sandbox_args = argv(merged["sandbox"]["command"])
+    channel = sandbox_args[sandbox_args.index("--channel-id") + 1]
+    assert all(str(merged[n]["environment"]["JETTI_RELAY_CHANNEL_ID"]) == channel for n in relay)
+
+
+def test_the_runbook_says_to_set_every_jetti_variable_for_real_jetti() -> None:
+    runbook = readme_section("operations")
+    assert "docker-compose.sandbox.yml" in runbook
+    real = runbook[runbook.index("### Pointing at real Jetti"):]
+    real = real[:real.index("###", 4)]
+    for variable in sorted(JETTI_VARIABLES):
+        assert f"`{variable}`" in real, f"{variable} missing from Pointing at real Jetti"
+
+
+def used_variables() -> set[str]:
+    text = (COMPOSE.read_text() + SANDBOX_COMPOSE.read_text()).replace("$$", "")
+    names = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", text))
+    for service in services().values():
+        names.update(service.get("environment") or {})
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        match = re.match(r"^#?\s*([A-Z][A-Z0-9_]*)=", line)
+        if match:
+            names.add(match.group(1))
+    return names - DOCKER_VARIABLES
+
+
+def test_every_variable_is_documented() -> None:
+    """JETTI_RELAY_* are settings in the README table; any other is named in the runbook."""
+    settings_env = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    table = readme_section("settings")
+    runbook = readme_section("operations")
+    for name in sorted(used_variables()):
+        if name.startswith(ENV_PREFIX):
+            assert name in settings_env, f"{name} is not a setting in worker/settings.py"
+            assert f"`{name}`" in table, f"{name} is missing from the README settings table"
+        else:
+            assert name in runbook, f"{name} is not explained in the README operations runbook"
+
+
+def test_the_readme_says_how_the_compose_file_is_checked() -> None:
+    assert "tests/deploy/test_compose.py" in readme_section("operations")

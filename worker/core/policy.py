@@ -1,0 +1,89 @@
+"""The one retry policy (STYLE.md 5): pure, with the clock and randomness injected.
+
+`decide` answers "retry at T" or "give up for reason R" for a retryable failure. Backoff is full
+jitter (a uniform draw up to a cap that doubles each attempt, bounded by `backoff_max_s`), so a
+fleet that failed together does not retry together. A 429 never spends an attempt and never gives
+up: Jetti told us when to come back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from worker.core.errors import RateLimited, RetryableError
+from worker.core.states import DeadReason
+from worker.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """The numbers `decide` needs; all durations in seconds."""
+
+    max_attempts: int
+    backoff_base_s: float
+    backoff_max_s: float
+    retry_deadline_s: float
+    blocked_default_s: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetryPolicy:
+        """The policy configured by `settings`."""
+        return cls(
+            max_attempts=settings.max_attempts,
+            backoff_base_s=settings.backoff_base_s,
+            backoff_max_s=settings.backoff_max_s,
+            retry_deadline_s=settings.retry_deadline_s,
+            blocked_default_s=settings.blocked_default_s,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RetryAt:
+    """Try again at `due_at` (epoch seconds); `spend_attempt` is False for rate limits."""
+
+    due_at: float
+    spend_attempt: bool
+
+
+@dataclass(frozen=True, slots=True)
+class GiveUp:
+    """Dead-letter the order for `reason`."""
+
+    reason: DeadReason
+
+
+def backoff_cap_s(attempt: int, settings: RetryPolicy) -> float:
+    """Upper bound of the jittered delay after failed attempt number `attempt` (1-based)."""
+    # Clamp the exponent so a huge attempt number cannot overflow the float.
+    exponent = min(max(attempt - 1, 0), 64)
+    return float(min(settings.backoff_max_s, settings.backoff_base_s * 2.0**exponent))
+
+
+def decide(
+    *,
+    attempt: int,
+    first_failure_at: float,
+    now: float,
+    error: RetryableError,
+    settings: RetryPolicy,
+    rand: Callable[[], float],
+) -> RetryAt | GiveUp:
+    """What to do after attempt number `attempt` (1-based) failed with `error` at `now`.
+
+    `first_failure_at` is when this order first failed (epoch s); `rand` returns a float in
+    [0, 1). RateLimited waits `retry_after_s` (else `blocked_default_s`) and spends nothing.
+    Otherwise: give up with RETRIES_EXHAUSTED once `attempt >= max_attempts`, or with DEADLINE
+    when the jittered retry would fall after `first_failure_at + retry_deadline_s`.
+    """
+    if isinstance(error, RateLimited):
+        wait_s = error.retry_after_s
+        if wait_s is None:
+            wait_s = settings.blocked_default_s
+        return RetryAt(due_at=now + wait_s, spend_attempt=False)
+    if attempt >= settings.max_attempts:
+        return GiveUp(DeadReason.RETRIES_EXHAUSTED)
+    delay_s = rand() * backoff_cap_s(attempt, settings)
+    if now + delay_s > first_failure_at + settings.retry_deadline_s:
+        return GiveUp(DeadReason.DEADLINE)
+    return RetryAt(due_at=now + delay_s, spend_attempt=True)

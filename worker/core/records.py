@@ -1,0 +1,159 @@
+"""Plain records the ledger, the worker and the dead-letter store share.
+
+They live here (not in the ledger) so the dead-letter store and the pure core can import them
+without importing the ledger's Redis code. `worker.store.ledger` re-exports them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from worker.core.states import DeadReason, OrderState
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One submission attempt of one order.
+
+    `at` is epoch seconds; `status` the HTTP status when Jetti answered, else None;
+    `error_class` the name of the jetti-relay error raised (None on success); `excerpt` a short
+    piece of the response with secrets already masked by the caller; `worker` the worker's
+    hostname or id; `outcome` a short word such as "submitted", "retry", "dead".
+    """
+
+    at: float
+    status: int | None
+    error_class: str | None
+    excerpt: str | None
+    worker: str
+    outcome: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict with exactly the dataclass fields."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Attempt:
+        """Inverse of `to_dict`. Unknown keys are ignored so older readers survive new fields.
+
+        Raises KeyError when `at`, `worker` or `outcome` is missing.
+        """
+        status = data.get("status")
+        return cls(
+            at=float(data["at"]),
+            status=int(status) if status is not None else None,
+            error_class=data.get("error_class"),
+            excerpt=data.get("excerpt"),
+            worker=str(data["worker"]),
+            outcome=str(data["outcome"]),
+        )
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class Version:
+    """The version of an order: `updated_at` in epoch milliseconds (0 when absent or naive),
+    then the arrival sequence. Compared as a tuple; a later arrival with the same timestamp wins."""
+
+    ts_ms: int
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewVersion:
+    """A raw order as a producer hands it to the ledger.
+
+    `raw` is the order's bytes as stored (canonical JSON); `updated_at` its timestamp, which
+    only counts when timezone-aware (without one the copy is ordered after every earlier copy,
+    by arrival); `cancelled` is True when the raw order carries `cancelled_at` (a cancellation
+    is terminal: see `Ledger.record_many`).
+    """
+
+    order_key: str
+    raw: bytes
+    updated_at: datetime | None
+    source: str | None
+    cancelled: bool = False
+
+
+class RecordOutcome(StrEnum):
+    """What `Ledger.record` did with a raw order."""
+
+    ACCEPTED = "accepted"  # first time this order key was seen
+    UPDATED = "updated"  # a newer version replaced the stored one
+    UNCHANGED = "unchanged"  # byte-identical to the stored version; nothing to do
+    STALE = "stale"  # older than the stored version; recorded and ignored
+    AFTER_CANCEL = "after_cancel"  # a copy without cancelled_at after a cancellation; not sent
+
+
+@dataclass(frozen=True, slots=True)
+class RecordResult:
+    """Outcome of recording one raw order. `publish` says whether the producer must send a
+    message for it; `version` is the version now stored (the caller's when it won)."""
+
+    order_key: str
+    outcome: RecordOutcome
+    publish: bool
+    version: Version
+
+
+class DeliveryAction(StrEnum):
+    """What a worker must do with a delivered order key (see `Ledger.begin_delivery`)."""
+
+    PROCEED = "proceed"  # submit it; the order is now SUBMITTING
+    NOTHING_TO_DO = "nothing_to_do"  # final state, the latest version was already handled
+    NOT_DUE = "not_due"  # waiting for a retry that is not due yet
+    CRASH_LOOP = "crash_loop"  # deliveries started and never finished too often: dead-letter
+    UNKNOWN = "unknown"  # no ledger entry under this key
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEntry:
+    """A snapshot of one order's ledger entry. Times are epoch seconds.
+
+    `raw` is None once a settled entry has shed its body (a tombstone). `sent_version` is the
+    version last submitted successfully, None before the first success. `replayed` is True when
+    the order left DEAD (a replay or a newer version) and has not been submitted since.
+    `resend_payload` is a stored payload a replay asked the worker to send as is instead of
+    re-transforming (`dlq replay --resend-stored`); cleared once submitted or superseded.
+    """
+
+    order_key: str
+    raw: bytes | None
+    raw_hash: str
+    version: Version
+    state: OrderState
+    state_since: float
+    first_seen_at: float
+    enqueued_at: float
+    submitted_at: float | None
+    source: str | None
+    payload_hash: str | None
+    sent_version: Version | None
+    line_ids: tuple[str, ...]
+    sale_id: int | None
+    attempts: int
+    first_failure_at: float | None
+    next_attempt_at: float | None
+    deliveries_started: int
+    deliveries_finished: int
+    dead_reason: DeadReason | None
+    last_error: str | None
+    stale_arrivals: int
+    replayed: bool = False
+    resend_payload: bytes | None = None
+
+    @property
+    def is_tombstone(self) -> bool:
+        """True when the body was shed and only the tombstone fields remain."""
+        return self.raw is None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Answer of `Ledger.begin_delivery`: the action and the entry as it stands after it."""
+
+    action: DeliveryAction
+    entry: OrderEntry | None

@@ -1,0 +1,447 @@
+"""Moving a Redis written before issue 12 to the encoded key names (`jetti-relay migrate-keys`).
+
+Per-order key names used to hold the raw order key (`worker.core.keys.LegacyKeys`); they now hold
+`encode_order_key(k)` (reliability #1). Index members were and stay raw order keys, so both
+names of every per-order structure follow from the members of the indexes:
+
+- ledger entries (in flight, settled, dead, tombstones): the state indexes, where every entry is
+  exactly once; with each entry its events and attempts lists and its lock;
+- dead letters and their attempts and history lists: the dead-letter index and the reason and
+  status indexes (an order id such as `idx:all` may have taken one of them over: all are walked,
+  and an index name found holding a hash is that order's dead letter).
+
+Each name moves in one script (`_RENAME_LUA`) that checks the type first, so a run is
+idempotent: a name already moved is absent at its old name. It also repairs what the collisions
+left behind:
+
+- victims: an order whose events or attempts name held another order's hash (`X` next to
+  `X:events`) failed half-way in every script that touched it. A victim left PENDING or
+  SUBMITTING is touched (`Ledger.mark_republished`) and re-published at once through the
+  `Publisher`, as the sweeper would after its stuck delay;
+- dead letters written after an index was taken over are missing from that index: every dead
+  letter walked is added back to the index, reason and status indexes it is missing from;
+- frozen versions: a stored version timestamp further ahead than the allowed skew is lowered to
+  just below the newest plausible copy its timeline received (else to when the order was first
+  seen; `Ledger.lower_version`, with an event), so the real updates that were counted stale win
+  when upstream sends them again, and older copies stay stale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any, Protocol
+
+import orjson
+import redis
+
+from worker.core.keys import Keys, LegacyKeys
+from worker.core.states import DeadReason, DeadStatus, OrderState
+from worker.store.ledger import Ledger
+
+# Index members handled per script call and pipelined round trip.
+MIGRATE_BATCH = 500
+# List items pushed per RPUSH when two lists are merged (Lua's unpack has a stack limit).
+_MERGE_SLICE = 1000
+
+# KEYS: pairs (old name, new name); ARGV[1] '1' = dry run; ARGV[1 + i]: the type pair i must
+# have ('hash', 'list', 'string'); last ARGV: _MERGE_SLICE. One answer per pair:
+#   absent   nothing at the old name (never written), or moved already (the new name has the
+#            right type and the old one now holds another order's structure)
+#   ok       old and new are one name (the key needs no encoding) and it has the right type
+#   foreign  the old name holds another type: it is another order's (a collision), left alone
+#   renamed  moved to the new name
+#   merged   a list at both names: one list, the old entries first
+#   conflict a hash or string at both names: left as is for an engineer
+_RENAME_LUA = """
+local dry = ARGV[1] == '1'
+local out = {}
+for i = 1, #KEYS, 2 do
+  local old, new, want = KEYS[i], KEYS[i + 1], ARGV[(i + 1) / 2 + 1]
+  local t = redis.call('TYPE', old)['ok']
+  local r
+  if t == 'none' then
+    r = 'absent'
+  elseif t ~= want and old ~= new and redis.call('TYPE', new)['ok'] == want then
+    -- Moved already; the old name is now another order's (X's events where X:events was).
+    r = 'absent'
+  elseif t ~= want then
+    r = 'foreign'
+  elseif old == new then
+    r = 'ok'
+  else
+    local nt = redis.call('TYPE', new)['ok']
+    if nt == 'none' then
+      r = 'renamed'
+      if not dry then redis.call('RENAME', old, new) end
+    elseif nt == 'list' and want == 'list' then
+      r = 'merged'
+      if not dry then
+        local items = redis.call('LRANGE', new, 0, -1)
+        local step = tonumber(ARGV[#ARGV])
+        for j = 1, #items, step do
+          redis.call('RPUSH', old, unpack(items, j, math.min(j + step - 1, #items)))
+        end
+        redis.call('RENAME', old, new)
+      end
+    else
+      r = 'conflict'
+    end
+  end
+  out[#out + 1] = r
+end
+return out
+"""
+
+_LEDGER_TYPES = ("hash", "list", "list", "string")
+_DEAD_TYPES = ("hash", "list", "list")
+_SUFFIXES = (":events", ":attempts")
+_WAITING = (b"pending", b"submitting")
+
+
+class KeyPublisher(Protocol):
+    """Publishes order keys to the import queue (`worker.publisher.Publisher`)."""
+
+    def publish(self, order_keys: Sequence[str]) -> int:
+        """Publish the keys; returns the number of messages sent."""
+        ...
+
+
+@dataclass
+class MigrationReport:
+    """What a run did (or, with `dry_run`, would do). Names are Redis key names."""
+
+    dry_run: bool
+    orders: int = 0
+    dead_letters: int = 0
+    renamed: list[tuple[str, str]] = field(default_factory=list)
+    merged: list[tuple[str, str]] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    foreign: list[str] = field(default_factory=list)
+    foreign_left: list[str] = field(default_factory=list)
+    republished: list[str] = field(default_factory=list)
+    lowered: list[tuple[str, int, int]] = field(default_factory=list)
+    reindexed: list[tuple[str, str]] = field(default_factory=list)
+    cancels_marked: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """Nothing left for an engineer: no conflict, no name still holding another's data."""
+        return not self.conflicts and not self.foreign_left
+
+    def line(self) -> str:
+        """The one-line summary printed last."""
+        verb = "would " if self.dry_run else ""
+        return (
+            f"{'dry run: ' if self.dry_run else ''}orders {self.orders}, dead letters "
+            f"{self.dead_letters}: {verb}rename {len(self.renamed)}, {verb}merge "
+            f"{len(self.merged)}, {verb}re-publish {len(self.republished)}, {verb}lower "
+            f"{len(self.lowered)} versions, {verb}re-index {len(self.reindexed)}, {verb}mark "
+            f"{len(self.cancels_marked)} cancellations; conflicts "
+            f"{len(self.conflicts)}, foreign left {len(self.foreign_left)}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (`--json`)."""
+        return {
+            "dry_run": self.dry_run, "complete": self.complete, "orders": self.orders,
+            "dead_letters": self.dead_letters,
+            "renamed": [{"from": a, "to": b} for a, b in self.renamed],
+            "merged": [{"from": a, "to": b} for a, b in self.merged],
+            "conflicts": self.conflicts, "foreign": self.foreign,
+            "foreign_left": self.foreign_left, "republished": self.republished,
+            "versions_lowered": [{"order_key": k, "from_ts_ms": a, "to_ts_ms": b}
+                                 for k, a, b in self.lowered],
+            "reindexed": [{"order_key": k, "index": i} for k, i in self.reindexed],
+            "cancels_marked": self.cancels_marked,
+        }
+
+
+def _type(conn: Any, name: str) -> Any:
+    # TYPE, on a client (its answer) or a pipeline (queued); redis-py's stubs leave it untyped.
+    return conn.type(name)
+
+
+def _batched(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+class KeyMigration:
+    """One run of the migration on one deployment (one key prefix). See the module docstring.
+
+    `now` is epoch s; versions above `now + max_future_skew_s` are lowered to `now`. With
+    `dry_run` nothing is written and nothing published. `publisher` may be None only in a dry
+    run. `on_progress(n)` is called after each batch with the index members it handled.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis[bytes],
+        keys: Keys,
+        *,
+        publisher: KeyPublisher | None,
+        now: float,
+        max_future_skew_s: float,
+        dry_run: bool,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> None:
+        if publisher is None and not dry_run:
+            raise ValueError("a publisher is needed unless dry_run")
+        self._client = client
+        self._keys = keys
+        self._legacy = LegacyKeys(keys.prefix)
+        self._ledger = Ledger(client, keys)
+        self._publisher = publisher
+        self._now = now
+        self._bound_ms = int((now + max_future_skew_s) * 1000)
+        self._now_ms = int(now * 1000)
+        self._dry = dry_run
+        self._progress = on_progress or (lambda _n: None)
+        self._rename = client.register_script(_RENAME_LUA)
+        self.report = MigrationReport(dry_run=dry_run)
+        self._victims: set[str] = set()
+        self._foreign: list[tuple[str, str]] = []  # (name, type it should have)
+
+    # --- sizes ------------------------------------------------------------------------------
+    def _ledger_indexes(self) -> list[str]:
+        return [self._keys.state_index(str(s)) for s in OrderState]
+
+    def _dead_indexes(self) -> list[str]:
+        k = self._keys
+        return [k.dead_index(), *(k.dead_reason_index(str(r)) for r in DeadReason),
+                *(k.dead_status_index(str(s)) for s in DeadStatus)]
+
+    def total_members(self) -> int:
+        """Index members the run will walk (for a progress bar)."""
+        pipe = self._client.pipeline(transaction=False)
+        names = [*self._ledger_indexes(), *self._dead_indexes()]
+        for name in names:
+            _type(pipe, name)
+        types = pipe.execute()
+        for name, kind in zip(names, types, strict=True):
+            if kind == b"zset":
+                pipe.zcard(name)
+        return sum(int(n) for n in pipe.execute())
+
+    # --- run --------------------------------------------------------------------------------
+    def run(self) -> MigrationReport:
+        """Migrate and repair (see the module docstring); returns the report."""
+        for name in self._ledger_indexes():
+            if _type(self._client, name) != b"zset":
+                continue
+            members = (m.decode() for m, _ in self._client.zscan_iter(name, count=MIGRATE_BATCH))
+            for batch in _batched(members, MIGRATE_BATCH):
+                self._ledger_batch(batch)
+                self._progress(len(batch))
+        self._dead_letters()
+        self._repair_victims()
+        self._check_foreign()
+        return self.report
+
+    def _move(self, pairs: list[tuple[str, str, str]]) -> list[str]:
+        """Run the rename script on (old, new, type) triples; one answer per triple."""
+        flat = [name for old, new, _ in pairs for name in (old, new)]
+        args = ["1" if self._dry else "0", *(kind for _, _, kind in pairs), _MERGE_SLICE]
+        answers = self._rename(keys=flat, args=args)
+        out: list[str] = []
+        for (old, new, kind), raw in zip(pairs, answers, strict=True):
+            answer = raw.decode()
+            if answer == "renamed":
+                self.report.renamed.append((old, new))
+            elif answer == "merged":
+                self.report.merged.append((old, new))
+            elif answer == "conflict":
+                self.report.conflicts.append(old)
+            elif answer == "foreign":
+                self.report.foreign.append(old)
+                self._foreign.append((old, kind))
+            out.append(answer)
+        return out
+
+    def _ledger_batch(self, order_keys: list[str]) -> None:
+        old, new = self._legacy, self._keys
+        pairs = [
+            (build_old(k), build_new(k), kind)
+            for k in order_keys
+            for build_old, build_new, kind in zip(
+                (old.order, old.order_events, old.order_attempts, old.lock),
+                (new.order, new.order_events, new.order_attempts, new.lock),
+                _LEDGER_TYPES, strict=True)
+        ]
+        answers = self._move(pairs)
+        self.report.orders += len(order_keys)
+        where: list[str] = []
+        timelines: list[str] = []
+        for i, k in enumerate(order_keys):
+            entry, events, attempts, _lock = answers[4 * i: 4 * i + 4]
+            if "foreign" in (events, attempts):
+                self._victims.add(k)
+            if entry in ("renamed", "conflict"):
+                # `X:events`'s hash sat where X's events list belongs: X could never write it.
+                for suffix in _SUFFIXES:
+                    if k.endswith(suffix):
+                        self._victims.add(k[: -len(suffix)])
+            # In a dry run a hash reported `renamed` is still at its old name.
+            where.append(old.order(k) if self._dry and entry == "renamed" else new.order(k))
+            timelines.append(old.order_events(k) if self._dry and events == "renamed"
+                             else new.order_events(k))
+        self._lower_versions(order_keys, where, timelines)
+        self._mark_cancellations(order_keys, where)
+
+    def _lower_versions(self, order_keys: list[str], where: list[str],
+                        timelines: list[str]) -> None:
+        pipe = self._client.pipeline(transaction=False)
+        for name in where:
+            pipe.hmget(name, "v_ts", "first_seen_at")
+        frozen = [
+            (k, int(float(reply[0])), reply[1], timeline)
+            for k, reply, timeline in zip(
+                order_keys, pipe.execute(raise_on_error=False), timelines, strict=True)
+            if isinstance(reply, list) and reply[0] is not None
+            and int(float(reply[0])) > self._bound_ms
+        ]
+        for k, stored_ms, first_seen, timeline in frozen:
+            target = self._unfrozen_ts_ms(timeline, first_seen)
+            if self._dry:
+                self.report.lowered.append((k, stored_ms, target))
+                continue
+            before = self._ledger.lower_version(k, above_ts_ms=self._bound_ms,
+                                                to_ts_ms=target, now=self._now)
+            if before is not None:
+                self.report.lowered.append((k, before, target))
+
+    def _unfrozen_ts_ms(self, timeline: str, first_seen: bytes | None) -> int:
+        """Where a frozen version goes: just below the newest plausible copy the timeline
+        received (so that copy, counted stale behind the far-future one and never stored, wins
+        when upstream sends it again, and anything older stays stale); with none, the time the
+        order was first seen; never above the migration's clock."""
+        plausible: list[int] = []
+        for raw in self._client.lrange(timeline, 0, -1):
+            try:
+                event = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                continue
+            if not isinstance(event, dict) or event.get("type") != "received":
+                continue
+            ts = event.get("ts_ms")
+            if isinstance(ts, int | float) and 0 < ts <= self._bound_ms:
+                plausible.append(int(ts))
+        if plausible:
+            return min(max(plausible) - 1, self._now_ms)
+        if first_seen is not None:
+            return min(int(float(first_seen) * 1000), self._now_ms)
+        return self._now_ms
+
+    def _mark_cancellations(self, order_keys: list[str], where: list[str]) -> None:
+        # Entries recorded before the `cancel` flag existed: a stored raw order with
+        # `cancelled_at` makes the order terminal (issue 12 point 3), so a later copy without it
+        # is `after_cancel` instead of replacing the cancellation.
+        pipe = self._client.pipeline(transaction=False)
+        for name in where:
+            pipe.hmget(name, "cancel", "raw")
+        for k, name, reply in zip(order_keys, where, pipe.execute(raise_on_error=False),
+                                  strict=True):
+            if not isinstance(reply, list) or reply[0] is not None or not reply[1]:
+                continue
+            try:
+                doc = orjson.loads(reply[1])
+            except orjson.JSONDecodeError:
+                continue
+            if not isinstance(doc, dict) or doc.get("cancelled_at") is None:
+                continue
+            self.report.cancels_marked.append(k)
+            if not self._dry:
+                self._client.hset(name, "cancel", 1)
+
+    def _dead_letters(self) -> None:
+        owners: list[str] = []
+        members: dict[str, None] = {}  # insertion-ordered set
+        for name in self._dead_indexes():
+            kind = _type(self._client, name)
+            if kind == b"hash":
+                # An order id such as `idx:all` took the index name over with its dead letter.
+                owner = self._legacy.dead_owner_of(name)
+                if owner is not None:
+                    owners.append(owner)
+            elif kind == b"zset":
+                for member, _ in self._client.zscan_iter(name, count=MIGRATE_BATCH):
+                    members[member.decode()] = None
+        # Owners move first, so the indexes they free are indexes again before any re-indexing.
+        taken = set(owners)
+        found = [*owners, *(k for k in members if k not in taken)]
+        old, new = self._legacy, self._keys
+        for batch in _batched(found, MIGRATE_BATCH):
+            answers = self._move([
+                (build_old(k), build_new(k), kind)
+                for k in batch
+                for build_old, build_new, kind in zip(
+                    (old.dead, old.dead_attempts, old.dead_history),
+                    (new.dead, new.dead_attempts, new.dead_history), _DEAD_TYPES, strict=True)
+            ])
+            where = [old.dead(k) if self._dry and answers[3 * i] == "renamed" else new.dead(k)
+                     for i, k in enumerate(batch)]
+            self._reindex(batch, where)
+            self.report.dead_letters += len(batch)
+            self._progress(len(batch))
+
+    def _reindex(self, order_keys: list[str], where: list[str]) -> None:
+        """Add each dead letter back to the index, reason and status indexes it is missing from
+        (every `put` after an index was taken over failed on that index's ZADD)."""
+        k = self._keys
+        pipe = self._client.pipeline(transaction=False)
+        for name in where:
+            pipe.hmget(name, ["reason", "status", "last_dead_at"])
+        fields = pipe.execute(raise_on_error=False)
+        wanted: list[tuple[str, str, float]] = []
+        for key, row in zip(order_keys, fields, strict=True):
+            if not isinstance(row, list) or None in row:
+                continue
+            reason, status, at = (v.decode() for v in row)
+            for index in (k.dead_index(), k.dead_reason_index(reason), k.dead_status_index(status)):
+                wanted.append((key, index, float(at)))
+        for key, index, _ in wanted:
+            pipe.zscore(index, key)
+        scores = pipe.execute(raise_on_error=False)
+        for (key, index, at), score in zip(wanted, scores, strict=True):
+            # In a dry run an index an order took over still holds that order's hash (an error
+            # here): the real run frees it first, then adds the entry.
+            if score is not None and not (self._dry and isinstance(score, Exception)):
+                continue  # present, or the index is still taken over (reported as foreign)
+            self.report.reindexed.append((key, index))
+            if not self._dry:
+                pipe.zadd(index, {key: at})
+        if not self._dry:
+            pipe.execute()
+
+    def _repair_victims(self) -> None:
+        victims = sorted(self._victims)
+        if not victims:
+            return
+        pipe = self._client.pipeline(transaction=False)
+        for k in victims:
+            pipe.hget(self._keys.order(k), "state")
+            pipe.hget(self._legacy.order(k), "state")
+        states = pipe.execute(raise_on_error=False)
+        due = [k for i, k in enumerate(victims)
+               if (states[2 * i] if isinstance(states[2 * i], bytes) else states[2 * i + 1])
+               in _WAITING]
+        self.report.republished = due
+        if due and not self._dry:
+            assert self._publisher is not None
+            self._ledger.mark_republished(due, now=self._now)
+            self._publisher.publish(due)
+
+    def _check_foreign(self) -> None:
+        """A name that held another type is left to its owner's move; one still holding it
+        after the run (an owner no index names) is reported for an engineer."""
+        if self._dry or not self._foreign:
+            return
+        pipe = self._client.pipeline(transaction=False)
+        for name, _ in self._foreign:
+            _type(pipe, name)
+        for (name, kind), now_type in zip(self._foreign, pipe.execute(), strict=True):
+            if now_type not in (b"none", kind.encode()):
+                self.report.foreign_left.append(name)
