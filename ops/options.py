@@ -33,7 +33,8 @@ def _check_redis_url(ctx: click.Context, param: click.Parameter, value: str | No
         raise click.BadParameter(
             "not a Redis URL (redis://[[user]:password@]host[:port][/db], rediss://... or "
             f"unix://...): {str(exc).split(' (')[0]}",
-            ctx=ctx, param=param,
+            ctx=ctx,
+            param=param,
         ) from exc
     return value
 
@@ -43,8 +44,9 @@ def check_id_prefix(ctx: click.Context, param: click.Parameter, value: str) -> s
     from worker.core.limits import MAX_ID_PREFIX_CHARS
 
     if len(value) > MAX_ID_PREFIX_CHARS:
-        raise click.BadParameter(f"{len(value)} characters, at most {MAX_ID_PREFIX_CHARS}",
-                                 ctx=ctx, param=param)
+        raise click.BadParameter(
+            f"{len(value)} characters, at most {MAX_ID_PREFIX_CHARS}", ctx=ctx, param=param
+        )
     return value
 
 

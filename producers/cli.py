@@ -171,8 +171,9 @@ def enqueue(
     except RulesError as exc:
         # The path may be the worker's (a container's): the edge check degrades, the worker's
         # check still holds, so this warns rather than refusing to enqueue.
-        errors.print(f"warning: JETTI_RELAY_RULES_FILE not used for the line-item cap: {exc}",
-                     markup=False)
+        errors.print(
+            f"warning: JETTI_RELAY_RULES_FILE not used for the line-item cap: {exc}", markup=False
+        )
     publisher = Publisher(create_app(settings), batch_size=batch_size or settings.batch_size)
     try:
         client = connect_supported(settings)
@@ -183,9 +184,13 @@ def enqueue(
         # Unreachable before the first order: the same report as a stop part-way (exit 4, and
         # `--json` still prints its summary, stopped at the first line or item).
         first = document.candidates[0].position if document.candidates else 1
-        _finish(document.unit, EnqueueSummary(), EnqueueInterrupted(
-            EnqueueSummary(), position=first, unreachable=True, detail=str(exc)
-        ), as_json=as_json, errors=errors)
+        _finish(
+            document.unit,
+            EnqueueSummary(),
+            EnqueueInterrupted(EnqueueSummary(), position=first, unreachable=True, detail=str(exc)),
+            as_json=as_json,
+            errors=errors,
+        )
     total = len(document.candidates)
     progress = Progress(
         TextColumn("enqueue"),
@@ -317,8 +322,9 @@ def _report(
             errors.print(f"{unit} {rejection.position}: {problem}", markup=False)
     for copy in summary.ignored:
         why = _IGNORED_WHY[copy.outcome]
-        errors.print(f"{unit} {copy.position}: {copy.outcome} {copy.order_key!r}: {why}",
-                     markup=False)
+        errors.print(
+            f"{unit} {copy.position}: {copy.outcome} {copy.order_key!r}: {why}", markup=False
+        )
     if stop is not None:
         errors.print(stop_message(unit, stop), markup=False)
         # The counts of the chunk that failed are unknown: say the line is not the whole story.

@@ -104,7 +104,11 @@ class EnqueueSummary:
     def total(self) -> int:
         """Every order seen, rejected ones included."""
         return (
-            self.accepted + self.updated + self.unchanged + self.stale + self.after_cancel
+            self.accepted
+            + self.updated
+            + self.unchanged
+            + self.stale
+            + self.after_cancel
             + self.rejected
         )
 
@@ -328,8 +332,12 @@ def _validate(
             body = dumps_canonical(doc) if doc is not None else b""
             if len(body) > DEFAULT_MAX_BYTES:
                 raise InvalidOrder(
-                    [Problem("$", f"document is {len(body)} bytes, larger than "
-                                  f"{DEFAULT_MAX_BYTES} bytes")]
+                    [
+                        Problem(
+                            "$",
+                            f"document is {len(body)} bytes, larger than {DEFAULT_MAX_BYTES} bytes",
+                        )
+                    ]
                 )
         order = parse_raw_order(doc, now_s=now_s, max_future_skew_s=max_future_skew_s)
         too_many = line_items_problem(order, rules, max_line_items)  # reliability #12
@@ -366,8 +374,9 @@ def key_limits_problem(order_key: str, *, id_prefix: str = "") -> Problem | None
     """Why the worker could not take `order_key` (= `id_prefix` + id), or None: the limits of
     worker.core.limits, which the worker's message parser applies too (reliability #9)."""
     if len(id_prefix) > MAX_ID_PREFIX_CHARS:
-        return Problem("id", f"the id prefix has {len(id_prefix)} characters, "
-                             f"at most {MAX_ID_PREFIX_CHARS}")
+        return Problem(
+            "id", f"the id prefix has {len(id_prefix)} characters, at most {MAX_ID_PREFIX_CHARS}"
+        )
     problem = order_key_problem(order_key)
     return None if problem is None else Problem("id", problem)
 

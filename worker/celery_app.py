@@ -124,8 +124,11 @@ def _check_redis(**_: Any) -> None:
     if facts.verdict == "degraded":
         log.warning("redis_unsafe", verdict=facts.verdict, problems=facts.problems)
     elif facts.verdict == "unknown":
-        log.info("redis_config_unknown", verdict=facts.verdict,
-                 detail="CONFIG refused: check persistence, maxmemory and noeviction yourself")
+        log.info(
+            "redis_config_unknown",
+            verdict=facts.verdict,
+            detail="CONFIG refused: check persistence, maxmemory and noeviction yourself",
+        )
 
 
 def _announce_ready(**_: Any) -> None:

@@ -64,7 +64,6 @@ class Publisher:
                 sent += 1
         return sent
 
-
     def queue_length(self) -> int:
         """Messages waiting in the orders queue (not yet taken by a worker)."""
         with self._app.connection_for_read() as conn:

@@ -140,8 +140,10 @@ class ServerFacts:
         if self.persistent is False:
             out.append("no persistence (appendonly no and no save): a restart loses the ledger")
         if self.eviction_policy is not None and self.eviction_policy != SAFE_EVICTION_POLICY:
-            out.append(f"maxmemory-policy {self.eviction_policy}: Redis may evict ledger entries, "
-                       f"locks and leases (set {SAFE_EVICTION_POLICY})")
+            out.append(
+                f"maxmemory-policy {self.eviction_policy}: Redis may evict ledger entries, "
+                f"locks and leases (set {SAFE_EVICTION_POLICY})"
+            )
         if self.maxmemory_bytes == 0:
             out.append("no maxmemory: Redis grows until the kernel kills it")
         return out

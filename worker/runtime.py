@@ -151,8 +151,15 @@ def build_runtime(settings: Settings) -> Runtime:
             max_workers=settings.submit_concurrency, thread_name_prefix="submit"
         ),
         canceller=build_canceller(
-            settings, client=client, keys=keys, worker_id=config.worker_id, jetti=jetti,
-            limiter=limiter, breaker=breaker, dead_letters=dead_letters, publisher=publisher,
+            settings,
+            client=client,
+            keys=keys,
+            worker_id=config.worker_id,
+            jetti=jetti,
+            limiter=limiter,
+            breaker=breaker,
+            dead_letters=dead_letters,
+            publisher=publisher,
             stats=stats,
         ),
     )
@@ -210,8 +217,10 @@ class MaintenanceParts:
         (host:pid) silent for HEARTBEAT_KEPT_S: each restart is a new pid, and the hash would
         otherwise gain a field per process for ever (reliability review #17)."""
         script = self.redis.register_script(_HEARTBEAT_LUA)  # EVALSHA; loads it once if missing
-        script(keys=[self.keys.heartbeat(role)],
-               args=[self.holder, repr(now), repr(now - HEARTBEAT_KEPT_S)])
+        script(
+            keys=[self.keys.heartbeat(role)],
+            args=[self.holder, repr(now), repr(now - HEARTBEAT_KEPT_S)],
+        )
 
 
 def build_maintenance_parts(settings: Settings | None = None) -> MaintenanceParts:

@@ -169,10 +169,12 @@ class Settings(BaseSettings):
 
     redis_url: str = Field(DEFAULT_REDIS_URL, description="Redis for the ledger, limiter, breaker")
     broker_url: str = Field("", description="Celery broker URL (default: redis_url)")
-    redis_connect_timeout_s: float = Field(DEFAULT_REDIS_CONNECT_TIMEOUT_S, gt=0,
-                                           description="Redis connect timeout")
-    redis_socket_timeout_s: float = Field(DEFAULT_REDIS_SOCKET_TIMEOUT_S, gt=0,
-                                          description="Longest wait for a Redis reply")
+    redis_connect_timeout_s: float = Field(
+        DEFAULT_REDIS_CONNECT_TIMEOUT_S, gt=0, description="Redis connect timeout"
+    )
+    redis_socket_timeout_s: float = Field(
+        DEFAULT_REDIS_SOCKET_TIMEOUT_S, gt=0, description="Longest wait for a Redis reply"
+    )
     key_prefix: str = Field(DEFAULT_KEY_PREFIX, description="Prefix of every Redis key")
     jetti_mode: Literal["async", "sync"] = Field(
         DEFAULT_JETTI_MODE, description="async webhook (hash) or sync API (bearer token)"
@@ -200,76 +202,96 @@ class Settings(BaseSettings):
     max_future_skew_s: float = Field(
         DEFAULT_MAX_FUTURE_SKEW_S, gt=0, description="Largest updated_at ahead of the clock"
     )
-    http_connect_timeout_s: float = Field(DEFAULT_HTTP_CONNECT_TIMEOUT_S, gt=0,
-                                          description="HTTP connect timeout")
-    http_read_timeout_s: float = Field(DEFAULT_HTTP_READ_TIMEOUT_S, gt=0,
-                                       description="HTTP read timeout")
-    http_write_timeout_s: float = Field(DEFAULT_HTTP_WRITE_TIMEOUT_S, gt=0,
-                                        description="HTTP write timeout")
-    http_pool_timeout_s: float = Field(DEFAULT_HTTP_POOL_TIMEOUT_S, gt=0,
-                                       description="Wait for a pooled connection")
-    soft_time_limit_s: float = Field(DEFAULT_SOFT_TIME_LIMIT_S, gt=0,
-                                     description="Celery soft time limit per task")
-    hard_time_limit_s: float = Field(DEFAULT_HARD_TIME_LIMIT_S, gt=0,
-                                     description="Celery hard time limit per task")
-    visibility_timeout_s: float = Field(DEFAULT_VISIBILITY_TIMEOUT_S, gt=0,
-                                        description="Redis broker visibility timeout")
+    http_connect_timeout_s: float = Field(
+        DEFAULT_HTTP_CONNECT_TIMEOUT_S, gt=0, description="HTTP connect timeout"
+    )
+    http_read_timeout_s: float = Field(
+        DEFAULT_HTTP_READ_TIMEOUT_S, gt=0, description="HTTP read timeout"
+    )
+    http_write_timeout_s: float = Field(
+        DEFAULT_HTTP_WRITE_TIMEOUT_S, gt=0, description="HTTP write timeout"
+    )
+    http_pool_timeout_s: float = Field(
+        DEFAULT_HTTP_POOL_TIMEOUT_S, gt=0, description="Wait for a pooled connection"
+    )
+    soft_time_limit_s: float = Field(
+        DEFAULT_SOFT_TIME_LIMIT_S, gt=0, description="Celery soft time limit per task"
+    )
+    hard_time_limit_s: float = Field(
+        DEFAULT_HARD_TIME_LIMIT_S, gt=0, description="Celery hard time limit per task"
+    )
+    visibility_timeout_s: float = Field(
+        DEFAULT_VISIBILITY_TIMEOUT_S, gt=0, description="Redis broker visibility timeout"
+    )
     max_attempts: int = Field(DEFAULT_MAX_ATTEMPTS, gt=0, description="Attempts before dead letter")
     backoff_base_s: float = Field(DEFAULT_BACKOFF_BASE_S, gt=0, description="First backoff cap")
     backoff_max_s: float = Field(DEFAULT_BACKOFF_MAX_S, gt=0, description="Largest backoff")
-    retry_deadline_s: float = Field(DEFAULT_RETRY_DEADLINE_S, gt=0,
-                                    description="Give up this long after the first failure")
+    retry_deadline_s: float = Field(
+        DEFAULT_RETRY_DEADLINE_S, gt=0, description="Give up this long after the first failure"
+    )
     rate_per_s: float | None = Field(
         None, gt=0, description="Fleet submissions per second (default: 10 async, 1 sync)"
     )
     rate_burst: int | None = Field(
         None, gt=0, description="Token bucket size (default: 20 async, 1 sync)"
     )
-    max_token_wait_s: float = Field(DEFAULT_MAX_TOKEN_WAIT_S, ge=0,
-                                    description="Longest wait for a token before rescheduling")
-    blocked_default_s: float = Field(DEFAULT_BLOCKED_DEFAULT_S, gt=0,
-                                     description="Fleet pause after a 429 without Retry-After")
+    max_token_wait_s: float = Field(
+        DEFAULT_MAX_TOKEN_WAIT_S, ge=0, description="Longest wait for a token before rescheduling"
+    )
+    blocked_default_s: float = Field(
+        DEFAULT_BLOCKED_DEFAULT_S, gt=0, description="Fleet pause after a 429 without Retry-After"
+    )
     # Larger values are clamped and inf/NaN/garbage ignored: a proxy's absurd header must not
     # pause the fleet for a year (reliability #8).
     retry_after_max_s: float = Field(
-        DEFAULT_RETRY_AFTER_MAX_S, gt=0, allow_inf_nan=False,
+        DEFAULT_RETRY_AFTER_MAX_S,
+        gt=0,
+        allow_inf_nan=False,
         description="Longest Retry-After obeyed (longer: clamped, counted)",
     )
     lock_ttl_s: float = Field(DEFAULT_LOCK_TTL_S, gt=0, description="Per-order lock lifetime")
     max_unfinished_deliveries: int = Field(
         DEFAULT_MAX_UNFINISHED_DELIVERIES, gt=0, description="Crash loops before worker_lost"
     )
-    batch_size: int = Field(DEFAULT_BATCH_SIZE, gt=0,
-                            description="Order keys per message (at most 1000)")
-    submit_concurrency: int = Field(DEFAULT_SUBMIT_CONCURRENCY, gt=0,
-                                    description="In-flight submissions per process")
+    batch_size: int = Field(
+        DEFAULT_BATCH_SIZE, gt=0, description="Order keys per message (at most 1000)"
+    )
+    submit_concurrency: int = Field(
+        DEFAULT_SUBMIT_CONCURRENCY, gt=0, description="In-flight submissions per process"
+    )
     worker_concurrency: int | None = Field(
         DEFAULT_WORKER_CONCURRENCY, gt=0, description="Worker processes (default: CPU count)"
     )
-    prefetch_multiplier: int = Field(DEFAULT_PREFETCH_MULTIPLIER, gt=0,
-                                     description="Celery prefetch multiplier")
+    prefetch_multiplier: int = Field(
+        DEFAULT_PREFETCH_MULTIPLIER, gt=0, description="Celery prefetch multiplier"
+    )
     pump_interval_s: float = Field(DEFAULT_PUMP_INTERVAL_S, gt=0, description="Pump period")
     sweep_interval_s: float = Field(DEFAULT_SWEEP_INTERVAL_S, gt=0, description="Sweeper period")
-    stuck_after_s: float = Field(DEFAULT_STUCK_AFTER_S, gt=0,
-                                 description="Age at which a working order is re-published")
+    stuck_after_s: float = Field(
+        DEFAULT_STUCK_AFTER_S, gt=0, description="Age at which a working order is re-published"
+    )
     body_ttl_s: float = Field(DEFAULT_BODY_TTL_S, gt=0, description="Settled body lifetime")
     tombstone_ttl_s: float = Field(DEFAULT_TOMBSTONE_TTL_S, gt=0, description="Tombstone lifetime")
-    breaker_probe_s: float = Field(DEFAULT_BREAKER_PROBE_S, gt=0,
-                                   description="Open breaker lets a probe through after this")
+    breaker_probe_s: float = Field(
+        DEFAULT_BREAKER_PROBE_S, gt=0, description="Open breaker lets a probe through after this"
+    )
     reconcile_enabled: bool = Field(
         True, description="Run the reconciler (only when api_token is set)"
     )
-    reconcile_interval_s: float = Field(DEFAULT_RECONCILE_INTERVAL_S, gt=0,
-                                        description="Reconciler period")
+    reconcile_interval_s: float = Field(
+        DEFAULT_RECONCILE_INTERVAL_S, gt=0, description="Reconciler period"
+    )
     reconcile_grace_s: float = Field(
-        DEFAULT_RECONCILE_GRACE_S, gt=0,
+        DEFAULT_RECONCILE_GRACE_S,
+        gt=0,
         description="No import-log error this long after sending: confirmed",
     )
     jetti_read_rate_per_s: float = Field(
         DEFAULT_JETTI_READ_RATE_PER_S, gt=0, description="Fleet sync-API reads per second"
     )
     jetti_write_rate_per_s: float = Field(
-        DEFAULT_JETTI_WRITE_RATE_PER_S, gt=0,
+        DEFAULT_JETTI_WRITE_RATE_PER_S,
+        gt=0,
         description="Fleet sync-API writes per second (cancellations)",
     )
     log_format: Literal["json", "console"] = Field(DEFAULT_LOG_FORMAT, description="Log renderer")
@@ -373,8 +395,9 @@ def env_name(field_name: str) -> str:
 def known_variables() -> frozenset[str]:
     """Every JETTI_RELAY_* name the relay accepts: one per Settings field (so a field added later
     is known at once), the aliases, and the variables read outside Settings."""
-    return frozenset({*(env_name(f) for f in Settings.model_fields), *ENV_ALIASES,
-                      *EXTERNAL_VARIABLES})
+    return frozenset(
+        {*(env_name(f) for f in Settings.model_fields), *ENV_ALIASES, *EXTERNAL_VARIABLES}
+    )
 
 
 @dataclass(frozen=True)
@@ -398,22 +421,29 @@ class EnvReading:
             problems.append(f"unknown setting {name} ({self.origins[name]}){hint}")
         for alias, field_name in ENV_ALIASES.items():
             canonical = env_name(field_name)
-            if (alias in self.values and canonical in self.values
-                    and self.values[alias].strip() != self.values[canonical].strip()):
-                problems.append(f"{alias} and {canonical} are both set, to different values; "
-                                f"keep one ({alias} is an alias of {canonical})")
+            if (
+                alias in self.values
+                and canonical in self.values
+                and self.values[alias].strip() != self.values[canonical].strip()
+            ):
+                problems.append(
+                    f"{alias} and {canonical} are both set, to different values; "
+                    f"keep one ({alias} is an alias of {canonical})"
+                )
         return problems
 
     def alias_values(self) -> dict[str, str]:
         """Field name -> value for each alias set without its canonical name."""
-        return {field_name: self.values[alias] for alias, field_name in ENV_ALIASES.items()
-                if alias in self.values and env_name(field_name) not in self.values}
+        return {
+            field_name: self.values[alias]
+            for alias, field_name in ENV_ALIASES.items()
+            if alias in self.values and env_name(field_name) not in self.values
+        }
 
     def source_of(self, field_name: str) -> str:
         """Which variable set `field_name`, as "JETTI_RELAY_KEY_PREFIX (environment)", or
         "default"."""
-        for name in (env_name(field_name),
-                     *(a for a, f in ENV_ALIASES.items() if f == field_name)):
+        for name in (env_name(field_name), *(a for a, f in ENV_ALIASES.items() if f == field_name)):
             if name in self.values:
                 return f"{name} ({self.origins[name]})"
         return "default"
@@ -475,16 +505,22 @@ def jetti_problems(settings: Settings) -> list[str]:
     the secret (async) or token and channel (sync) are there."""
     if settings.jetti_mode == "async":
         if not settings.webhook_hash.get_secret_value().strip():
-            return [f"{env_name('webhook_hash')} is empty; async mode sends it with every order "
-                    f"(alias {_alias_of('webhook_hash')})"]
+            return [
+                f"{env_name('webhook_hash')} is empty; async mode sends it with every order "
+                f"(alias {_alias_of('webhook_hash')})"
+            ]
         return []
     problems = []
     if not settings.api_token.get_secret_value().strip():
-        problems.append(f"{env_name('api_token')} is empty; sync mode sends it with every order "
-                        f"(alias {_alias_of('api_token')})")
+        problems.append(
+            f"{env_name('api_token')} is empty; sync mode sends it with every order "
+            f"(alias {_alias_of('api_token')})"
+        )
     if settings.channel_id is None:
-        problems.append(f"{env_name('channel_id')} is not set; sync mode posts to the channel "
-                        f"(alias {_alias_of('channel_id')})")
+        problems.append(
+            f"{env_name('channel_id')} is not set; sync mode posts to the channel "
+            f"(alias {_alias_of('channel_id')})"
+        )
     return problems
 
 
@@ -507,8 +543,12 @@ def check_timeouts(settings: Settings, pool: str) -> list[str]:
             "run with --pool prefork"
         )
         return problems
-    http_total = (settings.http_connect_timeout_s + settings.http_read_timeout_s
-                  + settings.http_write_timeout_s + settings.http_pool_timeout_s)
+    http_total = (
+        settings.http_connect_timeout_s
+        + settings.http_read_timeout_s
+        + settings.http_write_timeout_s
+        + settings.http_pool_timeout_s
+    )
     if pool in NO_SOFT_LIMIT_POOLS:
         first_limit, first_name = settings.hard_time_limit_s, "HARD_TIME_LIMIT_S"
     else:

@@ -27,6 +27,7 @@ log = structlog.get_logger("jetti_relay.tasks")
 # Pause before a message whose orders could not be claimed goes back to the queue, seconds.
 CLAIM_FAILED_PAUSE_S = 1.0
 
+
 @dataclass(frozen=True, slots=True)
 class ParsedMessage:
     """The order keys of a message, and the entries dropped from it as (index, why)."""

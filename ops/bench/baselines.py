@@ -18,8 +18,9 @@ from ops.bench.common import RunConfig, SandboxProbe, orders, payloads, percenti
 from ops.harness.services import Services, tree_memory_kb, wait_for
 
 
-def measure_naive(config: RunConfig, count: int, latency_ms: float,
-                  budget_s: float) -> dict[str, Any]:
+def measure_naive(
+    config: RunConfig, count: int, latency_ms: float, budget_s: float
+) -> dict[str, Any]:
     """The same orders through `ops/bench/naive.py`, same pool, processes and prefetch."""
 
     from ops.bench import naive as bench_naive
@@ -40,12 +41,37 @@ def measure_naive(config: RunConfig, count: int, latency_ms: float,
                 bench_naive.READY_ENV: str(ready),
             }
             name = f"naive-{latency_ms:g}-w{i}"
-            process = services.start(name, [
-                sys.executable, "-m", "celery", "-A", "ops.bench.naive", "worker", "-E",
-                "--pool", "prefork", "-c", str(config.processes), "--prefetch-multiplier", "1",
-                "-Q", bench_naive.QUEUE, "-n", f"{name}@%h", "--loglevel", "WARNING"], env)
-            wait_for(ready.exists, f"the naive worker {name}", process=process,
-                     log=services.log_path(name))
+            process = services.start(
+                name,
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "ops.bench.naive",
+                    "worker",
+                    "-E",
+                    "--pool",
+                    "prefork",
+                    "-c",
+                    str(config.processes),
+                    "--prefetch-multiplier",
+                    "1",
+                    "-Q",
+                    bench_naive.QUEUE,
+                    "-n",
+                    f"{name}@%h",
+                    "--loglevel",
+                    "WARNING",
+                ],
+                env,
+            )
+            wait_for(
+                ready.exists,
+                f"the naive worker {name}",
+                process=process,
+                log=services.log_path(name),
+            )
             workers.append(process)
         from celery import Celery
 
@@ -58,8 +84,12 @@ def measure_naive(config: RunConfig, count: int, latency_ms: float,
         with app.producer_or_acquire() as producer:
             for external_id, body in built:
                 sent_at[external_id] = time.time()
-                app.send_task(bench_naive.TASK, args=[body.decode()], queue=bench_naive.QUEUE,
-                              producer=producer)
+                app.send_task(
+                    bench_naive.TASK,
+                    args=[body.decode()],
+                    queue=bench_naive.QUEUE,
+                    producer=producer,
+                )
         enqueue_s = time.perf_counter() - started
         complete = probe.wait_accepted(count, budget_s=budget_s)
         stats = probe.stats(wait=complete)
@@ -84,8 +114,9 @@ def measure_naive(config: RunConfig, count: int, latency_ms: float,
         config.pids.extend(services.started)
 
 
-def measure_loop(config: RunConfig, count: int, latency_ms: float,
-                 budget_s: float) -> dict[str, Any]:
+def measure_loop(
+    config: RunConfig, count: int, latency_ms: float, budget_s: float
+) -> dict[str, Any]:
     """A plain sequential httpx loop (one keep-alive client) over the same payloads, for at
     most `count` orders or `budget_s` seconds."""
     services = Services(config.folder)
@@ -94,8 +125,7 @@ def measure_loop(config: RunConfig, count: int, latency_ms: float,
         built = payloads(orders(0, count, config.lines))
         probe = SandboxProbe(sandbox)
         latencies = []
-        headers = {"jetti-webhook-hash": sandbox.webhook_hash,
-                   "content-type": "application/json"}
+        headers = {"jetti-webhook-hash": sandbox.webhook_hash, "content-type": "application/json"}
         with httpx.Client(timeout=30.0) as http:
             started = time.perf_counter()
             for _external_id, body in built:

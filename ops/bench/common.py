@@ -42,8 +42,10 @@ class RunConfig:
 
 def orders(start: int, count: int, lines: int) -> list[bytes]:
     """`count` raw orders (JSON bytes) with ids `bench-<start>` ... and `lines` lines each."""
-    return [make_order(n, lines).replace(b'"id": "', b'"id": "bench-', 1)
-            for n in range(start, start + count)]
+    return [
+        make_order(n, lines).replace(b'"id": "', b'"id": "bench-', 1)
+        for n in range(start, start + count)
+    ]
 
 
 def payloads(bodies: Sequence[bytes]) -> list[tuple[str, bytes]]:
@@ -104,8 +106,10 @@ class SandboxProbe:
         times: dict[str, float] = {}
         offset = 0
         while True:
-            rows = self.http.get("/_sandbox/imports", params={
-                "offset": offset, "limit": 1000, "where[status]": "success"}).json()
+            rows = self.http.get(
+                "/_sandbox/imports",
+                params={"offset": offset, "limit": 1000, "where[status]": "success"},
+            ).json()
             for row in rows:
                 times.setdefault(str(row["externalId"]), _epoch(row["createdAt"]))
             if len(rows) < 1000:

@@ -101,15 +101,20 @@ def measure_enqueue(config: RunConfig, count: int) -> dict[str, Any]:
         summary = enqueue(bodies, client=client, publisher=publisher)
         seconds = time.perf_counter() - started
         client.close()
-        return {"orders": count, "accepted": summary.accepted, "seconds": seconds,
-                "rate": count / seconds}
+        return {
+            "orders": count,
+            "accepted": summary.accepted,
+            "seconds": seconds,
+            "rate": count / seconds,
+        }
     finally:
         services.stop()
         config.pids.extend(services.started)
 
 
-def measure_ours(config: RunConfig, count: int, latency_ms: float,
-                 rated_seconds: float) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def measure_ours(
+    config: RunConfig, count: int, latency_ms: float, rated_seconds: float
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Our pipeline flat out with `count` orders, then paced at half the rate it reached for
     `rated_seconds` (skipped when 0). Returns (flat-out run, paced run)."""
     from producers import enqueue
@@ -119,9 +124,10 @@ def measure_ours(config: RunConfig, count: int, latency_ms: float,
         redis_service = services.start_redis(f"ours-{latency_ms:g}-redis")
         sandbox = services.start_sandbox(f"ours-{latency_ms:g}-sandbox", latency_ms=latency_ms)
         env = _ours_env(config, redis_service.url, sandbox)
-        workers = [services.start_worker(f"ours-{latency_ms:g}-w{i}", env,
-                                         concurrency=config.processes)
-                   for i in range(config.workers)]
+        workers = [
+            services.start_worker(f"ours-{latency_ms:g}-w{i}", env, concurrency=config.processes)
+            for i in range(config.workers)
+        ]
         probe = SandboxProbe(sandbox)
         client, publisher = _producer(redis_service.url, config.batch_size)
         bodies = orders(0, count, config.lines)
@@ -144,8 +150,12 @@ def measure_ours(config: RunConfig, count: int, latency_ms: float,
             paced_count = max(1, int(rate * rated_seconds))
             paced_bodies = orders(count, paced_count, config.lines)
             first_at = time.time()
-            _paced_enqueue(paced_bodies, rate, config.paced_tick_s, lambda chunk: enqueue(
-                chunk, client=client, publisher=publisher))
+            _paced_enqueue(
+                paced_bodies,
+                rate,
+                config.paced_tick_s,
+                lambda chunk: enqueue(chunk, client=client, publisher=publisher),
+            )
             complete = probe.wait_accepted(paced_count)
             paced = _report(probe, redis_service.url, first_at, paced_count, complete)
             paced["target_rate"] = rate
@@ -170,8 +180,9 @@ def _cpu(workers: Sequence[Any], redis_pid: int, sandbox_pid: int) -> dict[str, 
     }
 
 
-def _paced_enqueue(bodies: Sequence[bytes], rate: float, tick_s: float,
-                   send: Callable[[Sequence[bytes]], object]) -> None:
+def _paced_enqueue(
+    bodies: Sequence[bytes], rate: float, tick_s: float, send: Callable[[Sequence[bytes]], object]
+) -> None:
     """Send `bodies` at `rate` orders/s, in whatever is due every `tick_s`."""
     started = time.monotonic()
     sent = 0
@@ -183,8 +194,9 @@ def _paced_enqueue(bodies: Sequence[bytes], rate: float, tick_s: float,
         time.sleep(tick_s)
 
 
-def _report(probe: SandboxProbe, redis_url: str, first_at: float, count: int,
-            complete: bool) -> dict[str, Any]:
+def _report(
+    probe: SandboxProbe, redis_url: str, first_at: float, count: int, complete: bool
+) -> dict[str, Any]:
     stats = probe.stats()
     accepted_at = probe.import_times()
     enqueued_at = _enqueued_at(redis_url, sorted(accepted_at))
@@ -202,6 +214,7 @@ def _report(probe: SandboxProbe, redis_url: str, first_at: float, count: int,
         "latency_s": percentiles(latencies),
     }
 
+
 def measure_memory(config: RunConfig, count: int) -> dict[str, Any]:
     """Worker RSS (VmRSS summed over every worker process tree) after 10% and after 100% of
     `count` orders, fed so that at most LONG_RUN_BACKLOG wait at a time; sandbox latency 0."""
@@ -212,8 +225,10 @@ def measure_memory(config: RunConfig, count: int) -> dict[str, Any]:
         redis_service = services.start_redis("long-redis")
         sandbox = services.start_sandbox("long-sandbox")
         env = _ours_env(config, redis_service.url, sandbox)
-        workers = [services.start_worker(f"long-w{i}", env, concurrency=config.processes)
-                   for i in range(config.workers)]
+        workers = [
+            services.start_worker(f"long-w{i}", env, concurrency=config.processes)
+            for i in range(config.workers)
+        ]
         probe = SandboxProbe(sandbox)
         client, publisher = _producer(redis_service.url, config.batch_size)
         chunk = min(1000, max(1, count // 20))

@@ -26,15 +26,26 @@ def ten_line_order(external_id: str = "bench-1") -> dict[str, Any]:
     """A typical order: 10 lines with properties, addresses, customer and one shipping line."""
     return {
         "externalId": external_id,
-        "saleDefaults": {"reference": "#10001", "shippingFirstName": "Ada",
-                         "shippingLastName": "Lovelace", "shippingAddressLineOne": "1 Via Roma",
-                         "shippingCity": "Milano", "shippingZip": "20100",
-                         "shippingCountry": "IT"},
+        "saleDefaults": {
+            "reference": "#10001",
+            "shippingFirstName": "Ada",
+            "shippingLastName": "Lovelace",
+            "shippingAddressLineOne": "1 Via Roma",
+            "shippingCity": "Milano",
+            "shippingZip": "20100",
+            "shippingCountry": "IT",
+        },
         "customer": {"firstName": "Ada", "lastName": "Lovelace", "email": "ada@example.com"},
         "lineItems": [
-            {"externalId": f"{external_id}-L{i}", "name": f"Product {i}", "quantity": 1 + i % 3,
-             "price": 19.99, "taxable": True, "variant": {"externalId": f"V{i}", "sku": f"SKU-{i}"},
-             "properties": [{"key": "gift_note", "value": "Happy birthday"}]}
+            {
+                "externalId": f"{external_id}-L{i}",
+                "name": f"Product {i}",
+                "quantity": 1 + i % 3,
+                "price": 19.99,
+                "taxable": True,
+                "variant": {"externalId": f"V{i}", "sku": f"SKU-{i}"},
+                "properties": [{"key": "gift_note", "value": "Happy birthday"}],
+            }
             for i in range(10)
         ],
         "shipping": [{"code": "std", "name": "Standard", "serviceLevel": "ground", "price": 4.9}],
@@ -60,7 +71,9 @@ async def _run(url: str, webhook_hash: str, connections: int, seconds: float) ->
             writer.write(
                 f"POST {WEBHOOK_PATH} HTTP/1.1\r\nHost: {host}\r\n"
                 f"Content-Type: application/json\r\njetti-webhook-hash: {webhook_hash}\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+                f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
             head = await reader.readuntil(b"\r\n\r\n")
             length = 0
             for line in head.split(b"\r\n"):
@@ -82,10 +95,14 @@ async def _run(url: str, webhook_hash: str, connections: int, seconds: float) ->
 @click.option("--hash", "webhook_hash", envvar="SANDBOX_WEBHOOK_HASH", required=True)
 @click.option("--connections", default=32, show_default=True)
 @click.option("--seconds", default=10.0, show_default=True)
-@click.option("--wrk-script", type=click.Path(path_type=Path),
-              help="Write a wrk Lua script for the same request instead of running.")
-def main(url: str, webhook_hash: str, connections: int, seconds: float,
-         wrk_script: Path | None) -> None:
+@click.option(
+    "--wrk-script",
+    type=click.Path(path_type=Path),
+    help="Write a wrk Lua script for the same request instead of running.",
+)
+def main(
+    url: str, webhook_hash: str, connections: int, seconds: float, wrk_script: Path | None
+) -> None:
     """Print requests/s for the async endpoint (faults should be off)."""
     if wrk_script is not None:
         body = json.dumps(ten_line_order())
@@ -93,12 +110,15 @@ def main(url: str, webhook_hash: str, connections: int, seconds: float,
             'wrk.method = "POST"\n'
             f"wrk.body = {json.dumps(body)}\n"
             'wrk.headers["Content-Type"] = "application/json"\n'
-            f'wrk.headers["jetti-webhook-hash"] = {json.dumps(webhook_hash)}\n')
+            f'wrk.headers["jetti-webhook-hash"] = {json.dumps(webhook_hash)}\n'
+        )
         click.echo(f"wrk -t2 -c{connections} -d{int(seconds)}s -s {wrk_script} {url}{WEBHOOK_PATH}")
         return
     ok, failed = asyncio.run(_run(url, webhook_hash, connections, seconds))
-    click.echo(f"{ok / seconds:.0f} req/s ok ({ok} ok, {failed} failed, {connections} connections, "
-               f"{seconds:.0f} s, client asyncio HTTP/1.1)")
+    click.echo(
+        f"{ok / seconds:.0f} req/s ok ({ok} ok, {failed} failed, {connections} connections, "
+        f"{seconds:.0f} s, client asyncio HTTP/1.1)"
+    )
 
 
 if __name__ == "__main__":

@@ -118,9 +118,11 @@ class SaleCancellation:
     @classmethod
     def from_sandbox(cls, record: Mapping[str, Any]) -> SaleCancellation:
         status = record.get("cancellationStatus")
-        return cls(sale_id=int(record["saleId"]),
-                   cancelled=bool(record.get("cancelled")) or status in ("partial", "full"),
-                   cancel_calls=int(record.get("cancelCalls", 0)))
+        return cls(
+            sale_id=int(record["saleId"]),
+            cancelled=bool(record.get("cancelled")) or status in ("partial", "full"),
+            cancel_calls=int(record.get("cancelCalls", 0)),
+        )
 
 
 @dataclass(frozen=True)
@@ -198,31 +200,41 @@ def check_books(
             continue
         if not latest.cancels and sale is not None and sale.cancelled:
             report.lost += 1
-            report.note(f"{key}: Jetti's sale {sale.sale_id} is cancelled, but the order was "
-                        "never cancelled upstream")
+            report.note(
+                f"{key}: Jetti's sale {sale.sale_id} is cancelled, but the order was "
+                "never cancelled upstream"
+            )
             continue
         if latest.cancels and entry.state in (OrderState.SUBMITTED, OrderState.CONFIRMED):
             # Even with Jetti's sale cancelled, the ledger holds an import sent after the
             # cancellation instead of the cancellation itself.
             in_jetti = "cancelled" if sale is not None and sale.cancelled else "live"
             report.lost += 1
-            report.note(f"{key}: cancel lost: cancelled upstream, but the ledger says "
-                        f"{entry.state} (Jetti's sale is {in_jetti})")
+            report.note(
+                f"{key}: cancel lost: cancelled upstream, but the ledger says "
+                f"{entry.state} (Jetti's sale is {in_jetti})"
+            )
             continue
         if entry.state in (OrderState.SUBMITTED, OrderState.CONFIRMED):
             last = receipts[-1] if receipts else None
-            if (last is not None and last["payloadHash"] == latest.payload_hash
-                    and last["status"] == "success"):
+            if (
+                last is not None
+                and last["payloadHash"] == latest.payload_hash
+                and last["status"] == "success"
+            ):
                 report.delivered += 1
             else:
                 report.lost += 1
                 got = None if last is None else (last["payloadHash"][:12], last["status"])
-                report.note(f"{key}: {entry.state} but Jetti's last version is {got}, "
-                            f"not the latest ({(latest.payload_hash or '')[:12]})")
+                report.note(
+                    f"{key}: {entry.state} but Jetti's last version is {got}, "
+                    f"not the latest ({(latest.payload_hash or '')[:12]})"
+                )
         elif entry.state is OrderState.DEAD:
             dead_entry = dead.get(key)
             if entry.raw_hash != raw_hash(latest_raw) or (
-                dead_entry is not None and dead_entry.raw is not None
+                dead_entry is not None
+                and dead_entry.raw is not None
                 and dead_entry.raw != latest_raw
             ):
                 report.lost += 1
@@ -242,8 +254,10 @@ def check_books(
                 report.note(f"{key}: CANCELLED for an older version, not the latest accepted one")
             elif imported and (sale is None or not sale.cancelled):
                 report.lost += 1
-                report.note(f"{key}: cancel lost: CANCELLED in the ledger (via {via}), but "
-                            "Jetti's sale is live")
+                report.note(
+                    f"{key}: cancel lost: CANCELLED in the ledger (via {via}), but "
+                    "Jetti's sale is live"
+                )
             else:
                 report.cancelled += 1
                 report.cancelled_via[via] = report.cancelled_via.get(via, 0) + 1

@@ -21,25 +21,60 @@ SCALES = ("ci", "full")
 
 
 @click.command()
-@click.option("--scenario", "-s", "names", multiple=True, metavar="N|NAME",
-              help="Scenario number or name (repeatable; default: all). "
-                   "1 kill, 2 redis, 3 outage, 4 throttle, 5 slow, 6 duplicates, 7 replay, "
-                   "8 rolling, 9 bad-input, 10 lost-message, 11 hostile-producers, 12 config, "
-                   "13 retry-after.")
-@click.option("--scale", type=click.Choice(SCALES), default="full", show_default=True,
-              help="ci: the test suite's small runs; full: hundreds of orders, 10,000 hostile.")
-@click.option("--orders", type=click.IntRange(1), default=None,
-              help="Orders per scenario (overrides the scale).")
-@click.option("--hostile", type=click.IntRange(1), default=None,
-              help="Hostile raw orders in scenario 9 (overrides the scale).")
-@click.option("--kills", type=click.IntRange(1), default=None,
-              help="kill -9s in scenario 1 (overrides the scale).")
-@click.option("--workers", type=click.IntRange(1), default=None,
-              help="Worker processes (`jetti-relay worker`) per scenario.")
+@click.option(
+    "--scenario",
+    "-s",
+    "names",
+    multiple=True,
+    metavar="N|NAME",
+    help="Scenario number or name (repeatable; default: all). "
+    "1 kill, 2 redis, 3 outage, 4 throttle, 5 slow, 6 duplicates, 7 replay, "
+    "8 rolling, 9 bad-input, 10 lost-message, 11 hostile-producers, 12 config, "
+    "13 retry-after.",
+)
+@click.option(
+    "--scale",
+    type=click.Choice(SCALES),
+    default="full",
+    show_default=True,
+    help="ci: the test suite's small runs; full: hundreds of orders, 10,000 hostile.",
+)
+@click.option(
+    "--orders",
+    type=click.IntRange(1),
+    default=None,
+    help="Orders per scenario (overrides the scale).",
+)
+@click.option(
+    "--hostile",
+    type=click.IntRange(1),
+    default=None,
+    help="Hostile raw orders in scenario 9 (overrides the scale).",
+)
+@click.option(
+    "--kills",
+    type=click.IntRange(1),
+    default=None,
+    help="kill -9s in scenario 1 (overrides the scale).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1),
+    default=None,
+    help="Worker processes (`jetti-relay worker`) per scenario.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per scenario on stdout.")
 @click.option("--keep-logs", is_flag=True, help="Keep the logs and the AOF; print where.")
-def chaos(names: tuple[str, ...], scale: str, orders: int | None, hostile: int | None,
-          kills: int | None, workers: int | None, as_json: bool, keep_logs: bool) -> None:
+def chaos(
+    names: tuple[str, ...],
+    scale: str,
+    orders: int | None,
+    hostile: int | None,
+    kills: int | None,
+    workers: int | None,
+    as_json: bool,
+    keep_logs: bool,
+) -> None:
     """Break the pipeline on purpose (kill -9, Redis restarts, Jetti outages, 429 storms,
     slow answers, duplicates, replays, rolling restarts, hostile input, lost messages, hostile
     producers, configuration faults, absurd Retry-After) and check the books after each
@@ -52,12 +87,21 @@ def chaos(names: tuple[str, ...], scale: str, orders: int | None, hostile: int |
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     chosen = CI_SCALE if scale == "ci" else FULL_SCALE
-    overrides = {k: v for k, v in (("orders", orders), ("hostile", hostile), ("kills", kills),
-                                   ("workers", workers)) if v is not None}
+    overrides = {
+        k: v
+        for k, v in (
+            ("orders", orders),
+            ("hostile", hostile),
+            ("kills", kills),
+            ("workers", workers),
+        )
+        if v is not None
+    }
     chosen = dataclasses.replace(chosen, **overrides)
     folder = Path(tempfile.mkdtemp(prefix="jetti-relay-chaos-"))
-    click.echo(f"chaos: scenarios {', '.join(map(str, numbers))}, scale {scale} ({chosen})",
-               err=True)
+    click.echo(
+        f"chaos: scenarios {', '.join(map(str, numbers))}, scale {scale} ({chosen})", err=True
+    )
     started = time.monotonic()
 
     def show(result: object) -> None:
@@ -84,12 +128,25 @@ def chaos(names: tuple[str, ...], scale: str, orders: int | None, hostile: int |
         else:
             shutil.rmtree(folder, ignore_errors=True)
     failed = [r for r in results if not r.ok]
-    totals = {k: sum(getattr(r.books, k) for r in results)
-              for k in ("sent", "delivered", "dead_lettered", "cancelled", "lost",
-                        "harmless_duplicates", "harmful_duplicates", "regressions")}
-    click.echo(f"chaos: {len(results) - len(failed)} of {len(results)} scenarios balanced in "
-               f"{time.monotonic() - started:.0f} s; " + ", ".join(
-                   f"{k.replace('_', ' ')} {v}" for k, v in totals.items()), err=True)
+    totals = {
+        k: sum(getattr(r.books, k) for r in results)
+        for k in (
+            "sent",
+            "delivered",
+            "dead_lettered",
+            "cancelled",
+            "lost",
+            "harmless_duplicates",
+            "harmful_duplicates",
+            "regressions",
+        )
+    }
+    click.echo(
+        f"chaos: {len(results) - len(failed)} of {len(results)} scenarios balanced in "
+        f"{time.monotonic() - started:.0f} s; "
+        + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in totals.items()),
+        err=True,
+    )
     sys.exit(1 if failed else 0)
 
 
@@ -97,7 +154,13 @@ def _as_dict(result: object) -> dict[str, object]:
     from ops.chaos.flow import ScenarioResult
 
     assert isinstance(result, ScenarioResult)
-    return {"scenario": result.number, "name": result.name, "ok": result.ok,
-            "recover_s": result.recover_s, "elapsed_s": round(result.elapsed_s, 1),
-            **dataclasses.asdict(result.books), "figures": result.figures,
-            "failures": result.failures}
+    return {
+        "scenario": result.number,
+        "name": result.name,
+        "ok": result.ok,
+        "recover_s": result.recover_s,
+        "elapsed_s": round(result.elapsed_s, 1),
+        **dataclasses.asdict(result.books),
+        "figures": result.figures,
+        "failures": result.failures,
+    }

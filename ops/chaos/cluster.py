@@ -104,14 +104,29 @@ class SandboxProcess(SandboxRoutes):
         return self._client
 
     def start(self) -> None:
-        env = {**os.environ, "SANDBOX_WEBHOOK_HASH": self.webhook_hash,
-               "SANDBOX_API_TOKEN": self.api_token}
-        argv = [sys.executable, "-m", "ops.sandbox", "--port", str(self.port), "--channel-id",
-                str(CHANNEL_ID), "--no-throttle"]
+        env = {
+            **os.environ,
+            "SANDBOX_WEBHOOK_HASH": self.webhook_hash,
+            "SANDBOX_API_TOKEN": self.api_token,
+        }
+        argv = [
+            sys.executable,
+            "-m",
+            "ops.sandbox",
+            "--port",
+            str(self.port),
+            "--channel-id",
+            str(CHANNEL_ID),
+            "--no-throttle",
+        ]
         with open(self.folder / "sandbox.log", "wb") as log:
             self.process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
-        wait_for(lambda: self.client.get("/_sandbox/stats").status_code == 200, "sandbox",
-                 timeout_s=START_TIMEOUT_S, process=self.process)
+        wait_for(
+            lambda: self.client.get("/_sandbox/stats").status_code == 200,
+            "sandbox",
+            timeout_s=START_TIMEOUT_S,
+            process=self.process,
+        )
 
     def stop(self) -> None:
         if self._client is not None:
@@ -128,8 +143,11 @@ class SandboxProcess(SandboxRoutes):
         ids = list(external_ids)
 
         def one(external_id: str) -> list[dict[str, Any]]:
-            result: list[dict[str, Any]] = self._json(self.client.get(
-                "/_sandbox/history", params={"externalId": external_id, "wait": "0"}))
+            result: list[dict[str, Any]] = self._json(
+                self.client.get(
+                    "/_sandbox/history", params={"externalId": external_id, "wait": "0"}
+                )
+            )
             return result
 
         with ThreadPoolExecutor(HISTORY_READERS) as pool:
@@ -138,8 +156,7 @@ class SandboxProcess(SandboxRoutes):
     def cancellations(self) -> dict[str, SaleCancellation]:
         """Jetti's own record of every cancelled sale, or one a cancel request reached, by
         externalId (`GET /_sandbox/cancellations`)."""
-        records: dict[str, dict[str, Any]] = self._json(
-            self.client.get("/_sandbox/cancellations"))
+        records: dict[str, dict[str, Any]] = self._json(self.client.get("/_sandbox/cancellations"))
         return {key: SaleCancellation.from_sandbox(r) for key, r in records.items()}
 
 
@@ -185,13 +202,24 @@ class Cluster:
     def env(self) -> dict[str, str]:
         return {
             **CHAOS_ENV,
-            **worker_target_env(self.redis.url, base_url=self.sandbox.base_url,
-                                webhook_hash=self.sandbox.webhook_hash,
-                                api_token=self.sandbox.api_token, channel_id=CHANNEL_ID),
+            **worker_target_env(
+                self.redis.url,
+                base_url=self.sandbox.base_url,
+                webhook_hash=self.sandbox.webhook_hash,
+                api_token=self.sandbox.api_token,
+                channel_id=CHANNEL_ID,
+            ),
         }
 
-    def start_worker(self, *, concurrency: int = 2, pump: bool = True, wait: bool = True,
-                     extra_env: Mapping[str, str] | None = None, **env: str) -> WorkerProcess:
+    def start_worker(
+        self,
+        *,
+        concurrency: int = 2,
+        pump: bool = True,
+        wait: bool = True,
+        extra_env: Mapping[str, str] | None = None,
+        **env: str,
+    ) -> WorkerProcess:
         """Start `jetti-relay worker -c N` with the chaos settings plus `env` and `extra_env`
         overrides (`extra_env` for names that are not Python identifiers or clash)."""
         index = self._started_workers
@@ -200,12 +228,18 @@ class Cluster:
         ready = self.folder / f"{name}.ready"
         log_path = self.folder / f"{name}.log"
         ready.unlink(missing_ok=True)
-        full_env = {**os.environ, **self.env, **env, **(extra_env or {}),
-                    "JETTI_RELAY_READY_FILE": str(ready)}
+        full_env = {
+            **os.environ,
+            **self.env,
+            **env,
+            **(extra_env or {}),
+            "JETTI_RELAY_READY_FILE": str(ready),
+        }
         argv = worker_argv(f"{name}@%h", concurrency=concurrency, pump=pump)
         with open(log_path, "wb") as log:
-            process = subprocess.Popen(argv, env=full_env, stdout=log, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
+            process = subprocess.Popen(
+                argv, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         worker = WorkerProcess(name=name, process=process, log_path=log_path, ready_file=ready)
         self.workers.append(worker)
         if wait:
@@ -234,8 +268,9 @@ class Cluster:
         deadline = time.monotonic() + PRODUCER_RETRY_S
         while True:
             try:
-                return enqueue(list(raws), client=self.client, publisher=self.publisher,
-                               keys=self.keys)
+                return enqueue(
+                    list(raws), client=self.client, publisher=self.publisher, keys=self.keys
+                )
             except Exception:
                 if time.monotonic() > deadline:
                     raise

@@ -19,8 +19,14 @@ from worker.core.jsonio import dumps_canonical, loads_document
 VERSION_STEP_S = 60
 
 
-def raw_order(key: str, version: int = 1, *, lines: int = 2, updated_at: str | None = "",
-              cancelled: bool = False) -> bytes:
+def raw_order(
+    key: str,
+    version: int = 1,
+    *,
+    lines: int = 2,
+    updated_at: str | None = "",
+    cancelled: bool = False,
+) -> bytes:
     """Version `version` of a realistic order: every version has its own note and prices, so
     each one becomes a payload of its own (Jetti's history shows which version it holds).
 
@@ -34,10 +40,24 @@ def raw_order(key: str, version: int = 1, *, lines: int = 2, updated_at: str | N
         "number": f"#{key}",
         "notes": f"v{version}",
         "customer": {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com"},
-        "shipping_address": {"first_name": "Ada", "last_name": "Lovelace", "line1": "1 Main St",
-                             "city": "London", "zip": "N1", "country": "GB"},
-        "lines": [{"id": f"{key}-l{n}", "sku": f"SKU-{n}", "name": f"Item {n}", "quantity": n,
-                   "unit_price": f"{10 + version}.{n:02d}"} for n in range(1, lines + 1)],
+        "shipping_address": {
+            "first_name": "Ada",
+            "last_name": "Lovelace",
+            "line1": "1 Main St",
+            "city": "London",
+            "zip": "N1",
+            "country": "GB",
+        },
+        "lines": [
+            {
+                "id": f"{key}-l{n}",
+                "sku": f"SKU-{n}",
+                "name": f"Item {n}",
+                "quantity": n,
+                "unit_price": f"{10 + version}.{n:02d}",
+            }
+            for n in range(1, lines + 1)
+        ],
         "shipping": {"code": "std", "name": "Standard", "price": "4.95"},
         "auto_connect_by_sku": True,
     }
@@ -63,8 +83,12 @@ def stream(prefix: str, count: int, *, update_every: int = 3) -> list[tuple[str,
     return items
 
 
-def record(books: Books, raws: Sequence[bytes], rejected_positions: set[int],
-           lock: threading.Lock | None = None) -> None:
+def record(
+    books: Books,
+    raws: Sequence[bytes],
+    rejected_positions: set[int],
+    lock: threading.Lock | None = None,
+) -> None:
     """Book every raw order the producer accepted (its key read the way the producer does)."""
     accepted: list[tuple[str, bytes]] = []
     for position, raw in enumerate(raws):
@@ -85,9 +109,16 @@ def record(books: Books, raws: Sequence[bytes], rejected_positions: set[int],
 class Producer(threading.Thread):
     """Enqueues `items` in chunks every `interval_s`, booking what the producer accepted."""
 
-    def __init__(self, cluster: Cluster, books: Books, items: Sequence[tuple[str, bytes]], *,
-                 chunk: int = 5, interval_s: float = 0.1,
-                 lock: threading.Lock | None = None) -> None:
+    def __init__(
+        self,
+        cluster: Cluster,
+        books: Books,
+        items: Sequence[tuple[str, bytes]],
+        *,
+        chunk: int = 5,
+        interval_s: float = 0.1,
+        lock: threading.Lock | None = None,
+    ) -> None:
         super().__init__(name="chaos-producer", daemon=True)
         self.cluster, self.books, self.items = cluster, books, list(items)
         self.chunk, self.interval_s = chunk, interval_s
@@ -98,7 +129,7 @@ class Producer(threading.Thread):
     def run(self) -> None:
         try:
             for start in range(0, len(self.items), self.chunk):
-                raws = [raw for _key, raw in self.items[start:start + self.chunk]]
+                raws = [raw for _key, raw in self.items[start : start + self.chunk]]
                 summary = self.cluster.enqueue(raws)
                 rejected = {r.position for r in summary.rejections}
                 record(self.books, raws, rejected, self.lock)
@@ -129,20 +160,27 @@ class ScenarioResult:
         b = self.books
         recover = "never" if self.recover_s is None else f"{self.recover_s:.1f} s"
         extra = ", ".join(f"{k} {v}" for k, v in self.figures.items())
-        return (f"{self.number:>2} {self.name:<34} sent {b.sent}, delivered {b.delivered}, "
-                f"dead-lettered {b.dead_lettered}, cancelled {b.cancelled}, lost {b.lost}, "
-                f"duplicates "
-                f"{b.harmless_duplicates}/{b.harmful_duplicates} (harmless/harmful), regressions "
-                f"{b.regressions}, recovered in {recover}" + (f"; {extra}" if extra else ""))
+        return (
+            f"{self.number:>2} {self.name:<34} sent {b.sent}, delivered {b.delivered}, "
+            f"dead-lettered {b.dead_lettered}, cancelled {b.cancelled}, lost {b.lost}, "
+            f"duplicates "
+            f"{b.harmless_duplicates}/{b.harmful_duplicates} (harmless/harmful), regressions "
+            f"{b.regressions}, recovered in {recover}" + (f"; {extra}" if extra else "")
+        )
 
 
-def settle(cluster: Cluster, books: Books, *, fault_end: float, timeout_s: float
-           ) -> tuple[BooksReport, float | None]:
+def settle(
+    cluster: Cluster, books: Books, *, fault_end: float, timeout_s: float
+) -> tuple[BooksReport, float | None]:
     """Wait until every booked order is final, then check the books. Returns the report and the
     seconds from `fault_end` (epoch) until everything settled (None: it never did)."""
     settled_at = cluster.wait_settled(books.keys, timeout_s)
-    report = check_books(books, ledger=cluster.ledger, dead=cluster.dead,
-                         histories=cluster.sandbox.histories,
-                         cancellations=cluster.sandbox.cancellations)
+    report = check_books(
+        books,
+        ledger=cluster.ledger,
+        dead=cluster.dead,
+        histories=cluster.sandbox.histories,
+        cancellations=cluster.sandbox.cancellations,
+    )
     recover_s = None if settled_at is None else max(0.0, settled_at - fault_end)
     return report, recover_s

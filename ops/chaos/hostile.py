@@ -36,10 +36,20 @@ def base_order(index: int) -> dict[str, Any]:
         "updated_at": "2026-11-27T10:00:00+00:00",
         "customer": {"first_name": "Eve", "last_name": "Mallory", "email": "eve@example.com"},
         "lines": [
-            {"id": f"h{index}-l1", "sku": "SKU-1", "name": "Item", "quantity": 1,
-             "unit_price": "9.99"},
-            {"id": f"h{index}-l2", "sku": "SKU-2", "name": "Item 2", "quantity": 2,
-             "unit_price": "1.50"},
+            {
+                "id": f"h{index}-l1",
+                "sku": "SKU-1",
+                "name": "Item",
+                "quantity": 1,
+                "unit_price": "9.99",
+            },
+            {
+                "id": f"h{index}-l2",
+                "sku": "SKU-2",
+                "name": "Item 2",
+                "quantity": 2,
+                "unit_price": "1.50",
+            },
         ],
         "auto_connect_by_sku": True,
     }
@@ -53,23 +63,53 @@ def _dumps(doc: Any) -> bytes:
 def _strategy() -> Any:
     from hypothesis import strategies as st
 
-    json_leaf = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(),
-                          st.text(max_size=40))
-    json_value = st.recursive(json_leaf, lambda kids: st.one_of(
-        st.lists(kids, max_size=4), st.dictionaries(st.text(max_size=8), kids, max_size=4)),
-        max_leaves=12)
-    fields = st.sampled_from(["id", "number", "updated_at", "customer", "lines", "shipping",
-                              "notes", "currency", "auto_connect_by_sku", "jetti",
-                              "shipping_address"])
-    line_fields = st.sampled_from(["id", "sku", "name", "quantity", "unit_price", "properties",
-                                   "units", "taxable", "routing", "variant_id"])
+    json_leaf = st.one_of(
+        st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=40)
+    )
+    json_value = st.recursive(
+        json_leaf,
+        lambda kids: st.one_of(
+            st.lists(kids, max_size=4), st.dictionaries(st.text(max_size=8), kids, max_size=4)
+        ),
+        max_leaves=12,
+    )
+    fields = st.sampled_from(
+        [
+            "id",
+            "number",
+            "updated_at",
+            "customer",
+            "lines",
+            "shipping",
+            "notes",
+            "currency",
+            "auto_connect_by_sku",
+            "jetti",
+            "shipping_address",
+        ]
+    )
+    line_fields = st.sampled_from(
+        [
+            "id",
+            "sku",
+            "name",
+            "quantity",
+            "unit_price",
+            "properties",
+            "units",
+            "taxable",
+            "routing",
+            "variant_id",
+        ]
+    )
 
     def mutate(index: int, kind: str, draw: Any) -> bytes:
         doc = base_order(index)
         line = doc["lines"][0]
         if kind == "huge_quantity":
-            line["quantity"] = draw(st.sampled_from(
-                [0, -1, 10**4, 10**6, 10**9, 2**63, 10**30, 10**400]))
+            line["quantity"] = draw(
+                st.sampled_from([0, -1, 10**4, 10**6, 10**9, 2**63, 10**30, 10**400])
+            )
             if draw(st.booleans()):
                 line["units"] = [{"engraving": "x"}] * min(draw(st.integers(0, 2000)), 2000)
         elif kind == "deep_nesting":
@@ -88,12 +128,26 @@ def _strategy() -> Any:
         elif kind == "invalid_unicode":
             text = _dumps(doc)
             where: int = draw(st.integers(1, len(text) - 2))
-            junk: bytes = draw(st.sampled_from([b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\x00",
-                                         b'\\ud800', b'\\udfff"', b"\xf0\x28\x8c\x28"]))
+            junk: bytes = draw(
+                st.sampled_from(
+                    [
+                        b"\xff",
+                        b"\xc3\x28",
+                        b"\xed\xa0\x80",
+                        b"\x00",
+                        b"\\ud800",
+                        b'\\udfff"',
+                        b"\xf0\x28\x8c\x28",
+                    ]
+                )
+            )
             return text[:where] + junk + text[where:]
         elif kind == "nan_price":
-            literal = draw(st.sampled_from([b"NaN", b"Infinity", b"-Infinity", b"1e400",
-                                            b"-1e400", b"-0.0", b"1e-400"]))
+            literal = draw(
+                st.sampled_from(
+                    [b"NaN", b"Infinity", b"-Infinity", b"1e400", b"-1e400", b"-0.0", b"1e-400"]
+                )
+            )
             line["unit_price"] = "@@PRICE@@"
             return _dumps(doc).replace(b'"@@PRICE@@"', literal)
         elif kind == "hostile_text":
@@ -103,15 +157,30 @@ def _strategy() -> Any:
             count = draw(st.integers(0, 1500))
             doc["lines"] = [dict(line, id=f"h{index}-m{n}") for n in range(count)]
         elif kind == "unknown_fields":
-            doc.update(draw(st.dictionaries(st.text(min_size=1, max_size=10), json_value,
-                                            min_size=1, max_size=5)))
+            doc.update(
+                draw(
+                    st.dictionaries(
+                        st.text(min_size=1, max_size=10), json_value, min_size=1, max_size=5
+                    )
+                )
+            )
         elif kind == "random_json":
             return _dumps(draw(json_value))
         return _dumps(doc)
 
-    kinds = st.sampled_from(["huge_quantity", "deep_nesting", "wrong_type", "invalid_unicode",
-                             "nan_price", "hostile_text", "many_lines", "unknown_fields",
-                             "random_json"])
+    kinds = st.sampled_from(
+        [
+            "huge_quantity",
+            "deep_nesting",
+            "wrong_type",
+            "invalid_unicode",
+            "nan_price",
+            "hostile_text",
+            "many_lines",
+            "unknown_fields",
+            "random_json",
+        ]
+    )
     return st.data(), kinds, mutate
 
 
@@ -125,8 +194,13 @@ def hostile_orders(count: int, *, seed: int = 0) -> list[Hostile]:
     out: list[Hostile] = []
 
     @seed_decorator(seed)
-    @settings(max_examples=count, database=None, phases=[Phase.generate], deadline=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=count,
+        database=None,
+        phases=[Phase.generate],
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(data_strategy, kinds, st.integers(0, BYPASS_ONE_IN * HUGE_STRING_ONE_IN - 1))
     def collect(data: Any, kind: str, roll: int) -> None:
         if len(out) >= count:
@@ -151,8 +225,22 @@ def hostile_orders(count: int, *, seed: int = 0) -> list[Hostile]:
 # Ids that collide with another order's or an index's Redis key when the key is spliced in raw
 # (reliability #1), or that a key-naming scheme must survive; each pair is in arrival order.
 COLLIDING_IDS: tuple[str, ...] = (
-    "A:events", "A", "A:attempts", "A:history", "X", "X:attempts", "idx:all", "idx:status:dead",
-    "{A}", "a{b}c", "*", "a*b", "with space", "ordre-été", "заказ-1", "注文🚀",
+    "A:events",
+    "A",
+    "A:attempts",
+    "A:history",
+    "X",
+    "X:attempts",
+    "idx:all",
+    "idx:status:dead",
+    "{A}",
+    "a{b}c",
+    "*",
+    "a*b",
+    "with space",
+    "ordre-été",
+    "заказ-1",
+    "注文🚀",
 )
 # Ids the contract may accept or refuse (a refusal must say why): control characters, length.
 EDGE_IDS: tuple[str, ...] = ("line\nbreak", "tab\there", "L" * 300)
@@ -168,7 +256,15 @@ def huge_order(key: str) -> bytes:
     """A small raw order (about 40 kB) whose lines split into 11,000 line items."""
     doc = base_order(0)
     doc["id"] = key
-    doc["lines"] = [{"id": f"{key}-l{n}", "sku": f"SKU-{n}", "name": "Item", "unit_price": "1.00",
-                     "quantity": HUGE_UNITS_PER_LINE, "units": [{}] * HUGE_UNITS_PER_LINE}
-                    for n in range(HUGE_LINES)]
+    doc["lines"] = [
+        {
+            "id": f"{key}-l{n}",
+            "sku": f"SKU-{n}",
+            "name": "Item",
+            "unit_price": "1.00",
+            "quantity": HUGE_UNITS_PER_LINE,
+            "units": [{}] * HUGE_UNITS_PER_LINE,
+        }
+        for n in range(HUGE_LINES)
+    ]
     return _dumps(doc)

@@ -46,11 +46,16 @@ class _Feed:
         """Enqueue one raw order; True when the producer accepted it."""
         assert self.cluster.client is not None
         try:
-            summary = enqueue([raw], client=self.cluster.client,
-                              publisher=self.cluster.publisher, keys=self.cluster.keys)
+            summary = enqueue(
+                [raw],
+                client=self.cluster.client,
+                publisher=self.cluster.publisher,
+                keys=self.cluster.keys,
+            )
         except Exception as exc:  # the producer must refuse an order, never fail on one
-            self.failures.append(f"{label}: the producer failed with {type(exc).__name__}: "
-                                 f"{str(exc)[:120]}")
+            self.failures.append(
+                f"{label}: the producer failed with {type(exc).__name__}: {str(exc)[:120]}"
+            )
             return False
         refused = {r.position for r in summary.rejections}
         record(self.books, [raw], refused)
@@ -85,8 +90,7 @@ def hostile_producers(cluster: Cluster, scale: Scale) -> ScenarioResult:
     for key in ("clock-G", "clock-M", "clock-C", "clock-K"):
         feed.send(key, raw_order(key, 1))
     if feed.send("huge order", huge_order("huge-1")):
-        feed.failures.append("an order that splits into 11,000 line items was accepted at the "
-                             "edge")
+        feed.failures.append("an order that splits into 11,000 line items was accepted at the edge")
     cluster.wait_settled(feed.books.keys, FIRST_ROUND_WAIT_S)
 
     # Round 2: later copies, while the other half of the good orders arrives.
@@ -98,8 +102,10 @@ def hostile_producers(cluster: Cluster, scale: Scale) -> ScenarioResult:
         feed.failures.append("an updated_at in 2099 was accepted at the edge (clock-G)")
     feed.send("clock-G v3 without updated_at", raw_order("clock-G", 3, updated_at=None))
     feed.send("clock-M v2 without updated_at", raw_order("clock-M", 2, updated_at=None))
-    feed.send("clock-C cancel without updated_at",
-              raw_order("clock-C", 2, updated_at=None, cancelled=True))
+    feed.send(
+        "clock-C cancel without updated_at",
+        raw_order("clock-C", 2, updated_at=None, cancelled=True),
+    )
     feed.send("clock-K cancel", raw_order("clock-K", 2, cancelled=True))
     feed.send("clock-K v3 after the cancel", raw_order("clock-K", 3))
     for key in ("A", "X", "idx:all"):
@@ -107,8 +113,15 @@ def hostile_producers(cluster: Cluster, scale: Scale) -> ScenarioResult:
     fault_end = time.time()
 
     cli_failure = _cli_reports_refusals(cluster)
-    result = finish(11, "hostile producers", cluster, feed.books, fault_end,
-                    refused_at_edge=len(feed.refused), colliding_ids=len(COLLIDING_IDS))
+    result = finish(
+        11,
+        "hostile producers",
+        cluster,
+        feed.books,
+        fault_end,
+        refused_at_edge=len(feed.refused),
+        colliding_ids=len(COLLIDING_IDS),
+    )
     result.failures.extend(feed.failures)
     if cli_failure:
         result.failures.append(cli_failure)
@@ -124,12 +137,19 @@ def _cli_reports_refusals(cluster: Cluster) -> str | None:
     lines = [raw_order("cli-far", 1, updated_at=FAR_FUTURE), huge_order("cli-huge")]
     path.write_bytes(b"\n".join(lines) + b"\n")
     env = {**os.environ, **cluster.env}
-    done = subprocess.run([sys.executable, "-m", "ops.cli", "enqueue", str(path)], env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "ops.cli", "enqueue", str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     output = done.stdout + done.stderr
     if done.returncode != 1:
-        return (f"jetti-relay enqueue of a far-future and a huge order exited "
-                f"{done.returncode}, not 1 (some orders rejected): {output.strip()[-200:]!r}")
+        return (
+            f"jetti-relay enqueue of a far-future and a huge order exited "
+            f"{done.returncode}, not 1 (some orders rejected): {output.strip()[-200:]!r}"
+        )
     if "updated_at" not in output:
         return "jetti-relay enqueue did not name updated_at in refusing the far-future order"
     return None

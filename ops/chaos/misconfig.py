@@ -50,11 +50,13 @@ def config_faults(cluster: Cluster, scale: Scale) -> ScenarioResult:
         record(books, raws, {r.position for r in cluster.enqueue(raws).rejections})
 
     orders("misspelt")
-    failures += _refused(cluster, "a misspelt variable name", (MISSPELT_NAME, MEANT_NAME),
-                         {MISSPELT_NAME: "5"})
+    failures += _refused(
+        cluster, "a misspelt variable name", (MISSPELT_NAME, MEANT_NAME), {MISSPELT_NAME: "5"}
+    )
     orders("empty-hash")
-    failures += _refused(cluster, "an empty webhook hash", ("WEBHOOK_HASH",),
-                         {"JETTI_RELAY_WEBHOOK_HASH": ""})
+    failures += _refused(
+        cluster, "an empty webhook hash", ("WEBHOOK_HASH",), {"JETTI_RELAY_WEBHOOK_HASH": ""}
+    )
     orders("wrong-path")
     failures += _wrong_path(cluster, scale, books)
     fault_end = time.time()
@@ -64,8 +66,9 @@ def config_faults(cluster: Cluster, scale: Scale) -> ScenarioResult:
     return result
 
 
-def _refused(cluster: Cluster, label: str, must_name: tuple[str, ...],
-             env: dict[str, str]) -> list[str]:
+def _refused(
+    cluster: Cluster, label: str, must_name: tuple[str, ...], env: dict[str, str]
+) -> list[str]:
     """Start a worker with `env`; it must exit 2 with one line naming `must_name`."""
     worker = cluster.start_worker(concurrency=1, wait=False, extra_env=env)
     deadline = time.monotonic() + START_TIMEOUT_S
@@ -81,8 +84,10 @@ def _refused(cluster: Cluster, label: str, must_name: tuple[str, ...],
     if code != 2:
         problems.append(f"a worker with {label} exited {code}, not 2")
     if len(lines) != 1:
-        problems.append(f"a worker with {label} wrote {len(lines)} lines, not one: "
-                        f"{[line[:100] for line in lines[:3]]}")
+        problems.append(
+            f"a worker with {label} wrote {len(lines)} lines, not one: "
+            f"{[line[:100] for line in lines[:3]]}"
+        )
     text = "\n".join(lines)
     missing = [name for name in must_name if name not in text]
     if missing:
@@ -106,7 +111,8 @@ def _wrong_path(cluster: Cluster, scale: Scale, books: Books) -> list[str]:
     breaker = Breaker(cluster.client, cluster.keys, probe_s=1.0)
     worker = cluster.start_worker(
         concurrency=scale.concurrency,
-        JETTI_RELAY_JETTI_ASYNC_URL=cluster.sandbox.base_url + WRONG_ASYNC_PATH)
+        JETTI_RELAY_JETTI_ASYNC_URL=cluster.sandbox.base_url + WRONG_ASYNC_PATH,
+    )
     deadline = time.monotonic() + WRONG_PATH_WAIT_S
     while time.monotonic() < deadline:
         dead = cluster.ledger.state_counts().get(OrderState.DEAD, 0)
@@ -118,11 +124,15 @@ def _wrong_path(cluster: Cluster, scale: Scale, books: Books) -> list[str]:
     dead = cluster.ledger.state_counts().get(OrderState.DEAD, 0)
     problems = []
     if dead:
-        problems.append(f"{dead} orders dead-lettered by a wrong async path (a configuration "
-                        "fault, not the orders' fault)")
+        problems.append(
+            f"{dead} orders dead-lettered by a wrong async path (a configuration "
+            "fault, not the orders' fault)"
+        )
     if tripped.state == "closed" or tripped.status != 404:
-        problems.append(f"a wrong async path did not open the breaker on 404 (breaker "
-                        f"{tripped.state}, status {tripped.status})")
+        problems.append(
+            f"a wrong async path did not open the breaker on 404 (breaker "
+            f"{tripped.state}, status {tripped.status})"
+        )
     return problems
 
 
@@ -131,8 +141,9 @@ def retry_after_extremes(cluster: Cluster, scale: Scale) -> ScenarioResult:
     """429 with absurd Retry-After values, one after the other; see the module docstring."""
     assert cluster.client is not None
     for _ in range(scale.workers):
-        cluster.start_worker(concurrency=scale.concurrency,
-                             JETTI_RELAY_RETRY_AFTER_MAX_S=f"{RETRY_AFTER_MAX_S:g}")
+        cluster.start_worker(
+            concurrency=scale.concurrency, JETTI_RELAY_RETRY_AFTER_MAX_S=f"{RETRY_AFTER_MAX_S:g}"
+        )
     books = Books()
     per = max(2, scale.orders // 8)
     longest_block_s = longest_due_s = 0.0
@@ -146,26 +157,39 @@ def retry_after_extremes(cluster: Cluster, scale: Scale) -> ScenarioResult:
         deadline = time.monotonic() + EXTREME_WAIT_S
         while _responses_429(cluster) < before + 2 and time.monotonic() < deadline:
             block_s, due_s = _waits(cluster)
-            longest_block_s, longest_due_s = max(longest_block_s, block_s), max(longest_due_s,
-                                                                                 due_s)
+            longest_block_s, longest_due_s = (
+                max(longest_block_s, block_s),
+                max(longest_due_s, due_s),
+            )
             time.sleep(0.05)
         if _responses_429(cluster) < before + 2:
             stuck.append(header)
         cluster.sandbox.set_faults(rate_429=0.0, retry_after_header=None)
     fault_end = time.time()
-    result = finish(13, "Retry-After extremes", cluster, books, fault_end,
-                    longest_block_s=round(longest_block_s, 1),
-                    longest_retry_wait_s=round(longest_due_s, 1))
+    result = finish(
+        13,
+        "Retry-After extremes",
+        cluster,
+        books,
+        fault_end,
+        longest_block_s=round(longest_block_s, 1),
+        longest_retry_wait_s=round(longest_due_s, 1),
+    )
     backoff_max_s = float(cluster.env["JETTI_RELAY_BACKOFF_MAX_S"])
     if longest_block_s > RETRY_AFTER_MAX_S + CLOCK_SLACK_S:
-        result.failures.append(f"the fleet was blocked for {longest_block_s:.3g} s (bound "
-                               f"{RETRY_AFTER_MAX_S:g} s)")
+        result.failures.append(
+            f"the fleet was blocked for {longest_block_s:.3g} s (bound {RETRY_AFTER_MAX_S:g} s)"
+        )
     if longest_due_s > RETRY_AFTER_MAX_S + backoff_max_s + CLOCK_SLACK_S:
-        result.failures.append(f"an order was scheduled {longest_due_s:.3g} s ahead (bound "
-                               f"{RETRY_AFTER_MAX_S:g} s + backoff)")
+        result.failures.append(
+            f"an order was scheduled {longest_due_s:.3g} s ahead (bound "
+            f"{RETRY_AFTER_MAX_S:g} s + backoff)"
+        )
     if stuck:
-        result.failures.append(f"no request reached Jetti within {EXTREME_WAIT_S:g} s of a "
-                               f"429 with Retry-After {stuck}")
+        result.failures.append(
+            f"no request reached Jetti within {EXTREME_WAIT_S:g} s of a "
+            f"429 with Retry-After {stuck}"
+        )
     spent = sum(e.attempts for k in books.keys if (e := cluster.ledger.get(k)) is not None)
     if spent:
         result.failures.append(f"{spent} attempts spent on 429s")

@@ -36,11 +36,19 @@ def rolling_restart(cluster: Cluster, scale: Scale) -> ScenarioResult:
         cluster.start_worker(concurrency=scale.concurrency)
     fault_end = join_producer(producer, time.time())
     cluster.sandbox.set_faults(latency_ms=0)
-    result = finish(8, "rolling restart (SIGTERM each)", cluster, books, fault_end,
-                     restarts=len(shutdowns), slowest_shutdown_s=round(max(shutdowns), 1))
+    result = finish(
+        8,
+        "rolling restart (SIGTERM each)",
+        cluster,
+        books,
+        fault_end,
+        restarts=len(shutdowns),
+        slowest_shutdown_s=round(max(shutdowns), 1),
+    )
     if result.recover_s is not None and result.recover_s >= VISIBILITY_TIMEOUT_S:
-        result.failures.append(f"recovery took {result.recover_s:.1f} s: something waited for "
-                               "the visibility timeout")
+        result.failures.append(
+            f"recovery took {result.recover_s:.1f} s: something waited for the visibility timeout"
+        )
     swept = cluster.worker_logs().count('"state":"submitting"')
     if swept:
         result.failures.append(f"the sweeper had to rescue SUBMITTING orders {swept} times")
@@ -63,24 +71,33 @@ def bad_input(cluster: Cluster, scale: Scale) -> ScenarioResult:
     started = time.time()
     reasons: Counter[str] = Counter()
     for chunk_start in range(0, len(edge), 500):
-        raws = edge[chunk_start:chunk_start + 500]
+        raws = edge[chunk_start : chunk_start + 500]
         summary = cluster.enqueue(raws)
         for rejection in summary.rejections:
             reasons["edge: " + _first_words(rejection.describe())] += 1
             if not rejection.problems:
                 reasons["edge rejection without a reason"] += 1
         record(books, raws, {r.position for r in summary.rejections})
-    items = [NewVersion(f"bypass-{n}", _with_id(raw, f"bypass-{n}"), None, None)
-             for n, raw in enumerate(bypass)]
+    items = [
+        NewVersion(f"bypass-{n}", _with_id(raw, f"bypass-{n}"), None, None)
+        for n, raw in enumerate(bypass)
+    ]
     for start in range(0, len(items), 500):
-        chunk = items[start:start + 500]
+        chunk = items[start : start + 500]
         cluster.ledger.record_many(chunk, now=time.time())
         cluster.publisher.publish([i.order_key for i in chunk])
         for item in chunk:
             books.accept(item.order_key, item.raw)
-    result = finish(9, "bad input at scale", cluster, books, started,
-                     generated=len(generated), rejected_at_edge=books.rejected_at_edge,
-                     bypassed_edge=len(bypass))
+    result = finish(
+        9,
+        "bad input at scale",
+        cluster,
+        books,
+        started,
+        generated=len(generated),
+        rejected_at_edge=books.rejected_at_edge,
+        bypassed_edge=len(bypass),
+    )
     for key in books.keys:
         dead = cluster.dead.get(key)
         if dead is not None and not dead.error.strip():
@@ -132,8 +149,13 @@ def lost_messages(cluster: Cluster, scale: Scale) -> ScenarioResult:
     cluster.client.delete(ORDERS_QUEUE)
     fault_end = time.time()
     cluster.start_worker(concurrency=scale.concurrency)
-    result = finish(10, "lost message and flushed queue", cluster, books, fault_end,
-                     orders_without_message=len({k for k, _ in lost}),
-                     messages_flushed=dropped)
+    result = finish(
+        10,
+        "lost message and flushed queue",
+        cluster,
+        books,
+        fault_end,
+        orders_without_message=len({k for k, _ in lost}),
+        messages_flushed=dropped,
+    )
     return result
-

@@ -51,8 +51,13 @@ def dlq_replay(cluster: Cluster, scale: Scale) -> ScenarioResult:
     env = {**os.environ, **cluster.env}
     log = cluster.folder / "replay.log"
     with open(log, "ab") as out:
-        first = subprocess.Popen([*_replay_argv(), "--rate", str(REPLAY_RATE)], env=env,
-                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        first = subprocess.Popen(
+            [*_replay_argv(), "--rate", str(REPLAY_RATE)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     to_replay = len(dead_first) - len(succeeded)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and first.poll() is None:
@@ -67,11 +72,19 @@ def dlq_replay(cluster: Cluster, scale: Scale) -> ScenarioResult:
     first.wait(timeout=10)
     fault_end = time.time()
     with open(log, "ab") as out:
-        second = subprocess.run(_replay_argv(), env=env, stdout=out, stderr=subprocess.STDOUT,
-                                timeout=120)
-    result = finish(7, "dead-letter replay, killed and rerun", cluster, books, fault_end,
-                    dead_lettered_first=len(dead_first), succeeded_meanwhile=len(succeeded),
-                    replay_killed=killed_mid_run)
+        second = subprocess.run(
+            _replay_argv(), env=env, stdout=out, stderr=subprocess.STDOUT, timeout=120
+        )
+    result = finish(
+        7,
+        "dead-letter replay, killed and rerun",
+        cluster,
+        books,
+        fault_end,
+        dead_lettered_first=len(dead_first),
+        succeeded_meanwhile=len(succeeded),
+        replay_killed=killed_mid_run,
+    )
     if not killed_mid_run:
         result.failures.append("the first replay finished before it could be killed")
     if second.returncode != 0:
@@ -81,15 +94,19 @@ def dlq_replay(cluster: Cluster, scale: Scale) -> ScenarioResult:
     histories = cluster.sandbox.histories(keys)
     resent = [k for k in succeeded if len(histories[k]) != 1]
     if resent:
-        result.failures.append(f"{len(resent)} orders that meanwhile succeeded were sent again "
-                               f"(e.g. {resent[0]})")
+        result.failures.append(
+            f"{len(resent)} orders that meanwhile succeeded were sent again (e.g. {resent[0]})"
+        )
     twice = [k for k in keys if len(histories[k]) > 1]
     if twice:
-        result.failures.append(f"{len(twice)} orders reached Jetti more than once (e.g. "
-                               f"{twice[0]})")
-    unresolved = [k for k in keys if (d := cluster.dead.get(k)) is None
-                  or d.status is not DeadStatus.RESOLVED]
+        result.failures.append(
+            f"{len(twice)} orders reached Jetti more than once (e.g. {twice[0]})"
+        )
+    unresolved = [
+        k for k in keys if (d := cluster.dead.get(k)) is None or d.status is not DeadStatus.RESOLVED
+    ]
     if unresolved:
-        result.failures.append(f"{len(unresolved)} dead letters not resolved (e.g. "
-                               f"{unresolved[0]})")
+        result.failures.append(
+            f"{len(unresolved)} dead letters not resolved (e.g. {unresolved[0]})"
+        )
     return result

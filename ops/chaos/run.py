@@ -78,8 +78,12 @@ def run_one(cluster: Cluster, number: int, scale: Scale) -> ScenarioResult:
     return result
 
 
-def run_all(numbers: Iterable[int], scale: Scale, folder: Path,
-            on_result: Callable[[ScenarioResult], None] | None = None) -> list[ScenarioResult]:
+def run_all(
+    numbers: Iterable[int],
+    scale: Scale,
+    folder: Path,
+    on_result: Callable[[ScenarioResult], None] | None = None,
+) -> list[ScenarioResult]:
     """Start a cluster in `folder`, run the scenarios in turn, stop everything."""
     cluster = Cluster(folder).start()
     results = []

@@ -40,9 +40,14 @@ class Scale:
     concurrency: int
 
     def times(self, factor: float) -> Scale:
-        return Scale(orders=max(1, int(self.orders * factor)), kills=self.kills,
-                     hostile=max(1, int(self.hostile * factor)), fault_s=self.fault_s,
-                     workers=self.workers, concurrency=self.concurrency)
+        return Scale(
+            orders=max(1, int(self.orders * factor)),
+            kills=self.kills,
+            hostile=max(1, int(self.hostile * factor)),
+            fault_s=self.fault_s,
+            workers=self.workers,
+            concurrency=self.concurrency,
+        )
 
 
 CI_SCALE = Scale(orders=40, kills=3, hostile=1000, fault_s=3.0, workers=1, concurrency=2)
@@ -50,12 +55,12 @@ FULL_SCALE = Scale(orders=400, kills=10, hostile=10_000, fault_s=8.0, workers=2,
 
 
 def start_workers(cluster: Cluster, scale: Scale) -> list[WorkerProcess]:
-    return [cluster.start_worker(concurrency=scale.concurrency)
-            for _ in range(scale.workers)]
+    return [cluster.start_worker(concurrency=scale.concurrency) for _ in range(scale.workers)]
 
 
-def finish(number: int, name: str, cluster: Cluster, books: Books, fault_end: float,
-            **figures: object) -> ScenarioResult:
+def finish(
+    number: int, name: str, cluster: Cluster, books: Books, fault_end: float, **figures: object
+) -> ScenarioResult:
     report, recover_s = settle(cluster, books, fault_end=fault_end, timeout_s=SETTLE_TIMEOUT_S)
     result = ScenarioResult(number, name, report, recover_s, figures=dict(figures))
     if recover_s is None:
@@ -120,8 +125,13 @@ def redis_restart(cluster: Cluster, scale: Scale) -> ScenarioResult:
     workers = start_workers(cluster, scale)
     pids = [w.process.pid for w in workers]
     books = Books()
-    producer = Producer(cluster, books, stream("redis", scale.orders), chunk=4,
-                        interval_s=scale.fault_s / max(1, scale.orders // 4))
+    producer = Producer(
+        cluster,
+        books,
+        stream("redis", scale.orders),
+        chunk=4,
+        interval_s=scale.fault_s / max(1, scale.orders // 4),
+    )
     producer.start()
     time.sleep(scale.fault_s / 3)
     cluster.redis.restart(kill=False, down_s=0.5)
@@ -129,8 +139,7 @@ def redis_restart(cluster: Cluster, scale: Scale) -> ScenarioResult:
     cluster.redis.restart(kill=True, down_s=0.5)
     fault_end = join_producer(producer, time.time())
     cluster.sandbox.set_faults(latency_ms=0)
-    result = finish(2, "Redis restart (graceful, kill -9)", cluster, books, fault_end,
-                     restarts=2)
+    result = finish(2, "Redis restart (graceful, kill -9)", cluster, books, fault_end, restarts=2)
     if [w.process.pid for w in workers if w.alive()] != pids:
         result.failures.append("a worker process died with Redis")
     result.figures["celery_restarted"] = cluster.worker_logs().count("starting it again")
@@ -143,15 +152,26 @@ def jetti_outage(cluster: Cluster, scale: Scale) -> ScenarioResult:
     start_workers(cluster, scale)
     cluster.sandbox.set_faults(error_rate=1.0, error_statuses=[503], drop_rate=0.5)
     books = Books()
-    producer = Producer(cluster, books, stream("outage", scale.orders), chunk=10,
-                        interval_s=scale.fault_s / max(1, scale.orders // 10))
+    producer = Producer(
+        cluster,
+        books,
+        stream("outage", scale.orders),
+        chunk=10,
+        interval_s=scale.fault_s / max(1, scale.orders // 10),
+    )
     producer.start()
     time.sleep(scale.fault_s)
     cluster.sandbox.set_faults(error_rate=0.0, drop_rate=0.0)
     fault_end = join_producer(producer, time.time())
     requests = cluster.sandbox.stats()["requests"].get("async", {})
-    return finish(3, "Jetti outage (503 / dropped)", cluster, books, fault_end,
-                   failed_requests=requests.get("503", 0) + requests.get("dropped", 0))
+    return finish(
+        3,
+        "Jetti outage (503 / dropped)",
+        cluster,
+        books,
+        fault_end,
+        failed_requests=requests.get("503", 0) + requests.get("dropped", 0),
+    )
 
 
 # --- 4 ---------------------------------------------------------------------------------------
@@ -162,14 +182,18 @@ def throttle_storm(cluster: Cluster, scale: Scale) -> ScenarioResult:
     cluster.sandbox.set_faults(rate_429=1.0, retry_after_s=1)
     books = Books()
     items = stream("storm", scale.orders)
-    record(books, [raw for _k, raw in items],
-           {r.position for r in cluster.enqueue([raw for _k, raw in items]).rejections})
+    record(
+        books,
+        [raw for _k, raw in items],
+        {r.position for r in cluster.enqueue([raw for _k, raw in items]).rejections},
+    )
     time.sleep(scale.fault_s)
     cluster.sandbox.set_faults(rate_429=0.0)
     fault_end = time.time()
     throttled = cluster.sandbox.stats()["requests"].get("async", {}).get("429", 0)
-    result = finish(4, "429 storm with Retry-After", cluster, books, fault_end,
-                     responses_429=throttled)
+    result = finish(
+        4, "429 storm with Retry-After", cluster, books, fault_end, responses_429=throttled
+    )
     spent = sum(e.attempts for k in books.keys if (e := cluster.ledger.get(k)) is not None)
     if spent:
         result.failures.append(f"{spent} attempts spent on 429s")
@@ -187,8 +211,10 @@ def throttle_storm(cluster: Cluster, scale: Scale) -> ScenarioResult:
     bound = int(scale.fault_s) + 2
     result.figures.update(waves_429=len(waves), largest_wave=max(map(len, waves), default=0))
     if len(waves) > bound:
-        result.failures.append(f"{len(waves)} waves of 429s in a {scale.fault_s:g} s storm with "
-                               f"Retry-After 1 s (at most {bound}): the fleet did not wait")
+        result.failures.append(
+            f"{len(waves)} waves of 429s in a {scale.fault_s:g} s storm with "
+            f"Retry-After 1 s (at most {bound}): the fleet did not wait"
+        )
     return result
 
 
@@ -199,16 +225,25 @@ def slow_responses(cluster: Cluster, scale: Scale) -> ScenarioResult:
     start_workers(cluster, scale)
     cluster.sandbox.set_faults(slow_rate=0.3, slow_s=2.5)
     books = Books()
-    producer = Producer(cluster, books, stream("slow", scale.orders), chunk=5,
-                        interval_s=scale.fault_s / max(1, scale.orders // 5))
+    producer = Producer(
+        cluster,
+        books,
+        stream("slow", scale.orders),
+        chunk=5,
+        interval_s=scale.fault_s / max(1, scale.orders // 5),
+    )
     producer.start()
     time.sleep(scale.fault_s)
     join_producer(producer)
     cluster.sandbox.set_faults(slow_rate=0.0)
     fault_end = time.time()
     result = finish(5, "responses slower than the timeout", cluster, books, fault_end)
-    unknown = sum(1 for k in books.keys for a in cluster.ledger.attempts(k)
-                  if a.error_class == "OutcomeUnknown")
+    unknown = sum(
+        1
+        for k in books.keys
+        for a in cluster.ledger.attempts(k)
+        if a.error_class == "OutcomeUnknown"
+    )
     result.figures["unknown_outcomes"] = unknown
     if unknown == 0:
         result.failures.append("no timeout happened; the scenario tested nothing")
@@ -227,8 +262,10 @@ def duplicates_and_reordering(cluster: Cluster, scale: Scale) -> ScenarioResult:
     random.Random(6).shuffle(shuffled)
     books = Books()
     lock = threading.Lock()
-    producers = [Producer(cluster, books, items, chunk=7, interval_s=0.02, lock=lock)
-                 for items in (in_order, shuffled)]
+    producers = [
+        Producer(cluster, books, items, chunk=7, interval_s=0.02, lock=lock)
+        for items in (in_order, shuffled)
+    ]
     for producer in producers:
         producer.start()
     rng = random.Random(7)
@@ -243,8 +280,15 @@ def duplicates_and_reordering(cluster: Cluster, scale: Scale) -> ScenarioResult:
     fault_end = time.time()
     stale = sum(e.stale_arrivals for k in keys if (e := cluster.ledger.get(k)) is not None)
     cluster.sandbox.set_faults(latency_ms=0)
-    result = finish(6, "duplicate and reordered messages", cluster, books, fault_end,
-                     duplicate_messages=duplicates, stale_versions_ignored=stale)
+    result = finish(
+        6,
+        "duplicate and reordered messages",
+        cluster,
+        books,
+        fault_end,
+        duplicate_messages=duplicates,
+        stale_versions_ignored=stale,
+    )
     return result
 
 

@@ -62,8 +62,12 @@ def config() -> None:
 
 @config.command(epilog="Exit codes: 0 no problem; 2 at least one problem.")
 @click.option("--json", "as_json", is_flag=True, help="As one JSON object.")
-@click.option("--pool", default="prefork", show_default=True,
-              help="Celery pool the worker will run (the timeout chain depends on it).")
+@click.option(
+    "--pool",
+    default="prefork",
+    show_default=True,
+    help="Celery pool the worker will run (the timeout chain depends on it).",
+)
 def check(as_json: bool, pool: str) -> None:
     """Print the effective settings (secrets masked) and every problem; exit 2 on any."""
     reading = read_environment()
@@ -78,16 +82,22 @@ def check(as_json: bool, pool: str) -> None:
             settings = None
     if settings is not None:
         problems += jetti_problems(settings) + check_timeouts(settings, pool)
-    rows = [] if settings is None else [
-        (name, shown(name, getattr(settings, name)), reading.source_of(name))
-        for name in Settings.model_fields
-    ]
+    rows = (
+        []
+        if settings is None
+        else [
+            (name, shown(name, getattr(settings, name)), reading.source_of(name))
+            for name in Settings.model_fields
+        ]
+    )
     if as_json:
         doc = {
             "ok": not problems,
             "problems": problems,
-            "settings": {name: {"value": value, "variable": env_name(name), "source": source}
-                         for name, value, source in rows},
+            "settings": {
+                name: {"value": value, "variable": env_name(name), "source": source}
+                for name, value, source in rows
+            },
         }
         click.echo(orjson.dumps(doc).decode())
     else:

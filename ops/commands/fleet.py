@@ -29,8 +29,12 @@ def _breaker(redis_url: str | None) -> Breaker:
 
 
 @click.command()
-@click.option("--reason", default=DEFAULT_PAUSE_REASON, show_default=True,
-              help="Why; shown by `health` and recorded on the breaker.")
+@click.option(
+    "--reason",
+    default=DEFAULT_PAUSE_REASON,
+    show_default=True,
+    help="Why; shown by `health` and recorded on the breaker.",
+)
 @redis_url_option
 def pause(reason: str, redis_url: str | None) -> None:
     """Pause submission to Jetti for the whole fleet until `jetti-relay resume`."""

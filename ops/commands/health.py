@@ -68,8 +68,18 @@ DEFAULT_MAX_BLOCK_S = 900.0
 
 Status = Literal["ok", "warn", "fail", "skip"]
 CHECK_NAMES = (
-    "redis", "workers", "progress", "pump", "sweeper", "breaker", "backlog", "dead_letters",
-    "redis_server", "memory", "reconciler", "throttle",
+    "redis",
+    "workers",
+    "progress",
+    "pump",
+    "sweeper",
+    "breaker",
+    "backlog",
+    "dead_letters",
+    "redis_server",
+    "memory",
+    "reconciler",
+    "throttle",
 )
 # Past this share of maxmemory the memory check warns (noeviction refuses writes at 100 %).
 MEMORY_WARN_RATIO = 0.9
@@ -131,8 +141,13 @@ def make_worker_check(ping: Callable[[float], list[str]]) -> CheckFn:
         nodes = sorted(ping(limits.ping_timeout_s))
         shown = ", ".join(nodes[:5]) + (" ..." if len(nodes) > 5 else "")
         if len(nodes) < limits.min_workers:
-            return Check("workers", "fail", f"{len(nodes)} worker(s) answered a ping within "
-                         f"{limits.ping_timeout_s:g} s, need {limits.min_workers}", len(nodes))
+            return Check(
+                "workers",
+                "fail",
+                f"{len(nodes)} worker(s) answered a ping within "
+                f"{limits.ping_timeout_s:g} s, need {limits.min_workers}",
+                len(nodes),
+            )
         return Check("workers", "ok", f"{len(nodes)} answered: {shown}", len(nodes))
 
     return check_workers
@@ -155,14 +170,24 @@ def check_progress(src: Sources, limits: Thresholds, now: float) -> Check:
     active = [float(rows[0][1]) for rows in out[4:] if rows]
     last_activity = max(active, default=None)
     if now - oldest_ready <= limits.max_stall_s:
-        return Check("progress", "ok", f"{ready} ready, oldest since {_ago(now - oldest_ready)}",
-                     ready)
+        return Check(
+            "progress", "ok", f"{ready} ready, oldest since {_ago(now - oldest_ready)}", ready
+        )
     if last_activity is not None and now - last_activity <= limits.max_stall_s:
-        return Check("progress", "ok",
-                     f"{ready} ready; an order was handled {_ago(now - last_activity)}", ready)
+        return Check(
+            "progress",
+            "ok",
+            f"{ready} ready; an order was handled {_ago(now - last_activity)}",
+            ready,
+        )
     last = "never" if last_activity is None else _ago(now - last_activity)
-    return Check("progress", "fail", f"{ready} orders ready since {_ago(now - oldest_ready)} and "
-                 f"none handled within {limits.max_stall_s:g} s (last: {last})", ready)
+    return Check(
+        "progress",
+        "fail",
+        f"{ready} orders ready since {_ago(now - oldest_ready)} and "
+        f"none handled within {limits.max_stall_s:g} s (last: {last})",
+        ready,
+    )
 
 
 def _heartbeat(src: Sources, role: str, max_age_s: float, now: float) -> Check:
@@ -190,24 +215,38 @@ def check_breaker(src: Sources, limits: Thresholds, now: float) -> Check:
         return Check("breaker", "ok", "closed")
     since = "" if state.since is None else f" since {_ago(max(0.0, now - state.since))}"
     status = "" if state.status is None else f", Jetti status {state.status}"
-    return Check("breaker", "fail", f"{state.state}{since}: {state.reason or 'no reason'}{status}; "
-                 "orders wait (jetti-relay resume closes it)")
+    return Check(
+        "breaker",
+        "fail",
+        f"{state.state}{since}: {state.reason or 'no reason'}{status}; "
+        "orders wait (jetti-relay resume closes it)",
+    )
 
 
 def check_throttle(src: Sources, limits: Thresholds, now: float) -> Check:
     keys = src.keys
-    names = {"fleet": keys.blocked_until(), "api_read": keys.api_blocked_until("read"),
-             "api_write": keys.api_blocked_until("write")}
+    names = {
+        "fleet": keys.blocked_until(),
+        "api_read": keys.api_blocked_until("read"),
+        "api_write": keys.api_blocked_until("write"),
+    }
     values = src.client.mget(list(names.values()))
-    left = {name: float(raw) - now for name, raw in zip(names, values, strict=True)
-            if raw is not None and float(raw) > now}
+    left = {
+        name: float(raw) - now
+        for name, raw in zip(names, values, strict=True)
+        if raw is not None and float(raw) > now
+    }
     if not left:
         return Check("throttle", "ok", "no 429 block in force", 0.0)
     longest = max(left.values())
     detail = ", ".join(f"{name} blocked for {s:.0f} s more" for name, s in sorted(left.items()))
     if longest > limits.max_block_s:
-        return Check("throttle", "fail", f"{detail}; limit {limits.max_block_s:g} s "
-                     "(a Retry-After pausing the fleet)", round(longest, 3))
+        return Check(
+            "throttle",
+            "fail",
+            f"{detail}; limit {limits.max_block_s:g} s (a Retry-After pausing the fleet)",
+            round(longest, 3),
+        )
     return Check("throttle", "warn", detail, round(longest, 3))
 
 
@@ -219,8 +258,12 @@ def check_backlog(src: Sources, limits: Thresholds, now: float) -> Check:
     if unsettled > limits.max_backlog:
         return Check("backlog", "fail", f"{detail}; limit {limits.max_backlog}", unsettled)
     if age > limits.max_oldest_waiting_s:
-        return Check("backlog", "fail", f"{detail} ({oldest[0] if oldest else ''}); limit "
-                     f"{limits.max_oldest_waiting_s:g} s", round(age, 3))
+        return Check(
+            "backlog",
+            "fail",
+            f"{detail} ({oldest[0] if oldest else ''}); limit {limits.max_oldest_waiting_s:g} s",
+            round(age, 3),
+        )
     return Check("backlog", "ok", detail, unsettled)
 
 
@@ -251,14 +294,23 @@ def check_redis_server(src: Sources, limits: Thresholds, now: float) -> Check:
     """Persistence, eviction policy and maxmemory (worker/redisconn.py ServerFacts)."""
     facts = server_facts(src.client)
     if facts.verdict == "ok":
-        return Check("redis_server", "ok", f"ok: persistence on, {facts.eviction_policy}, "
-                     f"maxmemory {_size(facts.maxmemory_bytes or 0)}")
+        return Check(
+            "redis_server",
+            "ok",
+            f"ok: persistence on, {facts.eviction_policy}, "
+            f"maxmemory {_size(facts.maxmemory_bytes or 0)}",
+        )
     if facts.verdict == "unknown":
-        return Check("redis_server", "warn", "unknown: CONFIG refused (managed Redis?); check "
-                     "persistence, maxmemory and maxmemory-policy noeviction with your provider")
+        return Check(
+            "redis_server",
+            "warn",
+            "unknown: CONFIG refused (managed Redis?); check "
+            "persistence, maxmemory and maxmemory-policy noeviction with your provider",
+        )
     evicts = facts.eviction_policy not in (None, SAFE_EVICTION_POLICY)
-    return Check("redis_server", "fail" if evicts else "warn",
-                 "degraded: " + "; ".join(facts.problems))
+    return Check(
+        "redis_server", "fail" if evicts else "warn", "degraded: " + "; ".join(facts.problems)
+    )
 
 
 def check_memory(src: Sources, limits: Thresholds, now: float) -> Check:
@@ -266,8 +318,11 @@ def check_memory(src: Sources, limits: Thresholds, now: float) -> Check:
     facts = server_facts(src.client)
     used = facts.used_memory_bytes or 0
     orders = sum(src.ledger.state_counts().values())
-    per_order = f"{_size(used / orders)} per order ({orders} in the ledger)" if orders else (
-        "no orders in the ledger")
+    per_order = (
+        f"{_size(used / orders)} per order ({orders} in the ledger)"
+        if orders
+        else ("no orders in the ledger")
+    )
     limit = facts.maxmemory_bytes
     if not limit:
         return Check("memory", "ok", f"{_size(used)} used, no maxmemory; {per_order}", used)
@@ -284,18 +339,26 @@ def check_reconciler(src: Sources, limits: Thresholds, now: float) -> Check:
     lag = status.lag_s(now)
     if status.behind(now):
         last = "never" if status.last_ok_at is None else _ago(now - status.last_ok_at)
-        return Check("reconciler", "fail",
-                     f"behind: last complete run {last}; {status.last_error or 'no error'}",
-                     None if lag is None else round(lag, 3))
+        return Check(
+            "reconciler",
+            "fail",
+            f"behind: last complete run {last}; {status.last_error or 'no error'}",
+            None if lag is None else round(lag, 3),
+        )
     detail = f"import log read up to {_ago(lag or 0.0)}"
     if status.last_error:
-        return Check("reconciler", "warn", f"{detail}; last run: {status.last_error}",
-                     None if lag is None else round(lag, 3))
+        return Check(
+            "reconciler",
+            "warn",
+            f"{detail}; last run: {status.last_error}",
+            None if lag is None else round(lag, 3),
+        )
     return Check("reconciler", "ok", detail, None if lag is None else round(lag, 3))
 
 
-def run_checks(src: Sources, limits: Thresholds, checks: Sequence[tuple[str, CheckFn]],
-               *, now: float) -> list[Check]:
+def run_checks(
+    src: Sources, limits: Thresholds, checks: Sequence[tuple[str, CheckFn]], *, now: float
+) -> list[Check]:
     """Run `checks` in order; once Redis fails, the rest are skipped (they all read it)."""
     results: list[Check] = []
     redis_down = False
@@ -348,33 +411,78 @@ def _render(results: list[Check], healthy: bool) -> str:
     marks = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL", "skip": "skip"}
     lines = [f"{marks[c.status]}  {c.name:<13}{c.detail}" for c in results]
     counts = {s: sum(1 for c in results if c.status == s) for s in marks}
-    lines.append(f"{'healthy' if healthy else 'UNHEALTHY'}: {counts['ok']} ok, {counts['warn']} "
-                 f"warn, {counts['fail']} fail, {counts['skip']} skipped")
+    lines.append(
+        f"{'healthy' if healthy else 'UNHEALTHY'}: {counts['ok']} ok, {counts['warn']} "
+        f"warn, {counts['fail']} fail, {counts['skip']} skipped"
+    )
     return "\n".join(lines)
 
 
 @click.command()
 @redis_url_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of lines.")
-@click.option("--only", "only", multiple=True, type=click.Choice(CHECK_NAMES),
-              help="Run only this check (repeatable), e.g. for one container's health check.")
-@click.option("--min-workers", type=int, default=1, show_default=True,
-              help="Celery workers that must answer a ping; 0 skips the check.")
+@click.option(
+    "--only",
+    "only",
+    multiple=True,
+    type=click.Choice(CHECK_NAMES),
+    help="Run only this check (repeatable), e.g. for one container's health check.",
+)
+@click.option(
+    "--min-workers",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Celery workers that must answer a ping; 0 skips the check.",
+)
 @click.option("--ping-timeout-s", type=float, default=DEFAULT_PING_TIMEOUT_S, show_default=True)
-@click.option("--max-stall-s", type=float, default=DEFAULT_MAX_STALL_S, show_default=True,
-              help="Orders ready this long with none handled means the workers are stuck.")
-@click.option("--max-pump-age-s", type=float, default=None,
-              help="Oldest acceptable pump heartbeat [default: 10 x PUMP_INTERVAL_S + 20].")
-@click.option("--max-sweeper-age-s", type=float, default=None,
-              help="Oldest acceptable sweeper heartbeat [default: 3 x SWEEP_INTERVAL_S + 30].")
-@click.option("--max-oldest-waiting-s", type=float, default=DEFAULT_MAX_OLDEST_WAITING_S,
-              show_default=True, help="Oldest acceptable unsettled order (retries included).")
-@click.option("--max-backlog", type=int, default=DEFAULT_MAX_BACKLOG, show_default=True,
-              help="Most unsettled orders before the backlog check fails.")
-@click.option("--max-dead", type=int, default=DEFAULT_MAX_DEAD, show_default=True,
-              help="Dead letters waiting above this fail (any at all is a warning).")
-@click.option("--max-block-s", type=float, default=DEFAULT_MAX_BLOCK_S, show_default=True,
-              help="A 429 block with more than this left fails (a fleet pause).")
+@click.option(
+    "--max-stall-s",
+    type=float,
+    default=DEFAULT_MAX_STALL_S,
+    show_default=True,
+    help="Orders ready this long with none handled means the workers are stuck.",
+)
+@click.option(
+    "--max-pump-age-s",
+    type=float,
+    default=None,
+    help="Oldest acceptable pump heartbeat [default: 10 x PUMP_INTERVAL_S + 20].",
+)
+@click.option(
+    "--max-sweeper-age-s",
+    type=float,
+    default=None,
+    help="Oldest acceptable sweeper heartbeat [default: 3 x SWEEP_INTERVAL_S + 30].",
+)
+@click.option(
+    "--max-oldest-waiting-s",
+    type=float,
+    default=DEFAULT_MAX_OLDEST_WAITING_S,
+    show_default=True,
+    help="Oldest acceptable unsettled order (retries included).",
+)
+@click.option(
+    "--max-backlog",
+    type=int,
+    default=DEFAULT_MAX_BACKLOG,
+    show_default=True,
+    help="Most unsettled orders before the backlog check fails.",
+)
+@click.option(
+    "--max-dead",
+    type=int,
+    default=DEFAULT_MAX_DEAD,
+    show_default=True,
+    help="Dead letters waiting above this fail (any at all is a warning).",
+)
+@click.option(
+    "--max-block-s",
+    type=float,
+    default=DEFAULT_MAX_BLOCK_S,
+    show_default=True,
+    help="A 429 block with more than this left fails (a fleet pause).",
+)
 def health(
     redis_url: str | None,
     as_json: bool,
@@ -399,10 +507,16 @@ def health(
         min_workers=min_workers,
         ping_timeout_s=ping_timeout_s,
         max_stall_s=max_stall_s,
-        max_pump_age_s=(max_pump_age_s if max_pump_age_s is not None
-                        else 10 * settings.pump_interval_s + PUMP_GRACE_S),
-        max_sweeper_age_s=(max_sweeper_age_s if max_sweeper_age_s is not None
-                           else SWEEPER_PERIODS * settings.sweep_interval_s + 30.0),
+        max_pump_age_s=(
+            max_pump_age_s
+            if max_pump_age_s is not None
+            else 10 * settings.pump_interval_s + PUMP_GRACE_S
+        ),
+        max_sweeper_age_s=(
+            max_sweeper_age_s
+            if max_sweeper_age_s is not None
+            else SWEEPER_PERIODS * settings.sweep_interval_s + 30.0
+        ),
         max_oldest_waiting_s=max_oldest_waiting_s,
         max_backlog=max_backlog,
         max_dead=max_dead,
@@ -419,9 +533,12 @@ def health(
     results = run_checks(src, limits, checks, now=now)
     healthy = not any(c.status == "fail" for c in results)
     if as_json:
-        doc: dict[str, Any] = {"healthy": healthy, "at": now,
-                               "checks": [asdict(c) for c in results],
-                               "thresholds": asdict(limits)}
+        doc: dict[str, Any] = {
+            "healthy": healthy,
+            "at": now,
+            "checks": [asdict(c) for c in results],
+            "thresholds": asdict(limits),
+        }
         click.echo(orjson.dumps(doc).decode())
     else:
         click.echo(_render(results, healthy))

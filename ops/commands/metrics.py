@@ -27,10 +27,19 @@ DEFAULT_HOST = "127.0.0.1"
 
 
 @click.command()
-@click.option("--host", default=DEFAULT_HOST, show_default=True,
-              help="Address to listen on (0.0.0.0 in a container).")
-@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535),
-              help="Port for GET /metrics.")
+@click.option(
+    "--host",
+    default=DEFAULT_HOST,
+    show_default=True,
+    help="Address to listen on (0.0.0.0 in a container).",
+)
+@click.option(
+    "--port",
+    default=DEFAULT_PORT,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port for GET /metrics.",
+)
 @redis_url_option
 def metrics(host: str, port: int, redis_url: str | None) -> None:
     """Serve Prometheus metrics: backlog, retries, dead letters, outcomes, latency, breaker."""

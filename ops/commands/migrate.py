@@ -26,9 +26,11 @@ from ops.dlq.common import EXIT_OK, EXIT_PARTIAL, EXIT_REDIS, redis_failure_line
 from ops.options import redis_url_option, settings_from_options
 from worker.core.limits import DEFAULT_MAX_FUTURE_SKEW_S
 
-EXIT_HELP = ("Exit codes: 0 done, nothing left; 1 done in part (names left for an engineer, "
-             "each printed); 2 usage error; 4 Redis unreachable or too old; 5 Redis refused a "
-             "command part-way (run it again).")
+EXIT_HELP = (
+    "Exit codes: 0 done, nothing left; 1 done in part (names left for an engineer, "
+    "each printed); 2 usage error; 4 Redis unreachable or too old; 5 Redis refused a "
+    "command part-way (run it again)."
+)
 # Redis answered with an error part-way (as `enqueue`'s 5): not "names left" (1).
 EXIT_REDIS_REFUSED = 5
 # Index members below which no progress is shown (the run is over before it would matter); above,
@@ -73,12 +75,17 @@ def migrate_keys(
     except (redis.ConnectionError, redis.TimeoutError, RedisTooOld) as exc:
         errors.print(redis_failure_line(exc), markup=False)
         raise SystemExit(EXIT_REDIS) from exc
-    publisher = None if dry_run else Publisher(create_app(settings),
-                                               batch_size=settings.batch_size)
+    publisher = None if dry_run else Publisher(create_app(settings), batch_size=settings.batch_size)
     try:
-        progress = Progress(TextColumn("migrate-keys"), BarColumn(), MofNCompleteColumn(),
-                            TimeRemainingColumn(), console=errors, transient=True,
-                            disable=not errors.is_terminal)
+        progress = Progress(
+            TextColumn("migrate-keys"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=errors,
+            transient=True,
+            disable=not errors.is_terminal,
+        )
         with progress:
             task = progress.add_task("migrate", total=None)
             done = [0, 0]  # members handled, and at the last progress line (not a terminal)
@@ -86,15 +93,22 @@ def migrate_keys(
             def advance(n: int) -> None:
                 progress.advance(task, n)
                 done[0] += n
-                if not errors.is_terminal and total >= PROGRESS_MIN_MEMBERS \
-                        and done[0] - done[1] >= total // 10:
+                if (
+                    not errors.is_terminal
+                    and total >= PROGRESS_MIN_MEMBERS
+                    and done[0] - done[1] >= total // 10
+                ):
                     done[1] = done[0]
-                    errors.print(f"migrate-keys: {done[0]} of {total} index members",
-                                 markup=False)
+                    errors.print(f"migrate-keys: {done[0]} of {total} index members", markup=False)
 
             migration = KeyMigration(
-                client, Keys(settings.key_prefix), publisher=publisher, now=time.time(),
-                max_future_skew_s=skew_s, dry_run=dry_run, on_progress=advance,
+                client,
+                Keys(settings.key_prefix),
+                publisher=publisher,
+                now=time.time(),
+                max_future_skew_s=skew_s,
+                dry_run=dry_run,
+                on_progress=advance,
             )
             total = migration.total_members()
             progress.update(task, total=total, visible=total >= PROGRESS_MIN_MEMBERS)
@@ -103,8 +117,11 @@ def migrate_keys(
         errors.print(redis_failure_line(exc), markup=False)
         raise SystemExit(EXIT_REDIS) from exc
     except redis.RedisError as exc:
-        errors.print(f"error: Redis refused a command part-way ({type(exc).__name__}: {exc}); "
-                     "what was done stays done: run migrate-keys again", markup=False)
+        errors.print(
+            f"error: Redis refused a command part-way ({type(exc).__name__}: {exc}); "
+            "what was done stays done: run migrate-keys again",
+            markup=False,
+        )
         raise SystemExit(EXIT_REDIS_REFUSED) from exc
     finally:
         client.close()
@@ -117,11 +134,15 @@ def migrate_keys(
         for old, new in report.merged:
             click.echo(f"{would}merge {_name(old)} into {_name(new)}")
         for key, before, after in report.lowered:
-            click.echo(f"{would}lower the version of {_name(key)} from {before} to {after} ms "
-                       "(far future; the newest copy it counted stale wins when sent again)")
+            click.echo(
+                f"{would}lower the version of {_name(key)} from {before} to {after} ms "
+                "(far future; the newest copy it counted stale wins when sent again)"
+            )
         for key in report.cancels_marked:
-            click.echo(f"{would}mark {_name(key)} cancelled (terminal: its stored raw order "
-                       "carries cancelled_at)")
+            click.echo(
+                f"{would}mark {_name(key)} cancelled (terminal: its stored raw order "
+                "carries cancelled_at)"
+            )
         for key, index in report.reindexed:
             click.echo(f"{would}re-index dead letter {_name(key)} in {_name(index)}")
         for key in report.republished:

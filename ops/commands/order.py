@@ -46,35 +46,53 @@ def order_view(stores: Stores, order_key: str, *, personal: bool) -> dict[str, A
         a["excerpt"] = text(a["excerpt"])
     view: dict[str, Any] = {"order_key": order_key, "in_ledger": entry is not None}
     if entry is not None:
-        view.update({
-            "state": str(entry.state), "state_since": entry.state_since,
-            "source": entry.source,
-            "version": {"ts_ms": entry.version.ts_ms, "seq": entry.version.seq},
-            "versions_received": dict(received),
-            "stale_arrivals": entry.stale_arrivals,
-            "first_seen_at": entry.first_seen_at, "enqueued_at": entry.enqueued_at,
-            "submitted_at": entry.submitted_at, "sale_id": entry.sale_id,
-            "payload_hash": entry.payload_hash,
-            "sent_version": None if entry.sent_version is None else {
-                "ts_ms": entry.sent_version.ts_ms, "seq": entry.sent_version.seq},
-            "line_ids": list(entry.line_ids),
-            "attempts_spent": entry.attempts,
-            "deliveries": {"started": entry.deliveries_started,
-                           "finished": entry.deliveries_finished},
-            "next_attempt_at": entry.next_attempt_at,
-            "dead_reason": None if entry.dead_reason is None else str(entry.dead_reason),
-            "last_error": text(entry.last_error),
-            "replayed": entry.replayed, "resend_stored_payload": entry.resend_payload is not None,
-            "body_shed": entry.is_tombstone,
-        })
+        view.update(
+            {
+                "state": str(entry.state),
+                "state_since": entry.state_since,
+                "source": entry.source,
+                "version": {"ts_ms": entry.version.ts_ms, "seq": entry.version.seq},
+                "versions_received": dict(received),
+                "stale_arrivals": entry.stale_arrivals,
+                "first_seen_at": entry.first_seen_at,
+                "enqueued_at": entry.enqueued_at,
+                "submitted_at": entry.submitted_at,
+                "sale_id": entry.sale_id,
+                "payload_hash": entry.payload_hash,
+                "sent_version": None
+                if entry.sent_version is None
+                else {"ts_ms": entry.sent_version.ts_ms, "seq": entry.sent_version.seq},
+                "line_ids": list(entry.line_ids),
+                "attempts_spent": entry.attempts,
+                "deliveries": {
+                    "started": entry.deliveries_started,
+                    "finished": entry.deliveries_finished,
+                },
+                "next_attempt_at": entry.next_attempt_at,
+                "dead_reason": None if entry.dead_reason is None else str(entry.dead_reason),
+                "last_error": text(entry.last_error),
+                "replayed": entry.replayed,
+                "resend_stored_payload": entry.resend_payload is not None,
+                "body_shed": entry.is_tombstone,
+            }
+        )
         view["jetti_confirmation"] = confirmation(stores, entry, events)
     view["attempts"] = attempts
-    view["dead_letter"] = None if dead is None else {
-        "status": str(dead.status), "reason": str(dead.reason), "error": text(dead.error),
-        "http_status": dead.http_status, "replay_count": dead.replay_count,
-        "first_dead_at": dead.first_dead_at, "last_dead_at": dead.last_dead_at,
-        "attempts": len(dead.attempts), "history": [h.to_dict() for h in dead.history],
-    }
+    view["dead_letter"] = (
+        None
+        if dead is None
+        else {
+            "status": str(dead.status),
+            "reason": str(dead.reason),
+            "error": text(dead.error),
+            "http_status": dead.http_status,
+            "replay_count": dead.replay_count,
+            "first_dead_at": dead.first_dead_at,
+            "last_dead_at": dead.last_dead_at,
+            "attempts": len(dead.attempts),
+            "history": [h.to_dict() for h in dead.history],
+        }
+    )
     view["timeline"] = events
     result: dict[str, Any] = hide_secrets(view, stores.secrets(), SECRET_MASK)
     return result
@@ -86,8 +104,14 @@ def confirmation(stores: Stores, entry: OrderEntry, events: list[dict[str, Any]]
     status = read_reconcile_status(stores.client, stores.keys)
     on = status.last_run_at is not None
     out: dict[str, Any] = {"reconciler": "running" if on else "never ran"}
-    at = next((e.get("at") for e in reversed(events)
-               if e.get("type") in ("confirmed", "repair", "cancelled", "dead")), None)
+    at = next(
+        (
+            e.get("at")
+            for e in reversed(events)
+            if e.get("type") in ("confirmed", "repair", "cancelled", "dead")
+        ),
+        None,
+    )
     if entry.state is OrderState.CONFIRMED:
         out.update(status="confirmed", at=at)
     elif entry.state is OrderState.CANCELLED:
@@ -114,12 +138,14 @@ def order() -> None:
 
 @order.command(epilog=EXIT_HELP)
 @click.argument("order_key")
-@click.option("--include-personal-data", is_flag=True,
-              help="Show emails in errors and response excerpts unmasked.")
+@click.option(
+    "--include-personal-data",
+    is_flag=True,
+    help="Show emails in errors and response excerpts unmasked.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Everything as one JSON object.")
 @redis_url_option
-def show(order_key: str, include_personal_data: bool, as_json: bool,
-         redis_url: str | None) -> None:
+def show(order_key: str, include_personal_data: bool, as_json: bool, redis_url: str | None) -> None:
     """Where is order KEY? Ledger state, versions received, attempts, dead-letter status, the
     Jetti sale id when known, and the timeline.
 
@@ -144,16 +170,22 @@ def _render(view: dict[str, Any]) -> None:
     # Keys, sources, worker ids and errors are user text: escaped wherever markup is on.
     console.print(f"[bold]{escape(view['order_key'])}[/bold]", end="  ")
     if view["in_ledger"]:
-        console.print(f"{view['state']} for {age(view['state_since'], now=now)}"
-                      f" (since {iso(view['state_since'])})")
+        console.print(
+            f"{view['state']} for {age(view['state_since'], now=now)}"
+            f" (since {iso(view['state_since'])})"
+        )
         v, received = view["version"], view["versions_received"]
-        console.print(f"source {escape(view['source'] or '-')}; version {v['ts_ms']}/{v['seq']}; "
-                      "received " + (", ".join(f"{n} {o}" for o, n in received.items()) or "-"),
-                      markup=False)
-        console.print(f"Jetti sale id {view['sale_id'] or 'unknown'}; last submitted "
-                      f"{iso(view['submitted_at'])}; attempts spent {view['attempts_spent']}; "
-                      f"deliveries {view['deliveries']['started']} started, "
-                      f"{view['deliveries']['finished']} finished")
+        console.print(
+            f"source {escape(view['source'] or '-')}; version {v['ts_ms']}/{v['seq']}; "
+            "received " + (", ".join(f"{n} {o}" for o, n in received.items()) or "-"),
+            markup=False,
+        )
+        console.print(
+            f"Jetti sale id {view['sale_id'] or 'unknown'}; last submitted "
+            f"{iso(view['submitted_at'])}; attempts spent {view['attempts_spent']}; "
+            f"deliveries {view['deliveries']['started']} started, "
+            f"{view['deliveries']['finished']} finished"
+        )
         conf = view["jetti_confirmation"]
         line = f"Jetti confirmation: {conf['status']}"
         if conf.get("via"):
@@ -171,15 +203,22 @@ def _render(view: dict[str, Any]) -> None:
     if dead is None:
         console.print("dead letter: none")
     else:
-        console.print(f"dead letter: {dead['status']} ({dead['reason']}), replayed "
-                      f"{dead['replay_count']}x, last dead {iso(dead['last_dead_at'])}")
+        console.print(
+            f"dead letter: {dead['status']} ({dead['reason']}), replayed "
+            f"{dead['replay_count']}x, last dead {iso(dead['last_dead_at'])}"
+        )
     if view["attempts"]:
         table = Table(title="attempts")
         for column in ("at", "status", "error", "outcome", "worker"):
             table.add_column(column, overflow="fold")
         for a in view["attempts"]:
-            table.add_row(iso(a["at"]), str(a["status"] or "-"), escape(a["error_class"] or "-"),
-                          escape(a["outcome"]), escape(a["worker"]))
+            table.add_row(
+                iso(a["at"]),
+                str(a["status"] or "-"),
+                escape(a["error_class"] or "-"),
+                escape(a["outcome"]),
+                escape(a["worker"]),
+            )
         console.print(table)
     timeline = Table(title="timeline")
     timeline.add_column("at")

@@ -115,8 +115,7 @@ def _report(position: int, line: int | None, problems: list[Problem]) -> None:
     help="Most line items one order may become after splitting (the worker's "
     "JETTI_RELAY_MAX_LINE_ITEMS).",
 )
-def preview(source: BinaryIO, rules_path: Path | None, id_prefix: str,
-            max_line_items: int) -> None:
+def preview(source: BinaryIO, rules_path: Path | None, id_prefix: str, max_line_items: int) -> None:
     """Print the manual-sale payload the worker would send for each raw order in FILE.
 
     FILE holds one JSON object, a JSON array of objects, or JSON Lines; `-` reads stdin.
@@ -143,8 +142,13 @@ def preview(source: BinaryIO, rules_path: Path | None, id_prefix: str,
             if isinstance(doc, InvalidOrder):
                 raise doc
             order: RawOrder = parse_raw_order(doc)
-            built = transform(order, rules, max_units_per_line=rules.max_units_per_line,
-                              external_id=id_prefix + order.id, max_line_items=max_line_items)
+            built = transform(
+                order,
+                rules,
+                max_units_per_line=rules.max_units_per_line,
+                external_id=id_prefix + order.id,
+                max_line_items=max_line_items,
+            )
         except (InvalidOrder, TransformError) as exc:
             invalid += 1
             _report(position, line, exc.problems)

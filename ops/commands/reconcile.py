@@ -32,8 +32,11 @@ def _iso(ts: float | None) -> str:
     return "-" if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
 
 
-@click.group(cls=StoreGroup, epilog="Exit codes: 0 ok; 1 behind or the pass could not finish; "
-             "2 usage error or not configured; 3 another host leads (run); 4 Redis unreachable.")
+@click.group(
+    cls=StoreGroup,
+    epilog="Exit codes: 0 ok; 1 behind or the pass could not finish; "
+    "2 usage error or not configured; 3 another host leads (run); 4 Redis unreachable.",
+)
 def reconcile() -> None:
     """Reconcile with Jetti's import log (status, one pass now)."""
 
@@ -49,17 +52,27 @@ def status(redis_url: str | None, as_json: bool) -> None:
     st = read_status(client, Keys(settings.key_prefix))
     behind = st.last_run_at is not None and st.behind(now)
     if as_json:
-        doc = {**asdict(st), "lag_s": st.lag_s(now), "behind": behind,
-               "configured": settings.reconcile_active}
+        doc = {
+            **asdict(st),
+            "lag_s": st.lag_s(now),
+            "behind": behind,
+            "configured": settings.reconcile_active,
+        }
         click.echo(orjson.dumps(doc).decode())
     else:
         lag = st.lag_s(now)
-        click.echo(f"configured: {'yes' if settings.reconcile_active else 'no (no API token)'}; "
-                   f"holder {st.holder or '-'}")
-        click.echo(f"import log read up to {_iso(st.checkpoint)}"
-                   + ("" if lag is None else f" ({lag:.0f} s behind now)"))
-        click.echo(f"last run {_iso(st.last_run_at)}, last success {_iso(st.last_ok_at)}"
-                   + (f", last error: {st.last_error}" if st.last_error else ""))
+        click.echo(
+            f"configured: {'yes' if settings.reconcile_active else 'no (no API token)'}; "
+            f"holder {st.holder or '-'}"
+        )
+        click.echo(
+            f"import log read up to {_iso(st.checkpoint)}"
+            + ("" if lag is None else f" ({lag:.0f} s behind now)")
+        )
+        click.echo(
+            f"last run {_iso(st.last_run_at)}, last success {_iso(st.last_ok_at)}"
+            + (f", last error: {st.last_error}" if st.last_error else "")
+        )
         click.echo(", ".join(f"{name} {count}" for name, count in st.counts.items()))
     raise SystemExit(EXIT_FAILED if behind else EXIT_OK)
 
@@ -85,6 +98,7 @@ def run(redis_url: str | None) -> None:
     if not report.led:
         click.echo("another host leads the reconciler role; nothing done", err=True)
         raise SystemExit(EXIT_NOT_LEADER)
-    click.echo(orjson.dumps({k: v for k, v in asdict(report).items()
-                             if k != "rejected_keys"}).decode())
+    click.echo(
+        orjson.dumps({k: v for k, v in asdict(report).items() if k != "rejected_keys"}).decode()
+    )
     raise SystemExit(EXIT_FAILED if report.error else EXIT_OK)

@@ -237,8 +237,17 @@ def _add(first: Any, second: Any) -> Any:
 
     changes = {
         name: getattr(first, name) + getattr(second, name)
-        for name in ("accepted", "updated", "unchanged", "stale", "after_cancel", "rejected",
-                     "messages", "rejections", "ignored")
+        for name in (
+            "accepted",
+            "updated",
+            "unchanged",
+            "stale",
+            "after_cancel",
+            "rejected",
+            "messages",
+            "rejections",
+            "ignored",
+        )
     }
     return dataclasses.replace(first, **changes)
 
@@ -253,8 +262,11 @@ def _summary(result: DemoResult, sandbox: SandboxService) -> str:
         f"rejected at the edge {e['rejected']}",
         *(f"  rejected {line}" for line in result.rejected[:10]),
         f"orders: {result.orders}, by state {result.states}"
-        + (f", all settled in {result.settle_seconds:.1f} s (updates included)" if result.settled
-           else f" (not all settled within {SETTLE_TIMEOUT_S:.0f} s)"),
+        + (
+            f", all settled in {result.settle_seconds:.1f} s (updates included)"
+            if result.settled
+            else f" (not all settled within {SETTLE_TIMEOUT_S:.0f} s)"
+        ),
         f"reached Jetti: {result.reached_jetti} orders; the sandbox recorded {stats.get('sales')} "
         f"sales from {stats.get('versions_received')} versions "
         f"({stats.get('duplicates')} identical re-sends)",
@@ -303,8 +315,11 @@ def _delete_prefix(redis_url: str, prefix: str) -> None:
     from worker.redisconn import redis_client
     from worker.settings import DEFAULT_REDIS_CONNECT_TIMEOUT_S, DEFAULT_REDIS_SOCKET_TIMEOUT_S
 
-    client = redis_client(redis_url, connect_timeout_s=DEFAULT_REDIS_CONNECT_TIMEOUT_S,
-                          socket_timeout_s=DEFAULT_REDIS_SOCKET_TIMEOUT_S)
+    client = redis_client(
+        redis_url,
+        connect_timeout_s=DEFAULT_REDIS_CONNECT_TIMEOUT_S,
+        socket_timeout_s=DEFAULT_REDIS_SOCKET_TIMEOUT_S,
+    )
     try:
         batch = list(client.scan_iter(match=f"{prefix}:*", count=1000))
         for start in range(0, len(batch), 1000):
@@ -330,4 +345,3 @@ def _accepted_keys(ledger: Any, lines: list[bytes]) -> list[str]:
 def _final(ledger: Any, key: str) -> bool:
     entry = ledger.get(key)
     return entry is not None and entry.state.is_final
-

@@ -65,13 +65,21 @@ class Stores:
         settings = settings_from_options(redis_url=redis_url)
         client = connect_supported(settings)
         keys = Keys(settings.key_prefix)
-        return cls(settings, client, keys, Ledger(client, keys), DeadLetters(client, keys),
-                   AuditLog(client, keys))
+        return cls(
+            settings,
+            client,
+            keys,
+            Ledger(client, keys),
+            DeadLetters(client, keys),
+            AuditLog(client, keys),
+        )
 
     def secrets(self) -> list[str]:
         """The values that must never be printed (masked wherever they appear)."""
-        return [self.settings.webhook_hash.get_secret_value(),
-                self.settings.api_token.get_secret_value()]
+        return [
+            self.settings.webhook_hash.get_secret_value(),
+            self.settings.api_token.get_secret_value(),
+        ]
 
 
 def redis_failure_line(exc: Exception) -> str:
@@ -104,8 +112,9 @@ class When(click.ParamType[float]):
 
     name = "time"
 
-    def convert(self, value: Any, param: click.Parameter | None,
-                ctx: click.Context | None) -> float:
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
         if isinstance(value, float):
             return value
         text = str(value).strip()
@@ -119,8 +128,12 @@ class When(click.ParamType[float]):
         try:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
-            self.fail(f"{text!r} is not a time: use ISO 8601 (2026-11-27T08:00:00Z), epoch "
-                      "seconds or an age such as 30m, 6h, 7d", param, ctx)
+            self.fail(
+                f"{text!r} is not a time: use ISO 8601 (2026-11-27T08:00:00Z), epoch "
+                "seconds or an age such as 30m, 6h, 7d",
+                param,
+                ctx,
+            )
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
         return moment.timestamp()
@@ -134,35 +147,70 @@ def filter_options(*, with_status: bool = True) -> Callable[[F], F]:
 
     def decorate(command: F) -> F:
         @functools.wraps(command)
-        def wrapper(*args: Any, reason: str | None, http_status: int | None,
-                    source: str | None, key_glob: str | None, since: float | None,
-                    until: float | None, error_contains: str | None,
-                    status: str | None = None, **kwargs: Any) -> Any:
+        def wrapper(
+            *args: Any,
+            reason: str | None,
+            http_status: int | None,
+            source: str | None,
+            key_glob: str | None,
+            since: float | None,
+            until: float | None,
+            error_contains: str | None,
+            status: str | None = None,
+            **kwargs: Any,
+        ) -> Any:
             flt = DeadFilter(
                 reason=DeadReason(reason) if reason else None,
                 status=DeadStatus(status) if status else None,
-                http_status=http_status, source=source, key_glob=key_glob, since=since,
-                until=until, error_contains=error_contains)
+                http_status=http_status,
+                source=source,
+                key_glob=key_glob,
+                since=since,
+                until=until,
+                error_contains=error_contains,
+            )
             return command(*args, flt=flt, **kwargs)
 
         options = [
-            click.option("--reason", type=click.Choice([r.value for r in DeadReason]),
-                         help="Only this dead-letter reason."),
-            click.option("--http-status", type=int, help="Only entries whose last attempt got "
-                         "this HTTP status."),
+            click.option(
+                "--reason",
+                type=click.Choice([r.value for r in DeadReason]),
+                help="Only this dead-letter reason.",
+            ),
+            click.option(
+                "--http-status",
+                type=int,
+                help="Only entries whose last attempt got this HTTP status.",
+            ),
             click.option("--source", help="Only orders from this upstream source."),
-            click.option("--key", "key_glob", metavar="KEY|GLOB",
-                         help="An order key or an fnmatch glob, e.g. 'shop-a:*'."),
-            click.option("--since", type=WHEN, help="Dead-lettered at or after this time "
-                         "(ISO 8601, epoch seconds, or an age: 30m, 6h, 7d)."),
+            click.option(
+                "--key",
+                "key_glob",
+                metavar="KEY|GLOB",
+                help="An order key or an fnmatch glob, e.g. 'shop-a:*'.",
+            ),
+            click.option(
+                "--since",
+                type=WHEN,
+                help="Dead-lettered at or after this time "
+                "(ISO 8601, epoch seconds, or an age: 30m, 6h, 7d).",
+            ),
             click.option("--until", type=WHEN, help="Dead-lettered at or before this time."),
-            click.option("--error", "error_contains", metavar="TEXT",
-                         help="Text in the error (case-insensitive)."),
+            click.option(
+                "--error",
+                "error_contains",
+                metavar="TEXT",
+                help="Text in the error (case-insensitive).",
+            ),
         ]
         if with_status:
-            options.append(click.option(
-                "--status", type=click.Choice([s.value for s in DeadStatus]),
-                help="Only entries in this status."))
+            options.append(
+                click.option(
+                    "--status",
+                    type=click.Choice([s.value for s in DeadStatus]),
+                    help="Only entries in this status.",
+                )
+            )
         decorated: Any = wrapper
         for option in reversed(options):
             decorated = option(decorated)

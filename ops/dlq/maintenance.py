@@ -47,8 +47,9 @@ def _output(path: str) -> Iterator[IO[str]]:
         os.fsync(handle.fileno())
 
 
-def _write(handle: IO[str], entries: Iterable[DeadEntry], *, personal: bool,
-           secrets: list[str]) -> int:
+def _write(
+    handle: IO[str], entries: Iterable[DeadEntry], *, personal: bool, secrets: list[str]
+) -> int:
     count = 0
     for entry in entries:
         view = masked(entry, include_personal_data=personal, secrets=secrets)
@@ -64,25 +65,42 @@ def _filter_keys(flt: DeadFilter) -> dict[str, object]:
 
 @click.command(epilog=EXIT_CODES_HELP)
 @filter_options()
-@click.option("-o", "--output", default="-", show_default=True, metavar="FILE",
-              help="JSON Lines file to write ('-' for stdout).")
-@click.option("--include-personal-data", is_flag=True,
-              help="Keep names, emails, phones and addresses (the export is audited).")
+@click.option(
+    "-o",
+    "--output",
+    default="-",
+    show_default=True,
+    metavar="FILE",
+    help="JSON Lines file to write ('-' for stdout).",
+)
+@click.option(
+    "--include-personal-data",
+    is_flag=True,
+    help="Keep names, emails, phones and addresses (the export is audited).",
+)
 @redis_url_option
-def export(flt: DeadFilter, output: str, include_personal_data: bool,
-           redis_url: str | None) -> None:
+def export(
+    flt: DeadFilter, output: str, include_personal_data: bool, redis_url: str | None
+) -> None:
     """Export dead letters (raw order, payload, attempts, history) as JSON Lines.
 
     Personal data is masked as "***" unless --include-personal-data; secrets are always masked.
     """
     stores = Stores.connect(redis_url)
     if include_personal_data:
-        stores.audit.record("export", actor=os_user(), now=time.time(),
-                            details={"personal_data": True, "filters": _filter_keys(flt),
-                                     "output": output})
+        stores.audit.record(
+            "export",
+            actor=os_user(),
+            now=time.time(),
+            details={"personal_data": True, "filters": _filter_keys(flt), "output": output},
+        )
     with _output(output) as handle:
-        count = _write(handle, iter_entries(stores.dead, flt),
-                       personal=include_personal_data, secrets=stores.secrets())
+        count = _write(
+            handle,
+            iter_entries(stores.dead, flt),
+            personal=include_personal_data,
+            secrets=stores.secrets(),
+        )
     click.echo(f"exported {count} entries to {'stdout' if output == '-' else output}", err=True)
 
 
@@ -90,14 +108,23 @@ def export(flt: DeadFilter, output: str, include_personal_data: bool,
 @filter_options()
 @click.option("--all", "purge_all", is_flag=True, help="Purge every entry (when no filter).")
 @click.option("--yes", is_flag=True, help="Really delete (without it, only say how many).")
-@click.option("--export-to", metavar="FILE",
-              help="Where the export goes (default: dlq-purge-<UTC time>.jsonl here).")
+@click.option(
+    "--export-to",
+    metavar="FILE",
+    help="Where the export goes (default: dlq-purge-<UTC time>.jsonl here).",
+)
 @click.option("--no-export", is_flag=True, help="Delete without exporting first.")
-@click.option("--include-personal-data", is_flag=True,
-              help="Keep personal data in the export.")
+@click.option("--include-personal-data", is_flag=True, help="Keep personal data in the export.")
 @redis_url_option
-def purge(flt: DeadFilter, purge_all: bool, yes: bool, export_to: str | None, no_export: bool,
-          include_personal_data: bool, redis_url: str | None) -> None:
+def purge(
+    flt: DeadFilter,
+    purge_all: bool,
+    yes: bool,
+    export_to: str | None,
+    no_export: bool,
+    include_personal_data: bool,
+    redis_url: str | None,
+) -> None:
     """Delete dead letters for good, exporting them to JSON Lines first.
 
     Only purge deletes dead letters; nothing expires on its own. The order's ledger entry goes
@@ -116,21 +143,28 @@ def purge(flt: DeadFilter, purge_all: bool, yes: bool, export_to: str | None, no
     keys = [e.order_key for e in iter_entries(stores.dead, flt.bounded(started))]
     if not yes:
         fail(f"purge would delete {len(keys)} dead letters; add --yes to do it", EXIT_USAGE)
-    path = None if no_export else (export_to or time.strftime(
-        "dlq-purge-%Y%m%dT%H%M%SZ.jsonl", time.gmtime(started)))
+    path = (
+        None
+        if no_export
+        else (export_to or time.strftime("dlq-purge-%Y%m%dT%H%M%SZ.jsonl", time.gmtime(started)))
+    )
     handle = None if path is None else open(path, "a", encoding="utf-8")  # noqa: SIM115
     purged = 0
     try:
         for start in range(0, len(keys), PURGE_CHUNK):
-            chunk = keys[start:start + PURGE_CHUNK]
+            chunk = keys[start : start + PURGE_CHUNK]
             if handle is not None:
                 entries = [e for e in (stores.dead.get(k) for k in chunk) if e is not None]
-                _write(handle, entries, personal=include_personal_data,
-                       secrets=stores.secrets())
+                _write(handle, entries, personal=include_personal_data, secrets=stores.secrets())
                 handle.flush()
                 os.fsync(handle.fileno())
-            stores.audit.record("purge", actor=os_user(), order_keys=chunk, now=time.time(),
-                                details={"filters": _filter_keys(flt), "export": path})
+            stores.audit.record(
+                "purge",
+                actor=os_user(),
+                order_keys=chunk,
+                now=time.time(),
+                details={"filters": _filter_keys(flt), "export": path},
+            )
             for entry in stores.dead.purge(chunk):
                 # The order's DEAD ledger entry goes with its dead letter (never before: DEAD
                 # entries are not shed); one replayed or updated since is left alone.
@@ -161,12 +195,24 @@ def erase(email: str, yes: bool, redis_url: str | None) -> None:
     now = time.time()
     result = erase_customer(stores.client, stores.keys, email, now=now)
     stores.audit.record(
-        "erase", actor=os_user(), order_keys=result.ledger_orders, now=now,
-        details={"email_hash": email_hash(email), "dead_letters": result.dead_letters,
-                 "ledger_orders": len(result.ledger_orders), "in_flight": result.in_flight})
-    click.echo(f"erased personal data in {result.dead_letters} dead letters and "
-               f"{len(result.ledger_orders)} ledger orders")
+        "erase",
+        actor=os_user(),
+        order_keys=result.ledger_orders,
+        now=now,
+        details={
+            "email_hash": email_hash(email),
+            "dead_letters": result.dead_letters,
+            "ledger_orders": len(result.ledger_orders),
+            "in_flight": result.in_flight,
+        },
+    )
+    click.echo(
+        f"erased personal data in {result.dead_letters} dead letters and "
+        f"{len(result.ledger_orders)} ledger orders"
+    )
     if result.in_flight:
-        click.echo("still on their way to Jetti, run again once settled: "
-                   + ", ".join(result.in_flight), err=True)
+        click.echo(
+            "still on their way to Jetti, run again once settled: " + ", ".join(result.in_flight),
+            err=True,
+        )
         raise click.exceptions.Exit(EXIT_PARTIAL)

@@ -55,21 +55,26 @@ DEFAULT_SAMPLE = 10
 PROGRESS_MIN = 2
 
 
-def _select(stores: Stores, order_keys: tuple[str, ...], flt: DeadFilter,
-            started: float) -> tuple[list[str], list[str]]:
+def _select(
+    stores: Stores, order_keys: tuple[str, ...], flt: DeadFilter, started: float
+) -> tuple[list[str], list[str]]:
     """(keys to consider, keys given that have no dead letter). A filter run takes every entry
     not resolved and dead-lettered before the run started, so an order that fails again during
     this run is not replayed twice by it."""
     if order_keys:
         found = [k for k in dict.fromkeys(order_keys) if stores.dead.get(k) is not None]
         return found, [k for k in order_keys if k not in found]
-    keys = [e.order_key for e in iter_entries(stores.dead, flt.bounded(started))
-            if e.status is not DeadStatus.RESOLVED]
+    keys = [
+        e.order_key
+        for e in iter_entries(stores.dead, flt.bounded(started))
+        if e.status is not DeadStatus.RESOLVED
+    ]
     return keys, []
 
 
-def _corrected(stores: Stores, order_key: str, raw_file: Path | None,
-               edit: bool) -> CorrectedRaw | None:
+def _corrected(
+    stores: Stores, order_key: str, raw_file: Path | None, edit: bool
+) -> CorrectedRaw | None:
     if raw_file is None and not edit:
         return None
     entry = stores.ledger.get(order_key)
@@ -82,20 +87,32 @@ def _corrected(stores: Stores, order_key: str, raw_file: Path | None,
             data = raw_file.read_bytes()
         except OSError as exc:
             fail(f"{raw_file}: cannot read: {exc.strerror}", EXIT_USAGE)
-        return _parse(data, order_key, str(raw_file), stored,
-                      max_future_skew_s=stores.settings.max_future_skew_s)
+        return _parse(
+            data,
+            order_key,
+            str(raw_file),
+            stored,
+            max_future_skew_s=stores.settings.max_future_skew_s,
+        )
     document = decode_document(stored)
-    text = document if isinstance(document, str) else json.dumps(
-        document, indent=2, ensure_ascii=False)
+    text = (
+        document
+        if isinstance(document, str)
+        else json.dumps(document, indent=2, ensure_ascii=False)
+    )
     while True:
         edited = click.edit(text, extension=".json", require_save=True)
         if edited is None:
             fail("editor closed without saving: nothing replayed", EXIT_USAGE)
         try:
-            return parse_corrected_raw(edited.encode(), order_key=order_key,
-                                       where="edited order", stored_raw=stored,
-                                       now_s=time.time(),
-                                       max_future_skew_s=stores.settings.max_future_skew_s)
+            return parse_corrected_raw(
+                edited.encode(),
+                order_key=order_key,
+                where="edited order",
+                stored_raw=stored,
+                now_s=time.time(),
+                max_future_skew_s=stores.settings.max_future_skew_s,
+            )
         except ReplayInputError as exc:
             click.echo(str(exc), err=True)
             if not click.confirm("Edit again?", default=True, err=True):
@@ -103,19 +120,33 @@ def _corrected(stores: Stores, order_key: str, raw_file: Path | None,
             text = edited
 
 
-def _parse(data: bytes, order_key: str, where: str, stored: bytes | None, *,
-           max_future_skew_s: float) -> CorrectedRaw:
+def _parse(
+    data: bytes, order_key: str, where: str, stored: bytes | None, *, max_future_skew_s: float
+) -> CorrectedRaw:
     try:
-        return parse_corrected_raw(data, order_key=order_key, where=where, stored_raw=stored,
-                                   now_s=time.time(), max_future_skew_s=max_future_skew_s)
+        return parse_corrected_raw(
+            data,
+            order_key=order_key,
+            where=where,
+            stored_raw=stored,
+            now_s=time.time(),
+            max_future_skew_s=max_future_skew_s,
+        )
     except ReplayInputError as exc:
         click.echo(str(exc), err=True)
         fail(f"{where}: invalid raw order: nothing replayed", EXIT_USAGE)
 
 
 def _mode(resend_stored: bool, raw_file: Path | None, edit: bool) -> ReplayMode:
-    chosen = [name for name, on in (("--resend-stored", resend_stored),
-                                    ("--raw-file", raw_file is not None), ("--edit", edit)) if on]
+    chosen = [
+        name
+        for name, on in (
+            ("--resend-stored", resend_stored),
+            ("--raw-file", raw_file is not None),
+            ("--edit", edit),
+        )
+        if on
+    ]
     if len(chosen) > 1:
         fail(f"choose one of {', '.join(chosen)}", EXIT_USAGE)
     if resend_stored:
@@ -128,30 +159,64 @@ def _mode(resend_stored: bool, raw_file: Path | None, edit: bool) -> ReplayMode:
 @click.command(epilog=EXIT_CODES_HELP)
 @click.argument("order_keys", nargs=-1, metavar="[KEY]...")
 @filter_options(with_status=False)
-@click.option("--all", "replay_all", is_flag=True,
-              help="Replay every dead letter (needed when no KEY and no filter is given).")
-@click.option("--dry-run", is_flag=True, help="Say how many would be replayed, with a sample; "
-              "send nothing.")
-@click.option("--sample", default=DEFAULT_SAMPLE, show_default=True,
-              type=click.IntRange(min=0), help="Entries listed by --dry-run.")
+@click.option(
+    "--all",
+    "replay_all",
+    is_flag=True,
+    help="Replay every dead letter (needed when no KEY and no filter is given).",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Say how many would be replayed, with a sample; send nothing."
+)
+@click.option(
+    "--sample",
+    default=DEFAULT_SAMPLE,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Entries listed by --dry-run.",
+)
 @click.option("--limit", type=click.IntRange(min=1), help="Send at most this many orders.")
-@click.option("--rate", type=click.FloatRange(min=0, min_open=True),
-              help="At most this many orders per second.")
-@click.option("--resend-stored", is_flag=True,
-              help="Send the stored payload unchanged instead of re-transforming the raw order.")
-@click.option("--raw-file", type=click.Path(path_type=Path, dir_okay=False),
-              help="A corrected raw order (JSON) to send instead; one KEY only.")
-@click.option("--edit", is_flag=True,
-              help="Correct the stored raw order in $EDITOR first; one KEY only.")
-@click.option("--accept-line-changes", is_flag=True,
-              help="Send an update that drops lines already in Jetti (lines_changed), once you "
-              "have checked the sale there.")
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    help="At most this many orders per second.",
+)
+@click.option(
+    "--resend-stored",
+    is_flag=True,
+    help="Send the stored payload unchanged instead of re-transforming the raw order.",
+)
+@click.option(
+    "--raw-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A corrected raw order (JSON) to send instead; one KEY only.",
+)
+@click.option(
+    "--edit", is_flag=True, help="Correct the stored raw order in $EDITOR first; one KEY only."
+)
+@click.option(
+    "--accept-line-changes",
+    is_flag=True,
+    help="Send an update that drops lines already in Jetti (lines_changed), once you "
+    "have checked the sale there.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Every step and the summary as JSON.")
 @redis_url_option
-def replay(order_keys: tuple[str, ...], flt: DeadFilter, replay_all: bool, dry_run: bool,
-           sample: int, limit: int | None, rate: float | None, resend_stored: bool,
-           raw_file: Path | None, edit: bool, accept_line_changes: bool, as_json: bool,
-           redis_url: str | None) -> None:
+def replay(
+    order_keys: tuple[str, ...],
+    flt: DeadFilter,
+    replay_all: bool,
+    dry_run: bool,
+    sample: int,
+    limit: int | None,
+    rate: float | None,
+    resend_stored: bool,
+    raw_file: Path | None,
+    edit: bool,
+    accept_line_changes: bool,
+    as_json: bool,
+    redis_url: str | None,
+) -> None:
     """Send dead letters through the normal pipeline again, by KEY or by the filters.
 
     By default the worker re-transforms the stored raw order with the current code and rules.
@@ -176,14 +241,27 @@ def replay(order_keys: tuple[str, ...], flt: DeadFilter, replay_all: bool, dry_r
     stores = Stores.connect(redis_url)
     started = time.time()
     keys, missing = _select(stores, order_keys, flt, started)
-    corrected = (_corrected(stores, keys[0], raw_file, edit)
-                 if keys and mode is ReplayMode.CORRECTED_RAW else None)
-    replayer = Replayer(ledger=stores.ledger, dead_letters=stores.dead,
-                        publisher=_LazyPublisher(stores), audit=stores.audit, actor=os_user())
+    corrected = (
+        _corrected(stores, keys[0], raw_file, edit)
+        if keys and mode is ReplayMode.CORRECTED_RAW
+        else None
+    )
+    replayer = Replayer(
+        ledger=stores.ledger,
+        dead_letters=stores.dead,
+        publisher=_LazyPublisher(stores),
+        audit=stores.audit,
+        actor=os_user(),
+    )
     summary, steps = Summary.empty(), []
     err = Console(stderr=True)
-    with Progress(TextColumn("replay"), BarColumn(), MofNCompleteColumn(), console=err,
-                  disable=as_json or dry_run or len(keys) < PROGRESS_MIN) as progress:
+    with Progress(
+        TextColumn("replay"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err,
+        disable=as_json or dry_run or len(keys) < PROGRESS_MIN,
+    ) as progress:
         task = progress.add_task("replay", total=len(keys))
         next_at = time.monotonic()
         for key in keys:
@@ -212,26 +290,47 @@ def replay(order_keys: tuple[str, ...], flt: DeadFilter, replay_all: bool, dry_r
     raise click.exceptions.Exit(EXIT_PARTIAL if failed else EXIT_OK)
 
 
-def _replay_one(replayer: Replayer, entry: DeadEntry, mode: ReplayMode,
-                corrected: CorrectedRaw | None, accept_line_changes: bool) -> Step:
+def _replay_one(
+    replayer: Replayer,
+    entry: DeadEntry,
+    mode: ReplayMode,
+    corrected: CorrectedRaw | None,
+    accept_line_changes: bool,
+) -> Step:
     try:
-        return replayer.replay(entry, mode=mode, corrected=corrected,
-                               accept_line_changes=accept_line_changes)
+        return replayer.replay(
+            entry, mode=mode, corrected=corrected, accept_line_changes=accept_line_changes
+        )
     except ReplayInputError as exc:
         return Step(entry.order_key, Action.NOT_REPLAYABLE, str(exc))
 
 
-def _report(steps: list[Step], missing: list[str], summary: Summary, *, dry_run: bool,
-            sample: int, as_json: bool) -> None:
+def _report(
+    steps: list[Step],
+    missing: list[str],
+    summary: Summary,
+    *,
+    dry_run: bool,
+    sample: int,
+    as_json: bool,
+) -> None:
     if as_json:
-        echo_json({
-            "dry_run": dry_run,
-            "steps": [{"order_key": s.order_key, "action": str(s.action), "why": s.why,
-                       "ledger_state": None if s.ledger_state is None else str(s.ledger_state)}
-                      for s in steps],
-            "missing": missing,
-            "summary": {str(a): n for a, n in summary.counts.items()},
-        })
+        echo_json(
+            {
+                "dry_run": dry_run,
+                "steps": [
+                    {
+                        "order_key": s.order_key,
+                        "action": str(s.action),
+                        "why": s.why,
+                        "ledger_state": None if s.ledger_state is None else str(s.ledger_state),
+                    }
+                    for s in steps
+                ],
+                "missing": missing,
+                "summary": {str(a): n for a, n in summary.counts.items()},
+            }
+        )
         return
     shown = steps[:sample] if dry_run else [s for s in steps if s.action not in SENDING]
     for step in shown:
@@ -239,8 +338,10 @@ def _report(steps: list[Step], missing: list[str], summary: Summary, *, dry_run:
     for key in missing:
         click.echo(f"{key}: no dead letter under this key", err=True)
     if dry_run:
-        click.echo(f"dry run, nothing sent: would send {summary.sent} of {len(steps)} "
-                   f"entries considered; {summary.line(dry_run=True)}")
+        click.echo(
+            f"dry run, nothing sent: would send {summary.sent} of {len(steps)} "
+            f"entries considered; {summary.line(dry_run=True)}"
+        )
     else:
         click.echo(summary.line())
 

@@ -39,11 +39,17 @@ ERROR_WIDTH = 80
 def summary_row(entry: DeadEntry, secrets: list[str]) -> dict[str, Any]:
     """One entry as a `list --json` row: no raw order or payload, emails masked."""
     row = {
-        "order_key": entry.order_key, "reason": str(entry.reason), "status": str(entry.status),
-        "http_status": entry.http_status, "source": entry.source,
-        "error": mask_text(entry.error, MASK), "attempts": len(entry.attempts),
-        "replay_count": entry.replay_count, "first_dead_at": entry.first_dead_at,
-        "last_dead_at": entry.last_dead_at, "status_since": entry.status_since,
+        "order_key": entry.order_key,
+        "reason": str(entry.reason),
+        "status": str(entry.status),
+        "http_status": entry.http_status,
+        "source": entry.source,
+        "error": mask_text(entry.error, MASK),
+        "attempts": len(entry.attempts),
+        "replay_count": entry.replay_count,
+        "first_dead_at": entry.first_dead_at,
+        "last_dead_at": entry.last_dead_at,
+        "status_since": entry.status_since,
     }
     result: dict[str, Any] = hide_secrets(row, secrets, SECRET_MASK)
     return result
@@ -51,13 +57,19 @@ def summary_row(entry: DeadEntry, secrets: list[str]) -> dict[str, Any]:
 
 @click.command(name="list", epilog=EXIT_CODES_HELP)
 @filter_options()
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1),
-              help="At most this many entries.")
+@click.option(
+    "--limit",
+    default=50,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="At most this many entries.",
+)
 @click.option("--offset", default=0, type=click.IntRange(min=0), help="Skip this many first.")
 @click.option("--json", "as_json", is_flag=True, help="JSON array instead of a table.")
 @redis_url_option
-def list_command(flt: DeadFilter, limit: int, offset: int, as_json: bool,
-                 redis_url: str | None) -> None:
+def list_command(
+    flt: DeadFilter, limit: int, offset: int, as_json: bool, redis_url: str | None
+) -> None:
     """List dead letters, newest first, filtered by reason, HTTP status, source, key or glob,
     time window, text in the error and status.
 
@@ -73,16 +85,22 @@ def list_command(flt: DeadFilter, limit: int, offset: int, as_json: bool,
         echo_json(rows)
         return
     table = Table(title=f"dead letters ({len(rows)} shown)")
-    for column in ("order key", "reason", "status", "http", "source", "tries", "dead for",
-                   "error"):
+    for column in ("order key", "reason", "status", "http", "source", "tries", "dead for", "error"):
         table.add_column(column, overflow="fold")
     now = time.time()
     for row in rows:
         error = (row["error"] or "")[:ERROR_WIDTH]
         # Keys, sources and errors are user text: escaped wherever markup is on.
-        table.add_row(escape(row["order_key"]), row["reason"], row["status"],
-                      str(row["http_status"] or "-"), escape(row["source"] or "-"),
-                      str(row["attempts"]), age(row["last_dead_at"], now=now), escape(error))
+        table.add_row(
+            escape(row["order_key"]),
+            row["reason"],
+            row["status"],
+            str(row["http_status"] or "-"),
+            escape(row["source"] or "-"),
+            str(row["attempts"]),
+            age(row["last_dead_at"], now=now),
+            escape(error),
+        )
     Console().print(table)
 
 
@@ -102,7 +120,8 @@ def stats(as_json: bool, redis_url: str | None) -> None:
         "dead_by_reason": {str(r): n for r, n in st.dead_by_reason.items()},
         "by_status": {str(s): n for s, n in st.by_status.items()},
         "oldest_dead_at": st.oldest_dead_at,
-        "oldest_dead_age_s": None if st.oldest_dead_at is None
+        "oldest_dead_age_s": None
+        if st.oldest_dead_at is None
         else max(0.0, time.time() - st.oldest_dead_at),
     }
     if as_json:
@@ -117,52 +136,68 @@ def stats(as_json: bool, redis_url: str | None) -> None:
     console = Console()
     console.print(table)
     console.print("by status: " + ", ".join(f"{s} {st.by_status[s]}" for s in DeadStatus))
-    console.print(f"oldest still dead: {iso(st.oldest_dead_at)} "
-                  f"({age(st.oldest_dead_at)} ago)" if st.oldest_dead_at else
-                  "oldest still dead: none")
+    console.print(
+        f"oldest still dead: {iso(st.oldest_dead_at)} ({age(st.oldest_dead_at)} ago)"
+        if st.oldest_dead_at
+        else "oldest still dead: none"
+    )
 
 
 @click.command(epilog=EXIT_CODES_HELP)
 @click.argument("order_key")
-@click.option("--include-personal-data", is_flag=True,
-              help="Show names, emails, phones and addresses unmasked.")
+@click.option(
+    "--include-personal-data",
+    is_flag=True,
+    help="Show names, emails, phones and addresses unmasked.",
+)
 @click.option("--json", "as_json", is_flag=True, help="The whole entry as JSON.")
 @redis_url_option
-def show(order_key: str, include_personal_data: bool, as_json: bool,
-         redis_url: str | None) -> None:
+def show(order_key: str, include_personal_data: bool, as_json: bool, redis_url: str | None) -> None:
     """Show one dead letter: reason, error, the raw order, the last payload, every attempt and
     the status history. Secrets are always masked; personal data unless asked."""
     stores = Stores.connect(redis_url)
     entry = stores.dead.get(order_key)
     if entry is None:
-        fail(f"no dead letter under {order_key!r} (try `jetti-relay order show`)",
-             EXIT_NOT_FOUND)
-    view = masked(entry, include_personal_data=include_personal_data,
-                  secrets=stores.secrets())
+        fail(f"no dead letter under {order_key!r} (try `jetti-relay order show`)", EXIT_NOT_FOUND)
+    view = masked(entry, include_personal_data=include_personal_data, secrets=stores.secrets())
     order = stores.ledger.get(order_key)
     view["ledger_state"] = None if order is None else str(order.state)
     if as_json:
         echo_json(view)
         return
     console = Console()
-    console.print(f"[bold]{escape(view['order_key'])}[/bold]  {view['status']} ({view['reason']}), "
-                  f"ledger: {view['ledger_state'] or 'no entry'}")
-    console.print(f"first dead {iso(view['first_dead_at'])}, last dead "
-                  f"{iso(view['last_dead_at'])}, replayed {view['replay_count']}x, "
-                  f"source {view['source'] or '-'}, http {view['http_status'] or '-'}",
-                  markup=False)
+    console.print(
+        f"[bold]{escape(view['order_key'])}[/bold]  {view['status']} ({view['reason']}), "
+        f"ledger: {view['ledger_state'] or 'no entry'}"
+    )
+    console.print(
+        f"first dead {iso(view['first_dead_at'])}, last dead "
+        f"{iso(view['last_dead_at'])}, replayed {view['replay_count']}x, "
+        f"source {view['source'] or '-'}, http {view['http_status'] or '-'}",
+        markup=False,
+    )
     console.print(f"error: {view['error']}", markup=False)
     for title in ("raw", "payload"):
         console.rule(title)
         document = view[title]
-        console.print(document if isinstance(document, str)
-                      else json.dumps(document, indent=2, ensure_ascii=False), markup=False)
+        console.print(
+            document
+            if isinstance(document, str)
+            else json.dumps(document, indent=2, ensure_ascii=False),
+            markup=False,
+        )
     attempts = Table(title="attempts")
     for column in ("at", "status", "error", "outcome", "worker", "excerpt"):
         attempts.add_column(column, overflow="fold")
     for a in view["attempts"]:
-        attempts.add_row(iso(a["at"]), str(a["status"] or "-"), escape(a["error_class"] or "-"),
-                         escape(a["outcome"]), escape(a["worker"]), escape(a["excerpt"] or ""))
+        attempts.add_row(
+            iso(a["at"]),
+            str(a["status"] or "-"),
+            escape(a["error_class"] or "-"),
+            escape(a["outcome"]),
+            escape(a["worker"]),
+            escape(a["excerpt"] or ""),
+        )
     console.print(attempts)
     history = Table(title="history")
     for column in ("at", "status", "reason"):
@@ -178,16 +213,30 @@ def show(order_key: str, include_personal_data: bool, as_json: bool,
 @click.option("--key", "order_key", help="Only records touching this order key.")
 @click.option("--since", type=WHEN, help="At or after this time (ISO 8601, epoch, or 6h, 7d).")
 @click.option("--until", type=WHEN, help="At or before this time.")
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1),
-              help="At most this many records.")
+@click.option(
+    "--limit",
+    default=50,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="At most this many records.",
+)
 @click.option("--json", "as_json", is_flag=True, help="JSON array instead of a table.")
 @redis_url_option
-def audit(action: str | None, actor: str | None, order_key: str | None, since: float | None,
-          until: float | None, limit: int, as_json: bool, redis_url: str | None) -> None:
+def audit(
+    action: str | None,
+    actor: str | None,
+    order_key: str | None,
+    since: float | None,
+    until: float | None,
+    limit: int,
+    as_json: bool,
+    redis_url: str | None,
+) -> None:
     """Who replayed, purged, erased or exported what, and when (newest first)."""
     stores = Stores.connect(redis_url)
-    records = stores.audit.read(since=since, until=until, action=action, actor=actor,
-                                order_key=order_key, limit=limit)
+    records = stores.audit.read(
+        since=since, until=until, action=action, actor=actor, order_key=order_key, limit=limit
+    )
     if as_json:
         echo_json([r.to_dict() for r in records])
         return
@@ -196,6 +245,11 @@ def audit(action: str | None, actor: str | None, order_key: str | None, since: f
         table.add_column(column, overflow="fold")
     for r in records:
         keys = ", ".join(r.order_keys[:5]) + (" ..." if len(r.order_keys) > 5 else "")
-        table.add_row(iso(r.at), escape(r.actor), escape(r.action), escape(keys),
-                      escape(json.dumps(r.details, sort_keys=True)))
+        table.add_row(
+            iso(r.at),
+            escape(r.actor),
+            escape(r.action),
+            escape(keys),
+            escape(json.dumps(r.details, sort_keys=True)),
+        )
     Console().print(table)

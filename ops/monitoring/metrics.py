@@ -83,8 +83,11 @@ class Sources:
         """Sources for the deployment `settings` describe (its Redis, broker and key prefix);
         a scrape or health check waits for Redis at most the settings' Redis timeouts."""
         client = client_for(settings)
-        broker = (client if settings.broker_url == settings.redis_url
-                  else client_for(settings, settings.broker_url))
+        broker = (
+            client
+            if settings.broker_url == settings.redis_url
+            else client_for(settings, settings.broker_url)
+        )
         return cls(client=client, broker=broker, keys=Keys(settings.key_prefix))
 
 
@@ -103,9 +106,7 @@ def _age(now: float, since: float | None) -> float:
 # --- the ledger -----------------------------------------------------------------------------
 def orders_by_state(src: Sources, now: float) -> list[Metric]:
     """Orders in the ledger per state (ZCARD of each state index)."""
-    family = GaugeMetricFamily(
-        _name("orders"), "Orders in the ledger by state.", labels=["state"]
-    )
+    family = GaugeMetricFamily(_name("orders"), "Orders in the ledger by state.", labels=["state"])
     for state, count in src.ledger.state_counts().items():
         family.add_metric([str(state)], count)
     return [family]
@@ -265,12 +266,14 @@ def recorded(src: Sources, now: float) -> list[Metric]:
 
 def message_keys_dropped(src: Sources, now: float) -> list[Metric]:
     """Message entries a worker dropped as not an order key (too long, not a string)."""
-    return [CounterMetricFamily(
-        _name("message_keys_dropped"),
-        "Message entries dropped by a worker as not an order key; the message's other orders "
-        "went on (a producer ignoring worker.core.limits).",
-        value=src.stats.dropped_keys(),
-    )]
+    return [
+        CounterMetricFamily(
+            _name("message_keys_dropped"),
+            "Message entries dropped by a worker as not an order key; the message's other orders "
+            "went on (a producer ignoring worker.core.limits).",
+            value=src.stats.dropped_keys(),
+        )
+    ]
 
 
 def jetti_surprises(src: Sources, now: float) -> list[Metric]:
@@ -293,8 +296,11 @@ def throttle_block(src: Sources, now: float) -> list[Metric]:
         "Seconds until the 429 block of this bucket ends; 0 when none is in force.",
         labels=["bucket"],
     )
-    names = {"fleet": src.keys.blocked_until(), "api_read": src.keys.api_blocked_until("read"),
-             "api_write": src.keys.api_blocked_until("write")}
+    names = {
+        "fleet": src.keys.blocked_until(),
+        "api_read": src.keys.api_blocked_until("read"),
+        "api_write": src.keys.api_blocked_until("write"),
+    }
     for name, raw in zip(names, src.client.mget(list(names.values())), strict=True):
         family.add_metric([name], 0.0 if raw is None else max(0.0, float(raw) - now))
     return [family]
@@ -409,16 +415,23 @@ def redis_server(src: Sources, now: float) -> list[Metric]:
     for name in VERDICTS:
         verdict.add_metric([name], 1.0 if facts.verdict == name else 0.0)
     return [
-        GaugeMetricFamily(_name("redis_memory_used_bytes"),
-                          "Redis used_memory (INFO memory), the whole server.", value=used),
-        GaugeMetricFamily(_name("redis_memory_max_bytes"),
-                          "Redis maxmemory; 0 when unlimited (or unknown).",
-                          value=facts.maxmemory_bytes or 0),
-        GaugeMetricFamily(_name("redis_bytes_per_order"),
-                          "Redis used_memory divided by the orders in the ledger (the state "
-                          "indexes); 0 with no orders. Dead letters, queue and tombstones "
-                          "included.",
-                          value=used / orders if orders else 0.0),
+        GaugeMetricFamily(
+            _name("redis_memory_used_bytes"),
+            "Redis used_memory (INFO memory), the whole server.",
+            value=used,
+        ),
+        GaugeMetricFamily(
+            _name("redis_memory_max_bytes"),
+            "Redis maxmemory; 0 when unlimited (or unknown).",
+            value=facts.maxmemory_bytes or 0,
+        ),
+        GaugeMetricFamily(
+            _name("redis_bytes_per_order"),
+            "Redis used_memory divided by the orders in the ledger (the state "
+            "indexes); 0 with no orders. Dead letters, queue and tombstones "
+            "included.",
+            value=used / orders if orders else 0.0,
+        ),
         verdict,
     ]
 

@@ -154,10 +154,12 @@ class SandboxApp:
         # Jetti answers 200 for every authenticated request; problems go to the import log only.
         await self._json(send, "async", 200, {})
 
-    async def _jetti_api(self, path: str, method: str, scope: Scope, receive: Receive,
-                         send: Send) -> None:
+    async def _jetti_api(
+        self, path: str, method: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
         self.request_log.append(
-            (time.time(), method, path, scope["query_string"].decode("latin-1")))
+            (time.time(), method, path, scope["query_string"].decode("latin-1"))
+        )
         sync = SYNC_PATH.match(path) if method == "POST" else None
         cancel = CANCEL_PATH.match(path) if method == "POST" else None
         reads = {"/api/sales.json": "sales", "/api/sale-imports.json": "imports"}
@@ -185,8 +187,9 @@ class SandboxApp:
         if sync:
             await self._sync_import(sync.group(1), receive, send, fate)
         elif cancel:
-            sale = self.store.cancel(int(cancel.group(1)), now=time.time(),
-                                     set_flag=not self.faults.cancel_status_only)
+            sale = self.store.cancel(
+                int(cancel.group(1)), now=time.time(), set_flag=not self.faults.cancel_status_only
+            )
             if sale is not None and self.faults.cancel_then_timeout > 0:
                 # Applied, then answered too late: the client cannot tell it took effect.
                 self.faults.cancel_then_timeout -= 1
@@ -211,16 +214,26 @@ class SandboxApp:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             self.store.log_unreadable(f"$: invalid JSON ({exc})", endpoint="sync", now=now)
-            await self._json(send, "sync", 400, {"message": "invalid JSON", "errors": [
-                {"path": "$", "message": str(exc)}]})
+            await self._json(
+                send,
+                "sync",
+                400,
+                {"message": "invalid JSON", "errors": [{"path": "$", "message": str(exc)}]},
+            )
             return
         row, sale, problems = self.store.receive(doc, body, endpoint="sync", now=now)
         if fate.slow_s:
             await asyncio.sleep(fate.slow_s)
         if problems:
-            await self._json(send, "sync", self.config.validation_status, {
-                "message": "validation failed",
-                "errors": [{"path": p.path, "message": p.message} for p in problems]})
+            await self._json(
+                send,
+                "sync",
+                self.config.validation_status,
+                {
+                    "message": "validation failed",
+                    "errors": [{"path": p.path, "message": p.message} for p in problems],
+                },
+            )
         elif row.status == "skipped":
             await self._json(send, "sync", 422, {"message": row.problem, "sale": sale})
         else:
@@ -242,9 +255,14 @@ class SandboxApp:
         if self.faults.sales_without_lines:
             return {k: v for k, v in sale.items() if k != "lineItems"}
         if self.faults.sales_catalogue_fields:
-            lines = [{**line, "name": f"Catalogue {line.get('variant', {}).get('sku', '?')}",
-                      "price": round(float(line.get("price") or 0), 2)}
-                     for line in sale.get("lineItems", [])]
+            lines = [
+                {
+                    **line,
+                    "name": f"Catalogue {line.get('variant', {}).get('sku', '?')}",
+                    "price": round(float(line.get("price") or 0), 2),
+                }
+                for line in sale.get("lineItems", [])
+            ]
             return {**sale, "lineItems": lines}
         return sale
 
@@ -267,9 +285,13 @@ class SandboxApp:
                 if self.faults.imports_ignore_offset:
                     offset = 0
             rows = self.store.find_imports(
-                external_id=q.get("where[externalId]"), status=status,
+                external_id=q.get("where[externalId]"),
+                status=status,
                 created_from=_parse_time(gte) if gte else None,
-                created_before=_parse_time(lt) if lt else None, offset=offset, limit=limit)
+                created_before=_parse_time(lt) if lt else None,
+                offset=offset,
+                limit=limit,
+            )
         except ValueError as exc:
             await self._json(send, endpoint, 400, {"message": str(exc)})
             return
@@ -303,10 +325,10 @@ class SandboxApp:
             return
         reject = None
         if self.faults.reject_matching and any(
-                marker.encode() in body for marker in self.faults.reject_matching):
+            marker.encode() in body for marker in self.faults.reject_matching
+        ):
             reject = self.faults.reject_problem
-        row, _, _ = self.store.receive(doc, body, endpoint="async", now=received_ts,
-                                       reject=reject)
+        row, _, _ = self.store.receive(doc, body, endpoint="async", now=received_ts, reject=reject)
         if self.faults.imports_backdate_s:
             row.created_ts -= self.faults.imports_backdate_s
             self.store.backdated = True
@@ -320,8 +342,13 @@ class SandboxApp:
         if fate.drop:
             self.requests[(endpoint, "dropped")] += 1
             # Promise a body, send part of it, return: uvicorn closes the connection mid-response.
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-length", b"64")]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-length", b"64")],
+                }
+            )
             await send({"type": "http.response.body", "body": b"{", "more_body": True})
             return True
         if fate.status is not None:
@@ -342,16 +369,23 @@ class SandboxApp:
             headers.append((b"retry-after", retry_after))
         await self._json(send, endpoint, 429, {"message": "too many requests"}, headers)
 
-    async def _json(self, send: Send, endpoint: str, status: int, payload: Any,
-                    extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    async def _json(
+        self,
+        send: Send,
+        endpoint: str,
+        status: int,
+        payload: Any,
+        extra: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
         self.requests[(endpoint, str(status))] += 1
         body = orjson.dumps(payload)
         headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode()), *(extra or [])]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    async def _inspect(self, route: str, method: str, scope: Scope, receive: Receive,
-                       send: Send) -> None:
+    async def _inspect(
+        self, route: str, method: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
         from ops.sandbox.inspect import handle  # keeps test-only routes out of the hot module
 
         await handle(self, route, method, scope, receive, send)

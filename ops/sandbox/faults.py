@@ -60,8 +60,15 @@ class Faults:
     @property
     def active(self) -> bool:
         """False when no per-request fault can fire (the hot path then skips `pick`)."""
-        return bool(self.latency_ms or self.latency_jitter_ms or self.rate_429 or self.error_rate
-                    or self.drop_rate or self.slow_rate or self.fail_next)
+        return bool(
+            self.latency_ms
+            or self.latency_jitter_ms
+            or self.rate_429
+            or self.error_rate
+            or self.drop_rate
+            or self.slow_rate
+            or self.fail_next
+        )
 
     def updated(self, changes: dict[str, Any]) -> Faults:
         """A copy with `changes` applied; raises ValueError naming an unknown or bad knob."""
@@ -82,11 +89,12 @@ class Faults:
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be an integer >= 0")
         if not isinstance(new.reject_matching, list) or not all(
-                isinstance(x, str) and x for x in new.reject_matching):
+            isinstance(x, str) and x for x in new.reject_matching
+        ):
             raise ValueError("reject_matching must be a list of non-empty strings")
         if new.retry_after_header is not None and (
-                not isinstance(new.retry_after_header, str)
-                or not new.retry_after_header.isprintable()):
+            not isinstance(new.retry_after_header, str) or not new.retry_after_header.isprintable()
+        ):
             raise ValueError("retry_after_header must be a printable string or null")
         if not isinstance(new.reject_problem, str) or not new.reject_problem:
             raise ValueError("reject_problem must be a non-empty string")

@@ -16,8 +16,9 @@ if TYPE_CHECKING:
     from ops.sandbox.app import Receive, SandboxApp, Scope, Send
 
 
-async def handle(app: SandboxApp, route: str, method: str, scope: Scope, receive: Receive,
-                 send: Send) -> None:
+async def handle(
+    app: SandboxApp, route: str, method: str, scope: Scope, receive: Receive, send: Send
+) -> None:
     """Serve `/_sandbox/<route>`; 404 for anything else."""
     from ops.sandbox.app import INSPECT_WAIT_S, _query, _read_body
 
@@ -52,8 +53,9 @@ async def handle(app: SandboxApp, route: str, method: str, scope: Scope, receive
         # Another channel's sales with the same externalId (the account-wide lookup's trap).
         if method == "POST":
             doc = orjson.loads(await _read_body(receive) or b"{}")
-            app.store.add_foreign_sale(str(doc["externalId"]), int(doc["channelId"]),
-                                       now=time.time())
+            app.store.add_foreign_sale(
+                str(doc["externalId"]), int(doc["channelId"]), now=time.time()
+            )
         rows = app.store.foreign.get(q.get("externalId", ""), [])
         await app._json(send, "_sandbox", 200, rows)
     elif route == "history" and method == "GET":
@@ -64,8 +66,11 @@ async def handle(app: SandboxApp, route: str, method: str, scope: Scope, receive
     elif route == "requests" and method == "GET":
         # The sync-API request log: [{at, method, path, query}], oldest first; `?path=` filters.
         wanted = q.get("path")
-        rows = [{"at": at, "method": m, "path": p, "query": qs}
-                for at, m, p, qs in app.request_log if wanted is None or p == wanted]
+        rows = [
+            {"at": at, "method": m, "path": p, "query": qs}
+            for at, m, p, qs in app.request_log
+            if wanted is None or p == wanted
+        ]
         await app._json(send, "_sandbox", 200, rows)
     elif route == "imports" and method == "GET":
         await app._imports(scope, send, "_sandbox")

@@ -49,10 +49,17 @@ class ImportRow:
             except orjson.JSONDecodeError:
                 payload = self.body.decode("utf-8", "replace")
         return {
-            "id": self.id, "channelId": self.channel_id, "externalId": self.external_id,
-            "saleId": self.sale_id, "status": self.status, "problem": self.problem,
-            "createdAt": iso(self.created_ts), "endpoint": self.endpoint,
-            "read": False, "emailSent": False, "payload": payload,
+            "id": self.id,
+            "channelId": self.channel_id,
+            "externalId": self.external_id,
+            "saleId": self.sale_id,
+            "status": self.status,
+            "problem": self.problem,
+            "createdAt": iso(self.created_ts),
+            "endpoint": self.endpoint,
+            "read": False,
+            "emailSent": False,
+            "payload": payload,
         }
 
 
@@ -70,8 +77,12 @@ class Receipt:
 
     def public(self) -> dict[str, Any]:
         return {
-            "seq": self.seq, "receivedAt": iso(self.received_ts), "endpoint": self.endpoint,
-            "payloadHash": self.payload_hash, "duplicate": self.duplicate, "status": self.status,
+            "seq": self.seq,
+            "receivedAt": iso(self.received_ts),
+            "endpoint": self.endpoint,
+            "payloadHash": self.payload_hash,
+            "duplicate": self.duplicate,
+            "status": self.status,
             "body": self.body.decode("utf-8", "replace"),
         }
 
@@ -101,9 +112,9 @@ class Store:
     _next_item_id: int = 50001
     _seq: int = 0
 
-    def receive(self, doc: Any, body: bytes, *, endpoint: str, now: float,
-                reject: str | None = None) -> tuple[
-            ImportRow, dict[str, Any] | None, list[Problem]]:
+    def receive(
+        self, doc: Any, body: bytes, *, endpoint: str, now: float, reject: str | None = None
+    ) -> tuple[ImportRow, dict[str, Any] | None, list[Problem]]:
         """Validate and upsert one payload; always logs one import row and, with an id, a receipt.
 
         `reject` (an injected fault) logs the import as an error with that problem text.
@@ -131,32 +142,52 @@ class Store:
                 status, sale = "success", self._upsert(external_id, doc, now=now)
         if external_id is not None:
             self._remember(external_id, body, endpoint=endpoint, status=status, now=now)
-        row = self._log(external_id, status, problem_text, sale, endpoint=endpoint, now=now,
-                        body=body)
+        row = self._log(
+            external_id, status, problem_text, sale, endpoint=endpoint, now=now, body=body
+        )
         return row, (sale if status != "error" else None), problems
 
     def log_unreadable(self, reason: str, *, endpoint: str, now: float) -> ImportRow:
         """An import row for a body that is not JSON at all (no externalId to file it under)."""
         return self._log(None, "error", reason, None, endpoint=endpoint, now=now)
 
-    def _remember(self, external_id: str, body: bytes, *, endpoint: str, status: str,
-                  now: float) -> None:
+    def _remember(
+        self, external_id: str, body: bytes, *, endpoint: str, status: str, now: float
+    ) -> None:
         digest = hashlib.sha256(body).hexdigest()
         seen = self.hashes.setdefault(external_id, set())
         duplicate = digest in seen
         seen.add(digest)
         self._seq += 1
         self.history.setdefault(external_id, []).append(
-            Receipt(self._seq, now, endpoint, digest, duplicate, status, body))
+            Receipt(self._seq, now, endpoint, digest, duplicate, status, body)
+        )
         self.counters["versions_received"] += 1
         if duplicate:
             self.counters["duplicates"] += 1
 
-    def _log(self, external_id: str | None, status: str, problem: str | None,
-             sale: dict[str, Any] | None, *, endpoint: str, now: float,
-             body: bytes | None = None) -> ImportRow:
-        row = ImportRow(len(self.rows) + 1, now, self.channel_id, external_id, status, problem,
-                        sale["id"] if sale else None, endpoint, body)
+    def _log(
+        self,
+        external_id: str | None,
+        status: str,
+        problem: str | None,
+        sale: dict[str, Any] | None,
+        *,
+        endpoint: str,
+        now: float,
+        body: bytes | None = None,
+    ) -> ImportRow:
+        row = ImportRow(
+            len(self.rows) + 1,
+            now,
+            self.channel_id,
+            external_id,
+            status,
+            problem,
+            sale["id"] if sale else None,
+            endpoint,
+            body,
+        )
         self.rows.append(row)
         # Arrival order is creation order; max() keeps the list sorted if the clock steps back.
         self.row_ts.append(max(now, self.row_ts[-1]) if self.row_ts else now)
@@ -169,11 +200,20 @@ class Store:
         sale = self.sales.get(external_id)
         if sale is None:
             sale = {
-                "id": self._next_sale_id, "channelId": self.channel_id, "externalId": external_id,
-                "cancelled": False, "cancellationStatus": "none", "paymentStatus": "notPaid",
-                "inventoryStatus": "notFulfilled", "invoiceStatus": "notInvoiced",
-                "returnStatus": "notReturned", "finalized": self.auto_finalize, "locked": False,
-                "createdAt": iso(now), "dateOrdered": iso(now), "importCount": 0,
+                "id": self._next_sale_id,
+                "channelId": self.channel_id,
+                "externalId": external_id,
+                "cancelled": False,
+                "cancellationStatus": "none",
+                "paymentStatus": "notPaid",
+                "inventoryStatus": "notFulfilled",
+                "invoiceStatus": "notInvoiced",
+                "returnStatus": "notReturned",
+                "finalized": self.auto_finalize,
+                "locked": False,
+                "createdAt": iso(now),
+                "dateOrdered": iso(now),
+                "importCount": 0,
             }
             self._next_sale_id += 1
             self.sales[external_id] = sale
@@ -188,12 +228,15 @@ class Store:
         sale["quantity"] = sum(int(line["quantity"]) for line in doc["lineItems"])
         sale["updatedAt"] = iso(now)
         sale["importCount"] += 1
-        if self.known_variants is not None and (doc.get("options") or {}).get(
-                "findOrCreateChannelVariant") is True:
+        if (
+            self.known_variants is not None
+            and (doc.get("options") or {}).get("findOrCreateChannelVariant") is True
+        ):
             for line in doc["lineItems"]:
                 variant = line["variant"]
-                self.known_variants.update(id_text(variant[k]) for k in ("externalId", "sku")
-                                           if variant.get(k) is not None)
+                self.known_variants.update(
+                    id_text(variant[k]) for k in ("externalId", "sku") if variant.get(k) is not None
+                )
         return sale
 
     def _line(self, sale_id: int, line: dict[str, Any]) -> dict[str, Any]:
@@ -203,13 +246,18 @@ class Store:
         if item_id is None:
             item_id = self.line_ids[key] = self._next_item_id
             self._next_item_id += 1
-        props = [{"key": p.get("key", p.get("name")), "value": p.get("value")}
-                 for p in line.get("properties") or []]
-        return {**line, "id": item_id, "externalId": id_text(line["externalId"]),
-                "properties": props}
+        props = [
+            {"key": p.get("key", p.get("name")), "value": p.get("value")}
+            for p in line.get("properties") or []
+        ]
+        return {
+            **line,
+            "id": item_id,
+            "externalId": id_text(line["externalId"]),
+            "properties": props,
+        }
 
-    def cancel(self, sale_id: int, *, now: float,
-               set_flag: bool = True) -> dict[str, Any] | None:
+    def cancel(self, sale_id: int, *, now: float, set_flag: bool = True) -> dict[str, Any] | None:
         """Cancel every item of a sale (`cancellationStatus` full); None for an unknown sale.
 
         Every POST counts in `cancel_posts` (Jetti creates sale-return objects on each call,
@@ -228,13 +276,17 @@ class Store:
             self.counters["cancellations"] += 1
         return sale
 
-    def add_foreign_sale(self, external_id: str, channel_id: int, *,
-                         now: float) -> dict[str, Any]:
+    def add_foreign_sale(self, external_id: str, channel_id: int, *, now: float) -> dict[str, Any]:
         """A sale of another channel with this externalId (a test fixture)."""
         sale: dict[str, Any] = {
-            "id": self._next_sale_id, "channelId": channel_id, "externalId": external_id,
-            "cancelled": False, "cancellationStatus": "none", "createdAt": iso(now),
-            "lineItems": []}
+            "id": self._next_sale_id,
+            "channelId": channel_id,
+            "externalId": external_id,
+            "cancelled": False,
+            "cancellationStatus": "none",
+            "createdAt": iso(now),
+            "lineItems": [],
+        }
         self._next_sale_id += 1
         self.foreign.setdefault(external_id, []).append(sale)
         self.sales_by_id[int(sale["id"])] = sale
@@ -247,14 +299,24 @@ class Store:
         for external_id, sale in self.sales.items():
             calls = int(sale.get("cancelPosts", 0))
             if calls or sale["cancelled"] or sale["cancellationStatus"] != "none":
-                out[external_id] = {"saleId": sale["id"], "cancelled": sale["cancelled"],
-                                    "cancellationStatus": sale["cancellationStatus"],
-                                    "cancelCalls": calls}
+                out[external_id] = {
+                    "saleId": sale["id"],
+                    "cancelled": sale["cancelled"],
+                    "cancellationStatus": sale["cancellationStatus"],
+                    "cancelCalls": calls,
+                }
         return out
 
-    def find_imports(self, *, external_id: str | None = None, status: str | None = None,
-                     created_from: float | None = None, created_before: float | None = None,
-                     offset: int = 0, limit: int = 100) -> list[ImportRow]:
+    def find_imports(
+        self,
+        *,
+        external_id: str | None = None,
+        status: str | None = None,
+        created_from: float | None = None,
+        created_before: float | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> list[ImportRow]:
         """Import rows oldest first, filtered; the window is [created_from, created_before)."""
         if external_id is not None:
             rows = self.rows_by_external_id.get(external_id, [])
@@ -264,8 +326,11 @@ class Store:
             candidates = rows[lo:hi]
         else:
             lo = 0 if created_from is None else bisect.bisect_left(self.row_ts, created_from)
-            hi = len(self.rows) if created_before is None or self.backdated else (
-                bisect.bisect_left(self.row_ts, created_before))
+            hi = (
+                len(self.rows)
+                if created_before is None or self.backdated
+                else (bisect.bisect_left(self.row_ts, created_before))
+            )
             candidates = self.rows[lo:hi]
         out: list[ImportRow] = []
         skipped = 0

@@ -125,8 +125,13 @@ def _check_line(
     elif known_variants is not None and not find_or_create:
         keys = {id_text(variant[k]) for k in ("externalId", "sku") if _is_id(variant.get(k))}
         if not keys & set(known_variants):
-            add(Problem(f"{path}.variant", "is unknown to the channel (send "
-                        "options.findOrCreateChannelVariant: true to connect it by SKU)"))
+            add(
+                Problem(
+                    f"{path}.variant",
+                    "is unknown to the channel (send "
+                    "options.findOrCreateChannelVariant: true to connect it by SKU)",
+                )
+            )
     _check_properties(line.get("properties"), f"{path}.properties", add)
     _check_routing(line, path, add)
 
@@ -164,7 +169,8 @@ def _check_routing(line: dict[str, Any], path: str, add: Any) -> None:
         add(Problem(f"{path}.manualRouting", 'must be "fulfill" or "dropship" with manual routing'))
         return
     needed, other = (
-        ("warehouseId", "dropshipProviderId") if manual == "fulfill"
+        ("warehouseId", "dropshipProviderId")
+        if manual == "fulfill"
         else ("dropshipProviderId", "warehouseId")
     )
     if not _is_int(line.get(needed)):

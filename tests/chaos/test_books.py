@@ -52,16 +52,28 @@ class World:
             self.ledger.record(NewVersion(key, raw, order.updated_at, None), now=1.0)
         entry = self.ledger.get(key)
         assert entry is not None
-        self.ledger.mark_submitted(key, version=entry.version, payload_hash=payload_hash(raws[-1]),
-                                   line_ids=(), sale_id=1, now=2.0, attempt=attempt)
+        self.ledger.mark_submitted(
+            key,
+            version=entry.version,
+            payload_hash=payload_hash(raws[-1]),
+            line_ids=(),
+            sale_id=1,
+            now=2.0,
+            attempt=attempt,
+        )
         return raws
 
     def check(self) -> Any:
         def histories(ids: Sequence[str]) -> Mapping[str, list[dict[str, Any]]]:
             return {i: self.history.get(i, []) for i in ids}
 
-        return check_books(self.books, ledger=self.ledger, dead=self.dead, histories=histories,
-                           cancellations=lambda: self.sandbox_cancels)
+        return check_books(
+            self.books,
+            ledger=self.ledger,
+            dead=self.dead,
+            histories=histories,
+            cancellations=lambda: self.sandbox_cancels,
+        )
 
     def cancelled(self, key: str, raw: bytes, *, via: str) -> None:
         """The producer hands over the cancelling copy `raw`; the ledger ends CANCELLED."""
@@ -70,8 +82,10 @@ class World:
         self.ledger.record(NewVersion(key, raw, order.updated_at, None), now=3.0)
         entry = self.ledger.get(key)
         assert entry is not None and entry.raw_hash == raw_hash(raw)
-        assert self.settle.mark_cancelled(key, version=entry.version, sale_id=1001, via=via,
-                                          now=4.0) is False
+        assert (
+            self.settle.mark_cancelled(key, version=entry.version, sale_id=1001, via=via, now=4.0)
+            is False
+        )
 
 
 @pytest.fixture
@@ -115,8 +129,14 @@ def test_a_resend_without_a_cause_is_a_harmful_duplicate(world: World) -> None:
 
 def test_a_resend_after_an_unknown_outcome_is_harmless(world: World) -> None:
     """A timeout (OutcomeUnknown) explains an identical resend; the upsert changed nothing."""
-    unknown = Attempt(at=1.5, status=None, error_class="OutcomeUnknown", excerpt="timeout",
-                      worker="w:1", outcome="error")
+    unknown = Attempt(
+        at=1.5,
+        status=None,
+        error_class="OutcomeUnknown",
+        excerpt="timeout",
+        worker="w:1",
+        outcome="error",
+    )
     (v1,) = world.submitted("a", 1, attempt=unknown)
     world.history["a"] = [receipt(v1), receipt(v1)]
     report = world.check()
@@ -131,8 +151,16 @@ def test_dead_in_the_ledger_without_a_dead_letter_is_lost(world: World) -> None:
     world.ledger.record(NewVersion("a", raw, None, None), now=1.0)
     world.ledger.mark_dead("a", reason=DeadReason.REJECTED, now=2.0)
     assert world.check().lost == 1
-    world.dead.put("a", reason=DeadReason.REJECTED, raw=raw, payload=None, attempts=[],
-                   source=None, error="Jetti answered 422", now=2.0)
+    world.dead.put(
+        "a",
+        reason=DeadReason.REJECTED,
+        raw=raw,
+        payload=None,
+        attempts=[],
+        source=None,
+        error="Jetti answered 422",
+        now=2.0,
+    )
     report = world.check()
     assert (report.lost, report.dead_lettered) == (0, 1)
     assert report.dead_reasons == {"rejected": 1}
@@ -142,15 +170,17 @@ def test_a_resend_after_a_replay_is_harmless(world: World) -> None:
     """`dlq replay` (the ledger event `replay`) explains sending the same payload again."""
     raw = raw_order("a", 1)
     world.books.accept("a", raw)
-    world.ledger.record(NewVersion("a", raw, parse_raw_order(loads_document(raw)).updated_at,
-                                   None), now=1.0)
+    world.ledger.record(
+        NewVersion("a", raw, parse_raw_order(loads_document(raw)).updated_at, None), now=1.0
+    )
     world.ledger.mark_dead("a", reason=DeadReason.RETRIES_EXHAUSTED, now=2.0)
     assert world.ledger.replay("a", now=3.0)[0] == "rearmed"
     assert "replay" in {e["type"] for e in world.ledger.events("a")}
     entry = world.ledger.get("a")
     assert entry is not None
-    world.ledger.mark_submitted("a", version=entry.version, payload_hash=payload_hash(raw),
-                                line_ids=(), sale_id=1, now=4.0)
+    world.ledger.mark_submitted(
+        "a", version=entry.version, payload_hash=payload_hash(raw), line_ids=(), sale_id=1, now=4.0
+    )
     world.history["a"] = [receipt(raw), receipt(raw)]
     report = world.check()
     assert (report.harmful_duplicates, report.harmless_duplicates) == (0, 1)
@@ -163,8 +193,9 @@ def test_a_resend_after_a_repair_is_harmless(world: World) -> None:
     assert world.settle.repair("a", payload_hash=payload_hash(v1), now=3.0) == 1
     entry = world.ledger.get("a")
     assert entry is not None
-    world.ledger.mark_submitted("a", version=entry.version, payload_hash=payload_hash(v1),
-                                line_ids=(), sale_id=1, now=4.0)
+    world.ledger.mark_submitted(
+        "a", version=entry.version, payload_hash=payload_hash(v1), line_ids=(), sale_id=1, now=4.0
+    )
     world.history["a"] = [receipt(v1), receipt(v1)]
     report = world.check()
     assert (report.harmful_duplicates, report.harmless_duplicates) == (0, 1)
@@ -177,11 +208,20 @@ def test_dead_for_an_older_version_than_the_latest_is_lost(world: World) -> None
     v1, v2 = raw_order("a", 1), raw_order("a", 2)
     world.books.accept("a", v1)
     world.books.accept("a", v2)
-    world.ledger.record(NewVersion("a", v1, parse_raw_order(loads_document(v1)).updated_at,
-                                   None), now=1.0)
+    world.ledger.record(
+        NewVersion("a", v1, parse_raw_order(loads_document(v1)).updated_at, None), now=1.0
+    )
     world.ledger.mark_dead("a", reason=DeadReason.REJECTED, now=2.0)
-    world.dead.put("a", reason=DeadReason.REJECTED, raw=v1, payload=None, attempts=[],
-                   source=None, error="Jetti answered 422", now=2.0)
+    world.dead.put(
+        "a",
+        reason=DeadReason.REJECTED,
+        raw=v1,
+        payload=None,
+        attempts=[],
+        source=None,
+        error="Jetti answered 422",
+        now=2.0,
+    )
     report = world.check()
     assert (report.lost, report.dead_lettered) == (1, 0)
     assert not report.balanced
@@ -201,12 +241,17 @@ def test_cancelled_is_settled_with_how(world: World) -> None:
     """CANCELLED is final: counted apart with how it was cancelled, not lost."""
     raw = raw_order("a", 1)
     world.books.accept("a", raw)
-    world.ledger.record(NewVersion("a", raw, parse_raw_order(loads_document(raw)).updated_at,
-                                   None), now=1.0)
+    world.ledger.record(
+        NewVersion("a", raw, parse_raw_order(loads_document(raw)).updated_at, None), now=1.0
+    )
     entry = world.ledger.get("a")
     assert entry is not None
-    assert world.settle.mark_cancelled("a", version=entry.version, sale_id=None,
-                                       via="not_imported", now=2.0) is False
+    assert (
+        world.settle.mark_cancelled(
+            "a", version=entry.version, sale_id=None, via="not_imported", now=2.0
+        )
+        is False
+    )
     report = world.check()
     assert (report.cancelled, report.lost, report.delivered) == (1, 0, 0)
     assert report.cancelled_via == {"not_imported": 1}

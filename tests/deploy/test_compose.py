@@ -37,13 +37,26 @@ ENV_EXAMPLE = ROOT / ".env.example"
 README = ROOT / "README.md"
 
 # Services the issue asks for.
-EXPECTED_SERVICES = {"redis", "worker", "pump", "flower", "metrics", "prometheus", "grafana",
-                     "sandbox"}
+EXPECTED_SERVICES = {
+    "redis",
+    "worker",
+    "pump",
+    "flower",
+    "metrics",
+    "prometheus",
+    "grafana",
+    "sandbox",
+}
 # Set by Docker in every container; not ours to document.
 DOCKER_VARIABLES = {"HOSTNAME"}
 # Which Jetti the relay talks to: real Jetti needs every one of them, so none has a default here.
-JETTI_VARIABLES = {"JETTI_RELAY_JETTI_ASYNC_URL", "JETTI_RELAY_WEBHOOK_HASH",
-                   "JETTI_RELAY_JETTI_API_URL", "JETTI_RELAY_API_TOKEN", "JETTI_RELAY_CHANNEL_ID"}
+JETTI_VARIABLES = {
+    "JETTI_RELAY_JETTI_ASYNC_URL",
+    "JETTI_RELAY_WEBHOOK_HASH",
+    "JETTI_RELAY_JETTI_API_URL",
+    "JETTI_RELAY_API_TOKEN",
+    "JETTI_RELAY_CHANNEL_ID",
+}
 
 
 def compose(path: Path = COMPOSE) -> dict[str, Any]:
@@ -75,7 +88,7 @@ def services() -> dict[str, dict[str, Any]]:
 def readme_section(name: str) -> str:
     text = README.read_text()
     start = text.index(f"<!-- section:{name} -->")
-    return text[start:text.index(f"<!-- /section:{name} -->", start)]
+    return text[start : text.index(f"<!-- /section:{name} -->", start)]
 
 
 def argv(command: str | list[str]) -> list[str]:
@@ -222,8 +235,9 @@ def test_the_checker_refuses_an_unknown_subcommand_or_option(
     with pytest.raises(click.UsageError):
         check_command(["jetti-relay", "metrics", "--no-such-option"], {}, monkeypatch)
     with pytest.raises(AssertionError):
-        check_command(["celery", "-A", "worker.celery_app", "flower", "--no-such=1"], {},
-                      monkeypatch)
+        check_command(
+            ["celery", "-A", "worker.celery_app", "flower", "--no-such=1"], {}, monkeypatch
+        )
 
 
 def test_mounted_files_exist() -> None:
@@ -247,13 +261,19 @@ def test_the_image_builds_from_files_that_exist() -> None:
 def test_grafana_and_prometheus_find_what_compose_mounts() -> None:
     """The dashboard provider's path is where compose mounts the dashboards, and Prometheus
     scrapes the metrics service on the port it listens on."""
-    provider = yaml.safe_load((ROOT / "ops/monitoring/grafana/provisioning/dashboards/"
-                               "jetti-relay.yml").read_text())
+    provider = yaml.safe_load(
+        (ROOT / "ops/monitoring/grafana/provisioning/dashboards/jetti-relay.yml").read_text()
+    )
     path = provider["providers"][0]["options"]["path"]
     assert any(v.split(":")[1] == path for v in services()["grafana"]["volumes"])
     prometheus = yaml.safe_load((ROOT / "ops/monitoring/prometheus.yml").read_text())
-    targets = [t for job in prometheus["scrape_configs"] if job["job_name"] == "jetti-relay"
-               for c in job["static_configs"] for t in c["targets"]]
+    targets = [
+        t
+        for job in prometheus["scrape_configs"]
+        if job["job_name"] == "jetti-relay"
+        for c in job["static_configs"]
+        for t in c["targets"]
+    ]
     metrics_args = argv(services()["metrics"]["command"])
     assert targets == [f"metrics:{metrics_args[metrics_args.index('--port') + 1]}"]
 
@@ -265,7 +285,8 @@ def test_the_main_file_has_no_jetti_and_the_sandbox_file_all_of_it() -> None:
     base = base_services()
     assert "sandbox" not in base
     assert "sandbox" not in COMPOSE.read_text().split("services:", 1)[1].replace(
-        "docker-compose.sandbox.yml", "")
+        "docker-compose.sandbox.yml", ""
+    )
     # Flower only watches the broker: it gets no Jetti variable at all.
     relay = [name for name, service in base.items() if service.get("build") and name != "flower"]
     assert relay
@@ -288,8 +309,8 @@ def test_the_main_file_has_no_jetti_and_the_sandbox_file_all_of_it() -> None:
 def test_the_runbook_says_to_set_every_jetti_variable_for_real_jetti() -> None:
     runbook = readme_section("operations")
     assert "docker-compose.sandbox.yml" in runbook
-    real = runbook[runbook.index("### Pointing at real Jetti"):]
-    real = real[:real.index("###", 4)]
+    real = runbook[runbook.index("### Pointing at real Jetti") :]
+    real = real[: real.index("###", 4)]
     for variable in sorted(JETTI_VARIABLES):
         assert f"`{variable}`" in real, f"{variable} missing from Pointing at real Jetti"
 

@@ -102,8 +102,13 @@ def test_demo_on_a_bare_machine_reports_what_the_sandbox_recorded(
 
     out = done.stdout
     assert f"reached Jetti: {stats['sales']} orders" in out
-    for command in ("jetti-relay dlq list", "jetti-relay dlq show", "jetti-relay dlq replay",
-                    "jetti-relay order show", "celery -A worker.celery_app --broker redis://"):
+    for command in (
+        "jetti-relay dlq list",
+        "jetti-relay dlq show",
+        "jetti-relay dlq replay",
+        "jetti-relay order show",
+        "celery -A worker.celery_app --broker redis://",
+    ):
         assert command in out
 
     # Nothing it started is left: no process in its process groups, and its Redis is gone.

@@ -26,13 +26,11 @@ def stream(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
     get_settings.cache_clear()
     monkeypatch.setattr(logconfig, "_configured", None)
     logconfig.configure_logging("json", "INFO")
-    (handler,) = [h for h in logging.getLogger().handlers
-                  if isinstance(h, logconfig._RelayHandler)]
+    (handler,) = [h for h in logging.getLogger().handlers if isinstance(h, logconfig._RelayHandler)]
     out = io.StringIO()
     handler.setStream(out)
     yield out
-    for ours in [h for h in logging.getLogger().handlers
-                 if isinstance(h, logconfig._RelayHandler)]:
+    for ours in [h for h in logging.getLogger().handlers if isinstance(h, logconfig._RelayHandler)]:
         logging.getLogger().removeHandler(ours)
     structlog.reset_defaults()
     get_settings.cache_clear()
@@ -45,7 +43,9 @@ def lines(out: io.StringIO) -> list[dict[str, object]]:
 def test_secret_and_email_never_reach_the_output(stream: io.StringIO) -> None:
     """A structlog event carrying a secret and an email renders with both masked."""
     structlog.get_logger("t").info(
-        "order_failed", detail=f"hash {HASH} token {TOKEN}", email=EMAIL,
+        "order_failed",
+        detail=f"hash {HASH} token {TOKEN}",
+        email=EMAIL,
         note=f"contact {EMAIL}",
     )
     text = stream.getvalue()
@@ -60,15 +60,26 @@ def test_secret_and_email_never_reach_the_output(stream: io.StringIO) -> None:
 def test_personal_keys_are_masked_in_nested_dicts(stream: io.StringIO) -> None:
     """Name, phone and address keys (any case, nested) are replaced with ***."""
     structlog.get_logger("t").info(
-        "order_seen", order_key="A-1",
-        customer_info={"firstName": "Jane", "LAST_NAME": "Doe", "Phone": "+31 6 1234",
-                       "shipping": {"line1": "Main St 1", "Line2": "Apt 2", "zip": "1011",
-                                    "city": "Amsterdam"}},
+        "order_seen",
+        order_key="A-1",
+        customer_info={
+            "firstName": "Jane",
+            "LAST_NAME": "Doe",
+            "Phone": "+31 6 1234",
+            "shipping": {
+                "line1": "Main St 1",
+                "Line2": "Apt 2",
+                "zip": "1011",
+                "city": "Amsterdam",
+            },
+        },
     )
     (event,) = lines(stream)
     assert event["order_key"] == "A-1"
     assert event["customer_info"] == {
-        "firstName": "***", "LAST_NAME": "***", "Phone": "***",
+        "firstName": "***",
+        "LAST_NAME": "***",
+        "Phone": "***",
         "shipping": {"line1": "***", "Line2": "***", "zip": "***", "city": "***"},
     }
 
@@ -104,8 +115,7 @@ def test_console_format_is_redacted_too(
 ) -> None:
     """The console renderer gets the same redaction."""
     logconfig.configure_logging("console", "INFO")
-    (handler,) = [h for h in logging.getLogger().handlers
-                  if isinstance(h, logconfig._RelayHandler)]
+    (handler,) = [h for h in logging.getLogger().handlers if isinstance(h, logconfig._RelayHandler)]
     out = io.StringIO()
     handler.setStream(out)
     structlog.get_logger("t").info("hello", email=EMAIL, detail=TOKEN)

@@ -75,11 +75,13 @@ def test_the_line_item_cap_applies_as_in_the_worker() -> None:
     )
     code, out, err = run(doc, "--rules", str(RULES), "--max-line-items", "2")
     assert code == 1 and out == []
-    assert "the order would become 3 line items after splitting, more than the limit of 2" in (
-        err[0]
+    assert (
+        "the order would become 3 line items after splitting, more than the limit of 2" in (err[0])
     )
-    lines = [{"id": f"l{n}", "sku": "ENGRAVE-1", "name": "n", "quantity": 1000, "unit_price": 1}
-             for n in range(11)]
+    lines = [
+        {"id": f"l{n}", "sku": "ENGRAVE-1", "name": "n", "quantity": 1000, "unit_price": 1}
+        for n in range(11)
+    ]
     many = json.dumps({"id": "b", "lines": lines})
     code, _, err = run(many, "--rules", str(RULES))
     assert code == 1 and "more than the limit of 10000" in err[0]

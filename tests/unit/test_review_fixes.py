@@ -24,11 +24,14 @@ def _entry(raw: bytes) -> OrderEntry:
     return cast(OrderEntry, SimpleNamespace(raw=raw))
 
 
-@pytest.mark.parametrize("spelling", [
-    b'"cancelled_at":"2026-11-27T10:00:00Z"',
-    b'"cancelled_at" : "2026-11-27T10:00:00Z"',
-    b'"cancelled_at"\n  :\t"2026-11-27T10:00:00Z"',
-])
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        b'"cancelled_at":"2026-11-27T10:00:00Z"',
+        b'"cancelled_at" : "2026-11-27T10:00:00Z"',
+        b'"cancelled_at"\n  :\t"2026-11-27T10:00:00Z"',
+    ],
+)
 def test_a_cancellation_is_seen_whatever_the_spacing(spelling: bytes) -> None:
     """Producers store the original bytes: a pretty-printed `cancelled_at` is still a cancel."""
     order = cancellation(_entry(b'{"id": "o-1", ' + spelling + b", " + LINES + b"}"))
@@ -36,8 +39,9 @@ def test_a_cancellation_is_seen_whatever_the_spacing(spelling: bytes) -> None:
 
 
 def test_a_cancelled_at_in_text_or_null_is_not_a_cancellation() -> None:
-    assert cancellation(_entry(b'{"id": "o-1", "notes": "cancelled_at: no", ' + LINES + b"}")) \
-        is None
+    assert (
+        cancellation(_entry(b'{"id": "o-1", "notes": "cancelled_at: no", ' + LINES + b"}")) is None
+    )
     assert cancellation(_entry(b'{"id": "o-1", "cancelled_at" : null, ' + LINES + b"}")) is None
 
 
@@ -51,10 +55,12 @@ def test_a_corrected_order_must_carry_the_stored_orders_id() -> None:
     stored = _raw("1001")
     for wrong in ("1", "01", "a:1001"):
         with pytest.raises(ReplayInputError, match="is not the id of order"):
-            parse_corrected_raw(_raw(wrong), order_key="shop-a:1001", where="fix.json",
-                                stored_raw=stored)
-    assert parse_corrected_raw(_raw("1001"), order_key="shop-a:1001", where="fix.json",
-                               stored_raw=stored).body
+            parse_corrected_raw(
+                _raw(wrong), order_key="shop-a:1001", where="fix.json", stored_raw=stored
+            )
+    assert parse_corrected_raw(
+        _raw("1001"), order_key="shop-a:1001", where="fix.json", stored_raw=stored
+    ).body
 
 
 def test_without_a_stored_order_the_id_must_follow_a_prefix_separator() -> None:

@@ -86,8 +86,9 @@ def test_both_spellings_with_the_same_value_are_fine(monkeypatch: pytest.MonkeyP
 
 def test_both_spellings_with_different_values_are_refused() -> None:
     """An alias and its canonical name that disagree are refused, naming both, not the values."""
-    [problem] = refusal(JETTI_RELAY_WEBHOOK_HASH="one-s3cret",
-                        JETTI_RELAY_JETTI_WEBHOOK_HASH="two-s3cret")
+    [problem] = refusal(
+        JETTI_RELAY_WEBHOOK_HASH="one-s3cret", JETTI_RELAY_JETTI_WEBHOOK_HASH="two-s3cret"
+    )
     assert "JETTI_RELAY_JETTI_WEBHOOK_HASH" in problem and "JETTI_RELAY_WEBHOOK_HASH" in problem
     assert "s3cret" not in problem
 
@@ -123,8 +124,13 @@ def test_every_settings_field_is_a_known_variable() -> None:
 def test_every_jetti_relay_variable_in_the_repository_is_known() -> None:
     """Each JETTI_RELAY_* name the code, docs or compose files use is a setting, an alias or in
     EXTERNAL_VARIABLES: a variable read outside Settings must be listed there, in one place."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     unknown: dict[str, str] = {}
     for name in files:
         path = ROOT / name
@@ -167,8 +173,15 @@ def test_a_missing_jetti_secret_is_a_problem_for_the_mode(
     assert [p.split(" ")[0] for p in problems] == missing
 
 
-@pytest.mark.parametrize("url", ["https://api.jetti.io", "https://api.jetti.io/",
-                                 "https://api.jetti.io/api", "https://api.jetti.io/api/"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.jetti.io",
+        "https://api.jetti.io/",
+        "https://api.jetti.io/api",
+        "https://api.jetti.io/api/",
+    ],
+)
 def test_the_api_url_works_with_or_without_api(url: str) -> None:
     """JETTI_RELAY_JETTI_API_URL may end in /api (as the sandbox and Jetti's docs print it)."""
     settings = Settings(jetti_mode="sync", jetti_api_url=url, api_token="t", channel_id=5)
@@ -190,8 +203,9 @@ def test_jetti_urls_must_be_https(monkeypatch: pytest.MonkeyPatch, field: str, u
     assert problem.startswith(f"{env_name(field)}: must be an https:// URL")
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost", "[::1]", "sandbox",
-                                  "relay.localhost"])
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "127.0.0.2", "localhost", "[::1]", "sandbox", "relay.localhost"]
+)
 def test_plain_http_is_allowed_to_loopback_and_the_sandbox(host: str) -> None:
     """Loopback, localhost and the compose sandbox service may be plain http."""
     assert Settings(jetti_api_url=f"http://{host}:8080").jetti_api_url == f"http://{host}:8080"
@@ -213,8 +227,11 @@ def test_the_sandbox_prints_variables_the_relay_reads(monkeypatch: pytest.Monkey
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("JETTI_RELAY_API_TOKEN", "t")
     settings = load_settings()
-    assert jetti_problems(Settings(jetti_mode="sync", api_token="t",
-                                   channel_id=settings.channel_id)) == []
+    assert (
+        jetti_problems(Settings(jetti_mode="sync", api_token="t", channel_id=settings.channel_id))
+        == []
+    )
     assert settings.jetti_async_url == (
-        "http://127.0.0.1:8099/webhooks/custom-channels/manual-sale.json")
+        "http://127.0.0.1:8099/webhooks/custom-channels/manual-sale.json"
+    )
     assert (settings.jetti_api_url, settings.channel_id) == ("http://127.0.0.1:8099", 4)

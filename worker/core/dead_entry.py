@@ -28,14 +28,20 @@ class StatusChange:
     reason: DeadReason | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"at": self.at, "status": str(self.status),
-                "reason": None if self.reason is None else str(self.reason)}
+        return {
+            "at": self.at,
+            "status": str(self.status),
+            "reason": None if self.reason is None else str(self.reason),
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StatusChange:
         reason = data.get("reason")
-        return cls(float(data["at"]), DeadStatus(data["status"]),
-                   None if reason is None else DeadReason(reason))
+        return cls(
+            float(data["at"]),
+            DeadStatus(data["status"]),
+            None if reason is None else DeadReason(reason),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +79,12 @@ def _opt_text(fields: Mapping[bytes, bytes], name: str) -> str | None:
     return None if value is None else value.decode()
 
 
-def parse_entry(order_key: str, fields: Mapping[bytes, bytes], attempts: Sequence[bytes],
-           history: Sequence[bytes]) -> DeadEntry:
+def parse_entry(
+    order_key: str,
+    fields: Mapping[bytes, bytes],
+    attempts: Sequence[bytes],
+    history: Sequence[bytes],
+) -> DeadEntry:
     status = _opt_text(fields, "http_status")
     erased = _opt_text(fields, "erased_at")
     return DeadEntry(
@@ -118,13 +128,19 @@ class DeadStats:
 
 
 def erase_attempt(attempt: Attempt) -> Attempt:
-    return Attempt(at=attempt.at, status=attempt.status, error_class=attempt.error_class,
-                   excerpt=mask_text(attempt.excerpt, ERASED), worker=attempt.worker,
-                   outcome=attempt.outcome)
+    return Attempt(
+        at=attempt.at,
+        status=attempt.status,
+        error_class=attempt.error_class,
+        excerpt=mask_text(attempt.excerpt, ERASED),
+        worker=attempt.worker,
+        outcome=attempt.outcome,
+    )
 
 
-def masked(entry: DeadEntry, *, include_personal_data: bool = False,
-           secrets: Sequence[str] = ()) -> dict[str, Any]:
+def masked(
+    entry: DeadEntry, *, include_personal_data: bool = False, secrets: Sequence[str] = ()
+) -> dict[str, Any]:
     """A JSON-ready view of `entry` for `show` and `export`.
 
     Personal data (see `worker.core.privacy`; emails in the error and excerpts) is replaced by "***"
@@ -140,11 +156,20 @@ def masked(entry: DeadEntry, *, include_personal_data: bool = False,
         for a in attempts:
             a["excerpt"] = mask_text(a["excerpt"], MASK)
     view: dict[str, Any] = {
-        "order_key": entry.order_key, "reason": str(entry.reason), "status": str(entry.status),
-        "error": error, "http_status": entry.http_status, "source": entry.source,
-        "first_dead_at": entry.first_dead_at, "last_dead_at": entry.last_dead_at,
-        "status_since": entry.status_since, "replay_count": entry.replay_count,
-        "erased_at": entry.erased_at, "raw": raw, "payload": payload, "attempts": attempts,
+        "order_key": entry.order_key,
+        "reason": str(entry.reason),
+        "status": str(entry.status),
+        "error": error,
+        "http_status": entry.http_status,
+        "source": entry.source,
+        "first_dead_at": entry.first_dead_at,
+        "last_dead_at": entry.last_dead_at,
+        "status_since": entry.status_since,
+        "replay_count": entry.replay_count,
+        "erased_at": entry.erased_at,
+        "raw": raw,
+        "payload": payload,
+        "attempts": attempts,
         "history": [h.to_dict() for h in entry.history],
     }
     result: dict[str, Any] = hide_secrets(view, secrets, SECRET_MASK)

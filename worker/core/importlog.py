@@ -100,8 +100,11 @@ def compare_sale(sale: Sale, payload: dict[str, Any]) -> SaleVerdict:
     """Compare a sale with the payload last sent, on what the answer actually carries."""
     if not sale.has_lines:
         return SaleVerdict.CANNOT_COMPARE
-    lines = {str(item["externalId"]): item for item in sale.line_items
-             if item.get("externalId") is not None}
+    lines = {
+        str(item["externalId"]): item
+        for item in sale.line_items
+        if item.get("externalId") is not None
+    }
     if not lines:
         return SaleVerdict.CANNOT_COMPARE
     cosmetic = False

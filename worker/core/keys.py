@@ -53,8 +53,10 @@ def order_key_problem(order_key: object) -> str | None:
     if not isinstance(order_key, str) or not order_key:
         return "the order key is not a non-empty string"
     if len(order_key) > MAX_ORDER_KEY_CHARS:
-        return (f"the order key (id prefix + id) has {len(order_key)} characters, "
-                f"at most {MAX_ORDER_KEY_CHARS}")
+        return (
+            f"the order key (id prefix + id) has {len(order_key)} characters, "
+            f"at most {MAX_ORDER_KEY_CHARS}"
+        )
     if not order_key.isascii():
         try:
             order_key.encode("utf-8")
@@ -248,4 +250,4 @@ class LegacyKeys:
         """The order key whose legacy dead-letter hash is named `name` (an index name an order
         id such as `idx:all` took over), or None when `name` is not under `{prefix}:dead:`."""
         head = f"{self.prefix}:dead:"
-        return name[len(head):] if name.startswith(head) else None
+        return name[len(head) :] if name.startswith(head) else None

@@ -21,8 +21,22 @@ from typing import Any
 _EMAIL_RE = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
 # Normalised keys (lower case, no "_" or "-") whose whole value is personal data.
 _PERSONAL_LEAVES = frozenset(
-    {"firstname", "lastname", "fullname", "customername", "contactname", "company",
-     "companyname", "mobile", "street", "city", "zip", "postcode", "postalcode", "province"}
+    {
+        "firstname",
+        "lastname",
+        "fullname",
+        "customername",
+        "contactname",
+        "company",
+        "companyname",
+        "mobile",
+        "street",
+        "city",
+        "zip",
+        "postcode",
+        "postalcode",
+        "province",
+    }
 )
 # Normalised keys whose whole subtree is about a person (besides anything named *address*).
 _PERSONAL_CONTAINERS = frozenset({"customer", "billing", "billto", "shipto", "contact"})
@@ -50,10 +64,16 @@ def _norm(key: str) -> str:
 
 def _is_personal_key(key: str) -> bool:
     n = _norm(key)
-    return (n in _PERSONAL_CONTAINERS or n in _PERSONAL_LEAVES
-            or "address" in n or "email" in n or "phone" in n
-            or any(n.startswith(p) and n[len(p):] in _FLAT_ADDRESS_PARTS
-                   for p in _FLAT_ADDRESS_PREFIXES))
+    return (
+        n in _PERSONAL_CONTAINERS
+        or n in _PERSONAL_LEAVES
+        or "address" in n
+        or "email" in n
+        or "phone" in n
+        or any(
+            n.startswith(p) and n[len(p) :] in _FLAT_ADDRESS_PARTS for p in _FLAT_ADDRESS_PREFIXES
+        )
+    )
 
 
 def scrub_personal_data(doc: Any, replacement: str) -> Any:

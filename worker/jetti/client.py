@@ -228,8 +228,10 @@ class JettiClient:
         Only documented equality filters (`where[...]`); the page limit is a request Jetti
         may cap, so the caller must not conclude "no row" from a full page.
         """
-        params: dict[str, str | int] = {"where[externalId]": external_id,
-                                        "limit": IMPORT_PAGE_LIMIT}
+        params: dict[str, str | int] = {
+            "where[externalId]": external_id,
+            "limit": IMPORT_PAGE_LIMIT,
+        }
         if self._channel_id is not None:
             params["where[channelId]"] = self._channel_id
         doc = self._api("GET", "/sale-imports.json", params=params)
@@ -257,7 +259,10 @@ class JettiClient:
     ) -> Any:
         response = _exchange(
             lambda: self._http.request(
-                method, self._api_root + path, params=params, content=body,
+                method,
+                self._api_root + path,
+                params=params,
+                content=body,
                 headers=self._api_headers,
             )
         )
@@ -293,8 +298,10 @@ class JettiClient:
             # The async endpoint has no per-order resource: "no such route/method" is our URL
             # (or, undocumented, an unknown hash), never a verdict on one order (reliability #10).
             return ConfigurationError(
-                status, f"the async import URL is wrong or refused ({status}): check "
-                "JETTI_RELAY_JETTI_ASYNC_URL and the webhook hash")
+                status,
+                f"the async import URL is wrong or refused ({status}): check "
+                "JETTI_RELAY_JETTI_ASYNC_URL and the webhook hash",
+            )
         return Rejected(status, excerpt)
 
     def _rate_limited(self, header: str | None) -> RateLimited:
@@ -302,8 +309,13 @@ class JettiClient:
         if parsed.note is not None:
             # Logged here, counted by the caller (the note travels on the error): a proxy's
             # absurd header must be visible, never obeyed as sent (reliability #8).
-            log.warning("retry_after_adjusted", note=parsed.note, header=(header or "")[:40],
-                        used_s=parsed.seconds, max_s=self._retry_after_max_s)
+            log.warning(
+                "retry_after_adjusted",
+                note=parsed.note,
+                header=(header or "")[:40],
+                used_s=parsed.seconds,
+                max_s=self._retry_after_max_s,
+            )
         return RateLimited(parsed.seconds, status=429, retry_after_note=parsed.note)
 
     def _excerpt(self, response: httpx.Response) -> str:
@@ -328,9 +340,7 @@ class JettiClient:
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
-    )
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def build_http_client(settings: Settings) -> httpx.Client:

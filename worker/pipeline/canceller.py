@@ -234,7 +234,10 @@ class Canceller:
         except Rejected as exc:
             self._stats.count_submission("cancel_rejected", exc.status)
             self._dead_letter(
-                entry, DeadReason.REJECTED, f"cancel: {exc}", now=self._clock(),
+                entry,
+                DeadReason.REJECTED,
+                f"cancel: {exc}",
+                now=self._clock(),
                 attempt=self._attempt(exc),
             )
         except RetryableError as exc:
@@ -263,22 +266,27 @@ class Canceller:
         rows = self._jetti.imports_of(entry.order_key)
         if any(r.status in ("success", "skipped") for r in rows):
             raise JettiUnavailable(
-                None, "Jetti's import log shows the order imported, but our channel has no "
-                "sale for it (yet)")
+                None,
+                "Jetti's import log shows the order imported, but our channel has no "
+                "sale for it (yet)",
+            )
         unknown_later = entry.submitted_at is None or reached_at > entry.submitted_at
         if any(self._failed_import(entry, row, reached_at, unknown_later) for row in rows):
             self._cancelled(entry, sale_id=None, via="not_imported", status=None)
             return
         raise JettiUnavailable(
-            None, "no sale in Jetti and its import log has no verdict on the last import yet "
-            "(it may still be queued)")
+            None,
+            "no sale in Jetti and its import log has no verdict on the last import yet "
+            "(it may still be queued)",
+        )
 
     def _last_reach(self, entry: OrderEntry) -> float | None:
         """When an import of the order last may have reached Jetti (epoch s): the last accepted
         submission or the last import attempt with an unknown outcome; None if neither."""
         times = [entry.submitted_at] if entry.sent_version is not None else []
         times += [
-            a.at for a in self._ledger.attempts(entry.order_key)
+            a.at
+            for a in self._ledger.attempts(entry.order_key)
             if a.error_class == "OutcomeUnknown" and not (a.excerpt or "").startswith("cancel:")
         ]
         return max((t for t in times if t is not None), default=None)
@@ -313,11 +321,19 @@ class Canceller:
     ) -> None:
         now = self._clock()
         attempt = Attempt(
-            at=now, status=status, error_class=None, excerpt=None,
-            worker=self._cfg.worker_id, outcome=f"cancelled_{via}",
+            at=now,
+            status=status,
+            error_class=None,
+            excerpt=None,
+            worker=self._cfg.worker_id,
+            outcome=f"cancelled_{via}",
         )
         newer = self._ledger.mark_cancelled(
-            entry.order_key, version=entry.version, sale_id=sale_id, via=via, now=now,
+            entry.order_key,
+            version=entry.version,
+            sale_id=sale_id,
+            via=via,
+            now=now,
             attempt=attempt,
         )
         if entry.dead_reason is not None or entry.replayed:
@@ -349,8 +365,12 @@ class Canceller:
             now=now,
             attempt=attempt,
         )
-        log.info("cancel_retry_scheduled", error=type(exc).__name__, status=status,
-                 retry_in_s=round(decision.due_at - now, 3))
+        log.info(
+            "cancel_retry_scheduled",
+            error=type(exc).__name__,
+            status=status,
+            retry_in_s=round(decision.due_at - now, 3),
+        )
 
     def _wait(
         self, entry: OrderEntry, *, due_at: float, why: str, attempt: Attempt | None = None
@@ -371,8 +391,14 @@ class Canceller:
     ) -> None:
         attempts = [*self._ledger.attempts(entry.order_key), *([attempt] if attempt else [])]
         self._dead.put(
-            entry.order_key, reason=reason, raw=entry.raw, payload=None, attempts=attempts,
-            source=entry.source, error=error, now=now,
+            entry.order_key,
+            reason=reason,
+            raw=entry.raw,
+            payload=None,
+            attempts=attempts,
+            source=entry.source,
+            error=error,
+            now=now,
         )
         newer = self._ledger.mark_dead(
             entry.order_key, reason=reason, now=now, attempt=attempt, version=entry.version

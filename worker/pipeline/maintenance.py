@@ -117,10 +117,12 @@ class Maintenance:
         if pending:
             self._ledger.mark_republished(pending, now=now)
             self._publisher.publish(pending)
-            log.warning("stuck_orders_republished", state=str(OrderState.PENDING),
-                        count=len(pending))
+            log.warning(
+                "stuck_orders_republished", state=str(OrderState.PENDING), count=len(pending)
+            )
         submitting = self._ledger.stuck(
-            OrderState.SUBMITTING, older_than=now - self._cfg.submitting_stuck_after_s,
+            OrderState.SUBMITTING,
+            older_than=now - self._cfg.submitting_stuck_after_s,
             limit=PASS_LIMIT,
         )
         if submitting:
@@ -129,8 +131,9 @@ class Maintenance:
             # have been a poison order's, and re-forming its batch would make every innocent
             # order in it share the poison's crash loop (reliability #11).
             self._publisher.publish(submitting, batch_size=1)
-            log.warning("stuck_orders_republished", state=str(OrderState.SUBMITTING),
-                        count=len(submitting))
+            log.warning(
+                "stuck_orders_republished", state=str(OrderState.SUBMITTING), count=len(submitting)
+            )
         shed = self._ledger.shed_settled(now=now, limit=PASS_LIMIT)
         if self._heartbeat:
             self._heartbeat("sweeper", now)

@@ -152,8 +152,16 @@ class ReconcileStatus:
 
 
 COUNT_FIELDS = (
-    "runs", "requests", "rows_read", "rejected", "stale_errors", "confirmed", "repaired",
-    "sale_checks", "failed_runs", "trailing_reads",
+    "runs",
+    "requests",
+    "rows_read",
+    "rejected",
+    "stale_errors",
+    "confirmed",
+    "repaired",
+    "sale_checks",
+    "failed_runs",
+    "trailing_reads",
 )
 
 
@@ -324,8 +332,11 @@ class Reconciler:
         def fetch(offset: int, limit: int) -> list[ImportRow]:
             page: list[ImportRow] = self._read(
                 lambda: self._jetti.list_imports(
-                    status="error", created_from=created_from, created_before=created_before,
-                    offset=offset, limit=limit,
+                    status="error",
+                    created_from=created_from,
+                    created_before=created_before,
+                    offset=offset,
+                    limit=limit,
                 ),
                 report,
             )
@@ -334,8 +345,12 @@ class Reconciler:
         read = read_window(fetch, limit=self._cfg.page_limit, max_pages=self._cfg.max_pages)
         for assumption in read.surprises:
             self._surprise(assumption)
-            log.warning("import_log_paging_surprise", assumption=assumption,
-                        pages=read.pages, rows=len(read.rows))
+            log.warning(
+                "import_log_paging_surprise",
+                assumption=assumption,
+                pages=read.pages,
+                rows=len(read.rows),
+            )
         report.rows_read += len(read.rows)
         return read
 
@@ -442,8 +457,7 @@ class Reconciler:
         key = entry.order_key
         if self._reject_with(entry, error, attempt, payload, now, cas=cas):
             self._client.zadd(self._keys.reconcile_acted(), {str(row.id): row.created_at})
-            log.warning("order_rejected_by_jetti", order_key=key, import_id=row.id,
-                        problem=problem)
+            log.warning("order_rejected_by_jetti", order_key=key, import_id=row.id, problem=problem)
             return True
         return False
 
@@ -512,8 +526,9 @@ class Reconciler:
             keys = [member.decode() for member, _ in fresh]
             pipe = self._client.pipeline(transaction=False)
             for key in keys:
-                pipe.hmget(self._keys.order(key), ["state", "payload_hash", "enqueued_at",
-                                                   "first_seen_at"])
+                pipe.hmget(
+                    self._keys.order(key), ["state", "payload_hash", "enqueued_at", "first_seen_at"]
+                )
             confirm: list[tuple[str, str]] = []
             for key, (state, payload_hash, enqueued, first_seen) in zip(
                 keys, pipe.execute(), strict=True
@@ -565,17 +580,19 @@ class Reconciler:
         if outcome == 1:
             self._publisher.publish([entry.order_key])
             report.repaired += 1
-            log.warning(
-                "order_repaired", order_key=entry.order_key, sale_found=sale is not None
-            )
+            log.warning("order_repaired", order_key=entry.order_key, sale_found=sale is not None)
         elif outcome == -1:
             # Resent MAX_REPAIRS times and still different (or still no sale): without an error
             # in Jetti's import log (the regular pass dead-letters on one) there is no positive
             # signal of a rejection, so it is confirmed as it stands and counted (#5a); the
             # trailing re-read still dead-letters it if an error row shows up later.
             self._surprise("sale_still_differs")
-            log.warning("sale_still_differs_confirmed", order_key=entry.order_key,
-                        sale_found=sale is not None, resends=MAX_REPAIRS)
+            log.warning(
+                "sale_still_differs_confirmed",
+                order_key=entry.order_key,
+                sale_found=sale is not None,
+                resends=MAX_REPAIRS,
+            )
             return True
         return False
 
@@ -587,8 +604,16 @@ class Reconciler:
         key = self._keys.reconcile_stats()
         pipe = self._client.pipeline(transaction=False)
         pipe.hincrby(key, "runs", 1)
-        for name in ("requests", "rows_read", "rejected", "stale_errors", "confirmed",
-                     "repaired", "sale_checks", "trailing_reads"):
+        for name in (
+            "requests",
+            "rows_read",
+            "rejected",
+            "stale_errors",
+            "confirmed",
+            "repaired",
+            "sale_checks",
+            "trailing_reads",
+        ):
             value = getattr(report, name)
             if value:
                 pipe.hincrby(key, name, value)
@@ -616,8 +641,12 @@ def build_reconciler(parts: Any) -> Reconciler | None:
     settings = parts.settings
     if not settings.reconcile_active:
         return None
-    http_total = (settings.http_connect_timeout_s + settings.http_read_timeout_s
-                  + settings.http_write_timeout_s + settings.http_pool_timeout_s)
+    http_total = (
+        settings.http_connect_timeout_s
+        + settings.http_read_timeout_s
+        + settings.http_write_timeout_s
+        + settings.http_pool_timeout_s
+    )
     stats = Stats(parts.redis, parts.keys)
     return Reconciler(
         config=ReconcileConfig(
@@ -625,13 +654,16 @@ def build_reconciler(parts: Any) -> Reconciler | None:
             interval_s=settings.reconcile_interval_s,
             grace_s=settings.reconcile_grace_s,
             tolerance_s=max(DEFAULT_TOLERANCE_S, http_total),
-            max_sale_checks=max(2, int(settings.reconcile_interval_s
-                                       * settings.jetti_read_rate_per_s / 2)),
+            max_sale_checks=max(
+                2, int(settings.reconcile_interval_s * settings.jetti_read_rate_per_s / 2)
+            ),
         ),
         client=parts.redis,
         keys=parts.keys,
         ledger=SettleLedger(
-            parts.redis, parts.keys, body_ttl_s=settings.body_ttl_s,
+            parts.redis,
+            parts.keys,
+            body_ttl_s=settings.body_ttl_s,
             tombstone_ttl_s=settings.tombstone_ttl_s,
         ),
         dead_letters=DeadLetters(parts.redis, parts.keys),

@@ -87,9 +87,15 @@ class CorrectedRaw:
     updated_at: datetime | None
 
 
-def parse_corrected_raw(data: bytes, *, order_key: str, where: str,
-                        stored_raw: bytes | None = None, now_s: float | None = None,
-                        max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S) -> CorrectedRaw:
+def parse_corrected_raw(
+    data: bytes,
+    *,
+    order_key: str,
+    where: str,
+    stored_raw: bytes | None = None,
+    now_s: float | None = None,
+    max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S,
+) -> CorrectedRaw:
     """Validate a corrected raw order for `order_key`; `where` names it in errors (a file name).
 
     Raises ReplayInputError listing every problem with its path (`where: lines[0].quantity:
@@ -107,8 +113,7 @@ def parse_corrected_raw(data: bytes, *, order_key: str, where: str,
     # The producer's key is an optional id prefix + the order id, so a suffix test would take
     # id "1" for key "shop-a:1001": the id must be the one stored under the key.
     if not _same_order(order.id, order_key, stored_raw):
-        raise ReplayInputError(
-            f"{where}: id: {order.id!r} is not the id of order {order_key!r}")
+        raise ReplayInputError(f"{where}: id: {order.id!r} is not the id of order {order_key!r}")
     return CorrectedRaw(dumps_canonical(loads_document(data)), order.updated_at)
 
 
@@ -152,8 +157,13 @@ def stored_built(body: bytes) -> Built:
     return Built(payload=doc, body=body, payload_hash=payload_hash(body), line_ids=line_ids)
 
 
-def plan(entry: DeadEntry, order: OrderEntry | None, *, mode: ReplayMode,
-         corrected: CorrectedRaw | None = None) -> Step:
+def plan(
+    entry: DeadEntry,
+    order: OrderEntry | None,
+    *,
+    mode: ReplayMode,
+    corrected: CorrectedRaw | None = None,
+) -> Step:
     """Decide what a replay does with `entry`, given the order's ledger entry (pure).
 
     A corrected raw order applies only to a DEAD order, or to one a killed run already armed
@@ -171,13 +181,21 @@ def plan(entry: DeadEntry, order: OrderEntry | None, *, mode: ReplayMode,
         return Step(key, Action.SUBMITTED, f"Jetti has the latest version ({state})", state)
     if state is OrderState.PENDING:
         if corrected is not None and order.raw_hash != raw_hash(corrected.body):
-            return Step(key, Action.NOT_REPLAYABLE,
-                        "pending with another raw order: let it settle, then correct it", state)
+            return Step(
+                key,
+                Action.NOT_REPLAYABLE,
+                "pending with another raw order: let it settle, then correct it",
+                state,
+            )
         return Step(key, Action.REPUBLISH, "armed already; publishing its key again", state)
     if mode is not ReplayMode.CORRECTED_RAW:
         if entry.erased_at is not None or order.raw is None:
-            return Step(key, Action.NOT_REPLAYABLE,
-                        "personal data erased: replay it with a corrected raw order", state)
+            return Step(
+                key,
+                Action.NOT_REPLAYABLE,
+                "personal data erased: replay it with a corrected raw order",
+                state,
+            )
         if mode is ReplayMode.RESEND_STORED:
             refusal = _resend_refusal(entry, order)
             if refusal is not None:
@@ -193,12 +211,16 @@ def _resend_refusal(entry: DeadEntry, order: OrderEntry) -> str | None:
         return "no stored payload to resend"
     stored = entry.payload_version
     if stored is None:
-        return ("the stored payload's version is unknown: replay without --resend-stored "
-                "(re-transforms the latest raw order)")
+        return (
+            "the stored payload's version is unknown: replay without --resend-stored "
+            "(re-transforms the latest raw order)"
+        )
     if stored != order.version:
-        return (f"the stored payload is of an older version (updated_at {stored.ts_ms} ms, "
-                f"seq {stored.seq}) than the ledger's latest (updated_at {order.version.ts_ms} "
-                f"ms, seq {order.version.seq}): replay without --resend-stored")
+        return (
+            f"the stored payload is of an older version (updated_at {stored.ts_ms} ms, "
+            f"seq {stored.seq}) than the ledger's latest (updated_at {order.version.ts_ms} "
+            f"ms, seq {order.version.seq}): replay without --resend-stored"
+        )
     return None
 
 
@@ -224,14 +246,18 @@ class Summary:
         """The one-line summary the CLI prints last (in the conditional for a dry run)."""
         c = self.counts
         if dry_run:
-            return (f"would replay {c[Action.REPLAY]}, would republish {c[Action.REPUBLISH]}, "
-                    f"in flight {c[Action.IN_FLIGHT]}, submitted already {c[Action.SUBMITTED]}, "
-                    f"resolved already {c[Action.RESOLVED]}, "
-                    f"not replayable {c[Action.NOT_REPLAYABLE]}")
-        return (f"replayed {c[Action.REPLAY]}, republished {c[Action.REPUBLISH]}, "
+            return (
+                f"would replay {c[Action.REPLAY]}, would republish {c[Action.REPUBLISH]}, "
                 f"in flight {c[Action.IN_FLIGHT]}, submitted already {c[Action.SUBMITTED]}, "
                 f"resolved already {c[Action.RESOLVED]}, "
-                f"not replayable {c[Action.NOT_REPLAYABLE]}")
+                f"not replayable {c[Action.NOT_REPLAYABLE]}"
+            )
+        return (
+            f"replayed {c[Action.REPLAY]}, republished {c[Action.REPUBLISH]}, "
+            f"in flight {c[Action.IN_FLIGHT]}, submitted already {c[Action.SUBMITTED]}, "
+            f"resolved already {c[Action.RESOLVED]}, "
+            f"not replayable {c[Action.NOT_REPLAYABLE]}"
+        )
 
 
 class KeyPublisher(Protocol):
@@ -245,9 +271,16 @@ class KeyPublisher(Protocol):
 class Replayer:
     """Replays entries one at a time (see the module docstring for the steps)."""
 
-    def __init__(self, *, ledger: Ledger, dead_letters: DeadLetters,
-                 publisher: KeyPublisher, audit: AuditLog, actor: str,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        *,
+        ledger: Ledger,
+        dead_letters: DeadLetters,
+        publisher: KeyPublisher,
+        audit: AuditLog,
+        actor: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._ledger = ledger
         self._dead = dead_letters
         self._publisher = publisher
@@ -256,14 +289,20 @@ class Replayer:
         self._clock = clock
         self.run_id = uuid.uuid4().hex[:12]
 
-    def plan(self, entry: DeadEntry, *, mode: ReplayMode,
-             corrected: CorrectedRaw | None = None) -> Step:
+    def plan(
+        self, entry: DeadEntry, *, mode: ReplayMode, corrected: CorrectedRaw | None = None
+    ) -> Step:
         """`plan` against the ledger as it is now."""
         return plan(entry, self._ledger.get(entry.order_key), mode=mode, corrected=corrected)
 
-    def replay(self, entry: DeadEntry, *, mode: ReplayMode,
-               corrected: CorrectedRaw | None = None,
-               accept_line_changes: bool = False) -> Step:
+    def replay(
+        self,
+        entry: DeadEntry,
+        *,
+        mode: ReplayMode,
+        corrected: CorrectedRaw | None = None,
+        accept_line_changes: bool = False,
+    ) -> Step:
         """Plan and carry out the replay of one entry; returns what was done.
 
         `corrected` is required with CORRECTED_RAW; `accept_line_changes` lets an update that
@@ -278,18 +317,22 @@ class Replayer:
                 stored_built(resend or b"")  # refuse a malformed payload before arming
             self._record(step, mode, corrected)
             outcome, _ = self._ledger.replay(
-                entry.order_key, now=self._clock(),
+                entry.order_key,
+                now=self._clock(),
                 raw=corrected.body if corrected else None,
                 updated_at=corrected.updated_at if corrected else None,
-                resend_payload=resend, accept_line_changes=accept_line_changes)
+                resend_payload=resend,
+                accept_line_changes=accept_line_changes,
+            )
             if outcome == "not_dead":
                 # A worker or producer moved the order since `plan` read it: decide again.
                 step = self.plan(entry, mode=mode, corrected=corrected)
                 if step.action is not Action.REPUBLISH:
                     return step
             elif outcome != "rearmed":
-                return Step(entry.order_key, Action.NOT_REPLAYABLE, f"ledger: {outcome}",
-                            step.ledger_state)
+                return Step(
+                    entry.order_key, Action.NOT_REPLAYABLE, f"ledger: {outcome}", step.ledger_state
+                )
         elif step.action is Action.REPUBLISH:
             self._record(step, mode, corrected)
         elif step.action is Action.SUBMITTED:
@@ -298,8 +341,9 @@ class Replayer:
         else:
             return step
         if entry.status is DeadStatus.DEAD:
-            self._dead.mark_replayed(entry.order_key, now=self._clock(),
-                                     if_dead_at=entry.last_dead_at)
+            self._dead.mark_replayed(
+                entry.order_key, now=self._clock(), if_dead_at=entry.last_dead_at
+            )
         self._publisher.publish([entry.order_key])
         return step
 
@@ -307,6 +351,10 @@ class Replayer:
         details = {"run": self.run_id, "mode": str(mode), "action": str(step.action)}
         if corrected is not None:  # which correction, without the personal data in it
             details["raw_sha256"] = raw_hash(corrected.body)
-        self._audit.record(AUDIT_ACTION, actor=self._actor, order_keys=[step.order_key],
-                           now=self._clock(), details=details)
-
+        self._audit.record(
+            AUDIT_ACTION,
+            actor=self._actor,
+            order_keys=[step.order_key],
+            now=self._clock(),
+            details=details,
+        )

@@ -20,7 +20,6 @@ Status moves dead -> replayed -> resolved; a replayed order that fails again is 
 becomes dead, with its new attempts and a status change appended to the history.
 """
 
-
 from __future__ import annotations
 
 import builtins
@@ -114,9 +113,19 @@ class DeadLetters:
         pipe.ltrim(history, -DEAD_HISTORY_KEPT, -1)
 
     # --- writes -------------------------------------------------------------------------
-    def put(self, order_key: str, *, reason: DeadReason, raw: bytes | None, payload: bytes | None,
-            attempts: Sequence[Attempt], source: str | None, error: str, now: float,
-            payload_version: Version | None = None) -> None:
+    def put(
+        self,
+        order_key: str,
+        *,
+        reason: DeadReason,
+        raw: bytes | None,
+        payload: bytes | None,
+        attempts: Sequence[Attempt],
+        source: str | None,
+        error: str,
+        now: float,
+        payload_version: Version | None = None,
+    ) -> None:
         """Dead-letter `order_key` at `now`: create the entry, or make an existing one dead again.
 
         `raw`, `payload` and `source` replace the stored values when given; None keeps them.
@@ -145,8 +154,12 @@ class DeadLetters:
             if old_status is not None and old_status.decode() != DeadStatus.DEAD:
                 pipe.zrem(k.dead_status_index(old_status.decode()), order_key)
             fields: Fields = {
-                "reason": str(reason), "status": str(DeadStatus.DEAD), "error": error,
-                "last_dead_at": now, "status_since": now, "email_hashes": " ".join(sorted(hashes)),
+                "reason": str(reason),
+                "status": str(DeadStatus.DEAD),
+                "error": error,
+                "last_dead_at": now,
+                "status_since": now,
+                "email_hashes": " ".join(sorted(hashes)),
             }
             if old_reason is None:
                 fields.update(first_dead_at=now, replay_count=0)
@@ -167,16 +180,18 @@ class DeadLetters:
                 pipe.ltrim(attempts_key, -DEAD_ATTEMPTS_KEPT, -1)
             change = StatusChange(now, DeadStatus.DEAD, reason)
             self._append_history(pipe, order_key, change)
-            for index in (k.dead_index(), k.dead_reason_index(reason),
-                          k.dead_status_index(DeadStatus.DEAD)):
+            for index in (
+                k.dead_index(),
+                k.dead_reason_index(reason),
+                k.dead_status_index(DeadStatus.DEAD),
+            ):
                 pipe.zadd(index, {order_key: now})
             for h in new_hashes:
                 pipe.sadd(k.dead_email_index(h), order_key)
 
         self._transact((dead_key, attempts_key), write)
 
-    def mark_replayed(self, order_key: str, *, now: float,
-                      if_dead_at: float | None = None) -> bool:
+    def mark_replayed(self, order_key: str, *, now: float, if_dead_at: float | None = None) -> bool:
         """The order is back in the pipeline: status replayed, `replay_count` + 1, history
         appended. Allowed from any status (an operator may replay a resolved order again).
         False when there is no such entry.
@@ -185,10 +200,16 @@ class DeadLetters:
         dead with exactly that `last_dead_at`, so a worker that resolved the order or dead-lettered
         it again in the meantime is never overwritten."""
         if if_dead_at is None:
-            return self._set_status(order_key, DeadStatus.REPLAYED, now=now,
-                                    allowed=set(DeadStatus))
-        return self._set_status(order_key, DeadStatus.REPLAYED, now=now,
-                                allowed={DeadStatus.DEAD}, if_dead_at=if_dead_at)
+            return self._set_status(
+                order_key, DeadStatus.REPLAYED, now=now, allowed=set(DeadStatus)
+            )
+        return self._set_status(
+            order_key,
+            DeadStatus.REPLAYED,
+            now=now,
+            allowed={DeadStatus.DEAD},
+            if_dead_at=if_dead_at,
+        )
 
     def mark_resolved(self, order_key: str, *, now: float) -> bool:
         """Jetti accepted the order (or an engineer closed it): status resolved, history
@@ -196,8 +217,15 @@ class DeadLetters:
         allowed = {DeadStatus.DEAD, DeadStatus.REPLAYED}
         return self._set_status(order_key, DeadStatus.RESOLVED, now=now, allowed=allowed)
 
-    def _set_status(self, order_key: str, status: DeadStatus, *, now: float,
-                    allowed: set[DeadStatus], if_dead_at: float | None = None) -> bool:
+    def _set_status(
+        self,
+        order_key: str,
+        status: DeadStatus,
+        *,
+        now: float,
+        allowed: set[DeadStatus],
+        if_dead_at: float | None = None,
+    ) -> bool:
         k = self._keys
         dead_key = k.dead(order_key)
 
@@ -227,16 +255,20 @@ class DeadLetters:
         for order_key in order_keys:
             watched = (k.dead(order_key), k.dead_attempts(order_key), k.dead_history(order_key))
 
-            def delete(pipe: Pipeline[bytes], key: str = order_key,
-                       watched: tuple[str, ...] = watched) -> DeadEntry | None:
+            def delete(
+                pipe: Pipeline[bytes], key: str = order_key, watched: tuple[str, ...] = watched
+            ) -> DeadEntry | None:
                 entry = self._read(_now_mode(pipe), key)
                 if entry is None:
                     return None
                 hashes = _hashes(_now_mode(pipe), watched[0])
                 pipe.multi()
                 pipe.delete(*watched)
-                for index in (k.dead_index(), k.dead_reason_index(entry.reason),
-                              k.dead_status_index(entry.status)):
+                for index in (
+                    k.dead_index(),
+                    k.dead_reason_index(entry.reason),
+                    k.dead_status_index(entry.status),
+                ):
                     pipe.zrem(index, key)
                 for h in hashes:
                     pipe.srem(k.dead_email_index(h), key)
@@ -259,15 +291,19 @@ class DeadLetters:
             order_key = member.decode()
             watched = (k.dead(order_key), k.dead_attempts(order_key))
 
-            def rewrite(pipe: Pipeline[bytes], key: str = order_key,
-                        watched: tuple[str, ...] = watched) -> bool:
+            def rewrite(
+                pipe: Pipeline[bytes], key: str = order_key, watched: tuple[str, ...] = watched
+            ) -> bool:
                 entry = self._read(_now_mode(pipe), key)
                 if entry is None:
                     return False
                 hashes = _hashes(_now_mode(pipe), watched[0])
                 pipe.multi()
-                fields: Fields = {"error": mask_text(entry.error, ERASED) or "",
-                                  "email_hashes": "", "erased_at": now}
+                fields: Fields = {
+                    "error": mask_text(entry.error, ERASED) or "",
+                    "email_hashes": "",
+                    "erased_at": now,
+                }
                 for name, value in (("raw", entry.raw), ("payload", entry.payload)):
                     scrubbed = scrub_bytes(value, ERASED)
                     if scrubbed is not None:
@@ -275,8 +311,9 @@ class DeadLetters:
                 pipe.hset(watched[0], mapping=fields)  # type: ignore[arg-type]  # stubs omit float
                 if entry.attempts:
                     pipe.delete(watched[1])
-                    pipe.rpush(watched[1], *(attempt_bytes(erase_attempt(a))
-                                             for a in entry.attempts))
+                    pipe.rpush(
+                        watched[1], *(attempt_bytes(erase_attempt(a)) for a in entry.attempts)
+                    )
                 for h in hashes:
                     pipe.srem(k.dead_email_index(h), key)
                 return True
@@ -291,11 +328,20 @@ class DeadLetters:
         """The entry with all its attempts and history, or None."""
         return self._read(self._client, order_key)
 
-    def list(self, *, reason: DeadReason | None = None, status: DeadStatus | None = None,
-             since: float | None = None, until: float | None = None,
-             order_key_glob: str | None = None, error_contains: str | None = None,
-             http_status: int | None = None, source: str | None = None,
-             offset: int = 0, limit: int = 100) -> builtins.list[DeadEntry]:
+    def list(
+        self,
+        *,
+        reason: DeadReason | None = None,
+        status: DeadStatus | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        order_key_glob: str | None = None,
+        error_contains: str | None = None,
+        http_status: int | None = None,
+        source: str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> builtins.list[DeadEntry]:
         """Entries newest first (by `last_dead_at`) matching every filter given.
 
         `since`/`until` bound `last_dead_at` inclusively and, with `reason` and `status`, are
@@ -321,8 +367,12 @@ class DeadLetters:
         matched: list[DeadEntry] = []
         start = 0
         while len(matched) < offset + limit:
-            page = [m.decode() for m in self._client.zrevrangebyscore(
-                base, hi, lo, start=start, num=LIST_PAGE_SIZE)]
+            page = [
+                m.decode()
+                for m in self._client.zrevrangebyscore(
+                    base, hi, lo, start=start, num=LIST_PAGE_SIZE
+                )
+            ]
             start += LIST_PAGE_SIZE
             candidates = page
             if check is not None and page:
@@ -340,7 +390,7 @@ class DeadLetters:
                 matched.append(entry)
             if len(page) < LIST_PAGE_SIZE:
                 break
-        return matched[offset:offset + limit]
+        return matched[offset : offset + limit]
 
     def counts_by_reason(self) -> dict[DeadReason, int]:
         """Entries per reason, whatever their status (ZCARD of each reason index)."""
@@ -362,7 +412,8 @@ class DeadLetters:
         for s in DeadStatus:
             pipe.zcard(k.dead_status_index(s))
         self._dead_by_reason(
-            keys=[dead_index, *(k.dead_reason_index(r) for r in DeadReason)], client=pipe)
+            keys=[dead_index, *(k.dead_reason_index(r) for r in DeadReason)], client=pipe
+        )
         pipe.zrange(dead_index, 0, 0, withscores=True)
         out = pipe.execute()
         n, m = len(DeadReason), len(DeadStatus)
@@ -370,9 +421,9 @@ class DeadLetters:
         oldest = out[-1]
         return DeadStats(
             total=counts[0],
-            by_reason=dict(zip(DeadReason, counts[1:1 + n], strict=True)),
-            by_status=dict(zip(DeadStatus, counts[1 + n:1 + n + m], strict=True)),
-            dead_by_reason=dict(zip(DeadReason, counts[1 + n + m:], strict=True)),
+            by_reason=dict(zip(DeadReason, counts[1 : 1 + n], strict=True)),
+            by_status=dict(zip(DeadStatus, counts[1 + n : 1 + n + m], strict=True)),
+            dead_by_reason=dict(zip(DeadReason, counts[1 + n + m :], strict=True)),
             oldest_dead_at=float(oldest[0][1]) if oldest else None,
         )
 
@@ -394,5 +445,8 @@ class DeadLetters:
             pipe.lrange(self._keys.dead_history(key), 0, -1)
         out = pipe.execute()
         # An entry purged between the index read and this one has no fields: skip it.
-        return [parse_entry(key, out[3 * i], out[3 * i + 1], out[3 * i + 2])
-                for i, key in enumerate(order_keys) if out[3 * i]]
+        return [
+            parse_entry(key, out[3 * i], out[3 * i + 1], out[3 * i + 2])
+            for i, key in enumerate(order_keys)
+            if out[3 * i]
+        ]

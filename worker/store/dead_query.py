@@ -44,18 +44,27 @@ class DeadFilter:
         return replace(self, until=upper)
 
 
-def list_entries(dead: DeadLetters, flt: DeadFilter, *, offset: int = 0,
-                 limit: int = 100) -> list[DeadEntry]:
+def list_entries(
+    dead: DeadLetters, flt: DeadFilter, *, offset: int = 0, limit: int = 100
+) -> list[DeadEntry]:
     """One page of entries matching `flt`, newest first."""
     return dead.list(
-        reason=flt.reason, status=flt.status, since=flt.since, until=flt.until,
-        order_key_glob=flt.key_glob, error_contains=flt.error_contains,
-        http_status=flt.http_status, source=flt.source, offset=offset, limit=limit,
+        reason=flt.reason,
+        status=flt.status,
+        since=flt.since,
+        until=flt.until,
+        order_key_glob=flt.key_glob,
+        error_contains=flt.error_contains,
+        http_status=flt.http_status,
+        source=flt.source,
+        offset=offset,
+        limit=limit,
     )
 
 
-def iter_entries(dead: DeadLetters, flt: DeadFilter, *,
-                 page_size: int = PAGE_SIZE) -> Iterator[DeadEntry]:
+def iter_entries(
+    dead: DeadLetters, flt: DeadFilter, *, page_size: int = PAGE_SIZE
+) -> Iterator[DeadEntry]:
     """Every entry matching `flt`, newest first, each at most once, read `page_size` at a time.
 
     An entry written again while this runs (dead-lettered anew) moves above the cursor and is

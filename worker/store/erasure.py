@@ -47,8 +47,9 @@ def _order_keys(client: redis.Redis[bytes], keys: Keys) -> Iterator[tuple[str, O
             yield member.decode(), state
 
 
-def _chunks(items: Iterator[tuple[str, OrderState]], size: int
-            ) -> Iterator[list[tuple[str, OrderState]]]:
+def _chunks(
+    items: Iterator[tuple[str, OrderState]], size: int
+) -> Iterator[list[tuple[str, OrderState]]]:
     chunk: list[tuple[str, OrderState]] = []
     for item in items:
         chunk.append(item)
@@ -59,12 +60,14 @@ def _chunks(items: Iterator[tuple[str, OrderState]], size: int
         yield chunk
 
 
-def erase_customer(client: redis.Redis[bytes], keys: Keys, email: str, *,
-                   now: float) -> ErasureResult:
+def erase_customer(
+    client: redis.Redis[bytes], keys: Keys, email: str, *, now: float
+) -> ErasureResult:
     """Erase the personal data of the customer with `email` (case-insensitive) everywhere."""
     wanted = email.strip().lower()
-    result = ErasureResult(dead_letters=DeadLetters(client, keys).erase_personal_data(
-        email, now=now))
+    result = ErasureResult(
+        dead_letters=DeadLetters(client, keys).erase_personal_data(email, now=now)
+    )
     for chunk in _chunks(_order_keys(client, keys), SCAN_COUNT):
         pipe = client.pipeline(transaction=False)
         for key, _state in chunk:
@@ -80,8 +83,13 @@ def erase_customer(client: redis.Redis[bytes], keys: Keys, email: str, *,
     return result
 
 
-def _erase_order(client: redis.Redis[bytes], keys: Keys, order_key: str, seen: bytes | None,
-                 seen_resend: bytes | None) -> bool:
+def _erase_order(
+    client: redis.Redis[bytes],
+    keys: Keys,
+    order_key: str,
+    seen: bytes | None,
+    seen_resend: bytes | None,
+) -> bool:
     """Rewrite one order's raw body, the payload a replay stored for re-sending
     (`resend_payload`), attempts and last error, unless a new version replaced what was read
     (the next run looks at that one)."""

@@ -58,7 +58,6 @@ __all__ = [
 ]
 
 
-
 @dataclass(frozen=True, slots=True)
 class Claim:
     """One order of `Ledger.begin_batch`: `token` is the lock the caller now holds (PROCEED and
@@ -663,8 +662,9 @@ class Ledger:
         """Delete up to `limit` tombstones whose time is up (hash, events, attempts, indexes)."""
         return int(self._run("purge_tombstones", now, "", limit))
 
-    def lower_version(self, order_key: str, *, above_ts_ms: int, to_ts_ms: int,
-                      now: float) -> int | None:
+    def lower_version(
+        self, order_key: str, *, above_ts_ms: int, to_ts_ms: int, now: float
+    ) -> int | None:
         """Lower a stored version timestamp above `above_ts_ms` to `to_ts_ms` (a far-future
         `updated_at` froze the order: every real update was stale), with a `version_lowered`
         event. Returns the old timestamp (ms) when lowered, else None (`migrate-keys`)."""

@@ -145,14 +145,19 @@ class MigrationReport:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (`--json`)."""
         return {
-            "dry_run": self.dry_run, "complete": self.complete, "orders": self.orders,
+            "dry_run": self.dry_run,
+            "complete": self.complete,
+            "orders": self.orders,
             "dead_letters": self.dead_letters,
             "renamed": [{"from": a, "to": b} for a, b in self.renamed],
             "merged": [{"from": a, "to": b} for a, b in self.merged],
-            "conflicts": self.conflicts, "foreign": self.foreign,
-            "foreign_left": self.foreign_left, "republished": self.republished,
-            "versions_lowered": [{"order_key": k, "from_ts_ms": a, "to_ts_ms": b}
-                                 for k, a, b in self.lowered],
+            "conflicts": self.conflicts,
+            "foreign": self.foreign,
+            "foreign_left": self.foreign_left,
+            "republished": self.republished,
+            "versions_lowered": [
+                {"order_key": k, "from_ts_ms": a, "to_ts_ms": b} for k, a, b in self.lowered
+            ],
             "reindexed": [{"order_key": k, "index": i} for k, i in self.reindexed],
             "cancels_marked": self.cancels_marked,
         }
@@ -211,8 +216,11 @@ class KeyMigration:
 
     def _dead_indexes(self) -> list[str]:
         k = self._keys
-        return [k.dead_index(), *(k.dead_reason_index(str(r)) for r in DeadReason),
-                *(k.dead_status_index(str(s)) for s in DeadStatus)]
+        return [
+            k.dead_index(),
+            *(k.dead_reason_index(str(r)) for r in DeadReason),
+            *(k.dead_status_index(str(s)) for s in DeadStatus),
+        ]
 
     def total_members(self) -> int:
         """Index members the run will walk (for a progress bar)."""
@@ -269,14 +277,16 @@ class KeyMigration:
             for build_old, build_new, kind in zip(
                 (old.order, old.order_events, old.order_attempts, old.lock),
                 (new.order, new.order_events, new.order_attempts, new.lock),
-                _LEDGER_TYPES, strict=True)
+                _LEDGER_TYPES,
+                strict=True,
+            )
         ]
         answers = self._move(pairs)
         self.report.orders += len(order_keys)
         where: list[str] = []
         timelines: list[str] = []
         for i, k in enumerate(order_keys):
-            entry, events, attempts, _lock = answers[4 * i: 4 * i + 4]
+            entry, events, attempts, _lock = answers[4 * i : 4 * i + 4]
             if "foreign" in (events, attempts):
                 self._victims.add(k)
             if entry in ("renamed", "conflict"):
@@ -286,21 +296,25 @@ class KeyMigration:
                         self._victims.add(k[: -len(suffix)])
             # In a dry run a hash reported `renamed` is still at its old name.
             where.append(old.order(k) if self._dry and entry == "renamed" else new.order(k))
-            timelines.append(old.order_events(k) if self._dry and events == "renamed"
-                             else new.order_events(k))
+            timelines.append(
+                old.order_events(k) if self._dry and events == "renamed" else new.order_events(k)
+            )
         self._lower_versions(order_keys, where, timelines)
         self._mark_cancellations(order_keys, where)
 
-    def _lower_versions(self, order_keys: list[str], where: list[str],
-                        timelines: list[str]) -> None:
+    def _lower_versions(
+        self, order_keys: list[str], where: list[str], timelines: list[str]
+    ) -> None:
         pipe = self._client.pipeline(transaction=False)
         for name in where:
             pipe.hmget(name, "v_ts", "first_seen_at")
         frozen = [
             (k, int(float(reply[0])), reply[1], timeline)
             for k, reply, timeline in zip(
-                order_keys, pipe.execute(raise_on_error=False), timelines, strict=True)
-            if isinstance(reply, list) and reply[0] is not None
+                order_keys, pipe.execute(raise_on_error=False), timelines, strict=True
+            )
+            if isinstance(reply, list)
+            and reply[0] is not None
             and int(float(reply[0])) > self._bound_ms
         ]
         for k, stored_ms, first_seen, timeline in frozen:
@@ -308,8 +322,9 @@ class KeyMigration:
             if self._dry:
                 self.report.lowered.append((k, stored_ms, target))
                 continue
-            before = self._ledger.lower_version(k, above_ts_ms=self._bound_ms,
-                                                to_ts_ms=target, now=self._now)
+            before = self._ledger.lower_version(
+                k, above_ts_ms=self._bound_ms, to_ts_ms=target, now=self._now
+            )
             if before is not None:
                 self.report.lowered.append((k, before, target))
 
@@ -342,8 +357,9 @@ class KeyMigration:
         pipe = self._client.pipeline(transaction=False)
         for name in where:
             pipe.hmget(name, "cancel", "raw")
-        for k, name, reply in zip(order_keys, where, pipe.execute(raise_on_error=False),
-                                  strict=True):
+        for k, name, reply in zip(
+            order_keys, where, pipe.execute(raise_on_error=False), strict=True
+        ):
             if not isinstance(reply, list) or reply[0] is not None or not reply[1]:
                 continue
             try:
@@ -374,15 +390,22 @@ class KeyMigration:
         found = [*owners, *(k for k in members if k not in taken)]
         old, new = self._legacy, self._keys
         for batch in _batched(found, MIGRATE_BATCH):
-            answers = self._move([
-                (build_old(k), build_new(k), kind)
-                for k in batch
-                for build_old, build_new, kind in zip(
-                    (old.dead, old.dead_attempts, old.dead_history),
-                    (new.dead, new.dead_attempts, new.dead_history), _DEAD_TYPES, strict=True)
-            ])
-            where = [old.dead(k) if self._dry and answers[3 * i] == "renamed" else new.dead(k)
-                     for i, k in enumerate(batch)]
+            answers = self._move(
+                [
+                    (build_old(k), build_new(k), kind)
+                    for k in batch
+                    for build_old, build_new, kind in zip(
+                        (old.dead, old.dead_attempts, old.dead_history),
+                        (new.dead, new.dead_attempts, new.dead_history),
+                        _DEAD_TYPES,
+                        strict=True,
+                    )
+                ]
+            )
+            where = [
+                old.dead(k) if self._dry and answers[3 * i] == "renamed" else new.dead(k)
+                for i, k in enumerate(batch)
+            ]
             self._reindex(batch, where)
             self.report.dead_letters += len(batch)
             self._progress(len(batch))
@@ -425,9 +448,12 @@ class KeyMigration:
             pipe.hget(self._keys.order(k), "state")
             pipe.hget(self._legacy.order(k), "state")
         states = pipe.execute(raise_on_error=False)
-        due = [k for i, k in enumerate(victims)
-               if (states[2 * i] if isinstance(states[2 * i], bytes) else states[2 * i + 1])
-               in _WAITING]
+        due = [
+            k
+            for i, k in enumerate(victims)
+            if (states[2 * i] if isinstance(states[2 * i], bytes) else states[2 * i + 1])
+            in _WAITING
+        ]
         self.report.republished = due
         if due and not self._dry:
             assert self._publisher is not None

@@ -63,9 +63,7 @@ class SettleLedger(Ledger):
         )
         return int(reply) == 1
 
-    def repair(
-        self, order_key: str, *, payload_hash: str, now: float, max_repairs: int = 3
-    ) -> int:
+    def repair(self, order_key: str, *, payload_hash: str, now: float, max_repairs: int = 3) -> int:
         """PENDING again, payload hash forgotten, so the latest version is sent again; only if
         the order is SUBMITTED/CONFIRMED with `payload_hash` last sent. 1: re-armed (the caller
         publishes); 0: the order moved on; -1: already repaired `max_repairs` times since its

@@ -41,9 +41,15 @@ def relay_env(base: dict[str, str], **changes: str | None) -> dict[str, str]:
 def relay(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """`jetti-relay ARGS` run to completion (cwd without a .env file). A worker that starts
     instead of refusing is killed with its whole process group, Celery children included."""
-    process = subprocess.Popen([sys.executable, "-m", "ops.cli", *args], env=env, cwd=cwd,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ops.cli", *args],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         out, err = process.communicate(timeout=REFUSAL_TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -55,9 +61,13 @@ def relay(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Complet
 @pytest.fixture
 def target(redis_url: str, sandbox: Any) -> dict[str, str]:
     """The variables pointing a relay at the test Redis and the sandbox."""
-    return worker_target_env(redis_url, base_url=sandbox.base_url,
-                             webhook_hash=sandbox.webhook_hash, api_token=sandbox.api_token,
-                             channel_id=sandbox.channel_id)
+    return worker_target_env(
+        redis_url,
+        base_url=sandbox.base_url,
+        webhook_hash=sandbox.webhook_hash,
+        api_token=sandbox.api_token,
+        channel_id=sandbox.channel_id,
+    )
 
 
 def start_worker(tmp_path: Path, env: dict[str, str], *extra: str) -> WorkerProcess:
@@ -66,8 +76,11 @@ def start_worker(tmp_path: Path, env: dict[str, str], *extra: str) -> WorkerProc
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(
             [*worker_argv("cfg@%h", concurrency=1), *extra],
-            env={**env, "JETTI_RELAY_READY_FILE": str(ready)}, cwd=tmp_path,
-            stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**env, "JETTI_RELAY_READY_FILE": str(ready)},
+            cwd=tmp_path,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     return WorkerProcess(name="cfg", process=process, log_path=log_path, ready_file=ready)
 
@@ -78,8 +91,9 @@ def test_worker_started_with_the_promised_hash_name_delivers(
     """The issue's example: JETTI_RELAY_JETTI_WEBHOOK_HASH alone. The worker starts with that
     hash and the sandbox (which answers 401 to any other) accepts the order."""
     hash_value = target["JETTI_RELAY_WEBHOOK_HASH"]
-    env = relay_env(target, JETTI_RELAY_WEBHOOK_HASH=None,
-                    JETTI_RELAY_JETTI_WEBHOOK_HASH=hash_value)
+    env = relay_env(
+        target, JETTI_RELAY_WEBHOOK_HASH=None, JETTI_RELAY_JETTI_WEBHOOK_HASH=hash_value
+    )
     worker = start_worker(tmp_path, env)
     try:
         worker.wait_ready()
@@ -97,40 +111,62 @@ def test_config_check_shows_the_alias_that_set_the_hash(
 ) -> None:
     """`config check --json` reports the hash as set (masked) by the alias, and no problem."""
     hash_value = target["JETTI_RELAY_WEBHOOK_HASH"]
-    env = relay_env(target, JETTI_RELAY_WEBHOOK_HASH=None,
-                    JETTI_RELAY_JETTI_WEBHOOK_HASH=hash_value)
+    env = relay_env(
+        target, JETTI_RELAY_WEBHOOK_HASH=None, JETTI_RELAY_JETTI_WEBHOOK_HASH=hash_value
+    )
     result = relay(["config", "check", "--json"], env, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     doc = json.loads(result.stdout)
     assert doc["problems"] == []
     assert doc["settings"]["webhook_hash"] == {
-        "value": "***", "variable": "JETTI_RELAY_WEBHOOK_HASH",
-        "source": "JETTI_RELAY_JETTI_WEBHOOK_HASH (environment)"}
+        "value": "***",
+        "variable": "JETTI_RELAY_WEBHOOK_HASH",
+        "source": "JETTI_RELAY_JETTI_WEBHOOK_HASH (environment)",
+    }
     assert hash_value not in result.stdout + result.stderr
 
 
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [
-        pytest.param({"JETTI_RELAY_WEBHOK_HASH": "x"},
-                     "unknown setting JETTI_RELAY_WEBHOK_HASH (environment): "
-                     "did you mean JETTI_RELAY_WEBHOOK_HASH?", id="typo"),
-        pytest.param({"JETTI_RELAY_JETTI_WEBHOOK_HASH": "another-hash"},
-                     "JETTI_RELAY_JETTI_WEBHOOK_HASH and JETTI_RELAY_WEBHOOK_HASH are both set, "
-                     "to different values", id="both-spellings-differ"),
-        pytest.param({"JETTI_RELAY_WEBHOOK_HASH": ""},
-                     "JETTI_RELAY_WEBHOOK_HASH is empty", id="empty-hash"),
-        pytest.param({"JETTI_RELAY_JETTI_MODE": "sync", "JETTI_RELAY_API_TOKEN": None},
-                     "JETTI_RELAY_API_TOKEN is empty", id="sync-without-token"),
-        pytest.param({"JETTI_RELAY_JETTI_API_URL": "http://api.jetti.io"},
-                     "JETTI_RELAY_JETTI_API_URL: must be an https:// URL", id="plain-http"),
-        pytest.param({"JETTI_RELAY_LOCK_TTL_S": "20"},
-                     "JETTI_RELAY_LOCK_TTL_S (20) must be above", id="lock-ttl"),
+        pytest.param(
+            {"JETTI_RELAY_WEBHOK_HASH": "x"},
+            "unknown setting JETTI_RELAY_WEBHOK_HASH (environment): "
+            "did you mean JETTI_RELAY_WEBHOOK_HASH?",
+            id="typo",
+        ),
+        pytest.param(
+            {"JETTI_RELAY_JETTI_WEBHOOK_HASH": "another-hash"},
+            "JETTI_RELAY_JETTI_WEBHOOK_HASH and JETTI_RELAY_WEBHOOK_HASH are both set, "
+            "to different values",
+            id="both-spellings-differ",
+        ),
+        pytest.param(
+            {"JETTI_RELAY_WEBHOOK_HASH": ""}, "JETTI_RELAY_WEBHOOK_HASH is empty", id="empty-hash"
+        ),
+        pytest.param(
+            {"JETTI_RELAY_JETTI_MODE": "sync", "JETTI_RELAY_API_TOKEN": None},
+            "JETTI_RELAY_API_TOKEN is empty",
+            id="sync-without-token",
+        ),
+        pytest.param(
+            {"JETTI_RELAY_JETTI_API_URL": "http://api.jetti.io"},
+            "JETTI_RELAY_JETTI_API_URL: must be an https:// URL",
+            id="plain-http",
+        ),
+        pytest.param(
+            {"JETTI_RELAY_LOCK_TTL_S": "20"},
+            "JETTI_RELAY_LOCK_TTL_S (20) must be above",
+            id="lock-ttl",
+        ),
     ],
 )
 @pytest.mark.parametrize("command", [["worker"], ["config", "check"]])
 def test_a_configuration_mistake_refuses_to_start_in_one_line(
-    tmp_path: Path, target: dict[str, str], command: list[str], changes: dict[str, str | None],
+    tmp_path: Path,
+    target: dict[str, str],
+    command: list[str],
+    changes: dict[str, str | None],
     expected: str,
 ) -> None:
     """The worker exits 2 with one stderr line naming the variable, before starting Celery;
@@ -147,8 +183,13 @@ def test_worker_loglevel_reaches_celery_and_our_logs(
 ) -> None:
     """`worker --loglevel DEBUG` wins over JETTI_RELAY_LOG_LEVEL=INFO in the Celery process:
     Celery's DEBUG start-up lines appear (they did not: our logging ignored the option)."""
-    worker = start_worker(tmp_path, relay_env(target, JETTI_RELAY_LOG_LEVEL="INFO"),
-                          "--no-pump", "--loglevel", "DEBUG")
+    worker = start_worker(
+        tmp_path,
+        relay_env(target, JETTI_RELAY_LOG_LEVEL="INFO"),
+        "--no-pump",
+        "--loglevel",
+        "DEBUG",
+    )
     try:
         worker.wait_ready()
     finally:
@@ -170,10 +211,27 @@ def test_the_sandbox_prints_exactly_variables_the_relay_reads(
 
     port = free_port()
     sandbox = subprocess.Popen(
-        [sys.executable, "-m", "ops.cli", "sandbox", "--port", str(port), "--webhook-hash", "h",
-         "--api-token", "t", "--channel-id", "3"],
-        env={**relay_env({}), "PYTHONUNBUFFERED": "1"}, cwd=tmp_path,
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "ops.cli",
+            "sandbox",
+            "--port",
+            str(port),
+            "--webhook-hash",
+            "h",
+            "--api-token",
+            "t",
+            "--channel-id",
+            "3",
+        ],
+        env={**relay_env({}), "PYTHONUNBUFFERED": "1"},
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
     try:
         assert sandbox.stdout is not None
         printed = [sandbox.stdout.readline().strip() for _ in range(3)]

@@ -41,18 +41,32 @@ pytestmark = pytest.mark.integration
 EMAIL = "ada@example.com"
 
 
-def raw_order(order_id: str, *, email: str = EMAIL, quantity: int = 1,
-              note: str = "") -> dict[str, Any]:
+def raw_order(
+    order_id: str, *, email: str = EMAIL, quantity: int = 1, note: str = ""
+) -> dict[str, Any]:
     return {
         "id": order_id,
         "number": f"#{order_id}",
         "updated_at": "2026-11-27T10:00:00+00:00",
         "notes": note,
         "customer": {"first_name": "Ada", "last_name": "Lovelace", "email": email},
-        "shipping_address": {"first_name": "Ada", "last_name": "Lovelace", "line1": "1 Main St",
-                             "city": "London", "zip": "N1", "country": "GB"},
-        "lines": [{"id": f"{order_id}-l1", "sku": "SKU-1", "name": "Mug",
-                   "quantity": quantity, "unit_price": "12.10"}],
+        "shipping_address": {
+            "first_name": "Ada",
+            "last_name": "Lovelace",
+            "line1": "1 Main St",
+            "city": "London",
+            "zip": "N1",
+            "country": "GB",
+        },
+        "lines": [
+            {
+                "id": f"{order_id}-l1",
+                "sku": "SKU-1",
+                "name": "Mug",
+                "quantity": quantity,
+                "unit_price": "12.10",
+            }
+        ],
         "auto_connect_by_sku": True,
     }
 
@@ -71,22 +85,42 @@ class Books:
     def cli(self, *args: str, input: str | None = None) -> Result:
         return CliRunner().invoke(dlq, [*args, "--redis-url", self.redis_url], input=input)
 
-    def make_dead(self, key: str, *, reason: DeadReason = DeadReason.RETRIES_EXHAUSTED,
-                  order: dict[str, Any] | None = None, payload: bytes | None = None,
-                  excerpt: str = "Jetti unavailable (503)", now: float | None = None) -> None:
+    def make_dead(
+        self,
+        key: str,
+        *,
+        reason: DeadReason = DeadReason.RETRIES_EXHAUSTED,
+        order: dict[str, Any] | None = None,
+        payload: bytes | None = None,
+        excerpt: str = "Jetti unavailable (503)",
+        now: float | None = None,
+    ) -> None:
         """An order the pipeline gave up on: ledger DEAD, dead letter with one attempt."""
         at = time.time() if now is None else now
         raw = orjson.dumps(order or raw_order(key))
         recorded = self.ledger.record(NewVersion(key, raw, None, "shop"), now=at)
-        attempt = Attempt(at=at, status=503, error_class="JettiUnavailable", excerpt=excerpt,
-                          worker="w1", outcome="error")
+        attempt = Attempt(
+            at=at,
+            status=503,
+            error_class="JettiUnavailable",
+            excerpt=excerpt,
+            worker="w1",
+            outcome="error",
+        )
         self.ledger.mark_dead(key, reason=reason, now=at, attempt=attempt)
         if payload is None and reason is not DeadReason.INVALID_INPUT:
             payload = built(order or raw_order(key))
-        self.dead.put(key, reason=reason, raw=raw, payload=payload,
-                      payload_version=recorded.version,
-                      attempts=self.ledger.attempts(key), source="shop",
-                      error=f"Jetti unavailable (503): {excerpt}", now=at)
+        self.dead.put(
+            key,
+            reason=reason,
+            raw=raw,
+            payload=payload,
+            payload_version=recorded.version,
+            attempts=self.ledger.attempts(key),
+            source="shop",
+            error=f"Jetti unavailable (503): {excerpt}",
+            now=at,
+        )
 
     def state(self, key: str) -> OrderState | None:
         entry = self.ledger.get(key)
@@ -125,6 +159,7 @@ def books(redis_url: str, monkeypatch: pytest.MonkeyPatch, sandbox: Any) -> Iter
 
 
 # --- replay through the pipeline ------------------------------------------------------------
+
 
 def test_replay_resolves_an_order_jetti_now_accepts(
     books: Books, start_pipeline: PipelineFactory, sandbox: Any
@@ -211,8 +246,10 @@ def test_a_rerun_after_a_replay_killed_between_steps_sends_each_order_once(
 
     assert first.exit_code == 0, first.output
     assert "replayed 1, republished 2" in first.output
-    wait_until(lambda: all(books.status(k) is DeadStatus.RESOLVED for k in keys),
-               what="every order resolved")
+    wait_until(
+        lambda: all(books.status(k) is DeadStatus.RESOLVED for k in keys),
+        what="every order resolved",
+    )
     second = books.cli("replay", "--all")
     assert second.exit_code == 0, second.output
     assert "replayed 0, republished 0" in second.output
@@ -228,12 +265,24 @@ def test_a_replay_killed_with_sigkill_and_run_again_sends_each_order_once(
     for key in keys:
         books.make_dead(key)
     start_pipeline()
-    command = [sys.executable, "-m", "ops.cli", "dlq", "replay", "--all", "--rate", "2",
-               "--redis-url", books.redis_url]
+    command = [
+        sys.executable,
+        "-m",
+        "ops.cli",
+        "dlq",
+        "replay",
+        "--all",
+        "--rate",
+        "2",
+        "--redis-url",
+        books.redis_url,
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_until(lambda: any(books.status(k) is not DeadStatus.DEAD for k in keys),
-                   what="the first replayed order")
+        wait_until(
+            lambda: any(books.status(k) is not DeadStatus.DEAD for k in keys),
+            what="the first replayed order",
+        )
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
@@ -241,8 +290,10 @@ def test_a_replay_killed_with_sigkill_and_run_again_sends_each_order_once(
     rerun = books.cli("replay", "--all")
 
     assert rerun.exit_code == 0, rerun.output
-    wait_until(lambda: all(books.status(k) is DeadStatus.RESOLVED for k in keys),
-               what="every order resolved")
+    wait_until(
+        lambda: all(books.status(k) is DeadStatus.RESOLVED for k in keys),
+        what="every order resolved",
+    )
     wait_until(lambda: books.client.llen(ORDERS_QUEUE) == 0, what="the queue to drain")
     assert [len(sandbox.history(k)) for k in keys] == [1] * len(keys)
 
@@ -254,8 +305,9 @@ def test_raw_file_fixes_an_invalid_order(
     path of each problem; a good one goes through, with a version above the stored one."""
     start_pipeline()
     bad = raw_order("fix-1", quantity=0)
-    bad_version = NewVersion("fix-1", orjson.dumps(bad), datetime.fromisoformat(
-        bad["updated_at"]), "shop")
+    bad_version = NewVersion(
+        "fix-1", orjson.dumps(bad), datetime.fromisoformat(bad["updated_at"]), "shop"
+    )
     books.ledger.record(bad_version, now=time.time())
     from worker.celery_app import create_app
     from worker.publisher import Publisher
@@ -290,18 +342,21 @@ def test_raw_file_fixes_an_invalid_order(
 
 
 def test_edit_opens_the_editor_on_the_stored_raw_order(
-    books: Books, start_pipeline: PipelineFactory, sandbox: Any, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch
+    books: Books,
+    start_pipeline: PipelineFactory,
+    sandbox: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """--edit hands $EDITOR the stored raw order; what the engineer saves is what is sent."""
-    books.make_dead("ed-1", reason=DeadReason.INVALID_INPUT,
-                    order=raw_order("ed-1", quantity=0))
+    books.make_dead("ed-1", reason=DeadReason.INVALID_INPUT, order=raw_order("ed-1", quantity=0))
     editor = tmp_path / "editor.py"
     editor.write_text(
         "import json, sys\n"
         "doc = json.load(open(sys.argv[1]))\n"
         "doc['lines'][0]['quantity'] = 3\n"
-        "json.dump(doc, open(sys.argv[1], 'w'))\n")
+        "json.dump(doc, open(sys.argv[1], 'w'))\n"
+    )
     monkeypatch.setenv("EDITOR", f"{sys.executable} {editor}")
     start_pipeline()
 
@@ -353,9 +408,14 @@ def test_replay_sends_a_payload_the_ledger_counted_as_accepted(
     books.make_dead("rbj-1", reason=DeadReason.REJECTED_BY_JETTI)
     entry = books.ledger.get("rbj-1")
     assert entry is not None
-    books.ledger.mark_submitted("rbj-1", version=entry.version,
-                                payload_hash=payload_hash(built(order)), line_ids=["rbj-1-l1"],
-                                sale_id=None, now=time.time())
+    books.ledger.mark_submitted(
+        "rbj-1",
+        version=entry.version,
+        payload_hash=payload_hash(built(order)),
+        line_ids=["rbj-1-l1"],
+        sale_id=None,
+        now=time.time(),
+    )
     books.ledger.mark_dead("rbj-1", reason=DeadReason.REJECTED_BY_JETTI, now=time.time())
     start_pipeline()
 
@@ -376,14 +436,17 @@ def test_lines_changed_goes_through_only_when_the_engineer_accepts_it(
     from worker.publisher import Publisher
     from worker.settings import Settings
 
-    publisher = Publisher(create_app(Settings(redis_url=books.redis_url,
-                                              broker_url=books.redis_url)))
+    publisher = Publisher(
+        create_app(Settings(redis_url=books.redis_url, broker_url=books.redis_url))
+    )
     two_lines = raw_order("lc-1")
-    two_lines["lines"].append({"id": "lc-1-l2", "sku": "SKU-2", "name": "Cup", "quantity": 1,
-                               "unit_price": "3"})
+    two_lines["lines"].append(
+        {"id": "lc-1-l2", "sku": "SKU-2", "name": "Cup", "quantity": 1, "unit_price": "3"}
+    )
     enqueue([two_lines], client=books.client, publisher=publisher)
-    wait_until(lambda: books.state("lc-1") is OrderState.SUBMITTED,
-               what="the first version submitted")
+    wait_until(
+        lambda: books.state("lc-1") is OrderState.SUBMITTED, what="the first version submitted"
+    )
     one_line = raw_order("lc-1")
     one_line["updated_at"] = "2026-11-27T11:00:00+00:00"
     enqueue([one_line], client=books.client, publisher=publisher)
@@ -394,8 +457,9 @@ def test_lines_changed_goes_through_only_when_the_engineer_accepts_it(
     assert books.cli("replay", "lc-1", "--accept-line-changes").exit_code == 0
 
     wait_until(lambda: books.status("lc-1") is DeadStatus.RESOLVED, what="resolved")
-    assert [len(sent["lineItems"]) for sent in
-            (json.loads(v["body"]) for v in sandbox.history("lc-1"))] == [2, 1]
+    assert [
+        len(sent["lineItems"]) for sent in (json.loads(v["body"]) for v in sandbox.history("lc-1"))
+    ] == [2, 1]
 
 
 def test_replay_by_filter_takes_only_matching_entries_and_honours_limit(
@@ -436,6 +500,7 @@ def test_replay_of_an_unknown_key_exits_3(books: Books) -> None:
 
 
 # --- inspection -----------------------------------------------------------------------------
+
 
 def test_list_filters_and_json(books: Books) -> None:
     """list --json returns the matching entries newest first, without raw orders or emails."""
@@ -493,8 +558,10 @@ def test_show_masks_secrets_and_personal_data(books: Books, sandbox: Any) -> Non
 
 # --- export, purge, erase, audit ------------------------------------------------------------
 
-def test_export_masks_personal_data_unless_asked(books: Books, tmp_path: Path,
-                                                 sandbox: Any) -> None:
+
+def test_export_masks_personal_data_unless_asked(
+    books: Books, tmp_path: Path, sandbox: Any
+) -> None:
     """export writes one JSON object per entry; personal data is masked unless
     --include-personal-data, which is audited; secrets are masked always."""
     books.make_dead("ex-1", excerpt=f"hash {sandbox.webhook_hash}")
@@ -528,8 +595,7 @@ def test_purge_requires_yes_and_exports_first(books: Books, tmp_path: Path) -> N
     assert no_filter.exit_code == 2
     assert books.dead.get("pu-1") is not None
 
-    done = books.cli("purge", "--reason", "retries_exhausted", "--yes", "--export-to",
-                     str(export))
+    done = books.cli("purge", "--reason", "retries_exhausted", "--yes", "--export-to", str(export))
 
     assert done.exit_code == 0, done.output
     assert books.dead.get("pu-1") is None and books.dead.get("pu-2") is None
@@ -563,11 +629,13 @@ def test_erase_removes_a_customers_data_from_dead_letters_and_the_ledger(
     """erase --email rewrites that customer's dead letters and settled ledger orders, leaves
     other customers alone, reports an order still in flight (exit 1) and audits by hash."""
     books.make_dead("er-dead")
-    books.ledger.record(NewVersion("er-sent", orjson.dumps(raw_order("er-sent")), None, None),
-                        now=time.time())
+    books.ledger.record(
+        NewVersion("er-sent", orjson.dumps(raw_order("er-sent")), None, None), now=time.time()
+    )
     books.ledger.mark_dead("er-sent", reason=DeadReason.REJECTED, now=time.time())
-    books.ledger.record(NewVersion("er-wait", orjson.dumps(raw_order("er-wait")), None, None),
-                        now=time.time())
+    books.ledger.record(
+        NewVersion("er-wait", orjson.dumps(raw_order("er-wait")), None, None), now=time.time()
+    )
     other = raw_order("er-other", email="grace@example.com")
     books.make_dead("er-other", order=other)
 
@@ -614,8 +682,9 @@ def test_unreachable_redis_exits_4(books: Books) -> None:
     assert "cannot reach Redis" in result.output
 
 
-@pytest.mark.parametrize("command", ["list", "stats", "show", "replay", "export", "purge",
-                                     "erase", "audit"])
+@pytest.mark.parametrize(
+    "command", ["list", "stats", "show", "replay", "export", "purge", "erase", "audit"]
+)
 def test_every_command_has_help_with_exit_codes(command: str) -> None:
     """`--help` works without Redis and documents the exit codes."""
     result = CliRunner().invoke(dlq, [command, "--help"])
@@ -629,16 +698,41 @@ def test_iter_entries_pages_through_ties_and_a_time_bound(books: Books) -> None:
     from worker.store.dead_query import DeadFilter, iter_entries
 
     for n in range(250):
-        books.dead.put(f"tie-{n}", reason=DeadReason.REJECTED, raw=b"{}", payload=None,
-                       attempts=(), source=None, error="422", now=1000.0)
+        books.dead.put(
+            f"tie-{n}",
+            reason=DeadReason.REJECTED,
+            raw=b"{}",
+            payload=None,
+            attempts=(),
+            source=None,
+            error="422",
+            now=1000.0,
+        )
     for n in range(30):
-        books.dead.put(f"spread-{n}", reason=DeadReason.REJECTED, raw=b"{}", payload=None,
-                       attempts=(), source=None, error="422", now=900.0 + n)
-    books.dead.put("late", reason=DeadReason.REJECTED, raw=b"{}", payload=None, attempts=(),
-                   source=None, error="422", now=5000.0)
+        books.dead.put(
+            f"spread-{n}",
+            reason=DeadReason.REJECTED,
+            raw=b"{}",
+            payload=None,
+            attempts=(),
+            source=None,
+            error="422",
+            now=900.0 + n,
+        )
+    books.dead.put(
+        "late",
+        reason=DeadReason.REJECTED,
+        raw=b"{}",
+        payload=None,
+        attempts=(),
+        source=None,
+        error="422",
+        now=5000.0,
+    )
 
-    keys = [e.order_key for e in iter_entries(books.dead, DeadFilter().bounded(2000.0),
-                                              page_size=100)]
+    keys = [
+        e.order_key for e in iter_entries(books.dead, DeadFilter().bounded(2000.0), page_size=100)
+    ]
 
     assert len(keys) == len(set(keys)) == 280
     assert "late" not in keys

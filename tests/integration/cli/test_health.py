@@ -31,8 +31,10 @@ def test_a_working_fleet_is_healthy(
     keys = [f"hl-{n}" for n in range(5)]
     enqueue([raw_order(k) for k in keys], client=harness.client, publisher=harness.publisher)
     harness.wait_states(keys, {OrderState.SUBMITTED})
-    wait_until(lambda: bool(harness.client.hlen(harness.keys.heartbeat("sweeper"))),
-               what="a sweeper heartbeat")
+    wait_until(
+        lambda: bool(harness.client.hlen(harness.keys.heartbeat("sweeper"))),
+        what="a sweeper heartbeat",
+    )
     code, doc = run_health(redis_url)
     assert code == 0, doc
     assert doc["healthy"] is True
@@ -53,9 +55,17 @@ def test_problems_are_named_and_fail_the_exit_code(redis_url: str) -> None:
     assert code == 1
     assert doc["healthy"] is False
     assert statuses(doc) == {
-        "redis": "ok", "workers": "skip", "progress": "ok", "pump": "ok", "sweeper": "fail",
-        "breaker": "fail", "throttle": "ok", "backlog": "ok", "dead_letters": "warn",
-        "redis_server": "warn", "memory": "ok",
+        "redis": "ok",
+        "workers": "skip",
+        "progress": "ok",
+        "pump": "ok",
+        "sweeper": "fail",
+        "breaker": "fail",
+        "throttle": "ok",
+        "backlog": "ok",
+        "dead_letters": "warn",
+        "redis_server": "warn",
+        "memory": "ok",
     }
     breaker = next(c for c in doc["checks"] if c["name"] == "breaker")
     assert "open" in breaker["detail"] and "401" in breaker["detail"]
@@ -100,8 +110,17 @@ def test_thresholds_are_options(redis_url: str) -> None:
     """--max-dead 0 turns one waiting dead letter into a failure; --max-oldest-waiting-s 50
     makes the 100 s old order a backlog failure."""
     seed_fleet(redis_url)
-    code, doc = run_health(redis_url, "--only", "dead_letters", "--only", "backlog",
-                           "--max-dead", "0", "--max-oldest-waiting-s", "50")
+    code, doc = run_health(
+        redis_url,
+        "--only",
+        "dead_letters",
+        "--only",
+        "backlog",
+        "--max-dead",
+        "0",
+        "--max-oldest-waiting-s",
+        "50",
+    )
     assert code == 1
     assert statuses(doc) == {"redis": "ok", "dead_letters": "fail", "backlog": "fail"}
 
@@ -126,8 +145,11 @@ def test_human_output_has_one_line_per_check_and_a_summary(redis_url: str) -> No
     """Without --json: a line per check, then the verdict with counts."""
     seed_fleet(redis_url)
     done = subprocess.run(
-        [sys.executable, "-m", "ops.cli", "health", "--redis-url", redis_url, "--min-workers",
-         "0"], capture_output=True, text=True, timeout=60)
+        [sys.executable, "-m", "ops.cli", "health", "--redis-url", redis_url, "--min-workers", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     lines = done.stdout.strip().splitlines()
     assert done.returncode == 1
     assert len(lines) == 12  # 11 checks (no reconciler: no token) and the summary

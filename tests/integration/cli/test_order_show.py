@@ -31,10 +31,14 @@ EMAIL = "ada@example.com"
 
 def raw_order(order_id: str, *, updated_at: str, note: str = "") -> dict[str, Any]:
     return {
-        "id": order_id, "number": f"#{order_id}", "updated_at": updated_at, "notes": note,
+        "id": order_id,
+        "number": f"#{order_id}",
+        "updated_at": updated_at,
+        "notes": note,
         "customer": {"first_name": "Ada", "last_name": "Lovelace", "email": EMAIL},
-        "lines": [{"id": "l1", "sku": "SKU-1", "name": "Mug", "quantity": 1,
-                   "unit_price": "12.10"}],
+        "lines": [
+            {"id": "l1", "sku": "SKU-1", "name": "Mug", "quantity": 1, "unit_price": "12.10"}
+        ],
         "auto_connect_by_sku": True,
     }
 
@@ -45,8 +49,7 @@ class Shop:
         self.client: redis.Redis[bytes] = redis.Redis.from_url(redis_url)
         self.ledger = Ledger(self.client, Keys())
         self.dead = DeadLetters(self.client, Keys())
-        self.publisher = Publisher(create_app(Settings(redis_url=redis_url,
-                                                       broker_url=redis_url)))
+        self.publisher = Publisher(create_app(Settings(redis_url=redis_url, broker_url=redis_url)))
 
     def send(self, *orders: dict[str, Any]) -> None:
         enqueue(list(orders), client=self.client, publisher=self.publisher)
@@ -74,10 +77,13 @@ def test_order_show_json_tells_where_a_submitted_order_is(
     """Two versions sent and a stale one ignored: the JSON gives the state, every version
     received, both attempts, the Jetti sale id, no dead letter and the timeline."""
     jetti = sandbox_factory(throttle=False)
-    start_pipeline(JETTI_RELAY_JETTI_MODE="sync", JETTI_RELAY_RATE_PER_S="50",
-                   JETTI_RELAY_JETTI_API_URL=jetti.base_url,
-                   JETTI_RELAY_API_TOKEN=jetti.api_token,
-                   JETTI_RELAY_CHANNEL_ID=str(jetti.channel_id))
+    start_pipeline(
+        JETTI_RELAY_JETTI_MODE="sync",
+        JETTI_RELAY_RATE_PER_S="50",
+        JETTI_RELAY_JETTI_API_URL=jetti.base_url,
+        JETTI_RELAY_API_TOKEN=jetti.api_token,
+        JETTI_RELAY_CHANNEL_ID=str(jetti.channel_id),
+    )
     shop.send(raw_order("os-1", updated_at="2026-11-27T10:00:00+00:00", note="v1"))
     wait_until(lambda: shop.state("os-1") is OrderState.SUBMITTED, what="v1 submitted")
     shop.send(raw_order("os-1", updated_at="2026-11-27T11:00:00+00:00", note="v2"))
@@ -106,12 +112,25 @@ def test_order_show_of_a_dead_order_names_its_dead_letter(shop: Shop) -> None:
     now = time.time()
     raw = orjson.dumps(raw_order("os-dead", updated_at="2026-11-27T10:00:00+00:00"))
     shop.ledger.record(NewVersion("os-dead", raw, None, "shop"), now=now)
-    attempt = Attempt(at=now, status=422, error_class="Rejected",
-                      excerpt=f"customer {EMAIL} blocked", worker="w1", outcome="error")
+    attempt = Attempt(
+        at=now,
+        status=422,
+        error_class="Rejected",
+        excerpt=f"customer {EMAIL} blocked",
+        worker="w1",
+        outcome="error",
+    )
     shop.ledger.mark_dead("os-dead", reason=DeadReason.REJECTED, now=now, attempt=attempt)
-    shop.dead.put("os-dead", reason=DeadReason.REJECTED, raw=raw, payload=None,
-                  attempts=[attempt], source="shop", error=f"Jetti answered 422: {EMAIL}",
-                  now=now)
+    shop.dead.put(
+        "os-dead",
+        reason=DeadReason.REJECTED,
+        raw=raw,
+        payload=None,
+        attempts=[attempt],
+        source="shop",
+        error=f"Jetti answered 422: {EMAIL}",
+        now=now,
+    )
 
     view = json.loads(shop.show("os-dead", "--json").output)
     text = shop.show("os-dead")

@@ -86,12 +86,16 @@ class Scene:
         url = redis_url or self.redis_url
         env = {k: v for k, v in os.environ.items() if not k.upper().startswith("JETTI_RELAY_")}
         return {
-            **env, **FAST_ENV,
-            "JETTI_RELAY_REDIS_URL": url, "JETTI_RELAY_BROKER_URL": url,
+            **env,
+            **FAST_ENV,
+            "JETTI_RELAY_REDIS_URL": url,
+            "JETTI_RELAY_BROKER_URL": url,
             "JETTI_RELAY_JETTI_ASYNC_URL": f"{self.jetti_url}/webhooks/manual-sale.json",
             "JETTI_RELAY_JETTI_API_URL": self.jetti_url,
-            "JETTI_RELAY_WEBHOOK_HASH": SECRET_HASH, "JETTI_RELAY_API_TOKEN": SECRET_TOKEN,
-            "JETTI_RELAY_CHANNEL_ID": "7", "JETTI_RELAY_LOG_FORMAT": "json",
+            "JETTI_RELAY_WEBHOOK_HASH": SECRET_HASH,
+            "JETTI_RELAY_API_TOKEN": SECRET_TOKEN,
+            "JETTI_RELAY_CHANNEL_ID": "7",
+            "JETTI_RELAY_LOG_FORMAT": "json",
             "JETTI_RELAY_RECONCILE_INTERVAL_S": "0.2",
             **settings,
         }
@@ -107,21 +111,37 @@ class Scene:
 
 def run_to_end(scene: Scene, args: list[str], env: dict[str, str]) -> str:
     """`jetti-relay ARGS` run to completion; its stdout+stderr."""
-    result = subprocess.run([sys.executable, "-m", "ops.cli", *args], env=env, cwd=scene.tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            timeout=ERROR_TIMEOUT_S)
+    result = subprocess.run(
+        [sys.executable, "-m", "ops.cli", *args],
+        env=env,
+        cwd=scene.tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=ERROR_TIMEOUT_S,
+    )
     return result.stdout
 
 
-def run_until(scene: Scene, args: list[str], env: dict[str, str], marker: str,
-              poke: Callable[[], object] = lambda: None) -> str:
+def run_until(
+    scene: Scene,
+    args: list[str],
+    env: dict[str, str],
+    marker: str,
+    poke: Callable[[], object] = lambda: None,
+) -> str:
     """Start a long-running `jetti-relay ARGS`, call `poke` until `marker` shows in its
     output (or the deadline passes), stop its whole process group; its stdout+stderr."""
     log_path = scene.tmp_path / f"{args[0]}.log"
     with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "ops.cli", *args], env=env,
-                                   cwd=scene.tmp_path, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ops.cli", *args],
+            env=env,
+            cwd=scene.tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + ERROR_TIMEOUT_S
         while marker not in log_path.read_text(errors="replace"):
@@ -149,8 +169,9 @@ def celery_pool(scene: Scene) -> str:
     # A pool process posts an order carrying the email to Jetti, which answers garbage.
     env = scene.env()
     enqueued = run_to_end(scene, ["enqueue", str(scene.orders_file())], env)
-    return enqueued + run_until(scene, ["worker", "-c", "1", "--no-pump"], env,
-                                "order_retry_scheduled")
+    return enqueued + run_until(
+        scene, ["worker", "-c", "1", "--no-pump"], env, "order_retry_scheduled"
+    )
 
 
 def pump(scene: Scene) -> str:
@@ -160,7 +181,8 @@ def pump(scene: Scene) -> str:
 def enqueue(scene: Scene) -> str:
     # An invalid order whose email holds a lone surrogate: the refusal must not quote it.
     bad = json.dumps({**raw_order("logs-2"), "customer": {"email": "X"}}).replace(
-        '"X"', f'"{EMAIL}\\ud800"')
+        '"X"', f'"{EMAIL}\\ud800"'
+    )
     return run_to_end(scene, ["enqueue", str(scene.orders_file(bad))], scene.env())
 
 
@@ -187,9 +209,13 @@ def metrics(scene: Scene) -> str:
         with contextlib.suppress(httpx.HTTPError):  # not listening yet
             httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5.0)
 
-    return run_until(scene, ["metrics", "--port", str(port)],
-                     scene.env(redis_url=scene.dead_redis_url), "metrics_redis_unreachable",
-                     poke=scrape)
+    return run_until(
+        scene,
+        ["metrics", "--port", str(port)],
+        scene.env(redis_url=scene.dead_redis_url),
+        "metrics_redis_unreachable",
+        poke=scrape,
+    )
 
 
 # (kind, start it and force its error, text the error leaves in the output)
@@ -206,8 +232,9 @@ PROCESS_KINDS: list[tuple[str, Callable[[Scene], str], str]] = [
 ]
 
 
-@pytest.mark.parametrize(("start", "error"), [pytest.param(run, error, id=kind)
-                                               for kind, run, error in PROCESS_KINDS])
+@pytest.mark.parametrize(
+    ("start", "error"), [pytest.param(run, error, id=kind) for kind, run, error in PROCESS_KINDS]
+)
 def test_no_secret_or_email_in_any_process_output(
     tmp_path: Path, redis_url: str, garbage_jetti: str, start: Callable[[Scene], str], error: str
 ) -> None:

@@ -60,6 +60,7 @@ def assert_one_clean_line(result: Result, code: int, text: str) -> None:
 
 # --- erasure -----------------------------------------------------------------------------------
 
+
 def test_erase_scrubs_the_payload_stored_for_a_resend(books: Books) -> None:
     """`dlq replay --resend-stored` stores the payload in the ledger (`resend_payload`); an
     order that died again with it set is erased there too."""
@@ -81,6 +82,7 @@ def test_erase_scrubs_the_payload_stored_for_a_resend(books: Books) -> None:
 
 
 # --- replay ------------------------------------------------------------------------------------
+
 
 def test_a_correction_whose_id_is_only_a_suffix_of_the_key_is_refused(
     books: Books, tmp_path: Path
@@ -108,6 +110,7 @@ def test_replay_of_only_unknown_keys_exits_3(books: Books) -> None:
 
 # --- markup ------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("key", ["shop[a]:1", "x[/]y", "[bold]z[/bold]"])
 def test_keys_print_as_they_are(books: Books, key: str) -> None:
     books.make_dead(key, order=raw_order("1"), excerpt="bad [/] excerpt [red]x")
@@ -121,9 +124,17 @@ def test_keys_print_as_they_are(books: Books, key: str) -> None:
 
 # --- unreachable or malformed Redis ------------------------------------------------------------
 
-@pytest.mark.parametrize("args", [["dlq", "list"], ["dlq", "show", "k"],
-                                  ["order", "show", "k"], ["reconcile", "status"],
-                                  ["enqueue", "-"]])
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["dlq", "list"],
+        ["dlq", "show", "k"],
+        ["order", "show", "k"],
+        ["reconcile", "status"],
+        ["enqueue", "-"],
+    ],
+)
 def test_a_malformed_redis_url_is_a_usage_error(args: list[str]) -> None:
     result = jr(*args, "--redis-url", "foo", input="{}")
     assert_one_clean_line(result, 2, "not a Redis URL")

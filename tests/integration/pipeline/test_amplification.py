@@ -22,9 +22,16 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def runtime(redis_url: str, sandbox: Any) -> Iterator[Runtime]:
-    rt = build_runtime(Settings(redis_url=redis_url, broker_url=redis_url, key_prefix="amp",
-                                webhook_hash=sandbox.webhook_hash,
-                                jetti_async_url=sandbox.webhook_url, max_line_items=5))
+    rt = build_runtime(
+        Settings(
+            redis_url=redis_url,
+            broker_url=redis_url,
+            key_prefix="amp",
+            webhook_hash=sandbox.webhook_hash,
+            jetti_async_url=sandbox.webhook_url,
+            max_line_items=5,
+        )
+    )
     yield rt
     rt.processor._executor.shutdown(wait=False)
     rt.redis.close()
@@ -32,8 +39,9 @@ def runtime(redis_url: str, sandbox: Any) -> Iterator[Runtime]:
 
 def _record(rt: Runtime, order: dict[str, Any]) -> None:
     raw = json.dumps(order).encode()
-    rt.ledger.record(NewVersion(order["id"], raw, parse_raw_order(order).updated_at, "test"),
-                     now=time.time())
+    rt.ledger.record(
+        NewVersion(order["id"], raw, parse_raw_order(order).updated_at, "test"), now=time.time()
+    )
 
 
 def test_the_worker_dead_letters_an_order_over_the_line_item_cap(
@@ -81,9 +89,13 @@ def test_resend_stored_never_sends_an_older_version_than_the_ledger_holds(
     assert letter is not None and letter.reason is DeadReason.TRANSFORM_ERROR
     assert letter.payload == p1  # kept, with the version it was built from
 
-    replayer = Replayer(ledger=runtime.ledger, dead_letters=runtime.dead_letters,
-                        publisher=runtime.publisher, audit=AuditLog(runtime.redis, runtime.keys),
-                        actor="test")
+    replayer = Replayer(
+        ledger=runtime.ledger,
+        dead_letters=runtime.dead_letters,
+        publisher=runtime.publisher,
+        audit=AuditLog(runtime.redis, runtime.keys),
+        actor="test",
+    )
     step = replayer.replay(letter, mode=ReplayMode.RESEND_STORED)
     assert step.action is Action.NOT_REPLAYABLE
     assert "older version" in step.why

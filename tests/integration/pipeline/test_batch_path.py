@@ -196,8 +196,14 @@ def test_soft_time_limit_stops_the_batch_and_still_flushes(
     from worker.runtime import build_runtime
     from worker.settings import Settings
 
-    rt = build_runtime(Settings(redis_url=redis_url, key_prefix="soft", webhook_hash="h",
-                                jetti_async_url="http://127.0.0.1:9/never"))
+    rt = build_runtime(
+        Settings(
+            redis_url=redis_url,
+            key_prefix="soft",
+            webhook_hash="h",
+            jetti_async_url="http://127.0.0.1:9/never",
+        )
+    )
     sent: list[bytes] = []
 
     class Jetti:
@@ -220,8 +226,10 @@ def test_soft_time_limit_stops_the_batch_and_still_flushes(
     try:
         for key in ("a", "b"):
             raw = raw_order(key, 1)
-            rt.ledger.record(NewVersion(key, raw, parse_raw_order(loads_document(raw)).updated_at,
-                                        "test"), now=time.time())
+            rt.ledger.record(
+                NewVersion(key, raw, parse_raw_order(loads_document(raw)).updated_at, "test"),
+                now=time.time(),
+            )
         processor.handle_batch(["a", "b"], task_id="task")
         assert calls == ["a"], "the batch went on deciding after the soft time limit"
         assert sent == [], "the batch sent orders after the soft time limit"

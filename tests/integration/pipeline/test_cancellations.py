@@ -42,14 +42,22 @@ pytestmark = pytest.mark.integration
 CANCELLED_AT = "2026-11-27T12:00:00+00:00"
 
 
-def raw_order(order_id: str, *, updated_at: str = "2026-11-27T10:00:00+00:00",
-              cancelled: bool = False) -> dict[str, Any]:
+def raw_order(
+    order_id: str, *, updated_at: str = "2026-11-27T10:00:00+00:00", cancelled: bool = False
+) -> dict[str, Any]:
     order: dict[str, Any] = {
         "id": order_id,
         "number": f"#{order_id}",
         "updated_at": updated_at,
-        "lines": [{"id": f"{order_id}-l1", "sku": "SKU-1", "name": "Item 1", "quantity": 2,
-                   "unit_price": "12.10"}],
+        "lines": [
+            {
+                "id": f"{order_id}-l1",
+                "sku": "SKU-1",
+                "name": "Item 1",
+                "quantity": 2,
+                "unit_price": "12.10",
+            }
+        ],
         "auto_connect_by_sku": True,
     }
     if cancelled:
@@ -67,21 +75,34 @@ class Desk:
         self.ledger = SettleLedger(self.client, self.keys)
         self.dead = DeadLetters(self.client, self.keys)
         self.settings = Settings(
-            redis_url=redis_url, broker_url=redis_url, jetti_async_url=sandbox.webhook_url,
-            jetti_api_url=sandbox.base_url, api_token=sandbox.api_token,
+            redis_url=redis_url,
+            broker_url=redis_url,
+            jetti_async_url=sandbox.webhook_url,
+            jetti_api_url=sandbox.base_url,
+            api_token=sandbox.api_token,
             webhook_hash=sandbox.webhook_hash,
-            **{"channel_id": sandbox.channel_id, "backoff_base_s": 0.05, "backoff_max_s": 0.2,
-               "max_attempts": 3, **overrides},
+            **{
+                "channel_id": sandbox.channel_id,
+                "backoff_base_s": 0.05,
+                "backoff_max_s": 0.2,
+                "max_attempts": 3,
+                **overrides,
+            },
         )
         self.http = build_http_client(self.settings)
         self.jetti = build_jetti_client(self.settings, self.http)
         self.publisher = Publisher(create_app(self.settings), batch_size=10)
         self.canceller: Canceller = build_canceller(
-            self.settings, client=self.client, keys=self.keys, worker_id="test:1",
-            jetti=self.jetti, limiter=RateLimiter.from_settings(self.client, self.keys,
-                                                                 self.settings),
-            breaker=Breaker(self.client, self.keys, probe_s=1.0), dead_letters=self.dead,
-            publisher=self.publisher, stats=Stats(self.client, self.keys),
+            self.settings,
+            client=self.client,
+            keys=self.keys,
+            worker_id="test:1",
+            jetti=self.jetti,
+            limiter=RateLimiter.from_settings(self.client, self.keys, self.settings),
+            breaker=Breaker(self.client, self.keys, probe_s=1.0),
+            dead_letters=self.dead,
+            publisher=self.publisher,
+            stats=Stats(self.client, self.keys),
         )
 
     def record(self, order: dict[str, Any]) -> None:
@@ -90,8 +111,9 @@ class Desk:
         self.ledger.record(NewVersion(order["id"], raw, updated, None), now=time.time())
 
     def begin(self, key: str) -> OrderEntry:
-        delivery = self.ledger.begin_delivery(key, task_id="t", worker="test:1",
-                                              now=time.time(), max_unfinished=5)
+        delivery = self.ledger.begin_delivery(
+            key, task_id="t", worker="test:1", now=time.time(), max_unfinished=5
+        )
         assert delivery.action is DeliveryAction.PROCEED and delivery.entry is not None
         return delivery.entry
 
@@ -104,9 +126,14 @@ class Desk:
         self.jetti.submit(built.body)
         self.sandbox.wait_applied()
         sale_id = self.sandbox.sales(order["id"])[0]["id"] if record_sale_id else None
-        self.ledger.mark_submitted(order["id"], version=entry.version,
-                                   payload_hash=built.payload_hash, line_ids=built.line_ids,
-                                   sale_id=sale_id, now=time.time())
+        self.ledger.mark_submitted(
+            order["id"],
+            version=entry.version,
+            payload_hash=built.payload_hash,
+            line_ids=built.line_ids,
+            sale_id=sale_id,
+            now=time.time(),
+        )
 
     def close(self) -> None:
         self.http.close()
@@ -162,23 +189,36 @@ def test_accepted_but_not_yet_in_jetti_is_retried_not_dropped(desk: Desk, sandbo
     """A version was accepted but its sale is not in Jetti yet (still queued there): retry."""
     desk.record(raw_order("c-3"))
     entry = desk.begin("c-3")
-    desk.ledger.mark_submitted("c-3", version=entry.version, payload_hash="x", line_ids=["c-3-l1"],
-                               sale_id=None, now=time.time())
+    desk.ledger.mark_submitted(
+        "c-3",
+        version=entry.version,
+        payload_hash="x",
+        line_ids=["c-3-l1"],
+        sale_id=None,
+        now=time.time(),
+    )
     desk.record(raw_order("c-3", updated_at="2026-11-27T12:00:00+00:00", cancelled=True))
     assert desk.canceller.handle(desk.begin("c-3"), now=time.time())
     after = desk.ledger.get("c-3")
     assert after is not None and after.state is OrderState.RETRY_WAIT and after.attempts == 1
 
 
-def test_accepted_long_ago_without_a_verdict_is_retried_not_dropped(desk: Desk,
-                                                                     sandbox: Any) -> None:
+def test_accepted_long_ago_without_a_verdict_is_retried_not_dropped(
+    desk: Desk, sandbox: Any
+) -> None:
     """reliability #4b: accepted an hour ago (beyond any fixed grace), no sale yet and no row in
     Jetti's import log: Jetti's queue may be behind, so the cancel is retried, never dropped as
     `not_imported` on a timer."""
     desk.record(raw_order("c-6"))
     entry = desk.begin("c-6")
-    desk.ledger.mark_submitted("c-6", version=entry.version, payload_hash="x", line_ids=["c-6-l1"],
-                               sale_id=None, now=time.time() - 3600)
+    desk.ledger.mark_submitted(
+        "c-6",
+        version=entry.version,
+        payload_hash="x",
+        line_ids=["c-6-l1"],
+        sale_id=None,
+        now=time.time() - 3600,
+    )
     desk.record(raw_order("c-6", updated_at="2026-11-27T12:00:00+00:00", cancelled=True))
     assert desk.canceller.handle(desk.begin("c-6"), now=time.time())
     after = desk.ledger.get("c-6")
@@ -208,8 +248,14 @@ def test_an_import_pending_past_the_retry_budget_is_dead_lettered_saying_why(
     cancellation is a dead letter whose error says the import may still be queued."""
     desk.record(raw_order("c-8"))
     entry = desk.begin("c-8")
-    desk.ledger.mark_submitted("c-8", version=entry.version, payload_hash="x", line_ids=["c-8-l1"],
-                               sale_id=None, now=time.time())
+    desk.ledger.mark_submitted(
+        "c-8",
+        version=entry.version,
+        payload_hash="x",
+        line_ids=["c-8-l1"],
+        sale_id=None,
+        now=time.time(),
+    )
     desk.record(raw_order("c-8", updated_at="2026-11-27T12:00:00+00:00", cancelled=True))
     for _ in range(desk.settings.max_attempts + 1):
         current = desk.ledger.get("c-8")
@@ -339,12 +385,25 @@ def test_pipeline_cancels_an_imported_order(
     start_pipeline(JETTI_RELAY_RECONCILE_ENABLED="false")
     publisher = desk.publisher
     enqueue([raw_order("e2e-c")], client=desk.client, publisher=publisher)
-    wait_until(lambda: desk.ledger.get("e2e-c").state is OrderState.SUBMITTED,  # type: ignore
-               what="import")
-    enqueue([raw_order("e2e-c", updated_at="2026-11-27T12:00:00+00:00", cancelled=True),
-             raw_order("e2e-never", cancelled=True)], client=desk.client, publisher=publisher)
-    wait_until(lambda: all(desk.ledger.get(k).state is OrderState.CANCELLED  # type: ignore
-                           for k in ("e2e-c", "e2e-never")), what="cancellations")
+    wait_until(
+        lambda: desk.ledger.get("e2e-c").state is OrderState.SUBMITTED,  # type: ignore
+        what="import",
+    )
+    enqueue(
+        [
+            raw_order("e2e-c", updated_at="2026-11-27T12:00:00+00:00", cancelled=True),
+            raw_order("e2e-never", cancelled=True),
+        ],
+        client=desk.client,
+        publisher=publisher,
+    )
+    wait_until(
+        lambda: all(
+            desk.ledger.get(k).state is OrderState.CANCELLED  # type: ignore
+            for k in ("e2e-c", "e2e-never")
+        ),
+        what="cancellations",
+    )
     assert sandbox.sales("e2e-c")[0]["cancelled"] is True
     assert sandbox.sales("e2e-never") == []
     assert len(sandbox.history("e2e-c")) == 1  # the cancelled version was not imported
@@ -395,24 +454,41 @@ def test_a_cancellation_is_never_lost_as_stale_and_later_copies_are_not_sent(
     start_pipeline(JETTI_RELAY_RECONCILE_ENABLED="false")
     keys = ("e2e-older", "e2e-unstamped")
     late = "2026-11-27T14:00:00+00:00"
-    enqueue([raw_order(k, updated_at=late) for k in keys], client=desk.client,
-            publisher=desk.publisher)
-    wait_until(lambda: all(desk.ledger.get(k).state is OrderState.SUBMITTED  # type: ignore
-                           for k in keys), what="imports")
+    enqueue(
+        [raw_order(k, updated_at=late) for k in keys], client=desk.client, publisher=desk.publisher
+    )
+    wait_until(
+        lambda: all(
+            desk.ledger.get(k).state is OrderState.SUBMITTED  # type: ignore
+            for k in keys
+        ),
+        what="imports",
+    )
     unstamped = raw_order(keys[1], cancelled=True)
     del unstamped["updated_at"]
 
-    cancels = enqueue([raw_order(keys[0], cancelled=True), unstamped], client=desk.client,
-                      publisher=desk.publisher)
+    cancels = enqueue(
+        [raw_order(keys[0], cancelled=True), unstamped],
+        client=desk.client,
+        publisher=desk.publisher,
+    )
 
     assert (cancels.updated, cancels.stale) == (2, 0)
-    wait_until(lambda: all(desk.ledger.get(k).state is OrderState.CANCELLED  # type: ignore
-                           for k in keys), what="cancellations")
+    wait_until(
+        lambda: all(
+            desk.ledger.get(k).state is OrderState.CANCELLED  # type: ignore
+            for k in keys
+        ),
+        what="cancellations",
+    )
     for key in keys:
         assert sandbox.sales(key)[0]["cancelled"] is True
 
-    later = enqueue([raw_order(k, updated_at="2026-11-27T15:00:00+00:00") for k in keys],
-                    client=desk.client, publisher=desk.publisher)
+    later = enqueue(
+        [raw_order(k, updated_at="2026-11-27T15:00:00+00:00") for k in keys],
+        client=desk.client,
+        publisher=desk.publisher,
+    )
 
     assert (later.after_cancel, later.updated, later.messages) == (2, 0, 0)
     assert [i.order_key for i in later.ignored] == list(keys)

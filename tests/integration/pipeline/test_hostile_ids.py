@@ -35,8 +35,9 @@ hostile_ids = st.one_of(
 ).filter(lambda s: not re.search(r"[\ud800-\udfff]", s))
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(order_id=hostile_ids)
 def test_scripts_build_the_same_key_names_as_python(
     redis_client: redis.Redis[bytes], order_id: str
@@ -48,14 +49,23 @@ def test_scripts_build_the_same_key_names_as_python(
     ledger = Ledger(redis_client, keys)
     ledger.record(NewVersion(order_id, b'{"a":1}', STAMP, "test"), now=T0)
     (claim,) = ledger.begin_batch(
-        [(order_id, "tok")], lock_head_tail=keys.parts(keys.lock), lock_ttl_s=60,
-        lock_busy_due_at=T0 + 1, task_id="t", worker="w", now=T0, max_unfinished=3,
+        [(order_id, "tok")],
+        lock_head_tail=keys.parts(keys.lock),
+        lock_ttl_s=60,
+        lock_busy_due_at=T0 + 1,
+        task_id="t",
+        worker="w",
+        now=T0,
+        max_unfinished=3,
     )
     assert claim.token == "tok"
     assert redis_client.get(keys.lock(order_id)) == b"tok"
     attempt = Attempt(T0, 503, "JettiUnavailable", None, "w", "retry")
-    ledger.finish_batch([Finish(order_id, Retry(T0 + 5, True, attempt), True, "tok")],
-                        lock_head_tail=keys.parts(keys.lock), now=T0)
+    ledger.finish_batch(
+        [Finish(order_id, Retry(T0 + 5, True, attempt), True, "tok")],
+        lock_head_tail=keys.parts(keys.lock),
+        now=T0,
+    )
     assert redis_client.type(keys.order(order_id)) == b"hash"
     assert redis_client.type(keys.order_events(order_id)) == b"list"
     assert redis_client.type(keys.order_attempts(order_id)) == b"list"

@@ -24,8 +24,12 @@ def test_a_long_id_prefix_rejects_each_order_with_the_limit(redis_url: str) -> N
     recorded, and the call returns a summary instead of raising."""
     harness = Harness(redis_url)
     prefix = "p" * (MAX_ID_PREFIX_CHARS + 1)
-    summary = enqueue([raw_order("1"), raw_order("2")], client=harness.client,
-                      publisher=harness.publisher, id_prefix=prefix)
+    summary = enqueue(
+        [raw_order("1"), raw_order("2")],
+        client=harness.client,
+        publisher=harness.publisher,
+        id_prefix=prefix,
+    )
     assert summary.rejected == 2 and summary.accepted == 0
     assert all(f"at most {MAX_ID_PREFIX_CHARS}" in r.describe() for r in summary.rejections)
     assert harness.ledger.get(prefix + "1") is None
@@ -41,11 +45,17 @@ def test_a_bad_key_in_a_message_does_not_strand_the_others(
     # Only the message below may deliver them: the producer's own message goes first.
     harness.client.delete(ORDERS_QUEUE)
     long_key = "k" * (MAX_ORDER_KEY_CHARS + 1)
-    harness.app.send_task(IMPORT_TASK, args=[build_message(["good-1", long_key, "good-2"])],
-                          queue=ORDERS_QUEUE, ignore_result=True)
+    harness.app.send_task(
+        IMPORT_TASK,
+        args=[build_message(["good-1", long_key, "good-2"])],
+        queue=ORDERS_QUEUE,
+        ignore_result=True,
+    )
     start_pipeline(JETTI_RELAY_STUCK_AFTER_S="3600")
     harness.wait_states(["good-1", "good-2"], {OrderState.SUBMITTED})
     assert harness.dead.list(limit=10) == []
-    wait_until(lambda: harness.client.hget(harness.keys.counters(), DROPPED_KEY_COUNTER) == b"1",
-               what="the dropped key counted")
+    wait_until(
+        lambda: harness.client.hget(harness.keys.counters(), DROPPED_KEY_COUNTER) == b"1",
+        what="the dropped key counted",
+    )
     assert Stats(harness.client, harness.keys).dropped_keys() == 1

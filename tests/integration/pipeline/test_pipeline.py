@@ -130,8 +130,13 @@ def test_two_sources_with_the_same_order_id_stay_two_sales(
     filed under their order keys, neither overwriting the other (Jetti upserts by externalId)."""
     start_pipeline()
     for prefix in ("shop-a:", "shop-b:"):
-        enqueue([raw_order("1001", note=prefix)], client=harness.client,
-                publisher=harness.publisher, id_prefix=prefix, source=prefix[:-1])
+        enqueue(
+            [raw_order("1001", note=prefix)],
+            client=harness.client,
+            publisher=harness.publisher,
+            id_prefix=prefix,
+            source=prefix[:-1],
+        )
     harness.wait_states(["shop-a:1001", "shop-b:1001"], {OrderState.SUBMITTED})
     for prefix in ("shop-a:", "shop-b:"):
         (sale,) = sandbox.history(prefix + "1001")
@@ -213,10 +218,14 @@ def test_429_blocks_the_fleet_and_spends_no_attempt(
     assert attempts[-1].at - attempts[-2].at >= pause_s * 0.9
 
 
-@pytest.mark.parametrize(("header", "assumption"),
-                         [("31536000", "retry_after_clamped"), ("inf", "retry_after_ignored")])
+@pytest.mark.parametrize(
+    ("header", "assumption"), [("31536000", "retry_after_clamped"), ("inf", "retry_after_ignored")]
+)
 def test_an_extreme_retry_after_never_pauses_the_fleet_beyond_the_bound(
-    harness: Harness, start_pipeline: PipelineFactory, sandbox: Any, header: str,
+    harness: Harness,
+    start_pipeline: PipelineFactory,
+    sandbox: Any,
+    header: str,
     assumption: str,
 ) -> None:
     """reliability #8: a Retry-After of a year is clamped to RETRY_AFTER_MAX_S and `inf` is

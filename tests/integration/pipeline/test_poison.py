@@ -43,10 +43,16 @@ MAX_UNFINISHED = 3
 
 @pytest.fixture
 def runtime(redis_url: str, sandbox: Any) -> Iterator[Runtime]:
-    rt = build_runtime(Settings(redis_url=redis_url, broker_url=redis_url, key_prefix="poison",
-                                webhook_hash=sandbox.webhook_hash,
-                                jetti_async_url=sandbox.webhook_url,
-                                max_unfinished_deliveries=MAX_UNFINISHED))
+    rt = build_runtime(
+        Settings(
+            redis_url=redis_url,
+            broker_url=redis_url,
+            key_prefix="poison",
+            webhook_hash=sandbox.webhook_hash,
+            jetti_async_url=sandbox.webhook_url,
+            max_unfinished_deliveries=MAX_UNFINISHED,
+        )
+    )
     yield rt
     rt.processor._executor.shutdown(wait=False)
     rt.redis.close()
@@ -147,7 +153,9 @@ def test_a_redelivered_message_sends_its_suspect_alone(runtime: Runtime) -> None
         ledger.finish_delivery(key, now=now)
     claims = _claim(ledger, lock, [POISON, *GOOD], fill=0, now=now)
     assert [(c.order_key, c.isolate) for c in claims] == [
-        (POISON, True), *((k, False) for k in GOOD)]
+        (POISON, True),
+        *((k, False) for k in GOOD),
+    ]
     assert runtime.redis.get(runtime.keys.lock(POISON)) is None
     assert ledger.get(POISON).deliveries_started == 1  # untouched
     assert _claim(ledger, lock, [POISON], fill=0, now=now)[0].isolate is False
@@ -159,8 +167,9 @@ def test_the_processor_publishes_an_isolated_suspect_alone(runtime: Runtime) -> 
     runtime.redis.delete(ORDERS_QUEUE)
     for key in (POISON, *GOOD):
         _record(runtime, key)
-    runtime.ledger.begin_delivery(POISON, task_id="t", worker="w", now=time.time(),
-                                  max_unfinished=3)
+    runtime.ledger.begin_delivery(
+        POISON, task_id="t", worker="w", now=time.time(), max_unfinished=3
+    )
     runtime.processor.handle_batch([POISON, *GOOD], task_id="redelivered")
     assert _queued_messages(runtime.redis) == [[POISON]]
     assert runtime.ledger.get(POISON).deliveries_started == 1
@@ -170,9 +179,16 @@ def test_the_processor_publishes_an_isolated_suspect_alone(runtime: Runtime) -> 
 
 def _claim(ledger: Ledger, lock: OrderLock, keys: list[str], *, fill: int, now: float) -> list:
     return ledger.begin_batch(
-        [(k, lock.make_token()) for k in keys], lock_head_tail=lock.key_parts(), lock_ttl_s=0.2,
-        lock_busy_due_at=now + 1, task_id="t", worker="w", now=now, max_unfinished=3,
-        fill=fill, fill_token=lock.make_token(),
+        [(k, lock.make_token()) for k in keys],
+        lock_head_tail=lock.key_parts(),
+        lock_ttl_s=0.2,
+        lock_busy_due_at=now + 1,
+        task_id="t",
+        worker="w",
+        now=now,
+        max_unfinished=3,
+        fill=fill,
+        fill_token=lock.make_token(),
     )
 
 
@@ -185,8 +201,9 @@ def _make_pending_suspect(rt: Runtime, key: str, *, now: float) -> None:
     rt.redis.zadd(rt.keys.state_index(OrderState.PENDING), {key: 0})
 
 
-def test_a_claim_that_fails_is_not_acked(redis_url: str, sandbox: Any,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_claim_that_fails_is_not_acked(
+    redis_url: str, sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Redis failing at the claim: the processor raises ClaimFailed and the task rejects the
     message for redelivery (requeue) instead of acking it (reliability L8)."""
     from celery.exceptions import Reject
@@ -194,10 +211,15 @@ def test_a_claim_that_fails_is_not_acked(redis_url: str, sandbox: Any,
     import worker.tasks as tasks
 
     dead_port = free_port()  # nothing listens there
-    rt = build_runtime(Settings(redis_url=f"redis://127.0.0.1:{dead_port}/0",
-                                broker_url=redis_url, key_prefix="poison-l8",
-                                webhook_hash=sandbox.webhook_hash,
-                                jetti_async_url=sandbox.webhook_url))
+    rt = build_runtime(
+        Settings(
+            redis_url=f"redis://127.0.0.1:{dead_port}/0",
+            broker_url=redis_url,
+            key_prefix="poison-l8",
+            webhook_hash=sandbox.webhook_hash,
+            jetti_async_url=sandbox.webhook_url,
+        )
+    )
     try:
         with pytest.raises(ClaimFailed):
             rt.processor.handle_batch(["a"], task_id="t")
@@ -243,10 +265,18 @@ def _queued_messages(client: redis.Redis[bytes]) -> list[list[str]]:
 
 def _maintenance(rt: Runtime, *, clock: Any) -> Maintenance:
     return Maintenance(
-        config=MaintenanceConfig(holder="test", pump_interval_s=1, sweep_interval_s=1,
-                                 stuck_after_s=10, hard_time_limit_s=5),
-        ledger=rt.ledger, leader=Leader(rt.redis, rt.keys), publisher=rt.publisher,
-        clock=clock, queue_length=rt.publisher.queue_length,
+        config=MaintenanceConfig(
+            holder="test",
+            pump_interval_s=1,
+            sweep_interval_s=1,
+            stuck_after_s=10,
+            hard_time_limit_s=5,
+        ),
+        ledger=rt.ledger,
+        leader=Leader(rt.redis, rt.keys),
+        publisher=rt.publisher,
+        clock=clock,
+        queue_length=rt.publisher.queue_length,
     )
 
 
@@ -310,8 +340,11 @@ def _kill_pool_when_in_flight(harness: Harness, worker: PipelineProcess, deliver
 
     def in_flight() -> bool:
         entry = harness.ledger.get(POISON)
-        return (entry is not None and entry.deliveries_started == delivery
-                and lock.holder(POISON) is not None)
+        return (
+            entry is not None
+            and entry.deliveries_started == delivery
+            and lock.holder(POISON) is not None
+        )
 
     wait_until(in_flight, timeout_s=60, what=f"delivery {delivery} of the poison order")
     for pid in worker.child_pids():
@@ -330,17 +363,27 @@ def test_a_poison_order_is_dead_lettered_alone_and_its_message_mates_are_deliver
     keys = Keys(harness.settings.key_prefix)
     offset = [0.0]
     sweeper = Maintenance(
-        config=MaintenanceConfig(holder="test", pump_interval_s=1, sweep_interval_s=1,
-                                 stuck_after_s=3, hard_time_limit_s=5.5),
-        ledger=harness.ledger, leader=Leader(harness.client, keys), publisher=harness.publisher,
+        config=MaintenanceConfig(
+            holder="test",
+            pump_interval_s=1,
+            sweep_interval_s=1,
+            stuck_after_s=3,
+            hard_time_limit_s=5.5,
+        ),
+        ledger=harness.ledger,
+        leader=Leader(harness.client, keys),
+        publisher=harness.publisher,
         clock=lambda: time.time() + offset[0],
     )
     lock = OrderLock(harness.client, keys)
     harness.enqueue([raw_order(POISON), *(raw_order(k) for k in GOOD)])
     for delivery in range(1, MAX_UNFINISHED + 1):
         _kill_pool_when_in_flight(harness, worker, delivery)
-        wait_until(lambda: lock.holder(POISON) is None, timeout_s=30,
-                   what="the dead delivery's lock to expire")
+        wait_until(
+            lambda: lock.holder(POISON) is None,
+            timeout_s=30,
+            what="the dead delivery's lock to expire",
+        )
         # The sweeper's next pass, as if its threshold (hard limit + 30 s) had passed.
         offset[0] += 100
         sweeper.sweep_once()

@@ -102,8 +102,9 @@ def test_cli_exits_5_naming_the_line_when_redis_refuses_and_a_rerun_completes(
     traceback and exit 1, the "some orders rejected" code. It is exit 5, with the line reached
     on stderr; once the key is repaired, the same file completes and every order is published
     (a and b, recorded by the failed run but never published, at once)."""
-    source = write_lines(tmp_path / "orders.jsonl",
-                         [raw_order("a"), raw_order("b"), raw_order("c")])
+    source = write_lines(
+        tmp_path / "orders.jsonl", [raw_order("a"), raw_order("b"), raw_order("c")]
+    )
     redis_client.set(KEYS.order_events("b"), "not a list")
 
     failed = CliRunner().invoke(enqueue_command, [str(source)])
@@ -121,9 +122,7 @@ def test_cli_exits_5_naming_the_line_when_redis_refuses_and_a_rerun_completes(
     assert rerun.exit_code == 0, rerun.output
     assert sorted(published_keys(redis_client)) == ["a", "b", "c"]
     ledger = Ledger(redis_client, KEYS)
-    assert all(
-        (e := ledger.get(k)) is not None and e.state is OrderState.PENDING for k in "abc"
-    )
+    assert all((e := ledger.get(k)) is not None and e.state is OrderState.PENDING for k in "abc")
 
 
 def test_cli_json_reports_where_a_refusal_stopped_the_run(
@@ -164,8 +163,10 @@ def test_cli_json_lists_rejected_stale_and_after_cancel_keys(
 ) -> None:
     """`enqueue --json` prints the summary with every rejected key (reason and line), every
     stale key and every copy ignored after a cancellation, with its line."""
-    cancelled = {**raw_order("c", updated_at="2026-11-27T12:30:00Z"),
-                 "cancelled_at": "2026-11-27T12:30:00Z"}
+    cancelled = {
+        **raw_order("c", updated_at="2026-11-27T12:30:00Z"),
+        "cancelled_at": "2026-11-27T12:30:00Z",
+    }
     source = write_lines(
         tmp_path / "orders.jsonl",
         [
@@ -263,8 +264,13 @@ def test_a_mapping_over_the_document_cap_is_rejected_like_a_line(
 ) -> None:
     """A Python mapping handed to the library obeys the 1 MiB per-document cap of lines: it
     used to be recorded, then dead-lettered by the worker as invalid_input."""
-    summary = enqueue([big_order("big"), raw_order("ok")], client=redis_client,
-                      publisher=_NoPublish(), keys=KEYS, now=T0)
+    summary = enqueue(
+        [big_order("big"), raw_order("ok")],
+        client=redis_client,
+        publisher=_NoPublish(),
+        keys=KEYS,
+        now=T0,
+    )
 
     assert (summary.accepted, summary.rejected) == (1, 1)
     [rejection] = summary.rejections

@@ -50,8 +50,13 @@ T_REC = 1_800_000_000.0
 REJECT_PROBLEM = "lineItems[0].variant: unknown variant SKU-1 (sandbox says no)"
 
 
-def raw_order(order_id: str, *, updated_at: str = "2026-11-27T10:00:00+00:00",
-              quantity: int = 1, note: str = "") -> dict[str, Any]:
+def raw_order(
+    order_id: str,
+    *,
+    updated_at: str = "2026-11-27T10:00:00+00:00",
+    quantity: int = 1,
+    note: str = "",
+) -> dict[str, Any]:
     return {
         "id": order_id,
         "number": f"#{order_id}",
@@ -59,8 +64,13 @@ def raw_order(order_id: str, *, updated_at: str = "2026-11-27T10:00:00+00:00",
         "notes": note,
         "customer": {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com"},
         "lines": [
-            {"id": f"{order_id}-l{n}", "sku": f"SKU-{n}", "name": f"Item {n}",
-             "quantity": quantity, "unit_price": "12.10"}
+            {
+                "id": f"{order_id}-l{n}",
+                "sku": f"SKU-{n}",
+                "name": f"Item {n}",
+                "quantity": quantity,
+                "unit_price": "12.10",
+            }
             for n in (1, 2)
         ],
         "shipping": {"code": "std", "name": "Standard", "price": "4.95"},
@@ -90,26 +100,44 @@ class Books:
         return entry.state if entry else None
 
     def wait_state(self, key: str, states: set[OrderState], timeout_s: float = 30) -> None:
-        wait_until(lambda: self.state(key) in states, timeout_s=timeout_s,
-                   what=f"{key} to reach {sorted(states)}")
+        wait_until(
+            lambda: self.state(key) in states,
+            timeout_s=timeout_s,
+            what=f"{key} to reach {sorted(states)}",
+        )
 
-    def reconciler(self, jetti_sandbox: Any | None = None, *, grace_s: float = 1.0,
-                   page_limit: int = 1000, holder: str = "test-host:1",
-                   read_rate_per_s: float = 1.8) -> Reconciler:
+    def reconciler(
+        self,
+        jetti_sandbox: Any | None = None,
+        *,
+        grace_s: float = 1.0,
+        page_limit: int = 1000,
+        holder: str = "test-host:1",
+        read_rate_per_s: float = 1.8,
+    ) -> Reconciler:
         sb = jetti_sandbox or self.sandbox
-        settings = Settings(redis_url=self.redis_url, broker_url=self.redis_url,
-                            jetti_api_url=sb.base_url, api_token=sb.api_token,
-                            webhook_hash=sb.webhook_hash, channel_id=sb.channel_id)
+        settings = Settings(
+            redis_url=self.redis_url,
+            broker_url=self.redis_url,
+            jetti_api_url=sb.base_url,
+            api_token=sb.api_token,
+            webhook_hash=sb.webhook_hash,
+            channel_id=sb.channel_id,
+        )
         http = build_http_client(settings)
         self._http.append(http)
         return Reconciler(
-            config=ReconcileConfig(holder=holder, interval_s=0.3, grace_s=grace_s,
-                                   page_limit=page_limit),
-            client=self.client, keys=self.keys, ledger=self.ledger, dead_letters=self.dead,
+            config=ReconcileConfig(
+                holder=holder, interval_s=0.3, grace_s=grace_s, page_limit=page_limit
+            ),
+            client=self.client,
+            keys=self.keys,
+            ledger=self.ledger,
+            dead_letters=self.dead,
             jetti=build_jetti_client(settings, http),
-            throttle=ApiThrottle(self.client, self.keys, kind="read",
-                                 rate_per_s=read_rate_per_s),
-            publisher=self.publisher, leader=Leader(self.client, self.keys),
+            throttle=ApiThrottle(self.client, self.keys, kind="read", rate_per_s=read_rate_per_s),
+            publisher=self.publisher,
+            leader=Leader(self.client, self.keys),
             rebuild=build_rebuild(settings),
             count_surprise=Stats(self.client, self.keys).count_surprise,
         )
@@ -175,15 +203,18 @@ def test_a_touch_after_a_rejection_is_sent_again(
     start_pipeline(JETTI_RELAY_RECONCILE_ENABLED="false")
     books.enqueue([raw_order("tch-1")])
     books.wait_state("tch-1", {OrderState.SUBMITTED})
-    wait_until(lambda: len(sandbox.imports(external_id="tch-1", status="error")) == 1,
-               what="the import-log error")
+    wait_until(
+        lambda: len(sandbox.imports(external_id="tch-1", status="error")) == 1,
+        what="the import-log error",
+    )
     assert books.reconciler(grace_s=0.0).run_once().rejected == 1
     dead = books.ledger.get("tch-1")
     assert dead is not None and dead.state is OrderState.DEAD and dead.payload_hash is None
     sandbox.set_faults(reject_matching=[])
     books.enqueue([raw_order("tch-1", updated_at="2026-11-27T11:00:00+00:00")])
-    wait_until(lambda: len(sandbox.history("tch-1")) == 2, timeout_s=10,
-               what="the touch sent to Jetti")
+    wait_until(
+        lambda: len(sandbox.history("tch-1")) == 2, timeout_s=10, what="the touch sent to Jetti"
+    )
     books.wait_state("tch-1", {OrderState.SUBMITTED})
     assert len(sandbox.sales("tch-1")) == 1
 
@@ -197,23 +228,45 @@ def test_a_lost_compare_and_set_leaves_a_workers_dead_letter_alone(books: Books)
     books.ledger.record(first, now=T_REC)
     books.ledger.begin_delivery(key, task_id="t", worker="w", now=T_REC, max_unfinished=3)
     books.ledger.mark_submitted(
-        key, version=books.ledger.get(key).version,  # type: ignore[union-attr]
-        payload_hash="h1", line_ids=["l1"], sale_id=None, now=T_REC + 1,
+        key,
+        version=books.ledger.get(key).version,  # type: ignore[union-attr]
+        payload_hash="h1",
+        line_ids=["l1"],
+        sale_id=None,
+        now=T_REC + 1,
     )
     stale = books.ledger.get(key)
     assert stale is not None and stale.state is OrderState.SUBMITTED
     second = NewVersion(order_key=key, raw=b'{"v":2}', updated_at=None, source="t")
     books.ledger.record(second, now=T_REC + 2)
-    books.dead.put(key, reason=DeadReason.LINES_CHANGED, raw=b'{"v":2}', payload=None,
-                   attempts=[], source="t", error="worker's verdict", now=T_REC + 3)
+    books.dead.put(
+        key,
+        reason=DeadReason.LINES_CHANGED,
+        raw=b'{"v":2}',
+        payload=None,
+        attempts=[],
+        source="t",
+        error="worker's verdict",
+        now=T_REC + 3,
+    )
     books.ledger.mark_dead(key, reason=DeadReason.LINES_CHANGED, now=T_REC + 3)
-    row = ImportRow(id=77, created_at=T_REC + 1, status="error", external_id=key,
-                    sale_id=None, problem="bad variant", payload=None)
+    row = ImportRow(
+        id=77,
+        created_at=T_REC + 1,
+        status="error",
+        external_id=key,
+        sale_id=None,
+        problem="bad variant",
+        payload=None,
+    )
     assert not books.reconciler()._reject(stale, row, T_REC + 4)
     letter = books.dead.get(key)
     assert letter is not None
     assert (letter.reason, letter.status, letter.error) == (
-        DeadReason.LINES_CHANGED, DeadStatus.DEAD, "worker's verdict")
+        DeadReason.LINES_CHANGED,
+        DeadStatus.DEAD,
+        "worker's verdict",
+    )
 
 
 def test_a_pass_that_died_after_its_ledger_write_gets_its_dead_letter_written(
@@ -225,13 +278,19 @@ def test_a_pass_that_died_after_its_ledger_write_gets_its_dead_letter_written(
     start_pipeline(JETTI_RELAY_RECONCILE_ENABLED="false")
     books.enqueue([raw_order("crash-1")])
     books.wait_state("crash-1", {OrderState.SUBMITTED})
-    wait_until(lambda: len(sandbox.imports(external_id="crash-1", status="error")) == 1,
-               what="the import-log error")
+    wait_until(
+        lambda: len(sandbox.imports(external_id="crash-1", status="error")) == 1,
+        what="the import-log error",
+    )
     entry = books.ledger.get("crash-1")
     assert entry is not None and entry.payload_hash is not None
-    assert books.ledger.reject_sent("crash-1", payload_hash=entry.payload_hash,
-                                    reason=DeadReason.REJECTED_BY_JETTI, error="x",
-                                    now=time.time())
+    assert books.ledger.reject_sent(
+        "crash-1",
+        payload_hash=entry.payload_hash,
+        reason=DeadReason.REJECTED_BY_JETTI,
+        error="x",
+        now=time.time(),
+    )
     assert books.dead.get("crash-1") is None  # the pass died here
     books.reconciler(grace_s=0.0).run_once()
     letter = books.dead.get("crash-1")
@@ -290,15 +349,19 @@ def test_reads_are_throttled_paginated_and_filtered_to_errors(
     jetti = sandbox_factory(throttle=True)
     with httpx.Client(base_url=jetti.base_url) as http:
         for n in range(120):
-            http.post("/webhooks/custom-channels/manual-sale.json",
-                      content=b'{"externalId": "junk-%d"}' % n,
-                      headers={"jetti-webhook-hash": jetti.webhook_hash})
+            http.post(
+                "/webhooks/custom-channels/manual-sale.json",
+                content=b'{"externalId": "junk-%d"}' % n,
+                headers={"jetti-webhook-hash": jetti.webhook_hash},
+            )
         for n in range(30):
-            http.post("/webhooks/custom-channels/manual-sale.json",
-                      content=b'{"externalId": "fine-%d", "lineItems": [{"externalId": "a", '
-                              b'"name": "A", "quantity": 1, "price": 1, '
-                              b'"variant": {"sku": "A"}}]}' % n,
-                      headers={"jetti-webhook-hash": jetti.webhook_hash})
+            http.post(
+                "/webhooks/custom-channels/manual-sale.json",
+                content=b'{"externalId": "fine-%d", "lineItems": [{"externalId": "a", '
+                b'"name": "A", "quantity": 1, "price": 1, '
+                b'"variant": {"sku": "A"}}]}' % n,
+                headers={"jetti-webhook-hash": jetti.webhook_hash},
+            )
     jetti.wait_applied()
     reconciler = books.reconciler(jetti, page_limit=25, grace_s=60)
     started = time.monotonic()
@@ -370,13 +433,21 @@ def test_reconcile_command_runs_one_pass_and_reports_status(books: Books, sandbo
     import subprocess
     import sys
 
-    env = {**os.environ, "JETTI_RELAY_REDIS_URL": books.redis_url,
-           "JETTI_RELAY_JETTI_API_URL": sandbox.base_url,
-           "JETTI_RELAY_API_TOKEN": sandbox.api_token}
+    env = {
+        **os.environ,
+        "JETTI_RELAY_REDIS_URL": books.redis_url,
+        "JETTI_RELAY_JETTI_API_URL": sandbox.base_url,
+        "JETTI_RELAY_API_TOKEN": sandbox.api_token,
+    }
 
     def cli(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "ops.cli", "reconcile", *args],
-                              env={**env, **extra}, capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "ops.cli", "reconcile", *args],
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     ran = cli("run")
     assert ran.returncode == 0, ran.stderr

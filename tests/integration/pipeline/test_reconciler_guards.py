@@ -35,29 +35,42 @@ def send(books: Books, order: dict[str, Any], *, post: bool = True) -> None:
     `post` is False) and mark it SUBMITTED with the payload the reconciler rebuilds."""
     key = order["id"]
     raw = dumps_canonical(order)
-    books.ledger.record(NewVersion(key, raw, datetime.fromisoformat(order["updated_at"]), None),
-                        now=time.time())
-    delivery = books.ledger.begin_delivery(key, task_id="t", worker="test:1", now=time.time(),
-                                           max_unfinished=5)
+    books.ledger.record(
+        NewVersion(key, raw, datetime.fromisoformat(order["updated_at"]), None), now=time.time()
+    )
+    delivery = books.ledger.begin_delivery(
+        key, task_id="t", worker="test:1", now=time.time(), max_unfinished=5
+    )
     assert delivery.action is DeliveryAction.PROCEED and delivery.entry is not None
     built = build_rebuild(books.settings)(key, raw)
     assert built is not None
     if post:
         with httpx.Client() as http:
-            http.post(books.sandbox.webhook_url, content=built.body,
-                      headers={"jetti-webhook-hash": books.sandbox.webhook_hash}).raise_for_status()
+            http.post(
+                books.sandbox.webhook_url,
+                content=built.body,
+                headers={"jetti-webhook-hash": books.sandbox.webhook_hash},
+            ).raise_for_status()
         books.sandbox.wait_applied()
-    books.ledger.mark_submitted(key, version=delivery.entry.version,
-                                payload_hash=built.payload_hash, line_ids=built.line_ids,
-                                sale_id=None, now=time.time() - 1)
+    books.ledger.mark_submitted(
+        key,
+        version=delivery.entry.version,
+        payload_hash=built.payload_hash,
+        line_ids=built.line_ids,
+        sale_id=None,
+        now=time.time() - 1,
+    )
 
 
 def junk_errors(sandbox: Any, count: int) -> None:
     """`count` error rows in the import log, older than anything the test sends next."""
     with httpx.Client() as http:
         for n in range(count):
-            http.post(sandbox.webhook_url, content=b'{"externalId": "junk-%d"}' % n,
-                      headers={"jetti-webhook-hash": sandbox.webhook_hash})
+            http.post(
+                sandbox.webhook_url,
+                content=b'{"externalId": "junk-%d"}' % n,
+                headers={"jetti-webhook-hash": sandbox.webhook_hash},
+            )
     sandbox.wait_applied()
 
 
@@ -83,8 +96,9 @@ def test_an_ignored_offset_ends_the_pass_without_confirming(books: Books, sandbo
     page instead of looping, confirms nothing (a rejection may be on a page it cannot reach),
     keeps its checkpoint, records the run as not finished and counts `offset_ignored`."""
     junk_errors(sandbox, 150)
-    sandbox.set_faults(reject_matching=['"externalId":"off-1"'], imports_page_cap=100,
-                       imports_ignore_offset=True)
+    sandbox.set_faults(
+        reject_matching=['"externalId":"off-1"'], imports_page_cap=100, imports_ignore_offset=True
+    )
     send(books, raw_order("off-1"))
     send(books, raw_order("off-2"))
     report = books.reconciler(grace_s=0.0).run_once()
@@ -96,10 +110,13 @@ def test_an_ignored_offset_ends_the_pass_without_confirming(books: Books, sandbo
     assert len(sandbox.requests("/api/sale-imports.json")) <= 3  # two pages, plus the trailing read
 
 
-@pytest.mark.parametrize(("fault", "assumption"), [
-    ("sales_without_lines", "sale_without_lines"),
-    ("sales_catalogue_fields", "sale_fields_differ"),
-])
+@pytest.mark.parametrize(
+    ("fault", "assumption"),
+    [
+        ("sales_without_lines", "sale_without_lines"),
+        ("sales_catalogue_fields", "sale_fields_differ"),
+    ],
+)
 def test_a_sale_shown_differently_is_confirmed_not_resent(
     books: Books, sandbox: Any, fault: str, assumption: str
 ) -> None:
@@ -126,8 +143,9 @@ def test_a_sale_that_still_differs_after_the_resends_is_confirmed_not_dead_lette
     """Resent MAX_REPAIRS times and the sale's quantities still differ, with no error in the
     import log: no positive signal of a rejection, so no dead letter; confirmed and counted."""
     send(books, raw_order("still-1", quantity=1))
-    send(books, raw_order("still-1", updated_at="2026-11-27T11:00:00+00:00", quantity=3),
-         post=False)
+    send(
+        books, raw_order("still-1", updated_at="2026-11-27T11:00:00+00:00", quantity=3), post=False
+    )
     books.client.hset(books.keys.order("still-1"), "repairs", 3)
     report = books.reconciler(grace_s=0.0).run_once()
     assert report.rejected == 0 and report.confirmed == 1
@@ -155,4 +173,3 @@ def test_the_trailing_window_is_read_at_a_lower_rate(books: Books, sandbox: Any)
     """The trailing re-read runs on the first pass, then not again within TRAILING_EVERY_S."""
     reconciler = books.reconciler(grace_s=0.0)
     assert [reconciler.run_once().trailing_reads for _ in range(3)] == [1, 0, 0]
-

@@ -30,9 +30,19 @@ def tiny_bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any]
     # Nothing listens here: the bench must never touch a Redis it did not start.
     env["JETTI_RELAY_REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"
     done = subprocess.run(
-        [str(Path(sys.executable).parent / "jetti-relay"), "bench", "--profile", "tiny",
-         "--json", str(out)],
-        env=env, cwd=folder, capture_output=True, text=True, timeout=110,
+        [
+            str(Path(sys.executable).parent / "jetti-relay"),
+            "bench",
+            "--profile",
+            "tiny",
+            "--json",
+            str(out),
+        ],
+        env=env,
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=110,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return json.loads(out.read_text()), done.stdout
@@ -64,9 +74,11 @@ def test_every_figure_is_reported(tiny_bench: tuple[dict[str, Any], str]) -> Non
     redis = run["ours"]["peak_rss_kb"]["redis"]
     assert redis["vm_hwm_kb"] > 0 and redis["used_memory_peak_kb"] > 0
     assert run["ratios"]["ours_vs_naive"] == pytest.approx(
-        run["ours"]["throughput"] / run["naive_celery"]["throughput"])
+        run["ours"]["throughput"] / run["naive_celery"]["throughput"]
+    )
     assert run["ratios"]["ours_vs_loop"] == pytest.approx(
-        run["ours"]["throughput"] / run["plain_loop"]["throughput"])
+        run["ours"]["throughput"] / run["plain_loop"]["throughput"]
+    )
     memory = result["memory"]
     assert memory["at_10pct"]["workers_rss_kb"] > 0 and memory["at_100pct"]["workers_rss_kb"] > 0
     assert memory["flat"] == (memory["worker_growth"] <= 0.10)

@@ -30,14 +30,29 @@ pytestmark = pytest.mark.integration
 def flower(redis_url: str, tmp_path: Path) -> Iterator[httpx.Client]:
     """Flower on a free loopback port, its HTTP API open (FLOWER_UNAUTHENTICATED_API)."""
     port = free_port()
-    env = {**os.environ, "JETTI_RELAY_REDIS_URL": redis_url, "JETTI_RELAY_BROKER_URL": redis_url,
-           "FLOWER_UNAUTHENTICATED_API": "true"}
+    env = {
+        **os.environ,
+        "JETTI_RELAY_REDIS_URL": redis_url,
+        "JETTI_RELAY_BROKER_URL": redis_url,
+        "FLOWER_UNAUTHENTICATED_API": "true",
+    }
     log_path = tmp_path / "flower.log"
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker.celery_app", f"--broker={redis_url}",
-             "flower", f"--port={port}", "--address=127.0.0.1"],
-            env=env, stdout=log_file, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "worker.celery_app",
+                f"--broker={redis_url}",
+                "flower",
+                f"--port={port}",
+                "--address=127.0.0.1",
+            ],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
         )
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10.0)
 

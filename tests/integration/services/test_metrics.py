@@ -55,9 +55,11 @@ def test_exporter_reports_what_the_ledger_holds(redis_url: str) -> None:
     assert value(samples, "jetti_relay_breaker_state", state="open") == 1
     assert value(samples, "jetti_relay_breaker_state", state="closed") == 0
     assert value(samples, "jetti_relay_maintenance_last_run_timestamp_seconds", role="pump") == (
-        pytest.approx(seeded.pump_at))
-    assert math.isinf(value(samples, "jetti_relay_maintenance_last_run_age_seconds",
-                            role="sweeper"))
+        pytest.approx(seeded.pump_at)
+    )
+    assert math.isinf(
+        value(samples, "jetti_relay_maintenance_last_run_age_seconds", role="sweeper")
+    )
     assert value(samples, "jetti_relay_last_settled_timestamp_seconds") > seeded.now - 60
 
 
@@ -118,11 +120,16 @@ def test_exporter_counts_a_real_worker_importing_orders(
     enqueue([raw_order(k) for k in keys], client=harness.client, publisher=harness.publisher)
     harness.wait_states(keys, {OrderState.SUBMITTED})
     with running_exporter(redis_url) as url:
-        wait_until(lambda: value(scrape(url), "jetti_relay_end_to_end_latency_seconds_count")
-                   == len(keys), what="latency observations for every order")
+        wait_until(
+            lambda: value(scrape(url), "jetti_relay_end_to_end_latency_seconds_count") == len(keys),
+            what="latency observations for every order",
+        )
         samples = scrape(url)
-    accepted = sum(v for labels, v in samples["jetti_relay_submissions_total"].items()
-                   if ("outcome", "accepted") in labels)
+    accepted = sum(
+        v
+        for labels, v in samples["jetti_relay_submissions_total"].items()
+        if ("outcome", "accepted") in labels
+    )
     assert accepted == len(keys)
     assert value(samples, "jetti_relay_orders", state="submitted") == len(keys)
     assert value(samples, "jetti_relay_queue_depth") == 0

@@ -61,8 +61,11 @@ def alert_rules() -> list[dict[str, Any]]:
 
 def dashboard_queries() -> list[Query]:
     doc = json.loads(DASHBOARD.read_text())
-    return [Query(f"panel {p['title']!r} target {t['refId']}", t["expr"])
-            for p in doc["panels"] for t in p["targets"]]
+    return [
+        Query(f"panel {p['title']!r} target {t['refId']}", t["expr"])
+        for p in doc["panels"]
+        for t in p["targets"]
+    ]
 
 
 def all_queries() -> list[Query]:
@@ -136,8 +139,12 @@ def test_alert_rules_are_well_formed() -> None:
         assert "for" not in rule or _DURATION.match(rule["for"]), rule["alert"]
         assert rule["expr"].count("(") == rule["expr"].count(")"), rule["alert"]
         assert metric_names(rule["expr"]) or "up{" in rule["expr"], rule["alert"]
-    assert {"JettiRelayDeadLettersGrowing", "JettiRelayOldestWaitingOrderTooOld",
-            "JettiRelayBreakerOpen", "JettiRelayNoProgress"} <= set(names)
+    assert {
+        "JettiRelayDeadLettersGrowing",
+        "JettiRelayOldestWaitingOrderTooOld",
+        "JettiRelayBreakerOpen",
+        "JettiRelayNoProgress",
+    } <= set(names)
 
 
 def test_prometheus_loads_the_rules_file_compose_mounts() -> None:

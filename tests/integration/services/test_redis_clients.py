@@ -32,8 +32,10 @@ pytestmark = pytest.mark.integration
 HANG_GUARD_S = 60.0
 OLDEST = ".".join(map(str, MIN_REDIS_VERSION))
 # Short timeouts for the commands run against the silent server.
-FAST_TIMEOUTS = {"JETTI_RELAY_REDIS_CONNECT_TIMEOUT_S": "0.5",
-                 "JETTI_RELAY_REDIS_SOCKET_TIMEOUT_S": "0.5"}
+FAST_TIMEOUTS = {
+    "JETTI_RELAY_REDIS_CONNECT_TIMEOUT_S": "0.5",
+    "JETTI_RELAY_REDIS_SOCKET_TIMEOUT_S": "0.5",
+}
 
 
 @pytest.fixture
@@ -62,8 +64,9 @@ class _OldRedis(socketserver.StreamRequestHandler):
                 args.append(self.rfile.read(size + 2)[:-2])
             name = args[0].upper() if args else b""
             if name == b"HELLO":  # what redis-py negotiates first (RESP3), as Redis 6.0 answers
-                self.wfile.write(b"%3\r\n+server\r\n+redis\r\n+version\r\n+6.0.16\r\n"
-                                 b"+proto\r\n:3\r\n")
+                self.wfile.write(
+                    b"%3\r\n+server\r\n+redis\r\n+version\r\n+6.0.16\r\n+proto\r\n:3\r\n"
+                )
             elif name == b"PING":
                 self.wfile.write(b"+PONG\r\n")
             elif name == b"INFO":
@@ -89,11 +92,22 @@ def run_cli(
 ) -> subprocess.CompletedProcess[str]:
     # A webhook hash, so the worker's own start-up checks (issue 12 point 8) pass and the Redis
     # check is the one that speaks.
-    full_env = {**os.environ, "JETTI_RELAY_REDIS_URL": url, "JETTI_RELAY_BROKER_URL": url,
-                "JETTI_RELAY_WEBHOOK_HASH": "not-a-secret", **env}
-    return subprocess.run([sys.executable, "-m", "ops.cli", *args], input=stdin.decode(),
-                          capture_output=True, text=True, env=full_env, timeout=HANG_GUARD_S,
-                          check=False)
+    full_env = {
+        **os.environ,
+        "JETTI_RELAY_REDIS_URL": url,
+        "JETTI_RELAY_BROKER_URL": url,
+        "JETTI_RELAY_WEBHOOK_HASH": "not-a-secret",
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "ops.cli", *args],
+        input=stdin.decode(),
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=HANG_GUARD_S,
+        check=False,
+    )
 
 
 def test_a_client_gives_up_on_a_server_that_never_answers(silent_url: str) -> None:
@@ -107,8 +121,9 @@ def test_a_client_gives_up_on_a_server_that_never_answers(silent_url: str) -> No
 def test_every_long_lived_client_has_the_settings_timeouts() -> None:
     """The worker's, pump's and sweeper's client, the exporter's and health's, and the Celery
     broker connection (publisher and consumer) all carry the configured timeouts."""
-    settings = Settings(redis_connect_timeout_s=1.5, redis_socket_timeout_s=7.0,
-                        broker_url="redis://127.0.0.1:1/1")
+    settings = Settings(
+        redis_connect_timeout_s=1.5, redis_socket_timeout_s=7.0, broker_url="redis://127.0.0.1:1/1"
+    )
     parts = build_maintenance_parts(settings)
     sources = Sources.from_settings(settings)
     for client in (parts.redis, sources.client, sources.broker):
@@ -118,15 +133,18 @@ def test_every_long_lived_client_has_the_settings_timeouts() -> None:
     assert (options["socket_connect_timeout"], options["socket_timeout"]) == (1.5, 7.0)
 
 
-@pytest.mark.parametrize(("args", "code"), [
-    (("enqueue", "-"), 4),
-    (("dlq", "list"), 4),
-    (("order", "show", "A"), 4),
-    (("reconcile", "status"), 4),
-    (("migrate-keys",), 4),
-    (("health", "--min-workers", "0"), 1),
-    (("pause",), 1),
-])
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (("enqueue", "-"), 4),
+        (("dlq", "list"), 4),
+        (("order", "show", "A"), 4),
+        (("reconcile", "status"), 4),
+        (("migrate-keys",), 4),
+        (("health", "--min-workers", "0"), 1),
+        (("pause",), 1),
+    ],
+)
 def test_commands_fail_fast_on_a_server_that_never_answers(
     silent_url: str, args: tuple[str, ...], code: int
 ) -> None:
@@ -136,17 +154,20 @@ def test_commands_fail_fast_on_a_server_that_never_answers(
     assert done.returncode == code, done.stderr
 
 
-@pytest.mark.parametrize(("args", "code"), [
-    (("enqueue", "-"), 4),
-    (("dlq", "list"), 4),
-    (("order", "show", "A"), 4),
-    (("reconcile", "status"), 4),
-    (("migrate-keys",), 4),
-    (("pause",), 1),
-    (("metrics", "--port", "0"), 4),
-    (("worker", "--no-pump"), 78),
-    (("pump",), 78),
-])
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (("enqueue", "-"), 4),
+        (("dlq", "list"), 4),
+        (("order", "show", "A"), 4),
+        (("reconcile", "status"), 4),
+        (("migrate-keys",), 4),
+        (("pause",), 1),
+        (("metrics", "--port", "0"), 4),
+        (("worker", "--no-pump"), 78),
+        (("pump",), 78),
+    ],
+)
 def test_every_process_refuses_an_older_redis_in_one_line(
     old_redis_url: str, args: tuple[str, ...], code: int
 ) -> None:
@@ -164,14 +185,35 @@ def test_health_fails_the_redis_check_on_an_older_redis(old_redis_url: str) -> N
     assert "6.0.16" in done.stdout and f"older than {OLDEST}" in done.stdout
 
 
-def test_the_celery_worker_itself_refuses_an_older_redis(old_redis_url: str,
-                                                          tmp_path: Path) -> None:
+def test_the_celery_worker_itself_refuses_an_older_redis(
+    old_redis_url: str, tmp_path: Path
+) -> None:
     """`celery -A worker.celery_app worker` run directly (not through `jetti-relay worker`)."""
-    env = {**os.environ, "JETTI_RELAY_REDIS_URL": old_redis_url,
-           "JETTI_RELAY_BROKER_URL": old_redis_url, "JETTI_RELAY_WEBHOOK_HASH": "not-a-secret"}
+    env = {
+        **os.environ,
+        "JETTI_RELAY_REDIS_URL": old_redis_url,
+        "JETTI_RELAY_BROKER_URL": old_redis_url,
+        "JETTI_RELAY_WEBHOOK_HASH": "not-a-secret",
+    }
     done = subprocess.run(
-        [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--pool", "prefork",
-         "-c", "1"], capture_output=True, text=True, env=env, timeout=HANG_GUARD_S, check=False,
-        cwd=Path(__file__).resolve().parents[3])
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker.celery_app",
+            "worker",
+            "--pool",
+            "prefork",
+            "-c",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=HANG_GUARD_S,
+        check=False,
+        cwd=Path(__file__).resolve().parents[3],
+    )
     assert done.returncode == 78, done.stderr[-2000:]
     assert f"older than {OLDEST}" in done.stderr

@@ -47,8 +47,11 @@ def managed_redis(tmp_path: Path) -> Iterator[str]:
     maxmemory and noeviction, which INFO still shows)."""
     port = free_port()
     argv = RedisServer(tmp_path, appendonly=False, port=port, binary=_server_binary()).argv()
-    process = subprocess.Popen([*argv, "--maxmemory", "100mb", "--rename-command", "CONFIG", ""],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [*argv, "--maxmemory", "100mb", "--rename-command", "CONFIG", ""],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"redis://127.0.0.1:{port}/0"
     wait_for(lambda: redis.Redis.from_url(url).ping(), "redis-server", process=process)
     yield url
@@ -118,7 +121,8 @@ def test_memory_and_bytes_per_order_in_health_and_metrics(
 
 
 def test_the_worker_warns_once_at_start_on_an_unsafe_redis(
-    private_redis: tuple[str, redis.Redis[bytes]], monkeypatch: pytest.MonkeyPatch,
+    private_redis: tuple[str, redis.Redis[bytes]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The Celery worker's start-up check logs one WARNING naming every problem."""
     url, client = private_redis

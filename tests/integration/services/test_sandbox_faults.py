@@ -37,8 +37,10 @@ def test_injected_429_can_carry_any_retry_after_text(sandbox: Sandbox, header: s
     assert send_async(sandbox, order()).headers["retry-after"] == header
 
 
-@pytest.mark.parametrize("knob", [{"retry_after_header": "bad\nvalue"},
-                                  {"imports_page_cap": -1}, {"cancel_then_timeout": True}])
+@pytest.mark.parametrize(
+    "knob",
+    [{"retry_after_header": "bad\nvalue"}, {"imports_page_cap": -1}, {"cancel_then_timeout": True}],
+)
 def test_bad_values_of_the_new_knobs_are_rejected(
     sandbox: Sandbox, knob: dict[str, object]
 ) -> None:
@@ -68,8 +70,12 @@ def test_slow_response_times_out_the_client_but_the_import_still_lands(sandbox: 
     """slow_rate=1 answers after slow_s; the async import is applied anyway (outcome unknown)."""
     sandbox.set_faults(slow_rate=1.0, slow_s=2.0)
     with pytest.raises(httpx.ReadTimeout):
-        sandbox.client.post(sandbox.webhook_url, json=order(),
-                            headers={"jetti-webhook-hash": sandbox.webhook_hash}, timeout=0.3)
+        sandbox.client.post(
+            sandbox.webhook_url,
+            json=order(),
+            headers={"jetti-webhook-hash": sandbox.webhook_hash},
+            timeout=0.3,
+        )
     sandbox.set_faults(slow_rate=0.0)
     assert [r["status"] for r in sandbox.imports(external_id="1001")] == ["success"]
 
@@ -78,10 +84,15 @@ def test_latency_is_added_to_responses(sandbox_factory: Callable[..., Sandbox]) 
     """--latency-ms delays every Jetti response: a client timeout shorter than it expires."""
     sb = sandbox_factory(throttle=False, latency_ms=400)
     with pytest.raises(httpx.ReadTimeout):
-        sb.client.post(sb.webhook_url, json=order(),
-                       headers={"jetti-webhook-hash": sb.webhook_hash}, timeout=0.1)
-    response = sb.client.post(sb.webhook_url, json=order(),
-                              headers={"jetti-webhook-hash": sb.webhook_hash}, timeout=5)
+        sb.client.post(
+            sb.webhook_url,
+            json=order(),
+            headers={"jetti-webhook-hash": sb.webhook_hash},
+            timeout=0.1,
+        )
+    response = sb.client.post(
+        sb.webhook_url, json=order(), headers={"jetti-webhook-hash": sb.webhook_hash}, timeout=5
+    )
     assert response.status_code == 200
 
 

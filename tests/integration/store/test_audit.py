@@ -11,14 +11,19 @@ from worker.store.audit import AuditLog, os_user
 def test_records_read_back_newest_first(redis_client: redis.Redis[bytes]) -> None:
     """Every field written comes back, and the newest record is listed first."""
     log = AuditLog(redis_client, Keys())
-    log.record("replay", actor="ana", order_keys=["o-1", "o-2"], details={"mode": "stored"},
-               now=100.0)
+    log.record(
+        "replay", actor="ana", order_keys=["o-1", "o-2"], details={"mode": "stored"}, now=100.0
+    )
     log.record("purge", actor="bo", order_keys=["o-3"], now=200.0)
     records = log.read()
     assert [r.action for r in records] == ["purge", "replay"]
     replay = records[1]
     assert (replay.actor, replay.at, replay.order_keys, replay.details) == (
-        "ana", 100.0, ("o-1", "o-2"), {"mode": "stored"})
+        "ana",
+        100.0,
+        ("o-1", "o-2"),
+        {"mode": "stored"},
+    )
     assert log.count() == 2
 
 

@@ -28,7 +28,10 @@ def test_a_trip_opens_it_with_reason_and_status(redis_client: redis.Redis[bytes]
     breaker.trip(reason="bad webhook hash", status=401, now=T0)
     state = breaker.state()
     assert (state.state, state.reason, state.status, state.since) == (
-        "open", "bad webhook hash", 401, T0,
+        "open",
+        "bad webhook hash",
+        401,
+        T0,
     )
 
 
@@ -56,7 +59,10 @@ def test_a_successful_probe_closes_the_breaker(redis_client: redis.Redis[bytes])
     assert breaker.record_success(now=T0 + PROBE_S + 1) is True
     state = breaker.state()
     assert (state.state, state.reason, state.status, state.since) == (
-        "closed", "", None, T0 + PROBE_S + 1,
+        "closed",
+        "",
+        None,
+        T0 + PROBE_S + 1,
     )
     assert breaker.allow(now=T0 + PROBE_S + 2) is True
 

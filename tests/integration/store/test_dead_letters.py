@@ -12,29 +12,48 @@ from worker.core.records import Attempt
 from worker.core.states import DeadReason, DeadStatus
 from worker.store.dead_letters import DeadLetters, email_hash, masked
 
-RAW = json.dumps({
-    "id": "o-1", "number": "1001",
-    "customer": {"email": "Ann@Example.com", "first_name": "Ann", "phone": "+44 20 7946 0000"},
-    "shipping_address": {"address1": "1 High St", "city": "Leeds"},
-    "lines": [{"id": "l1", "name": "Blue mug", "note": "gift for ann@example.com"}],
-}).encode()
+RAW = json.dumps(
+    {
+        "id": "o-1",
+        "number": "1001",
+        "customer": {"email": "Ann@Example.com", "first_name": "Ann", "phone": "+44 20 7946 0000"},
+        "shipping_address": {"address1": "1 High St", "city": "Leeds"},
+        "lines": [{"id": "l1", "name": "Blue mug", "note": "gift for ann@example.com"}],
+    }
+).encode()
 
 
 def attempt(at: float, status: int | None = 422, excerpt: str = "bad") -> Attempt:
-    return Attempt(at=at, status=status, error_class="Rejected", excerpt=excerpt, worker="w1",
-                   outcome="dead")
+    return Attempt(
+        at=at, status=status, error_class="Rejected", excerpt=excerpt, worker="w1", outcome="dead"
+    )
 
 
 def store(client: redis.Redis[bytes]) -> DeadLetters:
     return DeadLetters(client, Keys())
 
 
-def put(dead: DeadLetters, key: str, *, now: float, reason: DeadReason = DeadReason.REJECTED,
-        attempts: tuple[Attempt, ...] | None = None, error: str = "Jetti answered 422",
-        source: str | None = "shop", raw: bytes | None = b'{"id": 1}') -> None:
-    dead.put(key, reason=reason, raw=raw, payload=b'{"externalId": "x"}',
-             attempts=attempts if attempts is not None else (attempt(now),), source=source,
-             error=error, now=now)
+def put(
+    dead: DeadLetters,
+    key: str,
+    *,
+    now: float,
+    reason: DeadReason = DeadReason.REJECTED,
+    attempts: tuple[Attempt, ...] | None = None,
+    error: str = "Jetti answered 422",
+    source: str | None = "shop",
+    raw: bytes | None = b'{"id": 1}',
+) -> None:
+    dead.put(
+        key,
+        reason=reason,
+        raw=raw,
+        payload=b'{"externalId": "x"}',
+        attempts=attempts if attempts is not None else (attempt(now),),
+        source=source,
+        error=error,
+        now=now,
+    )
 
 
 def test_put_then_get_returns_everything_stored(redis_client: redis.Redis[bytes]) -> None:
@@ -44,9 +63,16 @@ def test_put_then_get_returns_everything_stored(redis_client: redis.Redis[bytes]
     entry = dead.get("o-1")
     assert entry is not None
     assert (entry.reason, entry.status, entry.http_status, entry.source) == (
-        DeadReason.REJECTED, DeadStatus.DEAD, 422, "shop")
+        DeadReason.REJECTED,
+        DeadStatus.DEAD,
+        422,
+        "shop",
+    )
     assert (entry.raw, entry.payload, entry.error) == (
-        b'{"id": 1}', b'{"externalId": "x"}', "Jetti answered 422")
+        b'{"id": 1}',
+        b'{"externalId": "x"}',
+        "Jetti answered 422",
+    )
     assert [a.at for a in entry.attempts] == [90.0, 100.0]
     assert (entry.first_dead_at, entry.last_dead_at, entry.replay_count) == (100.0, 100.0, 0)
     assert dead.get("missing") is None
@@ -61,17 +87,29 @@ def test_dead_again_appends_attempts_once_and_keeps_first_time(
     first = attempt(100.0)
     put(dead, "o-1", now=100.0, attempts=(first,))
     dead.mark_replayed("o-1", now=150.0)
-    put(dead, "o-1", now=200.0, reason=DeadReason.RETRIES_EXHAUSTED, raw=None,
-        attempts=(first, attempt(200.0, 503)))
+    put(
+        dead,
+        "o-1",
+        now=200.0,
+        reason=DeadReason.RETRIES_EXHAUSTED,
+        raw=None,
+        attempts=(first, attempt(200.0, 503)),
+    )
     entry = dead.get("o-1")
     assert entry is not None
     assert [a.at for a in entry.attempts] == [100.0, 200.0]
     assert (entry.first_dead_at, entry.last_dead_at) == (100.0, 200.0)
     assert (entry.status, entry.reason, entry.http_status) == (
-        DeadStatus.DEAD, DeadReason.RETRIES_EXHAUSTED, 503)
+        DeadStatus.DEAD,
+        DeadReason.RETRIES_EXHAUSTED,
+        503,
+    )
     assert entry.raw == b'{"id": 1}'
     assert [h.status for h in entry.history] == [
-        DeadStatus.DEAD, DeadStatus.REPLAYED, DeadStatus.DEAD]
+        DeadStatus.DEAD,
+        DeadStatus.REPLAYED,
+        DeadStatus.DEAD,
+    ]
     stats = dead.stats()
     assert stats.by_reason[DeadReason.REJECTED] == 0
     assert stats.by_reason[DeadReason.RETRIES_EXHAUSTED] == 1
@@ -89,10 +127,12 @@ def test_status_moves_dead_replayed_resolved(redis_client: redis.Redis[bytes]) -
     assert dead.mark_replayed("nope", now=1.0) is False
     entry = dead.get("o-1")
     assert entry is not None
-    assert (entry.status, entry.replay_count, entry.status_since) == (
-        DeadStatus.RESOLVED, 2, 130.0)
+    assert (entry.status, entry.replay_count, entry.status_since) == (DeadStatus.RESOLVED, 2, 130.0)
     assert dead.stats().by_status == {
-        DeadStatus.DEAD: 0, DeadStatus.REPLAYED: 0, DeadStatus.RESOLVED: 1}
+        DeadStatus.DEAD: 0,
+        DeadStatus.REPLAYED: 0,
+        DeadStatus.RESOLVED: 1,
+    }
 
 
 def test_list_filters_by_index_and_fields(redis_client: redis.Redis[bytes]) -> None:
@@ -100,8 +140,14 @@ def test_list_filters_by_index_and_fields(redis_client: redis.Redis[bytes]) -> N
     listing, which comes newest first."""
     dead = store(redis_client)
     put(dead, "shop-1", now=100.0)
-    put(dead, "shop-2", now=200.0, reason=DeadReason.DEADLINE, error="timed out",
-        attempts=(attempt(200.0, None),))
+    put(
+        dead,
+        "shop-2",
+        now=200.0,
+        reason=DeadReason.DEADLINE,
+        error="timed out",
+        attempts=(attempt(200.0, None),),
+    )
     put(dead, "erp-3", now=300.0, source="erp", attempts=(attempt(300.0, 400),))
     dead.mark_replayed("erp-3", now=310.0)
 
@@ -164,8 +210,13 @@ def test_erase_personal_data_by_email(redis_client: redis.Redis[bytes]) -> None:
     """Erasing by email (any case) rewrites the raw order and excerpts of that customer's entries
     without names, emails, phones or addresses, keeps product data, and leaves others alone."""
     dead = store(redis_client)
-    put(dead, "o-1", now=100.0, raw=RAW,
-        attempts=(attempt(100.0, excerpt="customer ann@example.com exists"),))
+    put(
+        dead,
+        "o-1",
+        now=100.0,
+        raw=RAW,
+        attempts=(attempt(100.0, excerpt="customer ann@example.com exists"),),
+    )
     put(dead, "o-2", now=100.0)
     assert dead.erase_personal_data("ANN@example.com ", now=500.0) == 1
     entry = dead.get("o-1")
@@ -182,8 +233,14 @@ def test_erase_personal_data_by_email(redis_client: redis.Redis[bytes]) -> None:
 def test_masked_hides_personal_data_and_secrets(redis_client: redis.Redis[bytes]) -> None:
     """masked() masks personal data unless asked not to, and never shows a given secret."""
     dead = store(redis_client)
-    put(dead, "o-1", now=100.0, raw=RAW, error="hash s3cr3t-hash refused",
-        attempts=(attempt(100.0, excerpt="token s3cr3t-hash"),))
+    put(
+        dead,
+        "o-1",
+        now=100.0,
+        raw=RAW,
+        error="hash s3cr3t-hash refused",
+        attempts=(attempt(100.0, excerpt="token s3cr3t-hash"),),
+    )
     entry = dead.get("o-1")
     assert entry is not None
     view = json.dumps(masked(entry, secrets=["s3cr3t-hash", ""]))
@@ -212,10 +269,19 @@ def test_attempts_and_history_are_trimmed_to_their_bounds(
     monkeypatch.setattr(module, "DEAD_ATTEMPTS_KEPT", 2)
     dead = DeadLetters(redis_client, Keys("trim"))
     for n in range(5):
-        attempt = Attempt(at=float(n), status=503, error_class="E", excerpt=str(n), worker="w",
-                          outcome="error")
-        dead.put("loop", reason=DeadReason.WORKER_LOST, raw=b"{}", payload=None,
-                 attempts=[attempt], source=None, error="x", now=100.0 + n)
+        attempt = Attempt(
+            at=float(n), status=503, error_class="E", excerpt=str(n), worker="w", outcome="error"
+        )
+        dead.put(
+            "loop",
+            reason=DeadReason.WORKER_LOST,
+            raw=b"{}",
+            payload=None,
+            attempts=[attempt],
+            source=None,
+            error="x",
+            now=100.0 + n,
+        )
     entry = dead.get("loop")
     assert entry is not None
     assert [a.excerpt for a in entry.attempts] == ["3", "4"]

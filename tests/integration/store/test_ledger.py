@@ -137,8 +137,9 @@ def test_naive_updated_at_counts_as_absent(ledger: Ledger) -> None:
 
 
 def cancel_copy(body: str, *, at: datetime | None) -> NewVersion:
-    return NewVersion(order_key=KEY, raw=body.encode(), updated_at=at, source="test",
-                      cancelled=True)
+    return NewVersion(
+        order_key=KEY, raw=body.encode(), updated_at=at, source="test", cancelled=True
+    )
 
 
 def test_a_copy_without_updated_at_is_ordered_after_earlier_copies(ledger: Ledger) -> None:
@@ -502,17 +503,43 @@ def test_shed_keeps_only_the_tombstone(
     tombstone fields stay (reliability review #17: ~2 KB per order for 30 days otherwise)."""
     ledger.record(version('{"a":1}'), now=T0)
     deliver(ledger)
-    ledger.schedule_retry(KEY, due_at=T0, spend_attempt=True, now=T0, attempt=Attempt(
-        at=T0, status=503, error_class="JettiUnavailable", excerpt="x", worker="w1",
-        outcome="error"))
+    ledger.schedule_retry(
+        KEY,
+        due_at=T0,
+        spend_attempt=True,
+        now=T0,
+        attempt=Attempt(
+            at=T0,
+            status=503,
+            error_class="JettiUnavailable",
+            excerpt="x",
+            worker="w1",
+            outcome="error",
+        ),
+    )
     deliver(ledger)
     _submit(ledger)
     assert ledger.events(KEY) and ledger.attempts(KEY)
     ledger.shed_settled(now=T0 + 101, limit=10)
     fields = {f.decode() for f in redis_client.hkeys(keys.order(KEY))}
-    assert fields == {"state", "state_since", "v_ts", "v_seq", "raw_hash", "payload_hash",
-                      "line_ids", "sale_id", "sent_v_ts", "sent_v_seq", "submitted_at",
-                      "first_seen_at", "source", "stale", "shed_at", "cancel"}
+    assert fields == {
+        "state",
+        "state_since",
+        "v_ts",
+        "v_seq",
+        "raw_hash",
+        "payload_hash",
+        "line_ids",
+        "sale_id",
+        "sent_v_ts",
+        "sent_v_seq",
+        "submitted_at",
+        "first_seen_at",
+        "source",
+        "stale",
+        "shed_at",
+        "cancel",
+    }
     assert not redis_client.exists(keys.order_events(KEY), keys.order_attempts(KEY))
     entry = ledger.get(KEY)
     assert entry is not None and entry.line_ids == ("l1",) and entry.payload_hash == "ph"

@@ -37,15 +37,32 @@ STAMP_MS = int(datetime.fromisoformat(STAMP).timestamp() * 1000)
 FAR_FUTURE_MS = int(datetime(2099, 1, 1, tzinfo=UTC).timestamp() * 1000)
 
 
-def old_order(client: redis.Redis[bytes], key: str, *, state: str, now: float,
-              ts_ms: int = STAMP_MS, events: bool = True, shed: bool = False) -> None:
+def old_order(
+    client: redis.Redis[bytes],
+    key: str,
+    *,
+    state: str,
+    now: float,
+    ts_ms: int = STAMP_MS,
+    events: bool = True,
+    shed: bool = False,
+) -> None:
     """A ledger entry as the old scripts wrote it: `jr:order:<raw key>` and its lists."""
     raw = dumps_canonical(raw_order(key, note="old"))
     seq = client.incr(f"{P}:seq")
     fields: dict[str, Any] = {
-        "raw_hash": hashlib.sha256(raw).hexdigest(), "v_ts": ts_ms, "v_seq": seq,
-        "first_seen_at": now, "enqueued_at": now, "source": "old", "attempts": 0,
-        "d_started": 0, "d_finished": 0, "stale": 0, "state": state, "state_since": now,
+        "raw_hash": hashlib.sha256(raw).hexdigest(),
+        "v_ts": ts_ms,
+        "v_seq": seq,
+        "first_seen_at": now,
+        "enqueued_at": now,
+        "source": "old",
+        "attempts": 0,
+        "d_started": 0,
+        "d_finished": 0,
+        "stale": 0,
+        "state": state,
+        "state_since": now,
     }
     if shed:
         fields["shed_at"] = now
@@ -63,12 +80,25 @@ def old_order(client: redis.Redis[bytes], key: str, *, state: str, now: float,
 def old_dead_letter(client: redis.Redis[bytes], key: str, *, now: float, index: bool) -> None:
     """A dead letter as the old `DeadLetters.put` wrote it (`index`: its ZADD on the DLQ index
     went through; after `idx:all` took that name over, every later one failed)."""
-    client.hset(f"{P}:dead:{key}", mapping={
-        "reason": "rejected", "status": "dead", "error": "HTTP 400", "last_dead_at": now,
-        "first_dead_at": now, "status_since": now, "replay_count": 0, "email_hashes": "",
-        "raw": dumps_canonical(raw_order(key)), "http_status": "400", "source": "old"})
-    client.rpush(f"{P}:dead:{key}:history",
-                 json.dumps({"at": now, "status": "dead", "reason": "rejected"}))
+    client.hset(
+        f"{P}:dead:{key}",
+        mapping={
+            "reason": "rejected",
+            "status": "dead",
+            "error": "HTTP 400",
+            "last_dead_at": now,
+            "first_dead_at": now,
+            "status_since": now,
+            "replay_count": 0,
+            "email_hashes": "",
+            "raw": dumps_canonical(raw_order(key)),
+            "http_status": "400",
+            "source": "old",
+        },
+    )
+    client.rpush(
+        f"{P}:dead:{key}:history", json.dumps({"at": now, "status": "dead", "reason": "rejected"})
+    )
     if index:
         client.zadd(f"{P}:dead:idx:all", {key: now})
     client.zadd(f"{P}:dead:idx:reason:rejected", {key: now})
@@ -86,9 +116,19 @@ def write_old_store(client: redis.Redis[bytes]) -> None:
     old_order(client, "T:1", state="submitted", now=now, shed=True)
     # `idx:all` was dead-lettered on an empty DLQ: its hash took the index name.
     old_order(client, "idx:all", state="dead", now=now)
-    client.hset(f"{P}:dead:idx:all", mapping={
-        "reason": "rejected", "status": "dead", "error": "HTTP 400", "last_dead_at": now,
-        "first_dead_at": now, "status_since": now, "replay_count": 0, "email_hashes": ""})
+    client.hset(
+        f"{P}:dead:idx:all",
+        mapping={
+            "reason": "rejected",
+            "status": "dead",
+            "error": "HTTP 400",
+            "last_dead_at": now,
+            "first_dead_at": now,
+            "status_since": now,
+            "replay_count": 0,
+            "email_hashes": "",
+        },
+    )
     client.zadd(f"{P}:dead:idx:reason:rejected", {"idx:all": now})
     client.zadd(f"{P}:dead:idx:status:dead", {"idx:all": now})
     for key in ("X:attempts", "X"):
@@ -99,7 +139,9 @@ def write_old_store(client: redis.Redis[bytes]) -> None:
 def migrate(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "ops.cli", "migrate-keys", "--redis-url", redis_url, *args],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -191,8 +233,9 @@ def test_a_name_taken_under_both_formats_is_left_and_exit_1(redis_url: str) -> N
     assert client.exists(f"{P}:order:B:1:events") == 0
 
 
-def test_a_large_store_reports_progress_on_stderr(redis_client: redis.Redis[bytes],
-                                                  redis_url: str) -> None:
+def test_a_large_store_reports_progress_on_stderr(
+    redis_client: redis.Redis[bytes], redis_url: str
+) -> None:
     """Not on a terminal, a run over thousands of index members prints progress lines on
     stderr (a batch job's log) and still ends with the summary line on stdout."""
     pipe = redis_client.pipeline(transaction=False)
@@ -223,8 +266,12 @@ def test_an_old_pending_cancellation_is_marked_terminal(redis_url: str) -> None:
     assert json.loads(done.stdout)["cancels_marked"] == ["C:1"]
     assert client.hget(keys.order("C:1"), "cancel") == b"1"
     assert client.hget(keys.order("C:2"), "cancel") is None
-    later = NewVersion(order_key="C:1", raw=dumps_canonical(raw_order("C:1", note="later")),
-                       updated_at=datetime(2026, 11, 27, 11, tzinfo=UTC), source="new")
+    later = NewVersion(
+        order_key="C:1",
+        raw=dumps_canonical(raw_order("C:1", note="later")),
+        updated_at=datetime(2026, 11, 27, 11, tzinfo=UTC),
+        source="new",
+    )
     result = Ledger(client, keys).record(later, now=time.time())
     assert result.outcome is RecordOutcome.AFTER_CANCEL
     assert client.hget(keys.order("C:1"), "raw") == cancelled
@@ -239,15 +286,25 @@ def test_a_frozen_order_takes_the_update_it_counted_stale(redis_url: str) -> Non
     old_order(client, "F:2", state="submitted", now=now, ts_ms=FAR_FUTURE_MS)
     t1 = datetime(2026, 11, 27, 11, tzinfo=UTC)
     t1_ms = int(t1.timestamp() * 1000)
-    client.rpush(f"{P}:order:F:2:events", json.dumps({
-        "type": "received", "outcome": "stale", "ts_ms": t1_ms, "current_ts_ms": FAR_FUTURE_MS,
-        "at": now + 60}))
+    client.rpush(
+        f"{P}:order:F:2:events",
+        json.dumps(
+            {
+                "type": "received",
+                "outcome": "stale",
+                "ts_ms": t1_ms,
+                "current_ts_ms": FAR_FUTURE_MS,
+                "at": now + 60,
+            }
+        ),
+    )
     done = migrate(redis_url, "--json")
     assert done.returncode == 0, done.stderr
     (lowered,) = json.loads(done.stdout)["versions_lowered"]
     assert (lowered["order_key"], lowered["to_ts_ms"]) == ("F:2", t1_ms - 1)
-    older = raw_order("F:2", updated_at=datetime(2026, 11, 27, 10, 30, tzinfo=UTC).isoformat(),
-                      note="older")
+    older = raw_order(
+        "F:2", updated_at=datetime(2026, 11, 27, 10, 30, tzinfo=UTC).isoformat(), note="older"
+    )
     assert harness.enqueue([older]).stale == 1
     update = raw_order("F:2", updated_at=t1.isoformat(), note="the update counted stale")
     assert harness.enqueue([update]).updated == 1

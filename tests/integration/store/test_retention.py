@@ -27,8 +27,10 @@ def test_a_heartbeat_forgets_holders_silent_for_too_long(
     parts = build_maintenance_parts(Settings(redis_url=redis_url, key_prefix="hb"))
     key = parts.keys.heartbeat("pump")
     now = 1_800_000_000.0
-    redis_client.hset(key, mapping={"old-host:1": repr(now - HEARTBEAT_KEPT_S - 1),
-                                    "other-host:2": repr(now - 60)})
+    redis_client.hset(
+        key,
+        mapping={"old-host:1": repr(now - HEARTBEAT_KEPT_S - 1), "other-host:2": repr(now - 60)},
+    )
     parts.heartbeat("pump", now)
     fields = {f.decode() for f in redis_client.hkeys(key)}
     assert fields == {"other-host:2", parts.holder}

@@ -12,15 +12,26 @@ import pytest
 from worker.core.importlog import SaleVerdict, compare_sale, read_window
 from worker.jetti.client import ImportRow, Sale
 
-ROWS = [ImportRow(id=n, created_at=float(n), status="error", external_id=f"K{n}", sale_id=None,
-                  problem="p", payload=None) for n in range(1, 251)]
+ROWS = [
+    ImportRow(
+        id=n,
+        created_at=float(n),
+        status="error",
+        external_id=f"K{n}",
+        sale_id=None,
+        problem="p",
+        payload=None,
+    )
+    for n in range(1, 251)
+]
 
 
 class Server:
     """A scripted import log: `cap` rows a page at most, `offset` honoured or not."""
 
-    def __init__(self, rows: list[ImportRow], *, cap: int | None = None,
-                 honours_offset: bool = True) -> None:
+    def __init__(
+        self, rows: list[ImportRow], *, cap: int | None = None, honours_offset: bool = True
+    ) -> None:
         self.rows, self.cap, self.honours_offset = rows, cap, honours_offset
         self.calls: list[tuple[int, int]] = []
 
@@ -28,7 +39,7 @@ class Server:
         self.calls.append((offset, limit))
         size = min(limit, self.cap) if self.cap else limit
         start = offset if self.honours_offset else 0
-        return self.rows[start:start + size]
+        return self.rows[start : start + size]
 
 
 def test_a_server_that_honours_limit_and_offset_is_read_to_the_empty_page() -> None:
@@ -72,9 +83,13 @@ def test_rows_repeated_by_a_shifted_page_are_read_once() -> None:
     assert [r.id for r in read.rows] == [1, 2, 3, 4, 5] and read.incomplete is None
 
 
-PAYLOAD: dict[str, Any] = {"externalId": "A", "lineItems": [
-    {"externalId": "l1", "name": "Mug", "quantity": 2, "price": Decimal("12.105")},
-    {"externalId": "l2", "name": "Cup", "quantity": 1, "price": Decimal("3")}]}
+PAYLOAD: dict[str, Any] = {
+    "externalId": "A",
+    "lineItems": [
+        {"externalId": "l1", "name": "Mug", "quantity": 2, "price": Decimal("12.105")},
+        {"externalId": "l2", "name": "Cup", "quantity": 1, "price": Decimal("3")},
+    ],
+}
 
 
 def sale(lines: Any) -> Sale:
@@ -86,24 +101,41 @@ def sale(lines: Any) -> Sale:
     return parsed
 
 
-@pytest.mark.parametrize(("lines", "verdict"), [
-    ([{"externalId": "l1", "name": "Mug", "quantity": 2, "price": "12.105"},
-      {"externalId": "l2", "name": "Cup", "quantity": 1, "price": 3}], SaleVerdict.MATCHES),
-    (None, SaleVerdict.CANNOT_COMPARE),
-    ([], SaleVerdict.CANNOT_COMPARE),
-    ([{"name": "Mug", "quantity": 2}], SaleVerdict.CANNOT_COMPARE),
-    ([{"externalId": "l1"}, {"externalId": "l2"}], SaleVerdict.MATCHES),
-    ([{"externalId": "l1", "quantity": 2}, {"externalId": "l2", "quantity": 1}],
-     SaleVerdict.MATCHES),
-    ([{"externalId": "l1", "name": "Catalogue MUG-1", "quantity": 2, "price": 12.11},
-      {"externalId": "l2", "name": "Cup", "quantity": 1, "price": 3}],
-     SaleVerdict.FIELDS_DIFFER),
-    ([{"externalId": "l1", "quantity": 1}, {"externalId": "l2", "quantity": 1}],
-     SaleVerdict.DIFFERS),
-    ([{"externalId": "l1", "quantity": 2}], SaleVerdict.DIFFERS),
-])
-def test_a_sale_is_compared_on_line_ids_and_quantities_only(lines: Any,
-                                                            verdict: SaleVerdict) -> None:
+@pytest.mark.parametrize(
+    ("lines", "verdict"),
+    [
+        (
+            [
+                {"externalId": "l1", "name": "Mug", "quantity": 2, "price": "12.105"},
+                {"externalId": "l2", "name": "Cup", "quantity": 1, "price": 3},
+            ],
+            SaleVerdict.MATCHES,
+        ),
+        (None, SaleVerdict.CANNOT_COMPARE),
+        ([], SaleVerdict.CANNOT_COMPARE),
+        ([{"name": "Mug", "quantity": 2}], SaleVerdict.CANNOT_COMPARE),
+        ([{"externalId": "l1"}, {"externalId": "l2"}], SaleVerdict.MATCHES),
+        (
+            [{"externalId": "l1", "quantity": 2}, {"externalId": "l2", "quantity": 1}],
+            SaleVerdict.MATCHES,
+        ),
+        (
+            [
+                {"externalId": "l1", "name": "Catalogue MUG-1", "quantity": 2, "price": 12.11},
+                {"externalId": "l2", "name": "Cup", "quantity": 1, "price": 3},
+            ],
+            SaleVerdict.FIELDS_DIFFER,
+        ),
+        (
+            [{"externalId": "l1", "quantity": 1}, {"externalId": "l2", "quantity": 1}],
+            SaleVerdict.DIFFERS,
+        ),
+        ([{"externalId": "l1", "quantity": 2}], SaleVerdict.DIFFERS),
+    ],
+)
+def test_a_sale_is_compared_on_line_ids_and_quantities_only(
+    lines: Any, verdict: SaleVerdict
+) -> None:
     """reliability #5a: only a missing line or a different quantity is a difference; no lines
     to compare is `cannot_compare`; other names or rounded prices are `fields_differ`."""
     assert compare_sale(sale(lines), PAYLOAD) is verdict

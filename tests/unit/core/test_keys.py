@@ -30,10 +30,41 @@ PER_ORDER: dict[str, Callable[[str], str]] = {
 }
 
 HOSTILE_IDS = [
-    "A", "A:events", "A:attempts", "A:history", "A:events:events", "idx:all", "idx:shed",
-    "idx:reason:rejected", "idx:status:dead", "idx:email:00", "idx", ":events", ":attempts",
-    ":history", "", "{jr}", "a\n*{x}", "*", "?", "[a]", "a b", "\t", "\x00", "é", "订单",
-    "%", "%3A", "A%3Aevents", "~", "-", ".", "..", "rate:bucket", "../x", "a" * 600,
+    "A",
+    "A:events",
+    "A:attempts",
+    "A:history",
+    "A:events:events",
+    "idx:all",
+    "idx:shed",
+    "idx:reason:rejected",
+    "idx:status:dead",
+    "idx:email:00",
+    "idx",
+    ":events",
+    ":attempts",
+    ":history",
+    "",
+    "{jr}",
+    "a\n*{x}",
+    "*",
+    "?",
+    "[a]",
+    "a b",
+    "\t",
+    "\x00",
+    "é",
+    "订单",
+    "%",
+    "%3A",
+    "A%3Aevents",
+    "~",
+    "-",
+    ".",
+    "..",
+    "rate:bucket",
+    "../x",
+    "a" * 600,
 ]
 
 SUFFIXES = ["", ":events", ":attempts", ":history", ":all", "idx:all", "{", "}", "*", " ", "\n"]
@@ -51,17 +82,43 @@ def global_keys(extra: list[str]) -> set[str]:
     """Every index and global key `Keys` builds, with parameters from the enums and `extra`."""
     k = KEYS
     out = {
-        k.shed_queue(), k.tombstone_index(), k.enqueued_index(), k.sequence(),
-        k.retry_schedule(), k.rate_bucket(), k.blocked_until(), k.breaker(), k.counters(),
-        k.latency(), k.dead_index(), k.audit_log(), k.reconcile_checkpoint(),
-        k.reconcile_stats(), k.reconcile_acted(),
+        k.shed_queue(),
+        k.tombstone_index(),
+        k.enqueued_index(),
+        k.sequence(),
+        k.retry_schedule(),
+        k.rate_bucket(),
+        k.blocked_until(),
+        k.breaker(),
+        k.counters(),
+        k.latency(),
+        k.dead_index(),
+        k.audit_log(),
+        k.reconcile_checkpoint(),
+        k.reconcile_stats(),
+        k.reconcile_acted(),
     }
-    words = [*extra, *OrderState, *DeadReason, *DeadStatus, "pump", "sweeper", "reconciler",
-             "read", "write", "0" * 64]
+    words = [
+        *extra,
+        *OrderState,
+        *DeadReason,
+        *DeadStatus,
+        "pump",
+        "sweeper",
+        "reconciler",
+        "read",
+        "write",
+        "0" * 64,
+    ]
     for word in map(str, words):
         out |= {
-            k.state_index(word), k.dead_reason_index(word), k.dead_status_index(word),
-            k.dead_email_index(word), k.leader(word), k.heartbeat(word), k.api_bucket(word),
+            k.state_index(word),
+            k.dead_reason_index(word),
+            k.dead_status_index(word),
+            k.dead_email_index(word),
+            k.leader(word),
+            k.heartbeat(word),
+            k.api_bucket(word),
             k.api_blocked_until(word),
         }
     return out
@@ -70,8 +127,10 @@ def global_keys(extra: list[str]) -> set[str]:
 def test_every_no_argument_key_method_is_in_the_global_set() -> None:
     """A new global key added to `Keys` without this test knowing fails here."""
     names = {
-        name for name in dir(Keys)
-        if not name.startswith("_") and callable(getattr(Keys, name))
+        name
+        for name in dir(Keys)
+        if not name.startswith("_")
+        and callable(getattr(Keys, name))
         and getattr(Keys, name).__code__.co_argcount == 1
     }
     built = {getattr(KEYS, name)() for name in names}

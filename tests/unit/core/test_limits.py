@@ -103,7 +103,8 @@ def test_cli_refuses_a_batch_size_above_the_message_limit() -> None:
 
 def test_preview_refuses_the_id_prefix_enqueue_refuses() -> None:
     """`preview --id-prefix` shows what the worker would send: the same bound as `enqueue`."""
-    result = CliRunner().invoke(preview, ["-", "--id-prefix", "p" * (MAX_ID_PREFIX_CHARS + 1)],
-                                input="{}")
+    result = CliRunner().invoke(
+        preview, ["-", "--id-prefix", "p" * (MAX_ID_PREFIX_CHARS + 1)], input="{}"
+    )
     assert result.exit_code == 2
     assert f"at most {MAX_ID_PREFIX_CHARS}" in result.output

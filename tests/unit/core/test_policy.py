@@ -26,8 +26,14 @@ def test_delay_lies_within_zero_and_the_cap(
     attempt: int, draw: float, error: RetryableError
 ) -> None:
     """A transient failure retries after a delay in [0, min(max, base * 2**(attempt-1))]."""
-    decision = decide(attempt=attempt, first_failure_at=NOW, now=NOW, error=error,
-                      settings=POLICY, rand=lambda: draw)
+    decision = decide(
+        attempt=attempt,
+        first_failure_at=NOW,
+        now=NOW,
+        error=error,
+        settings=POLICY,
+        rand=lambda: draw,
+    )
     assert isinstance(decision, RetryAt)
     assert decision.spend_attempt
     assert 0.0 <= decision.due_at - NOW <= backoff_cap_s(attempt, POLICY) <= POLICY.backoff_max_s
@@ -42,8 +48,14 @@ def test_cap_doubles_until_the_maximum() -> None:
 @given(attempt=st.integers(POLICY.max_attempts, 10_000), error=transient)
 def test_gives_up_when_attempts_are_exhausted(attempt: int, error: RetryableError) -> None:
     """Once the failed attempt is number max_attempts or later, the order is dead-lettered."""
-    decision = decide(attempt=attempt, first_failure_at=NOW, now=NOW, error=error,
-                      settings=POLICY, rand=lambda: 0.0)
+    decision = decide(
+        attempt=attempt,
+        first_failure_at=NOW,
+        now=NOW,
+        error=error,
+        settings=POLICY,
+        rand=lambda: 0.0,
+    )
     assert decision == GiveUp(DeadReason.RETRIES_EXHAUSTED)
 
 
@@ -53,8 +65,14 @@ def test_gives_up_when_the_retry_would_land_after_the_deadline(
 ) -> None:
     """A retry due after first_failure_at + retry_deadline_s becomes a DEADLINE dead letter."""
     now = NOW + elapsed_s
-    decision = decide(attempt=3, first_failure_at=NOW, now=now,
-                      error=JettiUnavailable(None, "refused"), settings=POLICY, rand=lambda: draw)
+    decision = decide(
+        attempt=3,
+        first_failure_at=NOW,
+        now=now,
+        error=JettiUnavailable(None, "refused"),
+        settings=POLICY,
+        rand=lambda: draw,
+    )
     delay_s = draw * backoff_cap_s(3, POLICY)
     if now + delay_s > NOW + POLICY.retry_deadline_s:
         assert decision == GiveUp(DeadReason.DEADLINE)
@@ -72,8 +90,14 @@ def test_rate_limit_never_spends_and_never_gives_up(
 ) -> None:
     """A 429 waits Retry-After (else blocked_default_s), spends no attempt, ignores budgets."""
     now = NOW + elapsed_s
-    decision = decide(attempt=attempt, first_failure_at=NOW, now=now,
-                      error=RateLimited(retry_after_s), settings=POLICY, rand=lambda: 1.0)
+    decision = decide(
+        attempt=attempt,
+        first_failure_at=NOW,
+        now=now,
+        error=RateLimited(retry_after_s),
+        settings=POLICY,
+        rand=lambda: 1.0,
+    )
     expected_wait_s = POLICY.blocked_default_s if retry_after_s is None else retry_after_s
     assert decision == RetryAt(due_at=now + expected_wait_s, spend_attempt=False)
 
@@ -82,6 +106,11 @@ def test_from_settings_copies_the_numbers() -> None:
     """RetryPolicy.from_settings reads the five retry settings unchanged."""
     from worker.settings import Settings
 
-    settings = Settings(max_attempts=3, backoff_base_s=1.5, backoff_max_s=60.0,
-                        retry_deadline_s=120.0, blocked_default_s=9.0)
+    settings = Settings(
+        max_attempts=3,
+        backoff_base_s=1.5,
+        backoff_max_s=60.0,
+        retry_deadline_s=120.0,
+        blocked_default_s=9.0,
+    )
     assert RetryPolicy.from_settings(settings) == RetryPolicy(3, 1.5, 60.0, 120.0, 9.0)

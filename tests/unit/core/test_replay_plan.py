@@ -27,37 +27,74 @@ from worker.store.ledger import OrderEntry, Version, raw_hash
 RAW = b'{"id": "o-1", "lines": [{"sku": "A", "name": "Mug", "quantity": 1, "unit_price": "1"}]}'
 
 DEAD = DeadEntry(
-    order_key="o-1", reason=DeadReason.REJECTED, status=DeadStatus.DEAD, error="422",
-    http_status=422, source=None, raw=RAW, payload=b'{"lineItems": []}', first_dead_at=1.0,
-    last_dead_at=1.0, status_since=1.0, replay_count=0, attempts=(), history=(),
-    payload_version=Version(0, 1))
+    order_key="o-1",
+    reason=DeadReason.REJECTED,
+    status=DeadStatus.DEAD,
+    error="422",
+    http_status=422,
+    source=None,
+    raw=RAW,
+    payload=b'{"lineItems": []}',
+    first_dead_at=1.0,
+    last_dead_at=1.0,
+    status_since=1.0,
+    replay_count=0,
+    attempts=(),
+    history=(),
+    payload_version=Version(0, 1),
+)
 
 ORDER = OrderEntry(
-    order_key="o-1", raw=RAW, raw_hash=raw_hash(RAW), version=Version(0, 1),
-    state=OrderState.DEAD, state_since=1.0, first_seen_at=1.0, enqueued_at=1.0,
-    submitted_at=None, source=None, payload_hash=None, sent_version=None, line_ids=(),
-    sale_id=None, attempts=0, first_failure_at=None, next_attempt_at=None,
-    deliveries_started=1, deliveries_finished=1, dead_reason=DeadReason.REJECTED,
-    last_error=None, stale_arrivals=0)
+    order_key="o-1",
+    raw=RAW,
+    raw_hash=raw_hash(RAW),
+    version=Version(0, 1),
+    state=OrderState.DEAD,
+    state_since=1.0,
+    first_seen_at=1.0,
+    enqueued_at=1.0,
+    submitted_at=None,
+    source=None,
+    payload_hash=None,
+    sent_version=None,
+    line_ids=(),
+    sale_id=None,
+    attempts=0,
+    first_failure_at=None,
+    next_attempt_at=None,
+    deliveries_started=1,
+    deliveries_finished=1,
+    dead_reason=DeadReason.REJECTED,
+    last_error=None,
+    stale_arrivals=0,
+)
 
 
-@pytest.mark.parametrize(("status", "state", "action"), [
-    (DeadStatus.DEAD, OrderState.DEAD, Action.REPLAY),
-    (DeadStatus.REPLAYED, OrderState.DEAD, Action.REPLAY),
-    (DeadStatus.DEAD, OrderState.PENDING, Action.REPUBLISH),  # armed, killed before publish
-    (DeadStatus.REPLAYED, OrderState.PENDING, Action.REPUBLISH),  # marked, killed before publish
-    (DeadStatus.REPLAYED, OrderState.SUBMITTING, Action.IN_FLIGHT),
-    (DeadStatus.DEAD, OrderState.RETRY_WAIT, Action.IN_FLIGHT),
-    (DeadStatus.REPLAYED, OrderState.SUBMITTED, Action.SUBMITTED),
-    (DeadStatus.RESOLVED, OrderState.SUBMITTED, Action.RESOLVED),
-    (DeadStatus.RESOLVED, OrderState.DEAD, Action.RESOLVED),
-])
+@pytest.mark.parametrize(
+    ("status", "state", "action"),
+    [
+        (DeadStatus.DEAD, OrderState.DEAD, Action.REPLAY),
+        (DeadStatus.REPLAYED, OrderState.DEAD, Action.REPLAY),
+        (DeadStatus.DEAD, OrderState.PENDING, Action.REPUBLISH),  # armed, killed before publish
+        (
+            DeadStatus.REPLAYED,
+            OrderState.PENDING,
+            Action.REPUBLISH,
+        ),  # marked, killed before publish
+        (DeadStatus.REPLAYED, OrderState.SUBMITTING, Action.IN_FLIGHT),
+        (DeadStatus.DEAD, OrderState.RETRY_WAIT, Action.IN_FLIGHT),
+        (DeadStatus.REPLAYED, OrderState.SUBMITTED, Action.SUBMITTED),
+        (DeadStatus.RESOLVED, OrderState.SUBMITTED, Action.RESOLVED),
+        (DeadStatus.RESOLVED, OrderState.DEAD, Action.RESOLVED),
+    ],
+)
 def test_plan_follows_the_state_a_previous_run_left(
     status: DeadStatus, state: OrderState, action: Action
 ) -> None:
     """Only a DEAD order is armed; an armed one is re-published; anything else is left alone."""
-    step = plan(replace(DEAD, status=status), replace(ORDER, state=state),
-                mode=ReplayMode.RETRANSFORM)
+    step = plan(
+        replace(DEAD, status=status), replace(ORDER, state=state), mode=ReplayMode.RETRANSFORM
+    )
     assert step.action is action
 
 
@@ -100,8 +137,12 @@ def test_a_correction_only_republishes_an_order_armed_with_that_same_correction(
 def test_parse_corrected_raw_names_file_and_path_of_each_problem() -> None:
     """Every contract problem is reported as `where: path: message`; a foreign id is refused."""
     with pytest.raises(ReplayInputError) as bad:
-        parse_corrected_raw(b'{"id": "o-1", "lines": [{"sku": "A", "name": "M", "quantity": 0,'
-                            b' "unit_price": "1"}]}', order_key="shop:o-1", where="fix.json")
+        parse_corrected_raw(
+            b'{"id": "o-1", "lines": [{"sku": "A", "name": "M", "quantity": 0,'
+            b' "unit_price": "1"}]}',
+            order_key="shop:o-1",
+            where="fix.json",
+        )
     assert "fix.json: lines[0].quantity" in str(bad.value)
     with pytest.raises(ReplayInputError, match="not the id of order"):
         parse_corrected_raw(RAW, order_key="shop:o-2", where="fix.json")
@@ -122,5 +163,10 @@ def test_parse_corrected_raw_refuses_a_far_future_updated_at() -> None:
     (every later copy stale); with the caller's clock it is refused, naming the limit."""
     doc = {**json.loads(RAW), "updated_at": "2099-01-01T00:00:00Z"}
     with pytest.raises(ReplayInputError, match=r"fix\.json: updated_at: 2099-01-01T00:00:00"):
-        parse_corrected_raw(json.dumps(doc).encode(), order_key="shop:o-1", where="fix.json",
-                            now_s=1_800_000_000.0, max_future_skew_s=86400.0)
+        parse_corrected_raw(
+            json.dumps(doc).encode(),
+            order_key="shop:o-1",
+            where="fix.json",
+            now_s=1_800_000_000.0,
+            max_future_skew_s=86400.0,
+        )

@@ -41,8 +41,12 @@ Handler = Callable[[httpx.Request], httpx.Response]
 
 def make_client(handler: Handler, mode: str = "async") -> JettiClient:
     settings = Settings(
-        jetti_mode=mode, jetti_async_url=ASYNC_URL, jetti_api_url=API_URL, channel_id=CHANNEL_ID,
-        webhook_hash=HASH, api_token=TOKEN,
+        jetti_mode=mode,
+        jetti_async_url=ASYNC_URL,
+        jetti_api_url=API_URL,
+        channel_id=CHANNEL_ID,
+        webhook_hash=HASH,
+        api_token=TOKEN,
     )
     return build_jetti_client(settings, httpx.Client(transport=httpx.MockTransport(handler)))
 
@@ -54,6 +58,7 @@ def answer(status: int, body: bytes = b"{}", headers: dict[str, str] | None = No
 def fail_with(exc_type: type[httpx.TransportError]) -> Handler:
     def handler(request: httpx.Request) -> httpx.Response:
         raise exc_type(f"boom with {HASH} and {TOKEN}", request=request)
+
     return handler
 
 
@@ -145,8 +150,16 @@ def test_retryable_statuses_raise_jetti_unavailable(status: int) -> None:
 
 @pytest.mark.parametrize(
     ("mode", "status"),
-    [("async", 401), ("async", 403), ("sync", 401), ("sync", 403), ("sync", 404),
-     ("async", 404), ("async", 405), ("async", 410)],
+    [
+        ("async", 401),
+        ("async", 403),
+        ("sync", 401),
+        ("sync", 403),
+        ("sync", 404),
+        ("async", 404),
+        ("async", 405),
+        ("async", 410),
+    ],
 )
 def test_credential_and_channel_faults_raise_configuration_error(mode: str, status: int) -> None:
     """401/403 in either mode, 404 in sync mode (unknown channel), and 404/405/410 in async
@@ -187,8 +200,9 @@ def test_429_with_retry_after_http_date() -> None:
     """A 429 with an HTTP-date Retry-After waits until that date."""
     when = datetime.now(UTC) + timedelta(seconds=120)
     with pytest.raises(RateLimited) as info:
-        make_client(answer(429, headers={"Retry-After": format_datetime(when, usegmt=True)}))\
-            .submit(BODY)
+        make_client(
+            answer(429, headers={"Retry-After": format_datetime(when, usegmt=True)})
+        ).submit(BODY)
     assert info.value.retry_after_s is not None
     assert 100.0 <= info.value.retry_after_s <= 121.0
 
@@ -202,8 +216,15 @@ def test_429_without_retry_after() -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("0", 0.0), ("2.5", 2.5), ("-3", None), ("soon", None), (None, None),
-     ("Wed, 21 Oct 2015 07:28:10 GMT", 10.0), ("Wed, 21 Oct 2015 07:27:00 GMT", 0.0)],
+    [
+        ("0", 0.0),
+        ("2.5", 2.5),
+        ("-3", None),
+        ("soon", None),
+        (None, None),
+        ("Wed, 21 Oct 2015 07:28:10 GMT", 10.0),
+        ("Wed, 21 Oct 2015 07:27:00 GMT", 0.0),
+    ],
 )
 def test_retry_after_parsing(value: str | None, expected: float | None) -> None:
     """Retry-After: seconds, HTTP-dates (a past date gives 0); garbage and a negative number
@@ -215,14 +236,23 @@ def test_retry_after_parsing(value: str | None, expected: float | None) -> None:
 @pytest.mark.parametrize(
     ("value", "seconds", "note"),
     [
-        ("inf", None, "ignored"), ("Infinity", None, "ignored"), ("-inf", None, "ignored"),
-        ("nan", None, "ignored"), ("NaN", None, "ignored"), ("-1", None, "ignored"),
-        ("1e400", None, "ignored"), ("soon", None, "ignored"), ("", None, "ignored"),
-        ("\x00\xff", None, "ignored"), ("Wed, 99 Foo 2015 07:28:10 GMT", None, "ignored"),
-        ("31536000", 3600.0, "clamped"), ("1e9", 3600.0, "clamped"),
+        ("inf", None, "ignored"),
+        ("Infinity", None, "ignored"),
+        ("-inf", None, "ignored"),
+        ("nan", None, "ignored"),
+        ("NaN", None, "ignored"),
+        ("-1", None, "ignored"),
+        ("1e400", None, "ignored"),
+        ("soon", None, "ignored"),
+        ("", None, "ignored"),
+        ("\x00\xff", None, "ignored"),
+        ("Wed, 99 Foo 2015 07:28:10 GMT", None, "ignored"),
+        ("31536000", 3600.0, "clamped"),
+        ("1e9", 3600.0, "clamped"),
         ("99999999999999999999999", 3600.0, "clamped"),
         ("Fri, 01 Jan 2100 00:00:00 GMT", 3600.0, "clamped"),
-        ("3600", 3600.0, None), ("12", 12.0, None),
+        ("3600", 3600.0, None),
+        ("12", 12.0, None),
     ],
 )
 def test_retry_after_extremes_are_bounded_or_ignored(
@@ -236,16 +266,24 @@ def test_retry_after_extremes_are_bounded_or_ignored(
     assert (parsed.seconds, parsed.note) == (seconds, note)
 
 
-@pytest.mark.parametrize(("header", "seconds", "note"),
-                         [("inf", None, "ignored"), ("86400", 60.0, "clamped"),
-                          ("nan", None, "ignored"), ("30", 30.0, None)])
+@pytest.mark.parametrize(
+    ("header", "seconds", "note"),
+    [
+        ("inf", None, "ignored"),
+        ("86400", 60.0, "clamped"),
+        ("nan", None, "ignored"),
+        ("30", 30.0, None),
+    ],
+)
 def test_a_429s_retry_after_is_bounded_by_the_setting(
     header: str, seconds: float | None, note: str | None
 ) -> None:
     """The client applies JETTI_RELAY_RETRY_AFTER_MAX_S and hands the note on RateLimited."""
     settings = Settings(jetti_async_url=ASYNC_URL, webhook_hash=HASH, retry_after_max_s=60)
-    client = build_jetti_client(settings, httpx.Client(transport=httpx.MockTransport(
-        answer(429, headers={"Retry-After": header}))))
+    client = build_jetti_client(
+        settings,
+        httpx.Client(transport=httpx.MockTransport(answer(429, headers={"Retry-After": header}))),
+    )
     with pytest.raises(RateLimited) as info:
         client.submit(BODY)
     assert (info.value.retry_after_s, info.value.retry_after_note) == (seconds, note)
@@ -260,7 +298,12 @@ def test_retry_after_max_setting_must_be_a_positive_finite_number(value: str) ->
 
 def test_build_http_client_applies_timeouts_and_pool_limits() -> None:
     """The HTTP client carries each configured timeout."""
-    settings = Settings(http_connect_timeout_s=1.0, http_read_timeout_s=2.0,
-                        http_write_timeout_s=3.0, http_pool_timeout_s=4.0, submit_concurrency=3)
+    settings = Settings(
+        http_connect_timeout_s=1.0,
+        http_read_timeout_s=2.0,
+        http_write_timeout_s=3.0,
+        http_pool_timeout_s=4.0,
+        submit_concurrency=3,
+    )
     with build_http_client(settings) as http:
         assert http.timeout == httpx.Timeout(connect=1.0, read=2.0, write=3.0, pool=4.0)

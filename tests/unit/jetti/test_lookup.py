@@ -15,14 +15,16 @@ from worker.settings import Settings
 CHANNEL = 7
 
 
-def client(rows: list[dict[str, Any]], seen: list[httpx.Request],
-           channel_id: int | None = CHANNEL) -> JettiClient:
+def client(
+    rows: list[dict[str, Any]], seen: list[httpx.Request], channel_id: int | None = CHANNEL
+) -> JettiClient:
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
         return httpx.Response(200, json=rows)
 
-    settings = Settings(jetti_api_url="https://api.example", api_token="t", webhook_hash="h",
-                        channel_id=channel_id)
+    settings = Settings(
+        jetti_api_url="https://api.example", api_token="t", webhook_hash="h", channel_id=channel_id
+    )
     return build_jetti_client(settings, httpx.Client(transport=httpx.MockTransport(handler)))
 
 
@@ -58,15 +60,18 @@ def test_without_a_channel_id_any_matching_row_is_taken() -> None:
     assert "where[channelId]" not in parse_qs(seen[0].url.query.decode())
 
 
-@pytest.mark.parametrize(("fields", "cancelled"), [
-    ({"cancelled": False, "cancellationStatus": "none"}, False),
-    ({"cancelled": False, "cancellationStatus": "partial"}, True),
-    ({"cancelled": False, "cancellationStatus": "full"}, True),
-    ({"cancellationStatus": "full"}, True),
-    ({"cancelled": True}, True),
-    ({"cancelled": "yes", "cancellationStatus": 3}, False),
-    ({}, False),
-])
+@pytest.mark.parametrize(
+    ("fields", "cancelled"),
+    [
+        ({"cancelled": False, "cancellationStatus": "none"}, False),
+        ({"cancelled": False, "cancellationStatus": "partial"}, True),
+        ({"cancelled": False, "cancellationStatus": "full"}, True),
+        ({"cancellationStatus": "full"}, True),
+        ({"cancelled": True}, True),
+        ({"cancelled": "yes", "cancellationStatus": 3}, False),
+        ({}, False),
+    ],
+)
 def test_a_sale_is_cancelled_by_its_flag_or_its_cancellation_status(
     fields: dict[str, Any], cancelled: bool
 ) -> None:
@@ -76,8 +81,10 @@ def test_a_sale_is_cancelled_by_its_flag_or_its_cancellation_status(
     assert sale is not None and sale.cancelled is cancelled
 
 
-@pytest.mark.parametrize(("lines", "has_lines"), [(None, False), ("x", False), ([], True),
-                                                  ([{"externalId": "l1"}], True)])
+@pytest.mark.parametrize(
+    ("lines", "has_lines"),
+    [(None, False), ("x", False), ([], True), ([{"externalId": "l1"}], True)],
+)
 def test_a_sale_without_a_line_items_array_has_no_lines_to_compare(
     lines: Any, has_lines: bool
 ) -> None:
@@ -93,8 +100,10 @@ def test_a_sale_without_a_line_items_array_has_no_lines_to_compare(
 def test_imports_of_one_order_filter_by_external_id_and_channel() -> None:
     """The cancel path's evidence read: rows of that externalId in our channel only."""
     seen: list[httpx.Request] = []
-    rows = [{"id": 1, "createdAt": "2026-11-27T08:00:00Z", "status": "error", "externalId": "A-1"},
-            {"id": 2, "createdAt": "2026-11-27T08:00:00Z", "status": "error", "externalId": "B"}]
+    rows = [
+        {"id": 1, "createdAt": "2026-11-27T08:00:00Z", "status": "error", "externalId": "A-1"},
+        {"id": 2, "createdAt": "2026-11-27T08:00:00Z", "status": "error", "externalId": "B"},
+    ]
     found = client(rows, seen).imports_of("A-1")
     assert [r.id for r in found] == [1]
     query = parse_qs(seen[0].url.query.decode())
