@@ -12,10 +12,10 @@ Producers publish by task name (`worker.publisher`) and never import the worker'
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any, Protocol
+from typing import Any
 
 import redis
 from kombu.exceptions import KombuError, OperationalError
@@ -29,6 +29,7 @@ from worker.core.limits import (
     DEFAULT_MAX_LINE_ITEMS,
     MAX_ID_PREFIX_CHARS,
 )
+from worker.core.ports import KeyPublisher
 from worker.core.rules import Rules
 from worker.core.transform import line_items_problem
 from worker.store.ledger import Ledger, NewVersion, RecordOutcome
@@ -38,14 +39,6 @@ from worker.store.ledger import Ledger, NewVersion, RecordOutcome
 DEFAULT_CHUNK_SIZE = 500
 
 RawInput = Mapping[str, Any] | bytes | str
-
-
-class KeyPublisher(Protocol):
-    """Anything that publishes order keys to the import queue (`worker.publisher.Publisher`)."""
-
-    def publish(self, order_keys: Sequence[str]) -> int:
-        """Publish the keys; returns the number of messages sent."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,17 +21,17 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
 
 from worker.core.contract import parse_raw_order
 from worker.core.dead_entry import DeadEntry
 from worker.core.errors import InvalidOrder
 from worker.core.jsonio import dumps_canonical, loads_document, payload_hash
 from worker.core.limits import DEFAULT_MAX_FUTURE_SKEW_S
+from worker.core.ports import KeyPublisher
 from worker.core.states import DeadStatus, OrderState
 from worker.core.transform import Built
 from worker.store.audit import AuditLog
@@ -258,14 +258,6 @@ class Summary:
             f"resolved already {c[Action.RESOLVED]}, "
             f"not replayable {c[Action.NOT_REPLAYABLE]}"
         )
-
-
-class KeyPublisher(Protocol):
-    """Anything that publishes order keys to the import queue (worker.publisher.Publisher)."""
-
-    def publish(self, order_keys: Sequence[str]) -> int:
-        """Publish the keys; returns the number of messages sent."""
-        ...
 
 
 class Replayer:

@@ -28,15 +28,16 @@ left behind:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 import redis
 
 from worker.core.keys import Keys, LegacyKeys
+from worker.core.ports import KeyPublisher
 from worker.core.states import DeadReason, DeadStatus, OrderState
 from worker.store.ledger import Ledger
 
@@ -98,14 +99,6 @@ _LEDGER_TYPES = ("hash", "list", "list", "string")
 _DEAD_TYPES = ("hash", "list", "list")
 _SUFFIXES = (":events", ":attempts")
 _WAITING = (b"pending", b"submitting")
-
-
-class KeyPublisher(Protocol):
-    """Publishes order keys to the import queue (`worker.publisher.Publisher`)."""
-
-    def publish(self, order_keys: Sequence[str]) -> int:
-        """Publish the keys; returns the number of messages sent."""
-        ...
 
 
 @dataclass
