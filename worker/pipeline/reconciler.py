@@ -155,13 +155,11 @@ class Reconciler:
         self._cfg = config
         self._state = state
         self._ledger = ledger
-        self._dead = dead_letters
         self._jetti = jetti
         self._throttle = throttle
         self._publisher = publisher
         self._leader = leader
         self._rebuild = rebuild
-        self._count_dead = count_dead
         self._count_surprise = count_surprise
         self._clock = clock
         self._sleep = sleep
