@@ -78,14 +78,12 @@ def _ours_env(config: RunConfig, redis_url: str, sandbox: SandboxService) -> dic
 def _producer(redis_url: str, batch_size: int | None) -> tuple[Any, Any]:
     import redis
 
-    from worker.celery_app import create_app
-    from worker.publisher import Publisher
     from worker.settings import Settings
+    from worker.wiring import publisher
 
     settings = Settings(redis_url=redis_url, broker_url=redis_url)
-    size = batch_size or settings.batch_size
     client: redis.Redis[bytes] = redis.Redis.from_url(redis_url)
-    return client, Publisher(create_app(settings), batch_size=size)
+    return client, publisher(settings, batch_size=batch_size)
 
 
 def measure_enqueue(config: RunConfig, count: int) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from worker.core.dead_entry import MASK, SECRET_MASK
 from worker.core.privacy import hide_secrets, mask_text
 from worker.core.records import OrderEntry
 from worker.core.states import DeadReason, OrderState
-from worker.pipeline.reconciler import read_status as read_reconcile_status
+from worker.store.reconcile_state import read_status as read_reconcile_status
 
 EXIT_HELP = "Exit codes: 0 found; 3 no such order; 4 Redis unreachable."
 

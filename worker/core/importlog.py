@@ -25,7 +25,7 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
 
-from worker.jetti.client import ImportRow, Sale
+from worker.core.answers import ImportRow, Sale
 
 # Pages one window read may take before it stops (incomplete): bounds the run's time and memory
 # whatever the server does (200 pages: 200,000 rows at 1,000 a page, 20,000 at a cap of 100).

@@ -38,7 +38,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-import redis
 import structlog
 
 from worker.core.contract import RawOrder, parse_raw_order
@@ -52,15 +51,12 @@ from worker.core.errors import (
     RetryableError,
 )
 from worker.core.jsonio import loads_document
-from worker.core.keys import Keys
 from worker.core.policy import GiveUp, RetryPolicy, decide
 from worker.core.records import Attempt, OrderEntry
 from worker.core.states import DeadReason
 from worker.jetti.client import ImportRow, JettiClient
 from worker.pipeline.reconciler import DEFAULT_TOLERANCE_S, canonical_hash
 from worker.publisher import Publisher
-from worker.settings import Settings
-from worker.store.api_throttle import ApiThrottle
 from worker.store.breaker import Breaker
 from worker.store.dead_letters import DeadLetters
 from worker.store.settle import SettleLedger
@@ -421,42 +417,3 @@ class Canceller:
             worker=self._cfg.worker_id,
             outcome="error",
         )
-
-
-def build_canceller(
-    settings: Settings,
-    *,
-    client: redis.Redis[bytes],
-    keys: Keys,
-    worker_id: str,
-    jetti: JettiClient,
-    limiter: Budget,
-    breaker: Breaker,
-    dead_letters: DeadLetters,
-    publisher: Publisher,
-    stats: Stats,
-) -> Canceller:
-    """The cancel path for a worker process. In sync mode cancels share the import limiter
-    (one write budget per token); in async mode they take their own sync-write bucket."""
-    writes: Budget = limiter
-    if settings.jetti_mode != "sync":
-        writes = ApiThrottle(client, keys, kind="write", rate_per_s=settings.jetti_write_rate_per_s)
-    return Canceller(
-        config=CancelConfig(
-            worker_id=worker_id,
-            max_token_wait_s=settings.max_token_wait_s,
-            blocked_default_s=settings.blocked_default_s,
-            breaker_probe_s=settings.breaker_probe_s,
-            retry=RetryPolicy.from_settings(settings),
-        ),
-        ledger=SettleLedger(
-            client, keys, body_ttl_s=settings.body_ttl_s, tombstone_ttl_s=settings.tombstone_ttl_s
-        ),
-        dead_letters=dead_letters,
-        jetti=jetti,
-        writes=writes,
-        reads=ApiThrottle(client, keys, kind="read", rate_per_s=settings.jetti_read_rate_per_s),
-        breaker=breaker,
-        publisher=publisher,
-        stats=stats,
-    )

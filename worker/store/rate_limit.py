@@ -20,7 +20,6 @@ import math
 import redis
 
 from worker.core.keys import Keys
-from worker.settings import Settings
 
 # Refill, honour the fleet block, take up to ARGV[3] whole tokens (as many as the bucket holds);
 # returns {taken, wait} where wait (a string, seconds: Redis truncates Lua numbers to integers)
@@ -101,18 +100,6 @@ class RateLimiter:
         self.burst = burst
         self._block = client.register_script(_BLOCK_LUA)
         self._acquire_many = client.register_script(_ACQUIRE_MANY_LUA)
-
-    @classmethod
-    def from_settings(
-        cls, client: redis.Redis[bytes], keys: Keys, settings: Settings
-    ) -> RateLimiter:
-        """A limiter with the mode's effective rate and burst."""
-        return cls(
-            client,
-            keys,
-            rate_per_s=settings.effective_rate_per_s,
-            burst=settings.effective_rate_burst,
-        )
 
     def acquire(self) -> float:
         """Take one token. Returns 0.0 when taken (go now), else seconds to wait, untaken.
