@@ -62,6 +62,10 @@ class OrderField(StrEnum):
     RESEND_PAYLOAD = "resend_payload"  # a payload a replay asked to send as is
     CANCEL = "cancel"  # '1' once a cancelling copy is stored
     CANCELLED_VIA = "cancelled_via"  # "jetti" or "not_imported"
+    CANCELLED_V_TS = "cancelled_v_ts"  # the version cancelled in Jetti (ms)
+    CANCELLED_V_SEQ = "cancelled_v_seq"
+    REPAIRS = "repairs"  # re-sends by the reconciler since the last confirmation
+    SHED_AT = "shed_at"  # when the body was shed to a tombstone
 
     @property
     def key(self) -> bytes:
