@@ -1,7 +1,7 @@
 """Reading Jetti's undocumented answers defensively: import-log paging and sale comparison.
 
 Pure functions over what the client returns (no Redis, no clock), used by the reconciler. Each
-guard names the assumption it protects (README, "Assumptions about undocumented Jetti
+guard names the assumption it protects (docs/reconciler.md, "Assumptions about undocumented Jetti
 behaviour"); when an answer contradicts one, the name is reported so the caller counts it
 (`worker.store.stats.ASSUMPTIONS`, metric `jetti_relay_jetti_assumption_violations_total`).
 
