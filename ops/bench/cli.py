@@ -165,7 +165,8 @@ def bench(
     import shutil
 
     from ops.bench.common import RunConfig
-    from ops.harness.services import ServiceError, exit_on_sigterm
+    from ops.harness.ports import ServiceError
+    from ops.harness.services import exit_on_sigterm
 
     exit_on_sigterm()
 

@@ -19,7 +19,7 @@ import click
 import httpx
 
 from ops.demo.cli import ASYNC_PATH, Services, _start_redis
-from ops.harness.services import free_port, wait_for
+from ops.harness.ports import free_port, wait_for
 
 
 def _order(n: int) -> dict[str, object]:

@@ -24,16 +24,11 @@ from typing import Any
 import click
 import httpx
 
-from ops.harness.services import (
-    ASYNC_PATH,
-    SandboxService,
-    ServiceError,
-    Services,
-    exit_on_sigterm,
-    pipeline_env,
-    redis_reachable,
-    redis_supported,
-)
+from ops.harness.ports import ServiceError
+from ops.harness.redis import redis_reachable, redis_supported
+from ops.harness.sandbox import ASYNC_PATH, SandboxService
+from ops.harness.services import Services, exit_on_sigterm
+from ops.harness.workers import pipeline_env
 
 DATA_DIR = Path(__file__).parent / "data"
 RULES_FILE = DATA_DIR / "rules.toml"

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from ops.harness.services import free_port, process_groups_alive
+from ops.harness.ports import free_port
+from ops.harness.procstats import process_groups_alive
 from tests.docs import doc_section
 
 ROOT = Path(__file__).resolve().parents[2]

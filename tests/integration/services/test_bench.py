@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from ops.harness.services import free_port, process_groups_alive
+from ops.harness.ports import free_port
+from ops.harness.procstats import process_groups_alive
 
 pytestmark = pytest.mark.integration
 
