@@ -25,7 +25,7 @@ LAZY_SUBCOMMANDS: dict[str, tuple[str, str]] = {
     ),
     "bench": (
         "ops.bench.cli:bench",
-        "Benchmark the pipeline against naive Celery and a plain loop.",
+        "Benchmark the pipeline (default) or one part of it.",
     ),
     "pump": (
         "ops.commands.worker:pump",

@@ -1,9 +1,9 @@
-"""End-to-end throughput of the real pipeline: `python -m ops.bench.e2e --orders 3000`.
+"""End-to-end throughput of the real pipeline: `jetti-relay bench e2e --orders 3000`.
 
 Starts a private redis-server, the sandbox (faults off) and `jetti-relay worker`, enqueues N
 three-line orders through the producers library and prints orders/s from the first enqueue to
-the last order SUBMITTED. A small stand-in until `jetti-relay bench` (issue 6) exists; run it
-with different `--batch-size` / `--concurrency` values to compare settings side by side.
+the last order SUBMITTED: one figure, quicker than `jetti-relay bench pipeline`; run it with
+different `--batch-size` / `--concurrency` values to compare settings side by side.
 """
 
 from __future__ import annotations
@@ -82,13 +82,13 @@ def _children(pid: int) -> list[int]:
     return children
 
 
-@click.command()
+@click.command("e2e")
 @click.option("--orders", default=3000, show_default=True)
 @click.option("--batch-size", default=25, show_default=True, help="Order keys per message.")
 @click.option("--concurrency", default=2, show_default=True, help="Worker processes.")
 @click.option("--submit-concurrency", default=25, show_default=True, help="In-flight per process.")
 @click.option("--latency-ms", default=0.0, show_default=True, help="Sandbox latency per request.")
-def main(
+def e2e_bench(
     orders: int, batch_size: int, concurrency: int, submit_concurrency: int, latency_ms: float
 ) -> None:
     """Measure end-to-end orders/s once and print one line."""
@@ -158,7 +158,3 @@ def main(
         )
     finally:
         services.stop()
-
-
-if __name__ == "__main__":
-    main()
