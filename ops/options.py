@@ -8,8 +8,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-# EXIT_CONFIG is re-exported: every command's refusal code lives with the settings.
-from worker.settings import EXIT_CONFIG as EXIT_CONFIG
+from worker.core.exit_codes import ExitCode
 from worker.settings import (
     Settings,
     SettingsError,
@@ -59,10 +58,10 @@ redis_url_option: Callable[[F], F] = click.option(
 
 
 def refuse_to_start(problems: Iterable[str]) -> NoReturn:
-    """One stderr line per configuration problem, then exit EXIT_CONFIG (issue 12 point 8)."""
+    """One stderr line per configuration problem, then exit 2, CONFIG (issue 12 point 8)."""
     for problem in problems:
         click.echo(f"jetti-relay: refusing to start: {problem}", err=True)
-    raise SystemExit(EXIT_CONFIG)
+    raise SystemExit(ExitCode.CONFIG)
 
 
 def settings_from_options(
@@ -72,7 +71,7 @@ def settings_from_options(
     too, and this process's logging configured from them (every command calls this, so every
     process logs the same redacted way: reliability #6).
 
-    Exits EXIT_CONFIG with one line per problem when the settings are wrong, or when
+    Exits 2 (ExitCode.CONFIG) with one line per problem when the settings are wrong, or when
     `sends_to_jetti` and the Jetti secret of the mode is missing.
     """
     if redis_url:

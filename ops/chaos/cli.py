@@ -17,6 +17,8 @@ from pathlib import Path
 
 import click
 
+from worker.core.exit_codes import ExitCode
+
 SCALES = ("ci", "full")
 
 
@@ -147,7 +149,7 @@ def chaos(
         + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in totals.items()),
         err=True,
     )
-    sys.exit(1 if failed else 0)
+    sys.exit(ExitCode.FAILED if failed else ExitCode.OK)
 
 
 def _as_dict(result: object) -> dict[str, object]:

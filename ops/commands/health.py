@@ -41,13 +41,11 @@ import redis
 
 from ops.monitoring.metrics import SETTLED_STATES, Sources
 from ops.options import redis_url_option, settings_from_options
+from worker.core.exit_codes import ExitCode
 from worker.core.states import OrderState
 from worker.redisconn import SAFE_EVICTION_POLICY, RedisTooOld, require_supported, server_facts
 from worker.settings import Settings
 from worker.store.reconcile_state import read_status as read_reconcile_status
-
-EXIT_HEALTHY = 0
-EXIT_UNHEALTHY = 1
 
 # Broker ping: how long to wait for workers to answer.
 DEFAULT_PING_TIMEOUT_S = 2.0
@@ -542,4 +540,4 @@ def health(
         click.echo(orjson.dumps(doc).decode())
     else:
         click.echo(_render(results, healthy))
-    raise SystemExit(EXIT_HEALTHY if healthy else EXIT_UNHEALTHY)
+    raise SystemExit(ExitCode.OK if healthy else ExitCode.UNHEALTHY)
