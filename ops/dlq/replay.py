@@ -1,8 +1,7 @@
 """`jetti-relay dlq replay`: dead letters back through the normal pipeline.
 
 The logic lives in `worker/pipeline/replayer.py` (usable without the CLI); this module selects
-entries,
-reads a corrected raw order from a file or an editor, paces the run and reports.
+entries, reads a corrected raw order from a file or an editor, paces the run and reports.
 """
 
 from __future__ import annotations
