@@ -20,6 +20,7 @@ import httpx
 
 from ops.demo.cli import ASYNC_PATH, Services, _start_redis
 from ops.harness.ports import free_port, wait_for
+from ops.options import SANDBOX_MODULES, require_extra
 
 
 def _order(n: int) -> dict[str, object]:
@@ -101,6 +102,7 @@ def e2e_bench(
     from worker.store.ledger import Ledger
     from worker.wiring import publisher as build_publisher
 
+    require_extra("sandbox", *SANDBOX_MODULES)
     folder = Path(tempfile.mkdtemp(prefix="jetti-relay-e2e-"))
     services = Services(folder)
     try:

@@ -187,7 +187,9 @@ def run_pipeline(
     from ops.bench.report import render
     from ops.harness.ports import ServiceError
     from ops.harness.services import exit_on_sigterm
+    from ops.options import SANDBOX_MODULES, require_extra
 
+    require_extra("sandbox", *SANDBOX_MODULES)
     exit_on_sigterm()
 
     chosen = PROFILES[profile]

@@ -81,6 +81,9 @@ def chaos(
     slow answers, duplicates, replays, rolling restarts, hostile input, lost messages, hostile
     producers, configuration faults, absurd Retry-After) and check the books after each
     scenario: nothing lost, nothing sent twice."""
+    from ops.options import SANDBOX_MODULES, require_extra
+
+    require_extra("chaos", "hypothesis", *SANDBOX_MODULES)
     from ops.chaos.run import resolve, run_all
     from ops.chaos.scenarios import CI_SCALE, FULL_SCALE
 

@@ -104,12 +104,14 @@ def test_demo_on_a_bare_machine_reports_what_the_sandbox_recorded(
 
     out = done.stdout
     assert f"reached Jetti: {stats['sales']} orders" in out
+    # Printed as `./run ...`: `jetti-relay` and `celery` are only in the venv, not on PATH.
     for command in (
-        "jetti-relay dlq list",
-        "jetti-relay dlq show",
-        "jetti-relay dlq replay",
-        "jetti-relay order show",
-        "celery -A worker.celery_app --broker redis://",
+        "  ./run jetti-relay dlq list",
+        "  ./run jetti-relay dlq show",
+        "  ./run jetti-relay dlq replay",
+        "  ./run jetti-relay order show",
+        "  ./run jetti-relay preview",
+        "  ./run celery -A worker.celery_app --broker redis://",
     ):
         assert command in out
 

@@ -8,7 +8,7 @@ listed in `MEANINGS` with the commands that use it. Click's own usage error is 2
 
     ExitCode.OK                 0
     ExitCode.PARTIAL            1   (REJECTED, UNHEALTHY, FAILED)
-    ExitCode.USAGE              2   (CONFIG, UNREADABLE, RECONCILER_OFF)
+    ExitCode.USAGE              2   (CONFIG, UNREADABLE, RECONCILER_OFF, MISSING_EXTRA)
     ExitCode.NOT_FOUND          3   (NOT_LEADER)
     ExitCode.REDIS_UNREACHABLE  4
     ExitCode.REDIS_REFUSED      5
@@ -32,6 +32,7 @@ class ExitCode(IntEnum):
     CONFIG = 2
     UNREADABLE = 2
     RECONCILER_OFF = 2
+    MISSING_EXTRA = 2
     NOT_FOUND = 3
     NOT_LEADER = 3
     REDIS_UNREACHABLE = 4
@@ -50,6 +51,7 @@ MEANINGS: dict[str, tuple[str, str]] = {
     "CONFIG": ("every command", "the JETTI_RELAY_* settings are invalid (refused to start)"),
     "UNREADABLE": ("enqueue", "enqueue: the input is not JSON, a JSON array or JSON Lines"),
     "RECONCILER_OFF": ("reconcile", "reconcile: not configured (no API token)"),
+    "MISSING_EXTRA": ("sandbox, demo, chaos, bench", "an optional dependency group is missing"),
     "NOT_FOUND": ("dlq, order", "no such order or dead letter"),
     "NOT_LEADER": ("reconcile", "reconcile run: another host leads the role"),
     "REDIS_UNREACHABLE": (

@@ -29,6 +29,7 @@ def test_the_numbers_never_change() -> None:
         "CONFIG": 2,
         "UNREADABLE": 2,
         "RECONCILER_OFF": 2,
+        "MISSING_EXTRA": 2,
         "NOT_FOUND": 3,
         "NOT_LEADER": 3,
         "REDIS_UNREACHABLE": 4,
