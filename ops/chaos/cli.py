@@ -28,11 +28,10 @@ SCALES = ("ci", "full")
     "-s",
     "names",
     multiple=True,
-    metavar="N|NAME",
-    help="Scenario number or name (repeatable; default: all). "
-    "1 kill, 2 redis, 3 outage, 4 throttle, 5 slow, 6 duplicates, 7 replay, "
-    "8 rolling, 9 bad-input, 10 lost-message, 11 hostile-producers, 12 config, "
-    "13 retry-after.",
+    metavar="NAME|N",
+    help="Scenario name (repeatable; default: all): kill, redis, outage, throttle, slow, "
+    "duplicates, replay, rolling, bad-input, lost-message, hostile-producers, config, "
+    "retry-after. Their numbers 1-13, in that order, work too.",
 )
 @click.option(
     "--scale",
@@ -51,13 +50,13 @@ SCALES = ("ci", "full")
     "--hostile",
     type=click.IntRange(1),
     default=None,
-    help="Hostile raw orders in scenario 9 (overrides the scale).",
+    help="Hostile raw orders in scenario bad-input (overrides the scale).",
 )
 @click.option(
     "--kills",
     type=click.IntRange(1),
     default=None,
-    help="kill -9s in scenario 1 (overrides the scale).",
+    help="kill -9s in scenario kill (overrides the scale).",
 )
 @click.option(
     "--workers",
@@ -88,7 +87,7 @@ def chaos(
     from ops.chaos.scenarios import CI_SCALE, FULL_SCALE
 
     try:
-        numbers = resolve(names)
+        chosen_names = resolve(names)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     chosen = CI_SCALE if scale == "ci" else FULL_SCALE
@@ -104,9 +103,7 @@ def chaos(
     }
     chosen = dataclasses.replace(chosen, **overrides)
     folder = Path(tempfile.mkdtemp(prefix="jetti-relay-chaos-"))
-    click.echo(
-        f"chaos: scenarios {', '.join(map(str, numbers))}, scale {scale} ({chosen})", err=True
-    )
+    click.echo(f"chaos: scenarios {', '.join(chosen_names)}, scale {scale} ({chosen})", err=True)
     started = time.monotonic()
 
     def show(result: object) -> None:
@@ -126,7 +123,7 @@ def chaos(
                 click.echo(f"       dead letters by reason: {result.books.dead_reasons}")
 
     try:
-        results = run_all(numbers, chosen, folder, on_result=show)
+        results = run_all(chosen_names, chosen, folder, on_result=show)
     finally:
         if keep_logs:
             click.echo(f"logs kept in {folder}", err=True)
