@@ -129,3 +129,25 @@ def test_quick_start_names_the_two_commands_and_ci_runs_the_second() -> None:
     assert commands[:2] == ["./run demo", "./run test"]
     ci = (ROOT / ".ci" / "run").read_text()
     assert re.search(r"^exec \./run test$", ci, flags=re.MULTILINE)
+
+
+def test_run_passes_commands_through_to_the_venv() -> None:
+    """`./run jetti-relay ...` and `./run celery ...` (what the demo prints) run the virtual
+    environment's commands from a shell where neither is on PATH."""
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    env["PATH"] = "/usr/bin:/bin"
+    env["JETTI_RELAY_VENV"] = str(Path(sys.executable).parent.parent)
+    for argv, shown in (
+        (["jetti-relay", "dlq", "--help"], "Usage: jetti-relay dlq"),
+        (["celery", "--version"], "."),
+    ):
+        done = subprocess.run(
+            [str(ROOT / "run"), *argv],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert shown in done.stdout
