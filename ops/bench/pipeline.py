@@ -1,298 +1,164 @@
-"""`jetti-relay bench pipeline` (and plain `jetti-relay bench`): the real pipeline against two
-baselines, one table, pass/fail targets.
+"""End-to-end throughput of the real pipeline: `jetti-relay bench pipeline --orders 3000`.
 
-Every measurement starts its own private Redis, sandbox and workers (`ops/bench/runs.py`) and
-stops them before the next. For each sandbox latency: our pipeline flat out and paced at half
-the rate it reached, the naive one-task-per-order Celery app (`ops/bench/naive.py`, same pool,
-processes and prefetch), and a plain sequential httpx loop. Then the producer's enqueue rate
-on an idle Redis and, with `--long N`, worker memory after 10% and 100% of N orders.
+Starts a private redis-server, the sandbox (faults off) and `jetti-relay worker`, enqueues N
+three-line orders through the producers library and prints orders/s from the first enqueue to
+the last order SUBMITTED: one figure, quicker than the full comparison (`jetti-relay bench`);
+run it with different `--batch-size` / `--concurrency` values to compare settings side by side.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import secrets
+import sys
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
+import httpx
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-@dataclass(frozen=True)
-class Profile:
-    """A preset; every field can be overridden by its option."""
-
-    orders: int
-    lines: int
-    processes: int
-    workers: int
-    latencies: tuple[float, ...]
-    long: int
-    rated_seconds: float
-    baseline_seconds: float
+from ops.demo.cli import _start_redis
+from ops.harness.ports import free_port, wait_for
+from ops.harness.sandbox import ASYNC_PATH
+from ops.harness.services import Services
+from ops.options import SANDBOX_MODULES, require_extra
 
 
-PROFILES = {
-    # The test's profile: every figure, in well under a minute of measuring.
-    "tiny": Profile(
-        orders=150,
-        lines=3,
-        processes=2,
-        workers=1,
-        latencies=(0.0,),
-        long=300,
-        rated_seconds=1.5,
-        baseline_seconds=10.0,
-    ),
-    "quick": Profile(
-        orders=2_000,
-        lines=3,
-        processes=2,
-        workers=1,
-        latencies=(0.0, 50.0),
-        long=10_000,
-        rated_seconds=5.0,
-        baseline_seconds=20.0,
-    ),
-    "full": Profile(
-        orders=10_000,
-        lines=3,
-        processes=2,
-        workers=1,
-        latencies=(0.0, 50.0),
-        long=100_000,
-        rated_seconds=20.0,
-        baseline_seconds=60.0,
-    ),
-}
+def _order(n: int) -> dict[str, object]:
+    return {
+        "id": f"bench-{n}",
+        "number": str(100000 + n),
+        "updated_at": "2026-11-27T10:00:00+00:00",
+        "customer": {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com"},
+        "lines": [
+            {
+                "id": f"bench-{n}-{i}",
+                "sku": f"SKU-{i}",
+                "name": f"Item {i}",
+                "quantity": 1,
+                "unit_price": "12.10",
+            }
+            for i in range(3)
+        ],
+        "shipping": {"code": "std", "name": "Standard", "price": "4.95"},
+        "auto_connect_by_sku": True,
+    }
 
 
-def _latencies(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
-    if value is None:
-        return None
+def _cpu_seconds(services: Services) -> list[tuple[str, float]]:
+    """CPU seconds (user + system) used so far by each service, by process level (Linux):
+    the worker shows as worker (the pump/sweeper process), worker/celery (the consumer) and
+    worker/pool (the prefork children, summed)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: list[tuple[str, float]] = []
+    for name, process in services.processes:
+        levels = [[process.pid]]
+        while levels[-1]:
+            levels.append([c for pid in levels[-1] for c in _children(pid)])
+        labels = [name, f"{name}/celery", f"{name}/pool"] if name == "worker" else [name]
+        for depth, pids in enumerate(levels[:-1]):
+            label = labels[min(depth, len(labels) - 1)]
+            seconds = sum(_cpu(pid) for pid in pids) / tick
+            if out and out[-1][0] == label:
+                out[-1] = (label, out[-1][1] + seconds)
+            else:
+                out.append((label, seconds))
+    return out
+
+
+def _cpu(pid: int) -> int:
     try:
-        return tuple(float(part) for part in value.split(",") if part.strip())
-    except ValueError as exc:
-        raise click.BadParameter("a comma-separated list of milliseconds, e.g. 0,50") from exc
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])
 
 
-# The pipeline benchmark's options, shared by `bench pipeline` and the bare `bench` group.
-_OPTIONS: list[Callable[[F], F]] = [
-    click.option(
-        "--profile",
-        type=click.Choice(sorted(PROFILES)),
-        default="quick",
-        show_default=True,
-        help="Preset sizes; the options below override it.",
-    ),
-    click.option("--orders", type=click.IntRange(min=1), help="Orders per throughput run."),
-    click.option("--lines", type=click.IntRange(min=1), help="Lines per order."),
-    click.option(
-        "--processes",
-        "-c",
-        type=click.IntRange(min=1),
-        help="Celery prefork processes per worker (ours and the naive baseline alike).",
-    ),
-    click.option("--workers", type=click.IntRange(min=1), help="Worker instances."),
-    click.option(
-        "--concurrency",
-        "submit_concurrency",
-        type=click.IntRange(min=1),
-        help="In-flight submissions per process, ours only (JETTI_RELAY_SUBMIT_CONCURRENCY).",
-    ),
-    click.option(
-        "--batch-size",
-        type=click.IntRange(min=1),
-        help="Order keys per message, ours only (JETTI_RELAY_BATCH_SIZE).",
-    ),
-    click.option(
-        "--latency",
-        "latencies",
-        callback=_latencies,
-        help="Sandbox latencies in ms, comma-separated (e.g. 0,50).",
-    ),
-    click.option(
-        "--long",
-        "long",
-        type=click.IntRange(min=0),
-        help="Orders in the memory-flatness run (0 skips it).",
-    ),
-    click.option(
-        "--rated-seconds",
-        type=click.FloatRange(min=0),
-        help="Length of the run paced at half the max rate (0 skips it).",
-    ),
-    click.option(
-        "--paced-tick-ms",
-        type=click.FloatRange(min=1),
-        default=10.0,
-        show_default=True,
-        help="The paced run enqueues whatever is due this often (webhooks: one by one).",
-    ),
-    click.option(
-        "--baseline-seconds",
-        type=click.FloatRange(min=1),
-        help="Longest the naive Celery run and the plain loop may take.",
-    ),
-    click.option(
-        "--json",
-        "json_path",
-        type=click.Path(path_type=Path),
-        help="Write every figure as JSON here.",
-    ),
-    click.option("--keep-logs", is_flag=True, help="Keep the services' logs and print where."),
-]
-
-
-def pipeline_options(command: F) -> F:
-    """Decorate `command` with every option of the pipeline benchmark (names as `run_pipeline`)."""
-    for option in reversed(_OPTIONS):
-        command = option(command)
-    return command
+def _children(pid: int) -> list[int]:
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return children
 
 
 @click.command("pipeline")
-@pipeline_options
-def pipeline(**options: Any) -> None:
-    """Benchmark the real pipeline against naive Celery and a plain loop; print one table."""
-    run_pipeline(**options)
-
-
-def run_pipeline(
-    profile: str,
-    orders: int | None,
-    lines: int | None,
-    processes: int | None,
-    workers: int | None,
-    submit_concurrency: int | None,
-    batch_size: int | None,
-    latencies: tuple[float, ...] | None,
-    long: int | None,
-    rated_seconds: float | None,
-    paced_tick_ms: float,
-    baseline_seconds: float | None,
-    json_path: Path | None,
-    keep_logs: bool,
+@click.option("--orders", default=3000, show_default=True)
+@click.option("--batch-size", default=25, show_default=True, help="Order keys per message.")
+@click.option("--concurrency", default=2, show_default=True, help="Worker processes.")
+@click.option("--submit-concurrency", default=25, show_default=True, help="In-flight per process.")
+@click.option("--latency-ms", default=0.0, show_default=True, help="Sandbox latency per request.")
+def pipeline_bench(
+    orders: int, batch_size: int, concurrency: int, submit_concurrency: int, latency_ms: float
 ) -> None:
-    """Run every measurement of the chosen profile, print the table, optionally write JSON."""
-    import shutil
+    """Measure end-to-end orders/s once and print one line."""
+    import redis
 
-    from ops.bench.common import RunConfig
-    from ops.bench.report import render
-    from ops.harness.ports import ServiceError
-    from ops.harness.services import exit_on_sigterm
-    from ops.options import SANDBOX_MODULES, require_extra
+    from producers import enqueue
+    from worker.core.keys import Keys
+    from worker.core.states import OrderState
+    from worker.settings import Settings
+    from worker.store.ledger import Ledger
+    from worker.wiring import publisher as build_publisher
 
     require_extra("sandbox", *SANDBOX_MODULES)
-    exit_on_sigterm()
-
-    chosen = PROFILES[profile]
-    overrides: dict[str, Any] = {
-        "orders": orders,
-        "lines": lines,
-        "processes": processes,
-        "workers": workers,
-        "latencies": latencies,
-        "long": long,
-        "rated_seconds": rated_seconds,
-        "baseline_seconds": baseline_seconds,
-    }
-    given = {k: v for k, v in overrides.items() if v is not None}
-    chosen = replace(chosen, **given)
-    if given or submit_concurrency is not None or batch_size is not None or paced_tick_ms != 10:
-        profile += " with options"
-    folder = Path(tempfile.mkdtemp(prefix="jetti-relay-bench-"))
-    config = RunConfig(
-        folder=folder,
-        lines=chosen.lines,
-        processes=chosen.processes,
-        workers=chosen.workers,
-        submit_concurrency=submit_concurrency,
-        batch_size=batch_size,
-        paced_tick_s=paced_tick_ms / 1000,
-    )
-    keep = keep_logs
+    folder = Path(tempfile.mkdtemp(prefix="jetti-relay-e2e-"))
+    services = Services(folder)
     try:
-        result = run(chosen, config, profile)
-        if json_path is not None:
-            json_path.write_text(json.dumps(result, indent=2, sort_keys=True))
-        click.echo(render(result))
-    except ServiceError as exc:
-        keep = True
-        raise click.ClickException(f"{exc} (logs in {folder})") from exc
-    finally:
-        if keep:
-            click.echo(f"logs kept in {folder}", err=True)
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-def _say(text: str) -> None:
-    click.echo(f"[{time.strftime('%H:%M:%S')}] {text}", err=True)
-
-
-def run(profile: Profile, config: Any, name: str) -> dict[str, Any]:
-    """Every measurement of `profile`, as one JSON-ready dict with `targets` filled in."""
-    from ops.bench import baselines as bench_baselines
-    from ops.bench import runs as bench_runs
-    from ops.bench.report import targets
-
-    started = time.monotonic()
-    result: dict[str, Any] = {
-        "profile": name,
-        "config": {
-            **asdict(profile),
-            "submit_concurrency": config.submit_concurrency,
-            "batch_size": config.batch_size,
-            "paced_tick_ms": config.paced_tick_s * 1000,
-        },
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        # Other load on the machine skews every figure: the load average says how much there was.
-        "machine": {"cpus": os.cpu_count(), "load_average_start": os.getloadavg()[0]},
-        "latencies": {},
-    }
-    for latency in profile.latencies:
-        key = f"{latency:g}"
-        _say(f"ours, {profile.orders} orders, sandbox latency {key} ms")
-        ours, paced = bench_runs.measure_ours(
-            config, profile.orders, latency, profile.rated_seconds
+        redis_url = _start_redis(services)
+        hash_, token, port = secrets.token_hex(8), secrets.token_hex(8), free_port()
+        env = {**os.environ, "SANDBOX_WEBHOOK_HASH": hash_, "SANDBOX_API_TOKEN": token}
+        services.start(
+            "sandbox",
+            [
+                *(sys.executable, "-m", "ops.sandbox", "--port", str(port)),
+                *("--latency-ms", str(latency_ms)),
+            ],
+            env,
         )
-        _say(f"naive Celery, sandbox latency {key} ms")
-        naive = bench_baselines.measure_naive(
-            config, profile.orders, latency, profile.baseline_seconds
-        )
-        _say(f"plain loop, sandbox latency {key} ms")
-        loop = bench_baselines.measure_loop(
-            config, profile.orders, latency, profile.baseline_seconds
-        )
-        result["latencies"][key] = {
-            "latency_ms": latency,
-            "ours": ours,
-            "ours_half_rate": paced,
-            "naive_celery": naive,
-            "plain_loop": loop,
-            "ratios": {
-                "ours_vs_naive": _ratio(ours["throughput"], naive["throughput"]),
-                "ours_vs_loop": _ratio(ours["throughput"], loop["throughput"]),
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: httpx.get(f"{base}/_sandbox/stats").status_code == 200, "sandbox")
+        ready = folder / "ready"
+        services.start(
+            "worker",
+            [sys.executable, "-m", "ops.cli", "worker", "-c", str(concurrency)],
+            {
+                **os.environ,
+                "JETTI_RELAY_REDIS_URL": redis_url,
+                "JETTI_RELAY_JETTI_ASYNC_URL": base + ASYNC_PATH,
+                "JETTI_RELAY_WEBHOOK_HASH": hash_,
+                "JETTI_RELAY_READY_FILE": str(ready),
+                "JETTI_RELAY_RATE_PER_S": "100000",
+                "JETTI_RELAY_RATE_BURST": "100000",
+                "JETTI_RELAY_BATCH_SIZE": str(batch_size),
+                "JETTI_RELAY_SUBMIT_CONCURRENCY": str(submit_concurrency),
+                "JETTI_RELAY_LOG_LEVEL": "WARNING",
             },
-        }
-    _say(f"enqueue, {max(profile.orders, 5_000)} orders")
-    result["enqueue"] = bench_runs.measure_enqueue(config, max(profile.orders, 5_000))
-    if profile.long:
-        _say(f"memory over a long run of {profile.long} orders")
-        result["memory"] = bench_runs.measure_memory(config, profile.long)
-    result["seconds"] = time.monotonic() - started
-    result["machine"]["load_average_end"] = os.getloadavg()[0]
-    result["pids"] = list(config.pids)
-    result["targets"] = targets(result)
-    return result
-
-
-def _ratio(ours: float, other: float) -> float | None:
-    return ours / other if other else None
+        )
+        wait_for(ready.exists, "the worker", timeout_s=60)
+        settings = Settings(redis_url=redis_url, batch_size=batch_size)
+        client: redis.Redis[bytes] = redis.Redis.from_url(redis_url)
+        ledger = Ledger(client, Keys(settings.key_prefix))
+        publisher = build_publisher(settings, batch_size=batch_size)
+        started = time.perf_counter()
+        enqueue([_order(n) for n in range(orders)], client=client, publisher=publisher)
+        enqueued_s = time.perf_counter() - started
+        while ledger.state_counts().get(OrderState.SUBMITTED, 0) < orders:
+            if time.perf_counter() - started > 600:
+                raise click.ClickException("orders did not settle within 600 s")
+            time.sleep(0.05)
+        total_s = time.perf_counter() - started
+        sales = httpx.get(f"{base}/_sandbox/stats").json()["sales"]
+        cpu = ", ".join(f"{name} {seconds:.1f}" for name, seconds in _cpu_seconds(services))
+        click.echo(
+            f"orders={orders} batch_size={batch_size} concurrency={concurrency} "
+            f"submit_concurrency={submit_concurrency} latency_ms={latency_ms:g}: "
+            f"enqueue {orders / enqueued_s:.0f}/s, "
+            f"end-to-end {orders / total_s:.0f} orders/s ({total_s:.1f} s), sandbox sales={sales}; "
+            f"CPU s: {cpu}"
+        )
+    finally:
+        services.stop()

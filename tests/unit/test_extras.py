@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
         (["demo"], "demo"),
         (["chaos", "--scenario", "1"], "chaos"),
         (["bench", "--profile", "tiny"], "sandbox"),
-        (["bench", "e2e"], "sandbox"),
+        (["bench", "pipeline"], "sandbox"),
     ],
 )
 def test_a_missing_extra_is_named(

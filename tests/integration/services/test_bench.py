@@ -129,8 +129,8 @@ def test_each_benchmark_is_a_subcommand(name: str) -> None:
 
 
 def test_bare_bench_lists_its_subcommands() -> None:
-    """`jetti-relay bench --help` shows the pipeline options (the default run) and every
-    subcommand."""
+    """`jetti-relay bench --help` shows the comparison's options (the run without a subcommand)
+    and every subcommand."""
     result = CliRunner().invoke(bench, ["--help"])
     assert result.exit_code == 0, result.output
     assert "--profile" in result.output
@@ -138,7 +138,7 @@ def test_bare_bench_lists_its_subcommands() -> None:
         assert f"  {name} " in result.output
 
 
-def test_pipeline_options_before_a_subcommand_are_refused() -> None:
+def test_comparison_options_before_a_subcommand_are_refused() -> None:
     """`bench --profile tiny transform` is a usage error (2), not a silently ignored option."""
     result = CliRunner().invoke(bench, ["--profile", "tiny", "transform"])
     assert result.exit_code == 2
