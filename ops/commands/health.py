@@ -33,7 +33,7 @@ from ops.monitoring.checks import (
     check_redis,
     run_checks,
 )
-from ops.monitoring.metrics import Sources
+from ops.monitoring.sources import Sources
 from ops.options import redis_url_option, settings_from_options
 from worker.core.exit_codes import ExitCode
 from worker.settings import Settings

@@ -43,6 +43,9 @@ DEFAULT_HOST = "127.0.0.1"
 @redis_url_option
 def metrics(host: str, port: int, redis_url: str | None) -> None:
     """Serve Prometheus metrics: backlog, retries, dead letters, outcomes, latency, breaker."""
+    from ops.options import require_extra
+
+    require_extra("monitoring", "prometheus_client")
     import redis
     from prometheus_client import start_http_server
 

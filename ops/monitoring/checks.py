@@ -37,7 +37,7 @@ from typing import Literal
 
 import redis
 
-from ops.monitoring.metrics import SETTLED_STATES, Sources
+from ops.monitoring.sources import SETTLED_STATES, Sources
 from worker.core.states import OrderState
 from worker.redisconn import SAFE_EVICTION_POLICY, RedisTooOld, require_supported, server_facts
 from worker.store.reconcile_state import read_status as read_reconcile_status

