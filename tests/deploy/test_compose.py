@@ -329,7 +329,7 @@ def test_every_variable_is_documented() -> None:
     runbook = doc_section(OPERATIONS, "operations")
     for name in sorted(used_variables()):
         if name.startswith(ENV_PREFIX):
-            assert name in settings_env, f"{name} is not a setting in worker/settings.py"
+            assert name in settings_env, f"{name} is not a setting in worker/settings/model.py"
             assert f"`{name}`" in table, (
                 f"{name} is missing from the settings table (docs/settings.md)"
             )

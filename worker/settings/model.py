@@ -1,0 +1,294 @@
+"""`Settings`: every setting of the relay as one validated, frozen pydantic model.
+
+Secrets are `SecretStr` so they never render in reprs, logs or errors; call `.get_secret_value()`
+only at the one place that sends them (the Jetti client).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from worker.core.limits import (
+    DEFAULT_BODY_TTL_S,
+    DEFAULT_MAX_FUTURE_SKEW_S,
+    DEFAULT_MAX_LINE_ITEMS,
+    DEFAULT_RETRY_AFTER_MAX_S,
+    DEFAULT_TOMBSTONE_TTL_S,
+    MAX_KEYS_PER_MESSAGE,
+)
+from worker.settings.defaults import (
+    DEFAULT_ALLOW_LINE_CHANGES,
+    DEFAULT_BACKOFF_BASE_S,
+    DEFAULT_BACKOFF_MAX_S,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_BLOCKED_DEFAULT_S,
+    DEFAULT_BREAKER_PROBE_S,
+    DEFAULT_HARD_TIME_LIMIT_S,
+    DEFAULT_HTTP_CONNECT_TIMEOUT_S,
+    DEFAULT_HTTP_POOL_TIMEOUT_S,
+    DEFAULT_HTTP_READ_TIMEOUT_S,
+    DEFAULT_HTTP_WRITE_TIMEOUT_S,
+    DEFAULT_JETTI_API_URL,
+    DEFAULT_JETTI_ASYNC_URL,
+    DEFAULT_JETTI_MODE,
+    DEFAULT_JETTI_READ_RATE_PER_S,
+    DEFAULT_JETTI_WRITE_RATE_PER_S,
+    DEFAULT_KEY_PREFIX,
+    DEFAULT_LOCK_TTL_S,
+    DEFAULT_LOG_FORMAT,
+    DEFAULT_LOG_LEVEL,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_TOKEN_WAIT_S,
+    DEFAULT_MAX_UNFINISHED_DELIVERIES,
+    DEFAULT_MAX_UNITS_PER_LINE,
+    DEFAULT_PREFETCH_MULTIPLIER,
+    DEFAULT_PUMP_INTERVAL_S,
+    DEFAULT_RATE_BURST,
+    DEFAULT_RATE_PER_S,
+    DEFAULT_RECONCILE_GRACE_S,
+    DEFAULT_RECONCILE_INTERVAL_S,
+    DEFAULT_REDIS_CONNECT_TIMEOUT_S,
+    DEFAULT_REDIS_SOCKET_TIMEOUT_S,
+    DEFAULT_REDIS_URL,
+    DEFAULT_RETRY_DEADLINE_S,
+    DEFAULT_SOFT_TIME_LIMIT_S,
+    DEFAULT_STUCK_AFTER_S,
+    DEFAULT_SUBMIT_CONCURRENCY,
+    DEFAULT_SWEEP_INTERVAL_S,
+    DEFAULT_VISIBILITY_TIMEOUT_S,
+    DEFAULT_WORKER_CONCURRENCY,
+    ENV_PREFIX,
+    LOG_LEVELS,
+    PLAIN_HTTP_HOSTS,
+    SYNC_RATE_BURST,
+    SYNC_RATE_PER_S,
+)
+
+
+class Settings(BaseSettings):
+    """Every setting of jetti-relay, read from `JETTI_RELAY_*` variables or `.env`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True
+    )
+
+    redis_url: str = Field(DEFAULT_REDIS_URL, description="Redis for the ledger, limiter, breaker")
+    broker_url: str = Field("", description="Celery broker URL (default: redis_url)")
+    redis_connect_timeout_s: float = Field(
+        DEFAULT_REDIS_CONNECT_TIMEOUT_S, gt=0, description="Redis connect timeout"
+    )
+    redis_socket_timeout_s: float = Field(
+        DEFAULT_REDIS_SOCKET_TIMEOUT_S, gt=0, description="Longest wait for a Redis reply"
+    )
+    key_prefix: str = Field(DEFAULT_KEY_PREFIX, description="Prefix of every Redis key")
+    jetti_mode: Literal["async", "sync"] = Field(
+        DEFAULT_JETTI_MODE, description="async webhook (hash) or sync API (bearer token)"
+    )
+    jetti_async_url: str = Field(DEFAULT_JETTI_ASYNC_URL, description="Async import endpoint")
+    jetti_api_url: str = Field(DEFAULT_JETTI_API_URL, description="Jetti API root (sync mode)")
+    webhook_hash: SecretStr = Field(SecretStr(""), description="Secret for the async endpoint")
+    api_token: SecretStr = Field(SecretStr(""), description="Bearer token for the sync API")
+    channel_id: int | None = Field(None, description="Jetti channel id (sync mode)")
+    rules_file: Path | None = Field(None, description="TOML routing/split rules")
+    max_units_per_line: int = Field(
+        DEFAULT_MAX_UNITS_PER_LINE, gt=0, description="Largest quantity a split line may have"
+    )
+    # Amplification cap (reliability #12): the default lives in worker/core/limits.py.
+    max_line_items: int = Field(
+        DEFAULT_MAX_LINE_ITEMS, gt=0, description="Most line items one order may become"
+    )
+    auto_connect_default: bool | None = Field(
+        None, description="Default of options.findOrCreateChannelVariant (unset: omit it)"
+    )
+    allow_line_changes: bool = Field(
+        DEFAULT_ALLOW_LINE_CHANGES, description="Send updates that drop/rename sent lines"
+    )
+    # Producers refuse an updated_at further ahead than this: it would freeze the order.
+    max_future_skew_s: float = Field(
+        DEFAULT_MAX_FUTURE_SKEW_S, gt=0, description="Largest updated_at ahead of the clock"
+    )
+    http_connect_timeout_s: float = Field(
+        DEFAULT_HTTP_CONNECT_TIMEOUT_S, gt=0, description="HTTP connect timeout"
+    )
+    http_read_timeout_s: float = Field(
+        DEFAULT_HTTP_READ_TIMEOUT_S, gt=0, description="HTTP read timeout"
+    )
+    http_write_timeout_s: float = Field(
+        DEFAULT_HTTP_WRITE_TIMEOUT_S, gt=0, description="HTTP write timeout"
+    )
+    http_pool_timeout_s: float = Field(
+        DEFAULT_HTTP_POOL_TIMEOUT_S, gt=0, description="Wait for a pooled connection"
+    )
+    soft_time_limit_s: float = Field(
+        DEFAULT_SOFT_TIME_LIMIT_S, gt=0, description="Celery soft time limit per task"
+    )
+    hard_time_limit_s: float = Field(
+        DEFAULT_HARD_TIME_LIMIT_S, gt=0, description="Celery hard time limit per task"
+    )
+    visibility_timeout_s: float = Field(
+        DEFAULT_VISIBILITY_TIMEOUT_S, gt=0, description="Redis broker visibility timeout"
+    )
+    max_attempts: int = Field(DEFAULT_MAX_ATTEMPTS, gt=0, description="Attempts before dead letter")
+    backoff_base_s: float = Field(DEFAULT_BACKOFF_BASE_S, gt=0, description="First backoff cap")
+    backoff_max_s: float = Field(DEFAULT_BACKOFF_MAX_S, gt=0, description="Largest backoff")
+    retry_deadline_s: float = Field(
+        DEFAULT_RETRY_DEADLINE_S, gt=0, description="Give up this long after the first failure"
+    )
+    rate_per_s: float | None = Field(
+        None, gt=0, description="Fleet submissions per second (default: 10 async, 1 sync)"
+    )
+    rate_burst: int | None = Field(
+        None, gt=0, description="Token bucket size (default: 20 async, 1 sync)"
+    )
+    max_token_wait_s: float = Field(
+        DEFAULT_MAX_TOKEN_WAIT_S, ge=0, description="Longest wait for a token before rescheduling"
+    )
+    blocked_default_s: float = Field(
+        DEFAULT_BLOCKED_DEFAULT_S, gt=0, description="Fleet pause after a 429 without Retry-After"
+    )
+    # Larger values are clamped and inf/NaN/garbage ignored: a proxy's absurd header must not
+    # pause the fleet for a year (reliability #8).
+    retry_after_max_s: float = Field(
+        DEFAULT_RETRY_AFTER_MAX_S,
+        gt=0,
+        allow_inf_nan=False,
+        description="Longest Retry-After obeyed (longer: clamped, counted)",
+    )
+    lock_ttl_s: float = Field(DEFAULT_LOCK_TTL_S, gt=0, description="Per-order lock lifetime")
+    max_unfinished_deliveries: int = Field(
+        DEFAULT_MAX_UNFINISHED_DELIVERIES, gt=0, description="Crash loops before worker_lost"
+    )
+    batch_size: int = Field(
+        DEFAULT_BATCH_SIZE, gt=0, description="Order keys per message (at most 1000)"
+    )
+    submit_concurrency: int = Field(
+        DEFAULT_SUBMIT_CONCURRENCY, gt=0, description="In-flight submissions per process"
+    )
+    worker_concurrency: int | None = Field(
+        DEFAULT_WORKER_CONCURRENCY, gt=0, description="Worker processes (default: CPU count)"
+    )
+    prefetch_multiplier: int = Field(
+        DEFAULT_PREFETCH_MULTIPLIER, gt=0, description="Celery prefetch multiplier"
+    )
+    pump_interval_s: float = Field(DEFAULT_PUMP_INTERVAL_S, gt=0, description="Pump period")
+    sweep_interval_s: float = Field(DEFAULT_SWEEP_INTERVAL_S, gt=0, description="Sweeper period")
+    stuck_after_s: float = Field(
+        DEFAULT_STUCK_AFTER_S, gt=0, description="Age at which a working order is re-published"
+    )
+    body_ttl_s: float = Field(DEFAULT_BODY_TTL_S, gt=0, description="Settled body lifetime")
+    tombstone_ttl_s: float = Field(DEFAULT_TOMBSTONE_TTL_S, gt=0, description="Tombstone lifetime")
+    breaker_probe_s: float = Field(
+        DEFAULT_BREAKER_PROBE_S, gt=0, description="Open breaker lets a probe through after this"
+    )
+    reconcile_enabled: bool = Field(
+        True, description="Run the reconciler (only when api_token is set)"
+    )
+    reconcile_interval_s: float = Field(
+        DEFAULT_RECONCILE_INTERVAL_S, gt=0, description="Reconciler period"
+    )
+    reconcile_grace_s: float = Field(
+        DEFAULT_RECONCILE_GRACE_S,
+        gt=0,
+        description="No import-log error this long after sending: confirmed",
+    )
+    jetti_read_rate_per_s: float = Field(
+        DEFAULT_JETTI_READ_RATE_PER_S, gt=0, description="Fleet sync-API reads per second"
+    )
+    jetti_write_rate_per_s: float = Field(
+        DEFAULT_JETTI_WRITE_RATE_PER_S,
+        gt=0,
+        description="Fleet sync-API writes per second (cancellations)",
+    )
+    log_format: Literal["json", "console"] = Field(DEFAULT_LOG_FORMAT, description="Log renderer")
+    log_level: str = Field(DEFAULT_LOG_LEVEL, description="Log level name")
+    ready_file: Path | None = Field(
+        None, description="File the worker writes once it consumes (a readiness probe)"
+    )
+
+    @field_validator("batch_size")
+    @classmethod
+    def _batch_fits_a_message(cls, value: int) -> int:
+        # The worker refuses a message with more keys (reliability #9): refuse the setting here.
+        if value > MAX_KEYS_PER_MESSAGE:
+            raise ValueError(
+                f"JETTI_RELAY_BATCH_SIZE is {value}; at most {MAX_KEYS_PER_MESSAGE} order keys fit "
+                "in one message (worker.core.limits.MAX_KEYS_PER_MESSAGE)"
+            )
+        return value
+
+    @field_validator("jetti_async_url", "jetti_api_url")
+    @classmethod
+    def _https_only(cls, url: str) -> str:
+        # The hash or token travels with every request (reliability L2).
+        url = url.strip()
+        parts = urlsplit(url)
+        if parts.scheme == "https" and parts.hostname:
+            return url
+        if parts.scheme == "http" and _plain_http_allowed(parts.hostname):
+            return url
+        raise ValueError(
+            "must be an https:// URL (http:// only for localhost, loopback or the sandbox)"
+        )
+
+    @field_validator("jetti_api_url")
+    @classmethod
+    def _api_root(cls, url: str) -> str:
+        # The client appends /api itself; the sandbox and Jetti's docs print the root with it.
+        root = url.rstrip("/")
+        return root[: -len("/api")].rstrip("/") if root.endswith("/api") else root
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, level: str) -> str:
+        if level.strip().upper() not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return level.strip().upper()
+
+    @model_validator(mode="after")
+    def _derive_defaults(self) -> Settings:
+        # Frozen model: derived defaults are written once here, before anyone reads them.
+        if not self.broker_url:
+            object.__setattr__(self, "broker_url", self.redis_url)
+        sync = self.jetti_mode == "sync"
+        if self.rate_per_s is None:
+            object.__setattr__(self, "rate_per_s", SYNC_RATE_PER_S if sync else DEFAULT_RATE_PER_S)
+        if self.rate_burst is None:
+            object.__setattr__(self, "rate_burst", SYNC_RATE_BURST if sync else DEFAULT_RATE_BURST)
+        return self
+
+    @property
+    def effective_rate_per_s(self) -> float:
+        """Fleet tokens per second after the mode default applied (never None)."""
+        return self.rate_per_s or DEFAULT_RATE_PER_S
+
+    @property
+    def reconcile_active(self) -> bool:
+        """The reconciler runs: enabled and a Bearer token to read Jetti's import log with."""
+        return self.reconcile_enabled and bool(self.api_token.get_secret_value())
+
+    @property
+    def effective_rate_burst(self) -> int:
+        """Token bucket size after the mode default applied (never None)."""
+        return self.rate_burst or DEFAULT_RATE_BURST
+
+
+def _plain_http_allowed(host: str | None) -> bool:
+    if not host:
+        return False
+    if host in PLAIN_HTTP_HOSTS or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def env_name(field_name: str) -> str:
+    """The environment variable of a Settings field: `webhook_hash` -> JETTI_RELAY_WEBHOOK_HASH."""
+    return f"{ENV_PREFIX}{field_name.upper()}"
