@@ -157,3 +157,62 @@ class Delivery:
 
     action: DeliveryAction
     entry: OrderEntry | None
+
+
+# --- the ledger's batch API: what `begin_batch` answers and `finish_batch` writes ---
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """One order of `Ledger.begin_batch`: `token` is the lock the caller now holds (PROCEED and
+    CRASH_LOOP only); `locked` means another worker holds it and the order was rescheduled
+    (`delivery` None); otherwise `delivery` is what `begin_delivery` would have answered."""
+
+    order_key: str
+    token: str | None
+    delivery: Delivery | None
+    locked: bool = False
+    # A suspect (a delivery of it ended without an outcome) named with other orders: left
+    # untouched, for the caller to publish alone (reliability #11).
+    isolate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """Outcome for `finish_batch`: what `mark_submitted` records."""
+
+    version: Version
+    payload_hash: str
+    line_ids: tuple[str, ...]
+    sale_id: int | None
+    attempt: Attempt | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """Outcome for `finish_batch`: what `schedule_retry` records."""
+
+    due_at: float
+    spend_attempt: bool
+    attempt: Attempt | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Dead:
+    """Outcome for `finish_batch`: what `mark_dead` records (the dead letter is the caller's).
+
+    `version` is the version the worker gave up on: when a newer one is stored, the order is
+    not DEAD but PENDING with a fresh budget (reply 2: re-publish it, resolve the dead letter)."""
+
+    reason: DeadReason
+    attempt: Attempt | None = None
+    version: Version | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """One order's end of a batch: its outcome (None: nothing to write), whether a delivery
+    began and needs its finish marker, and the lock token to release (None: not held)."""
+
+    order_key: str
+    outcome: Submitted | Retry | Dead | None
+    finish: bool
+    token: str | None
