@@ -18,7 +18,9 @@ from typing import Any
 import orjson
 import redis
 import structlog
+from celery.exceptions import SoftTimeLimitExceeded
 
+from worker.core.build import BuildOptions
 from worker.core.keys import Keys
 from worker.core.limits import HEARTBEAT_KEPT_S
 from worker.core.policy import RetryPolicy
@@ -26,16 +28,18 @@ from worker.core.records import Attempt
 from worker.core.rules import Rules, load_rules
 from worker.core.states import DeadReason
 from worker.jetti.client import JettiClient, build_http_client, build_jetti_client
-from worker.pipeline.canceller import build_canceller
+from worker.pipeline.canceller import CancelConfig, Canceller
 from worker.pipeline.processor import OrderProcessor, ProcessorConfig
 from worker.publisher import Publisher
 from worker.redisconn import client_for
 from worker.settings import Settings, get_settings
+from worker.store.api_throttle import ApiThrottle
 from worker.store.breaker import Breaker
 from worker.store.dead_letters import DeadLetters
 from worker.store.leases import Leader, OrderLock
 from worker.store.ledger import Ledger
 from worker.store.rate_limit import RateLimiter
+from worker.store.settle import SettleLedger
 from worker.store.stats import Stats
 
 log = structlog.get_logger("jetti_relay.runtime")
@@ -126,13 +130,10 @@ def build_runtime(settings: Settings) -> Runtime:
         lock_busy_retry_s=LOCK_BUSY_RETRY_S,
         max_unfinished_deliveries=settings.max_unfinished_deliveries,
         max_token_wait_s=settings.max_token_wait_s,
-        blocked_default_s=settings.blocked_default_s,
         breaker_probe_s=settings.breaker_probe_s,
-        max_units_per_line=settings.max_units_per_line,
-        max_line_items=settings.max_line_items,
-        auto_connect_default=settings.auto_connect_default,
         allow_line_changes=settings.allow_line_changes,
-        retry=RetryPolicy.from_settings(settings),
+        retry=retry_policy(settings),
+        build=build_options(settings),
         submit_concurrency=settings.submit_concurrency,
         fill_to=settings.batch_size,
     )
@@ -162,6 +163,7 @@ def build_runtime(settings: Settings) -> Runtime:
             publisher=publisher,
             stats=stats,
         ),
+        stop_exceptions=(SoftTimeLimitExceeded,),
     )
     return Runtime(
         settings=settings,
@@ -177,6 +179,64 @@ def build_runtime(settings: Settings) -> Runtime:
         publisher=publisher,
         jetti=jetti,
         processor=processor,
+    )
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    """The retry policy configured by `settings`."""
+    return RetryPolicy(
+        max_attempts=settings.max_attempts,
+        backoff_base_s=settings.backoff_base_s,
+        backoff_max_s=settings.backoff_max_s,
+        retry_deadline_s=settings.retry_deadline_s,
+        blocked_default_s=settings.blocked_default_s,
+    )
+
+
+def build_options(settings: Settings) -> BuildOptions:
+    """The transform's knobs configured by `settings` (worker, reconciler, preview alike)."""
+    return BuildOptions(
+        max_units_per_line=settings.max_units_per_line,
+        max_line_items=settings.max_line_items,
+        auto_connect_default=settings.auto_connect_default,
+    )
+
+
+def build_canceller(
+    settings: Settings,
+    *,
+    client: redis.Redis[bytes],
+    keys: Keys,
+    worker_id: str,
+    jetti: JettiClient,
+    limiter: RateLimiter,
+    breaker: Breaker,
+    dead_letters: DeadLetters,
+    publisher: Publisher,
+    stats: Stats,
+) -> Canceller:
+    """The cancel path for a worker process. In sync mode cancels share the import limiter
+    (one write budget per token); in async mode they take their own sync-write bucket."""
+    writes = limiter
+    if settings.jetti_mode != "sync":
+        writes = ApiThrottle(client, keys, kind="write", rate_per_s=settings.jetti_write_rate_per_s)
+    return Canceller(
+        config=CancelConfig(
+            worker_id=worker_id,
+            max_token_wait_s=settings.max_token_wait_s,
+            breaker_probe_s=settings.breaker_probe_s,
+            retry=retry_policy(settings),
+        ),
+        ledger=SettleLedger(
+            client, keys, body_ttl_s=settings.body_ttl_s, tombstone_ttl_s=settings.tombstone_ttl_s
+        ),
+        dead_letters=dead_letters,
+        jetti=jetti,
+        writes=writes,
+        reads=ApiThrottle(client, keys, kind="read", rate_per_s=settings.jetti_read_rate_per_s),
+        breaker=breaker,
+        publisher=publisher,
+        stats=stats,
     )
 
 

@@ -27,8 +27,9 @@ from worker.core.rules import Rules
 from worker.core.states import DeadReason, OrderState
 from worker.core.transform import transform
 from worker.jetti.client import build_http_client, build_jetti_client
-from worker.pipeline.canceller import Canceller, build_canceller, cancellation
+from worker.pipeline.canceller import Canceller, cancellation
 from worker.publisher import Publisher
+from worker.runtime import build_canceller
 from worker.settings import Settings
 from worker.store.breaker import Breaker
 from worker.store.dead_letters import DeadLetters
