@@ -11,12 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from worker.core.contract import RawOrder, parse_raw_order
+from worker.core.errors import InvalidOrder
 from worker.core.jsonio import loads_document
 from worker.core.limits import DEFAULT_MAX_LINE_ITEMS
+from worker.core.records import OrderEntry
 from worker.core.rules import DEFAULT_MAX_UNITS_PER_LINE, Rules
 from worker.core.transform import Built, transform
 
-__all__ = ["BuildOptions", "Built", "build_payload", "parse_order"]
+__all__ = ["BuildOptions", "Built", "build_payload", "cancellation", "parse_order"]
+
+# A cheap test before parsing anything. Only the key's name: producers store the original
+# bytes, so the spacing around the colon (`"cancelled_at" : ...`) is theirs; the parse decides.
+_CANCEL_MARKER = b"cancelled_at"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,3 +57,18 @@ def build_payload(
         auto_connect_default=opts.auto_connect_default,
         external_id=order_key,
     )
+
+
+def cancellation(entry: OrderEntry) -> RawOrder | None:
+    """The parsed order when its latest version is cancelled upstream, else None.
+
+    An order that does not parse is not a cancellation: the import path dead-letters it.
+    """
+    raw = entry.raw
+    if raw is None or _CANCEL_MARKER not in raw:
+        return None
+    try:
+        order = parse_order(raw)
+    except InvalidOrder:
+        return None
+    return order if order.cancelled_at is not None else None

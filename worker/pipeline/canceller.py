@@ -41,9 +41,9 @@ from dataclasses import dataclass
 import structlog
 
 from worker.core.answers import ImportRow
-from worker.core.build import parse_order
+from worker.core.build import cancellation
 from worker.core.contract import RawOrder
-from worker.core.errors import InvalidOrder, JettiUnavailable
+from worker.core.errors import JettiUnavailable
 from worker.core.outcome import (
     ANSWER_ERRORS,
     AnswerError,
@@ -74,12 +74,9 @@ from worker.pipeline.ports import (
 from worker.pipeline.reconciler import DEFAULT_TOLERANCE_S, canonical_hash
 from worker.pipeline.submit import wait_for_token
 
+__all__ = ["CancelConfig", "Canceller", "cancellation"]
+
 log = structlog.get_logger("jetti_relay.cancel")
-
-# A cheap test before parsing anything. Only the key's name: producers store the original
-# bytes, so the spacing around the colon (`"cancelled_at" : ...`) is theirs; the parse decides.
-_MARKER = b"cancelled_at"
-
 
 # Starts the excerpt of every attempt a cancel records: `_last_reach` tells them from imports'.
 CANCEL_EXCERPT_PREFIX = "cancel: "
@@ -96,21 +93,6 @@ class CancelConfig:
     # An import-log row's `createdAt` may precede our own time of sending by clock skew and
     # the request's duration (as in the reconciler).
     tolerance_s: float = DEFAULT_TOLERANCE_S
-
-
-def cancellation(entry: OrderEntry) -> RawOrder | None:
-    """The parsed order when its latest version is cancelled upstream, else None.
-
-    An order that does not parse is not a cancellation: the import path dead-letters it.
-    """
-    raw = entry.raw
-    if raw is None or _MARKER not in raw:
-        return None
-    try:
-        order = parse_order(raw)
-    except InvalidOrder:
-        return None
-    return order if order.cancelled_at is not None else None
 
 
 class Canceller:
@@ -349,7 +331,9 @@ class Canceller:
             if isinstance(outcome.effect, Block):
                 budget.block(until=outcome.effect.until)
             elif isinstance(outcome.effect, Trip):
-                self._breaker.trip(reason=outcome.effect.reason, status=status, now=now)
+                self._breaker.trip(
+                    reason=outcome.effect.reason, status=outcome.effect.status, now=now
+                )
             if outcome.retry_after_note is not None:
                 self._stats.count_surprise(f"retry_after_{outcome.retry_after_note}")
             self._wait(entry, due_at=outcome.due_at, why=outcome.why, attempt=attempt)

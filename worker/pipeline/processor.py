@@ -13,25 +13,22 @@ A message's keys go through in phases, so Redis round trips are paid per message
     gate    ── the fleet breaker (`admit`: all / one probe / none), then N limiter tokens 2 RTT
     submit  ── every admitted order concurrently on the process's HTTP pool
                (`worker.pipeline.submit.Submitter`); each answer is settled once by
-               `worker.core.outcome.settle` (the canceller applies the same decision):
-                  ├─ 2xx ─────────────► `_accepted` (mark_submitted; re-publish a newer version)
-                  ├─ RateLimited ─────► fleet block + `_wait` (no attempt spent)
-                  ├─ ConfigurationError ► trip the breaker + `_wait` (no attempt spent)
-                  ├─ RetryableError ──► policy.decide ─► retry schedule | dead letter
-                  └─ Rejected ───────► `_dead_letter` `rejected`
+               `worker.core.outcome.settle`, the decision the canceller applies too, and
+               recorded by `worker.pipeline.recorder.OutcomeRecorder`: accepted, wait (429
+               block or breaker trip, no attempt spent), retry (policy.decide) or dead letter
     flush   ── ONE script: per order, the outcome, the delivery's finish marker (only with an
                outcome: a delivery without one is a strike toward the crash-loop bound), the
                lock release (token compare), plus the batch's counters in the same pipeline 1 RTT
 
-Outcome handlers only record what to write (`LockedOrder.outcome`); `_flush` writes them all at
-once, in the same per-order order as before (outcome, finish marker, unlock), then acts on the
-script's answers (`_after_flush`). A dead letter is stored before its ledger mark, so a crash
-in between repeats it and never loses it. A crash anywhere leaves orders SUBMITTING with a
-started delivery: the sweeper re-publishes them and the delivery markers bound a crash loop,
-exactly as for one order at a time. So does any delivery that ends without a recorded outcome
-(an exception, the soft time limit, a failed dead-letter write): `max_unfinished_deliveries` of
-them dead-letter the order as `worker_lost`. Retryable Jetti answers are outcomes (a retry), so
-they spend attempts and never count as strikes.
+Outcomes are only recorded (`LockedOrder.outcome`); `_flush` writes them all at once (outcome,
+finish marker, unlock per order), then acts on the script's answers (`after_flush`). A dead
+letter is stored before its ledger mark, so a crash in between repeats it and never loses it. A
+crash anywhere leaves orders SUBMITTING with a started delivery: the sweeper re-publishes them
+and the delivery markers bound a crash loop, exactly as for one order at a time. So does any
+delivery that ends without a recorded outcome (an exception, the soft time limit, a failed
+dead-letter write): `max_unfinished_deliveries` of them dead-letter the order as `worker_lost`.
+Retryable Jetti answers are outcomes (a retry), so they spend attempts and never count as
+strikes.
 """
 
 from __future__ import annotations
@@ -182,10 +179,6 @@ class OrderProcessor:
             log.exception("batch_handling_failed", task_id=task_id)
         finally:
             self._flush(orders, batch)
-
-    def handle(self, order_key: str, *, task_id: str) -> None:
-        """Handle one order key (a batch of one)."""
-        self.handle_batch([order_key], task_id=task_id)
 
     @contextmanager
     def _context(self, order: LockedOrder) -> Iterator[None]:

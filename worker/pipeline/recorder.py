@@ -149,7 +149,9 @@ class OutcomeRecorder:
             if isinstance(outcome.effect, Block):
                 self._limiter.block(until=outcome.effect.until)
             elif isinstance(outcome.effect, Trip):
-                self._breaker.trip(reason=outcome.effect.reason, status=status, now=now)
+                self._breaker.trip(
+                    reason=outcome.effect.reason, status=outcome.effect.status, now=now
+                )
                 log.error("fleet_paused", status=status)
             if outcome.retry_after_note is not None:
                 tally.count_surprise(f"retry_after_{outcome.retry_after_note}")
