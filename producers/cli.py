@@ -149,11 +149,10 @@ def enqueue(
     # Imported here so `jetti-relay --help` stays fast (Celery and Redis load on use only).
     import redis
 
-    from worker.celery_app import create_app
     from worker.core.keys import Keys
     from worker.core.rules import RulesError, load_rules
-    from worker.publisher import Publisher
     from worker.redisconn import RedisTooOld, connect_supported
+    from worker.wiring import publisher as build_publisher
 
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
@@ -174,7 +173,8 @@ def enqueue(
         errors.print(
             f"warning: JETTI_RELAY_RULES_FILE not used for the line-item cap: {exc}", markup=False
         )
-    publisher = Publisher(create_app(settings), batch_size=batch_size or settings.batch_size)
+    # By task name on the broker: the producer never loads the worker's Celery app or tasks.
+    publisher = build_publisher(settings, batch_size=batch_size)
     try:
         client = connect_supported(settings)
     except RedisTooOld as exc:

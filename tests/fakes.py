@@ -25,7 +25,7 @@ from worker.core.records import (
     OrderEntry,
     Version,
 )
-from worker.core.states import DeadReason, OrderState
+from worker.core.states import DeadReason, FinishReply, NoReply, OrderState
 from worker.pipeline.ports import (
     Admission,
     BatchLedger,
@@ -64,15 +64,15 @@ class FakeLedger:
     """The ledger's batch API and the canceller's single-order writes over dicts.
 
     `entries` are the orders `begin_batch` begins (PROCEED unless `actions` says otherwise;
-    unknown keys answer UNKNOWN); `replies` scripts `finish_batch`'s answer per order key
-    (default 0). Every `Finish` written lands in `finished`, every single-order write in
-    `writes` as (method, order key, keyword arguments).
+    unknown keys answer UNKNOWN); `replies` scripts `finish_batch`'s named answer per order
+    key (default `NoReply.NOTHING`). Every `Finish` written lands in `finished`, every
+    single-order write in `writes` as (method, order key, keyword arguments).
     """
 
     entries: dict[str, OrderEntry] = field(default_factory=dict)
     actions: dict[str, DeliveryAction] = field(default_factory=dict)
     locked_elsewhere: set[str] = field(default_factory=set)
-    replies: dict[str, int] = field(default_factory=dict)
+    replies: dict[str, FinishReply] = field(default_factory=dict)
     history: dict[str, list[Attempt]] = field(default_factory=dict)
     finished: list[Finish] = field(default_factory=list)
     writes: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
@@ -112,11 +112,11 @@ class FakeLedger:
         lock_head_tail: tuple[str, str],
         now: float,
         also: Callable[[Any], None] | None = None,
-    ) -> list[int]:
+    ) -> list[FinishReply]:
         self.finished.extend(items)
         if also is not None:
             also(None)
-        return [self.replies.get(item.order_key, 0) for item in items]
+        return [self.replies.get(item.order_key, NoReply.NOTHING) for item in items]
 
     def attempts(self, order_key: str) -> list[Attempt]:
         return list(self.history.get(order_key, []))

@@ -20,7 +20,7 @@ from typing import Any
 
 from celery import Celery, signals
 
-from worker.core.keys import ORDERS_QUEUE
+from worker.publisher import publishing_conf
 from worker.settings import (
     EXIT_CONFIG,
     EXIT_OLD_REDIS,
@@ -37,33 +37,22 @@ def create_app(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
     app = Celery("jetti_relay", broker=settings.broker_url, include=["worker.tasks"])
     app.conf.update(
-        task_serializer="json",
-        accept_content=["json"],
-        result_serializer="json",
-        result_backend=None,
-        task_ignore_result=True,
+        # Socket timeouts on the broker too: a half-open connection must not hang a consumer or
+        # the pump's publisher (reliability review #14). Kombu's BRPOP waits 1 s, far below.
+        publishing_conf(
+            connect_timeout_s=settings.redis_connect_timeout_s,
+            socket_timeout_s=settings.redis_socket_timeout_s,
+            visibility_timeout_s=settings.visibility_timeout_s,
+        ),
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=settings.prefetch_multiplier,
         worker_concurrency=settings.worker_concurrency,
         task_soft_time_limit=settings.soft_time_limit_s,
         task_time_limit=settings.hard_time_limit_s,
-        # Socket timeouts on the broker too: a half-open connection must not hang a consumer or
-        # the pump's publisher (reliability review #14). Kombu's BRPOP waits 1 s, far below.
-        broker_transport_options={
-            "visibility_timeout": settings.visibility_timeout_s,
-            "socket_timeout": settings.redis_socket_timeout_s,
-            "socket_connect_timeout": settings.redis_connect_timeout_s,
-        },
-        visibility_timeout=settings.visibility_timeout_s,
-        broker_connection_retry_on_startup=True,
-        task_default_queue=ORDERS_QUEUE,
-        task_create_missing_queues=True,
         worker_send_task_events=True,
-        task_send_sent_event=True,
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
-        enable_utc=True,
     )
     return app
 

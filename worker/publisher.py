@@ -2,6 +2,10 @@
 
 The message is small and versioned: `{"v": MESSAGE_SCHEMA_VERSION, "keys": [...]}`. The order
 itself lives in the ledger; a lost or duplicated message can delay an order, never change it.
+
+`Publisher.from_broker_url` publishes without the worker's Celery app (`worker.celery_app`, which
+loads the tasks and connects the worker's signals): a producer needs only the broker and the
+publishing configuration (`publishing_conf`), which the worker's app shares.
 """
 
 from __future__ import annotations
@@ -36,6 +40,32 @@ def chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
         yield items[start : start + step]
 
 
+def publishing_conf(
+    *, connect_timeout_s: float, socket_timeout_s: float, visibility_timeout_s: float
+) -> dict[str, Any]:
+    """The Celery configuration that decides how a message is published: JSON only, no results,
+    the orders queue, a task-sent event for Flower, and socket timeouts on the broker (a
+    half-open connection must not hang a publisher, reliability review #14)."""
+    return {
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_serializer": "json",
+        "result_backend": None,
+        "task_ignore_result": True,
+        "broker_transport_options": {
+            "visibility_timeout": visibility_timeout_s,
+            "socket_timeout": socket_timeout_s,
+            "socket_connect_timeout": connect_timeout_s,
+        },
+        "visibility_timeout": visibility_timeout_s,
+        "broker_connection_retry_on_startup": True,
+        "task_default_queue": ORDERS_QUEUE,
+        "task_create_missing_queues": True,
+        "task_send_sent_event": True,
+        "enable_utc": True,
+    }
+
+
 class Publisher:
     """Sends import messages through a Celery app's broker connection pool."""
 
@@ -45,6 +75,28 @@ class Publisher:
             raise ValueError(f"batch_size must be 1 to {MAX_KEYS_PER_MESSAGE}, got {batch_size}")
         self._app = app
         self._batch_size = batch_size
+
+    @classmethod
+    def from_broker_url(
+        cls,
+        broker_url: str,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        connect_timeout_s: float,
+        socket_timeout_s: float,
+        visibility_timeout_s: float,
+    ) -> Publisher:
+        """A publisher on its own Celery app for `broker_url`, configured to publish only (no
+        tasks loaded, no worker signals): what producers and operator commands use."""
+        app = Celery("jetti_relay", broker=broker_url, set_as_current=False)
+        app.conf.update(
+            publishing_conf(
+                connect_timeout_s=connect_timeout_s,
+                socket_timeout_s=socket_timeout_s,
+                visibility_timeout_s=visibility_timeout_s,
+            )
+        )
+        return cls(app, batch_size=batch_size)
 
     def publish(self, order_keys: Sequence[str], *, batch_size: int | None = None) -> int:
         """Publish `order_keys` in batches of `batch_size` (default: the publisher's); returns

@@ -37,7 +37,7 @@ class RedisTooOld(Exception):
         oldest = ".".join(map(str, MIN_REDIS_VERSION))
         super().__init__(
             f"Redis {version} (JETTI_RELAY_REDIS_URL) is older than {oldest}, the oldest "
-            "jetti-relay supports; upgrade it (README, Operations: Redis)"
+            "jetti-relay supports; upgrade it (docs/operations.md, Redis)"
         )
 
 

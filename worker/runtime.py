@@ -1,7 +1,10 @@
-"""Wiring: builds the adapters from Settings, once per process (after the fork).
+"""The composition root of the worker's processes: the services, built from Settings over the
+adapters of `worker.wiring`, once per process (after the fork).
 
-The only module that knows which concrete adapter serves which port. Tests build a `Runtime`
-from explicit Settings; the Celery worker uses `get_runtime()`.
+`worker.runtime` and `worker.wiring` are the only modules that map Settings onto constructors,
+and the only ones that know which concrete adapter serves which port of `worker.pipeline.ports`.
+Tests build a `Runtime` from explicit Settings; the Celery worker uses `get_runtime()`; the
+`worker` and `pump` commands run `build_maintenance`, `reconcile run` runs `build_reconciler`.
 """
 
 from __future__ import annotations
@@ -20,41 +23,32 @@ import redis
 import structlog
 from celery.exceptions import SoftTimeLimitExceeded
 
-from worker.core.build import BuildOptions
+from worker import wiring
+from worker.core.build import build_payload
+from worker.core.errors import InvalidOrder, TransformError
 from worker.core.keys import Keys
-from worker.core.limits import HEARTBEAT_KEPT_S
-from worker.core.policy import RetryPolicy
+from worker.core.reconcile_rules import DEFAULT_TOLERANCE_S
 from worker.core.records import Attempt
-from worker.core.rules import Rules, load_rules
+from worker.core.rules import Rules
 from worker.core.states import DeadReason
-from worker.jetti.client import JettiClient, build_http_client, build_jetti_client
+from worker.core.transform import Built
+from worker.jetti.client import IMPORT_PAGE_LIMIT, JettiClient
 from worker.pipeline.canceller import CancelConfig, Canceller
+from worker.pipeline.maintenance import Maintenance, MaintenanceConfig
 from worker.pipeline.processor import OrderProcessor, ProcessorConfig
+from worker.pipeline.reconciler import Rebuild, ReconcileConfig, Reconciler
 from worker.publisher import Publisher
-from worker.redisconn import client_for
 from worker.settings import Settings, get_settings
-from worker.store.api_throttle import ApiThrottle
 from worker.store.breaker import Breaker
 from worker.store.dead_letters import DeadLetters
+from worker.store.heartbeats import Heartbeats
 from worker.store.leases import Leader, OrderLock
 from worker.store.ledger import Ledger
 from worker.store.rate_limit import RateLimiter
-from worker.store.settle import SettleLedger
+from worker.store.reconcile_state import ReconcileState
 from worker.store.stats import Stats
 
 log = structlog.get_logger("jetti_relay.runtime")
-
-# KEYS[1] heartbeat hash; ARGV holder, now, cutoff: set the holder's field, drop older ones.
-_HEARTBEAT_LUA = """
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-local cutoff = tonumber(ARGV[3])
-local flat = redis.call('HGETALL', KEYS[1])
-for i = 1, #flat, 2 do
-  local at = tonumber(flat[i + 1])
-  if at == nil or at < cutoff then redis.call('HDEL', KEYS[1], flat[i]) end
-end
-return 0
-"""
 
 # When another worker holds an order's lock, the order comes back this much later (no attempt
 # spent): long enough for the holder to finish a normal delivery.
@@ -119,11 +113,11 @@ def build_runtime(settings: Settings) -> Runtime:
     leader, publisher = parts.leader, parts.publisher
     dead_letters = DeadLetters(client, keys)
     lock = OrderLock(client, keys)
-    limiter = RateLimiter.from_settings(client, keys, settings)
-    breaker = Breaker(client, keys, probe_s=settings.breaker_probe_s)
+    limiter = wiring.limiter(client, keys, settings)
+    breaker = wiring.breaker(client, keys, settings)
     stats = Stats(client, keys)
-    jetti = build_jetti_client(settings, build_http_client(settings))
-    rules = load_rules(settings.rules_file) if settings.rules_file else Rules.empty()
+    jetti = wiring.build_jetti_client(settings, wiring.build_http_client(settings))
+    rules = wiring.rules(settings)
     config = ProcessorConfig(
         worker_id=worker_id(),
         lock_ttl_s=settings.lock_ttl_s,
@@ -132,8 +126,8 @@ def build_runtime(settings: Settings) -> Runtime:
         max_token_wait_s=settings.max_token_wait_s,
         breaker_probe_s=settings.breaker_probe_s,
         allow_line_changes=settings.allow_line_changes,
-        retry=retry_policy(settings),
-        build=build_options(settings),
+        retry=wiring.retry_policy(settings),
+        build=wiring.build_options(settings),
         submit_concurrency=settings.submit_concurrency,
         fill_to=settings.batch_size,
     )
@@ -163,7 +157,7 @@ def build_runtime(settings: Settings) -> Runtime:
             publisher=publisher,
             stats=stats,
         ),
-        stop_exceptions=(SoftTimeLimitExceeded,),
+        stop_exceptions=(SoftTimeLimitExceeded,),  # Celery's soft time limit ends the batch
     )
     return Runtime(
         settings=settings,
@@ -179,64 +173,6 @@ def build_runtime(settings: Settings) -> Runtime:
         publisher=publisher,
         jetti=jetti,
         processor=processor,
-    )
-
-
-def retry_policy(settings: Settings) -> RetryPolicy:
-    """The retry policy configured by `settings`."""
-    return RetryPolicy(
-        max_attempts=settings.max_attempts,
-        backoff_base_s=settings.backoff_base_s,
-        backoff_max_s=settings.backoff_max_s,
-        retry_deadline_s=settings.retry_deadline_s,
-        blocked_default_s=settings.blocked_default_s,
-    )
-
-
-def build_options(settings: Settings) -> BuildOptions:
-    """The transform's knobs configured by `settings` (worker, reconciler, preview alike)."""
-    return BuildOptions(
-        max_units_per_line=settings.max_units_per_line,
-        max_line_items=settings.max_line_items,
-        auto_connect_default=settings.auto_connect_default,
-    )
-
-
-def build_canceller(
-    settings: Settings,
-    *,
-    client: redis.Redis[bytes],
-    keys: Keys,
-    worker_id: str,
-    jetti: JettiClient,
-    limiter: RateLimiter,
-    breaker: Breaker,
-    dead_letters: DeadLetters,
-    publisher: Publisher,
-    stats: Stats,
-) -> Canceller:
-    """The cancel path for a worker process. In sync mode cancels share the import limiter
-    (one write budget per token); in async mode they take their own sync-write bucket."""
-    writes = limiter
-    if settings.jetti_mode != "sync":
-        writes = ApiThrottle(client, keys, kind="write", rate_per_s=settings.jetti_write_rate_per_s)
-    return Canceller(
-        config=CancelConfig(
-            worker_id=worker_id,
-            max_token_wait_s=settings.max_token_wait_s,
-            breaker_probe_s=settings.breaker_probe_s,
-            retry=retry_policy(settings),
-        ),
-        ledger=SettleLedger(
-            client, keys, body_ttl_s=settings.body_ttl_s, tombstone_ttl_s=settings.tombstone_ttl_s
-        ),
-        dead_letters=dead_letters,
-        jetti=jetti,
-        writes=writes,
-        reads=ApiThrottle(client, keys, kind="read", rate_per_s=settings.jetti_read_rate_per_s),
-        breaker=breaker,
-        publisher=publisher,
-        stats=stats,
     )
 
 
@@ -262,7 +198,7 @@ def reset() -> None:
 
 @dataclass
 class MaintenanceParts:
-    """What the pump and the sweeper need (no HTTP client, no processor)."""
+    """What the pump, the sweeper and the reconciler share (no HTTP client, no processor)."""
 
     settings: Settings
     holder: str
@@ -271,33 +207,131 @@ class MaintenanceParts:
     publisher: Publisher
     redis: redis.Redis[bytes]
     keys: Keys
+    heartbeats: Heartbeats
 
     def heartbeat(self, role: str, now: float) -> None:
-        """Record that `role` ran on this holder at `now` (read by `health`), and forget holders
-        (host:pid) silent for HEARTBEAT_KEPT_S: each restart is a new pid, and the hash would
-        otherwise gain a field per process for ever (reliability review #17)."""
-        script = self.redis.register_script(_HEARTBEAT_LUA)  # EVALSHA; loads it once if missing
-        script(
-            keys=[self.keys.heartbeat(role)],
-            args=[self.holder, repr(now), repr(now - HEARTBEAT_KEPT_S)],
-        )
+        """Record that `role` ran on this holder at `now` (read by `health`)."""
+        self.heartbeats.beat(role, now)
 
 
 def build_maintenance_parts(settings: Settings | None = None) -> MaintenanceParts:
     """The pump's and sweeper's adapters from `settings` (default: the environment)."""
-    from worker.celery_app import create_app
-
     settings = settings or get_settings()
-    client = client_for(settings)
+    client = wiring.redis_client(settings)
     keys = Keys(settings.key_prefix)
+    holder = worker_id()
     return MaintenanceParts(
         settings=settings,
-        holder=worker_id(),
-        ledger=Ledger(
-            client, keys, body_ttl_s=settings.body_ttl_s, tombstone_ttl_s=settings.tombstone_ttl_s
-        ),
+        holder=holder,
+        ledger=wiring.ledger(client, keys, settings),
         leader=Leader(client, keys),
-        publisher=Publisher(create_app(settings), batch_size=settings.batch_size),
+        publisher=wiring.publisher(settings),
         redis=client,
         keys=keys,
+        heartbeats=wiring.heartbeats(client, keys, holder=holder),
+    )
+
+
+def build_maintenance(parts: MaintenanceParts) -> Maintenance:
+    """The pump and the sweeper of a maintenance process, with the reconciler when it is on."""
+    settings = parts.settings
+    return Maintenance(
+        config=MaintenanceConfig(
+            holder=parts.holder,
+            pump_interval_s=settings.pump_interval_s,
+            sweep_interval_s=settings.sweep_interval_s,
+            stuck_after_s=settings.stuck_after_s,
+            hard_time_limit_s=settings.hard_time_limit_s,
+        ),
+        ledger=parts.ledger,
+        leader=parts.leader,
+        publisher=parts.publisher,
+        heartbeat=parts.heartbeat,
+        reconciler=build_reconciler(parts),
+        queue_length=parts.publisher.queue_length,
+    )
+
+
+def build_reconciler(parts: MaintenanceParts) -> Reconciler | None:
+    """The reconciler for a maintenance process, or None when it is off (disabled, or no API
+    token to read the import log with)."""
+    settings = parts.settings
+    if not settings.reconcile_active:
+        return None
+    client, keys = parts.redis, parts.keys
+    stats = Stats(client, keys)
+    return Reconciler(
+        config=ReconcileConfig(
+            holder=parts.holder,
+            interval_s=settings.reconcile_interval_s,
+            grace_s=settings.reconcile_grace_s,
+            # A row without a payload may precede our submission by a whole HTTP exchange.
+            tolerance_s=max(DEFAULT_TOLERANCE_S, wiring.http_total_s(settings)),
+            # Half the run's read budget goes to sale checks, never fewer than two.
+            max_sale_checks=max(
+                2, int(settings.reconcile_interval_s * settings.jetti_read_rate_per_s / 2)
+            ),
+            page_limit=IMPORT_PAGE_LIMIT,
+        ),
+        state=ReconcileState(client, keys),
+        ledger=wiring.ledger(client, keys, settings),
+        dead_letters=DeadLetters(client, keys),
+        jetti=wiring.build_jetti_client(settings, wiring.build_http_client(settings)),
+        throttle=wiring.api_throttle(client, keys, settings, "read"),
+        publisher=parts.publisher,
+        leader=parts.leader,
+        rebuild=build_rebuild(settings),
+        count_dead=stats.count_dead,
+        count_surprise=stats.count_surprise,
+    )
+
+
+def build_rebuild(settings: Settings, rules: Rules | None = None) -> Rebuild:
+    """Rebuilds the payload the worker would send for a raw order (None if it cannot), with
+    `rules` (default: the configured rules file)."""
+    rules = wiring.rules(settings) if rules is None else rules
+    options = wiring.build_options(settings)
+
+    def rebuild(order_key: str, raw: bytes) -> Built | None:
+        try:
+            return build_payload(raw, order_key, rules, options)
+        except (InvalidOrder, TransformError):
+            return None
+
+    return rebuild
+
+
+def build_canceller(
+    settings: Settings,
+    *,
+    client: redis.Redis[bytes],
+    keys: Keys,
+    worker_id: str,
+    jetti: JettiClient,
+    limiter: RateLimiter,
+    breaker: Breaker,
+    dead_letters: DeadLetters,
+    publisher: Publisher,
+    stats: Stats,
+) -> Canceller:
+    """The cancel path for a worker process. In sync mode cancels share the import limiter
+    (one write budget per token); in async mode they take their own sync-write bucket."""
+    writes: RateLimiter = limiter
+    if settings.jetti_mode != "sync":
+        writes = wiring.api_throttle(client, keys, settings, "write")
+    return Canceller(
+        config=CancelConfig(
+            worker_id=worker_id,
+            max_token_wait_s=settings.max_token_wait_s,
+            breaker_probe_s=settings.breaker_probe_s,
+            retry=wiring.retry_policy(settings),
+        ),
+        ledger=wiring.ledger(client, keys, settings),
+        dead_letters=dead_letters,
+        jetti=jetti,
+        writes=writes,
+        reads=wiring.api_throttle(client, keys, settings, "read"),
+        breaker=breaker,
+        publisher=publisher,
+        stats=stats,
     )

@@ -95,12 +95,11 @@ def main(
     import redis
 
     from producers import enqueue
-    from worker.celery_app import create_app
     from worker.core.keys import Keys
     from worker.core.states import OrderState
-    from worker.publisher import Publisher
     from worker.settings import Settings
     from worker.store.ledger import Ledger
+    from worker.wiring import publisher as build_publisher
 
     folder = Path(tempfile.mkdtemp(prefix="jetti-relay-e2e-"))
     services = Services(folder)
@@ -139,7 +138,7 @@ def main(
         settings = Settings(redis_url=redis_url, batch_size=batch_size)
         client: redis.Redis[bytes] = redis.Redis.from_url(redis_url)
         ledger = Ledger(client, Keys(settings.key_prefix))
-        publisher = Publisher(create_app(settings), batch_size=batch_size)
+        publisher = build_publisher(settings, batch_size=batch_size)
         started = time.perf_counter()
         enqueue([_order(n) for n in range(orders)], client=client, publisher=publisher)
         enqueued_s = time.perf_counter() - started

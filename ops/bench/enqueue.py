@@ -21,13 +21,13 @@ import click
 import redis
 
 from producers.enqueue import DEFAULT_CHUNK_SIZE, enqueue
-from worker.celery_app import create_app
 from worker.core.contract import parse_raw_order
 from worker.core.jsonio import loads_document
 from worker.core.keys import Keys
-from worker.publisher import DEFAULT_BATCH_SIZE, Publisher
+from worker.publisher import DEFAULT_BATCH_SIZE
 from worker.settings import Settings
 from worker.store.ledger import Ledger, NewVersion
+from worker.wiring import publisher as build_publisher
 
 
 def make_order(number: int, lines: int) -> bytes:
@@ -85,7 +85,7 @@ def main(redis_url: str, count: int, lines: int, chunk_size: int, batch_size: in
     validate_s = time.perf_counter() - started
 
     client: redis.Redis[bytes] = redis.Redis.from_url(redis_url)
-    publisher = Publisher(create_app(Settings(redis_url=redis_url)), batch_size=batch_size)
+    publisher = build_publisher(Settings(redis_url=redis_url), batch_size=batch_size)
     started = time.perf_counter()
     summary = enqueue(
         bodies,

@@ -45,6 +45,7 @@ def _enqueued_at(redis_url: str, keys: Sequence[str]) -> dict[str, float]:
 
     from worker.core.keys import Keys
     from worker.settings import DEFAULT_KEY_PREFIX
+    from worker.store.ledger_schema import OrderField
 
     client: redis.Redis[bytes] = redis.Redis.from_url(redis_url)
     ledger_keys = Keys(DEFAULT_KEY_PREFIX)
@@ -53,7 +54,7 @@ def _enqueued_at(redis_url: str, keys: Sequence[str]) -> dict[str, float]:
         chunk = keys[start : start + 1000]
         pipe = client.pipeline(transaction=False)
         for key in chunk:
-            pipe.hget(ledger_keys.order(key), "enqueued_at")
+            pipe.hget(ledger_keys.order(key), OrderField.ENQUEUED_AT)
         for key, value in zip(chunk, pipe.execute(), strict=True):
             if value:
                 out[key] = float(value)
@@ -78,14 +79,12 @@ def _ours_env(config: RunConfig, redis_url: str, sandbox: SandboxService) -> dic
 def _producer(redis_url: str, batch_size: int | None) -> tuple[Any, Any]:
     import redis
 
-    from worker.celery_app import create_app
-    from worker.publisher import Publisher
     from worker.settings import Settings
+    from worker.wiring import publisher
 
     settings = Settings(redis_url=redis_url, broker_url=redis_url)
-    size = batch_size or settings.batch_size
     client: redis.Redis[bytes] = redis.Redis.from_url(redis_url)
-    return client, Publisher(create_app(settings), batch_size=size)
+    return client, publisher(settings, batch_size=batch_size)
 
 
 def measure_enqueue(config: RunConfig, count: int) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from worker.publisher import Publisher
 from worker.settings import Settings
 from worker.store.dead_letters import DeadLetters
 from worker.store.ledger import Ledger
+from worker.store.ledger_schema import OrderField
 
 # WorkerProcess lives in ops.harness.services; scenarios import it from here with the cluster.
 __all__ = ["CHAOS_ENV", "Cluster", "SandboxProcess", "WorkerProcess"]
@@ -298,7 +299,7 @@ class Cluster:
 
     def _final(self, key: str) -> bool:
         assert self.client is not None
-        state = self.client.hget(self.keys.order(key), "state")
+        state = self.client.hget(self.keys.order(key), OrderField.STATE)
         return state is not None and OrderState(state.decode()).is_final
 
     def submitting_pids(self) -> list[int]:

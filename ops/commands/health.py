@@ -42,9 +42,9 @@ import redis
 from ops.monitoring.metrics import SETTLED_STATES, Sources
 from ops.options import redis_url_option, settings_from_options
 from worker.core.states import OrderState
-from worker.pipeline.reconciler import read_status as read_reconcile_status
 from worker.redisconn import SAFE_EVICTION_POLICY, RedisTooOld, require_supported, server_facts
 from worker.settings import Settings
+from worker.store.reconcile_state import read_status as read_reconcile_status
 
 EXIT_HEALTHY = 0
 EXIT_UNHEALTHY = 1

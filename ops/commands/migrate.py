@@ -61,11 +61,10 @@ def migrate_keys(
     # Imported here so `jetti-relay --help` stays fast (Celery and Redis load on use only).
     from kombu.exceptions import OperationalError
 
-    from worker.celery_app import create_app
     from worker.core.keys import Keys
-    from worker.publisher import Publisher
     from worker.redisconn import RedisTooOld, connect_supported
     from worker.store.migrate import KeyMigration
+    from worker.wiring import publisher as build_publisher
 
     settings = settings_from_options(redis_url=redis_url)
     skew_s = settings.max_future_skew_s if max_future_skew_s is None else max_future_skew_s
@@ -75,7 +74,7 @@ def migrate_keys(
     except (redis.ConnectionError, redis.TimeoutError, RedisTooOld) as exc:
         errors.print(redis_failure_line(exc), markup=False)
         raise SystemExit(EXIT_REDIS) from exc
-    publisher = None if dry_run else Publisher(create_app(settings), batch_size=settings.batch_size)
+    publisher = None if dry_run else build_publisher(settings)
     try:
         progress = Progress(
             TextColumn("migrate-keys"),

@@ -24,7 +24,7 @@ from worker.core.dead_entry import MASK, SECRET_MASK
 from worker.core.privacy import hide_secrets, mask_text
 from worker.core.records import OrderEntry
 from worker.core.states import DeadReason, OrderState
-from worker.pipeline.reconciler import read_status as read_reconcile_status
+from worker.store.reconcile_state import read_status as read_reconcile_status
 
 EXIT_HELP = "Exit codes: 0 found; 3 no such order; 4 Redis unreachable."
 
@@ -115,8 +115,7 @@ def confirmation(stores: Stores, entry: OrderEntry, events: list[dict[str, Any]]
     if entry.state is OrderState.CONFIRMED:
         out.update(status="confirmed", at=at)
     elif entry.state is OrderState.CANCELLED:
-        via = stores.client.hget(stores.keys.order(entry.order_key), "cancelled_via")
-        out.update(status="cancelled", via=via.decode() if via else None, at=at)
+        out.update(status="cancelled", via=stores.ledger.cancelled_via(entry.order_key), at=at)
     elif entry.dead_reason is DeadReason.REJECTED_BY_JETTI:
         out.update(status="rejected_by_jetti", at=at)
     elif entry.state is OrderState.SUBMITTED:

@@ -21,8 +21,8 @@ import orjson
 from ops.dlq.common import EXIT_REDIS, StoreGroup
 from ops.options import redis_url_option, settings_from_options
 from worker.core.keys import Keys
-from worker.pipeline.reconciler import read_status
 from worker.redisconn import connect_supported, require_supported
+from worker.store.reconcile_state import read_status
 
 EXIT_OK, EXIT_FAILED, EXIT_OFF, EXIT_NOT_LEADER = 0, 1, 2, 3
 assert EXIT_REDIS == 4  # one meaning across the operator commands
@@ -82,8 +82,7 @@ def status(redis_url: str | None, as_json: bool) -> None:
 def run(redis_url: str | None) -> None:
     """One reconciler pass now (if no other host leads the role)."""
     from worker.logconfig import configure_logging
-    from worker.pipeline.reconciler import build_reconciler
-    from worker.runtime import build_maintenance_parts
+    from worker.runtime import build_maintenance_parts, build_reconciler
 
     settings = settings_from_options(redis_url=redis_url)
     configure_logging(settings.log_format, settings.log_level)  # logs to stderr, JSON on stdout

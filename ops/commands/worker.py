@@ -52,29 +52,9 @@ def refuse_unsupported_redis(settings: Settings) -> None:
 
 
 def _maintenance_thread(stop: threading.Event) -> threading.Thread:
-    from worker.pipeline.maintenance import Maintenance, MaintenanceConfig
-    from worker.pipeline.reconciler import build_reconciler
-    from worker.runtime import build_maintenance_parts
+    from worker.runtime import build_maintenance, build_maintenance_parts
 
-    parts = build_maintenance_parts()
-    maintenance = Maintenance(
-        config=MaintenanceConfig(
-            holder=parts.holder,
-            pump_interval_s=parts.settings.pump_interval_s,
-            sweep_interval_s=parts.settings.sweep_interval_s,
-            stuck_after_s=parts.settings.stuck_after_s,
-            hard_time_limit_s=parts.settings.hard_time_limit_s,
-        ),
-        ledger=parts.ledger,
-        leader=parts.leader,
-        publisher=parts.publisher,
-        heartbeat=parts.heartbeat,
-        reconciler=build_reconciler(parts),
-        queue_length=parts.publisher.queue_length,
-    )
-    thread = threading.Thread(target=maintenance.run, args=(stop,), name="maintenance", daemon=True)
-    thread.start()
-    return thread
+    return build_maintenance(build_maintenance_parts()).start(stop)
 
 
 @click.command()

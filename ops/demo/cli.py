@@ -163,19 +163,18 @@ def _run(console: Any, result: DemoResult, orders_file: Path, sandbox: SandboxSe
     from rich.progress import Progress
 
     from producers import enqueue
-    from worker.celery_app import create_app
     from worker.core.keys import Keys
-    from worker.publisher import Publisher
     from worker.redisconn import client_for
     from worker.settings import Settings
     from worker.store.dead_letters import DeadLetters
     from worker.store.ledger import Ledger
+    from worker.wiring import publisher as build_publisher
 
     settings = Settings(redis_url=result.redis_url, broker_url=result.redis_url)
     client = client_for(settings)
     keys = Keys(result.key_prefix)
     ledger, dead = Ledger(client, keys), DeadLetters(client, keys)
-    publisher = Publisher(create_app(settings), batch_size=settings.batch_size)
+    publisher = build_publisher(settings)
     httpx.post(
         f"{sandbox.base_url}/_sandbox/faults",
         json={"fail_next": TRANSIENT_FAILURES, "fail_next_status": 503},

@@ -28,12 +28,13 @@ import redis
 from ops.options import settings_from_options
 from worker.core.keys import Keys
 from worker.core.states import DeadReason, DeadStatus
-from worker.redisconn import RedisTooOld, connect_supported
+from worker.redisconn import RedisTooOld
 from worker.settings import Settings
 from worker.store.audit import AuditLog
 from worker.store.dead_letters import DeadLetters
 from worker.store.dead_query import DeadFilter
 from worker.store.ledger import Ledger
+from worker.wiring import connect_stores
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1
@@ -51,7 +52,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 @dataclass
 class Stores:
-    """The Redis-backed stores one command needs, built from Settings."""
+    """The Redis-backed stores one command needs (built by `worker.wiring.connect_stores`)."""
 
     settings: Settings
     client: redis.Redis[bytes]
@@ -62,17 +63,11 @@ class Stores:
 
     @classmethod
     def connect(cls, redis_url: str | None) -> Stores:
+        """The stores of the deployment the shared options and the environment describe, on a
+        Redis that passed the version check (RedisTooOld or a redis error otherwise)."""
         settings = settings_from_options(redis_url=redis_url)
-        client = connect_supported(settings)
-        keys = Keys(settings.key_prefix)
-        return cls(
-            settings,
-            client,
-            keys,
-            Ledger(client, keys),
-            DeadLetters(client, keys),
-            AuditLog(client, keys),
-        )
+        built = connect_stores(settings)
+        return cls(settings, built.client, built.keys, built.ledger, built.dead, built.audit)
 
     def secrets(self) -> list[str]:
         """The values that must never be printed (masked wherever they appear)."""

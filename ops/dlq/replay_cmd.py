@@ -31,18 +31,18 @@ from ops.dlq.common import (
 from ops.options import redis_url_option
 from worker.core.dead_entry import DeadEntry
 from worker.core.privacy import decode_document
-from worker.core.states import DeadStatus
-from worker.pipeline.replayer import (
+from worker.core.replay_plan import (
     SENDING,
     Action,
     CorrectedRaw,
-    Replayer,
     ReplayInputError,
     ReplayMode,
     Step,
     Summary,
     parse_corrected_raw,
 )
+from worker.core.states import DeadStatus
+from worker.pipeline.replayer import Replayer
 from worker.store.audit import os_user
 from worker.store.dead_query import DeadFilter, iter_entries
 
@@ -356,9 +356,7 @@ class _LazyPublisher:
 
     def publish(self, order_keys: Sequence[str]) -> int:
         if self._publisher is None:
-            from worker.celery_app import create_app
-            from worker.publisher import Publisher
+            from worker.wiring import publisher
 
-            settings = self._stores.settings
-            self._publisher = Publisher(create_app(settings), batch_size=settings.batch_size)
+            self._publisher = publisher(self._stores.settings)
         return self._publisher.publish(order_keys)

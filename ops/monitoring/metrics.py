@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import redis
 import structlog
@@ -29,13 +29,14 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from worker.core.keys import ORDERS_QUEUE, Keys
 from worker.core.states import DeadReason, DeadStatus, OrderState
-from worker.pipeline.reconciler import read_status as read_reconcile_status
-from worker.redisconn import VERDICTS, client_for, server_facts
+from worker.redisconn import VERDICTS, server_facts
 from worker.settings import Settings
 from worker.store.breaker import Breaker
 from worker.store.dead_letters import DeadLetters
 from worker.store.ledger import Ledger, RecordOutcome
+from worker.store.reconcile_state import read_status as read_reconcile_status
 from worker.store.stats import NO_OUTCOME_FIELD, UNKNOWN_ORDER_FIELD, Stats
+from worker.wiring import Stores, broker_client, build_stores, redis_client
 
 log = structlog.get_logger("jetti_relay.metrics")
 
@@ -58,37 +59,49 @@ SETTLED_STATES: tuple[OrderState, ...] = (
 
 @dataclass(frozen=True)
 class Sources:
-    """What the collector reads: the deployment's Redis (ledger, dead letters, counters) and the
-    Celery broker's Redis (often the same server), with the adapters built on them."""
+    """What the collector reads: the deployment's stores (ledger, dead letters, counters,
+    breaker) and the Celery broker's Redis (often the same server)."""
 
-    client: redis.Redis[bytes]
+    stores: Stores
     broker: redis.Redis[bytes]
-    keys: Keys
     queue: str = ORDERS_QUEUE
-    ledger: Ledger = field(init=False)
-    dead: DeadLetters = field(init=False)
-    stats: Stats = field(init=False)
-    breaker: Breaker = field(init=False)
-
-    def __post_init__(self) -> None:
-        # Frozen dataclass: the adapters are derived once here from client and keys.
-        object.__setattr__(self, "ledger", Ledger(self.client, self.keys))
-        object.__setattr__(self, "dead", DeadLetters(self.client, self.keys))
-        object.__setattr__(self, "stats", Stats(self.client, self.keys))
-        # probe_s only matters to allow(); reading the state never uses it.
-        object.__setattr__(self, "breaker", Breaker(self.client, self.keys, probe_s=1.0))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Sources:
         """Sources for the deployment `settings` describe (its Redis, broker and key prefix);
         a scrape or health check waits for Redis at most the settings' Redis timeouts."""
-        client = client_for(settings)
-        broker = (
-            client
-            if settings.broker_url == settings.redis_url
-            else client_for(settings, settings.broker_url)
-        )
-        return cls(client=client, broker=broker, keys=Keys(settings.key_prefix))
+        client = redis_client(settings)
+        return cls(build_stores(settings, client), broker_client(settings, client))
+
+    @property
+    def client(self) -> redis.Redis[bytes]:
+        """The deployment's Redis."""
+        return self.stores.client
+
+    @property
+    def keys(self) -> Keys:
+        """The deployment's key builder."""
+        return self.stores.keys
+
+    @property
+    def ledger(self) -> Ledger:
+        """The ledger (index reads only)."""
+        return self.stores.ledger
+
+    @property
+    def dead(self) -> DeadLetters:
+        """The dead-letter store."""
+        return self.stores.dead
+
+    @property
+    def stats(self) -> Stats:
+        """The fleet's counters."""
+        return self.stores.stats
+
+    @property
+    def breaker(self) -> Breaker:
+        """The fleet's breaker (its state only)."""
+        return self.stores.breaker
 
 
 FamilyFn = Callable[[Sources, float], list[Metric]]

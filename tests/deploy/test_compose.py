@@ -7,8 +7,8 @@ everything it refers to must exist in the project and be documented.
 - every `celery -A ...` command names an importable app and a real Celery subcommand, and Flower's
   options are Flower's;
 - every file mounted or copied into an image exists;
-- every variable is documented: JETTI_RELAY_* in the Settings class and the README's settings
-  table, any other in the README's operations runbook;
+- every variable is documented: JETTI_RELAY_* in the Settings class and the settings table
+  (docs/settings.md), any other in the operations runbook (docs/operations.md);
 - docker-compose.yml sets no Jetti variable (real Jetti needs all of them from .env together), and
   the sandbox file points every one of them, in every jetti-relay service, at the sandbox.
 """
@@ -27,6 +27,7 @@ import pytest
 import yaml
 
 from ops.cli import main as jetti_relay
+from tests.docs import doc_section
 from worker.settings import ENV_PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +35,7 @@ COMPOSE = ROOT / "docker-compose.yml"
 SANDBOX_COMPOSE = ROOT / "docker-compose.sandbox.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 ENV_EXAMPLE = ROOT / ".env.example"
-README = ROOT / "README.md"
+OPERATIONS = "docs/operations.md"
 
 # Services the issue asks for.
 EXPECTED_SERVICES = {
@@ -83,12 +84,6 @@ def services() -> dict[str, dict[str, Any]]:
                 service[key] = value
         merged[name] = service
     return merged
-
-
-def readme_section(name: str) -> str:
-    text = README.read_text()
-    start = text.index(f"<!-- section:{name} -->")
-    return text[start : text.index(f"<!-- /section:{name} -->", start)]
 
 
 def argv(command: str | list[str]) -> list[str]:
@@ -307,10 +302,10 @@ def test_the_main_file_has_no_jetti_and_the_sandbox_file_all_of_it() -> None:
 
 
 def test_the_runbook_says_to_set_every_jetti_variable_for_real_jetti() -> None:
-    runbook = readme_section("operations")
+    runbook = doc_section(OPERATIONS, "operations")
     assert "docker-compose.sandbox.yml" in runbook
-    real = runbook[runbook.index("### Pointing at real Jetti") :]
-    real = real[: real.index("###", 4)]
+    real = runbook[runbook.index("## Pointing at real Jetti") :]
+    real = real[: real.index("\n## ", 4)]
     for variable in sorted(JETTI_VARIABLES):
         assert f"`{variable}`" in real, f"{variable} missing from Pointing at real Jetti"
 
@@ -328,17 +323,21 @@ def used_variables() -> set[str]:
 
 
 def test_every_variable_is_documented() -> None:
-    """JETTI_RELAY_* are settings in the README table; any other is named in the runbook."""
+    """JETTI_RELAY_* are settings in the settings table; any other is named in the runbook."""
     settings_env = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
-    table = readme_section("settings")
-    runbook = readme_section("operations")
+    table = doc_section("docs/settings.md", "settings")
+    runbook = doc_section(OPERATIONS, "operations")
     for name in sorted(used_variables()):
         if name.startswith(ENV_PREFIX):
             assert name in settings_env, f"{name} is not a setting in worker/settings.py"
-            assert f"`{name}`" in table, f"{name} is missing from the README settings table"
+            assert f"`{name}`" in table, (
+                f"{name} is missing from the settings table (docs/settings.md)"
+            )
         else:
-            assert name in runbook, f"{name} is not explained in the README operations runbook"
+            assert name in runbook, (
+                f"{name} is not explained in the operations runbook (docs/operations.md)"
+            )
 
 
-def test_the_readme_says_how_the_compose_file_is_checked() -> None:
-    assert "tests/deploy/test_compose.py" in readme_section("operations")
+def test_the_runbook_says_how_the_compose_file_is_checked() -> None:
+    assert "tests/deploy/test_compose.py" in doc_section(OPERATIONS, "operations")

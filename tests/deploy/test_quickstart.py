@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from ops.harness.services import free_port, process_groups_alive
+from tests.docs import doc_section
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_DATA = ROOT / "ops" / "demo" / "data"
@@ -120,8 +121,7 @@ def test_demo_on_a_bare_machine_reports_what_the_sandbox_recorded(
 
 def test_quick_start_names_the_two_commands_and_ci_runs_the_second() -> None:
     """The README opens with `./run demo` and `./run test`, and `.ci/run` runs `./run test`."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("<!-- section:quickstart -->")[1].split("<!-- /section:")[0]
+    section = doc_section("README.md", "quickstart")
     commands = re.findall(r"^(\./run \w+)", section, flags=re.MULTILINE)
     assert commands[:2] == ["./run demo", "./run test"]
     ci = (ROOT / ".ci" / "run").read_text()

@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from ops.commands.preview import preview
 from ops.options import redis_url_option
 from worker.core.records import OrderEntry
+from worker.core.replay_plan import ReplayInputError, parse_corrected_raw
 from worker.pipeline.canceller import cancellation
-from worker.pipeline.replayer import ReplayInputError, parse_corrected_raw
 
 LINES = b'"lines": [{"sku": "A", "name": "Mug", "quantity": 1, "unit_price": "1"}]'
 

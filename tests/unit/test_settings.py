@@ -1,4 +1,4 @@
-"""Settings: defaults, environment, secrets, the timeout chain, and the README table."""
+"""Settings: defaults, environment, secrets, the timeout chain, and the documented table."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.docs import doc_section
 from worker.settings import Settings, check_timeouts, settings_table
-
-README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 @pytest.fixture(autouse=True)
@@ -85,10 +84,9 @@ def test_gevent_checks_http_against_hard_limit() -> None:
     assert check_timeouts(settings.model_copy(update={"hard_time_limit_s": 100}), "gevent") == []
 
 
-def test_readme_lists_every_setting() -> None:
-    """The README's settings section holds the table generated from the model."""
-    text = README.read_text()
-    section = text.split("<!-- section:settings -->")[1].split("<!-- /section:settings -->")[0]
+def test_settings_page_lists_every_setting() -> None:
+    """docs/settings.md holds the table generated from the model."""
+    section = doc_section("docs/settings.md", "settings")
     for name in Settings.model_fields:
         assert f"`JETTI_RELAY_{name.upper()}`" in section, name
     assert settings_table() in section

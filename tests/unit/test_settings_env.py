@@ -12,7 +12,6 @@ import httpx
 import pytest
 
 from ops.sandbox.cli import relay_variables
-from worker.jetti.client import build_jetti_client
 from worker.settings import (
     ENV_ALIASES,
     EXTERNAL_VARIABLES,
@@ -24,6 +23,7 @@ from worker.settings import (
     known_variables,
     load_settings,
 )
+from worker.wiring import build_jetti_client
 
 ROOT = Path(__file__).resolve().parents[2]
 # This file names wrong variables on purpose; so does the subprocess test of the same point.

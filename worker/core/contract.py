@@ -19,9 +19,8 @@ Type policy:
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -35,126 +34,22 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from pydantic_core import ErrorDetails, PydanticCustomError
+from pydantic_core import PydanticCustomError
 
 from worker.core.errors import InvalidOrder, Problem
-from worker.core.jsonio import normalize_exact
+from worker.core.fields import (
+    MAX_QUANTITY,
+    CountryCode,
+    CurrencyCode,
+    Identifier,
+    Money,
+    Text,
+    Timestamp,
+    non_blank,
+    problem,
+)
 from worker.core.limits import DEFAULT_MAX_FUTURE_SKEW_S
-
-# Largest amount accepted: twelve integer digits is far beyond any real order line.
-MAX_MONEY_INTEGER_DIGITS = 12
-# Finest amount accepted: money below a nano-unit is noise, and a bounded exponent keeps
-# a hostile "1e-999999" from becoming a megabyte of zeros when written out.
-MAX_MONEY_DECIMAL_PLACES = 9
-# Largest quantity of one line. Jetti stores it as an integer (facts §2) and its parsers read
-# JSON numbers as doubles: 10^30 arrived as the float 1e+30 and was rejected in Jetti's import
-# log after a 200, and 10^400 could not be parsed at all (chaos scenario 9). 2^31 - 1 is a
-# database integer and far beyond any real order line.
-MAX_QUANTITY = 2**31 - 1
-# Longest id we accept; Jetti's externalId is a short string.
-MAX_ID_LENGTH = 255
-# Longest free-text field we accept (names, notes, property values).
-MAX_TEXT_LENGTH = 10_000
-
-_CURRENCY_RE = re.compile(r"[A-Z]{3}")
-_COUNTRY_RE = re.compile(r"[A-Z]{2}")
-
-
-def _problem(message: str) -> PydanticCustomError:
-    return PydanticCustomError("contract", message)
-
-
-# --- field types -------------------------------------------------------------------------
-
-
-def _id_text(value: Any) -> Any:
-    if isinstance(value, bool):
-        raise _problem("must be a string")
-    if isinstance(value, int):
-        return str(value)
-    return value
-
-
-def _non_blank(value: str) -> str:
-    if not value.strip():
-        raise _problem("must not be blank")
-    return value
-
-
-Text = Annotated[str, Field(strict=True, max_length=MAX_TEXT_LENGTH)]
-"""A JSON string; numbers, booleans and null are refused."""
-
-Identifier = Annotated[
-    str,
-    BeforeValidator(_id_text),
-    Field(strict=True, min_length=1, max_length=MAX_ID_LENGTH),
-    AfterValidator(_non_blank),
-]
-"""A non-blank string of at most 255 characters; an integer is accepted and becomes its text."""
-
-
-def _money(value: Any) -> Decimal:
-    if isinstance(value, bool):
-        raise _problem("must be a decimal number, not true/false")
-    if isinstance(value, Decimal):
-        amount = value
-    elif isinstance(value, int):
-        amount = Decimal(value)
-    elif isinstance(value, float):
-        # str() gives the float's shortest repr, so 12.1 stays 12.1 and no binary noise leaks in.
-        amount = Decimal(str(value))
-    elif isinstance(value, str):
-        try:
-            amount = Decimal(value.strip())
-        except InvalidOperation:
-            raise _problem("must be a decimal number") from None
-    else:
-        raise _problem("must be a decimal number or a decimal string")
-    if not amount.is_finite():
-        raise _problem("must be a finite number (NaN and Infinity are refused)")
-    if amount < 0:
-        raise _problem("must be >= 0")
-    if amount != 0 and amount.adjusted() >= MAX_MONEY_INTEGER_DIGITS:
-        raise _problem(f"must be below 10^{MAX_MONEY_INTEGER_DIGITS}")
-    if -normalize_exact(amount).as_tuple().exponent > MAX_MONEY_DECIMAL_PLACES:  # type: ignore[operator]  # finite checked above, exponent is an int
-        raise _problem(f"must have at most {MAX_MONEY_DECIMAL_PLACES} decimal places")
-    return amount
-
-
-Money = Annotated[Decimal, BeforeValidator(_money)]
-"""An amount >= 0: a JSON number or a decimal string such as "12.10". Never a float inside."""
-
-
-def _timestamp_input(value: Any) -> Any:
-    if isinstance(value, datetime | str):
-        return value
-    raise _problem("must be an ISO 8601 timestamp string with a timezone offset")
-
-
-def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise _problem("must include a timezone offset")
-    return value
-
-
-Timestamp = Annotated[datetime, BeforeValidator(_timestamp_input), AfterValidator(_aware)]
-"""An ISO 8601 timestamp with a timezone offset, e.g. "2024-05-01T12:00:00+02:00" or "...Z"."""
-
-
-def _currency(value: str) -> str:
-    if not _CURRENCY_RE.fullmatch(value):
-        raise _problem("must be an ISO 4217 code of three uppercase letters, e.g. EUR")
-    return value
-
-
-def _country(value: str) -> str:
-    if not _COUNTRY_RE.fullmatch(value):
-        raise _problem("must be an ISO 3166 alpha-2 code of two uppercase letters, e.g. DE")
-    return value
-
-
-CurrencyCode = Annotated[str, Field(strict=True), AfterValidator(_currency)]
-CountryCode = Annotated[str, Field(strict=True), AfterValidator(_country)]
+from worker.core.problems import to_problem
 
 
 class _Model(BaseModel):
@@ -257,8 +152,6 @@ class AutoRouting(_Model):
 Routing = Annotated[FulfillRouting | DropshipRouting | AutoRouting, Field(discriminator="mode")]
 """Per-line routing, chosen by `mode`; it wins over the rules file."""
 
-_ROUTING_MODES = ("fulfill", "dropship", "auto")
-
 
 class Line(_Model):
     """One order line. Needs `sku` or `variant_id` (or both)."""
@@ -268,13 +161,13 @@ class Line(_Model):
     )
     # Non-blank, as Jetti checks after a 200 on the async endpoint: a name or SKU of only
     # whitespace ("\r", "\x85") failed in its import log, the order never in Jetti (chaos 9).
-    sku: Annotated[Text, Field(min_length=1), AfterValidator(_non_blank)] | None = Field(
+    sku: Annotated[Text, Field(min_length=1), AfterValidator(non_blank)] | None = Field(
         None, description="Variant SKU."
     )
     variant_id: Identifier | None = Field(
         None, description="Variant external id (string; an integer is accepted and becomes text)."
     )
-    name: Annotated[Text, Field(min_length=1), AfterValidator(_non_blank)] = Field(
+    name: Annotated[Text, Field(min_length=1), AfterValidator(non_blank)] = Field(
         description="Product name, required."
     )
     quantity: StrictInt = Field(
@@ -304,7 +197,7 @@ class Line(_Model):
     @model_validator(mode="after")
     def _check_line(self) -> Line:
         if self.sku is None and self.variant_id is None:
-            raise _problem("needs sku or variant_id")
+            raise problem("needs sku or variant_id")
         if self.units is not None and len(self.units) != self.quantity:
             raise PydanticCustomError(
                 "contract_field",
@@ -393,7 +286,7 @@ def parse_raw_order(
     try:
         order = RawOrder.model_validate(doc)
     except ValidationError as exc:
-        raise InvalidOrder([_to_problem(error) for error in exc.errors()]) from exc
+        raise InvalidOrder([to_problem(error) for error in exc.errors()]) from exc
     if now_s is not None:
         problem = future_skew_problem(order.updated_at, now_s=now_s, max_skew_s=max_future_skew_s)
         if problem is not None:
@@ -419,72 +312,3 @@ def future_skew_problem(
         f"{updated_at.isoformat()} is {ahead_s:.0f} s ahead of the clock, more than the "
         f"{max_skew_s:g} s allowed (JETTI_RELAY_MAX_FUTURE_SKEW_S)",
     )
-
-
-def format_path(loc: tuple[int | str, ...]) -> str:
-    """`("lines", 2, "quantity")` -> `lines[2].quantity`."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else part
-    return out
-
-
-def _to_problem(error: ErrorDetails) -> Problem:
-    loc = list(error["loc"])
-    # A discriminated union puts the chosen tag in the path; the user never wrote it.
-    loc = [
-        part
-        for index, part in enumerate(loc)
-        if not (part in _ROUTING_MODES and index > 0 and loc[index - 1] == "routing")
-    ]
-    kind = error["type"]
-    ctx = error.get("ctx") or {}
-    if kind == "contract_field":
-        loc.append(str(ctx["field"]))
-    if kind in ("union_tag_invalid", "union_tag_not_found"):
-        loc.append("mode")
-    # A strict-mode string reports its length like a list does; say it in string terms.
-    if kind in ("too_short", "too_long") and isinstance(error.get("input"), str):
-        kind = f"string_{kind}"
-    return Problem(format_path(tuple(loc)), _message(kind, ctx, error["msg"]))
-
-
-def _message(kind: str, ctx: dict[str, Any], default: str) -> str:
-    simple = {
-        "missing": "is required",
-        "extra_forbidden": "unknown field",
-        "string_type": "must be a string",
-        "int_type": "must be an integer",
-        "int_from_float": "must be an integer",
-        "int_parsing": "must be an integer",
-        "bool_type": "must be true or false",
-        "list_type": "must be a list",
-        "dict_type": "must be an object",
-        "model_type": "must be an object",
-        "model_attributes_type": "must be an object",
-        "datetime_parsing": "must be an ISO 8601 timestamp with a timezone offset",
-        "datetime_type": "must be an ISO 8601 timestamp with a timezone offset",
-        "datetime_from_date_parsing": "must be an ISO 8601 timestamp with a timezone offset",
-        "union_tag_not_found": "is required (one of 'fulfill', 'dropship', 'auto')",
-        "union_tag_invalid": "must be one of 'fulfill', 'dropship', 'auto'",
-    }
-    if kind in simple:
-        return simple[kind]
-    if kind == "greater_than_equal":
-        return f"must be >= {ctx['ge']}"
-    if kind == "greater_than":
-        return f"must be > {ctx['gt']}"
-    if kind == "less_than_equal":
-        return f"must be <= {ctx['le']}"
-    if kind == "string_too_short":
-        return "must not be empty"
-    if kind == "string_too_long":
-        return f"must be at most {ctx['max_length']} characters"
-    if kind == "too_short":
-        return f"must have at least {ctx['min_length']} item(s)"
-    if kind == "literal_error":
-        return f"must be {ctx['expected']}"
-    return default

@@ -1,7 +1,7 @@
 """Reading Jetti's undocumented answers defensively: import-log paging and sale comparison.
 
 Pure functions over what the client returns (no Redis, no clock), used by the reconciler. Each
-guard names the assumption it protects (README, "Assumptions about undocumented Jetti
+guard names the assumption it protects (docs/reconciler.md, "Assumptions about undocumented Jetti
 behaviour"); when an answer contradicts one, the name is reported so the caller counts it
 (`worker.store.stats.ASSUMPTIONS`, metric `jetti_relay_jetti_assumption_violations_total`).
 
@@ -25,7 +25,7 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
 
-from worker.jetti.client import ImportRow, Sale
+from worker.core.answers import ImportRow, Sale
 
 # Pages one window read may take before it stops (incomplete): bounds the run's time and memory
 # whatever the server does (200 pages: 200,000 rows at 1,000 a page, 20,000 at a cap of 100).

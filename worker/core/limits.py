@@ -32,7 +32,7 @@ DEFAULT_RETRY_AFTER_MAX_S = 3600.0
 # EVAL_RO, ...: 7.0). Every process refuses an older server at start-up (worker/redisconn.py).
 MIN_REDIS_VERSION = (6, 2, 0)
 
-# --- retention: one constant per retention (README, Operations: Redis) -----------------------
+# --- retention: one constant per retention (docs/operations.md, Redis) -----------------------
 # A settled order keeps its raw body (and its timeline) this long after it settled: long enough to
 # replay or inspect it. Then it is shed to a tombstone. JETTI_RELAY_BODY_TTL_S.
 DEFAULT_BODY_TTL_S = 7 * 86400.0

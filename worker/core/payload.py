@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
-from worker.core.contract import format_path
 from worker.core.errors import Problem, TransformError
+from worker.core.problems import format_path
 
 
 class _Open(BaseModel):

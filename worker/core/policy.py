@@ -17,7 +17,7 @@ from worker.core.states import DeadReason
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """The numbers `decide` needs; all durations in seconds (`worker.runtime.retry_policy`
+    """The numbers `decide` needs; all durations in seconds (`worker.wiring.retry_policy`
     maps Settings onto it). `blocked_default_s` is the pause after a 429 without a usable
     `Retry-After`."""
 

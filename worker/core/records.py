@@ -164,7 +164,7 @@ class Delivery:
 class Claim:
     """One order of `Ledger.begin_batch`: `token` is the lock the caller now holds (PROCEED and
     CRASH_LOOP only); `locked` means another worker holds it and the order was rescheduled
-    (`delivery` None); otherwise `delivery` is what `begin_delivery` would have answered."""
+    (`delivery` None); otherwise `delivery` is what the worker must do with the order."""
 
     order_key: str
     token: str | None
@@ -177,7 +177,8 @@ class Claim:
 
 @dataclass(frozen=True, slots=True)
 class Submitted:
-    """Outcome for `finish_batch`: what `mark_submitted` records."""
+    """Outcome for `finish_batch`: Jetti accepted `version` (SUBMITTED, or PENDING again when
+    a newer version arrived meanwhile: `SubmitReply.REPUBLISH`)."""
 
     version: Version
     payload_hash: str
@@ -188,7 +189,8 @@ class Submitted:
 
 @dataclass(frozen=True, slots=True)
 class Retry:
-    """Outcome for `finish_batch`: what `schedule_retry` records."""
+    """Outcome for `finish_batch`: RETRY_WAIT until `due_at`; `spend_attempt` counts it
+    against the budget (False for a 429 or a taken lock)."""
 
     due_at: float
     spend_attempt: bool
@@ -197,10 +199,11 @@ class Retry:
 
 @dataclass(frozen=True, slots=True)
 class Dead:
-    """Outcome for `finish_batch`: what `mark_dead` records (the dead letter is the caller's).
+    """Outcome for `finish_batch`: DEAD with `reason` (the dead letter is the caller's).
 
     `version` is the version the worker gave up on: when a newer one is stored, the order is
-    not DEAD but PENDING with a fresh budget (reply 2: re-publish it, resolve the dead letter)."""
+    not DEAD but PENDING with a fresh budget (`DeadReply.SUPERSEDED`: re-publish it, resolve
+    the dead letter)."""
 
     reason: DeadReason
     attempt: Attempt | None = None

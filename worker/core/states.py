@@ -1,4 +1,4 @@
-"""Closed enums for order states, dead-letter reasons and dead-letter statuses.
+"""Closed enums for order states, dead-letter reasons and statuses, and the ledger's named replies.
 
 Every state and reason the product knows is defined here and nowhere else; Redis indexes,
 metrics labels and CLI filters all take their values from these enums.
@@ -6,7 +6,8 @@ metrics labels and CLI filters all take their values from these enums.
 
 from __future__ import annotations
 
-from enum import StrEnum
+from enum import IntEnum, StrEnum
+from typing import TypeAlias
 
 
 class OrderState(StrEnum):
@@ -50,3 +51,52 @@ class DeadStatus(StrEnum):
     DEAD = "dead"
     REPLAYED = "replayed"
     RESOLVED = "resolved"
+
+
+# --- named replies of the ledger's scripts ------------------------------------------------------
+# IntEnums, so callers that still compare with the bare integers the scripts answer (`== 1`) keep
+# working; each member's value is that integer. One enum per operation: the same integer means
+# different things for different operations (1 re-publishes after a submit, is DEAD after a
+# dead letter), so compare a reply only with members of its own operation's enum.
+
+
+class SubmitReply(IntEnum):
+    """Recording what Jetti accepted (finish_batch `Submitted`, `Ledger.mark_submitted`)."""
+
+    UNKNOWN = -1  # no entry for the order key: nothing written
+    SUBMITTED = 0  # the version sent is the latest: SUBMITTED
+    REPUBLISH = 1  # a newer version arrived meanwhile: PENDING again, re-publish it
+
+
+class RetryReply(IntEnum):
+    """Scheduling a retry (finish_batch `Retry`, `Ledger.schedule_retry`)."""
+
+    UNKNOWN = 0  # no entry for the order key: nothing written
+    SCHEDULED = 1  # RETRY_WAIT in the retry schedule
+
+
+class DeadReply(IntEnum):
+    """Giving up on an order (finish_batch `Dead`, `Ledger.mark_dead`)."""
+
+    UNKNOWN = 0  # no entry for the order key: nothing written
+    DEAD = 1  # DEAD; the dead letter is the caller's
+    SUPERSEDED = 2  # a newer version is stored: PENDING on a fresh budget instead; re-publish
+    # it and resolve the dead letter
+
+
+class NoReply(IntEnum):
+    """A finish_batch item without an outcome (only its finish marker and lock release)."""
+
+    NOTHING = 0
+
+
+# One answer per `Ledger.finish_batch` item, from the enum of that item's outcome.
+FinishReply: TypeAlias = SubmitReply | RetryReply | DeadReply | NoReply
+
+
+class RepairReply(IntEnum):
+    """Re-arming an order whose sale differs from what was sent (`Ledger.repair`)."""
+
+    GAVE_UP = -1  # repaired `max_repairs` times since its last confirmation: leave it
+    MOVED_ON = 0  # no longer SUBMITTED/CONFIRMED with that payload: nothing written
+    REARMED = 1  # PENDING again, payload hash forgotten: the caller publishes it

@@ -1,7 +1,7 @@
 """Raw order in, Jetti manual-sale payload out. Pure: no IO, no clock, no randomness.
 
 The same RawOrder and Rules always give the same bytes, so `payload_hash` can tell a real change
-from a resend. The full field mapping is the README's contract section.
+from a resend. The full field mapping is in docs/contract.md.
 """
 
 from __future__ import annotations

@@ -41,7 +41,6 @@ from worker.core.errors import (
     Rejected,
 )
 from worker.core.limits import DEFAULT_RETRY_AFTER_MAX_S
-from worker.settings import Settings
 
 log = structlog.get_logger("jetti_relay.jetti")
 
@@ -341,33 +340,3 @@ class JettiClient:
 
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def build_http_client(settings: Settings) -> httpx.Client:
-    """An httpx.Client with the configured timeouts and a pool sized for the submit threads."""
-    return httpx.Client(
-        timeout=httpx.Timeout(
-            connect=settings.http_connect_timeout_s,
-            read=settings.http_read_timeout_s,
-            write=settings.http_write_timeout_s,
-            pool=settings.http_pool_timeout_s,
-        ),
-        limits=httpx.Limits(
-            max_connections=settings.submit_concurrency * 2,
-            max_keepalive_connections=settings.submit_concurrency,
-        ),
-    )
-
-
-def build_jetti_client(settings: Settings, http: httpx.Client) -> JettiClient:
-    """The Jetti client for `settings`, sending over `http`."""
-    return JettiClient(
-        http,
-        mode=settings.jetti_mode,
-        async_url=settings.jetti_async_url,
-        api_url=settings.jetti_api_url,
-        channel_id=settings.channel_id,
-        webhook_hash=settings.webhook_hash.get_secret_value(),
-        api_token=settings.api_token.get_secret_value(),
-        retry_after_max_s=settings.retry_after_max_s,
-    )

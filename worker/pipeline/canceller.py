@@ -60,6 +60,7 @@ from worker.core.outcome import (
     settle,
 )
 from worker.core.policy import RetryPolicy
+from worker.core.reconcile_rules import DEFAULT_TOLERANCE_S, canonical_hash
 from worker.core.records import Attempt, OrderEntry
 from worker.core.states import DeadReason
 from worker.pipeline.ports import (
@@ -71,7 +72,6 @@ from worker.pipeline.ports import (
     StatsCounters,
     TokenBucket,
 )
-from worker.pipeline.reconciler import DEFAULT_TOLERANCE_S, canonical_hash
 from worker.pipeline.submit import wait_for_token
 
 __all__ = ["CancelConfig", "Canceller", "cancellation"]

@@ -7,6 +7,10 @@
   ones one per message, PENDING ones later while the queue has a backlog), and sheds the
   bodies of settled orders down to tombstones. Crash loops are caught when the re-published
   message starts its delivery (the ledger counts unfinished deliveries).
+
+`Maintenance.start` runs both in a daemon thread (with the reconciler in its own, when given):
+what `jetti-relay worker` and `jetti-relay pump` start; `worker.runtime.build_maintenance`
+wires it.
 """
 
 from __future__ import annotations
@@ -20,9 +24,7 @@ from typing import Protocol
 import structlog
 
 from worker.core.states import OrderState
-from worker.publisher import Publisher
-from worker.store.leases import Leader
-from worker.store.ledger import Ledger
+from worker.pipeline.ports import BatchPublisher, MaintenanceLedger, RoleLeader
 
 log = structlog.get_logger("jetti_relay.maintenance")
 
@@ -74,9 +76,9 @@ class Maintenance:
         self,
         *,
         config: MaintenanceConfig,
-        ledger: Ledger,
-        leader: Leader,
-        publisher: Publisher,
+        ledger: MaintenanceLedger,
+        leader: RoleLeader,
+        publisher: BatchPublisher,
         heartbeat: Callable[[str, float], None] | None = None,
         clock: Callable[[], float] = time.time,
         reconciler: Periodic | None = None,
@@ -179,3 +181,9 @@ class Maintenance:
                 # Redis may be restarting; keep the loop alive and try again next tick.
                 log.exception("maintenance_pass_failed")
             stop.wait(self._cfg.pump_interval_s)
+
+    def start(self, stop: threading.Event) -> threading.Thread:
+        """Start `run` in a daemon thread named "maintenance"; it ends once `stop` is set."""
+        thread = threading.Thread(target=self.run, args=(stop,), name="maintenance", daemon=True)
+        thread.start()
+        return thread

@@ -22,31 +22,24 @@ synchronous API, within the fleet's read budget (`ApiThrottle` "read", below Jet
    confirmed. A sale whose lines differ from the last payload (or no sale at all) is re-armed
    with its payload hash forgotten and published: the normal path sends the latest version again.
 
-The checkpoint (epoch s, the end of the last window read) is at `Keys.reconcile_checkpoint`; the
-figures (last run, counts) are in the hash `Keys.reconcile_stats` for `metrics`, `health` and
-`order show` (`read_status`).
+The checkpoint (epoch s, the end of the last window read) and the figures (last run, counts)
+are kept by `worker.store.reconcile_state` (read by `metrics`, `health` and `order show`); the
+verdicts on a row, a sale and an entry are pure functions in `worker.core.reconcile_rules`. This
+module is the orchestration over the ports of `worker.pipeline.ports`; `worker.runtime` wires it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import redis
 import structlog
 
-from worker.core.contract import parse_raw_order
-from worker.core.errors import (
-    InvalidOrder,
-    JettiRelayError,
-    JettiUnavailable,
-    RateLimited,
-    TransformError,
-)
+from worker.core.answers import ImportRow, SaleLookup
+from worker.core.errors import JettiRelayError, JettiUnavailable, RateLimited
 from worker.core.importlog import (
     MAX_PAGES_PER_WINDOW,
     SaleVerdict,
@@ -54,19 +47,22 @@ from worker.core.importlog import (
     compare_sale,
     read_window,
 )
-from worker.core.jsonio import dumps_canonical, loads_document
-from worker.core.keys import Keys
-from worker.core.records import Attempt, OrderEntry
-from worker.core.rules import Rules, load_rules
-from worker.core.states import DeadReason, OrderState
-from worker.core.transform import Built, transform
-from worker.jetti.client import IMPORT_PAGE_LIMIT, ImportRow, JettiClient, Sale, SaleLookup
-from worker.publisher import Publisher
-from worker.settings import Settings
-from worker.store.api_throttle import ApiThrottle
-from worker.store.dead_letters import DeadLetters
-from worker.store.leases import Leader
-from worker.store.settle import SettleLedger
+from worker.core.reconcile_rules import DEFAULT_TOLERANCE_S, ConfirmCandidate
+from worker.core.reconcile_rules import (
+    canonical_hash as canonical_hash,  # re-exported: worker.pipeline.canceller imports it here
+)
+from worker.core.records import OrderEntry
+from worker.core.transform import Built
+from worker.pipeline.ports import (
+    DeadLetterBook,
+    ImportLogReader,
+    KeyPublisher,
+    ReadThrottle,
+    ReconcileLedger,
+    ReconcileStatePort,
+    RoleLeader,
+)
+from worker.pipeline.rejections import Rejections, Tally
 
 log = structlog.get_logger("jetti_relay.reconciler")
 
@@ -81,9 +77,8 @@ READ_BLOCK_S = 1.0
 MAX_REPAIRS = 3
 # Rows acted on are remembered this long past the window (a replay of the same payload).
 ACTED_KEPT_S = 24 * 3600.0
-# A row's `createdAt` may precede our `submitted_at` by the request's duration and clock skew.
-# Used only for rows that carry no payload to compare.
-DEFAULT_TOLERANCE_S = 60.0
+# Rows one import-log page asks for: Jetti's largest page (worker.jetti.client.IMPORT_PAGE_LIMIT).
+DEFAULT_PAGE_LIMIT = 1000
 # The trailing re-read (reliability #16): how far back it reaches, and how often it runs. A day
 # covers any Jetti backlog we would not notice otherwise (OldestWaitingOrderTooOld, breaker);
 # every 10 min costs one read per 10 min when the day holds under 1,000 errors.
@@ -91,6 +86,14 @@ TRAILING_WINDOW_S = 24 * 3600.0
 TRAILING_EVERY_S = 600.0
 
 Rebuild = Callable[[str, bytes], Built | None]
+
+__all__ = [
+    "DEFAULT_TOLERANCE_S",
+    "ReconcileConfig",
+    "ReconcileReport",
+    "Reconciler",
+    "canonical_hash",
+]
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,7 @@ class ReconcileConfig:
     grace_s: float
     tolerance_s: float = DEFAULT_TOLERANCE_S
     max_sale_checks: int = 10
-    page_limit: int = IMPORT_PAGE_LIMIT
+    page_limit: int = DEFAULT_PAGE_LIMIT
     max_pages: int = MAX_PAGES_PER_WINDOW
     trailing_s: float = TRAILING_WINDOW_S
     trailing_every_s: float = TRAILING_EVERY_S
@@ -124,85 +127,9 @@ class ReconcileReport:
     error: str | None = None
     rejected_keys: list[str] = field(default_factory=list)
 
-
-@dataclass(frozen=True)
-class ReconcileStatus:
-    """The reconciler's figures as stored in Redis (for metrics, health, order show)."""
-
-    checkpoint: float | None
-    last_run_at: float | None
-    last_ok_at: float | None
-    last_error: str | None
-    holder: str | None
-    interval_s: float | None
-    grace_s: float | None
-    counts: dict[str, int]
-
-    def lag_s(self, now: float) -> float | None:
-        """How far the import log read lags behind `now` (None before the first run)."""
-        return None if self.checkpoint is None else max(0.0, now - self.checkpoint)
-
-    def behind(self, now: float) -> bool:
-        """True when no run succeeded for three intervals (or the grace, if longer)."""
-        if self.interval_s is None:
-            return False
-        limit = max(3 * self.interval_s, self.grace_s or 0.0)
-        last = self.last_ok_at
-        return last is None or now - last > limit
-
-
-COUNT_FIELDS = (
-    "runs",
-    "requests",
-    "rows_read",
-    "rejected",
-    "stale_errors",
-    "confirmed",
-    "repaired",
-    "sale_checks",
-    "failed_runs",
-    "trailing_reads",
-)
-
-
-def read_status(client: redis.Redis[bytes], keys: Keys) -> ReconcileStatus:
-    """The reconciler's stored figures (two reads, no scan)."""
-    pipe = client.pipeline(transaction=False)
-    pipe.get(keys.reconcile_checkpoint())
-    pipe.hgetall(keys.reconcile_stats())
-    checkpoint_raw, raw = pipe.execute()
-    data = {k.decode(): v.decode() for k, v in raw.items()}
-
-    def number(name: str) -> float | None:
-        value = data.get(name)
-        return float(value) if value else None
-
-    return ReconcileStatus(
-        checkpoint=float(checkpoint_raw) if checkpoint_raw else None,
-        last_run_at=number("last_run_at"),
-        last_ok_at=number("last_ok_at"),
-        last_error=data.get("last_error") or None,
-        holder=data.get("holder") or None,
-        interval_s=number("interval_s"),
-        grace_s=number("grace_s"),
-        counts={name: int(data.get(name, "0")) for name in COUNT_FIELDS},
-    )
-
-
-def canonical_hash(payload: Any) -> str | None:
-    """The payload hash of a logged payload (as the worker hashes what it sends), or None."""
-    try:
-        body = payload.encode() if isinstance(payload, str) else dumps_canonical(payload)
-    except (TypeError, ValueError):
-        return None
-    return hashlib.sha256(body).hexdigest()
-
-
-def sale_matches(sale: Sale, payload: dict[str, Any]) -> bool:
-    """False only on a positive difference: a line of `payload` missing from the sale, or its
-    quantity different (`worker.core.importlog.compare_sale`); names, prices and missing lines
-    arrays are not differences (reliability #5a)."""
-    return compare_sale(sale, payload) is not SaleVerdict.DIFFERS
+    def counts(self) -> dict[str, int]:
+        """The run's counters, as added to the stored figures."""
+        return {k: v for k, v in asdict(self).items() if type(v) is int}
 
 
 class Reconciler:
@@ -212,14 +139,13 @@ class Reconciler:
         self,
         *,
         config: ReconcileConfig,
-        client: redis.Redis[bytes],
-        keys: Keys,
-        ledger: SettleLedger,
-        dead_letters: DeadLetters,
-        jetti: JettiClient,
-        throttle: ApiThrottle,
-        publisher: Publisher,
-        leader: Leader,
+        state: ReconcileStatePort,
+        ledger: ReconcileLedger,
+        dead_letters: DeadLetterBook,
+        jetti: ImportLogReader,
+        throttle: ReadThrottle,
+        publisher: KeyPublisher,
+        leader: RoleLeader,
         rebuild: Rebuild,
         count_dead: Callable[[str], None] | None = None,
         count_surprise: Callable[[str], None] | None = None,
@@ -227,20 +153,26 @@ class Reconciler:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._cfg = config
-        self._client = client
-        self._keys = keys
+        self._state = state
         self._ledger = ledger
-        self._dead = dead_letters
         self._jetti = jetti
         self._throttle = throttle
         self._publisher = publisher
         self._leader = leader
         self._rebuild = rebuild
-        self._count_dead = count_dead
         self._count_surprise = count_surprise
         self._clock = clock
         self._sleep = sleep
         self._lease_s = max(config.interval_s * 5, 30.0)
+        self._rejections = Rejections(
+            holder=config.holder,
+            tolerance_s=config.tolerance_s,
+            state=state,
+            ledger=ledger,
+            dead_letters=dead_letters,
+            count_dead=count_dead,
+            count_surprise=self._surprise,
+        )
 
     # --- the loop ---------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -260,14 +192,12 @@ class Reconciler:
         try:
             checkpoint = self._checkpoint(now)
             window_from = checkpoint - self._cfg.grace_s
-            self._client.zremrangebyscore(
-                self._keys.reconcile_acted(), "-inf", f"({window_from - ACTED_KEPT_S!r}"
-            )
+            self._state.forget_acted(window_from - ACTED_KEPT_S)
             read = self._read_errors(window_from, now, report)
-            self._handle_errors(read.rows, report, now)
+            self._count_rows(self._rejections.handle(read.rows, now), report)
             if read.incomplete is None:
                 self._confirm(now, report)
-                self._client.set(self._keys.reconcile_checkpoint(), repr(now))
+                self._state.set_checkpoint(now)
             else:
                 # Rows past the point reached may be errors: confirming now could confirm an
                 # order Jetti rejected. Keep the checkpoint; the run counts as not finished.
@@ -293,14 +223,12 @@ class Reconciler:
 
     # --- steps ------------------------------------------------------------------------
     def _checkpoint(self, now: float) -> float:
-        value = self._client.get(self._keys.reconcile_checkpoint())
-        if value is not None:
-            return float(value)
+        checkpoint = self._state.checkpoint()
+        if checkpoint is not None:
+            return checkpoint
         # First run: from the oldest order still waiting for confirmation (or now).
-        oldest = self._client.zrange(
-            self._keys.state_index(OrderState.SUBMITTED), 0, 0, withscores=True
-        )
-        start = min(now, float(oldest[0][1])) if oldest else now
+        oldest = self._state.oldest_submitted_at()
+        start = now if oldest is None else min(now, oldest)
         return start - self._cfg.tolerance_s
 
     def _read(self, call: Callable[[], Any], report: ReconcileReport) -> Any:
@@ -361,196 +289,49 @@ class Reconciler:
         confirmed meanwhile is dead-lettered then, exactly as in the regular window."""
         if self._cfg.trailing_s <= 0 or self._cfg.trailing_s <= self._cfg.grace_s:
             return
-        stats = self._keys.reconcile_stats()
-        last = self._client.hget(stats, "trailing_at")
-        if last is not None and now - float(last) < self._cfg.trailing_every_s:
+        last = self._state.trailing_at()
+        if last is not None and now - last < self._cfg.trailing_every_s:
             return
         read = self._read_errors(now - self._cfg.trailing_s, window_from, report)
         # Its stale errors were counted when their window was read: only rejections count.
-        scratch = ReconcileReport()
-        self._handle_errors(read.rows, scratch, now)
-        report.rejected += scratch.rejected
-        report.rejected_keys.extend(scratch.rejected_keys)
+        tally = self._rejections.handle(read.rows, now)
+        report.rejected += len(tally.rejected_keys)
+        report.rejected_keys.extend(tally.rejected_keys)
         report.trailing_reads += 1
-        self._client.hset(stats, "trailing_at", repr(now))
+        self._state.set_trailing_at(now)
         if read.incomplete is not None:
             log.warning("reconcile_trailing_incomplete", reason=read.incomplete)
-
-    def _handle_errors(
-        self, rows: Sequence[ImportRow], report: ReconcileReport, now: float
-    ) -> None:
-        wanted = [r for r in rows if r.status == "error" and r.external_id]
-        if not wanted:
-            return
-        # The worker sends the order key as externalId, so a row names its ledger entry.
-        candidates = sorted({str(r.external_id) for r in wanted})
-        entries = dict(zip(candidates, self._ledger.get_many(candidates), strict=True))
-        pipe = self._client.pipeline(transaction=False)
-        for row in wanted:
-            pipe.zscore(self._keys.reconcile_acted(), str(row.id))
-        acted = {row.id for row, score in zip(wanted, pipe.execute(), strict=True) if score}
-        done: set[str] = set()
-        for row in wanted:
-            if row.id in acted:
-                continue  # this row already dead-lettered its order; a replay stands
-            key = str(row.external_id)
-            entry = entries.get(key)
-            if entry is None or key in done:
-                continue
-            verdict = self._refers_to_last_sent(row, entry)
-            if verdict is None:
-                if self._unlettered(entry, row) and self._reject(entry, row, now, cas=False):
-                    done.add(key)  # an earlier pass died between its ledger write and the letter
-                continue
-            if not verdict:
-                report.stale_errors += 1
-                continue
-            if self._reject(entry, row, now):
-                done.add(key)
-                report.rejected += 1
-                report.rejected_keys.append(key)
-                if entry.state is OrderState.CONFIRMED:
-                    # Its error row showed up after the grace period (reliability #16).
-                    self._surprise("error_after_confirmed")
-
-    def _refers_to_last_sent(self, row: ImportRow, entry: OrderEntry) -> bool | None:
-        """True: the error is about the payload last sent. False: about an older payload.
-        None: nothing to decide (the order is not waiting on Jetti's verdict)."""
-        if entry.state not in (OrderState.SUBMITTED, OrderState.CONFIRMED):
-            return None
-        if not entry.payload_hash:
-            return None
-        if row.payload is not None:
-            return canonical_hash(row.payload) == entry.payload_hash
-        submitted = entry.submitted_at
-        return submitted is not None and row.created_at >= submitted - self._cfg.tolerance_s
-
-    def _unlettered(self, entry: OrderEntry, row: ImportRow) -> bool:
-        """The order is DEAD by an import-log rejection no later than `row`, and no dead letter
-        was written since it went DEAD: a pass crashed after the ledger write."""
-        if entry.state is not OrderState.DEAD:
-            return False
-        if entry.dead_reason is not DeadReason.REJECTED_BY_JETTI:
-            return False
-        if row.created_at > entry.state_since:
-            return False
-        letter = self._dead.get(entry.order_key)
-        return letter is None or letter.last_dead_at < entry.state_since
-
-    def _reject(self, entry: OrderEntry, row: ImportRow, now: float, *, cas: bool = True) -> bool:
-        problem = row.problem or "(Jetti gave no problem text)"
-        error = f"Jetti import log #{row.id}: {problem}"
-        attempt = Attempt(
-            at=now,
-            status=None,
-            error_class="RejectedByJetti",
-            excerpt=problem[:500],
-            worker=self._cfg.holder,
-            outcome="dead",
-        )
-        payload = None
-        if row.payload is not None:
-            try:
-                payload = dumps_canonical(row.payload)
-            except (TypeError, ValueError):
-                payload = None
-        key = entry.order_key
-        if self._reject_with(entry, error, attempt, payload, now, cas=cas):
-            self._client.zadd(self._keys.reconcile_acted(), {str(row.id): row.created_at})
-            log.warning("order_rejected_by_jetti", order_key=key, import_id=row.id, problem=problem)
-            return True
-        return False
-
-    def _reject_with(
-        self,
-        entry: OrderEntry,
-        error: str,
-        attempt: Attempt,
-        payload: bytes | None,
-        now: float,
-        *,
-        cas: bool = True,
-    ) -> bool:
-        """The ledger's compare-and-set first, then the dead letter (`cas=False`: the CAS is
-        done, only the letter is missing).
-
-        Never the letter first: when the CAS lost (a newer version moved the order on), undoing
-        that letter could resolve or overwrite one a worker wrote meanwhile for the newer
-        version. A crash between the two leaves the order DEAD without a letter; the row is not
-        yet marked acted on, so the next pass finds it (`_unlettered`) and writes the letter."""
-        key = entry.order_key
-        if cas:
-            assert entry.payload_hash is not None
-            if not self._ledger.reject_sent(
-                key,
-                payload_hash=entry.payload_hash,
-                reason=DeadReason.REJECTED_BY_JETTI,
-                error=error,
-                now=now,
-                attempt=attempt,
-            ):
-                # A newer version moved the order on between our read and the write: it stands.
-                return False
-            if self._count_dead is not None:
-                self._count_dead(DeadReason.REJECTED_BY_JETTI)
-        self._dead.put(
-            key,
-            reason=DeadReason.REJECTED_BY_JETTI,
-            raw=entry.raw,
-            payload=payload,
-            payload_version=entry.sent_version,  # Jetti's copy of what was sent
-            # The ledger's attempts, the rejection included (reject_sent recorded it).
-            attempts=self._ledger.attempts(key),
-            source=entry.source,
-            error=error,
-            now=now,
-        )
-        return True
 
     def _confirm(self, now: float, report: ReconcileReport) -> None:
         """Confirm every SUBMITTED order sent before `now - grace`, walking the SUBMITTED index
         (scored by the time the order was sent) in chunks: no scan, no limit per run."""
-        index = self._keys.state_index(OrderState.SUBMITTED)
-        cutoff = f"({now - self._cfg.grace_s!r}"
-        low: str = "-inf"
-        seen: set[bytes] = set()
         checks = 0
-        while True:
-            rows = self._client.zrangebyscore(
-                index, low, cutoff, start=0, num=PASS_LIMIT, withscores=True
-            )
-            fresh = [(member, score) for member, score in rows if member not in seen]
-            if not fresh:
-                break
-            seen.update(member for member, _ in fresh)
-            keys = [member.decode() for member, _ in fresh]
-            pipe = self._client.pipeline(transaction=False)
-            for key in keys:
-                pipe.hmget(
-                    self._keys.order(key), ["state", "payload_hash", "enqueued_at", "first_seen_at"]
-                )
+        for page in self._state.submitted_before(now - self._cfg.grace_s, page=PASS_LIMIT):
             confirm: list[tuple[str, str]] = []
-            for key, (state, payload_hash, enqueued, first_seen) in zip(
-                keys, pipe.execute(), strict=True
-            ):
-                if state != b"submitted" or not payload_hash:
+            for candidate in page:
+                if not candidate.confirmable:
                     continue
-                if float(enqueued or 0) > float(first_seen or 0):
-                    # More than one version: Jetti may have applied them out of order.
+                if candidate.had_versions:
+                    # Jetti may have applied the versions out of order.
                     if checks >= self._cfg.max_sale_checks:
                         continue  # the next run checks it; it stays SUBMITTED meanwhile
                     checks += 1
-                    entry = self._ledger.get(key)
-                    if entry is None or entry.payload_hash is None:
+                    if not self._sale_checked(candidate, report, now):
                         continue
-                    # A shed body leaves nothing to compare with: confirm as it stands.
-                    if entry.raw is not None and not self._sale_is_current(entry, report, now):
-                        continue
-                confirm.append((key, payload_hash.decode()))
+                assert candidate.payload_hash is not None  # confirmable
+                confirm.append((candidate.order_key, candidate.payload_hash))
             report.confirmed += len(self._ledger.confirm_many(confirm, now=now))
-            if len(rows) < PASS_LIMIT:
-                break
-            low = repr(float(rows[-1][1]))  # inclusive: `seen` skips the members already done
+
+    def _sale_checked(
+        self, candidate: ConfirmCandidate, report: ReconcileReport, now: float
+    ) -> bool:
+        """True when an order with several versions may be confirmed now (its sale carries the
+        last payload, or there is nothing to compare with)."""
+        entry = self._ledger.get(candidate.order_key)
+        if entry is None or entry.payload_hash is None:
+            return False
+        # A shed body leaves nothing to compare with: confirm as it stands.
+        return entry.raw is None or self._sale_is_current(entry, report, now)
 
     def _sale_is_current(self, entry: OrderEntry, report: ReconcileReport, now: float) -> bool:
         """True when the sale carries the last payload (or it cannot be compared); otherwise
@@ -596,104 +377,22 @@ class Reconciler:
             return True
         return False
 
+    @staticmethod
+    def _count_rows(tally: Tally, report: ReconcileReport) -> None:
+        report.stale_errors += tally.stale_errors
+        report.rejected += len(tally.rejected_keys)
+        report.rejected_keys.extend(tally.rejected_keys)
+
     def _surprise(self, assumption: str) -> None:
         if self._count_surprise is not None:
             self._count_surprise(assumption)
 
     def _record(self, report: ReconcileReport, now: float) -> None:
-        key = self._keys.reconcile_stats()
-        pipe = self._client.pipeline(transaction=False)
-        pipe.hincrby(key, "runs", 1)
-        for name in (
-            "requests",
-            "rows_read",
-            "rejected",
-            "stale_errors",
-            "confirmed",
-            "repaired",
-            "sale_checks",
-            "trailing_reads",
-        ):
-            value = getattr(report, name)
-            if value:
-                pipe.hincrby(key, name, value)
-        fields: dict[str, str] = {
-            "last_run_at": repr(now),
-            "holder": self._cfg.holder,
-            "interval_s": repr(self._cfg.interval_s),
-            "grace_s": repr(self._cfg.grace_s),
-            "last_error": report.error or "",
-        }
-        if report.error is None:
-            fields["last_ok_at"] = repr(now)
-        else:
-            pipe.hincrby(key, "failed_runs", 1)
-        pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
-        pipe.execute()
-
-
-def build_reconciler(parts: Any) -> Reconciler | None:
-    """The reconciler for a maintenance process (`worker.runtime.MaintenanceParts`), or None
-    when it is off (disabled, or no API token to read the import log with)."""
-    from worker.jetti.client import build_http_client, build_jetti_client
-    from worker.store.stats import Stats
-
-    settings = parts.settings
-    if not settings.reconcile_active:
-        return None
-    http_total = (
-        settings.http_connect_timeout_s
-        + settings.http_read_timeout_s
-        + settings.http_write_timeout_s
-        + settings.http_pool_timeout_s
-    )
-    stats = Stats(parts.redis, parts.keys)
-    return Reconciler(
-        config=ReconcileConfig(
-            holder=parts.holder,
-            interval_s=settings.reconcile_interval_s,
-            grace_s=settings.reconcile_grace_s,
-            tolerance_s=max(DEFAULT_TOLERANCE_S, http_total),
-            max_sale_checks=max(
-                2, int(settings.reconcile_interval_s * settings.jetti_read_rate_per_s / 2)
-            ),
-        ),
-        client=parts.redis,
-        keys=parts.keys,
-        ledger=SettleLedger(
-            parts.redis,
-            parts.keys,
-            body_ttl_s=settings.body_ttl_s,
-            tombstone_ttl_s=settings.tombstone_ttl_s,
-        ),
-        dead_letters=DeadLetters(parts.redis, parts.keys),
-        jetti=build_jetti_client(settings, build_http_client(settings)),
-        throttle=ApiThrottle(
-            parts.redis, parts.keys, kind="read", rate_per_s=settings.jetti_read_rate_per_s
-        ),
-        publisher=parts.publisher,
-        leader=parts.leader,
-        rebuild=build_rebuild(settings),
-        count_dead=stats.count_dead,
-        count_surprise=stats.count_surprise,
-    )
-
-
-def build_rebuild(settings: Settings) -> Rebuild:
-    """Rebuilds the payload the worker would send for a raw order (None if it cannot)."""
-    rules = load_rules(settings.rules_file) if settings.rules_file else Rules.empty()
-
-    def rebuild(order_key: str, raw: bytes) -> Built | None:
-        try:
-            return transform(
-                parse_raw_order(loads_document(raw)),
-                rules,
-                max_units_per_line=settings.max_units_per_line,
-                max_line_items=settings.max_line_items,
-                auto_connect_default=settings.auto_connect_default,
-                external_id=order_key,
-            )
-        except (InvalidOrder, TransformError):
-            return None
-
-    return rebuild
+        self._state.record_run(
+            now=now,
+            holder=self._cfg.holder,
+            interval_s=self._cfg.interval_s,
+            grace_s=self._cfg.grace_s,
+            counts=report.counts(),
+            error=report.error,
+        )

@@ -31,7 +31,7 @@ from worker.core.outcome import (
 )
 from worker.core.policy import RetryPolicy
 from worker.core.records import Attempt, Dead, OrderEntry, Retry, Submitted
-from worker.core.states import DeadReason
+from worker.core.states import DeadReason, DeadReply, FinishReply, SubmitReply
 from worker.core.transform import Built
 from worker.pipeline.ports import (
     BatchLedger,
@@ -43,12 +43,6 @@ from worker.pipeline.ports import (
 )
 
 log = structlog.get_logger("jetti_relay.processor")
-
-# `finish_batch`'s answers (worker/store/lua/finish_batch.lua) that call for a follow-up: to a
-# Submitted outcome, a newer version arrived meanwhile and waits (PENDING); to a Dead outcome, a
-# newer version superseded the one given up on (PENDING on a fresh budget, not DEAD).
-NEWER_VERSION_WAITING = 1
-DEAD_SUPERSEDED = 2
 
 
 @dataclass(eq=False)
@@ -237,12 +231,12 @@ class OutcomeRecorder:
         order.batch.tally.count_dead(reason)
         log.warning("order_dead_lettered", reason=str(reason), error=error[:500])
 
-    def after_flush(self, order: LockedOrder, *, reply: int) -> None:
+    def after_flush(self, order: LockedOrder, *, reply: FinishReply) -> None:
         """What the flush's answer for `order` calls for: a resolved dead letter, a newer
         version to re-publish."""
         outcome = order.outcome
         if isinstance(outcome, Submitted):
-            newer = reply == NEWER_VERSION_WAITING
+            newer = reply is SubmitReply.REPUBLISH
             if order.entry.dead_reason is not None or order.entry.replayed:
                 self._dead.mark_resolved(order.order_key, now=self._clock())
             sent = outcome.attempt is not None
@@ -250,7 +244,7 @@ class OutcomeRecorder:
             if newer:
                 # A newer version arrived while this one was in flight: it goes out next.
                 order.batch.republish.append(order.order_key)
-        elif isinstance(outcome, Dead) and reply == DEAD_SUPERSEDED:
+        elif isinstance(outcome, Dead) and reply is DeadReply.SUPERSEDED:
             # A newer version arrived while this one failed: the ledger made it PENDING on a
             # fresh budget; the dead letter is about the superseded version.
             self._dead.mark_resolved(order.order_key, now=self._clock())

@@ -27,6 +27,7 @@ from worker.core.keys import Keys
 from worker.core.privacy import find_emails, mask_text, scrub_bytes
 from worker.core.states import OrderState
 from worker.store.dead_letters import DeadLetters
+from worker.store.ledger_schema import OrderField
 
 # Order keys read per ZSCAN round and raw bodies per pipelined read.
 SCAN_COUNT = 500
@@ -71,7 +72,7 @@ def erase_customer(
     for chunk in _chunks(_order_keys(client, keys), SCAN_COUNT):
         pipe = client.pipeline(transaction=False)
         for key, _state in chunk:
-            pipe.hmget(keys.order(key), ["raw", "resend_payload"])
+            pipe.hmget(keys.order(key), [OrderField.RAW, OrderField.RESEND_PAYLOAD])
         bodies = pipe.execute()
         for (key, state), (raw, resend) in zip(chunk, bodies, strict=True):
             if wanted not in find_emails(raw) | find_emails(resend):
@@ -101,18 +102,20 @@ def _erase_order(
                 # WATCHing pipelines run commands at once until multi(); the stubs type them
                 # as queued.
                 now_mode = cast("redis.Redis[bytes]", pipe)
-                raw, resend = now_mode.hmget(order, ["raw", "resend_payload"])
+                raw, resend = now_mode.hmget(order, [OrderField.RAW, OrderField.RESEND_PAYLOAD])
                 if raw != seen or resend != seen_resend:
                     return False
-                last_error = now_mode.hget(order, "last_error")
+                last_error = now_mode.hget(order, OrderField.LAST_ERROR)
                 rows = now_mode.lrange(attempts_key, 0, -1)
                 pipe.multi()
                 if raw is not None:
-                    pipe.hset(order, "raw", scrub_bytes(raw, ERASED) or b"")
+                    pipe.hset(order, OrderField.RAW, scrub_bytes(raw, ERASED) or b"")
                 if resend:
-                    pipe.hset(order, "resend_payload", scrub_bytes(resend, ERASED) or b"")
+                    pipe.hset(order, OrderField.RESEND_PAYLOAD, scrub_bytes(resend, ERASED) or b"")
                 if last_error is not None:
-                    pipe.hset(order, "last_error", mask_text(last_error.decode(), ERASED) or "")
+                    pipe.hset(
+                        order, OrderField.LAST_ERROR, mask_text(last_error.decode(), ERASED) or ""
+                    )
                 if rows:
                     pipe.delete(attempts_key)
                     pipe.rpush(attempts_key, *(_erase_attempt_row(r) for r in rows))

@@ -1,9 +1,10 @@
 """The per-order lock and leader leases, both in Redis.
 
 `OrderLock` stops two workers submitting one order at once (DESIGN.md principle 3): `SET NX PX`
-with a random token, and only the holder of that token can release or extend it (a Lua
-compare-and-delete), so a worker whose lock expired while it was slow cannot free a lock that
-another worker now holds.
+with a random token, taken and released inside the ledger's batch scripts (begin_batch.lua,
+finish_batch.lua), and only the holder of that token can release it (a compare-and-delete), so a
+worker whose lock expired while it was slow cannot free a lock that another worker now holds.
+`OrderLock` makes the tokens and names the lock keys for those scripts.
 
 `Leader` elects one acting host per periodic role (pump, sweeper, reconciler): every host calls
 `try_lead` on each tick; the current holder renews its lease, the others see False, and when the
@@ -21,36 +22,7 @@ from collections.abc import Callable
 import redis
 
 from worker.core.keys import Keys
-
-# Deletes the key only if it still holds the caller's token.
-_RELEASE_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-    return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
-# Pushes the expiry out only if the key still holds the caller's token.
-_EXTEND_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-    return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-
-# Renews the lease for its holder, or takes it when nobody holds it; one round trip, atomic.
-_LEAD_LUA = """
-local current = redis.call('GET', KEYS[1])
-if current == ARGV[1] then
-    redis.call('PEXPIRE', KEYS[1], ARGV[2])
-    return 1
-end
-if current == false then
-    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-    return 1
-end
-return 0
-"""
+from worker.store.scripts import Script
 
 
 def _ttl_ms(ttl_s: float) -> int:
@@ -82,8 +54,6 @@ class OrderLock:
         self._client = client
         self._keys = keys
         self._token_factory = token_factory
-        self._release = client.register_script(_RELEASE_LUA)
-        self._extend = client.register_script(_EXTEND_LUA)
 
     def make_token(self) -> str:
         """A fresh token, for callers that take locks in a batch script (`Ledger.begin_batch`)."""
@@ -97,23 +67,12 @@ class OrderLock:
     def acquire(self, order_key: str, *, ttl_s: float) -> str | None:
         """Take the lock for `ttl_s` seconds. Returns the token, or None if someone holds it.
 
-        Never waits: a worker that finds the lock taken reschedules the order instead.
+        The worker takes its locks in `Ledger.begin_batch`; this is for tests and tools that
+        stand in for another worker holding an order.
         """
         token = self._token_factory()
         taken = self._client.set(self._keys.lock(order_key), token, nx=True, px=_ttl_ms(ttl_s))
         return token if taken else None
-
-    def release(self, order_key: str, token: str) -> bool:
-        """Free the lock if `token` still holds it. False if it expired or another worker has it."""
-        return bool(self._release(keys=[self._keys.lock(order_key)], args=[token]))
-
-    def extend(self, order_key: str, token: str, *, ttl_s: float) -> bool:
-        """Reset the lock's remaining life to `ttl_s` seconds if `token` still holds it.
-
-        False means the lock was lost: the caller must assume another worker may be on the order.
-        """
-        args = [token, _ttl_ms(ttl_s)]
-        return bool(self._extend(keys=[self._keys.lock(order_key)], args=args))
 
     def holder(self, order_key: str) -> str | None:
         """The token currently holding the lock, or None (for inspection and tests)."""
@@ -127,8 +86,8 @@ class Leader:
     def __init__(self, client: redis.Redis[bytes], keys: Keys) -> None:
         self._client = client
         self._keys = keys
-        self._lead = client.register_script(_LEAD_LUA)
-        self._release = client.register_script(_RELEASE_LUA)
+        self._lead = Script(client, "lease_lead")
+        self._release = Script(client, "token_release")
 
     def try_lead(self, role: str, *, holder: str, ttl_s: float) -> bool:
         """Become or stay the leader of `role` for `ttl_s` seconds.
@@ -138,12 +97,12 @@ class Leader:
         longer than the tick, so a live leader never loses its lease between two ticks.
         `holder` must be unique per process (host name plus pid, say).
         """
-        args = [holder, _ttl_ms(ttl_s)]
-        return bool(self._lead(keys=[self._keys.leader(role)], args=args))
+        args: list[str | int] = [holder, _ttl_ms(ttl_s)]
+        return bool(self._lead([self._keys.leader(role)], args))
 
     def resign(self, role: str, *, holder: str) -> bool:
         """Give up the lease at shutdown so another host takes over at once. False if not held."""
-        return bool(self._release(keys=[self._keys.leader(role)], args=[holder]))
+        return bool(self._release([self._keys.leader(role)], [holder]))
 
     def current(self, role: str) -> str | None:
         """Who leads `role` now, or None (read by `health`)."""

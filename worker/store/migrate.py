@@ -10,9 +10,9 @@ names of every per-order structure follow from the members of the indexes:
   status indexes (an order id such as `idx:all` may have taken one of them over: all are walked,
   and an index name found holding a hash is that order's dead letter).
 
-Each name moves in one script (`_RENAME_LUA`) that checks the type first, so a run is
-idempotent: a name already moved is absent at its old name. It also repairs what the collisions
-left behind:
+Each name moves in one script (worker/store/lua/migrate_rename.lua) that checks the type first,
+so a run is idempotent: a name already moved is absent at its old name. It also repairs what the
+collisions left behind:
 
 - victims: an order whose events or attempts name held another order's hash (`X` next to
   `X:events`) failed half-way in every script that touched it. A victim left PENDING or
@@ -29,7 +29,6 @@ left behind:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
@@ -40,120 +39,19 @@ from worker.core.keys import Keys, LegacyKeys
 from worker.core.ports import KeyPublisher
 from worker.core.states import DeadReason, DeadStatus, OrderState
 from worker.store.ledger import Ledger
+from worker.store.ledger_schema import OrderField
+from worker.store.migrate_report import MigrationReport
+from worker.store.scripts import Script
 
 # Index members handled per script call and pipelined round trip.
 MIGRATE_BATCH = 500
 # List items pushed per RPUSH when two lists are merged (Lua's unpack has a stack limit).
 _MERGE_SLICE = 1000
 
-# KEYS: pairs (old name, new name); ARGV[1] '1' = dry run; ARGV[1 + i]: the type pair i must
-# have ('hash', 'list', 'string'); last ARGV: _MERGE_SLICE. One answer per pair:
-#   absent   nothing at the old name (never written), or moved already (the new name has the
-#            right type and the old one now holds another order's structure)
-#   ok       old and new are one name (the key needs no encoding) and it has the right type
-#   foreign  the old name holds another type: it is another order's (a collision), left alone
-#   renamed  moved to the new name
-#   merged   a list at both names: one list, the old entries first
-#   conflict a hash or string at both names: left as is for an engineer
-_RENAME_LUA = """
-local dry = ARGV[1] == '1'
-local out = {}
-for i = 1, #KEYS, 2 do
-  local old, new, want = KEYS[i], KEYS[i + 1], ARGV[(i + 1) / 2 + 1]
-  local t = redis.call('TYPE', old)['ok']
-  local r
-  if t == 'none' then
-    r = 'absent'
-  elseif t ~= want and old ~= new and redis.call('TYPE', new)['ok'] == want then
-    -- Moved already; the old name is now another order's (X's events where X:events was).
-    r = 'absent'
-  elseif t ~= want then
-    r = 'foreign'
-  elseif old == new then
-    r = 'ok'
-  else
-    local nt = redis.call('TYPE', new)['ok']
-    if nt == 'none' then
-      r = 'renamed'
-      if not dry then redis.call('RENAME', old, new) end
-    elseif nt == 'list' and want == 'list' then
-      r = 'merged'
-      if not dry then
-        local items = redis.call('LRANGE', new, 0, -1)
-        local step = tonumber(ARGV[#ARGV])
-        for j = 1, #items, step do
-          redis.call('RPUSH', old, unpack(items, j, math.min(j + step - 1, #items)))
-        end
-        redis.call('RENAME', old, new)
-      end
-    else
-      r = 'conflict'
-    end
-  end
-  out[#out + 1] = r
-end
-return out
-"""
-
 _LEDGER_TYPES = ("hash", "list", "list", "string")
 _DEAD_TYPES = ("hash", "list", "list")
 _SUFFIXES = (":events", ":attempts")
-_WAITING = (b"pending", b"submitting")
-
-
-@dataclass
-class MigrationReport:
-    """What a run did (or, with `dry_run`, would do). Names are Redis key names."""
-
-    dry_run: bool
-    orders: int = 0
-    dead_letters: int = 0
-    renamed: list[tuple[str, str]] = field(default_factory=list)
-    merged: list[tuple[str, str]] = field(default_factory=list)
-    conflicts: list[str] = field(default_factory=list)
-    foreign: list[str] = field(default_factory=list)
-    foreign_left: list[str] = field(default_factory=list)
-    republished: list[str] = field(default_factory=list)
-    lowered: list[tuple[str, int, int]] = field(default_factory=list)
-    reindexed: list[tuple[str, str]] = field(default_factory=list)
-    cancels_marked: list[str] = field(default_factory=list)
-
-    @property
-    def complete(self) -> bool:
-        """Nothing left for an engineer: no conflict, no name still holding another's data."""
-        return not self.conflicts and not self.foreign_left
-
-    def line(self) -> str:
-        """The one-line summary printed last."""
-        verb = "would " if self.dry_run else ""
-        return (
-            f"{'dry run: ' if self.dry_run else ''}orders {self.orders}, dead letters "
-            f"{self.dead_letters}: {verb}rename {len(self.renamed)}, {verb}merge "
-            f"{len(self.merged)}, {verb}re-publish {len(self.republished)}, {verb}lower "
-            f"{len(self.lowered)} versions, {verb}re-index {len(self.reindexed)}, {verb}mark "
-            f"{len(self.cancels_marked)} cancellations; conflicts "
-            f"{len(self.conflicts)}, foreign left {len(self.foreign_left)}"
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (`--json`)."""
-        return {
-            "dry_run": self.dry_run,
-            "complete": self.complete,
-            "orders": self.orders,
-            "dead_letters": self.dead_letters,
-            "renamed": [{"from": a, "to": b} for a, b in self.renamed],
-            "merged": [{"from": a, "to": b} for a, b in self.merged],
-            "conflicts": self.conflicts,
-            "foreign": self.foreign,
-            "foreign_left": self.foreign_left,
-            "republished": self.republished,
-            "versions_lowered": [
-                {"order_key": k, "from_ts_ms": a, "to_ts_ms": b} for k, a, b in self.lowered
-            ],
-            "reindexed": [{"order_key": k, "index": i} for k, i in self.reindexed],
-            "cancels_marked": self.cancels_marked,
-        }
+_WAITING = (OrderState.PENDING.encode(), OrderState.SUBMITTING.encode())
 
 
 def _type(conn: Any, name: str) -> Any:
@@ -198,7 +96,7 @@ class KeyMigration:
         self._now_ms = int(now * 1000)
         self._dry = dry_run
         self._progress = on_progress or (lambda _n: None)
-        self._rename = client.register_script(_RENAME_LUA)
+        self._rename = Script(client, "migrate_rename")
         self.report = MigrationReport(dry_run=dry_run)
         self._victims: set[str] = set()
         self._foreign: list[tuple[str, str]] = []  # (name, type it should have)
@@ -246,7 +144,7 @@ class KeyMigration:
         """Run the rename script on (old, new, type) triples; one answer per triple."""
         flat = [name for old, new, _ in pairs for name in (old, new)]
         args = ["1" if self._dry else "0", *(kind for _, _, kind in pairs), _MERGE_SLICE]
-        answers = self._rename(keys=flat, args=args)
+        answers = self._rename(flat, args)
         out: list[str] = []
         for (old, new, kind), raw in zip(pairs, answers, strict=True):
             answer = raw.decode()
@@ -300,7 +198,7 @@ class KeyMigration:
     ) -> None:
         pipe = self._client.pipeline(transaction=False)
         for name in where:
-            pipe.hmget(name, "v_ts", "first_seen_at")
+            pipe.hmget(name, OrderField.V_TS, OrderField.FIRST_SEEN_AT)
         frozen = [
             (k, int(float(reply[0])), reply[1], timeline)
             for k, reply, timeline in zip(
@@ -349,7 +247,7 @@ class KeyMigration:
         # is `after_cancel` instead of replacing the cancellation.
         pipe = self._client.pipeline(transaction=False)
         for name in where:
-            pipe.hmget(name, "cancel", "raw")
+            pipe.hmget(name, OrderField.CANCEL, OrderField.RAW)
         for k, name, reply in zip(
             order_keys, where, pipe.execute(raise_on_error=False), strict=True
         ):
@@ -363,7 +261,7 @@ class KeyMigration:
                 continue
             self.report.cancels_marked.append(k)
             if not self._dry:
-                self._client.hset(name, "cancel", 1)
+                self._client.hset(name, OrderField.CANCEL, 1)
 
     def _dead_letters(self) -> None:
         owners: list[str] = []
@@ -438,8 +336,8 @@ class KeyMigration:
             return
         pipe = self._client.pipeline(transaction=False)
         for k in victims:
-            pipe.hget(self._keys.order(k), "state")
-            pipe.hget(self._legacy.order(k), "state")
+            pipe.hget(self._keys.order(k), OrderField.STATE)
+            pipe.hget(self._legacy.order(k), OrderField.STATE)
         states = pipe.execute(raise_on_error=False)
         due = [
             k

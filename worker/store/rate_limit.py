@@ -11,68 +11,25 @@ Retry-After from one worker cannot cut short a longer one from another.
 
 Callers wait at most `settings.max_token_wait_s` for a token (sleeping the returned wait and
 asking again) and otherwise reschedule the order without spending an attempt.
+
+`ApiThrottle` is the same bucket for Jetti's synchronous API, one per kind of call: Jetti
+documents 2 GET and 1 non-GET per second per token on the sync API (facts §1). The reconciler's
+import-log pages and sale lookups share the `read` bucket; cancellations (in async mode) take the
+`write` bucket. Each has its own keys, so every worker and every reconciler host share one
+budget, and a 429 blocks only that kind of call.
+
+The scripts are worker/store/lua/rate_acquire.lua and rate_block.lua.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import redis
 
 from worker.core.keys import Keys
-from worker.settings import Settings
-
-# Refill, honour the fleet block, take up to ARGV[3] whole tokens (as many as the bucket holds);
-# returns {taken, wait} where wait (a string, seconds: Redis truncates Lua numbers to integers)
-# is the time until the next token when fewer than asked were taken (or the remaining block,
-# with 0 taken). KEYS: bucket, blocked_until. ARGV: rate, burst, want.
-_ACQUIRE_MANY_LUA = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local blocked = tonumber(redis.call('GET', KEYS[2]))
-if blocked and now < blocked then
-    return {0, string.format('%.6f', blocked - now)}
-end
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local want = tonumber(ARGV[3])
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(state[1])
-local ts = tonumber(state[2])
-if tokens == nil or ts == nil then
-    tokens = burst
-    ts = now
-end
-tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
-local taken = math.min(want, math.floor(tokens))
-tokens = tokens - taken
-local wait = 0
-if taken < want then
-    wait = (1 - tokens) / rate
-end
-redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens),
-           'ts', string.format('%.6f', now))
--- Once the bucket would be full again its state carries no information; let it go.
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
-return {taken, string.format('%.6f', wait)}
-"""
-
-# Moves the block later (never earlier); the key expires when the block ends.
-# KEYS: blocked_until. ARGV: until (epoch s). Returns 1 when the block was extended.
-_BLOCK_LUA = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local until_s = tonumber(ARGV[1])
-if until_s <= now then
-    return 0
-end
-local current = tonumber(redis.call('GET', KEYS[1]))
-if current and current >= until_s then
-    return 0
-end
-redis.call('SET', KEYS[1], string.format('%.6f', until_s), 'PXAT', math.ceil(until_s * 1000))
-return 1
-"""
+from worker.store.scripts import Script
 
 
 class RateLimiter:
@@ -99,20 +56,8 @@ class RateLimiter:
         self._blocked_key = blocked_key or keys.blocked_until()
         self.rate_per_s = rate_per_s
         self.burst = burst
-        self._block = client.register_script(_BLOCK_LUA)
-        self._acquire_many = client.register_script(_ACQUIRE_MANY_LUA)
-
-    @classmethod
-    def from_settings(
-        cls, client: redis.Redis[bytes], keys: Keys, settings: Settings
-    ) -> RateLimiter:
-        """A limiter with the mode's effective rate and burst."""
-        return cls(
-            client,
-            keys,
-            rate_per_s=settings.effective_rate_per_s,
-            burst=settings.effective_rate_burst,
-        )
+        self._block = Script(client, "rate_block")
+        self._acquire_many = Script(client, "rate_acquire")
 
     def acquire(self) -> float:
         """Take one token. Returns 0.0 when taken (go now), else seconds to wait, untaken.
@@ -133,7 +78,7 @@ class RateLimiter:
         if count < 1:
             return 0, 0.0
         keys = [self._bucket_key, self._blocked_key]
-        taken, wait = self._acquire_many(keys=keys, args=[repr(self.rate_per_s), self.burst, count])
+        taken, wait = self._acquire_many(keys, [repr(self.rate_per_s), self.burst, count])
         return int(taken), max(0.0, float(wait))
 
     def block(self, *, until: float) -> bool:
@@ -145,9 +90,47 @@ class RateLimiter:
         """
         if not math.isfinite(until):
             return False
-        return bool(self._block(keys=[self._blocked_key], args=[repr(until)]))
+        return bool(self._block([self._blocked_key], [repr(until)]))
 
     def blocked_until(self) -> float | None:
         """Epoch seconds the current block ends, or None when none is in force (for `health`)."""
         value = self._client.get(self._blocked_key)
         return None if value is None else float(value)
+
+
+class ApiThrottle(RateLimiter):
+    """A token bucket for one kind (`read` or `write`) of sync-API call, shared by the fleet.
+
+    `burst` defaults to 1: calls are spaced evenly, never bunched into one of Jetti's windows.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis[bytes],
+        keys: Keys,
+        *,
+        kind: str,
+        rate_per_s: float,
+        burst: int = 1,
+    ) -> None:
+        super().__init__(
+            client,
+            keys,
+            rate_per_s=rate_per_s,
+            burst=burst,
+            bucket_key=keys.api_bucket(kind),
+            blocked_key=keys.api_blocked_until(kind),
+        )
+        self.kind = kind
+
+    def wait(self, sleep: Callable[[float], None], *, max_wait_s: float | None = None) -> bool:
+        """Sleep until a token is taken; False (untaken) when that would exceed `max_wait_s`."""
+        waited = 0.0
+        while True:
+            wait_s = self.acquire()
+            if wait_s <= 0:
+                return True
+            if max_wait_s is not None and waited + wait_s > max_wait_s:
+                return False
+            sleep(wait_s)
+            waited += wait_s

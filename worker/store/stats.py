@@ -34,8 +34,9 @@ LATENCY_BUCKETS_S: tuple[float, ...] = (
 )
 
 
-# Signs that Jetti answered in a way the relay does not assume (README, "Assumptions about
-# undocumented Jetti behaviour"); each is a label of jetti_relay_jetti_assumption_violations_total.
+# Signs that Jetti answered in a way the relay does not assume (docs/reconciler.md,
+# "Assumptions about undocumented Jetti behaviour"); each is a label of
+# jetti_relay_jetti_assumption_violations_total.
 ASSUMPTIONS: tuple[str, ...] = (
     "retry_after_clamped",  # a Retry-After above RETRY_AFTER_MAX_S (used: the bound)
     "retry_after_ignored",  # inf, NaN, negative or unreadable Retry-After (used: the default)

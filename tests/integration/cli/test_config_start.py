@@ -206,8 +206,8 @@ def test_the_sandbox_prints_exactly_variables_the_relay_reads(
     import httpx
 
     from ops.harness.services import free_port
-    from worker.jetti.client import build_jetti_client
     from worker.settings import get_settings, jetti_problems, load_settings
+    from worker.wiring import build_jetti_client
 
     port = free_port()
     sandbox = subprocess.Popen(

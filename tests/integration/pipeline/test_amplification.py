@@ -69,7 +69,8 @@ def test_resend_stored_never_sends_an_older_version_than_the_ledger_holds(
     """The review's scenario (#13): v1 is rejected 422 and its payload P1 stored; v2 arrives and
     fails its transform (the dead letter keeps P1, raw v2); `dlq replay --resend-stored` must
     not send P1 and record v2 as sent. It is refused with a clear reason; nothing is armed."""
-    from worker.pipeline.replayer import Action, Replayer, ReplayMode
+    from worker.core.replay_plan import Action, ReplayMode
+    from worker.pipeline.replayer import Replayer
     from worker.store.audit import AuditLog
 
     v1 = raw_order("rs", updated_at="2026-11-27T10:00:00+00:00", note="first")

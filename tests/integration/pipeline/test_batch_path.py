@@ -198,8 +198,9 @@ def test_soft_time_limit_stops_the_batch_and_still_flushes(
     from worker.core.jsonio import loads_document
     from worker.core.rules import Rules
     from worker.pipeline.processor import OrderProcessor, ProcessorConfig
-    from worker.runtime import build_runtime, retry_policy
+    from worker.runtime import build_runtime
     from worker.settings import Settings
+    from worker.wiring import retry_policy
 
     rt = build_runtime(
         Settings(

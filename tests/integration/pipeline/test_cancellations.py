@@ -26,7 +26,6 @@ from worker.core.records import OrderEntry
 from worker.core.rules import Rules
 from worker.core.states import DeadReason, OrderState
 from worker.core.transform import transform
-from worker.jetti.client import build_http_client, build_jetti_client
 from worker.pipeline.canceller import Canceller, cancellation
 from worker.publisher import Publisher
 from worker.runtime import build_canceller
@@ -34,9 +33,9 @@ from worker.settings import Settings
 from worker.store.breaker import Breaker
 from worker.store.dead_letters import DeadLetters
 from worker.store.ledger import DeliveryAction, NewVersion
-from worker.store.rate_limit import RateLimiter
 from worker.store.settle import SettleLedger
 from worker.store.stats import Stats
+from worker.wiring import build_http_client, build_jetti_client, limiter
 
 pytestmark = pytest.mark.integration
 
@@ -99,7 +98,7 @@ class Desk:
             keys=self.keys,
             worker_id="test:1",
             jetti=self.jetti,
-            limiter=RateLimiter.from_settings(self.client, self.keys, self.settings),
+            limiter=limiter(self.client, self.keys, self.settings),
             breaker=Breaker(self.client, self.keys, probe_s=1.0),
             dead_letters=self.dead,
             publisher=self.publisher,

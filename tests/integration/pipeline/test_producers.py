@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -277,3 +280,39 @@ def test_the_cli_refuses_with_the_workers_rules_and_cap(
     result = CliRunner().invoke(enqueue_command, [str(source), "--redis-url", cli_env])
     assert result.exit_code == 1, result.output
     assert "line 1: lines: the order would become 3 line items" in result.stderr
+
+
+# Run in a fresh interpreter: what `jetti-relay enqueue` loads, from its import to its publish.
+_ENQUEUE_AND_LIST_MODULES = """
+import json, sys
+from click.testing import CliRunner
+from producers.cli import enqueue
+result = CliRunner().invoke(enqueue, ["-"], input=sys.argv[1])
+assert result.exit_code == 0, result.output
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_the_enqueue_command_publishes_without_the_workers_app_tasks_or_services(
+    cli_env: str, redis_client: redis.Redis[bytes]
+) -> None:
+    """Producers publish by task name on the broker (`worker.wiring.publisher`): enqueueing
+    loads neither `worker.celery_app`, `worker.tasks`, `worker.runtime` nor `worker.pipeline`,
+    and the message still names the import task."""
+    done = subprocess.run(
+        [sys.executable, "-c", _ENQUEUE_AND_LIST_MODULES, json.dumps(raw_order("solo"))],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "JETTI_RELAY_BROKER_URL": cli_env},
+        timeout=60,
+        check=True,
+    )
+    loaded = json.loads(done.stdout.splitlines()[-1])
+    worker_side = [
+        m
+        for m in loaded
+        if m in ("worker.celery_app", "worker.tasks", "worker.runtime")
+        or m.startswith("worker.pipeline")
+    ]
+    assert worker_side == []
+    assert published_keys(redis_client) == ["solo"]

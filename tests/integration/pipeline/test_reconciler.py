@@ -20,24 +20,20 @@ import redis
 
 from producers import enqueue
 from tests.fixtures.pipeline import PipelineFactory, wait_until
-from worker.celery_app import create_app
+from worker.core.answers import ImportRow
 from worker.core.keys import Keys
 from worker.core.states import DeadReason, DeadStatus, OrderState
-from worker.jetti.client import ImportRow, build_http_client, build_jetti_client
-from worker.pipeline.reconciler import (
-    ReconcileConfig,
-    Reconciler,
-    build_rebuild,
-    read_status,
-)
-from worker.publisher import Publisher
+from worker.pipeline.reconciler import ReconcileConfig, Reconciler
+from worker.runtime import build_rebuild
 from worker.settings import Settings
 from worker.store.api_throttle import ApiThrottle
 from worker.store.dead_letters import DeadLetters
 from worker.store.leases import Leader
 from worker.store.ledger import NewVersion
+from worker.store.reconcile_state import ReconcileState, read_status
 from worker.store.settle import SettleLedger
 from worker.store.stats import Stats
+from worker.wiring import build_http_client, build_jetti_client, build_stores, publisher
 
 pytestmark = pytest.mark.integration
 
@@ -89,7 +85,7 @@ class Books:
         self.ledger = SettleLedger(self.client, self.keys)
         self.dead = DeadLetters(self.client, self.keys)
         self.settings = Settings(redis_url=redis_url, broker_url=redis_url)
-        self.publisher = Publisher(create_app(self.settings), batch_size=10)
+        self.publisher = publisher(self.settings, batch_size=10)
         self._http: list[httpx.Client] = []
 
     def enqueue(self, orders: list[dict[str, Any]]) -> Any:
@@ -130,8 +126,7 @@ class Books:
             config=ReconcileConfig(
                 holder=holder, interval_s=0.3, grace_s=grace_s, page_limit=page_limit
             ),
-            client=self.client,
-            keys=self.keys,
+            state=ReconcileState(self.client, self.keys),
             ledger=self.ledger,
             dead_letters=self.dead,
             jetti=build_jetti_client(settings, http),
@@ -259,7 +254,7 @@ def test_a_lost_compare_and_set_leaves_a_workers_dead_letter_alone(books: Books)
         problem="bad variant",
         payload=None,
     )
-    assert not books.reconciler()._reject(stale, row, T_REC + 4)
+    assert not books.reconciler()._rejections._reject(stale, row, T_REC + 4)
     letter = books.dead.get(key)
     assert letter is not None
     assert (letter.reason, letter.status, letter.error) == (
@@ -408,7 +403,7 @@ def test_metrics_health_and_order_show_report_the_reconciler(
     books.enqueue([raw_order("h-ok"), raw_order("h-bad")])
     books.wait_state("h-ok", {OrderState.CONFIRMED})
     books.wait_state("h-bad", {OrderState.DEAD})
-    sources = Sources(client=books.client, broker=books.client, keys=books.keys)
+    sources = Sources(build_stores(books.settings, books.client), broker=books.client)
     text = generate_latest(build_registry(sources)).decode()
     assert 'jetti_relay_reconciler_orders_total{outcome="confirmed"}' in text
     assert 'jetti_relay_reconciler_orders_total{outcome="rejected"} 1.0' in text

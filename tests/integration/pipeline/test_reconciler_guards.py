@@ -16,7 +16,7 @@ import pytest
 from tests.integration.pipeline.test_reconciler import Books, raw_order
 from worker.core.jsonio import dumps_canonical
 from worker.core.states import DeadReason, OrderState
-from worker.pipeline.reconciler import build_rebuild
+from worker.runtime import build_rebuild
 from worker.store.ledger import DeliveryAction, NewVersion
 from worker.store.stats import Stats
 

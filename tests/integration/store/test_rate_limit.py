@@ -10,6 +10,7 @@ from multiprocessing.synchronize import Event
 import pytest
 import redis
 
+from worker import wiring
 from worker.core.keys import Keys
 from worker.settings import Settings
 from worker.store.rate_limit import RateLimiter
@@ -82,10 +83,10 @@ def test_the_block_key_expires_when_the_block_ends(
     assert 0 < redis_client.pttl(keys.blocked_until()) <= 60_001
 
 
-def test_from_settings_uses_the_modes_effective_rate() -> None:
+def test_the_wired_limiter_uses_the_modes_effective_rate() -> None:
     """Sync mode's documented 1 write per second, no burst, reaches the limiter."""
     client: redis.Redis[bytes] = redis.Redis()  # never connected: scripts register lazily
-    limiter = RateLimiter.from_settings(client, Keys(), Settings(jetti_mode="sync"))
+    limiter = wiring.limiter(client, Keys(), Settings(jetti_mode="sync"))
     assert (limiter.rate_per_s, limiter.burst) == (1.0, 1)
 
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from worker.core.answers import ImportRow, Sale
 from worker.core.importlog import SaleVerdict, compare_sale, read_window
-from worker.jetti.client import ImportRow, Sale
 
 ROWS = [
     ImportRow(

@@ -103,10 +103,10 @@ def test_rate_limit_never_spends_and_never_gives_up(
 
 
 def test_the_runtime_maps_the_five_retry_settings_unchanged() -> None:
-    """worker.runtime.retry_policy reads the five retry settings unchanged (the core never
+    """worker.wiring.retry_policy reads the five retry settings unchanged (the core never
     imports Settings)."""
-    from worker.runtime import retry_policy
     from worker.settings import Settings
+    from worker.wiring import retry_policy
 
     settings = Settings(
         max_attempts=3,

@@ -1,4 +1,4 @@
-"""`worker.pipeline.replayer.plan`: what a replay does with an entry, from the state a previous run
+"""`worker.core.replay_plan.plan`: what a replay does with an entry, from the state a previous run
 left.
 
 The decision table is what makes a killed replay safe to run again, so every row is a test.
@@ -12,8 +12,7 @@ from dataclasses import replace
 import pytest
 
 from worker.core.dead_entry import DeadEntry
-from worker.core.states import DeadReason, DeadStatus, OrderState
-from worker.pipeline.replayer import (
+from worker.core.replay_plan import (
     Action,
     CorrectedRaw,
     ReplayInputError,
@@ -22,6 +21,7 @@ from worker.pipeline.replayer import (
     plan,
     stored_built,
 )
+from worker.core.states import DeadReason, DeadStatus, OrderState
 from worker.store.ledger import OrderEntry, Version, raw_hash
 
 RAW = b'{"id": "o-1", "lines": [{"sku": "A", "name": "Mug", "quantity": 1, "unit_price": "1"}]}'

@@ -22,12 +22,11 @@ from worker.core.limits import DEFAULT_RETRY_AFTER_MAX_S
 from worker.jetti.client import (
     MAX_EXCERPT_CHARS,
     JettiClient,
-    build_http_client,
-    build_jetti_client,
     parse_retry_after,
     retry_after_s,
 )
 from worker.settings import Settings
+from worker.wiring import build_http_client, build_jetti_client
 
 HASH = "hash-s3cret-value"
 TOKEN = "token-s3cret-value"

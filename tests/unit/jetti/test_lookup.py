@@ -9,8 +9,9 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from worker.jetti.client import JettiClient, Sale, build_jetti_client
+from worker.jetti.client import JettiClient, Sale
 from worker.settings import Settings
+from worker.wiring import build_jetti_client
 
 CHANNEL = 7
 

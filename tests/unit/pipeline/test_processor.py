@@ -28,9 +28,8 @@ from worker.core.jsonio import dumps_canonical
 from worker.core.policy import RetryPolicy
 from worker.core.records import Dead, DeliveryAction, Retry, Submitted
 from worker.core.rules import Rules
-from worker.core.states import DeadReason
+from worker.core.states import DeadReason, DeadReply, SubmitReply
 from worker.pipeline.processor import OrderProcessor, ProcessorConfig
-from worker.pipeline.recorder import DEAD_SUPERSEDED, NEWER_VERSION_WAITING
 
 NOW = 1_800_000_000.0
 PROBE_S = 15.0
@@ -185,7 +184,7 @@ def test_a_retryable_error_spends_an_attempt_until_the_budget_is_spent(world: Wo
 def test_a_newer_version_waiting_is_published_again(world: World) -> None:
     """The flush answers that a newer version arrived in flight: it is re-published."""
     world.add("a")
-    world.ledger.replies["a"] = NEWER_VERSION_WAITING
+    world.ledger.replies["a"] = SubmitReply.REPUBLISH
     world.run("a")
     assert world.publisher.published == [(["a"], None)]
 
@@ -195,7 +194,7 @@ def test_a_dead_letter_superseded_by_a_newer_version_is_resolved(world: World) -
     resolved and the order re-published."""
     world.add("a")
     world.jetti.answers = [Rejected(422, "bad sku")]
-    world.ledger.replies["a"] = DEAD_SUPERSEDED
+    world.ledger.replies["a"] = DeadReply.SUPERSEDED
     world.run("a")
     assert world.dead.resolved == ["a"] and world.publisher.published == [(["a"], None)]
 

@@ -7,7 +7,8 @@
 --           up on; '' = no compare)
 --   fin     '1' to write the delivery's finish marker (after the outcome)
 --   t       the lock token to release last ('' for none; only the holder's token frees it)
--- Returns one integer per order: the op's answer (submitted_one, retry_one, dead_one), 0 for ''.
+-- Returns one integer per order: the op's answer (submitted_one, retry_one, dead_one), 0 for '';
+-- worker/store/ledger_schema.py decode_finish names them (worker.core.states SubmitReply, ...).
 local out = {}
 for i, o in ipairs(cjson.decode(ARGV[12])) do
   local k = o.k

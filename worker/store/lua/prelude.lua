@@ -1,4 +1,4 @@
--- Shared prelude of every ledger script (worker/store/ledger.py prepends it).
+-- Shared prelude of every ledger script (worker/store/scripts.py LedgerScripts prepends it).
 -- KEYS: 1 retry schedule, 2 enqueued index, 3 sequence, 4 shed queue, 5 tombstone index,
 --       6 counters, 7.. one state index per state, in the order of ARGV[1].
 -- ARGV: 1 state names (space separated), 2-7 head/tail of the per-order hash, events and
@@ -100,11 +100,11 @@ local function fresh_budget(k, old_state)
   redis.call('ZREM', K_RETRY, k)
 end
 
--- The per-order steps of the worker, as functions: each single-order script is one call, and
--- the batch scripts (begin_batch, finish_batch) loop over them, so one body of logic serves both.
+-- The per-order steps of the worker, as functions the batch scripts (begin_batch, finish_batch)
+-- loop over; the ledger's single-order writes are one-item calls of those two scripts.
 -- Arguments are strings, as they arrive in ARGV.
 
--- begin_delivery of order `k`: returns the action ('unknown', 'nothing_to_do', 'crash_loop',
+-- begin one delivery of order `k`: returns the action ('unknown', 'nothing_to_do', 'crash_loop',
 -- 'not_due' or 'proceed').
 local function begin_one(k, task_id, worker, max_unfinished)
   local ok = okey(k)
@@ -126,7 +126,7 @@ local function begin_one(k, task_id, worker, max_unfinished)
   return 'proceed'
 end
 
--- finish_delivery: the finish marker of a delivery that ended with an outcome (the worker writes
+-- finish_one: the finish marker of a delivery that ended with an outcome (the worker writes
 -- none without one: that delivery is a strike toward the crash-loop bound). Returns 1, or 0
 -- without an entry.
 local function finish_one(k)
@@ -141,8 +141,9 @@ local function finish_one(k)
   return 1
 end
 
--- mark_submitted: returns 1 when a newer version arrived meanwhile (the order is PENDING again
--- and must be re-published), 0 when it is SUBMITTED, -1 without an entry.
+-- submitted_one (Jetti accepted the version sent): returns 1 when a newer version arrived
+-- meanwhile (the order is PENDING again and must be re-published), 0 when it is SUBMITTED, -1
+-- without an entry.
 local function submitted_one(k, sent_ts_s, sent_seq_s, payload_hash, line_ids, sale_id, attempt)
   local ok = okey(k)
   local f = redis.call('HMGET', ok, 'state', 'v_ts', 'v_seq')
@@ -168,7 +169,7 @@ local function submitted_one(k, sent_ts_s, sent_seq_s, payload_hash, line_ids, s
   return 0
 end
 
--- schedule_retry: RETRY_WAIT until `due` ('1' in `spend` spends an attempt). 1, or 0 without
+-- retry_one: RETRY_WAIT until `due` ('1' in `spend` spends an attempt). 1, or 0 without
 -- an entry.
 local function retry_one(k, due, spend, attempt)
   local ok = okey(k)
@@ -187,7 +188,7 @@ local function retry_one(k, due, spend, attempt)
   return 1
 end
 
--- mark_dead: DEAD with `reason`, out of the retry schedule. 1, or 0 without an entry.
+-- dead_one: DEAD with `reason`, out of the retry schedule. 1, or 0 without an entry.
 -- `ts_s`/`seq_s` are the version the worker gave up on ('' = not known, no compare). When a
 -- newer version arrived meanwhile (coalesced while this one was in flight), that version is new
 -- work: no DEAD, a fresh budget and PENDING, and 2 is returned so the caller re-publishes it and
@@ -219,7 +220,7 @@ local function dead_one(k, reason, attempt, ts_s, seq_s)
   return 1
 end
 
--- reschedule (the order's lock is taken elsewhere): PENDING -> RETRY_WAIT until `due`;
+-- reschedule_one (the order's lock is taken elsewhere): PENDING -> RETRY_WAIT until `due`;
 -- RETRY_WAIT keeps the earlier due time; SUBMITTING and final states are left alone (the lock
 -- holder re-reads the version after submitting; the sweeper covers a holder that died).
 -- Returns 1 when the order is (still) scheduled, else 0.
@@ -241,7 +242,7 @@ local function reschedule_one(k, due)
   return 0
 end
 
--- record: compare-and-set the version of order `k`. `ts_s` is updated_at in ms (a string), or ''
+-- record_one: compare-and-set the version of order `k`. `ts_s` is updated_at in ms (a string), or ''
 -- when the copy has none: such a copy is ordered after every earlier copy, by arrival (it takes
 -- the stored timestamp and the next sequence), never before them as timestamp 0 would.
 -- `cancel` is '1' when the copy carries cancelled_at. A cancellation is terminal: a cancelling

@@ -1,20 +1,18 @@
-"""Pure parts of the reconciler and the sync API client: payload matching, sale comparison,
-import-row parsing, the import-log query and cancel requests (httpx MockTransport)."""
+"""The sync API client's reconciler and cancel calls: import-row parsing, the import-log query,
+error classification and cancel requests (httpx MockTransport)."""
 
 from __future__ import annotations
 
-import json
-from decimal import Decimal
 from urllib.parse import parse_qs
 
 import httpx
 import pytest
 
+from worker.core.answers import ImportRow
 from worker.core.errors import ConfigurationError, RateLimited, Rejected
-from worker.core.jsonio import dumps_canonical, payload_hash
-from worker.jetti.client import ImportRow, JettiClient, Sale, build_jetti_client
-from worker.pipeline.reconciler import ReconcileStatus, canonical_hash, sale_matches
+from worker.jetti.client import JettiClient
 from worker.settings import Settings
+from worker.wiring import build_jetti_client
 
 TOKEN = "token-s3cret"
 
@@ -24,48 +22,8 @@ def client(handler: httpx.MockTransport) -> JettiClient:
     return build_jetti_client(settings, httpx.Client(transport=handler))
 
 
-PAYLOAD = {
-    "externalId": "A-1",
-    "lineItems": [{"externalId": "l1", "name": "Mug", "quantity": 2, "price": Decimal("12.1")}],
-}
-
-
-def test_a_logged_payload_hashes_like_the_body_we_sent() -> None:
-    body = dumps_canonical(PAYLOAD)
-    logged = json.loads(body, parse_float=Decimal)  # as the client parses Jetti's answer
-    assert canonical_hash(logged) == payload_hash(body)
-    changed = json.loads(body.replace(b'"quantity":2', b'"quantity":3'), parse_float=Decimal)
-    assert canonical_hash(changed) != payload_hash(body)
-
-
-def test_sale_matches_differs_only_on_a_missing_line_or_quantity() -> None:
-    """reliability #5a: only line ids and quantities decide; a price or name Jetti shows
-    differently, or a sale without lines to compare, is not a difference."""
-
-    def sale(quantity: int, price: str) -> Sale:
-        return Sale(
-            id=1,
-            external_id="A-1",
-            cancelled_flag=False,
-            line_items=(
-                {
-                    "id": 9,
-                    "externalId": "l1",
-                    "name": "Mug",
-                    "quantity": quantity,
-                    "price": Decimal(price),
-                },
-            ),
-        )
-
-    assert sale_matches(sale(2, "12.10"), PAYLOAD)
-    assert not sale_matches(sale(1, "12.1"), PAYLOAD)
-    assert sale_matches(sale(2, "12.11"), PAYLOAD)
-    assert sale_matches(Sale(1, "A-1", False, (), has_lines=False), PAYLOAD)
-    assert not sale_matches(Sale(1, "A-1", False, ({"externalId": "l9", "quantity": 2},)), PAYLOAD)
-
-
 def test_import_rows_parse_and_skip_what_is_not_a_row() -> None:
+    """A row needs an integer id and a parseable time; anything else is skipped (None)."""
     row = ImportRow.parse(
         {
             "id": 7,
@@ -83,6 +41,8 @@ def test_import_rows_parse_and_skip_what_is_not_a_row() -> None:
 
 
 def test_list_imports_filters_by_status_and_window_with_the_bearer_token() -> None:
+    """The import-log read filters by status and a half-open creation window, pages by offset
+    and limit, and sends the Bearer token."""
     seen: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -117,6 +77,8 @@ def test_list_imports_filters_by_status_and_window_with_the_bearer_token() -> No
     ],
 )
 def test_sync_api_errors_are_classified_like_imports(status: int, error: type) -> None:
+    """429, 401/403 and another 4xx on a sync call raise the import path's errors, without
+    the token in the text."""
     jetti = client(httpx.MockTransport(lambda r: httpx.Response(status, text=f"no {TOKEN}")))
     with pytest.raises(error) as caught:
         jetti.cancel_sale(5)
@@ -124,6 +86,7 @@ def test_sync_api_errors_are_classified_like_imports(status: int, error: type) -
 
 
 def test_cancel_posts_to_the_sales_cancel_route() -> None:
+    """A cancel is a POST to the sale's cancel route; the answer is parsed as the sale."""
     seen: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -133,18 +96,3 @@ def test_cancel_posts_to_the_sales_cancel_route() -> None:
     sale = client(httpx.MockTransport(handler)).cancel_sale(5)
     assert sale is not None and sale.cancelled
     assert seen[0].method == "POST" and seen[0].url.path == "/api/sales/5/cancel.json"
-
-
-def test_status_is_behind_after_three_intervals_without_success() -> None:
-    status = ReconcileStatus(
-        checkpoint=100.0,
-        last_run_at=100.0,
-        last_ok_at=100.0,
-        last_error=None,
-        holder="h",
-        interval_s=30.0,
-        grace_s=60.0,
-        counts={},
-    )
-    assert not status.behind(189.0) and status.behind(191.0)
-    assert status.lag_s(130.0) == 30.0

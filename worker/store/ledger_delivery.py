@@ -1,0 +1,254 @@
+"""The worker's half of the ledger: claim a batch of orders, then write how each one ended.
+
+Two scripts per message: `begin_batch` (per order: the lock, then `begin_one`: what the worker
+must do) and `finish_batch` (per order: the outcome, the finish marker, the lock release). The
+single-order writes the cancel path and the tests use (`schedule_retry`, `mark_dead`,
+`mark_submitted`, `finish_delivery`, `begin_delivery`) are one-item calls of those two scripts,
+so there is one Lua path per transition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import redis
+
+from worker.core.keys import Keys
+from worker.core.records import (
+    Attempt,
+    Claim,
+    Dead,
+    Delivery,
+    DeliveryAction,
+    Finish,
+    Retry,
+    Submitted,
+    Version,
+)
+from worker.core.states import DeadReason, DeadReply, FinishReply, SubmitReply
+from worker.store.ledger_schema import (
+    decode_entry,
+    decode_finish,
+    decode_pairs,
+    encode_finish,
+)
+from worker.store.scripts import LedgerScripts
+
+# Lock life of a single-order `begin_delivery`: the lock is released in the next round trip.
+_SINGLE_LOCK_TTL_S = 30.0
+
+
+class DeliveryOps:
+    """`Ledger`'s delivery operations (the class itself is worker.store.ledger.Ledger)."""
+
+    _client: redis.Redis[bytes]
+    _keys: Keys
+    _scripts: LedgerScripts
+
+    def begin_batch(
+        self,
+        claims: Sequence[tuple[str, str]],
+        *,
+        lock_head_tail: tuple[str, str],
+        lock_ttl_s: float,
+        lock_busy_due_at: float,
+        task_id: str,
+        worker: str,
+        now: float,
+        max_unfinished: int,
+        fill: int = 0,
+        fill_token: str = "",
+    ) -> list[Claim]:
+        """Lock and begin the delivery of every `(order_key, lock token)` in ONE script.
+
+        Per order, atomically and in order: `SET NX PX` the per-order lock (`lock_head_tail`:
+        the lock key around the order key) with the token; a lock held elsewhere reschedules the
+        order to `lock_busy_due_at` without spending an attempt (PENDING becomes RETRY_WAIT;
+        RETRY_WAIT keeps the earlier due time; SUBMITTING and final states are left alone) and
+        gives `locked=True`. Otherwise the delivery begins:
+
+        NOTHING_TO_DO: a final state (SUBMITTED, CONFIRMED, CANCELLED, DEAD); every newer version
+        has already moved the order back to PENDING. CRASH_LOOP: deliveries started minus
+        finished >= `max_unfinished`; nothing changes, the caller dead-letters it. NOT_DUE:
+        RETRY_WAIT before its due time. PROCEED: state SUBMITTING, deliveries_started += 1,
+        removed from the retry schedule. UNKNOWN: no entry. The worker writes a finish marker
+        only for a delivery that ended with an outcome, so CRASH_LOOP means `max_unfinished`
+        deliveries ended without one (a dead process, an exception, the soft time limit) since
+        the budget was last reset.
+
+        The caller keeps the lock only for PROCEED and CRASH_LOOP (`Claim.token`, with the entry
+        as it stands after the call) and must hand it back through `finish_batch`. For
+        NOTHING_TO_DO and NOT_DUE the entry carries only the state. When several orders are
+        named, a suspect below the crash-loop bound is not claimed: `isolate=True`, for the
+        caller to publish it in a message of its own.
+
+        `fill` > 0 also takes on up to that many of the oldest PENDING orders not named here
+        (none when a named order is a suspect, i.e. a delivery of it ended without an outcome
+        since its budget was reset, and never a suspect itself)
+        (their messages are still queued; they will find the orders done or in flight), with
+        tokens `fill_token:1`, `fill_token:2`, ...: only those begun (PROCEED or CRASH_LOOP)
+        are returned, after the named ones. One whose lock is held elsewhere is left untouched.
+        """
+        if not claims:
+            return []
+        head, tail = lock_head_tail
+        flat: list[str] = []
+        for key, token in claims:
+            flat += [key, token]
+        reply = self._scripts.run(
+            "begin_batch",
+            now,
+            "",
+            task_id,
+            worker,
+            max_unfinished,
+            head,
+            tail,
+            max(1, int(lock_ttl_s * 1000)),
+            repr(float(lock_busy_due_at)),
+            max(0, fill),
+            fill_token,
+            *flat,
+        )
+        named = [(key, token, row) for (key, token), row in zip(claims, reply, strict=False)]
+        extra = [(row[2].decode(), row[3].decode(), row) for row in reply[len(claims) :]]
+        return [_claim(key, token, row) for key, token, row in [*named, *extra]]
+
+    def finish_batch(
+        self,
+        items: Sequence[Finish],
+        *,
+        lock_head_tail: tuple[str, str],
+        now: float,
+        also: Callable[[Any], None] | None = None,
+    ) -> list[FinishReply]:
+        """Write every order's outcome, its finish marker and its lock release in ONE script.
+
+        Per item, in order: the outcome (`Submitted`, `Retry`, `Dead`; None = nothing), the
+        finish marker when `finish` is set, then the lock released if `token` still holds it.
+        `also(pipeline)` may queue more commands (counters) into the same round trip. Returns
+        one named reply per item, from its outcome's enum: `SubmitReply` (REPUBLISH: a newer
+        version is waiting and must be re-published), `RetryReply`, `DeadReply` (SUPERSEDED: a
+        newer version is PENDING instead and must be re-published), `NoReply` for None.
+        """
+        if not items and also is None:
+            return []
+        calls = []
+        if items:
+            head, tail = lock_head_tail
+            calls.append(self._scripts.argv(now, "", head, tail, encode_finish(items)))
+        replies = self._scripts.run_pipelined("finish_batch", calls, also=also)
+        return decode_finish(items, replies[0]) if items else []
+
+    # --- one order at a time: one-item calls of the batch scripts --------------------------
+    def _finish_one(self, item: Finish, now: float) -> FinishReply:
+        (reply,) = self.finish_batch([item], lock_head_tail=("", ""), now=now)
+        return reply
+
+    def schedule_retry(
+        self,
+        order_key: str,
+        *,
+        due_at: float,
+        spend_attempt: bool,
+        now: float,
+        attempt: Attempt | None = None,
+    ) -> None:
+        """RETRY_WAIT until `due_at` (epoch s), in the retry schedule, in one script.
+
+        `spend_attempt` counts the attempt against the budget (False for a 429 or a taken
+        lock). `first_failure_at` is set on the first real failure (spent or with an attempt).
+        """
+        self._finish_one(Finish(order_key, Retry(due_at, spend_attempt, attempt), False, None), now)
+
+    def mark_dead(
+        self,
+        order_key: str,
+        *,
+        reason: DeadReason,
+        now: float,
+        attempt: Attempt | None = None,
+        version: Version | None = None,
+    ) -> bool:
+        """DEAD with `reason`, out of the retry schedule. The dead-letter entry is the caller's.
+
+        `version` is the version the caller gave up on. Returns True, with the order PENDING
+        again on a fresh budget instead of DEAD, when a newer version is stored: the caller must
+        re-publish it and resolve its dead letter. False otherwise (DEAD, or an unknown key)."""
+        outcome = Dead(reason, attempt, version)
+        reply = self._finish_one(Finish(order_key, outcome, False, None), now)
+        return reply is DeadReply.SUPERSEDED
+
+    def mark_submitted(
+        self,
+        order_key: str,
+        *,
+        version: Version,
+        payload_hash: str,
+        line_ids: Sequence[str],
+        sale_id: int | None,
+        now: float,
+        attempt: Attempt | None = None,
+    ) -> bool:
+        """Record what Jetti accepted (`version` is the one the worker read and sent).
+
+        Returns True, with the order PENDING again, when a newer version arrived meanwhile: the
+        caller must re-publish it. Otherwise the order is SUBMITTED and False is returned (also
+        when the key is unknown).
+        """
+        outcome = Submitted(version, payload_hash, tuple(line_ids), sale_id, attempt)
+        reply = self._finish_one(Finish(order_key, outcome, False, None), now)
+        return reply is SubmitReply.REPUBLISH
+
+    def finish_delivery(self, order_key: str, *, now: float) -> None:
+        """Write the finish marker of a delivery that began (never above the started count)."""
+        self._finish_one(Finish(order_key, None, True, None), now)
+
+    def begin_delivery(
+        self, order_key: str, *, task_id: str, worker: str, now: float, max_unfinished: int
+    ) -> Delivery:
+        """Begin one delivery of the order outside a batch (tests, tools): `begin_batch` for
+        this order alone, its lock handed back at once. `entry` is the state after the call.
+
+        The order must not be locked by a worker: raises RuntimeError if it is (`begin_batch`
+        has rescheduled it then, as for any locked order).
+        """
+        token = f"{task_id}:single"
+        (claim,) = self.begin_batch(
+            [(order_key, token)],
+            lock_head_tail=self._keys.parts(self._keys.lock),
+            lock_ttl_s=_SINGLE_LOCK_TTL_S,
+            lock_busy_due_at=now,
+            task_id=task_id,
+            worker=worker,
+            now=now,
+            max_unfinished=max_unfinished,
+        )
+        if claim.delivery is None:
+            raise RuntimeError(f"order {order_key!r} is locked by another worker")
+        if claim.token is not None:
+            head_tail = self._keys.parts(self._keys.lock)
+            self.finish_batch(
+                [Finish(order_key, None, False, claim.token)], lock_head_tail=head_tail, now=now
+            )
+        delivery = claim.delivery
+        if delivery.action in (DeliveryAction.NOTHING_TO_DO, DeliveryAction.NOT_DUE):
+            # begin_batch answers only the state for these; read the whole entry.
+            data = self._client.hgetall(self._keys.order(order_key))
+            return Delivery(delivery.action, decode_entry(order_key, data))
+        return delivery
+
+
+def _claim(key: str, token: str, row: list[Any]) -> Claim:
+    """One begin_batch.lua row as a `Claim`."""
+    action = row[0].decode()
+    if action == "locked":
+        return Claim(key, None, None, locked=True)
+    if action == "isolate":
+        return Claim(key, None, None, isolate=True)
+    act = DeliveryAction(action)
+    if act is DeliveryAction.UNKNOWN:
+        return Claim(key, None, Delivery(act, None))
+    held = act in (DeliveryAction.PROCEED, DeliveryAction.CRASH_LOOP)
+    return Claim(key, token if held else None, Delivery(act, decode_pairs(key, row[1])))
