@@ -13,7 +13,8 @@ COPY pyproject.toml README.md ./
 COPY worker ./worker
 COPY producers ./producers
 COPY ops ./ops
-RUN pip install . \
+# The sandbox and Flower are services of docker-compose.yml: their extras are in the image.
+RUN pip install ".[sandbox,monitoring]" \
     && useradd --system --uid 10001 --home-dir /app relay
 
 # Celery refuses to run as root without C_FORCE_ROOT; nothing here needs root.

@@ -11,6 +11,8 @@ import importlib
 
 import click
 
+from worker.core.exit_codes import table as exit_code_table
+
 # Subcommand name -> ("module:attribute", one-line help). One line per subcommand.
 LAZY_SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "preview": ("ops.commands.preview:preview", "Print the Jetti payloads the worker would send."),
@@ -25,7 +27,7 @@ LAZY_SUBCOMMANDS: dict[str, tuple[str, str]] = {
     ),
     "bench": (
         "ops.bench.cli:bench",
-        "Benchmark the pipeline against naive Celery and a plain loop.",
+        "Benchmark the pipeline (default) or one part of it.",
     ),
     "pump": (
         "ops.commands.worker:pump",
@@ -83,7 +85,11 @@ class LazyGroup(click.Group):
                 formatter.write_dl(rows)
 
 
-@click.group(cls=LazyGroup, lazy=LAZY_SUBCOMMANDS)
+# `\b` keeps click from rewrapping the table.
+EPILOG = "\b\nExit codes (the same numbers in every command):\n" + exit_code_table()
+
+
+@click.group(cls=LazyGroup, lazy=LAZY_SUBCOMMANDS, epilog=EPILOG)
 @click.version_option(package_name="jetti-relay")
 def main() -> None:
     """jetti-relay: import orders into Jetti (Onport), reliably and fast."""

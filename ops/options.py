@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Callable, Iterable
 from typing import Any, NoReturn, TypeVar
 
 import click
 
-# EXIT_CONFIG is re-exported: every command's refusal code lives with the settings.
-from worker.settings import EXIT_CONFIG as EXIT_CONFIG
+from worker.core.exit_codes import ExitCode
 from worker.settings import (
     Settings,
     SettingsError,
@@ -18,6 +18,8 @@ from worker.settings import (
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
+# What the sandbox server needs (uvicorn[standard]: its event loop and HTTP parser).
+SANDBOX_MODULES = ("uvicorn", "uvloop", "httptools")
 
 
 def _check_redis_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -59,10 +61,10 @@ redis_url_option: Callable[[F], F] = click.option(
 
 
 def refuse_to_start(problems: Iterable[str]) -> NoReturn:
-    """One stderr line per configuration problem, then exit EXIT_CONFIG (issue 12 point 8)."""
+    """One stderr line per configuration problem, then exit 2, CONFIG (issue 12 point 8)."""
     for problem in problems:
         click.echo(f"jetti-relay: refusing to start: {problem}", err=True)
-    raise SystemExit(EXIT_CONFIG)
+    raise SystemExit(ExitCode.CONFIG)
 
 
 def settings_from_options(
@@ -72,7 +74,7 @@ def settings_from_options(
     too, and this process's logging configured from them (every command calls this, so every
     process logs the same redacted way: reliability #6).
 
-    Exits EXIT_CONFIG with one line per problem when the settings are wrong, or when
+    Exits 2 (ExitCode.CONFIG) with one line per problem when the settings are wrong, or when
     `sends_to_jetti` and the Jetti secret of the mode is missing.
     """
     if redis_url:
@@ -90,3 +92,31 @@ def settings_from_options(
 
     configure_logging(settings.log_format, settings.log_level)
     return settings
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def require_extra(extra: str, *modules: str) -> None:
+    """Exit 2 (MISSING_EXTRA) with an install hint, not a traceback, when a module of the
+    optional dependency group `extra` (pyproject.toml [project.optional-dependencies]) is not
+    installed; as httpx's CLI does for `httpx[cli]`."""
+    missing = [module for module in modules if not _installed(module)]
+    if not missing:
+        return
+    # The subcommand names below the root (none under `python -m ops.sandbox`).
+    words: list[str] = []
+    ctx = click.get_current_context(silent=True)
+    while ctx is not None and ctx.parent is not None:
+        words.insert(0, ctx.info_name or "")
+        ctx = ctx.parent
+    # `./run jetti-relay <top-level command>` installs the extra that command needs.
+    top = words[0] if words else extra
+    click.echo(
+        f"jetti-relay {' '.join(words) or extra} needs the optional '{extra}' dependencies "
+        f"({', '.join(missing)} not installed): pip install 'jetti-relay[{extra}]', or in a "
+        f"checkout run it as `./run jetti-relay {top} ...`, which installs them",
+        err=True,
+    )
+    raise SystemExit(ExitCode.MISSING_EXTRA)

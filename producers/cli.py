@@ -35,17 +35,19 @@ from producers.enqueue import (
     enqueue_candidates,
 )
 from worker.core.errors import InvalidOrder, Problem
+from worker.core.exit_codes import ExitCode
 from worker.core.jsonio import loads_document
 from worker.core.limits import MAX_ID_PREFIX_CHARS, MAX_KEYS_PER_MESSAGE
 from worker.core.records import RecordOutcome
 
-EXIT_OK = 0
-EXIT_REJECTED = 1
-EXIT_UNREADABLE = 2
-EXIT_REDIS = 4  # as for `dlq`, `order` and `reconcile`: Redis (or the broker) unreachable
+# This command's names for its codes in the one table (worker/core/exit_codes.py).
+EXIT_OK = ExitCode.OK
+EXIT_REJECTED = ExitCode.REJECTED
+EXIT_UNREADABLE = ExitCode.UNREADABLE
+EXIT_REDIS = ExitCode.REDIS_UNREACHABLE  # as for `dlq`, `order` and `reconcile`
 # Redis or the broker answered with a refusal: retrying blindly rarely helps (out of memory, a
 # read-only replica after a failover, a wrong-type key), so a loader can tell it from 4.
-EXIT_REDIS_REFUSED = 5
+EXIT_REDIS_REFUSED = ExitCode.REDIS_REFUSED
 
 # Inputs with fewer orders than this finish before a progress bar would be worth drawing.
 PROGRESS_MIN_ORDERS = 2000

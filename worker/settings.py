@@ -27,6 +27,7 @@ from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from worker.core.exit_codes import ExitCode
 from worker.core.limits import (
     DEFAULT_BODY_TTL_S,
     DEFAULT_MAX_FUTURE_SKEW_S,
@@ -58,10 +59,10 @@ EXTERNAL_VARIABLES: Mapping[str, str] = {
 }
 # Hosts a Jetti URL may reach over plain http: this machine, and the compose sandbox service.
 PLAIN_HTTP_HOSTS = frozenset({"localhost", "sandbox"})
-# Exit codes of a refusal to start, shared by every process: a configuration mistake (the same
-# code as click's usage error), and a Redis older than supported (EX_CONFIG; a fix outside ours).
-EXIT_CONFIG = 2
-EXIT_OLD_REDIS = 78
+# Exit codes of a refusal to start (worker/core/exit_codes.py), shared by every process: a config
+# mistake (the same code as click's usage error), and a Redis older than supported (EX_CONFIG).
+EXIT_CONFIG = ExitCode.CONFIG
+EXIT_OLD_REDIS = ExitCode.REDIS_TOO_OLD
 # Log level names the stdlib knows (JETTI_RELAY_LOG_LEVEL and `worker --loglevel`).
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 

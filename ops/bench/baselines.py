@@ -15,7 +15,9 @@ from typing import Any
 import httpx
 
 from ops.bench.common import RunConfig, SandboxProbe, orders, payloads, percentiles, throughput
-from ops.harness.services import Services, tree_memory_kb, wait_for
+from ops.harness.ports import wait_for
+from ops.harness.procstats import tree_memory_kb
+from ops.harness.services import Services
 
 
 def measure_naive(

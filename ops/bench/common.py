@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 
 from ops.bench.enqueue import make_order
-from ops.harness.services import SandboxService, tree_memory_kb
+from ops.harness.procstats import tree_memory_kb
+from ops.harness.sandbox import SandboxService
 
 # Polling the sandbox's counters while a run is in flight (`wait=0` never stalls it).
 POLL_S = 0.1

@@ -3,7 +3,7 @@
 Run against a throwaway Redis (it writes ledger entries and import messages there):
 
     redis-server --port 6399 --save "" --daemonize yes
-    .venv/bin/python ops/bench/enqueue.py --redis-url redis://127.0.0.1:6399/0 --orders 20000
+    ./run jetti-relay bench enqueue --redis-url redis://127.0.0.1:6399/0 --orders 20000
     redis-cli -p 6399 shutdown nosave
 
 Orders are realistic 3-line raw orders given as JSON bytes (what the CLI hands over for JSON
@@ -65,7 +65,7 @@ def make_order(number: int, lines: int) -> bytes:
     return json.dumps(order).encode()
 
 
-@click.command()
+@click.command("enqueue")
 @click.option("--redis-url", default="redis://127.0.0.1:6399/0", show_default=True)
 @click.option("--orders", "count", type=click.IntRange(min=1), default=20_000, show_default=True)
 @click.option("--lines", type=click.IntRange(min=1), default=3, show_default=True)
@@ -75,7 +75,7 @@ def make_order(number: int, lines: int) -> bytes:
 @click.option(
     "--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_SIZE, show_default=True
 )
-def main(redis_url: str, count: int, lines: int, chunk_size: int, batch_size: int) -> None:
+def enqueue_bench(redis_url: str, count: int, lines: int, chunk_size: int, batch_size: int) -> None:
     """Enqueue COUNT orders and print orders/s (and the validation-only rate for comparison)."""
     bodies = [make_order(i, lines) for i in range(count)]
 
@@ -120,7 +120,3 @@ def main(redis_url: str, count: int, lines: int, chunk_size: int, batch_size: in
         f"({publish_s / messages * 1000:.2f} ms per message of {batch_size} keys)"
     )
     click.echo(f"enqueue: {count} orders in {elapsed_s:.2f} s = {count / elapsed_s:,.0f} orders/s")
-
-
-if __name__ == "__main__":
-    main()

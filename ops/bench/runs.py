@@ -24,14 +24,11 @@ from ops.bench.common import (
     redis_memory,
     throughput,
 )
-from ops.harness.services import (
-    SandboxService,
-    ServiceError,
-    Services,
-    pipeline_env,
-    tree_cpu_seconds,
-    tree_memory_kb,
-)
+from ops.harness.ports import ServiceError
+from ops.harness.procstats import tree_cpu_seconds, tree_memory_kb
+from ops.harness.sandbox import SandboxService
+from ops.harness.services import Services
+from ops.harness.workers import pipeline_env
 
 # The long run keeps at most this many orders waiting, as a steady producer would.
 LONG_RUN_BACKLOG = 5_000

@@ -1,6 +1,6 @@
 """Measure the sandbox's async-endpoint throughput with a typical 10-line order.
 
-    python -m ops.bench.sandbox --url http://127.0.0.1:8080 --hash H --connections 32 --seconds 10
+    jetti-relay bench sandbox --url http://127.0.0.1:8080 --hash H --connections 32 --seconds 10
 
 The client is a bare asyncio HTTP/1.1 client with N concurrent keep-alive connections (each
 builds and serialises its order per request, as the worker would); on 2 cores the Python client
@@ -90,7 +90,7 @@ async def _run(url: str, webhook_hash: str, connections: int, seconds: float) ->
     return ok, failed
 
 
-@click.command()
+@click.command("sandbox")
 @click.option("--url", default="http://127.0.0.1:8080", show_default=True)
 @click.option("--hash", "webhook_hash", envvar="SANDBOX_WEBHOOK_HASH", required=True)
 @click.option("--connections", default=32, show_default=True)
@@ -100,7 +100,7 @@ async def _run(url: str, webhook_hash: str, connections: int, seconds: float) ->
     type=click.Path(path_type=Path),
     help="Write a wrk Lua script for the same request instead of running.",
 )
-def main(
+def sandbox_bench(
     url: str, webhook_hash: str, connections: int, seconds: float, wrk_script: Path | None
 ) -> None:
     """Print requests/s for the async endpoint (faults should be off)."""
@@ -119,7 +119,3 @@ def main(
         f"{ok / seconds:.0f} req/s ok ({ok} ok, {failed} failed, {connections} connections, "
         f"{seconds:.0f} s, client asyncio HTTP/1.1)"
     )
-
-
-if __name__ == "__main__":
-    main()

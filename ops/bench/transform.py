@@ -1,14 +1,15 @@
 """Median wall time of `transform` for a 10-line order and for one line split into 1,000 units.
 
-Run: `python -m ops.bench.transform [--repeat N]`. Prints one line per case, in milliseconds.
+Run: `jetti-relay bench transform [--repeat N]`. Prints one line per case, in milliseconds.
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from typing import Any
+
+import click
 
 from worker.core.contract import RawOrder, parse_raw_order
 from worker.core.rules import Rules
@@ -49,13 +50,15 @@ def _median_ms(order: RawOrder, repeat: int) -> float:
     return statistics.median(samples)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repeat", type=int, default=DEFAULT_REPEAT)
-    args = parser.parse_args()
-    print(f"10-line order:        median {_median_ms(_ten_lines(), args.repeat):.3f} ms")
-    print(f"1 line of 1000 units: median {_median_ms(_thousand_units(), args.repeat):.3f} ms")
-
-
-if __name__ == "__main__":
-    main()
+@click.command("transform")
+@click.option(
+    "--repeat",
+    type=click.IntRange(min=1),
+    default=DEFAULT_REPEAT,
+    show_default=True,
+    help="Timed runs per case (the median is printed).",
+)
+def transform_bench(repeat: int) -> None:
+    """Print the median time of `transform` for a 10-line order and for 1,000 units."""
+    click.echo(f"10-line order:        median {_median_ms(_ten_lines(), repeat):.3f} ms")
+    click.echo(f"1 line of 1000 units: median {_median_ms(_thousand_units(), repeat):.3f} ms")

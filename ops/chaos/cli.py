@@ -17,6 +17,8 @@ from pathlib import Path
 
 import click
 
+from worker.core.exit_codes import ExitCode
+
 SCALES = ("ci", "full")
 
 
@@ -26,11 +28,10 @@ SCALES = ("ci", "full")
     "-s",
     "names",
     multiple=True,
-    metavar="N|NAME",
-    help="Scenario number or name (repeatable; default: all). "
-    "1 kill, 2 redis, 3 outage, 4 throttle, 5 slow, 6 duplicates, 7 replay, "
-    "8 rolling, 9 bad-input, 10 lost-message, 11 hostile-producers, 12 config, "
-    "13 retry-after.",
+    metavar="NAME|N",
+    help="Scenario name (repeatable; default: all): kill, redis, outage, throttle, slow, "
+    "duplicates, replay, rolling, bad-input, lost-message, hostile-producers, config, "
+    "retry-after. Their numbers 1-13, in that order, work too.",
 )
 @click.option(
     "--scale",
@@ -49,13 +50,13 @@ SCALES = ("ci", "full")
     "--hostile",
     type=click.IntRange(1),
     default=None,
-    help="Hostile raw orders in scenario 9 (overrides the scale).",
+    help="Hostile raw orders in scenario bad-input (overrides the scale).",
 )
 @click.option(
     "--kills",
     type=click.IntRange(1),
     default=None,
-    help="kill -9s in scenario 1 (overrides the scale).",
+    help="kill -9s in scenario kill (overrides the scale).",
 )
 @click.option(
     "--workers",
@@ -79,11 +80,14 @@ def chaos(
     slow answers, duplicates, replays, rolling restarts, hostile input, lost messages, hostile
     producers, configuration faults, absurd Retry-After) and check the books after each
     scenario: nothing lost, nothing sent twice."""
+    from ops.options import SANDBOX_MODULES, require_extra
+
+    require_extra("chaos", "hypothesis", *SANDBOX_MODULES)
     from ops.chaos.run import resolve, run_all
     from ops.chaos.scenarios import CI_SCALE, FULL_SCALE
 
     try:
-        numbers = resolve(names)
+        chosen_names = resolve(names)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     chosen = CI_SCALE if scale == "ci" else FULL_SCALE
@@ -99,9 +103,7 @@ def chaos(
     }
     chosen = dataclasses.replace(chosen, **overrides)
     folder = Path(tempfile.mkdtemp(prefix="jetti-relay-chaos-"))
-    click.echo(
-        f"chaos: scenarios {', '.join(map(str, numbers))}, scale {scale} ({chosen})", err=True
-    )
+    click.echo(f"chaos: scenarios {', '.join(chosen_names)}, scale {scale} ({chosen})", err=True)
     started = time.monotonic()
 
     def show(result: object) -> None:
@@ -121,7 +123,7 @@ def chaos(
                 click.echo(f"       dead letters by reason: {result.books.dead_reasons}")
 
     try:
-        results = run_all(numbers, chosen, folder, on_result=show)
+        results = run_all(chosen_names, chosen, folder, on_result=show)
     finally:
         if keep_logs:
             click.echo(f"logs kept in {folder}", err=True)
@@ -147,7 +149,7 @@ def chaos(
         + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in totals.items()),
         err=True,
     )
-    sys.exit(1 if failed else 0)
+    sys.exit(ExitCode.FAILED if failed else ExitCode.OK)
 
 
 def _as_dict(result: object) -> dict[str, object]:

@@ -23,15 +23,10 @@ import httpx
 import redis
 
 from ops.chaos.books import SaleCancellation
-from ops.harness.services import (
-    RedisProcess,
-    SandboxRoutes,
-    WorkerProcess,
-    free_port,
-    wait_for,
-    worker_argv,
-    worker_target_env,
-)
+from ops.harness.ports import free_port, wait_for
+from ops.harness.redis import RedisProcess
+from ops.harness.sandbox import SandboxRoutes
+from ops.harness.workers import WorkerProcess, worker_argv, worker_target_env
 from producers.enqueue import EnqueueSummary, enqueue
 from worker.celery_app import create_app
 from worker.core.keys import Keys
@@ -42,7 +37,7 @@ from worker.store.dead_letters import DeadLetters
 from worker.store.ledger import Ledger
 from worker.store.ledger_schema import OrderField
 
-# WorkerProcess lives in ops.harness.services; scenarios import it from here with the cluster.
+# WorkerProcess lives in ops.harness.workers; scenarios import it from here with the cluster.
 __all__ = ["CHAOS_ENV", "Cluster", "SandboxProcess", "WorkerProcess"]
 
 CHANNEL_ID = 7

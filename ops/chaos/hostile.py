@@ -1,4 +1,4 @@
-"""Malformed and hostile raw orders, generated with hypothesis (scenario 9).
+"""Malformed and hostile raw orders, generated with hypothesis (scenario bad-input, 9).
 
 Each one starts from a valid order and breaks it one way: huge or negative quantities, deep
 nesting, megabyte strings, wrong types, invalid UTF-8 and lone surrogates, NaN and infinite
@@ -221,7 +221,7 @@ def hostile_orders(count: int, *, seed: int = 0) -> list[Hostile]:
     return out
 
 
-# --- hostile producers (scenario 11) ----------------------------------------------------------
+# --- hostile producers (scenario hostile-producers, 11) ---------------------------------------
 # Ids that collide with another order's or an index's Redis key when the key is spliced in raw
 # (reliability #1), or that a key-naming scheme must survive; each pair is in arrival order.
 COLLIDING_IDS: tuple[str, ...] = (

@@ -23,55 +23,61 @@ from ops.chaos.scenarios import (
     throttle_storm,
 )
 
-# Number -> (short name for the CLI, scenario). Numbers follow issue 7's list, then issue 12's.
-SCENARIOS: dict[int, tuple[str, ScenarioFn]] = {
-    1: ("kill", kill_submitting_worker),
-    2: ("redis", redis_restart),
-    3: ("outage", jetti_outage),
-    4: ("throttle", throttle_storm),
-    5: ("slow", slow_responses),
-    6: ("duplicates", duplicates_and_reordering),
-    8: ("rolling", rolling_restart),
-    9: ("bad-input", bad_input),
-    10: ("lost-message", lost_messages),
-    11: ("hostile-producers", hostile_producers),
-    12: ("config", config_faults),
-    13: ("retry-after", retry_after_extremes),
+# Name -> (number, scenario). The name is what `jetti-relay chaos --scenario` and the tests use;
+# the number (issue 7's list, then issue 12's) stays accepted as an alias and is printed.
+SCENARIOS: dict[str, tuple[int, ScenarioFn]] = {
+    "kill": (1, kill_submitting_worker),
+    "redis": (2, redis_restart),
+    "outage": (3, jetti_outage),
+    "throttle": (4, throttle_storm),
+    "slow": (5, slow_responses),
+    "duplicates": (6, duplicates_and_reordering),
+    "rolling": (8, rolling_restart),
+    "bad-input": (9, bad_input),
+    "lost-message": (10, lost_messages),
+    "hostile-producers": (11, hostile_producers),
+    "config": (12, config_faults),
+    "retry-after": (13, retry_after_extremes),
 }
 
 
 def _register_replay() -> None:
-    # Scenario 7 drives `jetti-relay dlq replay` (worker/pipeline/replayer.py), which lands
-    # separately.
+    # Scenario `replay` drives `jetti-relay dlq replay` (worker/pipeline/replayer.py), which
+    # landed separately.
     try:
         module = importlib.import_module("ops.chaos.replay")
     except ImportError:
         return
-    SCENARIOS[7] = ("replay", module.dlq_replay)
+    SCENARIOS["replay"] = (7, module.dlq_replay)
 
 
 _register_replay()
 
 
-def resolve(names: Iterable[str]) -> list[int]:
-    """Scenario numbers from numbers or short names; all of them when `names` is empty."""
-    by_name = {name: number for number, (name, _fn) in SCENARIOS.items()}
-    chosen: list[int] = []
-    for name in names:
-        number = int(name) if name.isdigit() else by_name.get(name)
-        if number is None or number not in SCENARIOS:
-            known = ", ".join(f"{n} ({s})" for n, (s, _f) in sorted(SCENARIOS.items()))
-            raise ValueError(f"unknown scenario {name!r}; known: {known}")
-        chosen.append(number)
-    return chosen or sorted(SCENARIOS)
+def names_in_order() -> list[str]:
+    """Every scenario name, in the order of their numbers (the order `chaos` runs them)."""
+    return sorted(SCENARIOS, key=lambda name: SCENARIOS[name][0])
 
 
-def run_one(cluster: Cluster, number: int, scale: Scale) -> ScenarioResult:
-    """Run scenario `number` on an emptied cluster; its workers are stopped afterwards."""
+def resolve(names: Iterable[str]) -> list[str]:
+    """Scenario names from names or their numbers; all of them when `names` is empty."""
+    by_number = {number: name for name, (number, _fn) in SCENARIOS.items()}
+    chosen: list[str] = []
+    for given in names:
+        name = by_number.get(int(given)) if given.isdigit() else given
+        if name is None or name not in SCENARIOS:
+            known = ", ".join(f"{n} ({SCENARIOS[n][0]})" for n in names_in_order())
+            raise ValueError(f"unknown scenario {given!r}; known: {known}")
+        chosen.append(name)
+    return chosen or names_in_order()
+
+
+def run_one(cluster: Cluster, name: str, scale: Scale) -> ScenarioResult:
+    """Run scenario `name` on an emptied cluster; its workers are stopped afterwards."""
     cluster.fresh()
     started = time.monotonic()
     try:
-        result = SCENARIOS[number][1](cluster, scale)
+        result = SCENARIOS[name][1](cluster, scale)
     finally:
         cluster.stop_workers()
     result.elapsed_s = time.monotonic() - started
@@ -79,7 +85,7 @@ def run_one(cluster: Cluster, number: int, scale: Scale) -> ScenarioResult:
 
 
 def run_all(
-    numbers: Iterable[int],
+    names: Iterable[str],
     scale: Scale,
     folder: Path,
     on_result: Callable[[ScenarioResult], None] | None = None,
@@ -88,8 +94,8 @@ def run_all(
     cluster = Cluster(folder).start()
     results = []
     try:
-        for number in numbers:
-            result = run_one(cluster, number, scale)
+        for name in names:
+            result = run_one(cluster, name, scale)
             results.append(result)
             if on_result is not None:
                 on_result(result)

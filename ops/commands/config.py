@@ -17,7 +17,7 @@ import click
 import orjson
 from pydantic import SecretStr, ValidationError
 
-from ops.options import EXIT_CONFIG
+from worker.core.exit_codes import ExitCode
 from worker.settings import (
     Settings,
     SettingsError,
@@ -28,7 +28,6 @@ from worker.settings import (
     read_environment,
 )
 
-EXIT_OK = 0
 # Replaces a secret (and a password inside a URL) in the output.
 MASK = "***"
 # Settings whose value is a URL that may carry a password.
@@ -108,4 +107,4 @@ def check(as_json: bool, pool: str) -> None:
         for problem in problems:
             click.echo(f"problem: {problem}", err=True)
         click.echo(f"{len(problems)} problem(s)" if problems else "configuration OK")
-    raise SystemExit(EXIT_CONFIG if problems else EXIT_OK)
+    raise SystemExit(ExitCode.CONFIG if problems else ExitCode.OK)

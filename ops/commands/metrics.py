@@ -17,11 +17,11 @@ import click
 import structlog
 
 from ops.options import redis_url_option, settings_from_options
+from worker.core.exit_codes import ExitCode
 
 # Next to the exporters Prometheus lists (9100 node, 9121 redis); free in a default install.
 DEFAULT_PORT = 9808
 # As for every operator command: Redis unusable (here: older than supported).
-EXIT_REDIS = 4
 # Loopback unless asked: the metrics reveal business volumes.
 DEFAULT_HOST = "127.0.0.1"
 
@@ -43,6 +43,9 @@ DEFAULT_HOST = "127.0.0.1"
 @redis_url_option
 def metrics(host: str, port: int, redis_url: str | None) -> None:
     """Serve Prometheus metrics: backlog, retries, dead letters, outcomes, latency, breaker."""
+    from ops.options import require_extra
+
+    require_extra("monitoring", "prometheus_client")
     import redis
     from prometheus_client import start_http_server
 
@@ -58,7 +61,7 @@ def metrics(host: str, port: int, redis_url: str | None) -> None:
         require_supported(sources.client)
     except RedisTooOld as exc:
         click.echo(f"jetti-relay: refusing to start: {exc}", err=True)
-        raise SystemExit(EXIT_REDIS) from exc
+        raise SystemExit(ExitCode.REDIS_UNREACHABLE) from exc
     except redis.RedisError:
         pass  # exported as jetti_relay_redis_up 0 until Redis answers
     registry = build_registry(sources)

@@ -22,8 +22,9 @@ import redis
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ops.dlq.common import EXIT_OK, EXIT_PARTIAL, EXIT_REDIS, redis_failure_line
+from ops.dlq.common import redis_failure_line
 from ops.options import redis_url_option, settings_from_options
+from worker.core.exit_codes import ExitCode
 from worker.core.limits import DEFAULT_MAX_FUTURE_SKEW_S
 
 EXIT_HELP = (
@@ -31,8 +32,6 @@ EXIT_HELP = (
     "each printed); 2 usage error; 4 Redis unreachable or too old; 5 Redis refused a "
     "command part-way (run it again)."
 )
-# Redis answered with an error part-way (as `enqueue`'s 5): not "names left" (1).
-EXIT_REDIS_REFUSED = 5
 # Index members below which no progress is shown (the run is over before it would matter); above,
 # a bar on a terminal, else a line on stderr every tenth of the way (logs of a batch job).
 PROGRESS_MIN_MEMBERS = 2000
@@ -73,7 +72,7 @@ def migrate_keys(
         client = connect_supported(settings)
     except (redis.ConnectionError, redis.TimeoutError, RedisTooOld) as exc:
         errors.print(redis_failure_line(exc), markup=False)
-        raise SystemExit(EXIT_REDIS) from exc
+        raise SystemExit(ExitCode.REDIS_UNREACHABLE) from exc
     publisher = None if dry_run else build_publisher(settings)
     try:
         progress = Progress(
@@ -114,14 +113,15 @@ def migrate_keys(
             report = migration.run()
     except (redis.ConnectionError, redis.TimeoutError, OperationalError) as exc:
         errors.print(redis_failure_line(exc), markup=False)
-        raise SystemExit(EXIT_REDIS) from exc
+        raise SystemExit(ExitCode.REDIS_UNREACHABLE) from exc
     except redis.RedisError as exc:
         errors.print(
             f"error: Redis refused a command part-way ({type(exc).__name__}: {exc}); "
             "what was done stays done: run migrate-keys again",
             markup=False,
         )
-        raise SystemExit(EXIT_REDIS_REFUSED) from exc
+        # Redis answered with an error part-way (as `enqueue`'s 5): not "names left" (1).
+        raise SystemExit(ExitCode.REDIS_REFUSED) from exc
     finally:
         client.close()
     if as_json:
@@ -151,4 +151,4 @@ def migrate_keys(
         for name in report.foreign_left:
             click.echo(f"left: {_name(name)} still holds another order's data")
         click.echo(report.line())
-    raise SystemExit(EXIT_OK if report.complete else EXIT_PARTIAL)
+    raise SystemExit(ExitCode.OK if report.complete else ExitCode.PARTIAL)

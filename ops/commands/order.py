@@ -18,9 +18,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ops.dlq.common import EXIT_NOT_FOUND, StoreGroup, Stores, age, echo_json, fail, iso
+from ops.dlq.common import StoreGroup, Stores, age, echo_json, fail, iso
 from ops.options import redis_url_option
 from worker.core.dead_entry import MASK, SECRET_MASK
+from worker.core.exit_codes import ExitCode
 from worker.core.privacy import hide_secrets, mask_text
 from worker.core.records import OrderEntry
 from worker.core.states import DeadReason, OrderState
@@ -156,7 +157,7 @@ def show(order_key: str, include_personal_data: bool, as_json: bool, redis_url: 
     stores = Stores.connect(redis_url)
     view = order_view(stores, order_key, personal=include_personal_data)
     if view is None:
-        fail(f"no order and no dead letter under {order_key!r}", EXIT_NOT_FOUND)
+        fail(f"no order and no dead letter under {order_key!r}", ExitCode.NOT_FOUND)
     if as_json:
         echo_json(view)
         return

@@ -19,6 +19,7 @@ import click
 from ops.options import check_id_prefix
 from worker.core.contract import RawOrder, parse_raw_order
 from worker.core.errors import InvalidOrder, Problem, TransformError
+from worker.core.exit_codes import ExitCode
 from worker.core.jsonio import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, loads_document
 from worker.core.limits import DEFAULT_MAX_LINE_ITEMS
 from worker.core.rules import Rules, RulesError, load_rules
@@ -163,7 +164,7 @@ def preview(source: BinaryIO, rules_path: Path | None, id_prefix: str, max_line_
             )
     click.echo(f"{total} orders: {total - invalid} valid, {invalid} invalid", err=True)
     if invalid:
-        raise SystemExit(1)
+        raise SystemExit(ExitCode.REJECTED)
 
 
 @click.command()

@@ -18,14 +18,12 @@ from datetime import UTC, datetime
 import click
 import orjson
 
-from ops.dlq.common import EXIT_REDIS, StoreGroup
+from ops.dlq.common import StoreGroup
 from ops.options import redis_url_option, settings_from_options
+from worker.core.exit_codes import ExitCode
 from worker.core.keys import Keys
 from worker.redisconn import connect_supported, require_supported
 from worker.store.reconcile_state import read_status
-
-EXIT_OK, EXIT_FAILED, EXIT_OFF, EXIT_NOT_LEADER = 0, 1, 2, 3
-assert EXIT_REDIS == 4  # one meaning across the operator commands
 
 
 def _iso(ts: float | None) -> str:
@@ -74,7 +72,7 @@ def status(redis_url: str | None, as_json: bool) -> None:
             + (f", last error: {st.last_error}" if st.last_error else "")
         )
         click.echo(", ".join(f"{name} {count}" for name, count in st.counts.items()))
-    raise SystemExit(EXIT_FAILED if behind else EXIT_OK)
+    raise SystemExit(ExitCode.FAILED if behind else ExitCode.OK)
 
 
 @reconcile.command()
@@ -88,7 +86,7 @@ def run(redis_url: str | None) -> None:
     configure_logging(settings.log_format, settings.log_level)  # logs to stderr, JSON on stdout
     if not settings.reconcile_active:
         click.echo("reconciler off: set JETTI_RELAY_API_TOKEN (and RECONCILE_ENABLED)", err=True)
-        raise SystemExit(EXIT_OFF)
+        raise SystemExit(ExitCode.RECONCILER_OFF)
     parts = build_maintenance_parts(settings)
     require_supported(parts.redis)
     reconciler = build_reconciler(parts)
@@ -96,8 +94,8 @@ def run(redis_url: str | None) -> None:
     report = reconciler.run_once()
     if not report.led:
         click.echo("another host leads the reconciler role; nothing done", err=True)
-        raise SystemExit(EXIT_NOT_LEADER)
+        raise SystemExit(ExitCode.NOT_LEADER)
     click.echo(
         orjson.dumps({k: v for k, v in asdict(report).items() if k != "rejected_keys"}).decode()
     )
-    raise SystemExit(EXIT_FAILED if report.error else EXIT_OK)
+    raise SystemExit(ExitCode.FAILED if report.error else ExitCode.OK)

@@ -16,8 +16,9 @@ from types import FrameType
 
 import click
 
-from ops.options import EXIT_CONFIG, redis_url_option, refuse_to_start, settings_from_options
-from worker.settings import EXIT_OLD_REDIS, LOG_LEVELS, Settings, check_timeouts
+from ops.options import redis_url_option, refuse_to_start, settings_from_options
+from worker.core.exit_codes import ExitCode
+from worker.settings import LOG_LEVELS, Settings, check_timeouts
 
 # A Celery worker that exits on its own is started again after this pause. kombu can end the
 # consumer with "Unrecoverable error: AttributeError(... 'hostname')" when Redis goes away while
@@ -25,11 +26,11 @@ from worker.settings import EXIT_OLD_REDIS, LOG_LEVELS, Settings, check_timeouts
 CHILD_RESTART_DELAY_S = 1.0
 # Child exit codes that are final: a clean exit, and the refusals to start (a configuration
 # mistake, or EX_CONFIG for a Redis older than supported): starting again would only repeat them.
-FINAL_EXIT_CODES = frozenset({0, EXIT_CONFIG, EXIT_OLD_REDIS})
+FINAL_EXIT_CODES = frozenset({ExitCode.OK, ExitCode.CONFIG, ExitCode.REDIS_TOO_OLD})
 
 
 def refuse_unsupported_redis(settings: Settings) -> None:
-    """Exit EXIT_OLD_REDIS with one line when the ledger's Redis is older than supported.
+    """Exit 78 (REDIS_TOO_OLD) with one line when the ledger's Redis is older than supported.
 
     An unreachable Redis is not refused: it may still be starting (compose, a failover), and
     the worker and the pump wait for it. The check then runs again in the Celery worker
@@ -44,7 +45,7 @@ def refuse_unsupported_redis(settings: Settings) -> None:
         require_supported(client)
     except RedisTooOld as exc:
         click.echo(f"jetti-relay: refusing to start: {exc}", err=True)
-        sys.exit(EXIT_OLD_REDIS)
+        sys.exit(ExitCode.REDIS_TOO_OLD)
     except (redis.ConnectionError, redis.TimeoutError):
         pass
     finally:

@@ -24,16 +24,12 @@ from typing import Any
 import click
 import httpx
 
-from ops.harness.services import (
-    ASYNC_PATH,
-    SandboxService,
-    ServiceError,
-    Services,
-    exit_on_sigterm,
-    pipeline_env,
-    redis_reachable,
-    redis_supported,
-)
+from ops.harness.ports import ServiceError
+from ops.harness.redis import redis_reachable, redis_supported
+from ops.harness.sandbox import ASYNC_PATH, SandboxService
+from ops.harness.services import Services, exit_on_sigterm
+from ops.harness.workers import pipeline_env
+from ops.options import SANDBOX_MODULES, require_extra
 
 DATA_DIR = Path(__file__).parent / "data"
 RULES_FILE = DATA_DIR / "rules.toml"
@@ -103,6 +99,7 @@ def demo(orders_file: Path, keep_logs: bool, keep_running: bool, json_path: Path
 
     from worker.settings import Settings
 
+    require_extra("demo", *SANDBOX_MODULES)
     console = Console(stderr=True)
     exit_on_sigterm()
     folder = Path(tempfile.mkdtemp(prefix="jetti-relay-demo-"))
@@ -292,19 +289,29 @@ def _summary(result: DemoResult, sandbox: SandboxService) -> str:
     out += [
         "",
         "Dead letters stay in Redis, with the raw order and every attempt, until someone replays",
-        "or resolves them; nothing expires on its own. Inspect and replay them (with",
-        "`jetti-relay demo --keep-running` these work against the demo's Redis):",
+        "or resolves them; nothing expires on its own. Inspect and replay them from the project",
+        "folder (with `./run demo --keep-running` these work against the demo's Redis):",
         f"  export {env}",
-        "  jetti-relay dlq list",
-        f"  jetti-relay dlq show {some_key}",
-        f"  jetti-relay dlq replay {some_key}      # after fixing the order or the rules",
-        f"  jetti-relay order show {some_key}      # the order's ledger entry and timeline",
-        f"  jetti-relay preview {DATA_DIR / 'orders.jsonl'} --rules {RULES_FILE}",
+        "  ./run jetti-relay dlq list",
+        f"  ./run jetti-relay dlq show {some_key}",
+        f"  ./run jetti-relay dlq replay {some_key}      # after fixing the order or the rules",
+        f"  ./run jetti-relay order show {some_key}      # the order's ledger entry and timeline",
+        f"  ./run jetti-relay preview {_shown(DATA_DIR / 'orders.jsonl')} "
+        f"--rules {_shown(RULES_FILE)}",
         "Watch the workers and tasks live in Flower:",
-        f"  celery -A worker.celery_app --broker {result.redis_url} flower",
+        f"  ./run celery -A worker.celery_app --broker {result.redis_url} flower",
         f"The Jetti sandbox: {sandbox.base_url}/_sandbox/stats",
     ]
     return "\n".join(out)
+
+
+def _shown(path: Path) -> str:
+    """`path` relative to the current folder when it is inside it (the project folder, where
+    `./run` is), else as it is."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _delete_prefix(redis_url: str, prefix: str) -> None:

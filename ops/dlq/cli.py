@@ -1,7 +1,7 @@
 """The `jetti-relay dlq` group: inspect, replay, export, purge and erase dead letters.
 
 Every subcommand takes `--redis-url` (default: JETTI_RELAY_REDIS_URL) and has `--help` with
-examples. Exit codes: see `ops/dlq/common.py` (also printed under every command's help).
+examples. Exit codes: `worker/core/exit_codes.py` (also printed under every command's help).
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import click
 
 from ops.dlq.common import EXIT_CODES_HELP, StoreGroup
-from ops.dlq.maintenance import erase, export, purge
-from ops.dlq.replay_cmd import replay
+from ops.dlq.destructive import erase, export, purge
+from ops.dlq.replay import replay
 from ops.dlq.views import audit, list_command, show, stats
 
 

@@ -26,6 +26,7 @@ import click
 import redis
 
 from ops.options import settings_from_options
+from worker.core.exit_codes import ExitCode
 from worker.core.keys import Keys
 from worker.core.states import DeadReason, DeadStatus
 from worker.redisconn import RedisTooOld
@@ -35,12 +36,6 @@ from worker.store.dead_letters import DeadLetters
 from worker.store.dead_query import DeadFilter
 from worker.store.ledger import Ledger
 from worker.wiring import connect_stores
-
-EXIT_OK = 0
-EXIT_PARTIAL = 1
-EXIT_USAGE = 2
-EXIT_NOT_FOUND = 3
-EXIT_REDIS = 4
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 done; 1 done in part (some orders could not be handled); 2 usage error; "
@@ -78,7 +73,7 @@ class Stores:
 
 
 def redis_failure_line(exc: Exception) -> str:
-    """The one line a command prints before exit EXIT_REDIS: Redis unreachable (`redis`'s
+    """The one line a command prints before exit 4 (REDIS_UNREACHABLE): Redis unreachable (`redis`'s
     ConnectionError or TimeoutError) or older than supported (`RedisTooOld`)."""
     if isinstance(exc, RedisTooOld):
         return f"error: {exc}"
@@ -94,7 +89,7 @@ class StoreGroup(click.Group):
             return super().invoke(ctx)
         except (redis.ConnectionError, redis.TimeoutError, RedisTooOld) as exc:
             click.echo(redis_failure_line(exc), err=True)
-            ctx.exit(EXIT_REDIS)
+            ctx.exit(ExitCode.REDIS_UNREACHABLE)
 
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")

@@ -15,19 +15,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ops.dlq.common import (
-    EXIT_CODES_HELP,
-    EXIT_NOT_FOUND,
-    WHEN,
-    Stores,
-    age,
-    echo_json,
-    fail,
-    filter_options,
-    iso,
-)
+from ops.dlq.common import EXIT_CODES_HELP, WHEN, Stores, age, echo_json, fail, filter_options, iso
 from ops.options import redis_url_option
 from worker.core.dead_entry import MASK, SECRET_MASK, DeadEntry, masked
+from worker.core.exit_codes import ExitCode
 from worker.core.privacy import hide_secrets, mask_text
 from worker.core.states import DeadReason, DeadStatus
 from worker.store.dead_query import DeadFilter, list_entries
@@ -158,7 +149,9 @@ def show(order_key: str, include_personal_data: bool, as_json: bool, redis_url: 
     stores = Stores.connect(redis_url)
     entry = stores.dead.get(order_key)
     if entry is None:
-        fail(f"no dead letter under {order_key!r} (try `jetti-relay order show`)", EXIT_NOT_FOUND)
+        fail(
+            f"no dead letter under {order_key!r} (try `jetti-relay order show`)", ExitCode.NOT_FOUND
+        )
     view = masked(entry, include_personal_data=include_personal_data, secrets=stores.secrets())
     order = stores.ledger.get(order_key)
     view["ledger_state"] = None if order is None else str(order.state)

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 import orjson
 
+from ops.options import SANDBOX_MODULES, require_extra
 from ops.sandbox.faults import Faults
 
 DEFAULT_PORT = 8080
@@ -148,6 +149,7 @@ def sandbox(
     seed: int | None,
 ) -> None:
     """Run a local Jetti (both import endpoints, reads, cancel) with fault injection."""
+    require_extra("sandbox", *SANDBOX_MODULES)
     import uvicorn
 
     from ops.sandbox.app import Config, SandboxApp

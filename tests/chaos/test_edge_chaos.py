@@ -1,7 +1,7 @@
-"""Chaos scenarios of issue 12 at CI scale: hostile producers (11), configuration faults (12) and
-Retry-After extremes (13), on the same real pipeline as tests/chaos/test_chaos.py. Each depends on
-fixes from other parts of issue 12 (named per test); `jetti-relay chaos -s 11 -s 12 -s 13` runs
-them at full scale.
+"""Chaos scenarios of issue 12 at CI scale: hostile producers, configuration faults and
+Retry-After extremes, on the same real pipeline as tests/chaos/test_chaos.py. Each depends on
+fixes from other parts of issue 12 (named per test); `jetti-relay chaos -s hostile-producers -s
+config -s retry-after` runs them at full scale.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from ops.chaos.scenarios import CI_SCALE
 pytestmark = [pytest.mark.chaos, pytest.mark.integration, pytest.mark.timeout(300)]
 
 
-def run(cluster: Cluster, number: int) -> ScenarioResult:
-    result = run_one(cluster, number, CI_SCALE)
+def run(cluster: Cluster, name: str) -> ScenarioResult:
+    result = run_one(cluster, name, CI_SCALE)
     books = result.books
     detail = f"{result.summary()}\nfailures: {result.failures}\nbooks: {books.problems}"
     assert result.failures == [], detail
@@ -33,7 +33,7 @@ def test_hostile_producers_lose_nothing(cluster: Cluster) -> None:
     `enqueue`), copies and a cancellation without updated_at (applied by arrival), a copy after a
     cancellation (not sent): every accepted order delivered or cancelled once in Jetti.
     Needs the keys, producer and poison fixes (reliability #1, #3, #12)."""
-    result = run(cluster, 11)
+    result = run(cluster, "hostile-producers")
     assert result.figures["refused_at_edge"] >= 3
     assert result.books.cancelled == 2
 
@@ -42,7 +42,7 @@ def test_configuration_faults_stop_the_start_or_open_the_breaker(cluster: Cluste
     """A misspelt variable and an empty webhook hash: exit 2, one line; a wrong async path: the
     breaker opens, nothing is dead-lettered; fixed, everything is delivered.
     Needs the config fix (issue 12 point 8) and the jetti fix (reliability #10)."""
-    result = run(cluster, 12)
+    result = run(cluster, "config")
     assert result.books.delivered == result.books.sent
 
 
@@ -50,5 +50,5 @@ def test_retry_after_extremes_never_block_longer_than_the_bound(cluster: Cluster
     """429s with Retry-After inf, nan, garbage, 1e9 and a date in 2100: the fleet block and
     every retry stay within JETTI_RELAY_RETRY_AFTER_MAX_S; no attempt spent; all delivered.
     Needs the jetti fix (reliability #8)."""
-    result = run(cluster, 13)
+    result = run(cluster, "retry-after")
     assert result.books.delivered == result.books.sent

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from ops.harness.services import free_port, process_groups_alive
+from ops.harness.ports import free_port
+from ops.harness.procstats import process_groups_alive
 from tests.docs import doc_section
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,12 +104,14 @@ def test_demo_on_a_bare_machine_reports_what_the_sandbox_recorded(
 
     out = done.stdout
     assert f"reached Jetti: {stats['sales']} orders" in out
+    # Printed as `./run ...`: `jetti-relay` and `celery` are only in the venv, not on PATH.
     for command in (
-        "jetti-relay dlq list",
-        "jetti-relay dlq show",
-        "jetti-relay dlq replay",
-        "jetti-relay order show",
-        "celery -A worker.celery_app --broker redis://",
+        "  ./run jetti-relay dlq list",
+        "  ./run jetti-relay dlq show",
+        "  ./run jetti-relay dlq replay",
+        "  ./run jetti-relay order show",
+        "  ./run jetti-relay preview",
+        "  ./run celery -A worker.celery_app --broker redis://",
     ):
         assert command in out
 
@@ -126,3 +129,25 @@ def test_quick_start_names_the_two_commands_and_ci_runs_the_second() -> None:
     assert commands[:2] == ["./run demo", "./run test"]
     ci = (ROOT / ".ci" / "run").read_text()
     assert re.search(r"^exec \./run test$", ci, flags=re.MULTILINE)
+
+
+def test_run_passes_commands_through_to_the_venv() -> None:
+    """`./run jetti-relay ...` and `./run celery ...` (what the demo prints) run the virtual
+    environment's commands from a shell where neither is on PATH."""
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    env["PATH"] = "/usr/bin:/bin"
+    env["JETTI_RELAY_VENV"] = str(Path(sys.executable).parent.parent)
+    for argv, shown in (
+        (["jetti-relay", "dlq", "--help"], "Usage: jetti-relay dlq"),
+        (["celery", "--version"], "."),
+    ):
+        done = subprocess.run(
+            [str(ROOT / "run"), *argv],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert shown in done.stdout

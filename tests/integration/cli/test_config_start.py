@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from ops.harness.services import WorkerProcess, worker_argv, worker_target_env
+from ops.harness.workers import WorkerProcess, worker_argv, worker_target_env
 from tests.fixtures.pipeline import FAST_ENV, wait_until
 from tests.integration.pipeline.test_pipeline import raw_order
 
@@ -205,7 +205,7 @@ def test_the_sandbox_prints_exactly_variables_the_relay_reads(
     unknown-variable check on, they point a sync-mode client at that sandbox, which answers."""
     import httpx
 
-    from ops.harness.services import free_port
+    from ops.harness.ports import free_port
     from worker.settings import get_settings, jetti_problems, load_settings
     from worker.wiring import build_jetti_client
 

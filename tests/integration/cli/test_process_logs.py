@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ops.harness.services import free_port
+from ops.harness.ports import free_port
 from tests.fixtures.pipeline import FAST_ENV
 from tests.integration.pipeline.test_pipeline import raw_order
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import redis
 
-from ops.harness.services import free_port
+from ops.harness.ports import free_port
 from tests.fixtures.exporter import running_exporter, scrape, value
 from tests.fixtures.pipeline import PipelineFactory, PipelineProcess, wait_until
 from tests.integration.pipeline.test_pipeline import Harness, raw_order

@@ -1,8 +1,10 @@
-"""`jetti-relay bench` on its tiny profile: every figure is there and agrees with the sandbox.
+"""`jetti-relay bench` on its tiny profile: every figure is there and agrees with the sandbox;
+and the other benchmarks are subcommands of the same command.
 
-It runs the installed entry point (real Redis, sandbox and worker processes it starts itself),
-so this is the benchmark harness end to end; the numbers themselves are not asserted (the machine
-is shared), only that they exist, are consistent, and that nothing is left running.
+The tiny profile runs the installed entry point (real Redis, sandbox and worker processes it
+starts itself), so this is the benchmark harness end to end; the numbers themselves are not
+asserted (the machine is shared), only that they exist, are consistent, and that nothing is
+left running.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
-from ops.harness.services import free_port, process_groups_alive
+from ops.bench.cli import BENCH_SUBCOMMANDS, bench
+from ops.harness.ports import free_port
+from ops.harness.procstats import process_groups_alive
 
 pytestmark = pytest.mark.integration
 
@@ -113,3 +118,43 @@ def test_nothing_is_left_running(tiny_bench: tuple[dict[str, Any], str]) -> None
     assert len(groups) >= 9  # Redis, sandbox and workers of each run
     alive = process_groups_alive(groups)
     assert alive == []
+
+
+@pytest.mark.parametrize("name", sorted(BENCH_SUBCOMMANDS))
+def test_each_benchmark_is_a_subcommand(name: str) -> None:
+    """`jetti-relay bench NAME --help` works for every benchmark (no `python -m` entry left)."""
+    result = CliRunner().invoke(bench, [name, "--help"])
+    assert result.exit_code == 0, result.output
+    assert f"bench {name} [OPTIONS]" in result.output
+
+
+def test_bare_bench_lists_its_subcommands() -> None:
+    """`jetti-relay bench --help` shows the comparison's options (the run without a subcommand)
+    and every subcommand."""
+    result = CliRunner().invoke(bench, ["--help"])
+    assert result.exit_code == 0, result.output
+    assert "--profile" in result.output
+    for name in BENCH_SUBCOMMANDS:
+        assert f"  {name} " in result.output
+
+
+def test_comparison_options_before_a_subcommand_are_refused() -> None:
+    """`bench --profile tiny transform` is a usage error (2), not a silently ignored option."""
+    result = CliRunner().invoke(bench, ["--profile", "tiny", "transform"])
+    assert result.exit_code == 2
+    assert "--profile" in result.output
+
+
+def test_bench_transform_runs() -> None:
+    """A tiny `jetti-relay bench transform` through the installed entry point prints both
+    medians in milliseconds."""
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "jetti-relay"), "bench", "transform", "--repeat", "3"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2
+    assert all(line.endswith(" ms") and "median" in line for line in lines)

@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from ops.harness.services import end_process, free_port
+from ops.harness.ports import free_port
+from ops.harness.procstats import end_process
 from producers import enqueue
 from tests.fixtures.pipeline import PipelineFactory, wait_until
 from tests.integration.pipeline.test_pipeline import Harness, raw_order

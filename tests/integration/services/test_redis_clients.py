@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from ops.monitoring.metrics import Sources
+from ops.monitoring.sources import Sources
 from worker.celery_app import create_app
 from worker.core.limits import MIN_REDIS_VERSION
 from worker.redisconn import redis_client

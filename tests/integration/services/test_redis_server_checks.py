@@ -15,7 +15,7 @@ import pytest
 import redis
 import structlog
 
-from ops.harness.services import free_port, wait_for
+from ops.harness.ports import free_port, wait_for
 from tests.fixtures.exporter import run_health, running_exporter, scrape, value
 from tests.fixtures.redis_server import RedisServer
 from worker import celery_app

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from ops.harness.services import embedded_redis_server, redis_server_binary
+from ops.harness.redis import embedded_redis_server, redis_server_binary
 from tests.fixtures.exporter import run_health, running_exporter, scrape, seed_fleet, value
 from tests.fixtures.redis_server import RedisServer
 from worker.core.keys import Keys

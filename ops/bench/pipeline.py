@@ -1,9 +1,9 @@
-"""End-to-end throughput of the real pipeline: `python -m ops.bench.e2e --orders 3000`.
+"""End-to-end throughput of the real pipeline: `jetti-relay bench pipeline --orders 3000`.
 
 Starts a private redis-server, the sandbox (faults off) and `jetti-relay worker`, enqueues N
 three-line orders through the producers library and prints orders/s from the first enqueue to
-the last order SUBMITTED. A small stand-in until `jetti-relay bench` (issue 6) exists; run it
-with different `--batch-size` / `--concurrency` values to compare settings side by side.
+the last order SUBMITTED: one figure, quicker than the full comparison (`jetti-relay bench`);
+run it with different `--batch-size` / `--concurrency` values to compare settings side by side.
 """
 
 from __future__ import annotations
@@ -18,8 +18,11 @@ from pathlib import Path
 import click
 import httpx
 
-from ops.demo.cli import ASYNC_PATH, Services, _start_redis
-from ops.harness.services import free_port, wait_for
+from ops.demo.cli import _start_redis
+from ops.harness.ports import free_port, wait_for
+from ops.harness.sandbox import ASYNC_PATH
+from ops.harness.services import Services
+from ops.options import SANDBOX_MODULES, require_extra
 
 
 def _order(n: int) -> dict[str, object]:
@@ -82,13 +85,13 @@ def _children(pid: int) -> list[int]:
     return children
 
 
-@click.command()
+@click.command("pipeline")
 @click.option("--orders", default=3000, show_default=True)
 @click.option("--batch-size", default=25, show_default=True, help="Order keys per message.")
 @click.option("--concurrency", default=2, show_default=True, help="Worker processes.")
 @click.option("--submit-concurrency", default=25, show_default=True, help="In-flight per process.")
 @click.option("--latency-ms", default=0.0, show_default=True, help="Sandbox latency per request.")
-def main(
+def pipeline_bench(
     orders: int, batch_size: int, concurrency: int, submit_concurrency: int, latency_ms: float
 ) -> None:
     """Measure end-to-end orders/s once and print one line."""
@@ -101,6 +104,7 @@ def main(
     from worker.store.ledger import Ledger
     from worker.wiring import publisher as build_publisher
 
+    require_extra("sandbox", *SANDBOX_MODULES)
     folder = Path(tempfile.mkdtemp(prefix="jetti-relay-e2e-"))
     services = Services(folder)
     try:
@@ -158,7 +162,3 @@ def main(
         )
     finally:
         services.stop()
-
-
-if __name__ == "__main__":
-    main()

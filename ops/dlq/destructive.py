@@ -17,16 +17,10 @@ from typing import IO
 
 import click
 
-from ops.dlq.common import (
-    EXIT_CODES_HELP,
-    EXIT_PARTIAL,
-    EXIT_USAGE,
-    Stores,
-    fail,
-    filter_options,
-)
+from ops.dlq.common import EXIT_CODES_HELP, Stores, fail, filter_options
 from ops.options import redis_url_option
 from worker.core.dead_entry import DeadEntry, masked
+from worker.core.exit_codes import ExitCode
 from worker.core.privacy import email_hash
 from worker.store.audit import os_user
 from worker.store.dead_query import DeadFilter, iter_entries
@@ -137,12 +131,12 @@ def purge(
       jetti-relay dlq purge --status resolved --until 30d --yes
     """
     if flt.is_empty and not purge_all:
-        fail("give a filter, or --all to purge every dead letter", EXIT_USAGE)
+        fail("give a filter, or --all to purge every dead letter", ExitCode.USAGE)
     stores = Stores.connect(redis_url)
     started = time.time()
     keys = [e.order_key for e in iter_entries(stores.dead, flt.bounded(started))]
     if not yes:
-        fail(f"purge would delete {len(keys)} dead letters; add --yes to do it", EXIT_USAGE)
+        fail(f"purge would delete {len(keys)} dead letters; add --yes to do it", ExitCode.USAGE)
     path = (
         None
         if no_export
@@ -190,7 +184,7 @@ def erase(email: str, yes: bool, redis_url: str | None) -> None:
     The audit log records the address's hash, never the address.
     """
     if not yes:
-        fail("erase rewrites stored orders for good; add --yes to do it", EXIT_USAGE)
+        fail("erase rewrites stored orders for good; add --yes to do it", ExitCode.USAGE)
     stores = Stores.connect(redis_url)
     now = time.time()
     result = erase_customer(stores.client, stores.keys, email, now=now)
@@ -215,4 +209,4 @@ def erase(email: str, yes: bool, redis_url: str | None) -> None:
             "still on their way to Jetti, run again once settled: " + ", ".join(result.in_flight),
             err=True,
         )
-        raise click.exceptions.Exit(EXIT_PARTIAL)
+        raise click.exceptions.Exit(ExitCode.PARTIAL)

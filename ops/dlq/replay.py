@@ -1,8 +1,7 @@
 """`jetti-relay dlq replay`: dead letters back through the normal pipeline.
 
 The logic lives in `worker/pipeline/replayer.py` (usable without the CLI); this module selects
-entries,
-reads a corrected raw order from a file or an editor, paces the run and reports.
+entries, reads a corrected raw order from a file or an editor, paces the run and reports.
 """
 
 from __future__ import annotations
@@ -17,19 +16,10 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from ops.dlq.common import (
-    EXIT_CODES_HELP,
-    EXIT_NOT_FOUND,
-    EXIT_OK,
-    EXIT_PARTIAL,
-    EXIT_USAGE,
-    Stores,
-    echo_json,
-    fail,
-    filter_options,
-)
+from ops.dlq.common import EXIT_CODES_HELP, Stores, echo_json, fail, filter_options
 from ops.options import redis_url_option
 from worker.core.dead_entry import DeadEntry
+from worker.core.exit_codes import ExitCode
 from worker.core.privacy import decode_document
 from worker.core.replay_plan import (
     SENDING,
@@ -86,7 +76,7 @@ def _corrected(
         try:
             data = raw_file.read_bytes()
         except OSError as exc:
-            fail(f"{raw_file}: cannot read: {exc.strerror}", EXIT_USAGE)
+            fail(f"{raw_file}: cannot read: {exc.strerror}", ExitCode.USAGE)
         return _parse(
             data,
             order_key,
@@ -103,7 +93,7 @@ def _corrected(
     while True:
         edited = click.edit(text, extension=".json", require_save=True)
         if edited is None:
-            fail("editor closed without saving: nothing replayed", EXIT_USAGE)
+            fail("editor closed without saving: nothing replayed", ExitCode.USAGE)
         try:
             return parse_corrected_raw(
                 edited.encode(),
@@ -116,7 +106,7 @@ def _corrected(
         except ReplayInputError as exc:
             click.echo(str(exc), err=True)
             if not click.confirm("Edit again?", default=True, err=True):
-                fail("the corrected order is invalid: nothing replayed", EXIT_USAGE)
+                fail("the corrected order is invalid: nothing replayed", ExitCode.USAGE)
             text = edited
 
 
@@ -134,7 +124,7 @@ def _parse(
         )
     except ReplayInputError as exc:
         click.echo(str(exc), err=True)
-        fail(f"{where}: invalid raw order: nothing replayed", EXIT_USAGE)
+        fail(f"{where}: invalid raw order: nothing replayed", ExitCode.USAGE)
 
 
 def _mode(resend_stored: bool, raw_file: Path | None, edit: bool) -> ReplayMode:
@@ -148,7 +138,7 @@ def _mode(resend_stored: bool, raw_file: Path | None, edit: bool) -> ReplayMode:
         if on
     ]
     if len(chosen) > 1:
-        fail(f"choose one of {', '.join(chosen)}", EXIT_USAGE)
+        fail(f"choose one of {', '.join(chosen)}", ExitCode.USAGE)
     if resend_stored:
         return ReplayMode.RESEND_STORED
     if raw_file is not None or edit:
@@ -235,9 +225,9 @@ def replay(
     """
     mode = _mode(resend_stored, raw_file, edit)
     if mode is ReplayMode.CORRECTED_RAW and (len(order_keys) != 1 or not flt.is_empty):
-        fail("--raw-file and --edit take exactly one KEY and no filters", EXIT_USAGE)
+        fail("--raw-file and --edit take exactly one KEY and no filters", ExitCode.USAGE)
     if not order_keys and flt.is_empty and not replay_all:
-        fail("name KEYs, give a filter, or pass --all to replay every dead letter", EXIT_USAGE)
+        fail("name KEYs, give a filter, or pass --all to replay every dead letter", ExitCode.USAGE)
     stores = Stores.connect(redis_url)
     started = time.time()
     keys, missing = _select(stores, order_keys, flt, started)
@@ -286,8 +276,8 @@ def replay(
     _report(steps, missing, summary, dry_run=dry_run, sample=sample, as_json=as_json)
     failed = summary.counts[Action.NOT_REPLAYABLE]
     if order_keys and not keys:  # every named key unknown
-        raise click.exceptions.Exit(EXIT_NOT_FOUND)
-    raise click.exceptions.Exit(EXIT_PARTIAL if failed else EXIT_OK)
+        raise click.exceptions.Exit(ExitCode.NOT_FOUND)
+    raise click.exceptions.Exit(ExitCode.PARTIAL if failed else ExitCode.OK)
 
 
 def _replay_one(

@@ -1,0 +1,75 @@
+"""What the metrics and the health checks read: the deployment's stores and the broker's Redis.
+
+Split from the metric families so `jetti-relay health` needs no Prometheus client (the
+`monitoring` extra): both commands read the same `Sources`, built by `worker.wiring`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+from worker.core.keys import ORDERS_QUEUE, Keys
+from worker.core.states import OrderState
+from worker.settings import Settings
+from worker.store.breaker import Breaker
+from worker.store.dead_letters import DeadLetters
+from worker.store.ledger import Ledger
+from worker.store.stats import Stats
+from worker.wiring import Stores, broker_client, build_stores, redis_client
+
+# States an order leaves the pipeline's hands in: the newest entry in one is the last progress.
+SETTLED_STATES: tuple[OrderState, ...] = (
+    OrderState.SUBMITTED,
+    OrderState.CONFIRMED,
+    OrderState.CANCELLED,
+    OrderState.DEAD,
+)
+
+
+@dataclass(frozen=True)
+class Sources:
+    """What the collector reads: the deployment's stores (ledger, dead letters, counters,
+    breaker) and the Celery broker's Redis (often the same server)."""
+
+    stores: Stores
+    broker: redis.Redis[bytes]
+    queue: str = ORDERS_QUEUE
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Sources:
+        """Sources for the deployment `settings` describe (its Redis, broker and key prefix);
+        a scrape or health check waits for Redis at most the settings' Redis timeouts."""
+        client = redis_client(settings)
+        return cls(build_stores(settings, client), broker_client(settings, client))
+
+    @property
+    def client(self) -> redis.Redis[bytes]:
+        """The deployment's Redis."""
+        return self.stores.client
+
+    @property
+    def keys(self) -> Keys:
+        """The deployment's key builder."""
+        return self.stores.keys
+
+    @property
+    def ledger(self) -> Ledger:
+        """The ledger (index reads only)."""
+        return self.stores.ledger
+
+    @property
+    def dead(self) -> DeadLetters:
+        """The dead-letter store."""
+        return self.stores.dead
+
+    @property
+    def stats(self) -> Stats:
+        """The fleet's counters."""
+        return self.stores.stats
+
+    @property
+    def breaker(self) -> Breaker:
+        """The fleet's breaker (its state only)."""
+        return self.stores.breaker
