@@ -21,17 +21,17 @@ from typing import Any
 import orjson
 import redis
 import structlog
+from celery.exceptions import SoftTimeLimitExceeded
 
 from worker import wiring
-from worker.core.contract import parse_raw_order
+from worker.core.build import build_payload
 from worker.core.errors import InvalidOrder, TransformError
-from worker.core.jsonio import loads_document
 from worker.core.keys import Keys
 from worker.core.reconcile_rules import DEFAULT_TOLERANCE_S
 from worker.core.records import Attempt
 from worker.core.rules import Rules
 from worker.core.states import DeadReason
-from worker.core.transform import Built, transform
+from worker.core.transform import Built
 from worker.jetti.client import IMPORT_PAGE_LIMIT, JettiClient
 from worker.pipeline.canceller import CancelConfig, Canceller
 from worker.pipeline.maintenance import Maintenance, MaintenanceConfig
@@ -124,13 +124,10 @@ def build_runtime(settings: Settings) -> Runtime:
         lock_busy_retry_s=LOCK_BUSY_RETRY_S,
         max_unfinished_deliveries=settings.max_unfinished_deliveries,
         max_token_wait_s=settings.max_token_wait_s,
-        blocked_default_s=settings.blocked_default_s,
         breaker_probe_s=settings.breaker_probe_s,
-        max_units_per_line=settings.max_units_per_line,
-        max_line_items=settings.max_line_items,
-        auto_connect_default=settings.auto_connect_default,
         allow_line_changes=settings.allow_line_changes,
         retry=wiring.retry_policy(settings),
+        build=wiring.build_options(settings),
         submit_concurrency=settings.submit_concurrency,
         fill_to=settings.batch_size,
     )
@@ -160,6 +157,7 @@ def build_runtime(settings: Settings) -> Runtime:
             publisher=publisher,
             stats=stats,
         ),
+        stop_exceptions=(SoftTimeLimitExceeded,),  # Celery's soft time limit ends the batch
     )
     return Runtime(
         settings=settings,
@@ -292,17 +290,11 @@ def build_rebuild(settings: Settings, rules: Rules | None = None) -> Rebuild:
     """Rebuilds the payload the worker would send for a raw order (None if it cannot), with
     `rules` (default: the configured rules file)."""
     rules = wiring.rules(settings) if rules is None else rules
+    options = wiring.build_options(settings)
 
     def rebuild(order_key: str, raw: bytes) -> Built | None:
         try:
-            return transform(
-                parse_raw_order(loads_document(raw)),
-                rules,
-                max_units_per_line=settings.max_units_per_line,
-                max_line_items=settings.max_line_items,
-                auto_connect_default=settings.auto_connect_default,
-                external_id=order_key,
-            )
+            return build_payload(raw, order_key, rules, options)
         except (InvalidOrder, TransformError):
             return None
 
@@ -331,7 +323,6 @@ def build_canceller(
         config=CancelConfig(
             worker_id=worker_id,
             max_token_wait_s=settings.max_token_wait_s,
-            blocked_default_s=settings.blocked_default_s,
             breaker_probe_s=settings.breaker_probe_s,
             retry=wiring.retry_policy(settings),
         ),

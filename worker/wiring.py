@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import httpx
 import redis
 
+from worker.core.build import BuildOptions
 from worker.core.keys import Keys
 from worker.core.limits import HEARTBEAT_KEPT_S
 from worker.core.policy import RetryPolicy
@@ -100,6 +101,15 @@ def retry_policy(settings: Settings) -> RetryPolicy:
         backoff_max_s=settings.backoff_max_s,
         retry_deadline_s=settings.retry_deadline_s,
         blocked_default_s=settings.blocked_default_s,
+    )
+
+
+def build_options(settings: Settings) -> BuildOptions:
+    """The transform's knobs configured by `settings` (worker, reconciler and preview alike)."""
+    return BuildOptions(
+        max_units_per_line=settings.max_units_per_line,
+        max_line_items=settings.max_line_items,
+        auto_connect_default=settings.auto_connect_default,
     )
 
 

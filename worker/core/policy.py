@@ -13,29 +13,19 @@ from dataclasses import dataclass
 
 from worker.core.errors import RateLimited, RetryableError
 from worker.core.states import DeadReason
-from worker.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """The numbers `decide` needs; all durations in seconds."""
+    """The numbers `decide` needs; all durations in seconds (`worker.wiring.retry_policy`
+    maps Settings onto it). `blocked_default_s` is the pause after a 429 without a usable
+    `Retry-After`."""
 
     max_attempts: int
     backoff_base_s: float
     backoff_max_s: float
     retry_deadline_s: float
     blocked_default_s: float
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RetryPolicy:
-        """The policy configured by `settings`."""
-        return cls(
-            max_attempts=settings.max_attempts,
-            backoff_base_s=settings.backoff_base_s,
-            backoff_max_s=settings.backoff_max_s,
-            retry_deadline_s=settings.retry_deadline_s,
-            blocked_default_s=settings.blocked_default_s,
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +41,14 @@ class GiveUp:
     """Dead-letter the order for `reason`."""
 
     reason: DeadReason
+
+
+def rate_limit_pause_s(error: RateLimited, settings: RetryPolicy) -> float:
+    """How long a 429 pauses its budget (seconds): Jetti's `Retry-After` when it sent a usable
+    one (the client already bounded it), else `blocked_default_s`. The only copy of this rule."""
+    if error.retry_after_s is not None:
+        return error.retry_after_s
+    return settings.blocked_default_s
 
 
 def backoff_cap_s(attempt: int, settings: RetryPolicy) -> float:
@@ -77,10 +75,7 @@ def decide(
     when the jittered retry would fall after `first_failure_at + retry_deadline_s`.
     """
     if isinstance(error, RateLimited):
-        wait_s = error.retry_after_s
-        if wait_s is None:
-            wait_s = settings.blocked_default_s
-        return RetryAt(due_at=now + wait_s, spend_attempt=False)
+        return RetryAt(due_at=now + rate_limit_pause_s(error, settings), spend_attempt=False)
     if attempt >= settings.max_attempts:
         return GiveUp(DeadReason.RETRIES_EXHAUSTED)
     delay_s = rand() * backoff_cap_s(attempt, settings)

@@ -157,3 +157,65 @@ class Delivery:
 
     action: DeliveryAction
     entry: OrderEntry | None
+
+
+# --- the ledger's batch API: what `begin_batch` answers and `finish_batch` writes ---
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """One order of `Ledger.begin_batch`: `token` is the lock the caller now holds (PROCEED and
+    CRASH_LOOP only); `locked` means another worker holds it and the order was rescheduled
+    (`delivery` None); otherwise `delivery` is what the worker must do with the order."""
+
+    order_key: str
+    token: str | None
+    delivery: Delivery | None
+    locked: bool = False
+    # A suspect (a delivery of it ended without an outcome) named with other orders: left
+    # untouched, for the caller to publish alone (reliability #11).
+    isolate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """Outcome for `finish_batch`: Jetti accepted `version` (SUBMITTED, or PENDING again when
+    a newer version arrived meanwhile: `SubmitReply.REPUBLISH`)."""
+
+    version: Version
+    payload_hash: str
+    line_ids: tuple[str, ...]
+    sale_id: int | None
+    attempt: Attempt | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """Outcome for `finish_batch`: RETRY_WAIT until `due_at`; `spend_attempt` counts it
+    against the budget (False for a 429 or a taken lock)."""
+
+    due_at: float
+    spend_attempt: bool
+    attempt: Attempt | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Dead:
+    """Outcome for `finish_batch`: DEAD with `reason` (the dead letter is the caller's).
+
+    `version` is the version the worker gave up on: when a newer one is stored, the order is
+    not DEAD but PENDING with a fresh budget (`DeadReply.SUPERSEDED`: re-publish it, resolve
+    the dead letter)."""
+
+    reason: DeadReason
+    attempt: Attempt | None = None
+    version: Version | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """One order's end of a batch: its outcome (None: nothing to write), whether a delivery
+    began and needs its finish marker, and the lock token to release (None: not held)."""
+
+    order_key: str
+    outcome: Submitted | Retry | Dead | None
+    finish: bool
+    token: str | None

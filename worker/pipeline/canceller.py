@@ -24,9 +24,10 @@ The worker hands an order whose latest version carries `cancelled_at` to `Cancel
 Cancelling needs JETTI_RELAY_API_TOKEN and JETTI_RELAY_CHANNEL_ID (async mode too): without
 either, a cancellation is dead-lettered `rejected`, saying which is missing.
 
-Errors take the import path's handling: 429 blocks that budget and waits (no attempt spent),
-401/403 trip the fleet breaker, 5xx/timeouts retry with the same backoff policy and end as
-`retries_exhausted`/`deadline`, another 4xx dead-letters as `rejected`. A newer version that
+Errors take the import path's handling, decided by the same `worker.core.outcome.settle`: 429
+blocks that budget and waits (no attempt spent), 401/403 trip the fleet breaker, 5xx/timeouts
+retry with the same backoff policy and end as `retries_exhausted`/`deadline`, another 4xx
+dead-letters as `rejected`. A newer version that
 arrives meanwhile is published again, as after an import.
 """
 
@@ -36,45 +37,49 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 import structlog
 
-from worker.core.contract import RawOrder, parse_raw_order
-from worker.core.errors import (
-    ConfigurationError,
-    InvalidOrder,
-    JettiRelayError,
-    JettiUnavailable,
-    RateLimited,
-    Rejected,
-    RetryableError,
+from worker.core.answers import ImportRow
+from worker.core.build import cancellation
+from worker.core.contract import RawOrder
+from worker.core.errors import JettiUnavailable
+from worker.core.outcome import (
+    ANSWER_ERRORS,
+    AnswerError,
+    Backoff,
+    Block,
+    DeadLetter,
+    Outcome,
+    Sent,
+    Submission,
+    Trip,
+    Wait,
+    WaitReason,
+    error_attempt,
+    settle,
 )
-from worker.core.jsonio import loads_document
-from worker.core.policy import GiveUp, RetryPolicy, decide
+from worker.core.policy import RetryPolicy
+from worker.core.reconcile_rules import DEFAULT_TOLERANCE_S, canonical_hash
 from worker.core.records import Attempt, OrderEntry
 from worker.core.states import DeadReason
-from worker.jetti.client import ImportRow, JettiClient
-from worker.pipeline.reconciler import DEFAULT_TOLERANCE_S, canonical_hash
-from worker.publisher import Publisher
-from worker.store.breaker import Breaker
-from worker.store.dead_letters import DeadLetters
-from worker.store.settle import SettleLedger
-from worker.store.stats import Stats
+from worker.pipeline.ports import (
+    BatchPublisher,
+    Breaker,
+    CancelLedger,
+    DeadLetterStore,
+    JettiCancels,
+    StatsCounters,
+    TokenBucket,
+)
+from worker.pipeline.submit import wait_for_token
+
+__all__ = ["CancelConfig", "Canceller", "cancellation"]
 
 log = structlog.get_logger("jetti_relay.cancel")
 
-# A cheap test before parsing anything. Only the key's name: producers store the original
-# bytes, so the spacing around the colon (`"cancelled_at" : ...`) is theirs; the parse decides.
-_MARKER = b"cancelled_at"
-
-
-class Budget(Protocol):
-    """A fleet token bucket (`RateLimiter`, `ApiThrottle`)."""
-
-    def acquire(self) -> float: ...
-
-    def block(self, *, until: float) -> bool: ...
+# Starts the excerpt of every attempt a cancel records: `_last_reach` tells them from imports'.
+CANCEL_EXCERPT_PREFIX = "cancel: "
 
 
 @dataclass(frozen=True)
@@ -83,27 +88,11 @@ class CancelConfig:
 
     worker_id: str
     max_token_wait_s: float
-    blocked_default_s: float
     breaker_probe_s: float
     retry: RetryPolicy
     # An import-log row's `createdAt` may precede our own time of sending by clock skew and
     # the request's duration (as in the reconciler).
     tolerance_s: float = DEFAULT_TOLERANCE_S
-
-
-def cancellation(entry: OrderEntry) -> RawOrder | None:
-    """The parsed order when its latest version is cancelled upstream, else None.
-
-    An order that does not parse is not a cancellation: the import path dead-letters it.
-    """
-    raw = entry.raw
-    if raw is None or _MARKER not in raw:
-        return None
-    try:
-        order = parse_raw_order(loads_document(raw))
-    except InvalidOrder:
-        return None
-    return order if order.cancelled_at is not None else None
 
 
 class Canceller:
@@ -113,14 +102,14 @@ class Canceller:
         self,
         *,
         config: CancelConfig,
-        ledger: SettleLedger,
-        dead_letters: DeadLetters,
-        jetti: JettiClient,
-        writes: Budget,
-        reads: Budget,
+        ledger: CancelLedger,
+        dead_letters: DeadLetterStore,
+        jetti: JettiCancels,
+        writes: TokenBucket,
+        reads: TokenBucket,
         breaker: Breaker,
-        publisher: Publisher,
-        stats: Stats,
+        publisher: BatchPublisher,
+        stats: StatsCounters,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
         sleep: Callable[[float], None] = time.sleep,
@@ -169,9 +158,9 @@ class Canceller:
             )
             return
         if not self._breaker.allow(now=now):
-            self._wait(entry, due_at=now + self._cfg.breaker_probe_s, why="breaker_open")
+            self._wait(entry, due_at=now + self._cfg.breaker_probe_s, why=WaitReason.BREAKER_OPEN)
             return
-        budget: Budget = self._reads
+        budget = self._reads
         try:
             # Always read the sale before a cancel POST, even with the ledger's sale id: a
             # retry after an unknown outcome must not cancel twice (each POST creates return
@@ -207,41 +196,10 @@ class Canceller:
                 # The answer does not show the cancel: a retry could not tell it took effect.
                 self._stats.count_surprise("cancel_not_shown")
                 log.warning("cancel_not_shown", sale_id=sale_id)
-        except RateLimited as exc:
-            at = self._clock()
-            pause_s = (
-                exc.retry_after_s if exc.retry_after_s is not None else self._cfg.blocked_default_s
-            )
-            budget.block(until=at + pause_s)
-            self._stats.count_submission("cancel_rate_limited", exc.status)
-            if exc.retry_after_note is not None:
-                self._stats.count_surprise(f"retry_after_{exc.retry_after_note}")
-            self._wait(entry, due_at=at + pause_s, why="rate_limited", attempt=self._attempt(exc))
-        except ConfigurationError as exc:
-            at = self._clock()
-            self._breaker.trip(reason=exc.detail, status=exc.status, now=at)
-            self._stats.count_submission("cancel_config_error", exc.status)
-            self._wait(
-                entry,
-                due_at=at + self._cfg.breaker_probe_s,
-                why="breaker_open",
-                attempt=self._attempt(exc),
-            )
-        except Rejected as exc:
-            self._stats.count_submission("cancel_rejected", exc.status)
-            self._dead_letter(
-                entry,
-                DeadReason.REJECTED,
-                f"cancel: {exc}",
-                now=self._clock(),
-                attempt=self._attempt(exc),
-            )
-        except RetryableError as exc:
-            self._retry(entry, exc)
+        except ANSWER_ERRORS as exc:
+            self._apply(entry, self._settle(entry, exc), budget)
         else:
-            self._breaker.record_success()
-            self._stats.count_submission("cancel_accepted", 200)
-            self._cancelled(entry, sale_id=sale_id, via="jetti", status=200)
+            self._apply(entry, self._settle(entry, None), budget, sale_id=sale_id)
 
     # --- steps ------------------------------------------------------------------------
     def _without_sale(self, entry: OrderEntry) -> None:
@@ -283,7 +241,8 @@ class Canceller:
         times += [
             a.at
             for a in self._ledger.attempts(entry.order_key)
-            if a.error_class == "OutcomeUnknown" and not (a.excerpt or "").startswith("cancel:")
+            if a.error_class == "OutcomeUnknown"
+            and not (a.excerpt or "").startswith(CANCEL_EXCERPT_PREFIX.rstrip())
         ]
         return max((t for t in times if t is not None), default=None)
 
@@ -299,18 +258,13 @@ class Canceller:
             return canonical_hash(row.payload) == entry.payload_hash
         return True
 
-    def _take(self, budget: Budget, entry: OrderEntry) -> bool:
+    def _take(self, budget: TokenBucket, entry: OrderEntry) -> bool:
         """A token within `max_token_wait_s`, else back to the schedule (no attempt spent)."""
-        waited = 0.0
-        while True:
-            wait_s = budget.acquire()
-            if wait_s <= 0:
-                return True
-            if waited + wait_s > self._cfg.max_token_wait_s:
-                self._wait(entry, due_at=self._clock() + wait_s, why="rate_limited_locally")
-                return False
-            self._sleep(wait_s)
-            waited += wait_s
+        wait_s = wait_for_token(budget, max_wait_s=self._cfg.max_token_wait_s, sleep=self._sleep)
+        if wait_s > 0:
+            self._wait(entry, due_at=self._clock() + wait_s, why=WaitReason.RATE_LIMITED_LOCALLY)
+            return False
+        return True
 
     def _cancelled(
         self, entry: OrderEntry, *, sale_id: int | None, via: str, status: int | None
@@ -338,43 +292,72 @@ class Canceller:
         if newer:
             self._publisher.publish([entry.order_key])
 
-    def _retry(self, entry: OrderEntry, exc: RetryableError) -> None:
-        now = self._clock()
-        status = getattr(exc, "status", None)
-        self._stats.count_submission("cancel_retry", status)
-        decision = decide(
-            attempt=entry.attempts + 1,
-            first_failure_at=entry.first_failure_at or now,
-            now=now,
-            error=exc,
-            settings=self._cfg.retry,
+    # --- outcomes -----------------------------------------------------------------------
+    def _settle(self, entry: OrderEntry, error: AnswerError | None) -> Outcome:
+        return settle(
+            error,
+            entry=entry,
+            policy=self._cfg.retry,
+            breaker_probe_s=self._cfg.breaker_probe_s,
+            now=self._clock(),
             rand=self._rand,
         )
-        attempt = self._attempt(exc)
-        if isinstance(decision, GiveUp):
-            self._dead_letter(entry, decision.reason, f"cancel: {exc}", now=now, attempt=attempt)
+
+    def _apply(
+        self,
+        entry: OrderEntry,
+        outcome: Outcome,
+        budget: TokenBucket,
+        *,
+        sale_id: int | None = None,
+    ) -> None:
+        """Write `worker.core.outcome.settle`'s decision on a cancel call (`budget`: the token
+        bucket the call used, which a 429 blocks)."""
+        if isinstance(outcome, Sent):
+            self._breaker.record_success()
+            self._stats.count_submission(_cancel_label(outcome.label), 200)
+            self._cancelled(entry, sale_id=sale_id, via="jetti", status=200)
             return
-        self._ledger.schedule_retry(
-            entry.order_key,
-            due_at=decision.due_at,
-            spend_attempt=decision.spend_attempt,
-            now=now,
-            attempt=attempt,
+        error = outcome.error
+        assert error is not None
+        now = self._clock()
+        status = getattr(error, "status", None)
+        attempt = error_attempt(
+            error, at=now, worker=self._cfg.worker_id, excerpt_prefix=CANCEL_EXCERPT_PREFIX
         )
-        log.info(
-            "cancel_retry_scheduled",
-            error=type(exc).__name__,
-            status=status,
-            retry_in_s=round(decision.due_at - now, 3),
-        )
+        if outcome.label is not None:
+            self._stats.count_submission(_cancel_label(outcome.label), status)
+        if isinstance(outcome, Wait):
+            if isinstance(outcome.effect, Block):
+                budget.block(until=outcome.effect.until)
+            elif isinstance(outcome.effect, Trip):
+                self._breaker.trip(
+                    reason=outcome.effect.reason, status=outcome.effect.status, now=now
+                )
+            if outcome.retry_after_note is not None:
+                self._stats.count_surprise(f"retry_after_{outcome.retry_after_note}")
+            self._wait(entry, due_at=outcome.due_at, why=outcome.why, attempt=attempt)
+        elif isinstance(outcome, Backoff):
+            self._ledger.schedule_retry(
+                entry.order_key, due_at=outcome.due_at, spend_attempt=True, now=now, attempt=attempt
+            )
+            log.info(
+                "cancel_retry_scheduled",
+                error=type(error).__name__,
+                status=status,
+                retry_in_s=round(outcome.due_at - now, 3),
+            )
+        elif isinstance(outcome, DeadLetter):
+            error_text = f"{CANCEL_EXCERPT_PREFIX}{error}"
+            self._dead_letter(entry, outcome.reason, error_text, now=now, attempt=attempt)
 
     def _wait(
-        self, entry: OrderEntry, *, due_at: float, why: str, attempt: Attempt | None = None
+        self, entry: OrderEntry, *, due_at: float, why: WaitReason, attempt: Attempt | None = None
     ) -> None:
         self._ledger.schedule_retry(
             entry.order_key, due_at=due_at, spend_attempt=False, now=self._clock(), attempt=attempt
         )
-        log.info("cancel_waiting", why=why, retry_in_s=round(due_at - self._clock(), 3))
+        log.info("cancel_waiting", why=str(why), retry_in_s=round(due_at - self._clock(), 3))
 
     def _dead_letter(
         self,
@@ -408,12 +391,8 @@ class Canceller:
             log.info("cancel_dead_superseded", reason=str(reason))
             self._publisher.publish([entry.order_key])
 
-    def _attempt(self, exc: JettiRelayError) -> Attempt:
-        return Attempt(
-            at=self._clock(),
-            status=getattr(exc, "status", None),
-            error_class=type(exc).__name__,
-            excerpt=f"cancel: {exc}"[:500],
-            worker=self._cfg.worker_id,
-            outcome="error",
-        )
+
+def _cancel_label(label: Submission) -> str:
+    """The submission counter of a cancel call: `cancel_` and the outcome. A cancel that got
+    no answer has always been counted as `cancel_retry`, and dashboards read it so."""
+    return "cancel_" + (Submission.RETRY if label is Submission.UNKNOWN else label)

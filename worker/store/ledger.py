@@ -27,22 +27,23 @@ from worker.core.keys import Keys
 from worker.core.limits import DEFAULT_BODY_TTL_S, DEFAULT_TOMBSTONE_TTL_S
 from worker.core.records import (
     Attempt,
+    Claim,
+    Dead,
     Delivery,
     DeliveryAction,
+    Finish,
     NewVersion,
     OrderEntry,
     RecordOutcome,
     RecordResult,
+    Retry,
+    Submitted,
     Version,
 )
 from worker.core.states import OrderState
-from worker.store.ledger_delivery import Claim, DeliveryOps
+from worker.store.ledger_delivery import DeliveryOps
 from worker.store.ledger_schema import (
-    Dead,
-    Finish,
     OrderField,
-    Retry,
-    Submitted,
     decode_entry,
     raw_hash,
     ts_arg,

@@ -10,19 +10,24 @@ so there is one Lua path per transition.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import redis
 
 from worker.core.keys import Keys
-from worker.core.records import Attempt, Delivery, DeliveryAction, Version
-from worker.core.states import DeadReason, DeadReply, FinishReply, SubmitReply
-from worker.store.ledger_schema import (
+from worker.core.records import (
+    Attempt,
+    Claim,
     Dead,
+    Delivery,
+    DeliveryAction,
     Finish,
     Retry,
     Submitted,
+    Version,
+)
+from worker.core.states import DeadReason, DeadReply, FinishReply, SubmitReply
+from worker.store.ledger_schema import (
     decode_entry,
     decode_finish,
     decode_pairs,
@@ -32,21 +37,6 @@ from worker.store.scripts import LedgerScripts
 
 # Lock life of a single-order `begin_delivery`: the lock is released in the next round trip.
 _SINGLE_LOCK_TTL_S = 30.0
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """One order of `Ledger.begin_batch`: `token` is the lock the caller now holds (PROCEED and
-    CRASH_LOOP only); `locked` means another worker holds it and the order was rescheduled
-    (`delivery` None); otherwise `delivery` is what the worker must do with the order."""
-
-    order_key: str
-    token: str | None
-    delivery: Delivery | None
-    locked: bool = False
-    # A suspect (a delivery of it ended without an outcome) named with other orders: left
-    # untouched, for the caller to publish alone (reliability #11).
-    isolate: bool = False
 
 
 class DeliveryOps:

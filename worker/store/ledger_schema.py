@@ -4,9 +4,9 @@ This is the only Python module that spells a field of the order hash: everything
 `OrderEntry` (`decode_entry`) or names a field through `OrderField`. The Lua side spells the
 same names in worker/store/lua/prelude.lua and the scripts. A new field starts here and there.
 
-It also holds the outcomes `Ledger.finish_batch` writes (`Submitted`, `Retry`, `Dead` inside a
-`Finish`), their encoding as finish_batch.lua's JSON ops, and the decoding of that script's
-per-op integers into the named replies of worker.core.states.
+It also encodes the outcomes `Ledger.finish_batch` writes (`Submitted`, `Retry`, `Dead` inside a
+`Finish`, plain records in worker.core.records: the worker builds them) as finish_batch.lua's
+JSON ops, and decodes that script's per-op integers into the named replies of worker.core.states.
 """
 
 from __future__ import annotations
@@ -14,13 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 import orjson
 
-from worker.core.records import Attempt, OrderEntry, Version
+from worker.core.records import Attempt, Dead, Finish, OrderEntry, Retry, Submitted, Version
 from worker.core.states import (
     DeadReason,
     DeadReply,
@@ -156,52 +155,6 @@ def raw_hash(raw: bytes) -> str:
 
 
 # --- finish_batch ---------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Submitted:
-    """Outcome for `finish_batch`: Jetti accepted `version` (SUBMITTED, or PENDING again when
-    a newer version arrived meanwhile: `SubmitReply.REPUBLISH`)."""
-
-    version: Version
-    payload_hash: str
-    line_ids: tuple[str, ...]
-    sale_id: int | None
-    attempt: Attempt | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Retry:
-    """Outcome for `finish_batch`: RETRY_WAIT until `due_at`; `spend_attempt` counts it
-    against the budget (False for a 429 or a taken lock)."""
-
-    due_at: float
-    spend_attempt: bool
-    attempt: Attempt | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Dead:
-    """Outcome for `finish_batch`: DEAD with `reason` (the dead letter is the caller's).
-
-    `version` is the version the worker gave up on: when a newer one is stored, the order is
-    not DEAD but PENDING with a fresh budget (`DeadReply.SUPERSEDED`: re-publish it, resolve
-    the dead letter)."""
-
-    reason: DeadReason
-    attempt: Attempt | None = None
-    version: Version | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Finish:
-    """One order's end of a batch: its outcome (None: nothing to write), whether a delivery
-    began and needs its finish marker, and the lock token to release (None: not held)."""
-
-    order_key: str
-    outcome: Submitted | Retry | Dead | None
-    finish: bool
-    token: str | None
-
-
 def attempt_json(attempt: Attempt | None) -> str:
     """An attempt as the scripts store it in the attempts list ('' for none)."""
     return "" if attempt is None else json.dumps(attempt.to_dict(), separators=(",", ":"))

@@ -181,20 +181,26 @@ def test_admission_lets_one_probe_through(redis_client: redis.Redis[bytes], keys
 
 
 def test_soft_time_limit_stops_the_batch_and_still_flushes(
-    redis_url: str, redis_client: redis.Redis[bytes], monkeypatch: pytest.MonkeyPatch
+    redis_url: str, redis_client: redis.Redis[bytes]
 ) -> None:
     """Celery's SoftTimeLimitExceeded (an Exception) is not swallowed as one order's failure:
     the batch stops sending, and the flush still releases every lock before the hard limit
     would kill the process. Orders it stopped before an outcome get no finish marker: each such
-    delivery is a strike toward the crash-loop bound (reliability #7), not a free loop."""
+    delivery is a strike toward the crash-loop bound (reliability #7), not a free loop.
+
+    The runtime's stores on a real Redis; Jetti and the cancel check (which raises the soft
+    limit while the first order is decided) are injected fakes."""
     from celery.exceptions import SoftTimeLimitExceeded
 
     from ops.chaos.flow import raw_order
+    from tests.fakes import FakeCanceller, FakeJetti, InlineExecutor
     from worker.core.contract import parse_raw_order
     from worker.core.jsonio import loads_document
-    from worker.jetti.client import SubmitResult
+    from worker.core.rules import Rules
+    from worker.pipeline.processor import OrderProcessor, ProcessorConfig
     from worker.runtime import build_runtime
     from worker.settings import Settings
+    from worker.wiring import retry_policy
 
     rt = build_runtime(
         Settings(
@@ -204,25 +210,33 @@ def test_soft_time_limit_stops_the_batch_and_still_flushes(
             jetti_async_url="http://127.0.0.1:9/never",
         )
     )
-    sent: list[bytes] = []
-
-    class Jetti:
-        def submit(self, body: bytes) -> SubmitResult:
-            sent.append(body)
-            return SubmitResult(status=200, sale_id=None, excerpt="ok")
-
-    processor = rt.processor
-    monkeypatch.setattr(processor, "_jetti", Jetti())
-    deliver = processor._deliver
-    calls: list[str] = []
-
-    def slow_deliver(job: object) -> object:
-        calls.append(job.order_key)  # type: ignore[attr-defined]
-        if len(calls) == 1:
-            raise SoftTimeLimitExceeded()
-        return deliver(job)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(processor, "_deliver", slow_deliver)
+    assert SoftTimeLimitExceeded in rt.processor.stop_exceptions, "the runtime must inject it"
+    jetti = FakeJetti()
+    canceller = FakeCanceller(raises=SoftTimeLimitExceeded())
+    processor = OrderProcessor(
+        config=ProcessorConfig(
+            worker_id="w",
+            lock_ttl_s=60.0,
+            lock_busy_retry_s=2.0,
+            max_unfinished_deliveries=3,
+            max_token_wait_s=1.0,
+            breaker_probe_s=1.0,
+            allow_line_changes=False,
+            retry=retry_policy(rt.settings),
+        ),
+        ledger=rt.ledger,
+        dead_letters=rt.dead_letters,
+        lock=rt.lock,
+        limiter=rt.limiter,
+        breaker=rt.breaker,
+        jetti=jetti,
+        publisher=rt.publisher,
+        rules=Rules.empty(),
+        stats=rt.stats,
+        executor=InlineExecutor(),
+        canceller=canceller,
+        stop_exceptions=rt.processor.stop_exceptions,
+    )
     try:
         for key in ("a", "b"):
             raw = raw_order(key, 1)
@@ -231,8 +245,8 @@ def test_soft_time_limit_stops_the_batch_and_still_flushes(
                 now=time.time(),
             )
         processor.handle_batch(["a", "b"], task_id="task")
-        assert calls == ["a"], "the batch went on deciding after the soft time limit"
-        assert sent == [], "the batch sent orders after the soft time limit"
+        assert canceller.seen == ["a"], "the batch went on deciding after the soft time limit"
+        assert jetti.sent == [], "the batch sent orders after the soft time limit"
         for key in ("a", "b"):
             entry = rt.ledger.get(key)
             assert entry is not None
@@ -240,5 +254,5 @@ def test_soft_time_limit_stops_the_batch_and_still_flushes(
             assert entry.state is OrderState.SUBMITTING
             assert rt.lock.holder(key) is None
     finally:
-        processor._executor.shutdown(wait=False)
+        rt.processor._executor.shutdown(wait=False)
         rt.redis.close()

@@ -71,16 +71,16 @@ def test_an_exception_for_one_order_strikes_it_until_it_is_dead_lettered(
     without an outcome: no finish marker, a strike. Its message's other orders are delivered.
     After MAX_UNFINISHED such deliveries (the sweeper re-publishing it alone), the next
     one dead-letters it as `worker_lost` instead of looping forever."""
-    import worker.pipeline.processor as processor_module
+    import worker.core.build as build_module
 
-    real_transform = processor_module.transform
+    real_transform = build_module.transform
 
     def buggy_transform(order: Any, *args: Any, **kwargs: Any) -> Any:
         if kwargs.get("external_id") == POISON:
             raise RuntimeError("a bug for this order shape")
         return real_transform(order, *args, **kwargs)
 
-    monkeypatch.setattr(processor_module, "transform", buggy_transform)
+    monkeypatch.setattr(build_module, "transform", buggy_transform)
     for key in (POISON, *GOOD):
         _record(runtime, key)
     processor = runtime.processor

@@ -102,9 +102,11 @@ def test_rate_limit_never_spends_and_never_gives_up(
     assert decision == RetryAt(due_at=now + expected_wait_s, spend_attempt=False)
 
 
-def test_from_settings_copies_the_numbers() -> None:
-    """RetryPolicy.from_settings reads the five retry settings unchanged."""
+def test_the_runtime_maps_the_five_retry_settings_unchanged() -> None:
+    """worker.wiring.retry_policy reads the five retry settings unchanged (the core never
+    imports Settings)."""
     from worker.settings import Settings
+    from worker.wiring import retry_policy
 
     settings = Settings(
         max_attempts=3,
@@ -113,4 +115,4 @@ def test_from_settings_copies_the_numbers() -> None:
         retry_deadline_s=120.0,
         blocked_default_s=9.0,
     )
-    assert RetryPolicy.from_settings(settings) == RetryPolicy(3, 1.5, 60.0, 120.0, 9.0)
+    assert retry_policy(settings) == RetryPolicy(3, 1.5, 60.0, 120.0, 9.0)
