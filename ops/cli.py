@@ -39,7 +39,10 @@ LAZY_SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "ops.commands.fleet:resume",
         "Resume submission after a pause or a tripped breaker.",
     ),
-    "enqueue": ("producers.cli:enqueue", "Validate raw orders and enqueue them for the worker."),
+    "enqueue": (
+        "ops.commands.enqueue:enqueue",
+        "Validate raw orders and enqueue them for the worker.",
+    ),
     "reconcile": ("ops.commands.reconcile:reconcile", "Reconciler: status, or one pass now."),
     "chaos": ("ops.chaos.cli:chaos", "Break the pipeline on purpose and check nothing is lost."),
     "dlq": ("ops.dlq.cli:dlq", "Dead letters: list, show, replay, export, purge, erase, audit."),

@@ -17,9 +17,9 @@ import pytest
 import redis
 from click.testing import CliRunner
 
+from ops.commands.enqueue import EXIT_REDIS, EXIT_REDIS_REFUSED, EXIT_REJECTED
+from ops.commands.enqueue import enqueue as enqueue_command
 from producers import EnqueueInterrupted, enqueue
-from producers.cli import EXIT_REDIS, EXIT_REDIS_REFUSED, EXIT_REJECTED
-from producers.cli import enqueue as enqueue_command
 from tests.fixtures.redis_server import RedisServer
 from tests.integration.pipeline.test_producers import published_keys, raw_order
 from worker.celery_app import create_app

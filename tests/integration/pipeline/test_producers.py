@@ -18,8 +18,8 @@ import pytest
 import redis
 from click.testing import CliRunner
 
+from ops.commands.enqueue import enqueue as enqueue_command
 from producers import EnqueueSummary, enqueue
-from producers.cli import enqueue as enqueue_command
 from worker.celery_app import create_app
 from worker.core.keys import IMPORT_TASK, MESSAGE_SCHEMA_VERSION, ORDERS_QUEUE, Keys
 from worker.publisher import Publisher
@@ -286,7 +286,7 @@ def test_the_cli_refuses_with_the_workers_rules_and_cap(
 _ENQUEUE_AND_LIST_MODULES = """
 import json, sys
 from click.testing import CliRunner
-from producers.cli import enqueue
+from ops.commands.enqueue import enqueue
 result = CliRunner().invoke(enqueue, ["-"], input=sys.argv[1])
 assert result.exit_code == 0, result.output
 print(json.dumps(sorted(sys.modules)))

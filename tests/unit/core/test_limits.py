@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 from pydantic import ValidationError
 
+from ops.commands.enqueue import enqueue as enqueue_command
 from ops.commands.preview import preview
-from producers.cli import enqueue as enqueue_command
 from producers.enqueue import key_limits_problem
 from worker.celery_app import create_app
 from worker.core.limits import MAX_ID_PREFIX_CHARS, MAX_KEYS_PER_MESSAGE, MAX_ORDER_KEY_CHARS

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from producers.cli import read_document
+from ops.commands.enqueue import read_document
 
 
 @pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\u0085"])

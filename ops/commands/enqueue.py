@@ -8,7 +8,7 @@ Exit codes:
     >= 1` or `item 3: ...`), the others were enqueued;
   2 the input could not be read at all (missing file, not UTF-8, a broken JSON array);
   4 Redis or the broker unreachable (connection refused or lost, timeout), before or part-way,
-    or a Redis older than the oldest supported (README, Operations: Redis);
+    or a Redis older than the oldest supported (docs/operations.md, Redis);
   5 Redis or the broker refused a command part-way (OOM, READONLY, BUSY, WRONGTYPE, any other
     error reply).
 On 4 and 5 the message (and `--json`'s `stopped_at`) gives the line or item reached: every order
