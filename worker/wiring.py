@@ -23,14 +23,13 @@ from worker.core.rules import Rules, load_rules
 from worker.jetti.client import JettiClient
 from worker.redisconn import client_for, connect_supported
 from worker.settings import Settings
-from worker.store.api_throttle import ApiThrottle
 from worker.store.audit import AuditLog
 from worker.store.breaker import Breaker
 from worker.store.dead_letters import DeadLetters
 from worker.store.heartbeats import Heartbeats
-from worker.store.rate_limit import RateLimiter
+from worker.store.ledger import Ledger
+from worker.store.rate_limit import ApiThrottle, RateLimiter
 from worker.store.reconcile_state import ReconcileState
-from worker.store.settle import SettleLedger
 from worker.store.stats import Stats
 
 if TYPE_CHECKING:  # Celery loads only when a command publishes (`publisher`)
@@ -118,9 +117,9 @@ def rules(settings: Settings) -> Rules:
     return load_rules(settings.rules_file) if settings.rules_file else Rules.empty()
 
 
-def ledger(client: redis.Redis[bytes], keys: Keys, settings: Settings) -> SettleLedger:
+def ledger(client: redis.Redis[bytes], keys: Keys, settings: Settings) -> Ledger:
     """The ledger with the configured body and tombstone retention."""
-    return SettleLedger(
+    return Ledger(
         client, keys, body_ttl_s=settings.body_ttl_s, tombstone_ttl_s=settings.tombstone_ttl_s
     )
 
@@ -174,7 +173,7 @@ class Stores:
     settings: Settings
     client: redis.Redis[bytes]
     keys: Keys
-    ledger: SettleLedger
+    ledger: Ledger
     dead: DeadLetters
     audit: AuditLog
     stats: Stats

@@ -55,7 +55,7 @@ class BatchLedger(Protocol):
 
 
 class CancelLedger(Protocol):
-    """The single-order writes the canceller makes (`worker.store.settle.SettleLedger`)."""
+    """The single-order writes the canceller makes (`worker.store.ledger.Ledger`)."""
 
     def attempts(self, order_key: str) -> list[Attempt]:
         """The order's attempt history, oldest first."""

@@ -168,7 +168,7 @@ class ReconcileStatePort(Protocol):
 
 
 class ReadThrottle(Protocol):
-    """The fleet's budget of sync-API reads (`worker.store.api_throttle.ApiThrottle`)."""
+    """The fleet's budget of sync-API reads (`worker.store.rate_limit.ApiThrottle`)."""
 
     def wait(self, sleep: Callable[[float], None], *, max_wait_s: float | None = None) -> bool:
         """Sleep until a token is taken; False when that would exceed `max_wait_s`."""
