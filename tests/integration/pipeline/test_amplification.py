@@ -34,6 +34,7 @@ def runtime(redis_url: str, sandbox: Any) -> Iterator[Runtime]:
     )
     yield rt
     rt.processor._executor.shutdown(wait=False)
+    rt.jetti.close()
     rt.redis.close()
 
 
