@@ -212,6 +212,8 @@ def test_raw_file_fixes_an_invalid_order(
 def test_a_correction_whose_id_is_only_a_suffix_of_the_key_is_refused(
     desk: DeadLetterDesk, tmp_path: Path
 ) -> None:
+    """Key `shop-a:1001` is order 1001: a --raw-file with id `1` is refused (exit 2) and the order
+    stays dead; with id 1001 it is replayed."""
     desk.make_dead("shop-a:1001", order=one_line_order("1001"))
     fix = tmp_path / "fix.json"
     fix.write_bytes(orjson.dumps(one_line_order("1", quantity=2)))
@@ -384,6 +386,7 @@ def test_replay_of_an_unknown_key_exits_3(desk: DeadLetterDesk) -> None:
 
 
 def test_replay_of_only_unknown_keys_exits_3(desk: DeadLetterDesk) -> None:
+    """Only unknown keys: exit 3; a known key with an unknown one: exit 1 (done in part)."""
     result = desk.cli("replay", "nope-1", "nope-2")
     assert result.exit_code == 3, result.output
     assert "nope-1: no dead letter" in result.stderr

@@ -74,6 +74,8 @@ def test_show_masks_secrets_and_personal_data(desk: DeadLetterDesk, sandbox: Any
 
 @pytest.mark.parametrize("key", ["shop[a]:1", "x[/]y", "[bold]z[/bold]"])
 def test_keys_print_as_they_are(desk: DeadLetterDesk, key: str) -> None:
+    """Keys and excerpts that look like console markup print verbatim in `dlq show`, `dlq list`
+    and `order show`."""
     desk.make_dead(key, order=one_line_order("1"), excerpt="bad [/] excerpt [red]x")
     for args in (["dlq", "show", key], ["dlq", "list"], ["order", "show", key]):
         result = jetti_relay(*args, "--redis-url", desk.redis_url)
