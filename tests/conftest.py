@@ -1,7 +1,58 @@
-"""Shared fixtures: each service fixture lives in its own module under tests/fixtures/."""
+"""Shared fixtures: each service fixture lives in its own module under tests/fixtures/; plain test
+data lives in tests/factories.py.
+
+Every test starts from the same process state, whatever ran before it or whatever the shell
+exports: no JETTI_RELAY_* variable in the environment, no cached Settings, and structlog and the
+relay's log handler as an unconfigured process has them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import structlog
+
+from worker import logconfig
+from worker.settings import ENV_PREFIX, Settings, get_settings
 
 pytest_plugins = [
     "tests.fixtures.redis_server",
     "tests.fixtures.pipeline",
     "tests.fixtures.sandbox",
+    "tests.fixtures.dead_letters",
 ]
+
+
+@pytest.fixture(autouse=True)
+def clean_process_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Clear JETTI_RELAY_* and the cached Settings before the test; after it, forget the
+    Settings again and undo any logging configuration the test (or a command it ran) made."""
+    for name in list(os.environ):
+        if name.startswith(ENV_PREFIX):
+            monkeypatch.delenv(name)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+    structlog.reset_defaults()
+    # configure_logging is once per process and remembers it in `_configured`; a command run
+    # through CliRunner configures it with a handler on CliRunner's stderr, closed afterwards.
+    # Forget both, so the next test's command configures logging afresh on its own streams.
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, logconfig._RelayHandler)]:
+        root.removeHandler(handler)
+    logconfig._configured = None
+
+
+@pytest.fixture
+def make_settings() -> Callable[..., Settings]:
+    """Factory: `make_settings(redis_url=..., **overrides)`: Settings from the defaults and the
+    overrides only (the environment is already clear; no `.env` file is read)."""
+
+    def make(**overrides: Any) -> Settings:
+        return Settings(_env_file=None, **overrides)
+
+    return make

@@ -110,3 +110,13 @@ def test_preview_imports_neither_celery_nor_redis() -> None:
         "assert 'celery' not in sys.modules and 'redis' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_preview_id_prefix_gives_the_externalid_the_worker_sends() -> None:
+    """The worker sends the order key (prefix + id) as externalId; preview shows the same."""
+    order = GOOD % "1001"
+    result = CliRunner().invoke(preview, ["-", "--id-prefix", "shop-a:"], input=order)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.splitlines()[0])["externalId"] == "shop-a:1001"
+    plain = CliRunner().invoke(preview, ["-"], input=order)
+    assert json.loads(plain.stdout.splitlines()[0])["externalId"] == "1001"

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from ops.harness.workers import WorkerProcess, worker_argv, worker_target_env
+from tests.factories import raw_order
 from tests.fixtures.pipeline import FAST_ENV, wait_until
-from tests.integration.pipeline.test_pipeline import raw_order
 
 pytestmark = pytest.mark.integration
 
@@ -247,11 +247,14 @@ def test_the_sandbox_prints_exactly_variables_the_relay_reads(
         settings = load_settings()  # raises on any name the relay does not read
         assert jetti_problems(settings) == []
         assert settings.jetti_api_url == f"http://127.0.0.1:{port}"
-        client = build_jetti_client(settings, httpx.Client(timeout=5.0))
-        wait_until(lambda: _answers(client), what="the sandbox's import log")
+        with httpx.Client(timeout=5.0) as http:
+            client = build_jetti_client(settings, http)
+            wait_until(lambda: _answers(client), what="the sandbox's import log")
     finally:
         os.killpg(sandbox.pid, signal.SIGTERM)
         sandbox.wait(timeout=10)
+        if sandbox.stdout is not None:
+            sandbox.stdout.close()
         get_settings.cache_clear()
 
 

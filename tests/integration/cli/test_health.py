@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from producers import enqueue
+from tests.factories import raw_order
 from tests.fixtures.exporter import run_health, seed_fleet
-from tests.fixtures.pipeline import PipelineFactory, wait_until
+from tests.fixtures.pipeline import Harness, PipelineFactory, wait_until
 from tests.fixtures.redis_server import free_port
-from tests.integration.pipeline.test_pipeline import Harness, raw_order
 from worker.core.states import OrderState
 
 pytestmark = pytest.mark.integration

@@ -25,8 +25,8 @@ import httpx
 import pytest
 
 from ops.harness.ports import free_port
+from tests.factories import raw_order
 from tests.fixtures.pipeline import FAST_ENV
-from tests.integration.pipeline.test_pipeline import raw_order
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.pipeline.test_pipeline import raw_order
+from tests.factories import raw_order
 from worker.core.contract import parse_raw_order
 from worker.core.states import DeadReason, OrderState
 from worker.runtime import Runtime, build_runtime
@@ -34,6 +34,7 @@ def runtime(redis_url: str, sandbox: Any) -> Iterator[Runtime]:
     )
     yield rt
     rt.processor._executor.shutdown(wait=False)
+    rt.jetti.close()
     rt.redis.close()
 
 

@@ -16,8 +16,9 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.fixtures.pipeline import PipelineFactory
-from tests.integration.pipeline.test_pipeline import Harness, _body, raw_order
+from tests.factories import raw_order
+from tests.fixtures.pipeline import Harness, PipelineFactory
+from tests.fixtures.sandbox import sent_body
 from worker.core.keys import Keys
 from worker.core.records import Attempt
 from worker.core.states import DeadReason, DeadStatus, OrderState
@@ -92,7 +93,7 @@ def test_order_a_events_before_order_a_both_reach_jetti(
     harness.wait_states(ids, {OrderState.SUBMITTED})
     for order_id in ids:
         (sale,) = sandbox.history(order_id)
-        assert _body(sale)["externalId"] == order_id
+        assert sent_body(sale)["externalId"] == order_id
         assert len(harness.ledger.events(order_id)) >= 3
     assert harness.dead.list(limit=10) == []
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from producers import enqueue
-from tests.fixtures.pipeline import PipelineFactory, wait_until
-from tests.integration.pipeline.test_pipeline import Harness, raw_order
+from tests.factories import raw_order
+from tests.fixtures.pipeline import Harness, PipelineFactory, wait_until
 from worker.core.keys import IMPORT_TASK, ORDERS_QUEUE
 from worker.core.limits import MAX_ID_PREFIX_CHARS, MAX_ORDER_KEY_CHARS
 from worker.core.states import OrderState

@@ -12,95 +12,22 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from producers import enqueue
-from tests.fixtures.pipeline import FAST_ENV, PipelineFactory, wait_until
-from worker.celery_app import create_app
-from worker.core.keys import IMPORT_TASK, ORDERS_QUEUE, Keys
+from tests.factories import new_version, raw_order
+from tests.fixtures.pipeline import FAST_ENV, Harness, PipelineFactory, wait_until
+from tests.fixtures.sandbox import sent_body
+from worker.core.keys import IMPORT_TASK, ORDERS_QUEUE
 from worker.core.states import DeadReason, DeadStatus, OrderState
-from worker.publisher import Publisher
-from worker.settings import Settings
 from worker.store.breaker import Breaker
-from worker.store.dead_letters import DeadLetters
-from worker.store.ledger import Ledger, NewVersion
 from worker.store.stats import Stats
 
 pytestmark = pytest.mark.integration
-
-
-def raw_order(
-    order_id: str, *, updated_at: str = "2026-11-27T10:00:00+00:00", lines: int = 2, note: str = ""
-) -> dict[str, Any]:
-    """A realistic raw order with `lines` lines of known SKUs."""
-    return {
-        "id": order_id,
-        "number": f"#{order_id}",
-        "updated_at": updated_at,
-        "currency": "EUR",
-        "notes": note,
-        "customer": {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com"},
-        "shipping_address": {
-            "first_name": "Ada",
-            "last_name": "Lovelace",
-            "line1": "1 Main St",
-            "city": "London",
-            "zip": "N1",
-            "country": "GB",
-        },
-        "lines": [
-            {
-                "id": f"{order_id}-l{n}",
-                "sku": f"SKU-{n}",
-                "name": f"Item {n}",
-                "quantity": 1,
-                "unit_price": "12.10",
-            }
-            for n in range(1, lines + 1)
-        ],
-        "shipping": {"code": "std", "name": "Standard", "price": "4.95"},
-        "auto_connect_by_sku": True,
-    }
-
-
-class Harness:
-    """The producer side and the books of one test."""
-
-    def __init__(self, redis_url: str) -> None:
-        self.settings = Settings(redis_url=redis_url, broker_url=redis_url)
-        self.client: redis.Redis[bytes] = redis.Redis.from_url(redis_url)
-        self.keys = Keys(self.settings.key_prefix)
-        self.ledger = Ledger(self.client, self.keys)
-        self.dead = DeadLetters(self.client, self.keys)
-        self.app = create_app(self.settings)
-        self.publisher = Publisher(self.app, batch_size=10)
-
-    def enqueue(self, orders: list[dict[str, Any]]) -> Any:
-        return enqueue(orders, client=self.client, publisher=self.publisher)
-
-    def state(self, key: str) -> OrderState | None:
-        entry = self.ledger.get(key)
-        return entry.state if entry else None
-
-    def wait_states(self, keys: list[str], states: set[OrderState], timeout_s: float = 30) -> None:
-        wait_until(
-            lambda: all(self.state(k) in states for k in keys),
-            timeout_s=timeout_s,
-            what=f"{len(keys)} orders to reach {sorted(states)}",
-        )
-
-
-@pytest.fixture
-def harness(redis_url: str) -> Iterator[Harness]:
-    h = Harness(redis_url)
-    yield h
-    h.client.close()
 
 
 def test_happy_path_every_order_reaches_jetti_once(
@@ -140,8 +67,8 @@ def test_two_sources_with_the_same_order_id_stay_two_sales(
     harness.wait_states(["shop-a:1001", "shop-b:1001"], {OrderState.SUBMITTED})
     for prefix in ("shop-a:", "shop-b:"):
         (sale,) = sandbox.history(prefix + "1001")
-        assert _body(sale)["externalId"] == prefix + "1001"
-        assert _body(sale)["saleDefaults"]["notes"] == prefix
+        assert sent_body(sale)["externalId"] == prefix + "1001"
+        assert sent_body(sale)["saleDefaults"]["notes"] == prefix
     assert sandbox.history("1001") == []
 
 
@@ -158,7 +85,7 @@ def test_newer_update_replaces_and_older_update_is_ignored(
     harness.wait_states(["upd"], {OrderState.SUBMITTED})
     entry = harness.ledger.get("upd")
     assert entry is not None and entry.stale_arrivals == 1
-    notes = [_body(v)["saleDefaults"]["notes"] for v in sandbox.history("upd")]
+    notes = [sent_body(v)["saleDefaults"]["notes"] for v in sandbox.history("upd")]
     assert notes == ["v1", "v2"]
 
 
@@ -175,7 +102,7 @@ def test_quick_updates_coalesce_and_the_latest_arrives(
     start_pipeline()
     harness.wait_states(["co"], {OrderState.SUBMITTED})
     wait_until(
-        lambda: _body(sandbox.history("co")[-1])["saleDefaults"]["notes"] == "v10",
+        lambda: sent_body(sandbox.history("co")[-1])["saleDefaults"]["notes"] == "v10",
         what="the latest version in Jetti",
     )
     assert len(sandbox.history("co")) < 10
@@ -362,7 +289,7 @@ def test_two_workers_given_the_same_order_submit_it_once(
     """Duplicate messages for one order on two worker processes reach Jetti once."""
     start_pipeline(name="a@%h")
     start_pipeline(name="b@%h")
-    harness.ledger.record(NewVersion("dup", _raw_bytes(raw_order("dup")), None, None), now=0.0)
+    harness.ledger.record(new_version(raw_order("dup"), source=None, stamped=False), now=0.0)
     for _ in range(6):
         harness.publisher.publish(["dup"])
     harness.wait_states(["dup"], {OrderState.SUBMITTED})
@@ -393,7 +320,7 @@ def test_the_sweeper_republishes_an_order_whose_message_was_lost(
     harness: Harness, start_pipeline: PipelineFactory, sandbox: Any
 ) -> None:
     """An order written to the ledger whose message never reached the queue still reaches Jetti."""
-    harness.ledger.record(NewVersion("lost", _raw_bytes(raw_order("lost")), None, None), now=0.0)
+    harness.ledger.record(new_version(raw_order("lost"), source=None, stamped=False), now=0.0)
     start_pipeline(JETTI_RELAY_STUCK_AFTER_S="1")
     harness.wait_states(["lost"], {OrderState.SUBMITTED})
     assert len(sandbox.history("lost")) == 1
@@ -419,17 +346,6 @@ def test_worker_refuses_to_start_when_timeouts_do_not_line_up(redis_url: str) ->
     assert done.returncode == 2, done.stderr[-2000:]
     assert "JETTI_RELAY_SOFT_TIME_LIMIT_S" in done.stderr + done.stdout
     assert "JETTI_RELAY_HTTP_" in done.stderr + done.stdout
-
-
-def _body(version: dict[str, Any]) -> dict[str, Any]:
-    body: dict[str, Any] = json.loads(version["body"])
-    return body
-
-
-def _raw_bytes(order: dict[str, Any]) -> bytes:
-    import orjson
-
-    return orjson.dumps(order)
 
 
 def test_a_newer_version_is_not_left_dead_when_the_one_in_flight_is_rejected(
@@ -458,7 +374,7 @@ def test_a_newer_version_is_not_left_dead_when_the_one_in_flight_is_rejected(
     jetti.set_faults(slow_rate=0.0)
     harness.wait_states(["sup"], {OrderState.SUBMITTED, OrderState.DEAD})
     assert harness.state("sup") is OrderState.SUBMITTED
-    assert _body(jetti.history("sup")[-1])["saleDefaults"]["notes"] == "v2"
+    assert sent_body(jetti.history("sup")[-1])["saleDefaults"]["notes"] == "v2"
     entry = harness.dead.get("sup")
     assert entry is not None and entry.reason is DeadReason.REJECTED
     assert entry.status is DeadStatus.RESOLVED

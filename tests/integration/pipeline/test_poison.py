@@ -20,9 +20,9 @@ import pytest
 import redis
 
 from ops.harness.ports import free_port
+from tests.factories import raw_order
 from tests.fixtures.exporter import running_exporter, scrape, value
-from tests.fixtures.pipeline import PipelineFactory, PipelineProcess, wait_until
-from tests.integration.pipeline.test_pipeline import Harness, raw_order
+from tests.fixtures.pipeline import Harness, PipelineFactory, PipelineProcess, wait_until
 from worker.core.contract import parse_raw_order
 from worker.core.errors import ClaimFailed
 from worker.core.keys import ORDERS_QUEUE, Keys
@@ -55,6 +55,7 @@ def runtime(redis_url: str, sandbox: Any) -> Iterator[Runtime]:
     )
     yield rt
     rt.processor._executor.shutdown(wait=False)
+    rt.jetti.close()
     rt.redis.close()
 
 

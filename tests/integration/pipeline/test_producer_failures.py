@@ -20,8 +20,9 @@ from click.testing import CliRunner
 from ops.commands.enqueue import EXIT_REDIS, EXIT_REDIS_REFUSED, EXIT_REJECTED
 from ops.commands.enqueue import enqueue as enqueue_command
 from producers import EnqueueInterrupted, enqueue
+from tests.factories import minimal_order
+from tests.fixtures.broker import published_keys
 from tests.fixtures.redis_server import RedisServer
-from tests.integration.pipeline.test_producers import published_keys, raw_order
 from worker.celery_app import create_app
 from worker.core.keys import Keys
 from worker.core.states import OrderState
@@ -68,7 +69,7 @@ def test_out_of_memory_part_way_stops_with_the_position_and_a_rerun_publishes_th
     2 with the summary so far; after Redis recovers, the same input enqueues and publishes
     everything still pending at once."""
     publisher = Publisher(create_app(Settings(redis_url=own_redis_server.url)), batch_size=10)
-    orders = [raw_order(f"o{i}") for i in range(6)]
+    orders = [minimal_order(f"o{i}") for i in range(6)]
     refusing = RefuseWritesAfterFirstPublish(publisher, oom_redis)
 
     with pytest.raises(EnqueueInterrupted) as stopped:
@@ -103,7 +104,7 @@ def test_cli_exits_5_naming_the_line_when_redis_refuses_and_a_rerun_completes(
     on stderr; once the key is repaired, the same file completes and every order is published
     (a and b, recorded by the failed run but never published, at once)."""
     source = write_lines(
-        tmp_path / "orders.jsonl", [raw_order("a"), raw_order("b"), raw_order("c")]
+        tmp_path / "orders.jsonl", [minimal_order("a"), minimal_order("b"), minimal_order("c")]
     )
     redis_client.set(KEYS.order_events("b"), "not a list")
 
@@ -129,7 +130,7 @@ def test_cli_json_reports_where_a_refusal_stopped_the_run(
     cli_env: str, tmp_path: Path, redis_client: redis.Redis[bytes]
 ) -> None:
     """`--json` on a run stopped part-way: complete false, exit code, position and error."""
-    source = write_lines(tmp_path / "orders.jsonl", [raw_order("a"), raw_order("b")])
+    source = write_lines(tmp_path / "orders.jsonl", [minimal_order("a"), minimal_order("b")])
     redis_client.set(KEYS.order_events("a"), "not a list")
 
     result = CliRunner().invoke(enqueue_command, [str(source), "--json"])
@@ -146,7 +147,7 @@ def test_cli_exits_4_when_redis_is_unreachable(tmp_path: Path) -> None:
     """Nothing listens on the URL: exit 4 (unreachable), not 1 or 5."""
     from tests.fixtures.redis_server import free_port
 
-    source = write_lines(tmp_path / "orders.jsonl", [raw_order("a")])
+    source = write_lines(tmp_path / "orders.jsonl", [minimal_order("a")])
     url = f"redis://127.0.0.1:{free_port()}/0"
     get_settings.cache_clear()
     try:
@@ -164,18 +165,18 @@ def test_cli_json_lists_rejected_stale_and_after_cancel_keys(
     """`enqueue --json` prints the summary with every rejected key (reason and line), every
     stale key and every copy ignored after a cancellation, with its line."""
     cancelled = {
-        **raw_order("c", updated_at="2026-11-27T12:30:00Z"),
+        **minimal_order("c", updated_at="2026-11-27T12:30:00Z"),
         "cancelled_at": "2026-11-27T12:30:00Z",
     }
     source = write_lines(
         tmp_path / "orders.jsonl",
         [
-            raw_order("a", updated_at="2026-11-27T13:00:00Z"),
-            raw_order("a", updated_at="2026-11-27T11:00:00Z"),
-            raw_order("bad", quantity=0),
-            raw_order("c"),
+            minimal_order("a", updated_at="2026-11-27T13:00:00Z"),
+            minimal_order("a", updated_at="2026-11-27T11:00:00Z"),
+            minimal_order("bad", quantity=0),
+            minimal_order("c"),
             cancelled,
-            raw_order("c", updated_at="2026-11-27T14:00:00Z"),
+            minimal_order("c", updated_at="2026-11-27T14:00:00Z"),
         ],
     )
 
@@ -197,7 +198,7 @@ def test_cli_lists_stale_keys_in_its_human_output(cli_env: str, tmp_path: Path) 
     """Without --json, each stale copy is named on stderr with its line; exit 0."""
     source = write_lines(
         tmp_path / "orders.jsonl",
-        [raw_order("a", updated_at="2026-11-27T13:00:00Z"), raw_order("a")],
+        [minimal_order("a", updated_at="2026-11-27T13:00:00Z"), minimal_order("a")],
     )
 
     result = CliRunner().invoke(enqueue_command, [str(source)])
@@ -216,11 +217,11 @@ def test_far_future_updated_at_is_refused_at_the_edge_with_the_limit(
     """Issue 12's sequence: 2099, then a correct copy, then a cancellation without updated_at.
     The 2099 copy is refused (field path, value, limit); the correct copy is recorded and the
     cancellation, later by arrival, is recorded too instead of being stale."""
-    cancel = {**raw_order("k"), "cancelled_at": "2026-11-27T12:05:00Z"}
+    cancel = {**minimal_order("k"), "cancelled_at": "2026-11-27T12:05:00Z"}
     del cancel["updated_at"]
     source = write_lines(
         tmp_path / "orders.jsonl",
-        [raw_order("k", updated_at="2099-01-01T00:00:00Z"), raw_order("k"), cancel],
+        [minimal_order("k", updated_at="2099-01-01T00:00:00Z"), minimal_order("k"), cancel],
     )
 
     result = CliRunner().invoke(enqueue_command, [str(source)])
@@ -240,7 +241,7 @@ def test_the_future_skew_is_a_setting(
     import datetime as dt
 
     ahead = (dt.datetime.now(dt.UTC) + dt.timedelta(days=2)).isoformat()
-    source = write_lines(tmp_path / "orders.jsonl", [raw_order("k", updated_at=ahead)])
+    source = write_lines(tmp_path / "orders.jsonl", [minimal_order("k", updated_at=ahead)])
 
     refused = CliRunner().invoke(enqueue_command, [str(source)])
     monkeypatch.setenv("JETTI_RELAY_MAX_FUTURE_SKEW_S", str(3 * 86400))
@@ -256,7 +257,7 @@ def test_the_future_skew_is_a_setting(
 
 def big_order(order_id: str) -> dict[str, Any]:
     """A valid order whose JSON is just over 1 MiB (a long note)."""
-    return {**raw_order(order_id), "notes": "x" * (1024 * 1024)}
+    return {**minimal_order(order_id), "notes": "x" * (1024 * 1024)}
 
 
 def test_a_mapping_over_the_document_cap_is_rejected_like_a_line(
@@ -265,7 +266,7 @@ def test_a_mapping_over_the_document_cap_is_rejected_like_a_line(
     """A Python mapping handed to the library obeys the 1 MiB per-document cap of lines: it
     used to be recorded, then dead-lettered by the worker as invalid_input."""
     summary = enqueue(
-        [big_order("big"), raw_order("ok")],
+        [big_order("big"), minimal_order("ok")],
         client=redis_client,
         publisher=_NoPublish(),
         keys=KEYS,
@@ -283,7 +284,7 @@ def test_an_array_item_over_the_document_cap_is_rejected_with_its_item_number(
 ) -> None:
     """JSON-array items obey the same per-document cap as JSON Lines."""
     source = tmp_path / "orders.json"
-    source.write_text(json.dumps([raw_order("a"), big_order("big")]))
+    source.write_text(json.dumps([minimal_order("a"), big_order("big")]))
 
     result = CliRunner().invoke(enqueue_command, [str(source)])
 

@@ -6,7 +6,6 @@ these tests see exactly what Celery sent and no worker is needed.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import subprocess
@@ -20,8 +19,10 @@ from click.testing import CliRunner
 
 from ops.commands.enqueue import enqueue as enqueue_command
 from producers import EnqueueSummary, enqueue
+from tests.factories import minimal_order
+from tests.fixtures.broker import published, published_keys
 from worker.celery_app import create_app
-from worker.core.keys import IMPORT_TASK, MESSAGE_SCHEMA_VERSION, ORDERS_QUEUE, Keys
+from worker.core.keys import MESSAGE_SCHEMA_VERSION, ORDERS_QUEUE, Keys
 from worker.publisher import Publisher
 from worker.settings import Settings, get_settings
 from worker.store.ledger import Ledger
@@ -30,21 +31,6 @@ pytestmark = pytest.mark.integration
 
 T0 = 1_800_000_000.0
 KEYS = Keys("t")
-
-
-def raw_order(
-    order_id: str, *, updated_at: str = "2026-11-27T12:00:00Z", quantity: int = 1
-) -> dict[str, Any]:
-    """A valid raw order with one line; `quantity` < 1 makes it invalid."""
-    return {
-        "id": order_id,
-        "number": f"#{order_id}",
-        "updated_at": updated_at,
-        "currency": "EUR",
-        "lines": [
-            {"id": "l1", "sku": "MUG-1", "name": "Mug", "quantity": quantity, "unit_price": "12.50"}
-        ],
-    }
 
 
 @pytest.fixture
@@ -64,26 +50,11 @@ def run(redis_client: redis.Redis[bytes], publisher: Publisher) -> Any:
     return _run
 
 
-def published(client: redis.Redis[bytes]) -> list[dict[str, Any]]:
-    """Message bodies on the broker queue, oldest first (kombu LPUSHes, workers BRPOP)."""
-    bodies = []
-    for envelope in reversed(client.lrange(ORDERS_QUEUE, 0, -1)):
-        message = json.loads(envelope)
-        assert message["headers"]["task"] == IMPORT_TASK
-        args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
-        bodies.append(args[0])
-    return bodies
-
-
-def published_keys(client: redis.Redis[bytes]) -> list[str]:
-    return [key for body in published(client) for key in body["keys"]]
-
-
 def test_new_orders_are_accepted_and_published_in_small_versioned_messages(
     run: Any, redis_client: redis.Redis[bytes]
 ) -> None:
     """Every new order is ACCEPTED and its key sent, 10 keys per message, schema version 1."""
-    summary = run([raw_order(f"o{i}") for i in range(25)])
+    summary = run([minimal_order(f"o{i}") for i in range(25)])
 
     assert (summary.accepted, summary.rejected, summary.messages) == (25, 0, 3)
     bodies = published(redis_client)
@@ -94,13 +65,13 @@ def test_new_orders_are_accepted_and_published_in_small_versioned_messages(
 
 def test_resends_are_counted_as_unchanged_updated_or_stale(run: Any) -> None:
     """A byte-identical re-send is unchanged, a newer one updated, an older one stale."""
-    run([raw_order("a"), raw_order("b"), raw_order("c")])
+    run([minimal_order("a"), minimal_order("b"), minimal_order("c")])
 
     summary = run(
         [
-            raw_order("a"),
-            raw_order("b", updated_at="2026-11-27T13:00:00Z"),
-            raw_order("c", updated_at="2026-11-27T11:00:00Z"),
+            minimal_order("a"),
+            minimal_order("b", updated_at="2026-11-27T13:00:00Z"),
+            minimal_order("c", updated_at="2026-11-27T11:00:00Z"),
         ]
     )
 
@@ -112,7 +83,9 @@ def test_malformed_order_is_rejected_with_its_position_and_the_rest_go_through(
     run: Any, redis_client: redis.Redis[bytes]
 ) -> None:
     """A bad order is reported with its index, id and field path; its neighbours are enqueued."""
-    summary = run([raw_order("a"), raw_order("bad", quantity=0), b"{not json", raw_order("c")])
+    summary = run(
+        [minimal_order("a"), minimal_order("bad", quantity=0), b"{not json", minimal_order("c")]
+    )
 
     assert (summary.accepted, summary.rejected) == (2, 2)
     first, second = summary.rejections
@@ -126,10 +99,10 @@ def test_only_keys_the_ledger_says_to_publish_are_published(
     run: Any, redis_client: redis.Redis[bytes]
 ) -> None:
     """An update to an order still queued coalesces: no second message carries its key."""
-    run([raw_order("a")])
+    run([minimal_order("a")])
     redis_client.delete(ORDERS_QUEUE)
 
-    summary = run([raw_order("a", updated_at="2026-11-27T13:00:00Z"), raw_order("b")])
+    summary = run([minimal_order("a", updated_at="2026-11-27T13:00:00Z"), minimal_order("b")])
 
     assert (summary.updated, summary.accepted) == (1, 1)
     assert published_keys(redis_client) == ["b"]
@@ -139,7 +112,7 @@ def test_same_key_twice_in_one_call_is_recorded_in_order(
     run: Any, redis_client: redis.Redis[bytes]
 ) -> None:
     """Two versions of one order in one chunk: the first accepted, the second updates it."""
-    summary = run([raw_order("a"), raw_order("a", updated_at="2026-11-27T13:00:00Z")])
+    summary = run([minimal_order("a"), minimal_order("a", updated_at="2026-11-27T13:00:00Z")])
 
     assert (summary.accepted, summary.updated) == (1, 1)
     entry = Ledger(redis_client, KEYS).get("a")
@@ -152,7 +125,7 @@ def test_bytes_are_stored_as_given_under_the_prefixed_key(
     run: Any, redis_client: redis.Redis[bytes]
 ) -> None:
     """Raw bytes are validated and stored untouched; the key is id_prefix + id."""
-    body = json.dumps(raw_order("1001"), indent=2).encode()
+    body = json.dumps(minimal_order("1001"), indent=2).encode()
 
     summary = run([body], id_prefix="shop-a:", source="shop-a")
 
@@ -164,7 +137,7 @@ def test_bytes_are_stored_as_given_under_the_prefixed_key(
 
 def test_chunks_do_not_change_the_outcome(run: Any, redis_client: redis.Redis[bytes]) -> None:
     """Small chunks record and publish everything exactly once."""
-    summary = run([raw_order(f"o{i}") for i in range(7)], chunk_size=3)
+    summary = run([minimal_order(f"o{i}") for i in range(7)], chunk_size=3)
 
     assert summary.accepted == 7
     assert published_keys(redis_client) == [f"o{i}" for i in range(7)]
@@ -178,10 +151,10 @@ def test_cli_enqueues_json_lines_and_reports_bad_lines(
 ) -> None:
     """Bad lines go to stderr with their line number and path; exit 1; the rest are enqueued."""
     lines = [
-        json.dumps(raw_order("a")),
+        json.dumps(minimal_order("a")),
         "",
-        json.dumps(raw_order("b", quantity=0)),
-        json.dumps(raw_order("c")),
+        json.dumps(minimal_order("b", quantity=0)),
+        json.dumps(minimal_order("c")),
     ]
     source = tmp_path / "orders.jsonl"
     source.write_text("\n".join(lines) + "\n")
@@ -204,7 +177,7 @@ def test_cli_reads_an_array_and_exits_0_when_all_went_through(
     """A JSON array is read item by item; a second run finds everything unchanged and, as the
     orders are still PENDING (no worker here), publishes them again at once (review L5)."""
     source = tmp_path / "orders.json"
-    source.write_text(json.dumps([raw_order("a"), raw_order("b")]))
+    source.write_text(json.dumps([minimal_order("a"), minimal_order("b")]))
 
     first = CliRunner().invoke(enqueue_command, [str(source), "--batch-size", "1"])
     second = CliRunner().invoke(enqueue_command, [str(source)])
@@ -219,7 +192,7 @@ def test_cli_reads_an_array_and_exits_0_when_all_went_through(
 def test_cli_reports_item_numbers_for_arrays(cli_env: str, tmp_path: Path) -> None:
     """A bad array item is reported as `item N` (counting from 1)."""
     source = tmp_path / "orders.json"
-    source.write_text(json.dumps([raw_order("a"), raw_order("b", quantity=0)]))
+    source.write_text(json.dumps([minimal_order("a"), minimal_order("b", quantity=0)]))
 
     result = CliRunner().invoke(enqueue_command, [str(source)])
 
@@ -246,7 +219,7 @@ RULES_FILE = Path(__file__).resolve().parents[2] / "data" / "rules" / "example.t
 
 def _engraved(order_id: str, quantity: int) -> dict[str, Any]:
     """An order whose one line the example rules split into `quantity` line items."""
-    order = raw_order(order_id, quantity=quantity)
+    order = minimal_order(order_id, quantity=quantity)
     order["lines"][0]["sku"] = "ENGRAVE-1"
     return order
 
@@ -255,7 +228,7 @@ def test_an_order_over_the_line_item_cap_is_refused_at_the_edge(run: Any) -> Non
     """Lines with `units` always split, so the producer counts them without the rules; with
     the worker's rules it counts split SKUs too. Without the rules a split SKU is not known to
     split: the worker's own check is the final one."""
-    with_units = raw_order("units", quantity=3)
+    with_units = minimal_order("units", quantity=3)
     with_units["lines"][0]["units"] = [{}, {}, {}]
     summary = run([with_units, _engraved("engraved", 3)], max_line_items=2)
     assert [r.position for r in summary.rejections] == [0]
@@ -276,7 +249,9 @@ def test_the_cli_refuses_with_the_workers_rules_and_cap(
     monkeypatch.setenv("JETTI_RELAY_MAX_LINE_ITEMS", "2")
     get_settings.cache_clear()
     source = tmp_path / "orders.jsonl"
-    source.write_text(json.dumps(_engraved("big", 3)) + "\n" + json.dumps(raw_order("ok")) + "\n")
+    source.write_text(
+        json.dumps(_engraved("big", 3)) + "\n" + json.dumps(minimal_order("ok")) + "\n"
+    )
     result = CliRunner().invoke(enqueue_command, [str(source), "--redis-url", cli_env])
     assert result.exit_code == 1, result.output
     assert "line 1: lines: the order would become 3 line items" in result.stderr
@@ -300,7 +275,7 @@ def test_the_enqueue_command_publishes_without_the_workers_app_tasks_or_services
     loads neither `worker.celery_app`, `worker.tasks`, `worker.runtime` nor `worker.pipeline`,
     and the message still names the import task."""
     done = subprocess.run(
-        [sys.executable, "-c", _ENQUEUE_AND_LIST_MODULES, json.dumps(raw_order("solo"))],
+        [sys.executable, "-c", _ENQUEUE_AND_LIST_MODULES, json.dumps(minimal_order("solo"))],
         capture_output=True,
         text=True,
         env={**os.environ, "JETTI_RELAY_BROKER_URL": cli_env},

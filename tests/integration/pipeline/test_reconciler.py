@@ -16,24 +16,15 @@ from urllib.parse import parse_qs
 
 import httpx
 import pytest
-import redis
 
-from producers import enqueue
+from tests.factories import raw_order
 from tests.fixtures.pipeline import PipelineFactory, wait_until
+from tests.fixtures.reconciler import ReconcilerHarness
 from worker.core.answers import ImportRow
-from worker.core.keys import Keys
 from worker.core.states import DeadReason, DeadStatus, OrderState
-from worker.pipeline.reconciler import ReconcileConfig, Reconciler
-from worker.runtime import build_rebuild
-from worker.settings import Settings
-from worker.store.api_throttle import ApiThrottle
-from worker.store.dead_letters import DeadLetters
-from worker.store.leases import Leader
 from worker.store.ledger import NewVersion
-from worker.store.reconcile_state import ReconcileState, read_status
-from worker.store.settle import SettleLedger
-from worker.store.stats import Stats
-from worker.wiring import build_http_client, build_jetti_client, build_stores, publisher
+from worker.store.reconcile_state import read_status
+from worker.wiring import build_stores
 
 pytestmark = pytest.mark.integration
 
@@ -46,112 +37,15 @@ T_REC = 1_800_000_000.0
 REJECT_PROBLEM = "lineItems[0].variant: unknown variant SKU-1 (sandbox says no)"
 
 
-def raw_order(
-    order_id: str,
-    *,
-    updated_at: str = "2026-11-27T10:00:00+00:00",
-    quantity: int = 1,
-    note: str = "",
-) -> dict[str, Any]:
-    return {
-        "id": order_id,
-        "number": f"#{order_id}",
-        "updated_at": updated_at,
-        "notes": note,
-        "customer": {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com"},
-        "lines": [
-            {
-                "id": f"{order_id}-l{n}",
-                "sku": f"SKU-{n}",
-                "name": f"Item {n}",
-                "quantity": quantity,
-                "unit_price": "12.10",
-            }
-            for n in (1, 2)
-        ],
-        "shipping": {"code": "std", "name": "Standard", "price": "4.95"},
-        "auto_connect_by_sku": True,
-    }
-
-
-class Books:
-    """The test's view of the ledger and dead letters, plus an in-process reconciler factory."""
-
-    def __init__(self, redis_url: str, sandbox: Any) -> None:
-        self.redis_url = redis_url
-        self.sandbox = sandbox
-        self.client: redis.Redis[bytes] = redis.Redis.from_url(redis_url)
-        self.keys = Keys("jr")
-        self.ledger = SettleLedger(self.client, self.keys)
-        self.dead = DeadLetters(self.client, self.keys)
-        self.settings = Settings(redis_url=redis_url, broker_url=redis_url)
-        self.publisher = publisher(self.settings, batch_size=10)
-        self._http: list[httpx.Client] = []
-
-    def enqueue(self, orders: list[dict[str, Any]]) -> Any:
-        return enqueue(orders, client=self.client, publisher=self.publisher)
-
-    def state(self, key: str) -> OrderState | None:
-        entry = self.ledger.get(key)
-        return entry.state if entry else None
-
-    def wait_state(self, key: str, states: set[OrderState], timeout_s: float = 30) -> None:
-        wait_until(
-            lambda: self.state(key) in states,
-            timeout_s=timeout_s,
-            what=f"{key} to reach {sorted(states)}",
-        )
-
-    def reconciler(
-        self,
-        jetti_sandbox: Any | None = None,
-        *,
-        grace_s: float = 1.0,
-        page_limit: int = 1000,
-        holder: str = "test-host:1",
-        read_rate_per_s: float = 1.8,
-    ) -> Reconciler:
-        sb = jetti_sandbox or self.sandbox
-        settings = Settings(
-            redis_url=self.redis_url,
-            broker_url=self.redis_url,
-            jetti_api_url=sb.base_url,
-            api_token=sb.api_token,
-            webhook_hash=sb.webhook_hash,
-            channel_id=sb.channel_id,
-        )
-        http = build_http_client(settings)
-        self._http.append(http)
-        return Reconciler(
-            config=ReconcileConfig(
-                holder=holder, interval_s=0.3, grace_s=grace_s, page_limit=page_limit
-            ),
-            state=ReconcileState(self.client, self.keys),
-            ledger=self.ledger,
-            dead_letters=self.dead,
-            jetti=build_jetti_client(settings, http),
-            throttle=ApiThrottle(self.client, self.keys, kind="read", rate_per_s=read_rate_per_s),
-            publisher=self.publisher,
-            leader=Leader(self.client, self.keys),
-            rebuild=build_rebuild(settings),
-            count_surprise=Stats(self.client, self.keys).count_surprise,
-        )
-
-    def close(self) -> None:
-        for http in self._http:
-            http.close()
-        self.client.close()
-
-
 @pytest.fixture
-def books(redis_url: str, sandbox: Any) -> Iterator[Books]:
-    b = Books(redis_url, sandbox)
+def books(redis_url: str, sandbox: Any) -> Iterator[ReconcilerHarness]:
+    b = ReconcilerHarness(redis_url, sandbox)
     yield b
     b.close()
 
 
 def test_async_rejection_ends_dead_with_jettis_problem_and_clean_order_confirmed(
-    books: Books, start_pipeline: PipelineFactory, sandbox: Any
+    books: ReconcilerHarness, start_pipeline: PipelineFactory, sandbox: Any
 ) -> None:
     """Jetti answers 200 to both; its import log rejects one. The worker's reconciler turns it
     into a `rejected_by_jetti` dead letter carrying the problem text, and confirms the other."""
@@ -172,7 +66,7 @@ def test_async_rejection_ends_dead_with_jettis_problem_and_clean_order_confirmed
 
 
 def test_a_replay_of_the_same_payload_is_not_killed_again_by_the_old_error(
-    books: Books, start_pipeline: PipelineFactory, sandbox: Any
+    books: ReconcilerHarness, start_pipeline: PipelineFactory, sandbox: Any
 ) -> None:
     """Rejected, then fixed on Jetti's side and replayed unchanged: the old error row is still in
     the reconciler's window, but it already acted on it, so the resend is confirmed."""
@@ -189,7 +83,7 @@ def test_a_replay_of_the_same_payload_is_not_killed_again_by_the_old_error(
 
 
 def test_a_touch_after_a_rejection_is_sent_again(
-    books: Books, start_pipeline: PipelineFactory, sandbox: Any
+    books: ReconcilerHarness, start_pipeline: PipelineFactory, sandbox: Any
 ) -> None:
     """Rejected by Jetti's import log, then re-sent by its producer with only updated_at bumped
     (the same payload): the rejection forgot the payload hash, so the worker sends it again
@@ -214,7 +108,9 @@ def test_a_touch_after_a_rejection_is_sent_again(
     assert len(sandbox.sales("tch-1")) == 1
 
 
-def test_a_lost_compare_and_set_leaves_a_workers_dead_letter_alone(books: Books) -> None:
+def test_a_lost_compare_and_set_leaves_a_workers_dead_letter_alone(
+    books: ReconcilerHarness,
+) -> None:
     """The reconciler read the order SUBMITTED; before its write a newer version came in and a
     worker dead-lettered that one. The reconciler's CAS loses and it writes nothing: the
     worker's dead letter keeps its reason and stays dead (not overwritten, not resolved)."""
@@ -265,7 +161,7 @@ def test_a_lost_compare_and_set_leaves_a_workers_dead_letter_alone(books: Books)
 
 
 def test_a_pass_that_died_after_its_ledger_write_gets_its_dead_letter_written(
-    books: Books, start_pipeline: PipelineFactory, sandbox: Any
+    books: ReconcilerHarness, start_pipeline: PipelineFactory, sandbox: Any
 ) -> None:
     """The ledger CAS comes first: a pass that died before writing the dead letter left the
     order DEAD without one; the next pass finds the row not yet acted on and writes it."""
@@ -297,7 +193,7 @@ def test_a_pass_that_died_after_its_ledger_write_gets_its_dead_letter_written(
 
 
 def test_an_error_about_a_superseded_payload_does_not_kill_the_newer_version(
-    books: Books, start_pipeline: PipelineFactory, sandbox: Any
+    books: ReconcilerHarness, start_pipeline: PipelineFactory, sandbox: Any
 ) -> None:
     """v1 is rejected by Jetti, v2 is fine: the error names v1's payload, so v2 stands."""
     sandbox.set_faults(reject_matching=["BROKEN-V1"])
@@ -315,7 +211,7 @@ def test_an_error_about_a_superseded_payload_does_not_kill_the_newer_version(
 
 
 def test_out_of_order_application_is_repaired(
-    books: Books, start_pipeline: PipelineFactory, sandbox: Any
+    books: ReconcilerHarness, start_pipeline: PipelineFactory, sandbox: Any
 ) -> None:
     """Jetti applies v2 then v1 (out_of_order): the sale ends on v1's quantities. The reconciler
     sees the sale differ from the last payload, sends the latest again, then confirms it."""
@@ -337,7 +233,7 @@ def test_out_of_order_application_is_repaired(
 
 
 def test_reads_are_throttled_paginated_and_filtered_to_errors(
-    books: Books, sandbox_factory: Any
+    books: ReconcilerHarness, sandbox_factory: Any
 ) -> None:
     """With Jetti's throttle on, several runs over many error rows never exceed 2 reads in any
     one-second window, never draw a 429, and every import-log query filters by status."""
@@ -378,7 +274,7 @@ def test_reads_are_throttled_paginated_and_filtered_to_errors(
     assert "429" not in jetti.stats()["requests"].get("read", {})
 
 
-def test_only_the_leader_reconciles(books: Books, sandbox: Any) -> None:
+def test_only_the_leader_reconciles(books: ReconcilerHarness, sandbox: Any) -> None:
     """Two hosts: the second sees the lease taken and does nothing."""
     first = books.reconciler(holder="host-a:1")
     second = books.reconciler(holder="host-b:1")
@@ -388,7 +284,7 @@ def test_only_the_leader_reconciles(books: Books, sandbox: Any) -> None:
 
 
 def test_metrics_health_and_order_show_report_the_reconciler(
-    books: Books, start_pipeline: PipelineFactory, sandbox: Any
+    books: ReconcilerHarness, start_pipeline: PipelineFactory, sandbox: Any
 ) -> None:
     """The figures the reconciler records reach `metrics`, `health` and `order show`."""
     from prometheus_client import generate_latest
@@ -420,7 +316,9 @@ def test_metrics_health_and_order_show_report_the_reconciler(
     stores.client.close()
 
 
-def test_reconcile_command_runs_one_pass_and_reports_status(books: Books, sandbox: Any) -> None:
+def test_reconcile_command_runs_one_pass_and_reports_status(
+    books: ReconcilerHarness, sandbox: Any
+) -> None:
     """`jetti-relay reconcile run` makes one pass; `status --json` shows it; without a token
     the command says the reconciler is off (exit 2)."""
     import json

@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.pipeline.test_reconciler import Books, raw_order
+from tests.factories import raw_order
+from tests.fixtures.reconciler import ReconcilerHarness
 from worker.core.jsonio import dumps_canonical
 from worker.core.states import DeadReason, OrderState
 from worker.runtime import build_rebuild
@@ -24,13 +25,13 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def books(redis_url: str, sandbox: Any) -> Iterator[Books]:
-    b = Books(redis_url, sandbox)
+def books(redis_url: str, sandbox: Any) -> Iterator[ReconcilerHarness]:
+    b = ReconcilerHarness(redis_url, sandbox)
     yield b
     b.close()
 
 
-def send(books: Books, order: dict[str, Any], *, post: bool = True) -> None:
+def send(books: ReconcilerHarness, order: dict[str, Any], *, post: bool = True) -> None:
     """Record a version, deliver it as the worker would (POST to the async endpoint unless
     `post` is False) and mark it SUBMITTED with the payload the reconciler rebuilds."""
     key = order["id"]
@@ -74,11 +75,13 @@ def junk_errors(sandbox: Any, count: int) -> None:
     sandbox.wait_applied()
 
 
-def surprises(books: Books) -> dict[str, int]:
+def surprises(books: ReconcilerHarness) -> dict[str, int]:
     return Stats(books.client, books.keys).surprises()
 
 
-def test_a_page_cap_below_the_limit_still_reads_every_error(books: Books, sandbox: Any) -> None:
+def test_a_page_cap_below_the_limit_still_reads_every_error(
+    books: ReconcilerHarness, sandbox: Any
+) -> None:
     """Jetti caps pages at 100 while the reconciler asks 1,000: the rejection on row 151 is
     still read (the order is dead-lettered, not confirmed) and the cap is counted."""
     junk_errors(sandbox, 150)
@@ -91,7 +94,9 @@ def test_a_page_cap_below_the_limit_still_reads_every_error(books: Books, sandbo
     assert surprises(books)["page_short"] == 1
 
 
-def test_an_ignored_offset_ends_the_pass_without_confirming(books: Books, sandbox: Any) -> None:
+def test_an_ignored_offset_ends_the_pass_without_confirming(
+    books: ReconcilerHarness, sandbox: Any
+) -> None:
     """Jetti ignores `offset` (every page is page one): the pass stops at the first repeated
     page instead of looping, confirms nothing (a rejection may be on a page it cannot reach),
     keeps its checkpoint, records the run as not finished and counts `offset_ignored`."""
@@ -118,7 +123,7 @@ def test_an_ignored_offset_ends_the_pass_without_confirming(books: Books, sandbo
     ],
 )
 def test_a_sale_shown_differently_is_confirmed_not_resent(
-    books: Books, sandbox: Any, fault: str, assumption: str
+    books: ReconcilerHarness, sandbox: Any, fault: str, assumption: str
 ) -> None:
     """An order with two versions is checked against its sale. A sale answer without lineItems,
     or with the catalogue's names and prices rounded to cents, is no sign of an out-of-order
@@ -138,7 +143,7 @@ def test_a_sale_shown_differently_is_confirmed_not_resent(
 
 
 def test_a_sale_that_still_differs_after_the_resends_is_confirmed_not_dead_lettered(
-    books: Books, sandbox: Any
+    books: ReconcilerHarness, sandbox: Any
 ) -> None:
     """Resent MAX_REPAIRS times and the sale's quantities still differ, with no error in the
     import log: no positive signal of a rejection, so no dead letter; confirmed and counted."""
@@ -154,7 +159,7 @@ def test_a_sale_that_still_differs_after_the_resends_is_confirmed_not_dead_lette
 
 
 def test_an_error_row_that_shows_up_late_is_caught_by_the_trailing_window(
-    books: Books, sandbox: Any
+    books: ReconcilerHarness, sandbox: Any
 ) -> None:
     """reliability #16: Jetti stamps the rejection two hours before it shows it (a backlog,
     createdAt = receipt). No regular window holds it, so the order is confirmed; the trailing
@@ -169,7 +174,9 @@ def test_an_error_row_that_shows_up_late_is_caught_by_the_trailing_window(
     assert surprises(books)["error_after_confirmed"] == 1
 
 
-def test_the_trailing_window_is_read_at_a_lower_rate(books: Books, sandbox: Any) -> None:
+def test_the_trailing_window_is_read_at_a_lower_rate(
+    books: ReconcilerHarness, sandbox: Any
+) -> None:
     """The trailing re-read runs on the first pass, then not again within TRAILING_EVERY_S."""
     reconciler = books.reconciler(grace_s=0.0)
     assert [reconciler.run_once().trailing_reads for _ in range(3)] == [1, 0, 0]

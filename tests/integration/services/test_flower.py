@@ -19,8 +19,8 @@ import pytest
 from ops.harness.ports import free_port
 from ops.harness.procstats import end_process
 from producers import enqueue
-from tests.fixtures.pipeline import PipelineFactory, wait_until
-from tests.integration.pipeline.test_pipeline import Harness, raw_order
+from tests.factories import raw_order
+from tests.fixtures.pipeline import Harness, PipelineFactory, wait_until
 from worker.core.keys import IMPORT_TASK
 from worker.core.states import OrderState
 

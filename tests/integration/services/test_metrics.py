@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from producers import enqueue
+from tests.factories import raw_order
 from tests.fixtures.exporter import running_exporter, scrape, seed_fleet, value
-from tests.fixtures.pipeline import PipelineFactory, wait_until
+from tests.fixtures.pipeline import Harness, PipelineFactory, wait_until
 from tests.fixtures.redis_server import free_port
-from tests.integration.pipeline.test_pipeline import Harness, raw_order
 from worker.core.keys import ORDERS_QUEUE
 from worker.core.states import DeadReason, OrderState
 

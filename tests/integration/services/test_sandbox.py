@@ -8,49 +8,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.fixtures.sandbox import Sandbox
+from tests.factories import sale_payload
+from tests.fixtures.sandbox import Sandbox, bearer, send_async
 
 pytestmark = pytest.mark.integration
 
 VARIANTS = Path(__file__).parents[3] / "ops" / "sandbox" / "variants.example.json"
-
-
-def order(external_id: str = "1001", lines: int = 2, **extra: Any) -> dict[str, Any]:
-    """A valid manual-sale payload."""
-    return {
-        "externalId": external_id,
-        "saleDefaults": {"reference": f"#{external_id}", "shippingCountry": "IT"},
-        "customer": {"firstName": "Ada", "lastName": "L", "email": "ada@example.com"},
-        "lineItems": [
-            {
-                "externalId": f"L{i}",
-                "name": f"Mug {i}",
-                "quantity": 1 + i,
-                "price": 9.5,
-                "taxable": True,
-                "variant": {"sku": "MUG-RED"},
-                "properties": [{"key": "engraving", "value": f"n{i}"}],
-            }
-            for i in range(lines)
-        ],
-        "shipping": [{"code": "std", "name": "Standard", "serviceLevel": "ground", "price": 4}],
-        "options": {},
-        **extra,
-    }
-
-
-def bearer(sb: Sandbox) -> dict[str, str]:
-    return {"Authorization": f"Bearer {sb.api_token}"}
-
-
-def send_async(sb: Sandbox, payload: Any) -> httpx.Response:
-    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    return sb.client.post(
-        sb.webhook_url, content=body, headers={"jetti-webhook-hash": sb.webhook_hash}
-    )
 
 
 @pytest.mark.parametrize("headers", [{}, {"jetti-webhook-hash": "wrong"}])
@@ -58,7 +23,7 @@ def test_async_rejects_a_missing_or_wrong_hash_without_echoing_it(
     sandbox: Sandbox, headers: dict[str, str]
 ) -> None:
     """The async endpoint answers 401 to a bad hash, imports nothing, and never echoes secrets."""
-    response = sandbox.client.post(sandbox.webhook_url, json=order(), headers=headers)
+    response = sandbox.client.post(sandbox.webhook_url, json=sale_payload(), headers=headers)
     assert response.status_code == 401
     assert sandbox.webhook_hash not in response.text and "wrong" not in response.text
     assert sandbox.stats()["versions_received"] == 0
@@ -68,7 +33,7 @@ def test_async_rejects_a_missing_or_wrong_hash_without_echoing_it(
 def test_sync_rejects_a_missing_or_bad_token(sandbox: Sandbox, auth: str | None) -> None:
     """The sync endpoint answers 401 without a valid Bearer token and imports nothing."""
     headers = {"Authorization": auth} if auth else {}
-    response = sandbox.client.post(sandbox.sync_url, json=order(), headers=headers)
+    response = sandbox.client.post(sandbox.sync_url, json=sale_payload(), headers=headers)
     assert response.status_code == 401
     assert sandbox.api_token not in response.text
     assert sandbox.sales("1001") == []
@@ -77,12 +42,12 @@ def test_sync_rejects_a_missing_or_bad_token(sandbox: Sandbox, auth: str | None)
 def test_sync_unknown_channel_is_404(sandbox: Sandbox) -> None:
     """A valid token on another channel's URL is 404."""
     url = sandbox.sync_url.replace(f"/{sandbox.channel_id}/", "/999/")
-    assert sandbox.client.post(url, json=order(), headers=bearer(sandbox)).status_code == 404
+    assert sandbox.client.post(url, json=sale_payload(), headers=bearer(sandbox)).status_code == 404
 
 
 def test_sync_success_returns_the_sale_with_jetti_defaults(sandbox: Sandbox) -> None:
     """A valid sync import returns 200 and the sale object with Jetti's default statuses."""
-    response = sandbox.client.post(sandbox.sync_url, json=order(), headers=bearer(sandbox))
+    response = sandbox.client.post(sandbox.sync_url, json=sale_payload(), headers=bearer(sandbox))
     assert response.status_code == 200
     sale = response.json()
     assert isinstance(sale["id"], int) and sale["externalId"] == "1001"
@@ -145,7 +110,7 @@ def test_sync_validation_error_names_the_field(
     sandbox: Sandbox, path: str, value: Any, named: str
 ) -> None:
     """Each documented rule: the sync endpoint answers 422 with an error naming the field path."""
-    doc = order()
+    doc = sale_payload()
     _mutate(path, value)(doc)
     response = sandbox.client.post(sandbox.sync_url, json=doc, headers=bearer(sandbox))
     assert response.status_code == 422
@@ -161,7 +126,7 @@ def test_async_validation_error_goes_to_the_import_log(
     sandbox: Sandbox, path: str, value: Any, named: str
 ) -> None:
     """The async endpoint answers 200 to an invalid order; the import log holds the problem."""
-    doc = order()
+    doc = sale_payload()
     _mutate(path, value)(doc)
     assert send_async(sandbox, doc).status_code == 200
     rows = sandbox.imports()
@@ -186,7 +151,7 @@ def test_async_unreadable_json_is_logged_as_an_error(sandbox: Sandbox) -> None:
 )
 def test_consistent_manual_routing_is_accepted(sandbox: Sandbox, routing: dict[str, Any]) -> None:
     """Manual routing with its matching id passes; with the other mode's id it fails."""
-    doc = order()
+    doc = sale_payload()
     doc["lineItems"][0].update(routing)
     accepted = sandbox.client.post(sandbox.sync_url, json=doc, headers=bearer(sandbox))
     assert accepted.status_code == 200
@@ -198,7 +163,7 @@ def test_consistent_manual_routing_is_accepted(sandbox: Sandbox, routing: dict[s
 
 def test_shipping_object_and_name_properties_are_accepted(sandbox: Sandbox) -> None:
     """Shipping as one object and properties as {name, value} are valid (the spec shows both)."""
-    doc = order(shipping={"code": "x", "name": "X", "serviceLevel": "s", "price": 1})
+    doc = sale_payload(shipping={"code": "x", "name": "X", "serviceLevel": "s", "price": 1})
     doc["lineItems"][0]["properties"] = [{"name": "Gift Note", "value": "hi"}]
     response = sandbox.client.post(sandbox.sync_url, json=doc, headers=bearer(sandbox))
     assert response.status_code == 200
@@ -209,8 +174,10 @@ def test_shipping_object_and_name_properties_are_accepted(sandbox: Sandbox) -> N
 def test_upsert_keeps_the_sale_id_and_matches_lines_by_external_id(sandbox: Sandbox) -> None:
     """A second import of one externalId updates the same sale; a kept line keeps its item id."""
     headers = bearer(sandbox)
-    first = sandbox.client.post(sandbox.sync_url, json=order(lines=2), headers=headers).json()
-    update = order(lines=3)
+    first = sandbox.client.post(
+        sandbox.sync_url, json=sale_payload(lines=2), headers=headers
+    ).json()
+    update = sale_payload(lines=3)
     update["lineItems"][0]["quantity"] = 9
     second = sandbox.client.post(sandbox.sync_url, json=update, headers=bearer(sandbox)).json()
     assert second["id"] == first["id"]
@@ -223,7 +190,7 @@ def test_history_lists_versions_in_arrival_order_and_counts_identical_duplicates
     sandbox: Sandbox,
 ) -> None:
     """History keeps every version received in order; a byte-identical resend is a duplicate."""
-    v1, v2 = order(lines=1), order(lines=2)
+    v1, v2 = sale_payload(lines=1), sale_payload(lines=2)
     for doc in (v1, v2, v1):
         send_async(sandbox, doc)
     history = sandbox.history("1001")
@@ -235,8 +202,8 @@ def test_history_lists_versions_in_arrival_order_and_counts_identical_duplicates
 
 def test_public_reads_return_sales_and_import_log(sandbox: Sandbox) -> None:
     """GET /api/sales.json and /api/sale-imports.json filter by where[externalId] (Bearer auth)."""
-    send_async(sandbox, order("A"))
-    send_async(sandbox, order("B"))
+    send_async(sandbox, sale_payload("A"))
+    send_async(sandbox, sale_payload("B"))
     sandbox.wait_applied()
     sales = sandbox.client.get(
         "/api/sales.json", params={"where[externalId]": "B"}, headers=bearer(sandbox)
@@ -253,7 +220,7 @@ def test_public_reads_return_sales_and_import_log(sandbox: Sandbox) -> None:
 def test_import_log_filters_by_status_window_and_paginates(sandbox: Sandbox) -> None:
     """Status, a [gte, lt) creation window and offset/limit pagination select import rows."""
     for i in range(5):
-        send_async(sandbox, order(f"ok{i}"))
+        send_async(sandbox, sale_payload(f"ok{i}"))
     send_async(sandbox, {"externalId": "bad", "lineItems": []})
     rows = sandbox.imports()
     assert len(rows) == 6
@@ -269,11 +236,13 @@ def test_import_log_filters_by_status_window_and_paginates(sandbox: Sandbox) -> 
 
 def test_cancel_sets_full_cancellation_and_later_imports_are_skipped(sandbox: Sandbox) -> None:
     """POST /api/sales/{id}/cancel.json cancels; a later import of it is logged as skipped."""
-    sale = sandbox.client.post(sandbox.sync_url, json=order(), headers=bearer(sandbox)).json()
+    sale = sandbox.client.post(
+        sandbox.sync_url, json=sale_payload(), headers=bearer(sandbox)
+    ).json()
     cancelled = sandbox.client.post(f"/api/sales/{sale['id']}/cancel.json", headers=bearer(sandbox))
     assert cancelled.status_code == 200
     assert (cancelled.json()["cancelled"], cancelled.json()["cancellationStatus"]) == (True, "full")
-    send_async(sandbox, order())
+    send_async(sandbox, sale_payload())
     assert [r["status"] for r in sandbox.imports(external_id="1001")] == ["success", "skipped"]
     missing = sandbox.client.post("/api/sales/424242/cancel.json", headers=bearer(sandbox))
     assert missing.status_code == 404
@@ -282,8 +251,10 @@ def test_cancel_sets_full_cancellation_and_later_imports_are_skipped(sandbox: Sa
 def test_cancellations_count_every_cancel_request_that_reached_a_sale(sandbox: Sandbox) -> None:
     """`GET /_sandbox/cancellations` lists cancelled sales with the cancel requests that reached
     them, repeats included (the chaos books count a second one as a harmful duplicate)."""
-    sale = sandbox.client.post(sandbox.sync_url, json=order(), headers=bearer(sandbox)).json()
-    sandbox.client.post(sandbox.sync_url, json=order("1002"), headers=bearer(sandbox))
+    sale = sandbox.client.post(
+        sandbox.sync_url, json=sale_payload(), headers=bearer(sandbox)
+    ).json()
+    sandbox.client.post(sandbox.sync_url, json=sale_payload("1002"), headers=bearer(sandbox))
     assert sandbox.client.get("/_sandbox/cancellations").json() == {}
     for _ in range(2):
         sandbox.client.post(f"/api/sales/{sale['id']}/cancel.json", headers=bearer(sandbox))
@@ -302,9 +273,9 @@ def test_variants_file_rejects_unknown_variants_unless_find_or_create(
 ) -> None:
     """With a variants file an unknown variant is an error; findOrCreateChannelVariant adds it."""
     sb = sandbox_factory(throttle=False, variants=VARIANTS)
-    known = sb.client.post(sb.sync_url, json=order(), headers=bearer(sb))
+    known = sb.client.post(sb.sync_url, json=sale_payload(), headers=bearer(sb))
     assert known.status_code == 200
-    doc = order("2")
+    doc = sale_payload("2")
     doc["lineItems"][0]["variant"] = {"sku": "NEW-SKU"}
     unknown = sb.client.post(sb.sync_url, json=doc, headers=bearer(sb))
     assert [e["path"] for e in unknown.json()["errors"]] == ["lineItems[0].variant"]
@@ -321,12 +292,13 @@ def test_sync_throttle_allows_one_write_and_two_reads_per_second(
     sb = sandbox_factory()
     # Several requests in one burst land in at most two one-second windows.
     writes = [
-        sb.client.post(sb.sync_url, json=order(), headers=bearer(sb)).status_code for _ in range(5)
+        sb.client.post(sb.sync_url, json=sale_payload(), headers=bearer(sb)).status_code
+        for _ in range(5)
     ]
     reads = [sb.client.get("/api/sales.json", headers=bearer(sb)).status_code for _ in range(7)]
     assert 1 <= writes.count(200) <= 2 and writes.count(429) >= 3
     assert 2 <= reads.count(200) <= 4 and reads.count(429) >= 3
-    throttled = sb.client.post(sb.sync_url, json=order(), headers=bearer(sb))
+    throttled = sb.client.post(sb.sync_url, json=sale_payload(), headers=bearer(sb))
     if throttled.status_code == 429:
         assert "retry-after" not in throttled.headers  # Jetti documents none
     assert sb.stats()["requests"]["sync"]["429"] >= 3

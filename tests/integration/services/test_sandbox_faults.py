@@ -8,8 +8,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.fixtures.sandbox import Sandbox
-from tests.integration.services.test_sandbox import bearer, order, send_async
+from tests.factories import sale_payload
+from tests.fixtures.sandbox import Sandbox, bearer, send_async
 
 pytestmark = pytest.mark.integration
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 def test_fail_next_fails_exactly_n_requests_then_recovers(sandbox: Sandbox) -> None:
     """Scripted mode: the next N requests get the status, the one after is served normally."""
     sandbox.set_faults(fail_next=2, fail_next_status=503)
-    statuses = [send_async(sandbox, order()).status_code for _ in range(3)]
+    statuses = [send_async(sandbox, sale_payload()).status_code for _ in range(3)]
     assert statuses == [503, 503, 200]
     assert len(sandbox.history("1001")) == 1  # failed requests are not imported
 
@@ -25,7 +25,7 @@ def test_fail_next_fails_exactly_n_requests_then_recovers(sandbox: Sandbox) -> N
 def test_injected_429_carries_retry_after(sandbox: Sandbox) -> None:
     """rate_429=1 answers 429 with the configured Retry-After and imports nothing."""
     sandbox.set_faults(rate_429=1.0, retry_after_s=7)
-    response = send_async(sandbox, order())
+    response = send_async(sandbox, sale_payload())
     assert response.status_code == 429 and response.headers["retry-after"] == "7"
     assert sandbox.stats()["versions_received"] == 0
 
@@ -34,7 +34,7 @@ def test_injected_429_carries_retry_after(sandbox: Sandbox) -> None:
 def test_injected_429_can_carry_any_retry_after_text(sandbox: Sandbox, header: str) -> None:
     """retry_after_header is sent verbatim (the extremes a proxy might send, reliability #8)."""
     sandbox.set_faults(rate_429=1.0, retry_after_header=header)
-    assert send_async(sandbox, order()).headers["retry-after"] == header
+    assert send_async(sandbox, sale_payload()).headers["retry-after"] == header
 
 
 @pytest.mark.parametrize(
@@ -52,8 +52,8 @@ def test_bad_values_of_the_new_knobs_are_rejected(
 def test_error_rate_answers_one_of_the_configured_5xx(sandbox: Sandbox) -> None:
     """error_rate=1 answers a status drawn from error_statuses, on the sync endpoint too."""
     sandbox.set_faults(error_rate=1.0, error_statuses=[502])
-    assert send_async(sandbox, order()).status_code == 502
-    response = sandbox.client.post(sandbox.sync_url, json=order(), headers=bearer(sandbox))
+    assert send_async(sandbox, sale_payload()).status_code == 502
+    response = sandbox.client.post(sandbox.sync_url, json=sale_payload(), headers=bearer(sandbox))
     assert response.status_code == 502
     assert sandbox.stats()["requests"]["sync"] == {"502": 1}
 
@@ -62,7 +62,7 @@ def test_dropped_connection_is_a_transport_error(sandbox: Sandbox) -> None:
     """drop_rate=1 closes the connection mid-response: the client sees a reset or a cut body."""
     sandbox.set_faults(drop_rate=1.0)
     with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
-        send_async(sandbox, order())
+        send_async(sandbox, sale_payload())
     assert sandbox.stats()["requests"]["async"] == {"dropped": 1}
 
 
@@ -72,7 +72,7 @@ def test_slow_response_times_out_the_client_but_the_import_still_lands(sandbox: 
     with pytest.raises(httpx.ReadTimeout):
         sandbox.client.post(
             sandbox.webhook_url,
-            json=order(),
+            json=sale_payload(),
             headers={"jetti-webhook-hash": sandbox.webhook_hash},
             timeout=0.3,
         )
@@ -86,12 +86,15 @@ def test_latency_is_added_to_responses(sandbox_factory: Callable[..., Sandbox]) 
     with pytest.raises(httpx.ReadTimeout):
         sb.client.post(
             sb.webhook_url,
-            json=order(),
+            json=sale_payload(),
             headers={"jetti-webhook-hash": sb.webhook_hash},
             timeout=0.1,
         )
     response = sb.client.post(
-        sb.webhook_url, json=order(), headers={"jetti-webhook-hash": sb.webhook_hash}, timeout=5
+        sb.webhook_url,
+        json=sale_payload(),
+        headers={"jetti-webhook-hash": sb.webhook_hash},
+        timeout=5,
     )
     assert response.status_code == 200
 
@@ -99,7 +102,7 @@ def test_latency_is_added_to_responses(sandbox_factory: Callable[..., Sandbox]) 
 def test_out_of_order_applies_a_later_version_before_an_earlier_one(sandbox: Sandbox) -> None:
     """out_of_order applies a batch newest-first: history shows v2 received before v1."""
     sandbox.set_faults(out_of_order=True, out_of_order_hold_s=0.5)
-    v1, v2 = order(lines=1), order(lines=2)
+    v1, v2 = sale_payload(lines=1), sale_payload(lines=2)
     send_async(sandbox, v1)
     send_async(sandbox, v2)
     bodies = [json.loads(h["body"]) for h in sandbox.history("1001")]
@@ -110,18 +113,18 @@ def test_out_of_order_applies_a_later_version_before_an_earlier_one(sandbox: San
 def test_faults_can_target_one_endpoint(sandbox: Sandbox) -> None:
     """`endpoints` limits faults: sync fails while the async endpoint is served."""
     sandbox.set_faults(error_rate=1.0, endpoints=["sync"])
-    assert send_async(sandbox, order()).status_code == 200
-    response = sandbox.client.post(sandbox.sync_url, json=order(), headers=bearer(sandbox))
+    assert send_async(sandbox, sale_payload()).status_code == 200
+    response = sandbox.client.post(sandbox.sync_url, json=sale_payload(), headers=bearer(sandbox))
     assert response.status_code >= 500
 
 
 def test_reset_clears_state_and_faults(sandbox: Sandbox) -> None:
     """reset() forgets sales, history, counters and faults."""
-    send_async(sandbox, order())
+    send_async(sandbox, sale_payload())
     sandbox.set_faults(fail_next=5)
     sandbox.reset()
     assert sandbox.stats()["sales"] == 0 and sandbox.history("1001") == []
-    assert send_async(sandbox, order()).status_code == 200
+    assert send_async(sandbox, sale_payload()).status_code == 200
 
 
 def test_unknown_fault_knob_is_rejected(sandbox: Sandbox) -> None:
@@ -133,5 +136,5 @@ def test_unknown_fault_knob_is_rejected(sandbox: Sandbox) -> None:
 def test_async_throttle_is_configurable(sandbox_factory: Callable[..., Sandbox]) -> None:
     """--async-rate N answers 429 beyond N requests per second on the async endpoint."""
     sb = sandbox_factory(throttle=False, async_rate=2)
-    statuses = [send_async(sb, order()).status_code for _ in range(6)]
+    statuses = [send_async(sb, sale_payload()).status_code for _ in range(6)]
     assert statuses.count(429) >= 2 and 2 <= statuses.count(200) <= 4

@@ -23,8 +23,9 @@ import redis
 from click.testing import CliRunner
 
 from ops.commands.migrate import migrate_keys
-from tests.fixtures.pipeline import PipelineFactory
-from tests.integration.pipeline.test_pipeline import Harness, _body, raw_order
+from tests.factories import raw_order
+from tests.fixtures.pipeline import Harness, PipelineFactory
+from tests.fixtures.sandbox import sent_body
 from worker.core.jsonio import dumps_canonical
 from worker.core.states import DeadReason, DeadStatus, OrderState
 from worker.store.ledger import Ledger, NewVersion, RecordOutcome
@@ -201,13 +202,13 @@ def test_migrate_keys_renames_repairs_and_the_pipeline_delivers(
     harness.wait_states(["A", "A:events"], {OrderState.SUBMITTED})
     for key in ("A", "A:events"):
         (sale,) = sandbox.history(key)
-        assert _body(sale)["externalId"] == key
+        assert sent_body(sale)["externalId"] == key
     update = raw_order("F:1", updated_at=datetime.now(UTC).isoformat(), note="real update")
     summary = harness.enqueue([update])
     assert summary.updated == 1 and summary.stale == 0
     harness.wait_states(["F:1"], {OrderState.SUBMITTED})
     (sale,) = sandbox.history("F:1")
-    assert _body(sale)["saleDefaults"]["notes"] == "real update"
+    assert sent_body(sale)["saleDefaults"]["notes"] == "real update"
     # The DLQ takes new dead letters again.
     sandbox.set_faults(fail_next=1, fail_next_status=400)
     harness.enqueue([raw_order("after")])

@@ -350,8 +350,9 @@ def test_line_rules(order: Callable[..., Doc], fields: Doc, expected: str) -> No
 
 
 def test_variant_id_alone_is_enough(order: Callable[..., Doc]) -> None:
-    """A line with variant_id and no sku is valid."""
-    parse_raw_order(order(lines=[line(sku=..., variant_id=42)]))
+    """A line with variant_id and no sku is valid; the integer id becomes text."""
+    (parsed,) = parse_raw_order(order(lines=[line(sku=..., variant_id=42)])).lines
+    assert parsed.sku is None and parsed.variant_id == "42"
 
 
 def test_shipping_price_rules(order: Callable[..., Doc]) -> None:

@@ -11,6 +11,7 @@ from dataclasses import replace
 
 import pytest
 
+from tests.factories import order_entry
 from worker.core.dead_entry import DeadEntry
 from worker.core.replay_plan import (
     Action,
@@ -22,7 +23,7 @@ from worker.core.replay_plan import (
     stored_built,
 )
 from worker.core.states import DeadReason, DeadStatus, OrderState
-from worker.store.ledger import OrderEntry, Version, raw_hash
+from worker.store.ledger import Version, raw_hash
 
 RAW = b'{"id": "o-1", "lines": [{"sku": "A", "name": "Mug", "quantity": 1, "unit_price": "1"}]}'
 
@@ -44,29 +45,12 @@ DEAD = DeadEntry(
     payload_version=Version(0, 1),
 )
 
-ORDER = OrderEntry(
-    order_key="o-1",
-    raw=RAW,
-    raw_hash=raw_hash(RAW),
-    version=Version(0, 1),
+ORDER = order_entry(
+    RAW,
     state=OrderState.DEAD,
-    state_since=1.0,
-    first_seen_at=1.0,
-    enqueued_at=1.0,
-    submitted_at=None,
-    source=None,
-    payload_hash=None,
-    sent_version=None,
-    line_ids=(),
-    sale_id=None,
-    attempts=0,
-    first_failure_at=None,
-    next_attempt_at=None,
     deliveries_started=1,
     deliveries_finished=1,
     dead_reason=DeadReason.REJECTED,
-    last_error=None,
-    stale_arrivals=0,
 )
 
 
@@ -170,3 +154,33 @@ def test_parse_corrected_raw_refuses_a_far_future_updated_at() -> None:
             now_s=1_800_000_000.0,
             max_future_skew_s=86400.0,
         )
+
+
+def _raw(order_id: str) -> bytes:
+    return (
+        b'{"id": "'
+        + order_id.encode()
+        + b'", "lines": [{"sku": "A", "name": "Mug", "quantity": 1, "unit_price": "1"}]}'
+    )
+
+
+def test_a_corrected_order_must_carry_the_stored_orders_id() -> None:
+    """Key `shop-a:1001` is order 1001: a correction with id `1` (a suffix of the key) or
+    `a:1001` is refused; with the stored id 1001 it is taken."""
+    stored = _raw("1001")
+    for wrong in ("1", "01", "a:1001"):
+        with pytest.raises(ReplayInputError, match="is not the id of order"):
+            parse_corrected_raw(
+                _raw(wrong), order_key="shop-a:1001", where="fix.json", stored_raw=stored
+            )
+    assert parse_corrected_raw(
+        _raw("1001"), order_key="shop-a:1001", where="fix.json", stored_raw=stored
+    ).body
+
+
+def test_without_a_stored_order_the_id_must_follow_a_prefix_separator() -> None:
+    """With no stored order to compare, the id must be the key or the part after a `:`."""
+    with pytest.raises(ReplayInputError):
+        parse_corrected_raw(_raw("1"), order_key="shop-a:1001", where="fix.json")
+    assert parse_corrected_raw(_raw("1001"), order_key="shop-a:1001", where="fix.json").body
+    assert parse_corrected_raw(_raw("1001"), order_key="1001", where="fix.json").body
