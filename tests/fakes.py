@@ -1,9 +1,9 @@
-"""In-memory fakes of the pipeline's ports (worker/pipeline/ports.py), for tests without Redis.
+"""In-memory fakes of the pipeline's ports (worker/pipeline/ports/), for tests without Redis.
 
 Each fake records what the service did to it, in plain attributes a test can assert on, and
 answers from what the test scripted. They are checked against the ports by mypy: the
 `_: Port = Fake()` lines at the end fail type checking when a port changes and its fake does
-not. Run `.venv/bin/mypy tests/fakes.py tests/unit/pipeline` after changing either.
+not. `./run test` runs `mypy tests/fakes.py tests/unit/pipeline` (strict) every time.
 """
 
 from __future__ import annotations
