@@ -90,7 +90,7 @@ def settings_from_options(
         refuse_to_start(problems)
     from worker.logconfig import configure_logging  # on use only: `--help` stays fast
 
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.log_format, settings.log_level, secrets=settings.secret_values)
     return settings
 
 

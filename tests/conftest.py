@@ -8,13 +8,11 @@ relay's log handler as an unconfigured process has them.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import structlog
 
 from worker import logconfig
 from worker.settings import ENV_PREFIX, Settings, get_settings
@@ -37,14 +35,10 @@ def clean_process_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
-    structlog.reset_defaults()
-    # configure_logging is once per process and remembers it in `_configured`; a command run
-    # through CliRunner configures it with a handler on CliRunner's stderr, closed afterwards.
-    # Forget both, so the next test's command configures logging afresh on its own streams.
-    root = logging.getLogger()
-    for handler in [h for h in root.handlers if isinstance(h, logconfig._RelayHandler)]:
-        root.removeHandler(handler)
-    logconfig._configured = None
+    # configure_logging is once per process; a command run through CliRunner configures it with
+    # a handler on CliRunner's stderr, closed afterwards. Forget it, so the next test's command
+    # configures logging afresh on its own streams.
+    logconfig.reset_logging()
 
 
 @pytest.fixture

@@ -77,7 +77,7 @@ def _setup_logging(**_: Any) -> None:
     from worker.logconfig import configure_logging
 
     settings = get_settings()
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.log_format, settings.log_level, secrets=settings.secret_values)
 
 
 def _refuse_unsafe_timeouts(sender: Any = None, **_: Any) -> None:

@@ -11,14 +11,13 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from collections.abc import MutableMapping
+from collections.abc import Iterable, MutableMapping
 from typing import Any
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from worker.core.privacy import hide_secrets, scrub_personal_data
-from worker.settings import get_settings
 
 # What a redacted value becomes.
 MASK = "***"
@@ -78,20 +77,19 @@ def _renderer(fmt: str) -> Processor:
     return structlog.processors.JSONRenderer()
 
 
-def configure_logging(fmt: str, level: str) -> None:
+def configure_logging(fmt: str, level: str, *, secrets: Iterable[str]) -> None:
     """Configure structlog and the stdlib root logger for this process; later calls with the
     same arguments do nothing. `fmt` is "json" or "console"; `level` a stdlib level name.
 
-    Registers the webhook hash and API token from the settings as secrets to mask.
+    `secrets` (the caller passes `settings.secret_values`: the webhook hash and API token) are
+    registered for masking before the first line is logged. The settings are the caller's, never
+    re-read here: a command run with overrides logs with what it runs with.
     """
     global _configured
     with _configure_lock:
         if _configured == (fmt, level):
             return
-        settings = get_settings()
-        register_secrets(
-            settings.webhook_hash.get_secret_value(), settings.api_token.get_secret_value()
-        )
+        register_secrets(*secrets)
         shared: list[Processor] = [
             structlog.contextvars.merge_contextvars,
             structlog.stdlib.add_log_level,
@@ -127,3 +125,15 @@ def configure_logging(fmt: str, level: str) -> None:
             cache_logger_on_first_use=True,
         )
         _configured = (fmt, level)
+
+
+def reset_logging() -> None:
+    """Undo `configure_logging`: remove the relay's handler, forget the configuration and reset
+    structlog, so the next call configures afresh (tests and embedded runners use this)."""
+    global _configured
+    with _configure_lock:
+        root = logging.getLogger()
+        for handler in [h for h in root.handlers if isinstance(h, _RelayHandler)]:
+            root.removeHandler(handler)
+        structlog.reset_defaults()
+        _configured = None

@@ -54,7 +54,7 @@ def metrics(host: str, port: int, redis_url: str | None) -> None:
     from worker.redisconn import RedisTooOld, require_supported
 
     settings = settings_from_options(redis_url=redis_url)
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.log_format, settings.log_level, secrets=settings.secret_values)
     log = structlog.get_logger("jetti_relay.metrics")
     sources = Sources.from_settings(settings)
     try:

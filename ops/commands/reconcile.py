@@ -83,7 +83,9 @@ def run(redis_url: str | None) -> None:
     from worker.runtime import build_maintenance_parts, build_reconciler
 
     settings = settings_from_options(redis_url=redis_url)
-    configure_logging(settings.log_format, settings.log_level)  # logs to stderr, JSON on stdout
+    configure_logging(
+        settings.log_format, settings.log_level, secrets=settings.secret_values
+    )  # logs to stderr, JSON on stdout
     if not settings.reconcile_active:
         click.echo("reconciler off: set JETTI_RELAY_API_TOKEN (and RECONCILE_ENABLED)", err=True)
         raise SystemExit(ExitCode.RECONCILER_OFF)

@@ -20,19 +20,18 @@ EMAIL = "jane.doe@example.com"
 
 @pytest.fixture
 def stream(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
-    """Configure logging as JSON with both secrets set; yield what the root handler writes."""
+    """Configure logging as JSON with both secrets set (as a process passes
+    `settings.secret_values`); yield what the root handler writes."""
     monkeypatch.setenv("JETTI_RELAY_WEBHOOK_HASH", HASH)
     monkeypatch.setenv("JETTI_RELAY_API_TOKEN", TOKEN)
     get_settings.cache_clear()
     monkeypatch.setattr(logconfig, "_configured", None)
-    logconfig.configure_logging("json", "INFO")
+    logconfig.configure_logging("json", "INFO", secrets=get_settings().secret_values)
     (handler,) = [h for h in logging.getLogger().handlers if isinstance(h, logconfig._RelayHandler)]
     out = io.StringIO()
     handler.setStream(out)
     yield out
-    for ours in [h for h in logging.getLogger().handlers if isinstance(h, logconfig._RelayHandler)]:
-        logging.getLogger().removeHandler(ours)
-    structlog.reset_defaults()
+    logconfig.reset_logging()
     get_settings.cache_clear()
 
 
@@ -104,8 +103,8 @@ def test_secret_in_a_traceback_is_masked(stream: io.StringIO) -> None:
 
 def test_configure_is_idempotent(stream: io.StringIO) -> None:
     """Calling configure_logging again installs no second handler."""
-    logconfig.configure_logging("json", "INFO")
-    logconfig.configure_logging("json", "INFO")
+    logconfig.configure_logging("json", "INFO", secrets=())
+    logconfig.configure_logging("json", "INFO", secrets=())
     ours = [h for h in logging.getLogger().handlers if isinstance(h, logconfig._RelayHandler)]
     assert len(ours) == 1
 
@@ -114,7 +113,7 @@ def test_console_format_is_redacted_too(
     stream: io.StringIO, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The console renderer gets the same redaction."""
-    logconfig.configure_logging("console", "INFO")
+    logconfig.configure_logging("console", "INFO", secrets=())
     (handler,) = [h for h in logging.getLogger().handlers if isinstance(h, logconfig._RelayHandler)]
     out = io.StringIO()
     handler.setStream(out)

@@ -277,6 +277,11 @@ class Settings(BaseSettings):
         """Token bucket size after the mode default applied (never None)."""
         return self.rate_burst or DEFAULT_RATE_BURST
 
+    @property
+    def secret_values(self) -> tuple[str, ...]:
+        """The secrets' plain values (webhook hash, API token), for the log redaction only."""
+        return (self.webhook_hash.get_secret_value(), self.api_token.get_secret_value())
+
 
 def _plain_http_allowed(host: str | None) -> bool:
     if not host:
