@@ -12,6 +12,7 @@ import redis
 
 from ops.chaos.books import Books, SaleCancellation, check_books
 from ops.chaos.flow import raw_order
+from tests.fixtures.ledger import submit
 from worker.core.contract import parse_raw_order
 from worker.core.jsonio import loads_document
 from worker.core.keys import Keys
@@ -21,7 +22,6 @@ from worker.core.states import DeadReason
 from worker.core.transform import transform
 from worker.store.dead_letters import DeadLetters
 from worker.store.ledger import Ledger, NewVersion, raw_hash
-from worker.store.settle import SettleLedger
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 
@@ -36,9 +36,8 @@ def receipt(raw: bytes, status: str = "success") -> dict[str, Any]:
 
 class World:
     def __init__(self, client: redis.Redis[bytes]) -> None:
-        keys = Keys()
+        self.keys = keys = Keys()
         self.ledger = Ledger(client, keys)
-        self.settle = SettleLedger(client, keys)
         self.dead = DeadLetters(client, keys)
         self.books = Books()
         self.history: dict[str, list[dict[str, Any]]] = {}
@@ -50,11 +49,10 @@ class World:
             self.books.accept(key, raw)
             order = parse_raw_order(loads_document(raw))
             self.ledger.record(NewVersion(key, raw, order.updated_at, None), now=1.0)
-        entry = self.ledger.get(key)
-        assert entry is not None
-        self.ledger.mark_submitted(
+        submit(
+            self.ledger,
+            self.keys,
             key,
-            version=entry.version,
             payload_hash=payload_hash(raws[-1]),
             line_ids=(),
             sale_id=1,
@@ -62,6 +60,18 @@ class World:
             attempt=attempt,
         )
         return raws
+
+    def resent(self, key: str, raw: bytes, *, now: float) -> None:
+        """The worker sent `raw`, the stored version, again and Jetti accepted it."""
+        submit(
+            self.ledger,
+            self.keys,
+            key,
+            payload_hash=payload_hash(raw),
+            line_ids=(),
+            sale_id=1,
+            now=now,
+        )
 
     def check(self) -> Any:
         def histories(ids: Sequence[str]) -> Mapping[str, list[dict[str, Any]]]:
@@ -83,7 +93,7 @@ class World:
         entry = self.ledger.get(key)
         assert entry is not None and entry.raw_hash == raw_hash(raw)
         assert (
-            self.settle.mark_cancelled(key, version=entry.version, sale_id=1001, via=via, now=4.0)
+            self.ledger.mark_cancelled(key, version=entry.version, sale_id=1001, via=via, now=4.0)
             is False
         )
 
@@ -176,11 +186,7 @@ def test_a_resend_after_a_replay_is_harmless(world: World) -> None:
     world.ledger.mark_dead("a", reason=DeadReason.RETRIES_EXHAUSTED, now=2.0)
     assert world.ledger.replay("a", now=3.0)[0] == "rearmed"
     assert "replay" in {e["type"] for e in world.ledger.events("a")}
-    entry = world.ledger.get("a")
-    assert entry is not None
-    world.ledger.mark_submitted(
-        "a", version=entry.version, payload_hash=payload_hash(raw), line_ids=(), sale_id=1, now=4.0
-    )
+    world.resent("a", raw, now=4.0)
     world.history["a"] = [receipt(raw), receipt(raw)]
     report = world.check()
     assert (report.harmful_duplicates, report.harmless_duplicates) == (0, 1)
@@ -190,12 +196,8 @@ def test_a_resend_after_a_replay_is_harmless(world: World) -> None:
 def test_a_resend_after_a_repair_is_harmless(world: World) -> None:
     """The reconciler's repair (the ledger event `repair`) re-sends the latest payload."""
     (v1,) = world.submitted("a", 1)
-    assert world.settle.repair("a", payload_hash=payload_hash(v1), now=3.0) == 1
-    entry = world.ledger.get("a")
-    assert entry is not None
-    world.ledger.mark_submitted(
-        "a", version=entry.version, payload_hash=payload_hash(v1), line_ids=(), sale_id=1, now=4.0
-    )
+    assert world.ledger.repair("a", payload_hash=payload_hash(v1), now=3.0) == 1
+    world.resent("a", v1, now=4.0)
     world.history["a"] = [receipt(v1), receipt(v1)]
     report = world.check()
     assert (report.harmful_duplicates, report.harmless_duplicates) == (0, 1)
@@ -230,7 +232,7 @@ def test_dead_for_an_older_version_than_the_latest_is_lost(world: World) -> None
 def test_confirmed_is_delivered(world: World) -> None:
     """CONFIRMED (the reconciler found no import error) is final: delivered, not lost."""
     (v1,) = world.submitted("a", 1)
-    assert world.settle.confirm_many([("a", payload_hash(v1))], now=3.0) == ["a"]
+    assert world.ledger.confirm_many([("a", payload_hash(v1))], now=3.0) == ["a"]
     world.history["a"] = [receipt(v1)]
     report = world.check()
     assert (report.delivered, report.lost) == (1, 0)
@@ -247,7 +249,7 @@ def test_cancelled_is_settled_with_how(world: World) -> None:
     entry = world.ledger.get("a")
     assert entry is not None
     assert (
-        world.settle.mark_cancelled(
+        world.ledger.mark_cancelled(
             "a", version=entry.version, sale_id=None, via="not_imported", now=2.0
         )
         is False

@@ -73,7 +73,7 @@ def test_purge_takes_the_dead_ledger_entry_with_the_dead_letter(desk: DeadLetter
     desk.make_dead("pl-gone")
     desk.make_dead("pl-kept", reason=DeadReason.REJECTED)
     desk.make_dead("pl-back")
-    desk.ledger.rearm("pl-back", now=time.time())
+    assert desk.ledger.replay("pl-back", now=time.time())[0] == "rearmed"
     done = desk.cli("purge", "--reason", "retries_exhausted", "--yes", "--no-export")
     assert done.exit_code == 0, done.output
     assert desk.ledger.get("pl-gone") is None and desk.ledger.events("pl-gone") == []

@@ -21,6 +21,7 @@ import pytest
 
 from tests.factories import built, new_version, one_line_order
 from tests.fixtures.dead_letters import DeadLetterDesk
+from tests.fixtures.ledger import submit
 from tests.fixtures.pipeline import PipelineFactory, wait_until
 from worker.core.jsonio import payload_hash
 from worker.core.keys import ORDERS_QUEUE
@@ -294,13 +295,12 @@ def test_replay_sends_a_payload_the_ledger_counted_as_accepted(
     hash of that payload; a replay sends it anyway instead of skipping it as delivered."""
     order = one_line_order("rbj-1")
     desk.make_dead("rbj-1", reason=DeadReason.REJECTED_BY_JETTI)
-    entry = desk.ledger.get("rbj-1")
-    assert entry is not None
-    desk.ledger.mark_submitted(
+    submit(
+        desk.ledger,
+        desk.keys,
         "rbj-1",
-        version=entry.version,
         payload_hash=payload_hash(built(order)),
-        line_ids=["rbj-1-l1"],
+        line_ids=("rbj-1-l1",),
         sale_id=None,
         now=time.time(),
     )

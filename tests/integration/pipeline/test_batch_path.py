@@ -10,6 +10,7 @@ import time
 import pytest
 import redis
 
+from tests.fixtures.ledger import hold_lock, submit
 from worker.core.keys import Keys
 from worker.core.states import DeadReason, OrderState
 from worker.store.breaker import Breaker
@@ -65,20 +66,15 @@ def claim(ledger: Ledger, lock: OrderLock, pairs: list[tuple[str, str]], **kw: o
     )
 
 
-def test_claim_locks_begins_and_reschedules_a_taken_order(ledger: Ledger, lock: OrderLock) -> None:
+def test_claim_locks_begins_and_reschedules_a_taken_order(
+    ledger: Ledger, lock: OrderLock, redis_client: redis.Redis[bytes], keys: Keys
+) -> None:
     """Free orders are locked with the caller's token and SUBMITTING; a taken one is put back
     without spending an attempt; an unknown key and a settled order hold no lock."""
     for key in ("a", "b", "done"):
         record(ledger, key)
-    ledger.mark_submitted(
-        "done",
-        version=ledger.get("done").version,
-        payload_hash="h",
-        line_ids=[],
-        sale_id=None,
-        now=T0,
-    )
-    other = lock.acquire("b", ttl_s=60)
+    submit(ledger, keys, "done", payload_hash="h", line_ids=(), sale_id=None, now=T0)
+    other = hold_lock(redis_client, keys, "b", ttl_s=60)
     claims = claim(ledger, lock, [("a", "ta"), ("b", "tb"), ("nope", "tn"), ("done", "td")])
     a, b, nope, done = claims
     assert a.token == "ta" and a.delivery.action is DeliveryAction.PROCEED
@@ -93,12 +89,12 @@ def test_claim_locks_begins_and_reschedules_a_taken_order(ledger: Ledger, lock: 
 
 
 def test_claim_fills_from_pending_and_never_touches_a_locked_one(
-    ledger: Ledger, lock: OrderLock
+    ledger: Ledger, lock: OrderLock, redis_client: redis.Redis[bytes], keys: Keys
 ) -> None:
     """A short message takes on the oldest PENDING orders; one locked elsewhere stays as it is."""
     for n, key in enumerate(("m", "p1", "p2", "p3")):
         record(ledger, key, now=T0 + n)
-    held = lock.acquire("p1", ttl_s=60)
+    held = hold_lock(redis_client, keys, "p1", ttl_s=60)
     claims = claim(ledger, lock, [("m", "tm")], fill=5, fill_token="F")
     assert [c.order_key for c in claims] == ["m", "p2", "p3"]
     assert [c.token for c in claims] == ["tm", "F:2", "F:3"]

@@ -8,7 +8,7 @@ HTTP; the end-to-end ones run real `jetti-relay worker` processes.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +17,7 @@ import pytest
 import redis
 
 from producers import enqueue
+from tests.fixtures.ledger import deliver, submit
 from tests.fixtures.pipeline import PipelineFactory, wait_until
 from worker.celery_app import create_app
 from worker.core.contract import parse_raw_order
@@ -32,8 +33,7 @@ from worker.runtime import build_canceller
 from worker.settings import Settings
 from worker.store.breaker import Breaker
 from worker.store.dead_letters import DeadLetters
-from worker.store.ledger import DeliveryAction, NewVersion
-from worker.store.settle import SettleLedger
+from worker.store.ledger import DeliveryAction, Ledger, NewVersion
 from worker.store.stats import Stats
 from worker.wiring import build_http_client, build_jetti_client, limiter
 
@@ -72,7 +72,7 @@ class Desk:
         self.sandbox = sandbox
         self.client: redis.Redis[bytes] = redis.Redis.from_url(redis_url)
         self.keys = Keys("jr")
-        self.ledger = SettleLedger(self.client, self.keys)
+        self.ledger = Ledger(self.client, self.keys)
         self.dead = DeadLetters(self.client, self.keys)
         self.settings = Settings(
             redis_url=redis_url,
@@ -111,11 +111,39 @@ class Desk:
         self.ledger.record(NewVersion(order["id"], raw, updated, None), now=time.time())
 
     def begin(self, key: str) -> OrderEntry:
-        delivery = self.ledger.begin_delivery(
-            key, task_id="t", worker="test:1", now=time.time(), max_unfinished=5
+        delivery = deliver(
+            self.ledger,
+            self.keys,
+            key,
+            task_id="t",
+            worker="test:1",
+            now=time.time(),
+            max_unfinished=5,
         )
         assert delivery.action is DeliveryAction.PROCEED and delivery.entry is not None
         return delivery.entry
+
+    def submitted(
+        self,
+        key: str,
+        entry: OrderEntry,
+        payload_hash: str,
+        line_ids: Sequence[str],
+        *,
+        sale_id: int | None = None,
+        now: float | None = None,
+    ) -> None:
+        """Jetti accepted the version in `entry` (begun with `begin`): the worker's outcome."""
+        submit(
+            self.ledger,
+            self.keys,
+            key,
+            sent=entry.version,
+            payload_hash=payload_hash,
+            line_ids=tuple(line_ids),
+            sale_id=sale_id,
+            now=time.time() if now is None else now,
+        )
 
     def import_async(self, order: dict[str, Any], *, record_sale_id: bool = False) -> None:
         """Record, submit to the async endpoint and mark submitted, as the worker would
@@ -126,14 +154,7 @@ class Desk:
         self.jetti.submit(built.body)
         self.sandbox.wait_applied()
         sale_id = self.sandbox.sales(order["id"])[0]["id"] if record_sale_id else None
-        self.ledger.mark_submitted(
-            order["id"],
-            version=entry.version,
-            payload_hash=built.payload_hash,
-            line_ids=built.line_ids,
-            sale_id=sale_id,
-            now=time.time(),
-        )
+        self.submitted(order["id"], entry, built.payload_hash, built.line_ids, sale_id=sale_id)
 
     def close(self) -> None:
         self.http.close()
@@ -189,14 +210,7 @@ def test_accepted_but_not_yet_in_jetti_is_retried_not_dropped(desk: Desk, sandbo
     """A version was accepted but its sale is not in Jetti yet (still queued there): retry."""
     desk.record(raw_order("c-3"))
     entry = desk.begin("c-3")
-    desk.ledger.mark_submitted(
-        "c-3",
-        version=entry.version,
-        payload_hash="x",
-        line_ids=["c-3-l1"],
-        sale_id=None,
-        now=time.time(),
-    )
+    desk.submitted("c-3", entry, "x", ["c-3-l1"])
     desk.record(raw_order("c-3", updated_at="2026-11-27T12:00:00+00:00", cancelled=True))
     assert desk.canceller.handle(desk.begin("c-3"), now=time.time())
     after = desk.ledger.get("c-3")
@@ -211,14 +225,7 @@ def test_accepted_long_ago_without_a_verdict_is_retried_not_dropped(
     `not_imported` on a timer."""
     desk.record(raw_order("c-6"))
     entry = desk.begin("c-6")
-    desk.ledger.mark_submitted(
-        "c-6",
-        version=entry.version,
-        payload_hash="x",
-        line_ids=["c-6-l1"],
-        sale_id=None,
-        now=time.time() - 3600,
-    )
+    desk.submitted("c-6", entry, "x", ["c-6-l1"], now=time.time() - 3600)
     desk.record(raw_order("c-6", updated_at="2026-11-27T12:00:00+00:00", cancelled=True))
     assert desk.canceller.handle(desk.begin("c-6"), now=time.time())
     after = desk.ledger.get("c-6")
@@ -248,14 +255,7 @@ def test_an_import_pending_past_the_retry_budget_is_dead_lettered_saying_why(
     cancellation is a dead letter whose error says the import may still be queued."""
     desk.record(raw_order("c-8"))
     entry = desk.begin("c-8")
-    desk.ledger.mark_submitted(
-        "c-8",
-        version=entry.version,
-        payload_hash="x",
-        line_ids=["c-8-l1"],
-        sale_id=None,
-        now=time.time(),
-    )
+    desk.submitted("c-8", entry, "x", ["c-8-l1"])
     desk.record(raw_order("c-8", updated_at="2026-11-27T12:00:00+00:00", cancelled=True))
     for _ in range(desk.settings.max_attempts + 1):
         current = desk.ledger.get("c-8")

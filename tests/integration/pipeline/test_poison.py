@@ -22,6 +22,7 @@ import redis
 from ops.harness.ports import free_port
 from tests.factories import raw_order
 from tests.fixtures.exporter import running_exporter, scrape, value
+from tests.fixtures.ledger import deliver, finish
 from tests.fixtures.pipeline import Harness, PipelineFactory, PipelineProcess, wait_until
 from worker.core.contract import parse_raw_order
 from worker.core.errors import ClaimFailed
@@ -32,6 +33,7 @@ from worker.runtime import Runtime, build_runtime
 from worker.settings import Settings
 from worker.store.leases import Leader, OrderLock
 from worker.store.ledger import Ledger, NewVersion
+from worker.store.ledger_schema import OrderField
 from worker.store.stats import NO_OUTCOME_FIELD, UNKNOWN_ORDER_FIELD
 
 pytestmark = pytest.mark.integration
@@ -129,7 +131,7 @@ def test_a_message_with_a_suspect_order_takes_no_filler(runtime: Runtime) -> Non
     for key in ("suspect", "waiting-1", "waiting-2"):
         _record(runtime, key)
     now = time.time()
-    ledger.begin_delivery("suspect", task_id="t", worker="w", now=now, max_unfinished=3)
+    deliver(ledger, runtime.keys, "suspect", task_id="t", worker="w", now=now)
     claims = _claim(ledger, lock, ["suspect"], fill=5, now=now)
     assert [c.order_key for c in claims] == ["suspect"]
     # A PENDING suspect (a newer version came in after its delivery died) is no filler either.
@@ -149,9 +151,9 @@ def test_a_redelivered_message_sends_its_suspect_alone(runtime: Runtime) -> None
     now = time.time()
     for key in (POISON, *GOOD):
         _record(runtime, key)
-        ledger.begin_delivery(key, task_id="t", worker="w", now=now, max_unfinished=3)
+        deliver(ledger, runtime.keys, key, task_id="t", worker="w", now=now)
     for key in GOOD:  # their delivery was not the one that died: finished with an outcome
-        ledger.finish_delivery(key, now=now)
+        finish(ledger, runtime.keys, key, None, now=now)
     claims = _claim(ledger, lock, [POISON, *GOOD], fill=0, now=now)
     assert [(c.order_key, c.isolate) for c in claims] == [
         (POISON, True),
@@ -168,9 +170,7 @@ def test_the_processor_publishes_an_isolated_suspect_alone(runtime: Runtime) -> 
     runtime.redis.delete(ORDERS_QUEUE)
     for key in (POISON, *GOOD):
         _record(runtime, key)
-    runtime.ledger.begin_delivery(
-        POISON, task_id="t", worker="w", now=time.time(), max_unfinished=3
-    )
+    deliver(runtime.ledger, runtime.keys, POISON, task_id="t", worker="w", now=time.time())
     runtime.processor.handle_batch([POISON, *GOOD], task_id="redelivered")
     assert _queued_messages(runtime.redis) == [[POISON]]
     assert runtime.ledger.get(POISON).deliveries_started == 1
@@ -196,8 +196,9 @@ def _claim(ledger: Ledger, lock: OrderLock, keys: list[str], *, fill: int, now: 
 def _make_pending_suspect(rt: Runtime, key: str, *, now: float) -> None:
     """An order whose delivery died, then a newer version: PENDING with a strike."""
     _record(rt, key)
-    rt.ledger.begin_delivery(key, task_id="t", worker="w", now=now, max_unfinished=3)
-    rt.redis.hset(rt.keys.order(key), "state", "pending")  # as record_one leaves it
+    deliver(rt.ledger, rt.keys, key, task_id="t", worker="w", now=now)
+    # PENDING, as record_one leaves it
+    rt.redis.hset(rt.keys.order(key), OrderField.STATE, OrderState.PENDING)
     rt.redis.zrem(rt.keys.state_index(OrderState.SUBMITTING), key)
     rt.redis.zadd(rt.keys.state_index(OrderState.PENDING), {key: 0})
 
@@ -288,7 +289,7 @@ def test_the_sweeper_republishes_stuck_deliveries_one_per_message(runtime: Runti
     now = time.time()
     for key in (POISON, *GOOD):
         _record(runtime, key)
-        runtime.ledger.begin_delivery(key, task_id="t", worker="w", now=now, max_unfinished=3)
+        deliver(runtime.ledger, runtime.keys, key, task_id="t", worker="w", now=now)
     report = _maintenance(runtime, clock=lambda: now + 100).sweep_once()
     assert report.republished_submitting == 4
     assert sorted(_queued_messages(runtime.redis)) == sorted([[k] for k in (POISON, *GOOD)])

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from tests.factories import raw_order
+from tests.fixtures.ledger import deliver, submit
 from tests.fixtures.pipeline import PipelineFactory, wait_until
 from tests.fixtures.reconciler import ReconcilerHarness
 from worker.core.answers import ImportRow
@@ -75,7 +76,7 @@ def test_a_replay_of_the_same_payload_is_not_killed_again_by_the_old_error(
     books.enqueue([raw_order("rp-1")])
     books.wait_state("rp-1", {OrderState.DEAD})
     sandbox.set_faults(reject_matching=[])
-    assert books.ledger.rearm("rp-1", now=time.time())
+    assert books.ledger.replay("rp-1", now=time.time())[0] == "rearmed"
     books.publisher.publish(["rp-1"])
     books.wait_state("rp-1", {OrderState.CONFIRMED})
     assert len(sandbox.history("rp-1")) == 2
@@ -117,15 +118,8 @@ def test_a_lost_compare_and_set_leaves_a_workers_dead_letter_alone(
     key = "cas-1"
     first = NewVersion(order_key=key, raw=b'{"v":1}', updated_at=None, source="t")
     books.ledger.record(first, now=T_REC)
-    books.ledger.begin_delivery(key, task_id="t", worker="w", now=T_REC, max_unfinished=3)
-    books.ledger.mark_submitted(
-        key,
-        version=books.ledger.get(key).version,  # type: ignore[union-attr]
-        payload_hash="h1",
-        line_ids=["l1"],
-        sale_id=None,
-        now=T_REC + 1,
-    )
+    deliver(books.ledger, books.keys, key, task_id="t", worker="w", now=T_REC)
+    submit(books.ledger, books.keys, key, payload_hash="h1", sale_id=None, now=T_REC + 1)
     stale = books.ledger.get(key)
     assert stale is not None and stale.state is OrderState.SUBMITTED
     second = NewVersion(order_key=key, raw=b'{"v":2}', updated_at=None, source="t")

@@ -14,11 +14,13 @@ import httpx
 import pytest
 
 from tests.factories import raw_order
+from tests.fixtures.ledger import deliver, submit
 from tests.fixtures.reconciler import ReconcilerHarness
 from worker.core.jsonio import dumps_canonical
 from worker.core.states import DeadReason, OrderState
 from worker.runtime import build_rebuild
 from worker.store.ledger import DeliveryAction, NewVersion
+from worker.store.ledger_schema import OrderField
 from worker.store.stats import Stats
 
 pytestmark = pytest.mark.integration
@@ -39,8 +41,14 @@ def send(books: ReconcilerHarness, order: dict[str, Any], *, post: bool = True) 
     books.ledger.record(
         NewVersion(key, raw, datetime.fromisoformat(order["updated_at"]), None), now=time.time()
     )
-    delivery = books.ledger.begin_delivery(
-        key, task_id="t", worker="test:1", now=time.time(), max_unfinished=5
+    delivery = deliver(
+        books.ledger,
+        books.keys,
+        key,
+        task_id="t",
+        worker="test:1",
+        now=time.time(),
+        max_unfinished=5,
     )
     assert delivery.action is DeliveryAction.PROCEED and delivery.entry is not None
     built = build_rebuild(books.settings)(key, raw)
@@ -53,11 +61,13 @@ def send(books: ReconcilerHarness, order: dict[str, Any], *, post: bool = True) 
                 headers={"jetti-webhook-hash": books.sandbox.webhook_hash},
             ).raise_for_status()
         books.sandbox.wait_applied()
-    books.ledger.mark_submitted(
+    submit(
+        books.ledger,
+        books.keys,
         key,
-        version=delivery.entry.version,
+        sent=delivery.entry.version,
         payload_hash=built.payload_hash,
-        line_ids=built.line_ids,
+        line_ids=tuple(built.line_ids),
         sale_id=None,
         now=time.time() - 1,
     )
@@ -151,7 +161,7 @@ def test_a_sale_that_still_differs_after_the_resends_is_confirmed_not_dead_lette
     send(
         books, raw_order("still-1", updated_at="2026-11-27T11:00:00+00:00", quantity=3), post=False
     )
-    books.client.hset(books.keys.order("still-1"), "repairs", 3)
+    books.client.hset(books.keys.order("still-1"), OrderField.REPAIRS, 3)
     report = books.reconciler(grace_s=0.0).run_once()
     assert report.rejected == 0 and report.confirmed == 1
     assert books.state("still-1") is OrderState.CONFIRMED and books.dead.get("still-1") is None

@@ -1,5 +1,6 @@
-"""Steps of an order's life for the ledger's tests, each driving the ledger's batch scripts as
-the worker does (`begin_batch` to claim, `finish_batch` to write the outcome)."""
+"""Steps of an order's life for the ledger's tests: those of tests/fixtures/ledger.py (the
+ledger's batch scripts driven as the worker drives them) bound to the store tests' key prefix,
+order key and clock."""
 
 from __future__ import annotations
 
@@ -7,15 +8,15 @@ from datetime import UTC, datetime
 
 import redis
 
+from tests.fixtures import ledger as steps
 from worker.core.keys import Keys
 from worker.core.records import Attempt, Delivery, NewVersion, Version
 from worker.core.states import DeadReason, FinishReply, OrderState
-from worker.store.ledger import Dead, Finish, Ledger, Retry, Submitted
+from worker.store.ledger import Dead, Ledger, Retry, Submitted
 
 T0 = 1_800_000_000.0
 STAMP = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 KEY = "shop-1001"
-TOKEN = "tok"
 # The key prefix of the store tests (the `keys` fixture).
 KEYS = Keys("t")
 
@@ -34,28 +35,14 @@ def index_members(client: redis.Redis[bytes], keys: Keys) -> dict[str, set[str]]
 
 def lock_parts() -> tuple[str, str]:
     """The per-order lock key around the order key, as the worker passes it."""
-    return KEYS.parts(KEYS.lock)
+    return steps.lock_parts(KEYS)
 
 
 def deliver(
     ledger: Ledger, key: str = KEY, *, now: float = T0, max_unfinished: int = 3
 ) -> Delivery:
-    """A worker claims the order (`begin_batch`); the lock is dropped at once, as when that
-    worker's lock expired, so the next claim in a test is never `locked`. For NOTHING_TO_DO and
-    NOT_DUE the entry carries only the state, as the script answers it."""
-    (claim,) = ledger.begin_batch(
-        [(key, TOKEN)],
-        lock_head_tail=lock_parts(),
-        lock_ttl_s=30.0,
-        lock_busy_due_at=now + 60,
-        task_id="t1",
-        worker="w1",
-        now=now,
-        max_unfinished=max_unfinished,
-    )
-    assert claim.delivery is not None, "the order's lock was held"
-    finish(ledger, key, None, now=now, finish_marker=False)
-    return claim.delivery
+    """A worker claims the order, its lock dropped at once (`tests.fixtures.ledger.deliver`)."""
+    return steps.deliver(ledger, KEYS, key, now=now, max_unfinished=max_unfinished)
 
 
 def finish(
@@ -67,9 +54,7 @@ def finish(
     finish_marker: bool = True,
 ) -> FinishReply:
     """The worker's end of one order (`finish_batch`): outcome, finish marker, lock release."""
-    item = Finish(key, outcome, finish_marker, TOKEN)
-    (reply,) = ledger.finish_batch([item], lock_head_tail=lock_parts(), now=now)
-    return reply
+    return steps.finish(ledger, KEYS, key, outcome, now=now, finish_marker=finish_marker)
 
 
 def submit(
@@ -81,11 +66,7 @@ def submit(
     sale_id: int | None = 7,
 ) -> FinishReply:
     """Jetti accepted `sent` (default: the version stored) with payload hash "ph", line "l1"."""
-    if sent is None:
-        entry = ledger.get(key)
-        assert entry is not None
-        sent = entry.version
-    return finish(ledger, key, Submitted(sent, "ph", ("l1",), sale_id), now=now)
+    return steps.submit(ledger, KEYS, key, now=now, sent=sent, sale_id=sale_id)
 
 
 def retry(
@@ -98,7 +79,7 @@ def retry(
     attempt: Attempt | None = None,
 ) -> FinishReply:
     """The worker schedules a retry."""
-    return finish(ledger, key, Retry(due_at, spend, attempt), now=now)
+    return steps.retry(ledger, KEYS, key, due_at=due_at, now=now, spend=spend, attempt=attempt)
 
 
 def dead(
@@ -110,4 +91,4 @@ def dead(
     sent: Version | None = None,
 ) -> FinishReply:
     """The worker gives up on `sent` (None: no version compare)."""
-    return finish(ledger, key, Dead(reason, None, sent), now=now)
+    return steps.dead(ledger, KEYS, key, now=now, reason=reason, sent=sent)

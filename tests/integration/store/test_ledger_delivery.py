@@ -220,28 +220,18 @@ def test_finish_batch_names_each_reply_by_its_outcome(ledger: Ledger) -> None:
 
 
 def test_the_single_order_writes_are_the_batch_outcomes(ledger: Ledger) -> None:
-    """`schedule_retry`, `mark_dead`, `mark_submitted` and `finish_delivery` (the cancel path's
-    and tools' single-order writes) write what the same `finish_batch` outcome writes."""
+    """`schedule_retry` and `mark_dead` (the cancel path's single-order writes) write what the
+    same `finish_batch` outcome writes."""
     ledger.record(version("{}"), now=T0)
     deliver(ledger)
-    ledger.finish_delivery(KEY, now=T0)
+    finish(ledger, KEY, None, now=T0)
     ledger.schedule_retry(KEY, due_at=T0 + 5, spend_attempt=True, now=T0)
     entry = ledger.get(KEY)
     assert entry is not None and entry.state is OrderState.RETRY_WAIT and entry.attempts == 1
     assert entry.deliveries_finished == entry.deliveries_started == 1
-    delivery = ledger.begin_delivery(KEY, task_id="t", worker="w", now=T0 + 5, max_unfinished=3)
+    delivery = deliver(ledger, now=T0 + 5)
     assert delivery.action is DeliveryAction.PROCEED and delivery.entry is not None
-    assert (
-        ledger.mark_submitted(
-            KEY,
-            version=delivery.entry.version,
-            payload_hash="ph",
-            line_ids=["l1"],
-            sale_id=1,
-            now=T0,
-        )
-        is False
-    )
+    assert submit(ledger, now=T0, sent=delivery.entry.version) is SubmitReply.SUBMITTED
     assert ledger.get(KEY).state is OrderState.SUBMITTED  # type: ignore[union-attr]
     assert ledger.mark_dead(KEY, reason=DeadReason.REJECTED, now=T0 + 6) is False
     assert ledger.get(KEY).state is OrderState.DEAD  # type: ignore[union-attr]

@@ -55,13 +55,12 @@ def test_replay_of_an_unknown_key_is_refused(ledger: Ledger) -> None:
     assert ledger.replay("nope", now=T0) == ("missing", "")
 
 
-def test_rearm_is_a_replay_without_changes(ledger: Ledger) -> None:
-    """`rearm` (kept for tests elsewhere) re-arms a DEAD order as `replay` does, and refuses an
-    unknown key or an order that is not DEAD."""
+def test_replay_arms_only_a_dead_order(ledger: Ledger) -> None:
+    """A replay without a new raw order or payload re-arms a DEAD order as it stands, and
+    refuses an order that is not DEAD (so a rerun never arms one twice)."""
     ledger.record(version("{}"), now=T0)
-    assert ledger.rearm(KEY, now=T0 + 1) is False  # PENDING: not dead
+    assert ledger.replay(KEY, now=T0 + 1) == ("not_dead", "pending")
     ledger.mark_dead(KEY, reason=DeadReason.REJECTED, now=T0 + 2)
-    assert ledger.rearm(KEY, now=T0 + 3) is True
+    assert ledger.replay(KEY, now=T0 + 3) == ("rearmed", "dead")
     entry = ledger.get(KEY)
     assert entry is not None and entry.state is OrderState.PENDING and entry.replayed
-    assert ledger.rearm("nope", now=T0) is False
