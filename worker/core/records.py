@@ -100,7 +100,7 @@ class RecordResult:
 
 
 class DeliveryAction(StrEnum):
-    """What a worker must do with a delivered order key (see `Ledger.begin_delivery`)."""
+    """What a worker must do with a delivered order key (see `Ledger.begin_batch`)."""
 
     PROCEED = "proceed"  # submit it; the order is now SUBMITTING
     NOTHING_TO_DO = "nothing_to_do"  # final state, the latest version was already handled
@@ -153,7 +153,8 @@ class OrderEntry:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """Answer of `Ledger.begin_delivery`: the action and the entry as it stands after it."""
+    """One order's answer of `Ledger.begin_batch`: the action and the entry as it stands after
+    it (for NOTHING_TO_DO and NOT_DUE, only its state)."""
 
     action: DeliveryAction
     entry: OrderEntry | None

@@ -61,7 +61,7 @@ class DeadStatus(StrEnum):
 
 
 class SubmitReply(IntEnum):
-    """Recording what Jetti accepted (finish_batch `Submitted`, `Ledger.mark_submitted`)."""
+    """Recording what Jetti accepted (finish_batch `Submitted`)."""
 
     UNKNOWN = -1  # no entry for the order key: nothing written
     SUBMITTED = 0  # the version sent is the latest: SUBMITTED

@@ -6,7 +6,7 @@ clock, randomness and Celery's soft time limit (`stop_exceptions`) are injected.
 
 A message's keys go through in phases, so Redis round trips are paid per message, not per order:
 
-    claim   ── ONE script: per order, lock (SET NX PX) + begin_delivery; a lock held elsewhere
+    claim   ── ONE script: per order, lock (SET NX PX) + begin_one; a lock held elsewhere
                reschedules the order (no attempt spent)                                 1 RTT
     decide  ── per order, pure: parse + transform (`worker.core.build`), same payload already
                accepted, lines check (`_deliver`)                                       0 RTT

@@ -64,16 +64,6 @@ class OrderLock:
         keys (they encode the order key as worker.core.keys.encode_order_key does)."""
         return self._keys.parts(self._keys.lock)
 
-    def acquire(self, order_key: str, *, ttl_s: float) -> str | None:
-        """Take the lock for `ttl_s` seconds. Returns the token, or None if someone holds it.
-
-        The worker takes its locks in `Ledger.begin_batch`; this is for tests and tools that
-        stand in for another worker holding an order.
-        """
-        token = self._token_factory()
-        taken = self._client.set(self._keys.lock(order_key), token, nx=True, px=_ttl_ms(ttl_s))
-        return token if taken else None
-
     def holder(self, order_key: str) -> str | None:
         """The token currently holding the lock, or None (for inspection and tests)."""
         value = self._client.get(self._keys.lock(order_key))

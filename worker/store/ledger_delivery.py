@@ -2,9 +2,8 @@
 
 Two scripts per message: `begin_batch` (per order: the lock, then `begin_one`: what the worker
 must do) and `finish_batch` (per order: the outcome, the finish marker, the lock release). The
-single-order writes the cancel path and the tests use (`schedule_retry`, `mark_dead`,
-`mark_submitted`, `finish_delivery`, `begin_delivery`) are one-item calls of those two scripts,
-so there is one Lua path per transition.
+single-order writes of the cancel path (`schedule_retry`, `mark_dead`) are one-item calls of
+`finish_batch`, so there is one Lua path per transition.
 """
 
 from __future__ import annotations
@@ -23,20 +22,15 @@ from worker.core.records import (
     DeliveryAction,
     Finish,
     Retry,
-    Submitted,
     Version,
 )
-from worker.core.states import DeadReason, DeadReply, FinishReply, SubmitReply
+from worker.core.states import DeadReason, DeadReply, FinishReply
 from worker.store.ledger_schema import (
-    decode_entry,
     decode_finish,
     decode_pairs,
     encode_finish,
 )
 from worker.store.scripts import LedgerScripts
-
-# Lock life of a single-order `begin_delivery`: the lock is released in the next round trip.
-_SINGLE_LOCK_TTL_S = 30.0
 
 
 class DeliveryOps:
@@ -179,65 +173,6 @@ class DeliveryOps:
         outcome = Dead(reason, attempt, version)
         reply = self._finish_one(Finish(order_key, outcome, False, None), now)
         return reply is DeadReply.SUPERSEDED
-
-    def mark_submitted(
-        self,
-        order_key: str,
-        *,
-        version: Version,
-        payload_hash: str,
-        line_ids: Sequence[str],
-        sale_id: int | None,
-        now: float,
-        attempt: Attempt | None = None,
-    ) -> bool:
-        """Record what Jetti accepted (`version` is the one the worker read and sent).
-
-        Returns True, with the order PENDING again, when a newer version arrived meanwhile: the
-        caller must re-publish it. Otherwise the order is SUBMITTED and False is returned (also
-        when the key is unknown).
-        """
-        outcome = Submitted(version, payload_hash, tuple(line_ids), sale_id, attempt)
-        reply = self._finish_one(Finish(order_key, outcome, False, None), now)
-        return reply is SubmitReply.REPUBLISH
-
-    def finish_delivery(self, order_key: str, *, now: float) -> None:
-        """Write the finish marker of a delivery that began (never above the started count)."""
-        self._finish_one(Finish(order_key, None, True, None), now)
-
-    def begin_delivery(
-        self, order_key: str, *, task_id: str, worker: str, now: float, max_unfinished: int
-    ) -> Delivery:
-        """Begin one delivery of the order outside a batch (tests, tools): `begin_batch` for
-        this order alone, its lock handed back at once. `entry` is the state after the call.
-
-        The order must not be locked by a worker: raises RuntimeError if it is (`begin_batch`
-        has rescheduled it then, as for any locked order).
-        """
-        token = f"{task_id}:single"
-        (claim,) = self.begin_batch(
-            [(order_key, token)],
-            lock_head_tail=self._keys.parts(self._keys.lock),
-            lock_ttl_s=_SINGLE_LOCK_TTL_S,
-            lock_busy_due_at=now,
-            task_id=task_id,
-            worker=worker,
-            now=now,
-            max_unfinished=max_unfinished,
-        )
-        if claim.delivery is None:
-            raise RuntimeError(f"order {order_key!r} is locked by another worker")
-        if claim.token is not None:
-            head_tail = self._keys.parts(self._keys.lock)
-            self.finish_batch(
-                [Finish(order_key, None, False, claim.token)], lock_head_tail=head_tail, now=now
-            )
-        delivery = claim.delivery
-        if delivery.action in (DeliveryAction.NOTHING_TO_DO, DeliveryAction.NOT_DUE):
-            # begin_batch answers only the state for these; read the whole entry.
-            data = self._client.hgetall(self._keys.order(order_key))
-            return Delivery(delivery.action, decode_entry(order_key, data))
-        return delivery
 
 
 def _claim(key: str, token: str, row: list[Any]) -> Claim:

@@ -58,11 +58,6 @@ class UpkeepOps:
         )
         return reply[0].decode(), reply[1].decode()
 
-    def rearm(self, order_key: str, *, now: float) -> bool:
-        """Re-arm a DEAD order as it stands: `replay` without a new raw order or payload (a
-        fresh attempt budget, PENDING; version, raw and history kept). True when re-armed."""
-        return self.replay(order_key, now=now)[0] == "rearmed"
-
     def pop_due_retries(self, *, now: float, limit: int) -> list[str]:
         """Atomically take up to `limit` due keys off the retry schedule and set them PENDING.
 

@@ -54,7 +54,7 @@ class MaintenanceLedger(Protocol):
 
 
 class ReconcileLedger(Protocol):
-    """The ledger reads and settle operations of the reconciler (`worker.store.settle`)."""
+    """The ledger reads and settle operations of the reconciler (`worker.store.ledger.Ledger`)."""
 
     def get(self, order_key: str) -> OrderEntry | None:
         """The order's entry, None when unknown."""
