@@ -20,9 +20,15 @@ import redis
 from worker.core.keys import Keys
 from worker.core.reconcile_rules import COUNT_FIELDS, ConfirmCandidate, ReconcileStatus
 from worker.core.states import OrderState
+from worker.store.ledger_schema import OrderField
 
 # The order-hash fields a confirmation candidate is read with (see ConfirmCandidate).
-_CANDIDATE_FIELDS = ["state", "payload_hash", "enqueued_at", "first_seen_at"]
+_CANDIDATE_FIELDS = [
+    OrderField.STATE,
+    OrderField.PAYLOAD_HASH,
+    OrderField.ENQUEUED_AT,
+    OrderField.FIRST_SEEN_AT,
+]
 # The stats field of the last trailing re-read (epoch s).
 _TRAILING_AT = "trailing_at"
 
