@@ -78,6 +78,12 @@ class Runtime:
     jetti: JettiClient
     processor: OrderProcessor
 
+    def close(self) -> None:
+        """Release what the process holds: the submit threads, the Jetti HTTP client, Redis."""
+        self.processor.close()
+        self.jetti.close()
+        self.redis.close()
+
     def dead_letter_message(self, message: Any, error: str, *, task_id: str) -> None:
         """Dead-letter a message that does not parse, under `message:<digest>` (invalid_input)."""
         body = orjson.dumps(message, default=repr)

@@ -49,9 +49,8 @@ from worker.store.ledger import Ledger, raw_hash, version_ts_ms
 
 # Error classes of attempts whose outcome is unknown (the request may have been applied).
 UNKNOWN_OUTCOME_CLASSES = frozenset({"OutcomeUnknown"})
-# Ledger events that explain a resend (worker/store/lua/prelude.lua, replay.lua, rearm.lua,
-# repair.lua).
-RESEND_EVENTS = frozenset({"crash_loop", "replay", "rearmed", "repair"})
+# Ledger events that explain a resend (worker/store/lua/prelude.lua, replay.lua, repair.lua).
+RESEND_EVENTS = frozenset({"crash_loop", "replay", "repair"})
 
 
 @dataclass

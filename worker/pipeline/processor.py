@@ -146,6 +146,10 @@ class OrderProcessor:
             stop_exceptions=stop_exceptions,
         )
 
+    def close(self) -> None:
+        """Stop the submit threads (running sends finish; nothing new starts)."""
+        self._executor.shutdown(wait=False)
+
     # --- batch ------------------------------------------------------------------------
     def handle_batch(self, order_keys: Sequence[str], *, task_id: str) -> None:
         """Handle every key of one message; one key's failure never affects another.

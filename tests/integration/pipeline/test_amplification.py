@@ -33,9 +33,7 @@ def runtime(redis_url: str, sandbox: Any) -> Iterator[Runtime]:
         )
     )
     yield rt
-    rt.processor._executor.shutdown(wait=False)
-    rt.jetti.close()
-    rt.redis.close()
+    rt.close()
 
 
 def _record(rt: Runtime, order: dict[str, Any]) -> None:

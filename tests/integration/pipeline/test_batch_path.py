@@ -250,5 +250,4 @@ def test_soft_time_limit_stops_the_batch_and_still_flushes(
             assert entry.state is OrderState.SUBMITTING
             assert rt.lock.holder(key) is None
     finally:
-        rt.processor._executor.shutdown(wait=False)
-        rt.redis.close()
+        rt.close()

@@ -56,9 +56,7 @@ def runtime(redis_url: str, sandbox: Any) -> Iterator[Runtime]:
         )
     )
     yield rt
-    rt.processor._executor.shutdown(wait=False)
-    rt.jetti.close()
-    rt.redis.close()
+    rt.close()
 
 
 def _record(rt: Runtime, key: str) -> None:
@@ -238,7 +236,7 @@ def test_a_claim_that_fails_is_not_acked(
             tasks._import_orders(Self(), {"v": 1, "keys": ["a"]})  # type: ignore[arg-type]
         assert raised.value.requeue is True
     finally:
-        rt.processor._executor.shutdown(wait=False)
+        rt.processor.close()
 
 
 def test_a_message_for_an_unknown_order_is_counted(runtime: Runtime) -> None:
