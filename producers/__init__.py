@@ -3,25 +3,22 @@
 This is the public Python API of the producer library, what an upstream Python service imports
 (documented in docs/producers.md): everything in `__all__`, and nothing else from `producers`.
 
-    import redis
-    from producers import Publisher, enqueue
-    from worker.celery_app import create_app
+    from producers import connect, enqueue
 
-    summary = enqueue(
-        raw_orders,
-        client=redis.Redis.from_url("redis://127.0.0.1:6379/0"),
-        publisher=Publisher(create_app()),
-        id_prefix="shop-a:",
-    )
+    relay = connect()  # the JETTI_RELAY_* settings, as the worker reads them
+    summary = enqueue(raw_orders, **relay.kwargs(), id_prefix="shop-a:")
 
 `enqueue` validates each raw order against the contract, writes it to the ledger, then publishes
 the keys that need work; it returns an `EnqueueSummary` (counts, `Rejection`s, `Ignored` copies)
 and raises `EnqueueInterrupted` when Redis or the broker fails part-way (calling it again with the
-same orders is safe). The other names are the types those carry (`RecordOutcome`, `Problem`) and
-what its keyword arguments take (`Publisher` or any `KeyPublisher`, `Keys`, `Rules` from
-`load_rules`).
+same orders is safe). `connect` builds its keyword arguments from the relay's settings (a Redis
+client with timeouts, a publish-only broker connection that never imports the worker's Celery
+app, the configured key prefix and rules) as a `Relay`. The other names are the types those
+carry (`RecordOutcome`, `Problem`) and what its keyword arguments take (`Publisher` or any
+`KeyPublisher`, `Keys`, `Rules` from `load_rules`).
 """
 
+from producers.connect import Relay, connect
 from producers.enqueue import EnqueueInterrupted, EnqueueSummary, Ignored, Rejection, enqueue
 from worker.core.errors import Problem
 from worker.core.keys import Keys
@@ -40,7 +37,9 @@ __all__ = [
     "Publisher",
     "RecordOutcome",
     "Rejection",
+    "Relay",
     "Rules",
+    "connect",
     "enqueue",
     "load_rules",
 ]

@@ -291,3 +291,41 @@ def test_the_enqueue_command_publishes_without_the_workers_app_tasks_or_services
     ]
     assert worker_side == []
     assert published_keys(redis_client) == ["solo"]
+
+
+_CONNECT_AND_ENQUEUE = """
+import json, sys
+from producers import connect, enqueue
+relay = connect()
+summary = enqueue([json.loads(sys.argv[1])], **relay.kwargs(), id_prefix="shop-a:")
+relay.close()
+print(json.dumps({"accepted": summary.accepted, "prefix": relay.keys.prefix,
+                  "modules": sorted(sys.modules)}))
+"""
+
+
+def test_connect_gives_enqueue_the_configured_redis_prefix_and_broker(
+    cli_env: str, redis_client: redis.Redis[bytes]
+) -> None:
+    """`producers.connect()` reads the JETTI_RELAY_* settings as the worker does: the order lands
+    under the configured key prefix (`t`, not the default `jr`) and its key is published, and the
+    worker's Celery app, tasks and services are never imported into the upstream's process."""
+    done = subprocess.run(
+        [sys.executable, "-c", _CONNECT_AND_ENQUEUE, json.dumps(minimal_order("c-1"))],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "JETTI_RELAY_BROKER_URL": cli_env},
+        timeout=60,
+        check=True,
+    )
+    out = json.loads(done.stdout.splitlines()[-1])
+    assert (out["accepted"], out["prefix"]) == (1, "t")
+    assert Ledger(redis_client, Keys("t")).get("shop-a:c-1") is not None
+    assert Ledger(redis_client, Keys("jr")).get("shop-a:c-1") is None
+    assert published_keys(redis_client) == ["shop-a:c-1"]
+    assert not [
+        m
+        for m in out["modules"]
+        if m in ("worker.celery_app", "worker.tasks", "worker.runtime")
+        or m.startswith("worker.pipeline")
+    ]
