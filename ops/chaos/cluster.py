@@ -2,7 +2,7 @@
 
 Everything runs on loopback on free ports, in one folder (logs, the AOF file, readiness files),
 and everything started here is stopped by `Cluster.close()`. Redis runs with AOF on and
-`appendfsync everysec`, the durability the project relies on (README, section chaos).
+`appendfsync everysec`, the durability the project relies on (docs/operations.md, Durability).
 """
 
 from __future__ import annotations

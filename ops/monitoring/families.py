@@ -229,7 +229,7 @@ def jetti_surprises(src: Sources, now: float) -> list[Metric]:
     family = CounterMetricFamily(
         metric_name("jetti_assumption_violations"),
         "Jetti answers that contradict an assumption about undocumented behaviour, by "
-        "assumption (README: Assumptions about undocumented Jetti behaviour).",
+        "assumption (docs/reconciler.md: Assumptions about undocumented Jetti behaviour).",
         labels=["assumption"],
     )
     for name, count in sorted(src.stats.surprises().items()):

@@ -259,3 +259,55 @@ def test_the_producer_api_is_documented() -> None:
     page = (ROOT / "docs" / "producers.md").read_text(encoding="utf-8")
     missing = [name for name in producers.__all__ if f"`{name}" not in page]
     assert missing == []
+
+
+# A repository path as code, comments, alerts and compose files cite one.
+REPO_PATH = re.compile(
+    r"(?<![\w/.-])((?:worker|ops|producers|tests|docs)/[\w/.-]*\w\.(?:py|md|lua|ya?ml|toml|jsonl?))"
+)
+# A pointer at a README section ("README, Operations", "README's Settings table"): the reference
+# moved to docs/, and such pointers outlived it once.
+README_SECTION = re.compile(
+    r"README(?:[,:] [A-Z\"]"
+    r"|'s (?:Settings|Operations|Durability|contract|pipeline|chaos|[a-z]+ section))"
+)
+
+
+def _tracked_text_files() -> Iterator[tuple[str, str]]:
+    import subprocess
+
+    listed = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    for name in listed:
+        path = ROOT / name
+        if not path.is_file() or path.suffix in {".png", ".svg"}:
+            continue
+        try:
+            yield name, path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue
+
+
+def test_every_repository_path_cited_exists() -> None:
+    """A file path cited anywhere in the repository (a comment, a docstring, an alert, a compose
+    file, a page) names a file that exists: moving a module moves its citations too."""
+    missing = [
+        f"{name}: {cited}"
+        for name, text in _tracked_text_files()
+        for cited in REPO_PATH.findall(text)
+        if not (ROOT / cited).exists()
+    ]
+    assert missing == []
+
+
+def test_nothing_points_at_a_readme_section() -> None:
+    """The README is a short start; its old sections live in docs/. Code, configuration and
+    pages cite the docs/ page instead of "README, Operations"."""
+    found = [
+        f"{name}:{text.count(chr(10), 0, m.start()) + 1}"
+        for name, text in _tracked_text_files()
+        if name != "tests/deploy/test_docs.py"
+        for m in README_SECTION.finditer(text)
+    ]
+    assert found == []

@@ -98,7 +98,7 @@ DEFAULT_LOCK_TTL_S = 180.0
 # Deliveries started and never finished before an order is dead-lettered as worker_lost.
 DEFAULT_MAX_UNFINISHED_DELIVERIES = 3
 # Order keys per Celery message: one lock/begin script and one outcome script serve them all,
-# and they are submitted concurrently (README, pipeline section: measured 10, 25, 50).
+# and they are submitted concurrently (docs/benchmark.md: measured 10, 25, 50).
 DEFAULT_BATCH_SIZE = 25
 # In-flight submissions per worker process; at least the batch size, so a message's orders all
 # go out at once (a 50 ms Jetti then costs one wave per message, not several).

@@ -1,4 +1,4 @@
-"""Flower, started exactly as the README says, sees the workers and the import tasks.
+"""Flower, started as the README and docs/operations.md say, sees the workers and import tasks.
 
 A real `celery -A worker.celery_app flower` process watches real workers through the broker's
 event stream; the test asks Flower's own HTTP API what it saw.

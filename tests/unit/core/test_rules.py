@@ -18,7 +18,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_example_file_loads() -> None:
-    """The README's example file parses into routes, splits and defaults."""
+    """The example rules file (docs/contract.md, Rules file) parses into routes and splits."""
     rules = load_rules(EXAMPLE)
     assert rules.routes[0] == Route("DS-*", "dropship", dropship_provider_id=7)
     assert rules.routes[1] == Route("WH-*", "fulfill", warehouse_id=12)
