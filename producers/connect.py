@@ -18,7 +18,7 @@ from worker.core.keys import Keys
 from worker.core.rules import Rules
 from worker.publisher import Publisher
 from worker.settings import Settings, get_settings
-from worker.wiring import publisher, redis_client, rules
+from worker.wiring import keys, publisher, redis_client, rules
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,6 @@ def connect(settings: Settings | None = None) -> Relay:
     return Relay(
         client=redis_client(settings),
         publisher=publisher(settings),
-        keys=Keys(settings.key_prefix),
+        keys=keys(settings),
         rules=rules(settings),
     )

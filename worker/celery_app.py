@@ -96,9 +96,10 @@ def _check_redis(**_: Any) -> None:
     import redis
     import structlog
 
-    from worker.redisconn import RedisTooOld, client_for, require_supported, server_facts
+    from worker.redisconn import RedisTooOld, require_supported, server_facts
+    from worker.wiring import redis_client
 
-    client = client_for(get_settings())
+    client = redis_client(get_settings())
     try:
         require_supported(client)
         facts = server_facts(client)

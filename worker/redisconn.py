@@ -11,14 +11,11 @@ review #14). `require_supported` refuses a server older than `MIN_REDIS_VERSION`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import redis
 
 from worker.core.limits import MIN_REDIS_VERSION
-
-if TYPE_CHECKING:  # wiring only reads two fields; no import cycle at run time
-    from worker.settings import Settings
 
 # A client pings a connection idle this long before reusing it (finds dead ones early).
 HEALTH_CHECK_INTERVAL_S = 30
@@ -53,28 +50,6 @@ def redis_client(
         socket_keepalive=True,
         health_check_interval=HEALTH_CHECK_INTERVAL_S,
     )
-    return client
-
-
-def client_for(settings: Settings, url: str | None = None) -> redis.Redis[bytes]:
-    """`redis_client` for `url` (default: `settings.redis_url`) with the settings' timeouts."""
-    return redis_client(
-        url or settings.redis_url,
-        connect_timeout_s=settings.redis_connect_timeout_s,
-        socket_timeout_s=settings.redis_socket_timeout_s,
-    )
-
-
-def connect_supported(settings: Settings, url: str | None = None) -> redis.Redis[bytes]:
-    """`client_for(settings, url)` after `require_supported` passed on it: what every command
-    that starts work on the ledger calls first. Raises RedisTooOld, or redis.ConnectionError /
-    redis.TimeoutError when the server cannot be reached within the timeouts."""
-    client = client_for(settings, url)
-    try:
-        require_supported(client)
-    except BaseException:
-        client.close()
-        raise
     return client
 
 

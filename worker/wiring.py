@@ -21,7 +21,8 @@ from worker.core.limits import HEARTBEAT_KEPT_S
 from worker.core.policy import RetryPolicy
 from worker.core.rules import Rules, load_rules
 from worker.jetti.client import JettiClient
-from worker.redisconn import client_for, connect_supported
+from worker.redisconn import redis_client as plain_redis_client
+from worker.redisconn import require_supported
 from worker.settings import Settings
 from worker.store.audit import AuditLog
 from worker.store.breaker import Breaker
@@ -41,14 +42,36 @@ READ_ONLY_PROBE_S = 1.0
 
 def redis_client(settings: Settings, url: str | None = None) -> redis.Redis[bytes]:
     """A client on `url` (default: the ledger's Redis) with the settings' timeouts."""
-    return client_for(settings, url)
+    return plain_redis_client(
+        url or settings.redis_url,
+        connect_timeout_s=settings.redis_connect_timeout_s,
+        socket_timeout_s=settings.redis_socket_timeout_s,
+    )
+
+
+def connect_supported(settings: Settings, url: str | None = None) -> redis.Redis[bytes]:
+    """`redis_client(settings, url)` after `require_supported` passed on it: what every command
+    that starts work on the ledger calls first. Raises RedisTooOld, or redis.ConnectionError /
+    redis.TimeoutError when the server cannot be reached within the timeouts."""
+    client = redis_client(settings, url)
+    try:
+        require_supported(client)
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+def keys(settings: Settings) -> Keys:
+    """The key builder under the configured prefix (`JETTI_RELAY_KEY_PREFIX`)."""
+    return Keys(settings.key_prefix)
 
 
 def broker_client(settings: Settings, client: redis.Redis[bytes]) -> redis.Redis[bytes]:
     """A client on the broker's Redis: `client` itself when the broker is the ledger's server."""
     if settings.broker_url == settings.redis_url:
         return client
-    return client_for(settings, settings.broker_url)
+    return redis_client(settings, settings.broker_url)
 
 
 def build_http_client(settings: Settings) -> httpx.Client:

@@ -95,13 +95,11 @@ def pipeline_bench(
     orders: int, batch_size: int, concurrency: int, submit_concurrency: int, latency_ms: float
 ) -> None:
     """Measure end-to-end orders/s once and print one line."""
-    import redis
 
     from producers import enqueue
-    from worker.core.keys import Keys
+    from worker import wiring
     from worker.core.states import OrderState
     from worker.settings import Settings
-    from worker.store.ledger import Ledger
     from worker.wiring import publisher as build_publisher
 
     require_extra("sandbox", *SANDBOX_MODULES)
@@ -140,8 +138,8 @@ def pipeline_bench(
         )
         wait_for(ready.exists, "the worker", timeout_s=60)
         settings = Settings(redis_url=redis_url, batch_size=batch_size)
-        client: redis.Redis[bytes] = redis.Redis.from_url(redis_url)
-        ledger = Ledger(client, Keys(settings.key_prefix))
+        client = wiring.redis_client(settings)
+        ledger = wiring.ledger(client, wiring.keys(settings), settings)
         publisher = build_publisher(settings, batch_size=batch_size)
         started = time.perf_counter()
         enqueue([_order(n) for n in range(orders)], client=client, publisher=publisher)

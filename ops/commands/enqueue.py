@@ -151,9 +151,10 @@ def enqueue(
     # Imported here so `jetti-relay --help` stays fast (Celery and Redis load on use only).
     import redis
 
-    from worker.core.keys import Keys
     from worker.core.rules import RulesError, load_rules
-    from worker.redisconn import RedisTooOld, connect_supported
+    from worker.redisconn import RedisTooOld
+    from worker.wiring import connect_supported
+    from worker.wiring import keys as wiring_keys
     from worker.wiring import publisher as build_publisher
 
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -213,7 +214,7 @@ def enqueue(
                 publisher=publisher,
                 id_prefix=id_prefix,
                 source=source_name,
-                keys=Keys(settings.key_prefix),
+                keys=wiring_keys(settings),
                 on_progress=lambda n: progress.advance(task, n),
                 max_future_skew_s=settings.max_future_skew_s,
                 rules=rules,

@@ -17,15 +17,15 @@ from worker.store.breaker import DEFAULT_PAUSE_REASON, Breaker
 
 
 def _breaker(redis_url: str | None) -> Breaker:
-    from worker.core.keys import Keys
-    from worker.redisconn import RedisTooOld, connect_supported
+    from worker.redisconn import RedisTooOld
+    from worker.wiring import breaker, connect_supported, keys
 
     settings = settings_from_options(redis_url=redis_url)
     try:
         client = connect_supported(settings)
     except RedisTooOld as exc:
         raise click.ClickException(str(exc)) from exc
-    return Breaker(client, Keys(settings.key_prefix), probe_s=settings.breaker_probe_s)
+    return breaker(client, keys(settings), settings)
 
 
 @click.command()

@@ -60,9 +60,10 @@ def migrate_keys(
     # Imported here so `jetti-relay --help` stays fast (Celery and Redis load on use only).
     from kombu.exceptions import OperationalError
 
-    from worker.core.keys import Keys
-    from worker.redisconn import RedisTooOld, connect_supported
+    from worker.redisconn import RedisTooOld
     from worker.store.migrate import KeyMigration
+    from worker.wiring import connect_supported
+    from worker.wiring import keys as wiring_keys
     from worker.wiring import publisher as build_publisher
 
     settings = settings_from_options(redis_url=redis_url)
@@ -101,7 +102,7 @@ def migrate_keys(
 
             migration = KeyMigration(
                 client,
-                Keys(settings.key_prefix),
+                wiring_keys(settings),
                 publisher=publisher,
                 now=time.time(),
                 max_future_skew_s=skew_s,

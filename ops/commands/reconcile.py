@@ -21,9 +21,10 @@ import orjson
 from ops.dlq.common import StoreGroup
 from ops.options import redis_url_option, settings_from_options
 from worker.core.exit_codes import ExitCode
-from worker.core.keys import Keys
-from worker.redisconn import connect_supported, require_supported
+from worker.redisconn import require_supported
 from worker.store.reconcile_state import read_status
+from worker.wiring import connect_supported
+from worker.wiring import keys as wiring_keys
 
 
 def _iso(ts: float | None) -> str:
@@ -47,7 +48,7 @@ def status(redis_url: str | None, as_json: bool) -> None:
     settings = settings_from_options(redis_url=redis_url)
     client = connect_supported(settings)
     now = time.time()
-    st = read_status(client, Keys(settings.key_prefix))
+    st = read_status(client, wiring_keys(settings))
     behind = st.last_run_at is not None and st.behind(now)
     if as_json:
         doc = {

@@ -38,9 +38,10 @@ def refuse_unsupported_redis(settings: Settings) -> None:
     """
     import redis
 
-    from worker.redisconn import RedisTooOld, client_for, require_supported
+    from worker.redisconn import RedisTooOld, require_supported
+    from worker.wiring import redis_client
 
-    client = client_for(settings)
+    client = redis_client(settings)
     try:
         require_supported(client)
     except RedisTooOld as exc:

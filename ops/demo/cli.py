@@ -161,16 +161,16 @@ def _run(console: Any, result: DemoResult, orders_file: Path, sandbox: SandboxSe
 
     from producers import enqueue
     from worker.core.keys import Keys
-    from worker.redisconn import client_for
     from worker.settings import Settings
     from worker.store.dead_letters import DeadLetters
-    from worker.store.ledger import Ledger
+    from worker.wiring import ledger as build_ledger
     from worker.wiring import publisher as build_publisher
+    from worker.wiring import redis_client
 
     settings = Settings(redis_url=result.redis_url, broker_url=result.redis_url)
-    client = client_for(settings)
+    client = redis_client(settings)
     keys = Keys(result.key_prefix)
-    ledger, dead = Ledger(client, keys), DeadLetters(client, keys)
+    ledger, dead = build_ledger(client, keys, settings), DeadLetters(client, keys)
     publisher = build_publisher(settings)
     httpx.post(
         f"{sandbox.base_url}/_sandbox/faults",

@@ -42,8 +42,9 @@ class Faults:
     reject_matching: list[str] = field(default_factory=list)
     reject_problem: str = DEFAULT_REJECT_PROBLEM
     fail_next_status: int = 503
-    # --- undocumented Jetti behaviour, simulated (docs/reconciler.md: "Assumptions about undocumented
-    # Jetti behaviour"); each is off by default, where the sandbox behaves as the relay assumes.
+    # --- undocumented Jetti behaviour, simulated (docs/reconciler.md: "Assumptions about
+    # undocumented Jetti behaviour"); each is off by default, where the sandbox behaves as the
+    # relay assumes.
     imports_page_cap: int = 0  # >0: sale-imports.json returns at most this many rows a page
     imports_ignore_offset: bool = False  # sale-imports.json ignores `offset` (always page 1)
     sales_without_lines: bool = False  # sales.json answers without `lineItems`

@@ -137,7 +137,7 @@ def settle(
     if error is None:
         return Sent()
     if isinstance(error, RateLimited):
-        until = now + rate_limit_pause_s(error, policy)
+        until = now + rate_limit_pause_s(error, default_s=policy.blocked_default_s)
         return Wait(
             due_at=until,
             why=WaitReason.RATE_LIMITED,
@@ -162,7 +162,7 @@ def settle(
         first_failure_at=entry.first_failure_at or now,
         now=now,
         error=error,
-        settings=policy,
+        policy=policy,
         rand=rand,
     )
     if isinstance(decision, GiveUp):

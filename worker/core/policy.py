@@ -43,19 +43,20 @@ class GiveUp:
     reason: DeadReason
 
 
-def rate_limit_pause_s(error: RateLimited, settings: RetryPolicy) -> float:
+def rate_limit_pause_s(error: RateLimited, *, default_s: float) -> float:
     """How long a 429 pauses its budget (seconds): Jetti's `Retry-After` when it sent a usable
-    one (the client already bounded it), else `blocked_default_s`. The only copy of this rule."""
+    one (the client already bounded it), else `default_s` (`RetryPolicy.blocked_default_s` for
+    imports and cancellations, the reconciler's read block for its reads). The only copy."""
     if error.retry_after_s is not None:
         return error.retry_after_s
-    return settings.blocked_default_s
+    return default_s
 
 
-def backoff_cap_s(attempt: int, settings: RetryPolicy) -> float:
+def backoff_cap_s(attempt: int, policy: RetryPolicy) -> float:
     """Upper bound of the jittered delay after failed attempt number `attempt` (1-based)."""
     # Clamp the exponent so a huge attempt number cannot overflow the float.
     exponent = min(max(attempt - 1, 0), 64)
-    return float(min(settings.backoff_max_s, settings.backoff_base_s * 2.0**exponent))
+    return float(min(policy.backoff_max_s, policy.backoff_base_s * 2.0**exponent))
 
 
 def decide(
@@ -64,7 +65,7 @@ def decide(
     first_failure_at: float,
     now: float,
     error: RetryableError,
-    settings: RetryPolicy,
+    policy: RetryPolicy,
     rand: Callable[[], float],
 ) -> RetryAt | GiveUp:
     """What to do after attempt number `attempt` (1-based) failed with `error` at `now`.
@@ -75,10 +76,13 @@ def decide(
     when the jittered retry would fall after `first_failure_at + retry_deadline_s`.
     """
     if isinstance(error, RateLimited):
-        return RetryAt(due_at=now + rate_limit_pause_s(error, settings), spend_attempt=False)
-    if attempt >= settings.max_attempts:
+        return RetryAt(
+            due_at=now + rate_limit_pause_s(error, default_s=policy.blocked_default_s),
+            spend_attempt=False,
+        )
+    if attempt >= policy.max_attempts:
         return GiveUp(DeadReason.RETRIES_EXHAUSTED)
-    delay_s = rand() * backoff_cap_s(attempt, settings)
-    if now + delay_s > first_failure_at + settings.retry_deadline_s:
+    delay_s = rand() * backoff_cap_s(attempt, policy)
+    if now + delay_s > first_failure_at + policy.retry_deadline_s:
         return GiveUp(DeadReason.DEADLINE)
     return RetryAt(due_at=now + delay_s, spend_attempt=True)

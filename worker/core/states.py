@@ -54,8 +54,8 @@ class DeadStatus(StrEnum):
 
 
 # --- named replies of the ledger's scripts ------------------------------------------------------
-# IntEnums, so callers that still compare with the bare integers the scripts answer (`== 1`) keep
-# working; each member's value is that integer. One enum per operation: the same integer means
+# IntEnums whose values are the integers the scripts answer; callers compare with members, never
+# with the bare integers. One enum per operation: the same integer means
 # different things for different operations (1 re-publishes after a submit, is DEAD after a
 # dead letter), so compare a reply only with members of its own operation's enum.
 

@@ -47,11 +47,10 @@ from worker.core.importlog import (
     compare_sale,
     read_window,
 )
+from worker.core.policy import rate_limit_pause_s
 from worker.core.reconcile_rules import DEFAULT_TOLERANCE_S, ConfirmCandidate
-from worker.core.reconcile_rules import (
-    canonical_hash as canonical_hash,  # re-exported: worker.pipeline.canceller imports it here
-)
 from worker.core.records import OrderEntry
+from worker.core.states import RepairReply
 from worker.core.transform import Built
 from worker.pipeline.ports import (
     DeadLetterBook,
@@ -87,13 +86,7 @@ TRAILING_EVERY_S = 600.0
 
 Rebuild = Callable[[str, bytes], Built | None]
 
-__all__ = [
-    "DEFAULT_TOLERANCE_S",
-    "ReconcileConfig",
-    "ReconcileReport",
-    "Reconciler",
-    "canonical_hash",
-]
+__all__ = ["Rebuild", "ReconcileConfig", "ReconcileReport", "Reconciler"]
 
 
 @dataclass(frozen=True)
@@ -244,7 +237,7 @@ class Reconciler:
                 return call()
             except RateLimited as exc:
                 throttled += 1
-                pause = exc.retry_after_s if exc.retry_after_s is not None else READ_BLOCK_S
+                pause = rate_limit_pause_s(exc, default_s=READ_BLOCK_S)
                 if exc.retry_after_note is not None:
                     self._surprise(f"retry_after_{exc.retry_after_note}")
                 self._throttle.block(until=self._clock() + pause)
@@ -358,11 +351,11 @@ class Reconciler:
         outcome = self._ledger.repair(
             entry.order_key, payload_hash=entry.payload_hash, now=now, max_repairs=MAX_REPAIRS
         )
-        if outcome == 1:
+        if outcome is RepairReply.REARMED:
             self._publisher.publish([entry.order_key])
             report.repaired += 1
             log.warning("order_repaired", order_key=entry.order_key, sale_found=sale is not None)
-        elif outcome == -1:
+        elif outcome is RepairReply.GAVE_UP:
             # Resent MAX_REPAIRS times and still different (or still no sale): without an error
             # in Jetti's import log (the regular pass dead-letters on one) there is no positive
             # signal of a rejection, so it is confirmed as it stands and counted (#5a); the

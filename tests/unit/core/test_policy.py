@@ -31,7 +31,7 @@ def test_delay_lies_within_zero_and_the_cap(
         first_failure_at=NOW,
         now=NOW,
         error=error,
-        settings=POLICY,
+        policy=POLICY,
         rand=lambda: draw,
     )
     assert isinstance(decision, RetryAt)
@@ -53,7 +53,7 @@ def test_gives_up_when_attempts_are_exhausted(attempt: int, error: RetryableErro
         first_failure_at=NOW,
         now=NOW,
         error=error,
-        settings=POLICY,
+        policy=POLICY,
         rand=lambda: 0.0,
     )
     assert decision == GiveUp(DeadReason.RETRIES_EXHAUSTED)
@@ -70,7 +70,7 @@ def test_gives_up_when_the_retry_would_land_after_the_deadline(
         first_failure_at=NOW,
         now=now,
         error=JettiUnavailable(None, "refused"),
-        settings=POLICY,
+        policy=POLICY,
         rand=lambda: draw,
     )
     delay_s = draw * backoff_cap_s(3, POLICY)
@@ -95,7 +95,7 @@ def test_rate_limit_never_spends_and_never_gives_up(
         first_failure_at=NOW,
         now=now,
         error=RateLimited(retry_after_s),
-        settings=POLICY,
+        policy=POLICY,
         rand=lambda: 1.0,
     )
     expected_wait_s = POLICY.blocked_default_s if retry_after_s is None else retry_after_s

@@ -77,7 +77,7 @@ def test_a_429_blocks_the_budget_for_retry_after_or_the_default(
         error=error,
         label=Submission.RATE_LIMITED,
     )
-    assert rate_limit_pause_s(error, POLICY) == pause_s
+    assert rate_limit_pause_s(error, default_s=POLICY.blocked_default_s) == pause_s
 
 
 def test_a_429_whose_retry_after_was_clamped_says_so() -> None:

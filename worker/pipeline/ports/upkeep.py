@@ -14,7 +14,7 @@ from worker.core.answers import ImportRow, SaleLookup
 from worker.core.dead_entry import DeadEntry
 from worker.core.reconcile_rules import ConfirmCandidate
 from worker.core.records import Attempt, OrderEntry, Version
-from worker.core.states import DeadReason, OrderState
+from worker.core.states import DeadReason, OrderState, RepairReply
 
 
 class RoleLeader(Protocol):
@@ -85,7 +85,9 @@ class ReconcileLedger(Protocol):
         """DEAD with `reason` if `payload_hash` is still the one last sent (compare-and-set)."""
         ...
 
-    def repair(self, order_key: str, *, payload_hash: str, now: float, max_repairs: int = 3) -> int:
+    def repair(
+        self, order_key: str, *, payload_hash: str, now: float, max_repairs: int = 3
+    ) -> RepairReply:
         """Re-arm to resend: 1 re-armed, 0 moved on, -1 repaired `max_repairs` times already."""
         ...
 
