@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ops.dlq.common import StoreGroup, Stores, age, echo_json, fail, iso
+from ops.dlq.common import StoreGroup, age, echo_json, fail, iso, open_stores
 from ops.options import redis_url_option
 from worker.core.dead_entry import MASK, SECRET_MASK
 from worker.core.exit_codes import ExitCode
@@ -26,6 +26,7 @@ from worker.core.privacy import hide_secrets, mask_text
 from worker.core.records import OrderEntry
 from worker.core.states import DeadReason, OrderState
 from worker.store.reconcile_state import read_status as read_reconcile_status
+from worker.wiring import Stores
 
 EXIT_HELP = "Exit codes: 0 found; 3 no such order; 4 Redis unreachable."
 
@@ -95,7 +96,7 @@ def order_view(stores: Stores, order_key: str, *, personal: bool) -> dict[str, A
         }
     )
     view["timeline"] = events
-    result: dict[str, Any] = hide_secrets(view, stores.secrets(), SECRET_MASK)
+    result: dict[str, Any] = hide_secrets(view, stores.settings.secret_values, SECRET_MASK)
     return result
 
 
@@ -154,7 +155,7 @@ def show(order_key: str, include_personal_data: bool, as_json: bool, redis_url: 
       jetti-relay order show shop-a:1001
       jetti-relay order show shop-a:1001 --json | jq .state
     """
-    stores = Stores.connect(redis_url)
+    stores = open_stores(redis_url)
     view = order_view(stores, order_key, personal=include_personal_data)
     if view is None:
         fail(f"no order and no dead letter under {order_key!r}", ExitCode.NOT_FOUND)

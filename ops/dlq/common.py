@@ -18,7 +18,6 @@ import json
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NoReturn, TypeVar
 
@@ -27,15 +26,10 @@ import redis
 
 from ops.options import settings_from_options
 from worker.core.exit_codes import ExitCode
-from worker.core.keys import Keys
 from worker.core.states import DeadReason, DeadStatus
 from worker.redisconn import RedisTooOld
-from worker.settings import Settings
-from worker.store.audit import AuditLog
-from worker.store.dead_letters import DeadLetters
 from worker.store.dead_query import DeadFilter
-from worker.store.ledger import Ledger
-from worker.wiring import connect_stores
+from worker.wiring import Stores, connect_stores
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 done; 1 done in part (some orders could not be handled); 2 usage error; "
@@ -45,31 +39,11 @@ EXIT_CODES_HELP = (
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-@dataclass
-class Stores:
-    """The Redis-backed stores one command needs (built by `worker.wiring.connect_stores`)."""
-
-    settings: Settings
-    client: redis.Redis[bytes]
-    keys: Keys
-    ledger: Ledger
-    dead: DeadLetters
-    audit: AuditLog
-
-    @classmethod
-    def connect(cls, redis_url: str | None) -> Stores:
-        """The stores of the deployment the shared options and the environment describe, on a
-        Redis that passed the version check (RedisTooOld or a redis error otherwise)."""
-        settings = settings_from_options(redis_url=redis_url)
-        built = connect_stores(settings)
-        return cls(settings, built.client, built.keys, built.ledger, built.dead, built.audit)
-
-    def secrets(self) -> list[str]:
-        """The values that must never be printed (masked wherever they appear)."""
-        return [
-            self.settings.webhook_hash.get_secret_value(),
-            self.settings.api_token.get_secret_value(),
-        ]
+def open_stores(redis_url: str | None) -> Stores:
+    """The stores of the deployment the shared options and the environment describe
+    (`worker.wiring.Stores`), on a Redis that passed the version check (RedisTooOld or a redis
+    error otherwise)."""
+    return connect_stores(settings_from_options(redis_url=redis_url))
 
 
 def redis_failure_line(exc: Exception) -> str:

@@ -11,13 +11,13 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import IO
 
 import click
 
-from ops.dlq.common import EXIT_CODES_HELP, Stores, fail, filter_options
+from ops.dlq.common import EXIT_CODES_HELP, fail, filter_options, open_stores
 from ops.options import redis_url_option
 from worker.core.dead_entry import DeadEntry, masked
 from worker.core.exit_codes import ExitCode
@@ -42,7 +42,7 @@ def _output(path: str) -> Iterator[IO[str]]:
 
 
 def _write(
-    handle: IO[str], entries: Iterable[DeadEntry], *, personal: bool, secrets: list[str]
+    handle: IO[str], entries: Iterable[DeadEntry], *, personal: bool, secrets: Sequence[str]
 ) -> int:
     count = 0
     for entry in entries:
@@ -80,7 +80,7 @@ def export(
 
     Personal data is masked as "***" unless --include-personal-data; secrets are always masked.
     """
-    stores = Stores.connect(redis_url)
+    stores = open_stores(redis_url)
     if include_personal_data:
         stores.audit.record(
             "export",
@@ -93,7 +93,7 @@ def export(
             handle,
             iter_entries(stores.dead, flt),
             personal=include_personal_data,
-            secrets=stores.secrets(),
+            secrets=stores.settings.secret_values,
         )
     click.echo(f"exported {count} entries to {'stdout' if output == '-' else output}", err=True)
 
@@ -132,7 +132,7 @@ def purge(
     """
     if flt.is_empty and not purge_all:
         fail("give a filter, or --all to purge every dead letter", ExitCode.USAGE)
-    stores = Stores.connect(redis_url)
+    stores = open_stores(redis_url)
     started = time.time()
     keys = [e.order_key for e in iter_entries(stores.dead, flt.bounded(started))]
     if not yes:
@@ -149,7 +149,12 @@ def purge(
             chunk = keys[start : start + PURGE_CHUNK]
             if handle is not None:
                 entries = [e for e in (stores.dead.get(k) for k in chunk) if e is not None]
-                _write(handle, entries, personal=include_personal_data, secrets=stores.secrets())
+                _write(
+                    handle,
+                    entries,
+                    personal=include_personal_data,
+                    secrets=stores.settings.secret_values,
+                )
                 handle.flush()
                 os.fsync(handle.fileno())
             stores.audit.record(
@@ -185,7 +190,7 @@ def erase(email: str, yes: bool, redis_url: str | None) -> None:
     """
     if not yes:
         fail("erase rewrites stored orders for good; add --yes to do it", ExitCode.USAGE)
-    stores = Stores.connect(redis_url)
+    stores = open_stores(redis_url)
     now = time.time()
     result = erase_customer(stores.client, stores.keys, email, now=now)
     stores.audit.record(

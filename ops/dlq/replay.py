@@ -16,7 +16,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from ops.dlq.common import EXIT_CODES_HELP, Stores, echo_json, fail, filter_options
+from ops.dlq.common import EXIT_CODES_HELP, echo_json, fail, filter_options, open_stores
 from ops.options import redis_url_option
 from worker.core.dead_entry import DeadEntry
 from worker.core.exit_codes import ExitCode
@@ -35,6 +35,7 @@ from worker.core.states import DeadStatus
 from worker.pipeline.replayer import Replayer
 from worker.store.audit import os_user
 from worker.store.dead_query import DeadFilter, iter_entries
+from worker.wiring import Stores
 
 if TYPE_CHECKING:
     from worker.publisher import Publisher
@@ -228,7 +229,7 @@ def replay(
         fail("--raw-file and --edit take exactly one KEY and no filters", ExitCode.USAGE)
     if not order_keys and flt.is_empty and not replay_all:
         fail("name KEYs, give a filter, or pass --all to replay every dead letter", ExitCode.USAGE)
-    stores = Stores.connect(redis_url)
+    stores = open_stores(redis_url)
     started = time.time()
     keys, missing = _select(stores, order_keys, flt, started)
     corrected = (

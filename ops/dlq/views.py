@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -15,7 +16,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ops.dlq.common import EXIT_CODES_HELP, WHEN, Stores, age, echo_json, fail, filter_options, iso
+from ops.dlq.common import (
+    EXIT_CODES_HELP,
+    WHEN,
+    age,
+    echo_json,
+    fail,
+    filter_options,
+    iso,
+    open_stores,
+)
 from ops.options import redis_url_option
 from worker.core.dead_entry import MASK, SECRET_MASK, DeadEntry, masked
 from worker.core.exit_codes import ExitCode
@@ -27,7 +37,7 @@ from worker.store.dead_query import DeadFilter, list_entries
 ERROR_WIDTH = 80
 
 
-def summary_row(entry: DeadEntry, secrets: list[str]) -> dict[str, Any]:
+def summary_row(entry: DeadEntry, secrets: Sequence[str]) -> dict[str, Any]:
     """One entry as a `list --json` row: no raw order or payload, emails masked."""
     row = {
         "order_key": entry.order_key,
@@ -69,9 +79,9 @@ def list_command(
       jetti-relay dlq list --reason rejected --since 24h
       jetti-relay dlq list --key 'shop-a:*' --error 'unknown variant' --json
     """
-    stores = Stores.connect(redis_url)
+    stores = open_stores(redis_url)
     entries = list_entries(stores.dead, flt, offset=offset, limit=limit)
-    rows = [summary_row(e, stores.secrets()) for e in entries]
+    rows = [summary_row(e, stores.settings.secret_values) for e in entries]
     if as_json:
         echo_json(rows)
         return
@@ -103,7 +113,7 @@ def stats(as_json: bool, redis_url: str | None) -> None:
 
     Read from the indexes only (no entry is read), so it is cheap on a large store.
     """
-    stores = Stores.connect(redis_url)
+    stores = open_stores(redis_url)
     st = stores.dead.stats()
     data = {
         "total": st.total,
@@ -146,13 +156,15 @@ def stats(as_json: bool, redis_url: str | None) -> None:
 def show(order_key: str, include_personal_data: bool, as_json: bool, redis_url: str | None) -> None:
     """Show one dead letter: reason, error, the raw order, the last payload, every attempt and
     the status history. Secrets are always masked; personal data unless asked."""
-    stores = Stores.connect(redis_url)
+    stores = open_stores(redis_url)
     entry = stores.dead.get(order_key)
     if entry is None:
         fail(
             f"no dead letter under {order_key!r} (try `jetti-relay order show`)", ExitCode.NOT_FOUND
         )
-    view = masked(entry, include_personal_data=include_personal_data, secrets=stores.secrets())
+    view = masked(
+        entry, include_personal_data=include_personal_data, secrets=stores.settings.secret_values
+    )
     order = stores.ledger.get(order_key)
     view["ledger_state"] = None if order is None else str(order.state)
     if as_json:
@@ -226,7 +238,7 @@ def audit(
     redis_url: str | None,
 ) -> None:
     """Who replayed, purged, erased or exported what, and when (newest first)."""
-    stores = Stores.connect(redis_url)
+    stores = open_stores(redis_url)
     records = stores.audit.read(
         since=since, until=until, action=action, actor=actor, order_key=order_key, limit=limit
     )
