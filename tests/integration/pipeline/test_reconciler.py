@@ -285,7 +285,7 @@ def test_metrics_health_and_order_show_report_the_reconciler(
 
     from ops.commands.health import Thresholds, check_reconciler
     from ops.commands.order import order_view
-    from ops.dlq.common import Stores
+    from ops.dlq.common import open_stores
     from ops.monitoring.metrics import Sources, build_registry
 
     sandbox.set_faults(reject_matching=['"externalId":"h-bad"'])
@@ -301,7 +301,7 @@ def test_metrics_health_and_order_show_report_the_reconciler(
     assert check_reconciler(sources, Thresholds(), time.time()).status == "ok"
     stale = check_reconciler(sources, Thresholds(), time.time() + 3600)
     assert stale.status == "fail" and "behind" in stale.detail
-    stores = Stores.connect(books.redis_url)
+    stores = open_stores(books.redis_url)
     ok_view = order_view(stores, "h-ok", personal=False)
     bad_view = order_view(stores, "h-bad", personal=False)
     assert ok_view is not None and bad_view is not None
