@@ -272,7 +272,7 @@ def build_reconciler(parts: MaintenanceParts) -> Reconciler | None:
             interval_s=settings.reconcile_interval_s,
             grace_s=settings.reconcile_grace_s,
             # A row without a payload may precede our submission by a whole HTTP exchange.
-            tolerance_s=max(DEFAULT_TOLERANCE_S, wiring.http_total_s(settings)),
+            tolerance_s=max(DEFAULT_TOLERANCE_S, settings.http_total_s),
             # Half the run's read budget goes to sale checks, never fewer than two.
             max_sale_checks=max(
                 2, int(settings.reconcile_interval_s * settings.jetti_read_rate_per_s / 2)

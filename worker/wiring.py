@@ -104,17 +104,6 @@ def build_jetti_client(settings: Settings, http: httpx.Client) -> JettiClient:
     )
 
 
-def http_total_s(settings: Settings) -> float:
-    """The longest one HTTP exchange may take: the four httpx timeouts added up (the figure
-    `worker.settings.check_timeouts` holds below the soft time limit)."""
-    return (
-        settings.http_connect_timeout_s
-        + settings.http_read_timeout_s
-        + settings.http_write_timeout_s
-        + settings.http_pool_timeout_s
-    )
-
-
 def retry_policy(settings: Settings) -> RetryPolicy:
     """The retry policy configured by `settings`."""
     return RetryPolicy(

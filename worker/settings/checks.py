@@ -55,12 +55,7 @@ def check_timeouts(settings: Settings, pool: str) -> list[str]:
             "run with --pool prefork"
         )
         return problems
-    http_total = (
-        settings.http_connect_timeout_s
-        + settings.http_read_timeout_s
-        + settings.http_write_timeout_s
-        + settings.http_pool_timeout_s
-    )
+    http_total = settings.http_total_s
     if pool in NO_SOFT_LIMIT_POOLS:
         first_limit, first_name = settings.hard_time_limit_s, "HARD_TIME_LIMIT_S"
     else:

@@ -278,6 +278,17 @@ class Settings(BaseSettings):
         return self.rate_burst or DEFAULT_RATE_BURST
 
     @property
+    def http_total_s(self) -> float:
+        """The longest one HTTP exchange may take: the four httpx timeouts added up (what
+        `check_timeouts` holds below the soft time limit, and the reconciler's tolerance)."""
+        return (
+            self.http_connect_timeout_s
+            + self.http_read_timeout_s
+            + self.http_write_timeout_s
+            + self.http_pool_timeout_s
+        )
+
+    @property
     def secret_values(self) -> tuple[str, ...]:
         """The secrets' plain values (webhook hash, API token), for the log redaction only."""
         return (self.webhook_hash.get_secret_value(), self.api_token.get_secret_value())
