@@ -155,6 +155,7 @@ def build_runtime(settings: Settings) -> Runtime:
             settings,
             client=client,
             keys=keys,
+            ledger=ledger,
             worker_id=config.worker_id,
             jetti=jetti,
             limiter=limiter,
@@ -224,7 +225,7 @@ def build_maintenance_parts(settings: Settings | None = None) -> MaintenancePart
     """The pump's and sweeper's adapters from `settings` (default: the environment)."""
     settings = settings or get_settings()
     client = wiring.redis_client(settings)
-    keys = Keys(settings.key_prefix)
+    keys = wiring.keys(settings)
     holder = worker_id()
     return MaintenanceParts(
         settings=settings,
@@ -280,7 +281,7 @@ def build_reconciler(parts: MaintenanceParts) -> Reconciler | None:
             page_limit=IMPORT_PAGE_LIMIT,
         ),
         state=ReconcileState(client, keys),
-        ledger=wiring.ledger(client, keys, settings),
+        ledger=parts.ledger,
         dead_letters=DeadLetters(client, keys),
         jetti=wiring.build_jetti_client(settings, wiring.build_http_client(settings)),
         throttle=wiring.api_throttle(client, keys, settings, "read"),
@@ -312,6 +313,7 @@ def build_canceller(
     *,
     client: redis.Redis[bytes],
     keys: Keys,
+    ledger: Ledger,
     worker_id: str,
     jetti: JettiClient,
     limiter: RateLimiter,
@@ -332,7 +334,7 @@ def build_canceller(
             breaker_probe_s=settings.breaker_probe_s,
             retry=wiring.retry_policy(settings),
         ),
-        ledger=wiring.ledger(client, keys, settings),
+        ledger=ledger,
         dead_letters=dead_letters,
         jetti=jetti,
         writes=writes,

@@ -195,18 +195,18 @@ class Stores:
 
 def build_stores(settings: Settings, client: redis.Redis[bytes]) -> Stores:
     """Every store of the deployment `settings` describe, on `client`."""
-    keys = Keys(settings.key_prefix)
+    on = keys(settings)
     return Stores(
         settings=settings,
         client=client,
-        keys=keys,
-        ledger=ledger(client, keys, settings),
-        dead=DeadLetters(client, keys),
-        audit=AuditLog(client, keys),
-        stats=Stats(client, keys),
+        keys=on,
+        ledger=ledger(client, on, settings),
+        dead=DeadLetters(client, on),
+        audit=AuditLog(client, on),
+        stats=Stats(client, on),
         # Commands read the breaker's state, never probe through it.
-        breaker=Breaker(client, keys, probe_s=READ_ONLY_PROBE_S),
-        reconcile=ReconcileState(client, keys),
+        breaker=Breaker(client, on, probe_s=READ_ONLY_PROBE_S),
+        reconcile=ReconcileState(client, on),
     )
 
 

@@ -96,6 +96,7 @@ class Desk:
             self.settings,
             client=self.client,
             keys=self.keys,
+            ledger=self.ledger,
             worker_id="test:1",
             jetti=self.jetti,
             limiter=limiter(self.client, self.keys, self.settings),
