@@ -30,6 +30,7 @@ module is the orchestration over the ports of `worker.pipeline.ports`; `worker.r
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -62,6 +63,7 @@ from worker.pipeline.ports import (
     RoleLeader,
 )
 from worker.pipeline.rejections import Rejections, Tally
+from worker.pipeline.submit import wait_for_token
 
 log = structlog.get_logger("jetti_relay.reconciler")
 
@@ -228,7 +230,7 @@ class Reconciler:
         """One throttled read; a 429 blocks the fleet's reads and is retried a few times."""
         throttled = 0
         while True:
-            self._throttle.wait(self._sleep)
+            wait_for_token(self._throttle, max_wait_s=math.inf, sleep=self._sleep)
             # A long run keeps its lease; a host that lost it stops (another one leads now).
             if not self._leader.try_lead(ROLE, holder=self._cfg.holder, ttl_s=self._lease_s):
                 raise JettiUnavailable(None, "lost the reconciler lease mid-run")

@@ -13,14 +13,14 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from typing import Generic, TypeVar
 
-from worker.pipeline.ports import TokenBucket
+from worker.pipeline.ports import TokenBucket, TokenSource
 
 T = TypeVar("T")
 A = TypeVar("A")
 
 
 def wait_for_token(
-    bucket: TokenBucket,
+    bucket: TokenSource,
     *,
     max_wait_s: float,
     sleep: Callable[[float], None] = time.sleep,

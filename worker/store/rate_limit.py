@@ -9,8 +9,9 @@ still share one notion of "elapsed". The bucket holds at most `burst` tokens and
 returns the remaining block until it passes. A block only ever moves later, so a short
 Retry-After from one worker cannot cut short a longer one from another.
 
-Callers wait at most `settings.max_token_wait_s` for a token (sleeping the returned wait and
-asking again) and otherwise reschedule the order without spending an attempt.
+Callers wait for a token with `worker.pipeline.submit.wait_for_token` (sleeping the returned
+wait and asking again, at most `settings.max_token_wait_s` for an order) and otherwise reschedule
+the order without spending an attempt; the reconciler's reads wait as long as it takes.
 
 `ApiThrottle` is the same bucket for Jetti's synchronous API, one per kind of call: Jetti
 documents 2 GET and 1 non-GET per second per token on the sync API (facts §1). The reconciler's
@@ -24,7 +25,6 @@ The scripts are worker/store/lua/rate_acquire.lua and rate_block.lua.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import redis
 
@@ -122,15 +122,3 @@ class ApiThrottle(RateLimiter):
             blocked_key=keys.api_blocked_until(kind),
         )
         self.kind = kind
-
-    def wait(self, sleep: Callable[[float], None], *, max_wait_s: float | None = None) -> bool:
-        """Sleep until a token is taken; False (untaken) when that would exceed `max_wait_s`."""
-        waited = 0.0
-        while True:
-            wait_s = self.acquire()
-            if wait_s <= 0:
-                return True
-            if max_wait_s is not None and waited + wait_s > max_wait_s:
-                return False
-            sleep(wait_s)
-            waited += wait_s

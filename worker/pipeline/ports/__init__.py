@@ -22,6 +22,7 @@ from worker.pipeline.ports.delivery import (
     StatsTally,
     SubmitAnswer,
     TokenBucket,
+    TokenSource,
 )
 from worker.pipeline.ports.upkeep import (
     AuditTrail,
@@ -63,4 +64,5 @@ __all__ = [
     "StatsTally",
     "SubmitAnswer",
     "TokenBucket",
+    "TokenSource",
 ]

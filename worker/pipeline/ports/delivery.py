@@ -123,12 +123,16 @@ class DeadLetterStore(Protocol):
         ...
 
 
-class TokenBucket(Protocol):
-    """A fleet token bucket (`RateLimiter` for imports, `ApiThrottle` for sync-API calls)."""
+class TokenSource(Protocol):
+    """Anything one token at a time is taken from (`submit.wait_for_token` waits on it)."""
 
     def acquire(self) -> float:
         """Take one token: 0 when taken, else the seconds until one may be."""
         ...
+
+
+class TokenBucket(TokenSource, Protocol):
+    """A fleet token bucket (`RateLimiter` for imports, `ApiThrottle` for sync-API calls)."""
 
     def acquire_many(self, count: int) -> tuple[int, float]:
         """Take up to `count` tokens: (taken, seconds until the next one)."""

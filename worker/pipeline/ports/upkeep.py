@@ -6,7 +6,7 @@ state, the read throttle, Jetti's import log and the audit trail.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -15,6 +15,7 @@ from worker.core.dead_entry import DeadEntry
 from worker.core.reconcile_rules import ConfirmCandidate
 from worker.core.records import Attempt, OrderEntry, Version
 from worker.core.states import DeadReason, OrderState, RepairReply
+from worker.pipeline.ports.delivery import TokenSource
 
 
 class RoleLeader(Protocol):
@@ -169,12 +170,9 @@ class ReconcileStatePort(Protocol):
         ...
 
 
-class ReadThrottle(Protocol):
-    """The fleet's budget of sync-API reads (`worker.store.rate_limit.ApiThrottle`)."""
-
-    def wait(self, sleep: Callable[[float], None], *, max_wait_s: float | None = None) -> bool:
-        """Sleep until a token is taken; False when that would exceed `max_wait_s`."""
-        ...
+class ReadThrottle(TokenSource, Protocol):
+    """The fleet's budget of sync-API reads (`worker.store.rate_limit.ApiThrottle`); the
+    reconciler waits for a token with `submit.wait_for_token`."""
 
     def block(self, *, until: float) -> bool:
         """Stop the fleet's reads until `until` (epoch s); True when the block moved later."""
