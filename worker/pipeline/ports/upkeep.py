@@ -13,9 +13,9 @@ from typing import Any, Protocol
 from worker.core.answers import ImportRow, SaleLookup
 from worker.core.dead_entry import DeadEntry
 from worker.core.reconcile_rules import ConfirmCandidate
-from worker.core.records import Attempt, OrderEntry, Version
+from worker.core.records import Attempt, OrderEntry
 from worker.core.states import DeadReason, OrderState, RepairReply
-from worker.pipeline.ports.delivery import TokenSource
+from worker.pipeline.ports.delivery import DeadLetterStore, TokenSource
 
 
 class RoleLeader(Protocol):
@@ -93,27 +93,12 @@ class ReconcileLedger(Protocol):
         ...
 
 
-class DeadLetterBook(Protocol):
-    """Reading and writing dead letters (`worker.store.dead_letters.DeadLetters`)."""
+class DeadLetterBook(DeadLetterStore, Protocol):
+    """Reading and writing dead letters (`worker.store.dead_letters.DeadLetters`): the
+    services' writes (`DeadLetterStore.put`) and a read of one entry."""
 
     def get(self, order_key: str) -> DeadEntry | None:
         """The order's dead letter, None when there is none."""
-        ...
-
-    def put(
-        self,
-        order_key: str,
-        *,
-        reason: DeadReason,
-        raw: bytes | None,
-        payload: bytes | None,
-        attempts: Sequence[Attempt],
-        source: str | None,
-        error: str,
-        now: float,
-        payload_version: Version | None = None,
-    ) -> None:
-        """Write (or overwrite) the order's dead letter."""
         ...
 
 
