@@ -43,6 +43,10 @@ LAZY_SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "ops.commands.enqueue:enqueue",
         "Validate raw orders and enqueue them for the worker.",
     ),
+    "intake": (
+        "ops.commands.intake:intake",
+        "Take orders from the Redis Stream intake (and over HTTP with --http).",
+    ),
     "reconcile": ("ops.commands.reconcile:reconcile", "Reconciler: status, or one pass now."),
     "chaos": ("ops.chaos.cli:chaos", "Break the pipeline on purpose and check nothing is lost."),
     "dlq": ("ops.dlq.cli:dlq", "Dead letters: list, show, replay, export, purge, erase, audit."),

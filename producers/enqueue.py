@@ -39,6 +39,8 @@ from worker.store.ledger import Ledger, NewVersion, RecordOutcome
 DEFAULT_CHUNK_SIZE = 500
 
 RawInput = Mapping[str, Any] | bytes | str
+# Called once per recorded order with (position, order key, outcome), in input order.
+OnResult = Callable[[int, str, RecordOutcome], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +48,15 @@ class Candidate:
     """One raw order as read from an input, at `position` (an index, a line or item number).
 
     `error` is set instead of `raw` when the reader could not even cut a document out there.
+    `id_prefix` and `source`, when set, replace the run's for this order alone (a stream entry
+    carries its own).
     """
 
     position: int
     raw: RawInput | None = None
     error: InvalidOrder | None = None
+    id_prefix: str | None = None
+    source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,8 +190,10 @@ def enqueue(
     whose `updated_at` is more than `max_future_skew_s` ahead of `now`, and orders whose key
     breaks the limits of worker.core.limits (an `id_prefix` over MAX_ID_PREFIX_CHARS, a key over
     MAX_ORDER_KEY_CHARS) are rejected with their position and field paths and the rest still go
-    through. `now` (epoch s) defaults to the wall clock at each chunk. A Redis or broker error
-    raises `EnqueueInterrupted` (chained) with the summary so far and the position reached.
+    through. `now` (epoch s) defaults to the wall clock at each chunk. `keys` defaults to the
+    configured key prefix (`JETTI_RELAY_KEY_PREFIX`, read through `worker.settings`), the one
+    the workers read. A Redis or broker error raises `EnqueueInterrupted` (chained) with the
+    summary so far and the position reached.
     """
     candidates = (Candidate(i, raw) for i, raw in enumerate(raw_orders))
     return enqueue_candidates(
@@ -217,6 +225,7 @@ def enqueue_candidates(
     max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S,
     rules: Rules | None = None,
     max_line_items: int = DEFAULT_MAX_LINE_ITEMS,
+    on_result: OnResult | None = None,
 ) -> EnqueueSummary:
     """`enqueue` for candidates whose positions (and read errors) the caller already knows.
 
@@ -226,10 +235,11 @@ def enqueue_candidates(
 
     Per chunk of `chunk_size`: validate, one pipelined `record_many` (same key twice is applied
     in order by the ledger), one publish of the keys due. `on_progress(n)` is called after each
-    chunk with the number of candidates it held. Raises `EnqueueInterrupted` on a Redis or
-    broker error, with the first position of the chunk that failed.
+    chunk with the number of candidates it held; `on_result(position, order_key, outcome)` once
+    per recorded order, after its chunk was published. Raises `EnqueueInterrupted` on a Redis
+    or broker error, with the first position of the chunk that failed.
     """
-    ledger = Ledger(client, keys or Keys())
+    ledger = Ledger(client, keys or configured_keys())
     summary = EnqueueSummary()
     for chunk in _chunks(candidates, max(1, chunk_size)):
         chunk_now = time.time() if now is None else now
@@ -245,6 +255,7 @@ def enqueue_candidates(
                 max_future_skew_s=max_future_skew_s,
                 rules=rules,
                 max_line_items=max_line_items,
+                on_result=on_result,
             )
         except (redis.RedisError, KombuError) as exc:
             detail = f"{type(exc).__name__}: {exc}"
@@ -268,6 +279,7 @@ def _enqueue_chunk(
     max_future_skew_s: float,
     rules: Rules | None,
     max_line_items: int,
+    on_result: OnResult | None = None,
 ) -> None:
     items: list[NewVersion] = []
     positions: list[int] = []
@@ -275,8 +287,8 @@ def _enqueue_chunk(
     for candidate in chunk:
         item = _validate(
             candidate,
-            id_prefix=id_prefix,
-            source=source,
+            id_prefix=id_prefix if candidate.id_prefix is None else candidate.id_prefix,
+            source=source if candidate.source is None else candidate.source,
             now_s=now,
             max_future_skew_s=max_future_skew_s,
             rules=rules,
@@ -296,6 +308,17 @@ def _enqueue_chunk(
     due = list(dict.fromkeys(r.order_key for r in results if r.publish))
     if due:
         summary.messages += publisher.publish(due)
+    if on_result is not None:
+        for position, result in zip(positions, results, strict=True):
+            on_result(position, result.order_key, result.outcome)
+
+
+def configured_keys() -> Keys:
+    """The key builder under the configured prefix (`JETTI_RELAY_KEY_PREFIX`): what `enqueue`
+    uses when the caller passes no `keys`, so a producer and the workers agree on the prefix."""
+    from worker.settings import get_settings  # the settings load only when they are needed
+
+    return Keys(get_settings().key_prefix)
 
 
 def _validate(

@@ -20,6 +20,7 @@ from typing import Any
 
 from celery import Celery, signals
 
+from worker.core.keys import orders_queue
 from worker.publisher import publishing_conf
 from worker.settings import (
     EXIT_CONFIG,
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> Celery:
             connect_timeout_s=settings.redis_connect_timeout_s,
             socket_timeout_s=settings.redis_socket_timeout_s,
             visibility_timeout_s=settings.visibility_timeout_s,
+            queue=orders_queue(settings.key_prefix),
         ),
         task_acks_late=True,
         task_reject_on_worker_lost=True,

@@ -41,11 +41,16 @@ def chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
 
 
 def publishing_conf(
-    *, connect_timeout_s: float, socket_timeout_s: float, visibility_timeout_s: float
+    *,
+    connect_timeout_s: float,
+    socket_timeout_s: float,
+    visibility_timeout_s: float,
+    queue: str = ORDERS_QUEUE,
 ) -> dict[str, Any]:
     """The Celery configuration that decides how a message is published: JSON only, no results,
-    the orders queue, a task-sent event for Flower, and socket timeouts on the broker (a
-    half-open connection must not hang a publisher, reliability review #14)."""
+    the deployment's orders queue (`Keys.orders_queue()`: one per key prefix), a task-sent
+    event for Flower, and socket timeouts on the broker (a half-open connection must not hang a
+    publisher, reliability review #14)."""
     return {
         "task_serializer": "json",
         "accept_content": ["json"],
@@ -59,7 +64,7 @@ def publishing_conf(
         },
         "visibility_timeout": visibility_timeout_s,
         "broker_connection_retry_on_startup": True,
-        "task_default_queue": ORDERS_QUEUE,
+        "task_default_queue": queue,
         "task_create_missing_queues": True,
         "task_send_sent_event": True,
         "enable_utc": True,
@@ -67,7 +72,8 @@ def publishing_conf(
 
 
 class Publisher:
-    """Sends import messages through a Celery app's broker connection pool."""
+    """Sends import messages through a Celery app's broker connection pool, to the app's
+    default queue (`publishing_conf(queue=...)`: the deployment's orders queue)."""
 
     def __init__(self, app: Celery, *, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
         if not 1 <= batch_size <= MAX_KEYS_PER_MESSAGE:
@@ -85,6 +91,7 @@ class Publisher:
         connect_timeout_s: float,
         socket_timeout_s: float,
         visibility_timeout_s: float,
+        queue: str = ORDERS_QUEUE,
     ) -> Publisher:
         """A publisher on its own Celery app for `broker_url`, configured to publish only (no
         tasks loaded, no worker signals): what producers and operator commands use."""
@@ -94,9 +101,15 @@ class Publisher:
                 connect_timeout_s=connect_timeout_s,
                 socket_timeout_s=socket_timeout_s,
                 visibility_timeout_s=visibility_timeout_s,
+                queue=queue,
             )
         )
         return cls(app, batch_size=batch_size)
+
+    @property
+    def queue(self) -> str:
+        """The queue this publisher sends to."""
+        return str(self._app.conf.task_default_queue)
 
     def publish(self, order_keys: Sequence[str], *, batch_size: int | None = None) -> int:
         """Publish `order_keys` in batches of `batch_size` (default: the publisher's); returns
@@ -109,7 +122,7 @@ class Publisher:
                 self._app.send_task(
                     IMPORT_TASK,
                     args=[build_message(chunk)],
-                    queue=ORDERS_QUEUE,
+                    queue=self.queue,
                     producer=producer,
                     ignore_result=True,
                 )
@@ -120,7 +133,7 @@ class Publisher:
         """Messages waiting in the orders queue (not yet taken by a worker)."""
         with self._app.connection_for_read() as conn:
             try:
-                declared = conn.default_channel.queue_declare(ORDERS_QUEUE, passive=True)
+                declared = conn.default_channel.queue_declare(self.queue, passive=True)
             except ChannelError:
                 return 0  # the Redis transport has no queue while it holds no message
             return int(declared.message_count)

@@ -175,6 +175,7 @@ def publisher(settings: Settings, *, batch_size: int | None = None) -> Publisher
         connect_timeout_s=settings.redis_connect_timeout_s,
         socket_timeout_s=settings.redis_socket_timeout_s,
         visibility_timeout_s=settings.visibility_timeout_s,
+        queue=keys(settings).orders_queue(),
     )
 
 

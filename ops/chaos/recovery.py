@@ -13,7 +13,7 @@ from ops.chaos.flow import Producer, ScenarioResult, record, stream
 from ops.chaos.scenarios import VISIBILITY_TIMEOUT_S, Scale, finish, join_producer, pool_pids
 from worker.core.contract import parse_raw_order
 from worker.core.jsonio import loads_document
-from worker.core.keys import ORDERS_QUEUE
+from worker.core.keys import orders_queue
 from worker.store.ledger import NewVersion
 
 
@@ -145,8 +145,9 @@ def lost_messages(cluster: Cluster, scale: Scale) -> ScenarioResult:
     raws = [raw for _k, raw in flushed]
     record(books, raws, {r.position for r in cluster.enqueue(raws).rejections})
     assert cluster.client is not None
-    dropped = int(cluster.client.llen(ORDERS_QUEUE))
-    cluster.client.delete(ORDERS_QUEUE)
+    queue = orders_queue(cluster.settings.key_prefix)
+    dropped = int(cluster.client.llen(queue))
+    cluster.client.delete(queue)
     fault_end = time.time()
     cluster.start_worker(concurrency=scale.concurrency)
     result = finish(

@@ -35,14 +35,15 @@ class Sources:
 
     stores: Stores
     broker: redis.Redis[bytes]
-    queue: str = ORDERS_QUEUE
+    queue: str = ORDERS_QUEUE  # the default prefix's; from_settings names the deployment's
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Sources:
         """Sources for the deployment `settings` describe (its Redis, broker and key prefix);
         a scrape or health check waits for Redis at most the settings' Redis timeouts."""
         client = redis_client(settings)
-        return cls(build_stores(settings, client), broker_client(settings, client))
+        stores = build_stores(settings, client)
+        return cls(stores, broker_client(settings, client), stores.keys.orders_queue())
 
     @property
     def client(self) -> redis.Redis[bytes]:

@@ -19,7 +19,10 @@ DEFAULT_PREFIX = "jr"
 IMPORT_TASK = "jetti_relay.import_orders"
 PUMP_TASK = "jetti_relay.pump"
 SWEEP_TASK = "jetti_relay.sweep"
+# The Celery queue of the default prefix; `orders_queue(prefix)` names every other one.
 ORDERS_QUEUE = "jetti-relay.orders"
+# The consumer group every stream intake process joins (one group: each entry is read once).
+INTAKE_GROUP = "jetti-relay"
 
 # Version of the message body {"v": MESSAGE_SCHEMA_VERSION, "keys": [...]}.
 MESSAGE_SCHEMA_VERSION = 1
@@ -65,6 +68,16 @@ def order_key_problem(order_key: object) -> str | None:
     return None
 
 
+def orders_queue(prefix: str = DEFAULT_PREFIX) -> str:
+    """The Celery queue of the deployment whose key prefix is `prefix`.
+
+    Two deployments on one Redis database (two prefixes) must never consume each other's
+    messages: a worker would look the other's keys up in its own ledger and drop them. The
+    default prefix keeps the queue name it always had, so an upgrade strands no message.
+    """
+    return ORDERS_QUEUE if prefix == DEFAULT_PREFIX else f"{ORDERS_QUEUE}.{prefix}"
+
+
 def decode_order_key(part: str) -> str:
     """Inverse of `encode_order_key` (for operator tools that read key names)."""
     return unquote(part, errors="strict")
@@ -90,6 +103,20 @@ class Keys:
         mark = "~" * (len(self.prefix) + 8)
         head, tail = build(mark).split(mark)
         return head, tail
+
+    def orders_queue(self) -> str:
+        """The Celery queue this deployment's workers consume (`orders_queue(prefix)`)."""
+        return orders_queue(self.prefix)
+
+    # --- intake -------------------------------------------------------------------------
+    def intake_stream(self) -> str:
+        """Stream: raw orders appended by upstream with XADD (field `order`, optional
+        `source` and `id_prefix`), read by the intake's consumer group."""
+        return f"{self.prefix}:intake"
+
+    def intake_rejects(self) -> str:
+        """Stream (capped): intake entries refused, with the reason and the original bytes."""
+        return f"{self.prefix}:intake:rejects"
 
     # --- ledger -------------------------------------------------------------------------
     def order(self, order_key: str) -> str:

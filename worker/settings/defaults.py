@@ -129,6 +129,22 @@ DEFAULT_LOG_FORMAT: Literal["json", "console"] = "json"
 # Standard logging level name.
 DEFAULT_LOG_LEVEL = "INFO"
 
+# The HTTP intake listens on loopback unless told otherwise (it accepts orders).
+DEFAULT_INTAKE_HOST = "127.0.0.1"
+DEFAULT_INTAKE_PORT = 8090
+# Largest HTTP intake request body (an NDJSON batch); larger answers 413.
+DEFAULT_INTAKE_MAX_BODY_BYTES = 8 * 1024 * 1024
+# Stream entries one intake read takes (XREADGROUP COUNT): one ledger pipeline per read.
+DEFAULT_INTAKE_BATCH_SIZE = 500
+# A stream entry pending this long (its consumer died) is claimed by another consumer.
+DEFAULT_INTAKE_RECLAIM_IDLE_S = 60.0
+# A stream entry read this many times without being acknowledged goes to the rejects stream.
+DEFAULT_INTAKE_MAX_DELIVERIES = 5
+# Entries the rejects stream keeps; older ones are trimmed (an alert fires before it fills).
+DEFAULT_INTAKE_REJECTS_MAX = 100_000
+# Redis used_memory / maxmemory above which the HTTP intake answers 503 instead of writing.
+DEFAULT_INTAKE_MEMORY_LIMIT = 0.95
+
 # Pools where Celery enforces no time limits and has no worker-loss handling.
 UNSAFE_POOLS = frozenset({"threads", "solo"})
 # Pools without a soft time limit (Celery raises none on green threads).
@@ -146,6 +162,14 @@ __all__ = [
     "DEFAULT_HTTP_POOL_TIMEOUT_S",
     "DEFAULT_HTTP_READ_TIMEOUT_S",
     "DEFAULT_HTTP_WRITE_TIMEOUT_S",
+    "DEFAULT_INTAKE_BATCH_SIZE",
+    "DEFAULT_INTAKE_HOST",
+    "DEFAULT_INTAKE_MAX_BODY_BYTES",
+    "DEFAULT_INTAKE_MAX_DELIVERIES",
+    "DEFAULT_INTAKE_MEMORY_LIMIT",
+    "DEFAULT_INTAKE_PORT",
+    "DEFAULT_INTAKE_RECLAIM_IDLE_S",
+    "DEFAULT_INTAKE_REJECTS_MAX",
     "DEFAULT_JETTI_API_URL",
     "DEFAULT_JETTI_ASYNC_URL",
     "DEFAULT_JETTI_MODE",

@@ -34,6 +34,14 @@ from worker.settings.defaults import (
     DEFAULT_HTTP_POOL_TIMEOUT_S,
     DEFAULT_HTTP_READ_TIMEOUT_S,
     DEFAULT_HTTP_WRITE_TIMEOUT_S,
+    DEFAULT_INTAKE_BATCH_SIZE,
+    DEFAULT_INTAKE_HOST,
+    DEFAULT_INTAKE_MAX_BODY_BYTES,
+    DEFAULT_INTAKE_MAX_DELIVERIES,
+    DEFAULT_INTAKE_MEMORY_LIMIT,
+    DEFAULT_INTAKE_PORT,
+    DEFAULT_INTAKE_RECLAIM_IDLE_S,
+    DEFAULT_INTAKE_REJECTS_MAX,
     DEFAULT_JETTI_API_URL,
     DEFAULT_JETTI_ASYNC_URL,
     DEFAULT_JETTI_MODE,
@@ -210,6 +218,40 @@ class Settings(BaseSettings):
     ready_file: Path | None = Field(
         None, description="File the worker writes once it consumes (a readiness probe)"
     )
+    intake_host: str = Field(DEFAULT_INTAKE_HOST, description="HTTP intake listen address")
+    intake_port: int = Field(DEFAULT_INTAKE_PORT, gt=0, lt=65536, description="HTTP intake port")
+    intake_token: SecretStr = Field(SecretStr(""), description="Bearer token of the HTTP intake")
+    intake_hmac_secret: SecretStr = Field(
+        SecretStr(""), description="HMAC-SHA256 key of signed HTTP intake bodies"
+    )
+    intake_credentials_file: Path | None = Field(
+        None, description="TOML per-source HTTP intake credentials (docs/intake.md)"
+    )
+    intake_max_body_bytes: int = Field(
+        DEFAULT_INTAKE_MAX_BODY_BYTES, gt=0, description="Largest HTTP intake body (413 above)"
+    )
+    intake_batch_size: int = Field(
+        DEFAULT_INTAKE_BATCH_SIZE, gt=0, description="Stream entries the intake reads at once"
+    )
+    intake_reclaim_idle_s: float = Field(
+        DEFAULT_INTAKE_RECLAIM_IDLE_S,
+        gt=0,
+        description="Pending stream entry idle this long: reclaimed",
+    )
+    intake_max_deliveries: int = Field(
+        DEFAULT_INTAKE_MAX_DELIVERIES,
+        gt=0,
+        description="Reads of a stream entry before it is rejected",
+    )
+    intake_rejects_max: int = Field(
+        DEFAULT_INTAKE_REJECTS_MAX, gt=0, description="Entries the intake rejects stream keeps"
+    )
+    intake_memory_limit: float = Field(
+        DEFAULT_INTAKE_MEMORY_LIMIT,
+        gt=0,
+        le=1,
+        description="Redis used/maxmemory above which HTTP intake answers 503",
+    )
 
     @field_validator("batch_size")
     @classmethod
@@ -290,8 +332,17 @@ class Settings(BaseSettings):
 
     @property
     def secret_values(self) -> tuple[str, ...]:
-        """The secrets' plain values (webhook hash, API token), for the log redaction only."""
-        return (self.webhook_hash.get_secret_value(), self.api_token.get_secret_value())
+        """The secrets' plain values (webhook hash, API token, intake token and HMAC key), for
+        the log redaction only."""
+        return tuple(
+            secret.get_secret_value()
+            for secret in (
+                self.webhook_hash,
+                self.api_token,
+                self.intake_token,
+                self.intake_hmac_secret,
+            )
+        )
 
 
 def _plain_http_allowed(host: str | None) -> bool:

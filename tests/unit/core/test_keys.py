@@ -14,7 +14,7 @@ from collections.abc import Callable
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker.core.keys import Keys, decode_order_key, encode_order_key
+from worker.core.keys import ORDERS_QUEUE, Keys, decode_order_key, encode_order_key
 from worker.core.states import DeadReason, DeadStatus, OrderState
 
 KEYS = Keys()
@@ -97,6 +97,9 @@ def global_keys(extra: list[str]) -> set[str]:
         k.reconcile_checkpoint(),
         k.reconcile_stats(),
         k.reconcile_acted(),
+        k.orders_queue(),
+        k.intake_stream(),
+        k.intake_rejects(),
     }
     words = [
         *extra,
@@ -183,3 +186,11 @@ def test_parts_frame_the_encoded_key() -> None:
         for build in (keys.order, keys.order_events, keys.order_attempts, keys.lock):
             head, tail = keys.parts(build)
             assert head + encode_order_key("x:y z") + tail == build("x:y z")
+
+
+def test_each_prefix_has_its_own_queue_and_the_default_keeps_its_name() -> None:
+    """Two deployments on one database never share a Celery queue (issue 14 point 5); the
+    default prefix keeps the queue name of earlier releases, so an upgrade strands nothing."""
+    assert Keys().orders_queue() == ORDERS_QUEUE
+    assert Keys("a").orders_queue() != Keys("b").orders_queue()
+    assert Keys("a").intake_stream() == "a:intake"
