@@ -100,7 +100,9 @@ class Property(_Model):
     """One customisation, e.g. `{"name": "engraving", "value": "For Ana"}`. Order is kept."""
 
     name: Annotated[Text, Field(min_length=1)] = Field(description="Property name, non-empty.")
-    value: Annotated[Text, BeforeValidator(_property_value)] = Field(
+    value: Annotated[
+        Text, BeforeValidator(_property_value, json_schema_input_type=str | int | float | bool)
+    ] = Field(
         description="Property value as text; a number or boolean is turned into its JSON text."
     )
 
@@ -114,7 +116,14 @@ def _properties_input(value: Any) -> Any:
     return value
 
 
-Properties = Annotated[list[Property], BeforeValidator(_properties_input)]
+# The JSON Schema says what is accepted (a mapping too), not only the normalised shape.
+Properties = Annotated[
+    list[Property],
+    BeforeValidator(
+        _properties_input,
+        json_schema_input_type=list[Property] | dict[str, str | int | float | bool] | None,
+    ),
+]
 """A mapping name -> value or a list of `{name, value}`; normalised to a list, in input order."""
 
 
@@ -155,6 +164,13 @@ Routing = Annotated[FulfillRouting | DropshipRouting | AutoRouting, Field(discri
 
 class Line(_Model):
     """One order line. Needs `sku` or `variant_id` (or both)."""
+
+    # The published schema states "sku or variant_id" too (the model validator enforces it).
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={"anyOf": [{"required": ["sku"]}, {"required": ["variant_id"]}]},
+    )
 
     id: Identifier | None = Field(
         None, description="Upstream line id (string; an integer is accepted and becomes text)."
@@ -249,7 +265,10 @@ class RawOrder(_Model):
     billing_address: Address | None = Field(None, description="Billing address.")
     shipping_address: Address | None = Field(None, description="Shipping address.")
     lines: list[Line] = Field(min_length=1, description="Order lines, at least one.")
-    shipping: Annotated[list[Shipping], BeforeValidator(_shipping_input)] = Field(
+    shipping: Annotated[
+        list[Shipping],
+        BeforeValidator(_shipping_input, json_schema_input_type=list[Shipping] | Shipping | None),
+    ] = Field(
         default_factory=list,
         description="Shipping: one object or a list of them; always normalised to a list.",
     )
@@ -312,3 +331,13 @@ def future_skew_problem(
         f"{updated_at.isoformat()} is {ahead_s:.0f} s ahead of the clock, more than the "
         f"{max_skew_s:g} s allowed (JETTI_RELAY_MAX_FUTURE_SKEW_S)",
     )
+
+
+def raw_order_schema() -> dict[str, Any]:
+    """The raw-order contract as a JSON Schema (draft 2020-12) document: what `jetti-relay
+    schema` prints, docs/raw-order.schema.json holds and the HTTP intake's OpenAPI references,
+    so upstream teams validate before they send."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **RawOrder.model_json_schema(),
+    }

@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from worker.core.jsonio import normalize_exact
@@ -99,7 +99,15 @@ def _money(value: Any) -> Decimal:
     return amount
 
 
-Money = Annotated[Decimal, BeforeValidator(_money)]
+# What the published JSON Schema says of an amount (the validator above is the final word; the
+# schema rejects the same negatives and non-numbers, so upstream can check before sending).
+MONEY_JSON_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "number", "minimum": 0},
+        {"type": "string", "pattern": r"^\s*\+?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"},
+    ]
+}
+Money = Annotated[Decimal, BeforeValidator(_money), WithJsonSchema(MONEY_JSON_SCHEMA)]
 """An amount >= 0: a JSON number or a decimal string such as "12.10". Never a float inside."""
 
 
@@ -115,7 +123,17 @@ def _aware(value: datetime) -> datetime:
     return value
 
 
-Timestamp = Annotated[datetime, BeforeValidator(_timestamp_input), AfterValidator(_aware)]
+# ISO 8601 date and time with an offset (Z or +hh:mm): the schema refuses a naive timestamp too.
+TIMESTAMP_JSON_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "pattern": r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}.*([Zz]|[+-]\d{2}(:?\d{2})?)$",
+}
+Timestamp = Annotated[
+    datetime,
+    BeforeValidator(_timestamp_input),
+    AfterValidator(_aware),
+    WithJsonSchema(TIMESTAMP_JSON_SCHEMA),
+]
 """An ISO 8601 timestamp with a timezone offset, e.g. "2024-05-01T12:00:00+02:00" or "...Z"."""
 
 
