@@ -47,6 +47,7 @@ EXPECTED_SERVICES = {
     "prometheus",
     "grafana",
     "sandbox",
+    "intake",
 }
 # Set by Docker in every container; not ours to document.
 DOCKER_VARIABLES = {"HOSTNAME"}

@@ -26,7 +26,7 @@ from tests.fixtures.ledger import deliver, finish
 from tests.fixtures.pipeline import Harness, PipelineFactory, PipelineProcess, wait_until
 from worker.core.contract import parse_raw_order
 from worker.core.errors import ClaimFailed
-from worker.core.keys import ORDERS_QUEUE, Keys
+from worker.core.keys import Keys, orders_queue
 from worker.core.states import DeadReason, OrderState
 from worker.pipeline.maintenance import Maintenance, MaintenanceConfig
 from worker.runtime import Runtime, build_runtime
@@ -40,6 +40,8 @@ pytestmark = pytest.mark.integration
 
 GOOD = ("good-1", "good-2", "good-3")
 POISON = "poison"
+# The runtime's key prefix is "poison" too: its Celery queue is that prefix's (issue 14 point 5).
+QUEUE = orders_queue("poison")
 MAX_UNFINISHED = 3
 
 
@@ -144,7 +146,7 @@ def test_a_redelivered_message_sends_its_suspect_alone(runtime: Runtime) -> None
     whole: its innocent orders are claimed, the suspect is left untouched and published in a
     message of its own, so it cannot take them down again (reliability #11). Alone, or at the
     crash-loop bound, a suspect is claimed as before."""
-    runtime.redis.delete(ORDERS_QUEUE)
+    runtime.redis.delete(orders_queue(runtime.settings.key_prefix))
     ledger, lock = runtime.ledger, runtime.lock
     now = time.time()
     for key in (POISON, *GOOD):
@@ -165,7 +167,7 @@ def test_a_redelivered_message_sends_its_suspect_alone(runtime: Runtime) -> None
 def test_the_processor_publishes_an_isolated_suspect_alone(runtime: Runtime) -> None:
     """The processor delivers a redelivered message's innocent orders and sends its suspect
     back in a message of its own, without starting a delivery of it."""
-    runtime.redis.delete(ORDERS_QUEUE)
+    runtime.redis.delete(orders_queue(runtime.settings.key_prefix))
     for key in (POISON, *GOOD):
         _record(runtime, key)
     deliver(runtime.ledger, runtime.keys, POISON, task_id="t", worker="w", now=time.time())
@@ -256,7 +258,7 @@ def test_a_message_for_an_unknown_order_is_counted(runtime: Runtime) -> None:
 def _queued_messages(client: redis.Redis[bytes]) -> list[list[str]]:
     """The key lists of the messages waiting in the orders queue (Celery's Redis transport)."""
     out = []
-    for raw in client.lrange(ORDERS_QUEUE, 0, -1):
+    for raw in client.lrange(QUEUE, 0, -1):
         envelope = json.loads(raw)
         body = json.loads(base64.b64decode(envelope["body"]))
         out.append(body[0][0]["keys"])
@@ -283,7 +285,7 @@ def _maintenance(rt: Runtime, *, clock: Any) -> Maintenance:
 def test_the_sweeper_republishes_stuck_deliveries_one_per_message(runtime: Runtime) -> None:
     """Orders stuck SUBMITTING (their delivery died) go back one per message, so a poison
     order's batch is never re-formed with it (reliability #11)."""
-    runtime.redis.delete(ORDERS_QUEUE)
+    runtime.redis.delete(orders_queue(runtime.settings.key_prefix))
     now = time.time()
     for key in (POISON, *GOOD):
         _record(runtime, key)
@@ -299,7 +301,7 @@ def test_the_sweeper_does_not_amplify_a_backlog(runtime: Runtime) -> None:
     threshold. With the queue drained it goes back at the threshold (reliability L9)."""
     from worker.pipeline.maintenance import BACKLOG_STUCK_FACTOR
 
-    runtime.redis.delete(ORDERS_QUEUE)
+    runtime.redis.delete(orders_queue(runtime.settings.key_prefix))
     now = time.time()
     _record(runtime, "queued")
     runtime.publisher.publish(["someone-else"])  # the backlog
@@ -307,7 +309,7 @@ def test_the_sweeper_does_not_amplify_a_backlog(runtime: Runtime) -> None:
     assert sweeper.sweep_once().republished_pending == 0
     late = _maintenance(runtime, clock=lambda: now + 10 * BACKLOG_STUCK_FACTOR + 1)
     assert late.sweep_once().republished_pending == 1
-    runtime.redis.delete(ORDERS_QUEUE)
+    runtime.redis.delete(orders_queue(runtime.settings.key_prefix))
     runtime.ledger.mark_republished(["queued"], now=now)
     assert sweeper.sweep_once().republished_pending == 1
 
