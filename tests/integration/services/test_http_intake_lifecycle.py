@@ -27,10 +27,11 @@ pytestmark = pytest.mark.integration
 
 def test_without_any_credential_http_refuses_to_start(monkeypatch: pytest.MonkeyPatch) -> None:
     """`jetti-relay intake --http` with no token, HMAC secret or credentials file: exit 2
-    (CONFIG) with one line naming the variables, before anything runs."""
-    monkeypatch.setenv("JETTI_RELAY_REDIS_URL", "redis://127.0.0.1:1/0")  # never reached
+    (CONFIG) with one line naming the variables, before anything runs (the stream reader
+    included: Redis is never reached)."""
+    monkeypatch.setenv("JETTI_RELAY_REDIS_URL", "redis://127.0.0.1:1/0")
 
-    result = jetti_relay("intake", "--no-stream", "--http")
+    result = jetti_relay("intake", "--http")
 
     assert_one_clean_line(result, ExitCode.CONFIG, "JETTI_RELAY_INTAKE_TOKEN")
     assert len(result.stderr.strip().splitlines()) == 1
