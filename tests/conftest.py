@@ -22,6 +22,7 @@ pytest_plugins = [
     "tests.fixtures.pipeline",
     "tests.fixtures.sandbox",
     "tests.fixtures.dead_letters",
+    "tests.fixtures.http_intake",
 ]
 
 

@@ -66,6 +66,13 @@ def intake(
     if http:
         require_extra("intake", *HTTP_MODULES)
     settings = settings_from_options(redis_url=redis_url)
+    if http:
+        from producers.http import IntakeConfigError, check_http_settings
+
+        try:  # before the stream reader starts: a refusal leaves nothing running
+            check_http_settings(settings)
+        except IntakeConfigError as exc:
+            refuse_to_start(exc.problems)
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
