@@ -27,11 +27,14 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ops.bench.stats import median
+
+if TYPE_CHECKING:
+    from ops.bench.intake_runs import IntakeRun
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,7 @@ def run(config: IntakeBenchConfig, folder: Path) -> dict[str, Any]:
         "machine": {"cpus": os.cpu_count(), "load_average_start": os.getloadavg()[0]},
     }
     services = Services(folder)
-    bench: runs.IntakeRun | None = None
+    bench: IntakeRun | None = None
     try:
         redis_service = services.start_redis("intake-bench-redis")
         bench = runs.IntakeRun(folder, services, redis_service, config.lines, config.log_level)
@@ -85,7 +88,8 @@ def run(config: IntakeBenchConfig, folder: Path) -> dict[str, Any]:
     return result
 
 
-def _ways_in(config: IntakeBenchConfig, bench: Any, result: dict[str, Any]) -> None:
+def _ways_in(config: IntakeBenchConfig, bench: IntakeRun, result: dict[str, Any]) -> None:
+    """Each way in, `config.repeat` times, into `result` (runs and medians)."""
     from ops.bench import intake_runs as runs
 
     repeat, n = config.repeat, config.orders
