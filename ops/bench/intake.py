@@ -52,6 +52,10 @@ class IntakeBenchConfig:
     log_level: str = "WARNING"
 
 
+# The options' defaults are the config's.
+DEFAULTS = IntakeBenchConfig()
+
+
 def _say(text: str) -> None:
     click.echo(f"[{time.strftime('%H:%M:%S')}] {text}", err=True)
 
@@ -203,58 +207,62 @@ def _ledger(result: dict[str, Any], held: int) -> dict[str, int]:
 @click.option(
     "--orders",
     type=click.IntRange(min=1),
-    default=10_000,
+    default=DEFAULTS.orders,
     show_default=True,
     help="Orders per library, stream and NDJSON run.",
 )
 @click.option(
-    "--lines", type=click.IntRange(min=1), default=3, show_default=True, help="Lines per order."
+    "--lines",
+    type=click.IntRange(min=1),
+    default=DEFAULTS.lines,
+    show_default=True,
+    help="Lines per order.",
 )
 @click.option(
     "--repeat",
     type=click.IntRange(min=1),
-    default=3,
+    default=DEFAULTS.repeat,
     show_default=True,
     help="Runs of each measurement; the table shows medians.",
 )
 @click.option(
     "--batch",
     type=click.IntRange(min=1),
-    default=100,
+    default=DEFAULTS.batch,
     show_default=True,
     help="Orders per NDJSON request.",
 )
 @click.option(
     "--single",
     type=click.IntRange(min=1),
-    default=3_000,
+    default=DEFAULTS.single,
     show_default=True,
     help="Requests (one order each) per closed-loop run.",
 )
 @click.option(
     "--connections",
     type=click.IntRange(min=1),
-    default=8,
+    default=DEFAULTS.connections,
     show_default=True,
     help="Keep-alive connections of the load generator.",
 )
 @click.option(
     "--seconds",
     type=click.FloatRange(min=0.1),
-    default=3.0,
+    default=DEFAULTS.seconds,
     show_default=True,
     help="Length of each open-loop and framework run.",
 )
 @click.option(
     "--min-open-rate",
     type=click.FloatRange(min=1),
-    default=500.0,
+    default=DEFAULTS.min_open_rate,
     show_default=True,
     help="The open loop runs at half the closed-loop max, at least this (requests/s).",
 )
 @click.option(
     "--log-level",
-    default="WARNING",
+    default=DEFAULTS.log_level,
     show_default=True,
     help="JETTI_RELAY_LOG_LEVEL of the intake processes.",
 )
@@ -266,7 +274,7 @@ def intake_bench(json_path: Path | None, keep_logs: bool, **sizes: Any) -> None:
     """Library enqueue, stream intake and HTTP intake side by side, against issue 14's targets.
 
     Starts its own redis-server, intake processes and sandbox and stops them all; takes about
-    a minute and a half with the defaults.
+    a minute with the defaults.
     """
     from ops.bench.intake_report import render
     from ops.commands.intake import HTTP_MODULES
