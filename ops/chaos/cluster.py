@@ -212,12 +212,14 @@ class Cluster:
         *,
         concurrency: int = 2,
         pump: bool = True,
+        intake: bool | None = None,
         wait: bool = True,
         extra_env: Mapping[str, str] | None = None,
         **env: str,
     ) -> WorkerProcess:
         """Start `jetti-relay worker -c N` with the chaos settings plus `env` and `extra_env`
-        overrides (`extra_env` for names that are not Python identifiers or clash)."""
+        overrides (`extra_env` for names that are not Python identifiers or clash); the stream
+        intake runs in it as `intake` says (None: with the pump)."""
         index = self._started_workers
         self._started_workers += 1
         name = f"chaos{index}"
@@ -231,7 +233,7 @@ class Cluster:
             **(extra_env or {}),
             "JETTI_RELAY_READY_FILE": str(ready),
         }
-        argv = worker_argv(f"{name}@%h", concurrency=concurrency, pump=pump)
+        argv = worker_argv(f"{name}@%h", concurrency=concurrency, pump=pump, intake=intake)
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
                 argv, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
