@@ -14,7 +14,8 @@ from typing import Any
 
 import httpx
 
-from ops.bench.common import RunConfig, SandboxProbe, orders, payloads, percentiles, throughput
+from ops.bench.common import RunConfig, SandboxProbe, orders, payloads, throughput
+from ops.bench.stats import percentiles
 from ops.harness.ports import wait_for
 from ops.harness.procstats import tree_memory_kb
 from ops.harness.services import Services

@@ -3,8 +3,9 @@
 `jetti-relay bench [--profile ...]` with no subcommand compares the real pipeline with naive Celery
 and a plain loop, as it always has (`ops/bench/compare.py`). Each subcommand measures one part:
 `pipeline` (one end-to-end orders/s figure for a given set of settings), `enqueue` (the producer
-into a Redis you give it), `transform` (the pure transform) and `sandbox` (the Jetti sandbox's
-async endpoint). Each subcommand's module is imported only when it runs.
+into a Redis you give it), `transform` (the pure transform), `sandbox` (the Jetti sandbox's
+async endpoint) and `intake` (the library, stream and HTTP ways in, side by side). Each
+subcommand's module is imported only when it runs.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ BENCH_SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "enqueue": ("ops.bench.enqueue:enqueue_bench", "Producer throughput into a Redis you give it."),
     "transform": ("ops.bench.transform:transform_bench", "Median time of the pure transform."),
     "sandbox": ("ops.bench.sandbox:sandbox_bench", "Requests/s of the sandbox's async endpoint."),
+    "intake": (
+        "ops.bench.intake:intake_bench",
+        "Library, stream and HTTP intake side by side, against issue 14's targets.",
+    ),
 }
 
 

@@ -64,18 +64,6 @@ def payloads(bodies: Sequence[bytes]) -> list[tuple[str, bytes]]:
     return out
 
 
-def percentiles(values: Sequence[float]) -> dict[str, float | None]:
-    """p50, p95, p99 (nearest rank) in seconds; None when there are no values."""
-    if not values:
-        return {"p50": None, "p95": None, "p99": None}
-    ordered = sorted(values)
-
-    def rank(p: float) -> float:
-        return ordered[min(len(ordered) - 1, max(0, round(p * len(ordered) + 0.5) - 1))]
-
-    return {"p50": rank(0.50), "p95": rank(0.95), "p99": rank(0.99)}
-
-
 def _epoch(iso_text: str) -> float:
     return datetime.fromisoformat(iso_text.replace("Z", "+00:00")).timestamp()
 

@@ -14,12 +14,12 @@ TARGET_P99_S = 1.0  # p99 enqueue -> Jetti acceptance at half the max rate
 def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     """Each target with its measured value and whether it passed."""
     out: list[dict[str, Any]] = [
-        _target("enqueue >= 5,000/s", result["enqueue"]["rate"], TARGET_ENQUEUE, ">=", "rate"),
+        target_row("enqueue >= 5,000/s", result["enqueue"]["rate"], TARGET_ENQUEUE, ">=", "rate"),
     ]
     for key, run in result["latencies"].items():
         latency = run["latency_ms"]
         out.append(
-            _target(
+            target_row(
                 f"ours / naive Celery >= 1.0x @ {key} ms",
                 run["ratios"]["ours_vs_naive"],
                 TARGET_VS_NAIVE,
@@ -30,7 +30,7 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         if latency in TARGET_E2E:
             goal = TARGET_E2E[latency]
             out.append(
-                _target(
+                target_row(
                     f"end to end >= {goal:g}/s @ {key} ms",
                     run["ours"]["throughput"],
                     goal,
@@ -41,7 +41,7 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         paced = run["ours_half_rate"]
         if paced is not None:
             out.append(
-                _target(
+                target_row(
                     f"p99 < 1 s at half max rate @ {key} ms",
                     paced["latency_s"]["p99"],
                     TARGET_P99_S,
@@ -52,7 +52,7 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     memory = result.get("memory")
     if memory is not None:
         out.append(
-            _target(
+            target_row(
                 f"worker memory flat within 10% (10% -> 100% of {memory['orders']})",
                 memory["worker_growth"],
                 0.10,
@@ -63,7 +63,9 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _target(name: str, value: float | None, goal: float, op: str, kind: str) -> dict[str, Any]:
+def target_row(name: str, value: float | None, goal: float, op: str, kind: str) -> dict[str, Any]:
+    """One target as the JSON and the table show it: `value op goal` (op is >=, <= or <)
+    passes; a missing value fails. `kind` picks how the value prints (`format_value`)."""
     if value is None:
         passed = False
     elif op == ">=":
@@ -174,12 +176,23 @@ def render(result: dict[str, Any]) -> str:
         "",
         *(f"{label:<{width}}  {value}" for label, value in rows),
         "",
-        "targets:",
+        *target_lines(result["targets"]),
     ]
-    for target in result["targets"]:
-        shown = _FORMATS[target["kind"]](target["value"])
-        lines.append(f"  {'PASS' if target['pass'] else 'FAIL'}  {target['name']}  ({shown})")
     return "\n".join(lines)
+
+
+def target_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """`targets:` and one `PASS|FAIL  name  (value)` line per target row."""
+    lines = ["targets:"]
+    for target in rows:
+        shown = format_value(target["kind"], target["value"])
+        lines.append(f"  {'PASS' if target['pass'] else 'FAIL'}  {target['name']}  ({shown})")
+    return lines
+
+
+def format_value(kind: str, value: float | None) -> str:
+    """A figure of `kind` (rate, ratio, seconds, growth, count) as the tables print it."""
+    return _FORMATS[kind](value)
 
 
 def _x(value: float | None) -> str:
@@ -190,4 +203,8 @@ def _growth(value: float | None) -> str:
     return "-" if value is None else f"{value:+.1%}"
 
 
-_FORMATS = {"rate": _rate, "ratio": _x, "seconds": _secs, "growth": _growth}
+def _count(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+_FORMATS = {"rate": _rate, "ratio": _x, "seconds": _secs, "growth": _growth, "count": _count}

@@ -20,10 +20,10 @@ from ops.bench.common import (
     RunConfig,
     SandboxProbe,
     orders,
-    percentiles,
     redis_memory,
     throughput,
 )
+from ops.bench.stats import percentiles
 from ops.harness.ports import ServiceError
 from ops.harness.procstats import tree_cpu_seconds, tree_memory_kb
 from ops.harness.sandbox import SandboxService

@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
         (["chaos", "--scenario", "1"], "chaos"),
         (["bench", "--profile", "tiny"], "sandbox"),
         (["bench", "pipeline"], "sandbox"),
+        (["bench", "intake"], "intake"),
         (["metrics"], "monitoring"),
     ],
 )
