@@ -9,6 +9,8 @@ none of the secrets or the email may. A new kind of process adds one entry to PR
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import json
 import os
 import signal
@@ -33,7 +35,9 @@ pytestmark = pytest.mark.integration
 SECRET_HASH = "hash-leakcheck-5f3a91"
 SECRET_TOKEN = "token-leakcheck-9c1e77"
 EMAIL = "leak.ck@example.com"  # short enough to be echoed whole by a 20-character excerpt
-SECRETS = (SECRET_HASH, SECRET_TOKEN, EMAIL)
+SECRET_INTAKE_TOKEN = "intake-leakcheck-3b7d20"
+SECRET_INTAKE_HMAC = "hmac-leakcheck-81c4fe"
+SECRETS = (SECRET_HASH, SECRET_TOKEN, SECRET_INTAKE_TOKEN, SECRET_INTAKE_HMAC, EMAIL)
 # A long-running process shows its forced error well within this.
 ERROR_TIMEOUT_S = 30.0
 
@@ -97,6 +101,8 @@ class Scene:
             "JETTI_RELAY_CHANNEL_ID": "7",
             "JETTI_RELAY_LOG_FORMAT": "json",
             "JETTI_RELAY_RECONCILE_INTERVAL_S": "0.2",
+            "JETTI_RELAY_INTAKE_TOKEN": SECRET_INTAKE_TOKEN,
+            "JETTI_RELAY_INTAKE_HMAC_SECRET": SECRET_INTAKE_HMAC,
             **settings,
         }
 
@@ -218,6 +224,37 @@ def metrics(scene: Scene) -> str:
     )
 
 
+def http_intake(scene: Scene) -> str:
+    # Redis is unreachable: an order carrying the email, sent with the token and signed with
+    # the HMAC key, is answered 503; the access log and the failure must quote neither.
+    port = free_port()
+    order = raw_order("logs-http")
+    order["customer"]["email"] = EMAIL
+    body = json.dumps(order).encode()
+    signature = hmac.new(SECRET_INTAKE_HMAC.encode(), body, hashlib.sha256).hexdigest()
+
+    def post() -> None:
+        with contextlib.suppress(httpx.HTTPError):  # not listening yet
+            for headers in (
+                {"Authorization": f"Bearer {SECRET_INTAKE_TOKEN}"},
+                {"X-Jetti-Relay-Signature": f"sha256={signature}"},
+            ):
+                httpx.post(
+                    f"http://127.0.0.1:{port}/v1/orders",
+                    content=body,
+                    headers={**headers, "Content-Type": "application/json"},
+                    timeout=5.0,
+                )
+
+    return run_until(
+        scene,
+        ["intake", "--http", "--no-stream", "--port", str(port)],
+        scene.env(redis_url=scene.dead_redis_url),
+        '"status": 503',
+        poke=post,
+    )
+
+
 # (kind, start it and force its error, text the error leaves in the output)
 PROCESS_KINDS: list[tuple[str, Callable[[Scene], str], str]] = [
     ("worker-parent", worker_parent, "DecodingError"),
@@ -229,6 +266,7 @@ PROCESS_KINDS: list[tuple[str, Callable[[Scene], str], str]] = [
     ("reconcile", reconcile, "DecodingError"),
     ("health", health, "Redis unreachable"),
     ("metrics", metrics, "metrics_redis_unreachable"),
+    ("http-intake", http_intake, '"status": 503'),
 ]
 
 
