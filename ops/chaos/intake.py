@@ -205,8 +205,9 @@ class HttpUpstream(Upstream):
         answer = self.http.post("/v1/orders", content=b"\n".join(raws) + b"\n")
         if answer.status_code != 202:
             raise RetryLater(f"HTTP {answer.status_code}")
+        # Positions in the answer are NDJSON line numbers (1-based); `record` counts from 0.
         orders = json.loads(answer.content)["orders"]
-        return {int(o["position"]) for o in orders if o["outcome"] == "rejected"}
+        return {int(o["position"]) - 1 for o in orders if o["outcome"] == "rejected"}
 
 
 def intake_kills(cluster: Cluster, scale: object) -> ScenarioResult:
