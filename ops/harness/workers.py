@@ -15,12 +15,17 @@ from ops.harness.ports import START_TIMEOUT_S, wait_for
 from ops.harness.sandbox import ASYNC_PATH, SandboxService
 
 
-def worker_argv(name: str, *, concurrency: int, pump: bool = True) -> list[str]:
+def worker_argv(
+    name: str, *, concurrency: int, pump: bool = True, intake: bool | None = None
+) -> list[str]:
     """`jetti-relay worker -c N -n <name>` (Celery prefork, task events on, plus the pump
-    unless `pump` is False) as this interpreter runs it."""
+    unless `pump` is False, and the stream intake as `intake` says, by default as the pump)
+    as this interpreter runs it."""
     argv = [sys.executable, "-m", "ops.cli", "worker", "-c", str(concurrency), "-n", name]
     if not pump:
         argv.append("--no-pump")
+    if intake is not None:
+        argv.append("--intake" if intake else "--no-intake")
     return argv
 
 
