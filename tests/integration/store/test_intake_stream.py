@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from tests.fixtures.intake import KEYS, add_entry, age_pending, pending, read_and_die
+from worker.core.keys import INTAKE_GROUP
 from worker.store.intake import IntakeStream
 
 pytestmark = pytest.mark.integration
@@ -63,3 +64,22 @@ def test_ensure_group_creates_once(redis_client: redis.Redis[bytes]) -> None:
     stream = IntakeStream(redis_client, KEYS)
     assert stream.ensure_group() is True
     assert stream.ensure_group() is False
+
+
+def test_trim_removes_everything_acknowledged_however_much(
+    redis_client: redis.Redis[bytes],
+) -> None:
+    """A backlog of acknowledged entries larger than one XTRIM ~ removes by default (10000)
+    goes in one trim, all but the last internal node."""
+    stream = IntakeStream(redis_client, KEYS)
+    stream.ensure_group()
+    pipe = redis_client.pipeline(transaction=False)
+    for n in range(25_000):
+        pipe.xadd(KEYS.intake_stream(), {"order": str(n)})
+    ids = pipe.execute()
+    read_and_die(redis_client, "c", len(ids))
+    redis_client.xack(KEYS.intake_stream(), INTAKE_GROUP, *ids)
+
+    assert stream.trim() is not None
+
+    assert redis_client.xlen(KEYS.intake_stream()) <= 100
