@@ -5,7 +5,8 @@ a silent partition from hanging it for two hours), a publisher (and import the w
 app, which validates every worker setting at import time) and the key builder (and forget the
 configured prefix). `connect` reads the same `JETTI_RELAY_*` settings the relay does and builds
 them through `worker.wiring`, the relay's own composition root for adapters, so producer and
-worker agree on the Redis, the broker, the key prefix and the rules.
+worker agree on the Redis, the broker, the key prefix and the rules. `stream_intake` builds the
+Redis Stream intake's consumer the same way: this module is the producer side's composition point.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 import redis
 
+from producers.stream_intake import DEFAULT_BLOCK_MS, IntakeLimits, StreamIntake
 from worker.core.keys import Keys
 from worker.core.rules import Rules
 from worker.publisher import Publisher
@@ -53,5 +55,33 @@ def connect(settings: Settings | None = None) -> Relay:
         client=redis_client(settings),
         publisher=publisher(settings),
         keys=keys(settings),
+        rules=rules(settings),
+    )
+
+
+def intake_limits(settings: Settings) -> IntakeLimits:
+    """The stream intake's batch, reclaim and rejects bounds and the validation bounds of
+    `settings`. A read waits at most half the Redis socket timeout, so it never times out."""
+    return IntakeLimits(
+        batch_size=settings.intake_batch_size,
+        reclaim_idle_s=settings.intake_reclaim_idle_s,
+        max_deliveries=settings.intake_max_deliveries,
+        rejects_max=settings.intake_rejects_max,
+        max_future_skew_s=settings.max_future_skew_s,
+        max_line_items=settings.max_line_items,
+        block_ms=max(1, min(DEFAULT_BLOCK_MS, int(settings.redis_socket_timeout_s * 500))),
+    )
+
+
+def stream_intake(settings: Settings, consumer: str) -> StreamIntake:
+    """The intake stream's consumer `consumer` for the deployment `settings` describe: its
+    own Redis client (with the configured timeouts) and publish-only broker connection, the
+    key prefix, the rules and `intake_limits(settings)`."""
+    return StreamIntake(
+        redis_client(settings),
+        publisher(settings),
+        keys(settings),
+        consumer=consumer,
+        limits=intake_limits(settings),
         rules=rules(settings),
     )

@@ -28,6 +28,7 @@ from worker.store.audit import AuditLog
 from worker.store.breaker import Breaker
 from worker.store.dead_letters import DeadLetters
 from worker.store.heartbeats import Heartbeats
+from worker.store.intake import IntakeStream
 from worker.store.ledger import Ledger
 from worker.store.rate_limit import ApiThrottle, RateLimiter
 from worker.store.reconcile_state import ReconcileState
@@ -192,6 +193,7 @@ class Stores:
     stats: Stats
     breaker: Breaker
     reconcile: ReconcileState
+    intake: IntakeStream
 
 
 def build_stores(settings: Settings, client: redis.Redis[bytes]) -> Stores:
@@ -208,6 +210,7 @@ def build_stores(settings: Settings, client: redis.Redis[bytes]) -> Stores:
         # Commands read the breaker's state, never probe through it.
         breaker=Breaker(client, on, probe_s=READ_ONLY_PROBE_S),
         reconcile=ReconcileState(client, on),
+        intake=IntakeStream(client, on),
     )
 
 

@@ -21,6 +21,7 @@ from ops.monitoring.checks import (
     DEFAULT_MAX_BACKLOG,
     DEFAULT_MAX_BLOCK_S,
     DEFAULT_MAX_DEAD,
+    DEFAULT_MAX_INTAKE_AGE_S,
     DEFAULT_MAX_OLDEST_WAITING_S,
     DEFAULT_MAX_STALL_S,
     DEFAULT_PING_TIMEOUT_S,
@@ -33,6 +34,7 @@ from ops.monitoring.checks import (
     check_redis,
     run_checks,
 )
+from ops.monitoring.intake_checks import check_intake
 from ops.monitoring.sources import Sources
 from ops.options import redis_url_option, settings_from_options
 from worker.core.exit_codes import ExitCode
@@ -133,6 +135,13 @@ def _render(results: list[Check], healthy: bool) -> str:
     show_default=True,
     help="A 429 block with more than this left fails (a fleet pause).",
 )
+@click.option(
+    "--max-intake-age-s",
+    type=float,
+    default=DEFAULT_MAX_INTAKE_AGE_S,
+    show_default=True,
+    help="An intake stream entry unread or unacknowledged this long fails.",
+)
 def health(
     redis_url: str | None,
     as_json: bool,
@@ -146,9 +155,10 @@ def health(
     max_backlog: int,
     max_dead: int,
     max_block_s: float,
+    max_intake_age_s: float,
 ) -> None:
     """Check Redis, workers, progress, pump, sweeper, breaker, backlog, dead letters, the Redis
-    server's durability settings and its memory.
+    server's durability settings and its memory, and the stream intake.
 
     Exit 0 when healthy (warnings allowed), 1 when any check fails.
     """
@@ -171,10 +181,13 @@ def health(
         max_backlog=max_backlog,
         max_dead=max_dead,
         max_block_s=max_block_s,
+        max_intake_age_s=max_intake_age_s,
     )
     checks = [(n, fn) for n, fn in all_checks(celery_ping(settings)) if not only or n in only]
     if ("reconciler" in only) or (not only and settings.reconcile_active):
         checks.append(("reconciler", check_reconciler))  # optional: only where it is configured
+    if not only or "intake" in only:
+        checks.append(("intake", check_intake))
     if only and "redis" not in only:
         # Every check reads Redis: ask it first so an outage reads as one clear failure.
         checks.insert(0, ("redis", check_redis))

@@ -59,7 +59,8 @@ def intake(
     """Take orders from the Redis Stream intake and, with --http, over HTTP.
 
     Runs until SIGTERM or SIGINT. Exits 2 with one line per problem when the settings are
-    wrong, or when --http is asked without any credential configured.
+    wrong, or when --http is asked without any credential configured; 78 when Redis is older
+    than supported.
     """
     if not stream and not http:
         refuse_to_start(["nothing to run: --no-stream without --http"])
@@ -80,8 +81,10 @@ def intake(
 
     reader: threading.Thread | None = None
     if stream:
+        from ops.commands.worker import refuse_unsupported_redis
         from producers.stream import start_stream_intake
 
+        refuse_unsupported_redis(settings)
         reader = start_stream_intake(settings, consumer=consumer or default_consumer(), stop=stop)
     if http:
         from producers.http import serve_http

@@ -1,8 +1,9 @@
 """`jetti-relay worker` and `jetti-relay pump`: a worker for one machine, and the pump alone.
 
 `jetti-relay worker` starts `celery -A worker.celery_app worker` (task events on) as a child
-process and runs the retry pump and the sweeper in this process, so one command runs everything
-a single machine needs. Both are leader-elected: start as many as you like across hosts.
+process and runs the retry pump, the sweeper and the Redis Stream intake (`producers.stream`) in
+this process, so one command runs everything a single machine needs. The pump and the sweeper
+are leader-elected and the intake's consumers share the stream: start as many as you like.
 """
 
 from __future__ import annotations
@@ -86,6 +87,12 @@ def _maintenance_thread(stop: threading.Event) -> threading.Thread:
     show_default=True,
     help="Also run the retry pump and the sweeper in this process.",
 )
+@click.option(
+    "--intake/--no-intake",
+    default=None,
+    help="Also read the Redis Stream intake (<key prefix>:intake) in this process "
+    "[default: as --pump].",
+)
 @click.option("--hostname", "-n", default=None, help="Celery node name (default: celery@HOST).")
 def worker(
     redis_url: str | None,
@@ -93,9 +100,11 @@ def worker(
     pool: str,
     loglevel: str | None,
     pump: bool,
+    intake: bool | None,
     hostname: str | None,
 ) -> None:
-    """Start a Celery worker with the retry pump and the sweeper (one machine's worth).
+    """Start a Celery worker with the retry pump, the sweeper and the stream intake (one
+    machine's worth).
 
     Exits 2 with one line per problem when the settings are wrong or the Jetti secret of the
     mode is missing, before anything starts.
@@ -125,7 +134,12 @@ def worker(
         argv += ["-n", hostname]
     children = [subprocess.Popen(argv, env=os.environ.copy())]
     stop = threading.Event()
-    thread = _maintenance_thread(stop) if pump else None
+    threads = [_maintenance_thread(stop)] if pump else []
+    if pump if intake is None else intake:  # --intake follows --pump unless given
+        from ops.commands.intake import default_consumer
+        from producers.stream import start_stream_intake
+
+        threads.append(start_stream_intake(settings, consumer=default_consumer(), stop=stop))
 
     def forward(signum: int, _frame: FrameType | None) -> None:
         stop.set()
@@ -145,7 +159,7 @@ def worker(
         if stop.is_set():  # a signal that arrived while the new child was starting
             children[-1].send_signal(signal.SIGTERM)
     stop.set()
-    if thread is not None:
+    for thread in threads:
         thread.join(timeout=10)
     sys.exit(code)
 

@@ -25,6 +25,9 @@ warn, fail or skip; any fail makes the whole answer unhealthy:
 - reconciler   (only when it is configured: an API token and RECONCILE_ENABLED) fail when no
                reconciler run finished for 3 intervals (or the grace period, if longer); warn
                before its first run or when its last run could not finish.
+- intake       the Redis Stream intake keeps up: no entry unread or unacknowledged for more
+               than `--max-intake-age-s`; warn on recent rejects or rejects near their cap
+               (ops/monitoring/intake_checks.py).
 
 """
 
@@ -58,6 +61,8 @@ DEFAULT_MAX_BACKLOG = 100_000
 DEFAULT_MAX_DEAD = 100
 # A 429 block with more than this left is a fleet pause, not throttling (reliability #8).
 DEFAULT_MAX_BLOCK_S = 900.0
+# An intake entry unread or unacknowledged this long: no intake is reading (or keeping up).
+DEFAULT_MAX_INTAKE_AGE_S = 300.0
 
 Status = Literal["ok", "warn", "fail", "skip"]
 CHECK_NAMES = (
@@ -73,6 +78,7 @@ CHECK_NAMES = (
     "memory",
     "reconciler",
     "throttle",
+    "intake",
 )
 # Past this share of maxmemory the memory check warns (noeviction refuses writes at 100 %).
 MEMORY_WARN_RATIO = 0.9
@@ -101,12 +107,14 @@ class Thresholds:
     max_backlog: int = DEFAULT_MAX_BACKLOG
     max_dead: int = DEFAULT_MAX_DEAD
     max_block_s: float = DEFAULT_MAX_BLOCK_S
+    max_intake_age_s: float = DEFAULT_MAX_INTAKE_AGE_S
 
 
 CheckFn = Callable[[Sources, Thresholds, float], Check]
 
 
-def _ago(seconds: float) -> str:
+def ago(seconds: float) -> str:
+    """A duration in the past for people: `42 s ago`, `7 min ago`."""
     return f"{seconds:.0f} s ago" if seconds < 120 else f"{seconds / 60:.0f} min ago"
 
 
@@ -164,20 +172,20 @@ def check_progress(src: Sources, limits: Thresholds, now: float) -> Check:
     last_activity = max(active, default=None)
     if now - oldest_ready <= limits.max_stall_s:
         return Check(
-            "progress", "ok", f"{ready} ready, oldest since {_ago(now - oldest_ready)}", ready
+            "progress", "ok", f"{ready} ready, oldest since {ago(now - oldest_ready)}", ready
         )
     if last_activity is not None and now - last_activity <= limits.max_stall_s:
         return Check(
             "progress",
             "ok",
-            f"{ready} ready; an order was handled {_ago(now - last_activity)}",
+            f"{ready} ready; an order was handled {ago(now - last_activity)}",
             ready,
         )
-    last = "never" if last_activity is None else _ago(now - last_activity)
+    last = "never" if last_activity is None else ago(now - last_activity)
     return Check(
         "progress",
         "fail",
-        f"{ready} orders ready since {_ago(now - oldest_ready)} and "
+        f"{ready} orders ready since {ago(now - oldest_ready)} and "
         f"none handled within {limits.max_stall_s:g} s (last: {last})",
         ready,
     )
@@ -190,8 +198,8 @@ def _heartbeat(src: Sources, role: str, max_age_s: float, now: float) -> Check:
         return Check(role, "fail", f"the {role} never ran against this Redis and key prefix")
     age = max(0.0, now - last)
     if age > max_age_s:
-        return Check(role, "fail", f"last pass {_ago(age)}, limit {max_age_s:g} s", round(age, 3))
-    return Check(role, "ok", f"last pass {_ago(age)}", round(age, 3))
+        return Check(role, "fail", f"last pass {ago(age)}, limit {max_age_s:g} s", round(age, 3))
+    return Check(role, "ok", f"last pass {ago(age)}", round(age, 3))
 
 
 def check_pump(src: Sources, limits: Thresholds, now: float) -> Check:
@@ -206,7 +214,7 @@ def check_breaker(src: Sources, limits: Thresholds, now: float) -> Check:
     state = src.breaker.state()
     if state.state == "closed":
         return Check("breaker", "ok", "closed")
-    since = "" if state.since is None else f" since {_ago(max(0.0, now - state.since))}"
+    since = "" if state.since is None else f" since {ago(max(0.0, now - state.since))}"
     status = "" if state.status is None else f", Jetti status {state.status}"
     return Check(
         "breaker",
@@ -247,7 +255,7 @@ def check_backlog(src: Sources, limits: Thresholds, now: float) -> Check:
     unsettled = src.client.zcard(src.keys.enqueued_index())
     oldest = src.ledger.oldest_enqueued()
     age = 0.0 if oldest is None else max(0.0, now - oldest[1])
-    detail = f"{unsettled} unsettled, oldest enqueued {_ago(age)}" if oldest else "empty"
+    detail = f"{unsettled} unsettled, oldest enqueued {ago(age)}" if oldest else "empty"
     if unsettled > limits.max_backlog:
         return Check("backlog", "fail", f"{detail}; limit {limits.max_backlog}", unsettled)
     if age > limits.max_oldest_waiting_s:
@@ -266,7 +274,7 @@ def check_dead_letters(src: Sources, limits: Thresholds, now: float) -> Check:
     if waiting == 0:
         return Check("dead_letters", "ok", "none waiting", 0)
     reasons = ", ".join(f"{r}={n}" for r, n in sorted(stats.dead_by_reason.items()) if n)
-    oldest = "" if stats.oldest_dead_at is None else f", oldest {_ago(now - stats.oldest_dead_at)}"
+    oldest = "" if stats.oldest_dead_at is None else f", oldest {ago(now - stats.oldest_dead_at)}"
     detail = f"{waiting} waiting ({reasons}){oldest}; see jetti-relay dlq list"
     status: Status = "fail" if waiting > limits.max_dead else "warn"
     return Check("dead_letters", status, detail, waiting)
@@ -331,14 +339,14 @@ def check_reconciler(src: Sources, limits: Thresholds, now: float) -> Check:
         return Check("reconciler", "warn", "has not run yet against this Redis and key prefix")
     lag = status.lag_s(now)
     if status.behind(now):
-        last = "never" if status.last_ok_at is None else _ago(now - status.last_ok_at)
+        last = "never" if status.last_ok_at is None else ago(now - status.last_ok_at)
         return Check(
             "reconciler",
             "fail",
             f"behind: last complete run {last}; {status.last_error or 'no error'}",
             None if lag is None else round(lag, 3),
         )
-    detail = f"import log read up to {_ago(lag or 0.0)}"
+    detail = f"import log read up to {ago(lag or 0.0)}"
     if status.last_error:
         return Check(
             "reconciler",

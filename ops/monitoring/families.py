@@ -1,13 +1,12 @@
 """The metric families: one function `(Sources, now) -> list[Metric]` per figure, in `FAMILIES`.
 
 `ops.monitoring.metrics.RelayCollector` calls every family on each scrape; a new figure (the
-reconciler's, say) is one more function appended to `FAMILIES`. Each reads Redis through the
-adapters' index reads (ZCARD, ZRANGE 0 0, HGETALL of small hashes), never a key scan.
+reconciler's, say) is one more function appended to `FAMILIES` (a part's own group of figures
+may live in a module of its own: `intake_families`). Each reads Redis through the adapters'
+index reads (ZCARD, ZRANGE 0 0, HGETALL of small hashes, XLEN), never a key scan.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import structlog
 from prometheus_client.core import (
@@ -17,6 +16,8 @@ from prometheus_client.core import (
     Metric,
 )
 
+from ops.monitoring.intake_families import intake
+from ops.monitoring.naming import FamilyFn, age_s, metric_name
 from ops.monitoring.sources import SETTLED_STATES, Sources
 from worker.core.states import DeadReason, DeadStatus, OrderState
 from worker.redisconn import VERDICTS, server_facts
@@ -26,27 +27,12 @@ from worker.store.stats import NO_OUTCOME_FIELD, UNKNOWN_ORDER_FIELD
 
 log = structlog.get_logger("jetti_relay.metrics")
 
-# Every metric name starts with this.
-PREFIX = "jetti_relay"
 # Periodic roles that write heartbeats (worker/pipeline/maintenance.py).
 MAINTENANCE_ROLES: tuple[str, ...] = ("pump", "sweeper")
 # Kombu's Redis transport keeps messages delivered but not yet acked in this hash.
 KOMBU_UNACKED_KEY = "unacked"
 # Every state the breaker can be in (worker/store/breaker.py), exported one-hot.
 BREAKER_STATES: tuple[str, ...] = ("closed", "open", "half_open", "paused")
-
-
-FamilyFn = Callable[[Sources, float], list[Metric]]
-
-
-def metric_name(suffix: str) -> str:
-    """The full metric name of `suffix` (`jetti_relay_<suffix>`)."""
-    return f"{PREFIX}_{suffix}"
-
-
-def _age(now: float, since: float | None) -> float:
-    """Seconds from `since` to `now`; 0 when there is nothing (no order waiting, no entry)."""
-    return 0.0 if since is None else max(0.0, now - since)
 
 
 # --- the ledger -----------------------------------------------------------------------------
@@ -88,7 +74,7 @@ def oldest_waiting(src: Sources, now: float) -> list[Metric]:
             metric_name("oldest_waiting_order_age_seconds"),
             "Seconds since the oldest unsettled order (pending, submitting, retry_wait) was "
             "enqueued; 0 when none waits.",
-            value=_age(now, oldest[1] if oldest else None),
+            value=age_s(now, oldest[1] if oldest else None),
         )
     ]
 
@@ -180,7 +166,7 @@ def dead_letters(src: Sources, now: float) -> list[Metric]:
     oldest = GaugeMetricFamily(
         metric_name("dead_letters_oldest_age_seconds"),
         "Seconds since the oldest entry still in status dead was dead-lettered; 0 when none.",
-        value=_age(now, stats.oldest_dead_at),
+        value=age_s(now, stats.oldest_dead_at),
     )
     return [waiting, entries, oldest]
 
@@ -285,7 +271,7 @@ def breaker(src: Sources, now: float) -> list[Metric]:
     since = GaugeMetricFamily(
         metric_name("breaker_state_age_seconds"),
         "Seconds the breaker has been in its current state; 0 if it never changed.",
-        value=_age(now, state.since),
+        value=age_s(now, state.since),
     )
     return [family, since]
 
@@ -404,4 +390,5 @@ FAMILIES: tuple[FamilyFn, ...] = (
     redis_server,
     jetti_surprises,
     throttle_block,
+    intake,
 )

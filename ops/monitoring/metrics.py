@@ -21,7 +21,8 @@ import structlog
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from ops.monitoring.families import FAMILIES, FamilyFn, metric_name
+from ops.monitoring.families import FAMILIES
+from ops.monitoring.naming import FamilyFn, metric_name
 from ops.monitoring.sources import Sources
 
 __all__ = ["RelayCollector", "Sources", "build_registry"]

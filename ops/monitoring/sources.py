@@ -15,6 +15,7 @@ from worker.core.states import OrderState
 from worker.settings import Settings
 from worker.store.breaker import Breaker
 from worker.store.dead_letters import DeadLetters
+from worker.store.intake import IntakeStream
 from worker.store.ledger import Ledger
 from worker.store.stats import Stats
 from worker.wiring import Stores, broker_client, build_stores, redis_client
@@ -31,7 +32,7 @@ SETTLED_STATES: tuple[OrderState, ...] = (
 @dataclass(frozen=True)
 class Sources:
     """What the collector reads: the deployment's stores (ledger, dead letters, counters,
-    breaker) and the Celery broker's Redis (often the same server)."""
+    breaker, intake stream) and the Celery broker's Redis (often the same server)."""
 
     stores: Stores
     broker: redis.Redis[bytes]
@@ -74,3 +75,13 @@ class Sources:
     def breaker(self) -> Breaker:
         """The fleet's breaker (its state only)."""
         return self.stores.breaker
+
+    @property
+    def intake(self) -> IntakeStream:
+        """The intake stream and its rejects stream (reads only)."""
+        return self.stores.intake
+
+    @property
+    def intake_rejects_max(self) -> int:
+        """The cap of the rejects stream (JETTI_RELAY_INTAKE_REJECTS_MAX)."""
+        return self.stores.settings.intake_rejects_max

@@ -66,6 +66,7 @@ def test_problems_are_named_and_fail_the_exit_code(redis_url: str) -> None:
         "dead_letters": "warn",
         "redis_server": "warn",
         "memory": "ok",
+        "intake": "ok",
     }
     breaker = next(c for c in doc["checks"] if c["name"] == "breaker")
     assert "open" in breaker["detail"] and "401" in breaker["detail"]
@@ -152,6 +153,36 @@ def test_human_output_has_one_line_per_check_and_a_summary(redis_url: str) -> No
     )
     lines = done.stdout.strip().splitlines()
     assert done.returncode == 1
-    assert len(lines) == 12  # 11 checks (no reconciler: no token) and the summary
+    assert len(lines) == 13  # 12 checks (no reconciler: no token) and the summary
     assert lines[-1].startswith("UNHEALTHY: ")
     assert any(line.startswith("FAIL  breaker") for line in lines)
+
+
+def test_the_intake_check_fails_on_an_unread_entry_and_warns_on_a_reject(
+    redis_url: str, harness: Harness
+) -> None:
+    """An entry nobody read for longer than --max-intake-age-s fails `intake` (naming the
+    missing consumer); once read and acknowledged it passes; a fresh reject warns."""
+    import time
+
+    from tests.fixtures.intake import KEYS, add_entry, consumer
+
+    old_id = f"{int((time.time() - 600) * 1000)}-0"
+    harness.client.xadd(KEYS.intake_stream(), {"order": b"{}"}, id=old_id)
+    code, doc = run_health(redis_url, "--only", "intake")
+    [check] = [c for c in doc["checks"] if c["name"] == "intake"]
+    assert code == 1 and check["status"] == "fail", doc
+    assert "no intake ever read it" in check["detail"]
+    code, doc = run_health(redis_url, "--only", "intake", "--max-intake-age-s", "900")
+    assert code == 0 and statuses(doc)["intake"] == "ok", doc
+
+    intake = consumer(harness.client, harness.publisher)
+    intake.poll()  # `{}` is no order: rejected, and the entry acknowledged
+    code, doc = run_health(redis_url, "--only", "intake")
+    assert code == 0 and statuses(doc)["intake"] == "warn", doc
+    assert "newest reject" in doc["checks"][-1]["detail"]
+    harness.client.delete(KEYS.intake_rejects())
+    add_entry(harness.client, raw_order("hi-1"))
+    intake.poll()
+    code, doc = run_health(redis_url, "--only", "intake")
+    assert code == 0 and statuses(doc)["intake"] == "ok", doc

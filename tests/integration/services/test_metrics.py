@@ -7,6 +7,7 @@ real worker importing orders into the sandbox.
 from __future__ import annotations
 
 import math
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,12 +16,25 @@ import pytest
 from producers import enqueue
 from tests.factories import raw_order
 from tests.fixtures.exporter import running_exporter, scrape, seed_fleet, value
+from tests.fixtures.intake import KEYS, add_entry, consumer, read_and_die
 from tests.fixtures.pipeline import Harness, PipelineFactory, wait_until
 from tests.fixtures.redis_server import free_port
 from worker.core.keys import ORDERS_QUEUE
 from worker.core.states import DeadReason, OrderState
+from worker.store.intake import RejectedEntry, StreamEntry
 
 pytestmark = pytest.mark.integration
+
+# The intake's figures that are 0 without an intake stream.
+INTAKE_FIGURES = (
+    "stream_length",
+    "lag",
+    "pending",
+    "oldest_pending_age_seconds",
+    "oldest_unread_age_seconds",
+    "rejects",
+    "last_reject_timestamp_seconds",
+)
 
 
 def test_exporter_reports_what_the_ledger_holds(redis_url: str) -> None:
@@ -71,6 +85,37 @@ def test_every_dead_reason_is_exported_even_at_zero(redis_url: str) -> None:
         assert value(samples, "jetti_relay_dead_letters", reason=str(reason)) == 0
     assert value(samples, "jetti_relay_oldest_waiting_order_age_seconds") == 0
     assert value(samples, "jetti_relay_breaker_state", state="closed") == 1
+    for name in INTAKE_FIGURES:  # no intake stream at all
+        assert value(samples, f"jetti_relay_intake_{name}") == 0, name
+    assert value(samples, "jetti_relay_intake_rejects_max") == 100_000
+
+
+def test_exporter_reports_the_intake_stream(redis_url: str, harness: Harness) -> None:
+    """Length, lag, pending and their ages, and the rejects, as a dead consumer, an unread
+    backlog and one reject leave them."""
+    client, now = harness.client, time.time()
+    stream = KEYS.intake_stream()
+    # Entries appended 600 s and 300 s ago (ids carry the time), then two just now.
+    client.xadd(stream, {"order": b"{}"}, id=f"{int((now - 600) * 1000)}-0")
+    client.xadd(stream, {"order": b"{}"}, id=f"{int((now - 300) * 1000)}-0")
+    add_entry(client, raw_order("mi-1"))
+    add_entry(client, raw_order("mi-2"))
+    intake = consumer(client, harness.publisher)
+    read_and_die(client, "dead", 1)  # the 600 s old one: pending on a dead consumer
+    bad = StreamEntry("1-1", {b"order": b"not json"})
+    intake.stream.settle([], [RejectedEntry(bad, "$: not JSON")], rejects_max=10, now=now)
+
+    with running_exporter(redis_url, JETTI_RELAY_INTAKE_REJECTS_MAX="5000") as url:
+        samples = scrape(url)
+
+    assert value(samples, "jetti_relay_intake_stream_length") == 4
+    assert value(samples, "jetti_relay_intake_lag") == 3
+    assert value(samples, "jetti_relay_intake_pending") == 1
+    assert 600 <= value(samples, "jetti_relay_intake_oldest_pending_age_seconds") < 700
+    assert 300 <= value(samples, "jetti_relay_intake_oldest_unread_age_seconds") < 400
+    assert value(samples, "jetti_relay_intake_rejects") == 1
+    assert value(samples, "jetti_relay_intake_rejects_max") == 5000
+    assert value(samples, "jetti_relay_intake_last_reject_timestamp_seconds") >= now - 60
 
 
 def test_stale_and_after_cancel_copies_are_counted(redis_url: str) -> None:

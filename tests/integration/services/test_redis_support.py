@@ -88,6 +88,39 @@ def test_exporter_and_health_on_the_oldest_redis(oldest_redis: str) -> None:
     assert checks["dead_letters"]["status"] == "warn", doc
 
 
+def test_the_stream_intake_on_the_oldest_redis(oldest_redis: str) -> None:
+    """Group, read, reclaim (XPENDING IDLE), rejects (XADD MAXLEN ~), trim (XTRIM MINID) and
+    the figures (no `lag` in XINFO GROUPS: counted) all work on Redis 6.2."""
+    from tests.factories import raw_order
+    from tests.fixtures.intake import add_entry, age_pending, consumer, read_and_die, rejects
+    from worker.celery_app import create_app
+    from worker.publisher import Publisher
+    from worker.settings import Settings
+
+    client: redis.Redis[bytes] = redis.Redis.from_url(oldest_redis)
+    client.flushall()
+    app = create_app(Settings(redis_url=oldest_redis, broker_url=oldest_redis))
+    intake = consumer(client, Publisher(app, batch_size=10), max_deliveries=2)
+    add_entry(client, raw_order("o62-1"))
+    add_entry(client, b"not json")
+    assert intake.poll() == 2
+    stuck = add_entry(client, raw_order("o62-stuck"))
+    add_entry(client, raw_order("o62-2"))
+    [taken] = read_and_die(client, "dead", 1)
+    age_pending(client, [taken], owner="dead", idle_ms=120_000, deliveries=2)
+    assert taken == stuck
+    before = intake.stream.status()
+    assert (before.lag, before.pending, before.rejects) == (1, 1, 1)
+    assert intake.reclaim() == 1
+    assert intake.poll() == 1
+    assert [r["reason"] for r in rejects(client)][-1].startswith(b"read 2 times")
+    assert intake.trim() is not None
+    after = intake.stream.status()
+    assert (after.lag, after.pending, after.rejects) == (0, 0, 2)
+    app.close()
+    client.close()
+
+
 def test_the_demo_skips_a_redis_server_older_than_supported(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,0 +1,72 @@
+"""Intake stream entries as the producer library's candidates, and its rejections as rejects.
+
+An entry is a candidate like a line of a file: its `order` field is the raw JSON (the bytes the
+ledger stores), `source` and `id_prefix` replace the intake's own for this one order. An entry
+the library cannot even look at (no `order`, a `source` or `id_prefix` that is not UTF-8 or too
+long) becomes a candidate that carries its error, so `enqueue_candidates` counts and reports it
+with every other rejection: one path for everything refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from producers.enqueue import Candidate, EnqueueSummary
+from worker.core.errors import InvalidOrder, Problem
+from worker.store.intake import (
+    ID_PREFIX_FIELD,
+    ORDER_FIELD,
+    SOURCE_FIELD,
+    RejectedEntry,
+    StreamEntry,
+)
+
+# Longest `source` an entry may name, in characters: it is stored with every order version
+# and shown by `jetti-relay order show`; a name, not a document.
+MAX_SOURCE_CHARS = 200
+
+
+def _text_field(
+    entry: StreamEntry, name: bytes, problems: list[Problem], *, max_chars: int | None = None
+) -> str | None:
+    raw = entry.fields.get(name)
+    if raw is None:
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        problems.append(Problem(name.decode(), "is not valid UTF-8"))
+        return None
+    if max_chars is not None and len(text) > max_chars:
+        problems.append(Problem(name.decode(), f"has {len(text)} characters, at most {max_chars}"))
+        return None
+    return text
+
+
+def to_candidate(position: int, entry: StreamEntry) -> Candidate:
+    """The candidate at `position` for `entry` (one carrying its error when the entry's own
+    fields are unusable; the order itself is validated by the library)."""
+    problems: list[Problem] = []
+    source = _text_field(entry, SOURCE_FIELD, problems, max_chars=MAX_SOURCE_CHARS)
+    # The id prefix's length is checked with the order key (producers.enqueue.key_limits_problem).
+    id_prefix = _text_field(entry, ID_PREFIX_FIELD, problems)
+    raw = entry.fields.get(ORDER_FIELD)
+    if raw is None:
+        problems.insert(0, Problem(ORDER_FIELD.decode(), "is missing (the raw order JSON)"))
+    if problems:
+        return Candidate(position, error=InvalidOrder(problems))
+    return Candidate(position, raw=raw, id_prefix=id_prefix, source=source)
+
+
+def rejected_entries(
+    entries: Sequence[StreamEntry], summary: EnqueueSummary
+) -> list[RejectedEntry]:
+    """The entries `summary` rejected (positions index `entries`), each with every problem."""
+    return [
+        RejectedEntry(entries[r.position], r.describe(), r.order_key) for r in summary.rejections
+    ]
+
+
+def gave_up(entry: StreamEntry, deliveries: int) -> RejectedEntry:
+    """The reject of an entry that kept failing: read `deliveries` times, never acknowledged."""
+    return RejectedEntry(entry, f"read {deliveries} times without being acknowledged")
