@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from decimal import Context, Decimal
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
 import orjson
@@ -30,6 +30,8 @@ MAX_NUMBER_EXPONENT = 100
 _ROOT = "$"
 _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*+"', re.DOTALL)
 _BRACKETS = re.compile(r"[\[\]{}]")
+# loads_document's marker for "orjson refused it: check the slow way".
+_UNCHECKED = object()
 
 
 class _Refused(ValueError):
@@ -54,7 +56,14 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _decimal(text: str) -> Decimal:
-    value = Decimal(text)
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        # An exponent beyond what Decimal holds at all (1e999123456789012345678901234567890):
+        # it raises ArithmeticError, which no caller expects from a parser.
+        raise _Refused(
+            f"number {text[:40]} is out of range (exponent beyond ±{MAX_NUMBER_EXPONENT})"
+        ) from None
     if value and abs(value.adjusted()) > MAX_NUMBER_EXPONENT:
         raise _Refused(
             f"number {text[:40]} is out of range (exponent beyond ±{MAX_NUMBER_EXPONENT})"
@@ -89,8 +98,22 @@ def loads_document(
             raise _invalid(f"invalid UTF-8 at byte {exc.start}") from exc
     if len(text.encode("utf-8")) > max_bytes:
         raise _invalid(f"document is larger than {max_bytes} bytes")
-    # Measured before parsing: the stdlib parser recurses, so a deep document must never reach it.
-    _check_depth(text, max_depth)
+    # Fast path (every intake's hot path): orjson, in C, refuses invalid UTF-8, every lone
+    # surrogate (raw or escaped), NaN/Infinity and nesting past 1024; the depth cap is then
+    # checked on its tree and the string scan is not needed. A document orjson refuses (or
+    # cannot hold: an integer beyond 64 bits) takes the slow path, which finds the precise
+    # reason. The stdlib parser still reads the document: only it yields Decimals and sees
+    # duplicate keys.
+    try:
+        shape: Any = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        shape = _UNCHECKED
+    if shape is _UNCHECKED:
+        # Measured before parsing: the stdlib parser recurses, so a deep document never
+        # reaches it.
+        _check_depth(text, max_depth)
+    elif isinstance(shape, dict | list):
+        _check_tree_depth(shape, max_depth)
     try:
         doc = json.loads(
             text,
@@ -105,12 +128,24 @@ def loads_document(
     except (ValueError, RecursionError) as exc:
         # e.g. an integer longer than Python's int/str conversion limit
         raise _invalid(f"invalid JSON: {exc}") from exc
-    _check_strings(doc)
+    if shape is _UNCHECKED:
+        _check_strings(doc)
     return doc
 
 
 def _invalid(message: str) -> InvalidOrder:
     return InvalidOrder([Problem(_ROOT, message)])
+
+
+def _check_tree_depth(doc: Any, max_depth: int) -> None:
+    """`_check_depth` on a parsed tree: the same count, arrays and objects only."""
+    stack: list[tuple[Any, int]] = [(doc, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > max_depth:
+            raise _invalid(f"document is nested deeper than {max_depth} levels")
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
 
 
 def _check_depth(text: str, max_depth: int) -> None:

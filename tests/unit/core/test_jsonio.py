@@ -6,10 +6,12 @@ import hashlib
 import json
 from decimal import Decimal
 
+import orjson
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from worker.core import jsonio
 from worker.core.errors import InvalidOrder
 from worker.core.jsonio import dumps_canonical, loads_document, payload_hash
 
@@ -118,6 +120,13 @@ def test_duplicate_keys_are_refused() -> None:
     )
 
 
+def test_an_exponent_decimal_cannot_hold_is_refused_not_raised() -> None:
+    """Found by the fast/slow path comparison: Decimal raised InvalidOperation (an
+    ArithmeticError no caller catches) for an exponent past its own limits."""
+    assert "out of range" in refusal("1e999123456789012345678901234567890")
+    assert "out of range" in refusal('{"price": 1.5e-999999999999999999999}')
+
+
 def test_absurd_exponent_is_refused() -> None:
     """1e999999 would become a million digits when written out, so it is refused on reading."""
     assert "out of range" in refusal(b"[1e999999]")
@@ -189,3 +198,77 @@ def test_decimal_round_trips_exactly(value: Decimal) -> None:
 def test_written_money_reads_back_through_loads_document(value: Decimal) -> None:
     """dumps_canonical and loads_document are inverse on money amounts."""
     assert loads_document(dumps_canonical({"p": value}))["p"] == value
+
+
+# --- the orjson fast path gives the same verdicts as the slow path ----------------------------
+
+_JSON_PIECES = st.sampled_from(
+    [
+        '"a"',
+        '"\\ud800"',
+        '"\\udc00x"',
+        '"\\ud83d\\ude00"',
+        "1",
+        "1.10",
+        "1e999",
+        "-0.0",
+        "123456789012345678901234567890",
+        "NaN",
+        "Infinity",
+        "true",
+        "null",
+        '"\u00e9"',
+        '{"k": 1, "k": 2}',
+        '{"\\ud800": 1}',
+        "[",
+        "]",
+        "{",
+        "}",
+        ",",
+        ":",
+        '"k"',
+    ]
+)
+
+
+def _verdict(data: str) -> tuple[str, object]:
+    try:
+        return "ok", loads_document(data, max_depth=2)
+    except InvalidOrder as exc:
+        return "refused", exc.problems[0].message
+
+
+def _slow_verdict(data: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, object]:
+    def refuse(_data: object) -> object:
+        raise orjson.JSONDecodeError("forced", "", 0)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(jsonio.orjson, "loads", refuse)
+        return _verdict(data)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.one_of(
+        st.lists(_JSON_PIECES, max_size=12).map("".join),
+        st.recursive(
+            st.one_of(_JSON_PIECES, st.text(max_size=5).map(lambda t: json.dumps(t))),
+            lambda inner: st.one_of(
+                st.lists(inner, max_size=3).map(lambda xs: "[" + ",".join(xs) + "]"),
+                st.lists(st.tuples(st.text(max_size=3), inner), max_size=3).map(
+                    lambda kv: "{" + ",".join(f"{json.dumps(k)}:{v}" for k, v in kv) + "}"
+                ),
+            ),
+            max_leaves=12,
+        ),
+    )
+)
+def test_the_fast_path_agrees_with_the_slow_path(data: str) -> None:
+    """Whether orjson pre-checks a document or the slow path (depth scan, stdlib parse, string
+    scan) does it alone, the document is refused by both or accepted by both as the same value
+    (lone surrogates, depth, duplicates, NaN, exponents, big integers)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        fast, slow = _verdict(data), _slow_verdict(data, monkeypatch)
+    assert fast[0] == slow[0], (data, fast, slow)
+    if fast[0] == "ok":
+        assert fast == slow
