@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import redis
 
-from producers.stream_intake import DEFAULT_BLOCK_MS, IntakeLimits, StreamIntake
+from producers.stream_config import DEFAULT_BLOCK_MS, IntakeLimits
+from producers.stream_intake import StreamIntake
 from worker.core.keys import Keys
 from worker.core.rules import Rules
 from worker.publisher import Publisher

@@ -12,67 +12,30 @@ Producers publish by task name (`worker.publisher`) and never import the worker'
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any
 
 import redis
 from kombu.exceptions import KombuError, OperationalError
 
-from worker.core.contract import parse_raw_order
-from worker.core.errors import InvalidOrder, Problem
-from worker.core.jsonio import DEFAULT_MAX_BYTES, dumps_canonical, loads_document
-from worker.core.keys import Keys, order_key_problem
-from worker.core.limits import (
-    DEFAULT_MAX_FUTURE_SKEW_S,
-    DEFAULT_MAX_LINE_ITEMS,
-    MAX_ID_PREFIX_CHARS,
-)
+from producers.validation import Candidate as Candidate
+from producers.validation import RawInput as RawInput
+from producers.validation import Rejection as Rejection
+from producers.validation import key_limits_problem as key_limits_problem
+from producers.validation import validate
+from worker.core.keys import Keys
+from worker.core.limits import DEFAULT_MAX_FUTURE_SKEW_S, DEFAULT_MAX_LINE_ITEMS
 from worker.core.ports import KeyPublisher
 from worker.core.rules import Rules
-from worker.core.transform import line_items_problem
 from worker.store.ledger import Ledger, NewVersion, RecordOutcome
 
 # Orders validated and recorded per pipelined Redis round trip: big enough to amortise the
 # round trip, small enough that a progress bar moves and memory stays flat on huge inputs.
 DEFAULT_CHUNK_SIZE = 500
 
-RawInput = Mapping[str, Any] | bytes | str
 # Called once per recorded order with (position, order key, outcome), in input order.
 OnResult = Callable[[int, str, RecordOutcome], None]
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """One raw order as read from an input, at `position` (an index, a line or item number).
-
-    `error` is set instead of `raw` when the reader could not even cut a document out there.
-    `id_prefix` and `source`, when set, replace the run's for this order alone (a stream entry
-    carries its own).
-    """
-
-    position: int
-    raw: RawInput | None = None
-    error: InvalidOrder | None = None
-    id_prefix: str | None = None
-    source: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """A raw order refused at the edge: where it was, its id when readable, every problem.
-
-    `order_key` is the key it would have had (id prefix + id), None without a readable id."""
-
-    position: int
-    order_id: str | None
-    problems: tuple[Problem, ...]
-    order_key: str | None = None
-
-    def describe(self) -> str:
-        """The problems as `path: message; path: message`."""
-        return "; ".join(str(p) for p in self.problems) or "invalid order"
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,18 +207,17 @@ def enqueue_candidates(
     for chunk in _chunks(candidates, max(1, chunk_size)):
         chunk_now = time.time() if now is None else now
         try:
-            _enqueue_chunk(
+            prepared = prepare_chunk(
                 chunk,
-                ledger=ledger,
-                publisher=publisher,
-                summary=summary,
+                now=chunk_now,
                 id_prefix=id_prefix,
                 source=source,
-                now=chunk_now,
                 max_future_skew_s=max_future_skew_s,
                 rules=rules,
                 max_line_items=max_line_items,
-                on_result=on_result,
+            )
+            commit_chunk(
+                prepared, ledger=ledger, publisher=publisher, summary=summary, on_result=on_result
             )
         except (redis.RedisError, KombuError) as exc:
             detail = f"{type(exc).__name__}: {exc}"
@@ -267,25 +229,31 @@ def enqueue_candidates(
     return summary
 
 
-def _enqueue_chunk(
-    chunk: list[Candidate],
+@dataclass(slots=True)
+class PreparedChunk:
+    """A chunk validated at `now` and not yet recorded: the versions to record with the
+    positions they came from, and the refusals. `commit_chunk` writes it."""
+
+    now: float
+    items: list[NewVersion]
+    positions: list[int]
+    rejections: list[Rejection]
+
+
+def prepare_chunk(
+    chunk: Sequence[Candidate],
     *,
-    ledger: Ledger,
-    publisher: KeyPublisher,
-    summary: EnqueueSummary,
-    id_prefix: str,
-    source: str | None,
     now: float,
-    max_future_skew_s: float,
-    rules: Rules | None,
-    max_line_items: int,
-    on_result: OnResult | None = None,
-) -> None:
-    items: list[NewVersion] = []
-    positions: list[int] = []
-    rejections: list[Rejection] = []
+    id_prefix: str = "",
+    source: str | None = None,
+    max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S,
+    rules: Rules | None = None,
+    max_line_items: int = DEFAULT_MAX_LINE_ITEMS,
+) -> PreparedChunk:
+    """Validate `chunk` (no IO): the first half of what `enqueue_candidates` does per chunk."""
+    prepared = PreparedChunk(now, [], [], [])
     for candidate in chunk:
-        item = _validate(
+        item = validate(
             candidate,
             id_prefix=id_prefix if candidate.id_prefix is None else candidate.id_prefix,
             source=source if candidate.source is None else candidate.source,
@@ -295,21 +263,35 @@ def _enqueue_chunk(
             max_line_items=max_line_items,
         )
         if isinstance(item, Rejection):
-            rejections.append(item)
+            prepared.rejections.append(item)
         else:
-            items.append(item)
-            positions.append(candidate.position)
-    for rejection in rejections:
+            prepared.items.append(item)
+            prepared.positions.append(candidate.position)
+    return prepared
+
+
+def commit_chunk(
+    prepared: PreparedChunk,
+    *,
+    ledger: Ledger,
+    publisher: KeyPublisher,
+    summary: EnqueueSummary,
+    on_result: OnResult | None = None,
+) -> None:
+    """Record `prepared` (one pipelined `record_many`), publish the keys due, count it all in
+    `summary`: the second half of `enqueue_candidates` per chunk. Redis and broker errors
+    propagate as they are."""
+    for rejection in prepared.rejections:
         summary.reject(rejection)
-    results = ledger.record_many(items, now=now)
-    for position, result in zip(positions, results, strict=True):
+    results = ledger.record_many(prepared.items, now=prepared.now)
+    for position, result in zip(prepared.positions, results, strict=True):
         summary.count(result.outcome, position=position, order_key=result.order_key)
     # One key once per publish: a chunk may hold two copies of an order still PENDING.
     due = list(dict.fromkeys(r.order_key for r in results if r.publish))
     if due:
         summary.messages += publisher.publish(due)
     if on_result is not None:
-        for position, result in zip(positions, results, strict=True):
+        for position, result in zip(prepared.positions, results, strict=True):
             on_result(position, result.order_key, result.outcome)
 
 
@@ -319,91 +301,6 @@ def configured_keys() -> Keys:
     from worker.settings import get_settings  # the settings load only when they are needed
 
     return Keys(get_settings().key_prefix)
-
-
-def _validate(
-    candidate: Candidate,
-    *,
-    id_prefix: str,
-    source: str | None,
-    now_s: float,
-    max_future_skew_s: float,
-    rules: Rules | None,
-    max_line_items: int,
-) -> NewVersion | Rejection:
-    doc: Any = None
-    try:
-        if candidate.error is not None:
-            raise candidate.error
-        raw = candidate.raw
-        if isinstance(raw, bytes | str):
-            doc = loads_document(raw)
-            body = raw.encode("utf-8") if isinstance(raw, str) else raw
-        else:
-            # The contract validates dicts; any other Mapping is read the same way.
-            doc = raw if isinstance(raw, dict) or raw is None else dict(raw)
-            # Mappings from loads_document may hold Decimal, which only the canonical dumper
-            # writes exactly. A mapping (an array item, a library caller's dict) gets the same
-            # size cap as a document read from bytes (reliability review L4).
-            body = dumps_canonical(doc) if doc is not None else b""
-            if len(body) > DEFAULT_MAX_BYTES:
-                raise InvalidOrder(
-                    [
-                        Problem(
-                            "$",
-                            f"document is {len(body)} bytes, larger than {DEFAULT_MAX_BYTES} bytes",
-                        )
-                    ]
-                )
-        order = parse_raw_order(doc, now_s=now_s, max_future_skew_s=max_future_skew_s)
-        too_many = line_items_problem(order, rules, max_line_items)  # reliability #12
-        if too_many is not None:
-            raise InvalidOrder([too_many])
-    except InvalidOrder as exc:
-        return _rejection(candidate, doc, tuple(exc.problems), id_prefix)
-    except (TypeError, ValueError) as exc:
-        # A mapping the contract accepted but JSON cannot hold (a set, a datetime object...).
-        problem = Problem("", f"not JSON-serialisable: {exc}")
-        return _rejection(candidate, doc, (problem,), id_prefix)
-    order_key = id_prefix + str(order.id)
-    over_limit = key_limits_problem(order_key, id_prefix=id_prefix)
-    if over_limit is not None:
-        return Rejection(candidate.position, str(order.id), (over_limit,), order_key)
-    return NewVersion(
-        order_key=order_key,
-        raw=body,
-        updated_at=order.updated_at,
-        source=source,
-        cancelled=order.cancelled_at is not None,
-    )
-
-
-def _rejection(
-    candidate: Candidate, doc: Any, problems: tuple[Problem, ...], id_prefix: str
-) -> Rejection:
-    order_id = _order_id(doc)
-    key = None if order_id is None else id_prefix + order_id
-    return Rejection(candidate.position, order_id, problems, key)
-
-
-def key_limits_problem(order_key: str, *, id_prefix: str = "") -> Problem | None:
-    """Why the worker could not take `order_key` (= `id_prefix` + id), or None: the limits of
-    worker.core.limits, which the worker's message parser applies too (reliability #9)."""
-    if len(id_prefix) > MAX_ID_PREFIX_CHARS:
-        return Problem(
-            "id", f"the id prefix has {len(id_prefix)} characters, at most {MAX_ID_PREFIX_CHARS}"
-        )
-    problem = order_key_problem(order_key)
-    return None if problem is None else Problem("id", problem)
-
-
-def _order_id(doc: Any) -> str | None:
-    """The id of a document that failed validation, when it has a readable one."""
-    if isinstance(doc, Mapping):
-        value = doc.get("id")
-        if isinstance(value, str | int) and not isinstance(value, bool):
-            return str(value)
-    return None
 
 
 def _chunks(items: Iterable[Candidate], size: int) -> Iterator[list[Candidate]]:

@@ -24,75 +24,34 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import redis
 import structlog
-from kombu.exceptions import OperationalError
-from redis.exceptions import OutOfMemoryError  # type: ignore[attr-defined]  # not in types-redis
 
-from producers.enqueue import EnqueueInterrupted, enqueue_candidates
+from producers.enqueue import (
+    EnqueueSummary,
+    commit_chunk,
+    enqueue_candidates,
+    prepare_chunk,
+)
+from producers.stream_config import (
+    IntakeCounts,
+    IntakeLimits,
+    transient,
+)
 from producers.stream_entries import gave_up, rejected_entries, to_candidate
 from worker.core.keys import Keys
-from worker.core.limits import DEFAULT_MAX_FUTURE_SKEW_S, DEFAULT_MAX_LINE_ITEMS
 from worker.core.ports import KeyPublisher
 from worker.core.rules import Rules
 from worker.store.intake import IntakeStream, PendingEntry, StreamEntry
+from worker.store.ledger import Ledger
 
 log = structlog.get_logger("jetti_relay.intake")
 
-# How long one read waits for new entries: also how fast the loop notices `stop`.
-DEFAULT_BLOCK_MS = 1000
-# How often the pending entries of dead consumers are looked for (at most; and at start).
-RECLAIM_EVERY_S = 5.0
-# How often acknowledged entries are trimmed from the stream.
-TRIM_EVERY_S = 5.0
 # Pause after a failure, doubled per failure in a row up to the maximum.
 BACKOFF_MIN_S = 0.2
 BACKOFF_MAX_S = 5.0
-
-
-@dataclass(frozen=True)
-class IntakeLimits:
-    """The intake's knobs (JETTI_RELAY_INTAKE_*; `worker.settings`), and the library's
-    validation bounds, as plain values."""
-
-    batch_size: int
-    reclaim_idle_s: float
-    max_deliveries: int
-    rejects_max: int
-    max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S
-    max_line_items: int = DEFAULT_MAX_LINE_ITEMS
-    block_ms: int = DEFAULT_BLOCK_MS
-    reclaim_every_s: float = RECLAIM_EVERY_S
-    trim_every_s: float = TRIM_EVERY_S
-
-
-@dataclass
-class IntakeCounts:
-    """What this consumer did since it started (entries, not orders: one entry, one order)."""
-
-    read: int = 0
-    acked: int = 0
-    rejected: int = 0
-    reclaimed: int = 0
-    gave_up: int = 0
-    failed: int = 0
-
-
-def transient(exc: BaseException) -> bool:
-    """True when retrying the same batch later can help: a transport failure, or Redis
-    refusing writes for now (a replica after a failover, maxmemory reached)."""
-    if isinstance(exc, EnqueueInterrupted) and exc.__cause__ is not None:
-        exc = exc.__cause__
-    return isinstance(
-        exc,
-        redis.ConnectionError
-        | redis.TimeoutError
-        | redis.exceptions.ReadOnlyError
-        | OutOfMemoryError
-        | OperationalError,
-    )
 
 
 class StreamIntake:
@@ -126,6 +85,13 @@ class StreamIntake:
         self.counts = IntakeCounts()
         self._unfinished: list[StreamEntry] = []
         self._group_ready = False
+        # Under load (`poll`): one thread reads the next batch, one writes the previous batch
+        # while this one is validated; one read and one write at a time.
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="intake-read")
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="intake-write")
+        self._prefetch: Future[list[StreamEntry]] | None = None
+        self._inflight: tuple[list[StreamEntry], EnqueueSummary, Future[None]] | None = None
+        self._ledger = Ledger(client, keys)
 
     # --- the loop ------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -150,7 +116,7 @@ class StreamIntake:
                     if time.monotonic() >= next_trim:
                         next_trim = time.monotonic() + self.limits.trim_every_s
                         self.trim()
-                    self.poll()
+                    self.poll(overlap=True)
                 backoff_s = BACKOFF_MIN_S
             except Exception as exc:
                 # Redis may be restarting, or the group was deleted: look at it again first.
@@ -165,19 +131,110 @@ class StreamIntake:
                 )
                 stop.wait(backoff_s)
                 backoff_s = min(2 * backoff_s, BACKOFF_MAX_S)
+        self.close()
         log.info("intake_stopped", consumer=self.consumer, **vars(self.counts))
 
+    def close(self) -> None:
+        """Handle the batch read ahead, if any (else it stays pending and is reclaimed after
+        `reclaim_idle_s`), and stop the read-ahead thread."""
+        try:
+            self._finish_inflight()
+            entries = self._take_prefetched()
+            if entries:
+                self.counts.read += len(entries)
+                self._process(entries)
+        except Exception:
+            log.warning("intake_read_ahead_left_pending", consumer=self.consumer, exc_info=True)
+        self._reader.shutdown(wait=True)
+        self._writer.shutdown(wait=True)
+
     # --- the steps -----------------------------------------------------------------------
-    def poll(self) -> int:
+    def poll(self, *, overlap: bool = False) -> int:
         """Read one batch of new entries (waiting up to `block_ms`) and handle it; the number
-        of entries read. Raises on a transient failure, the batch kept for `run` to retry."""
-        entries = self.stream.read_new(
-            self.consumer, count=self.limits.batch_size, block_ms=self.limits.block_ms
-        )
+        of entries read. Raises on a transient failure, the batch kept for `run` to retry.
+
+        With `overlap` (what `run` does) and under load (a full batch read), the next batch is
+        read on a helper thread and this one is written while the next is validated, so Redis
+        and this process work at the same time; batches are still handled in stream order, and
+        a full batch is acknowledged by the next call (or `close`). Without it, the batch is
+        acknowledged before `poll` returns."""
+        entries = self._take_prefetched()
+        if entries is None:
+            entries = self.stream.read_new(
+                self.consumer, count=self.limits.batch_size, block_ms=self.limits.block_ms
+            )
         self.counts.read += len(entries)
-        if entries:
+        full = overlap and len(entries) >= self.limits.batch_size
+        if full:
+            self._prefetch = self._reader.submit(
+                self.stream.read_new, self.consumer, count=self.limits.batch_size, block_ms=None
+            )
+        if full or self._inflight is not None:
+            self._overlap(entries)
+        elif entries:
             self._process(entries)
+        if not full:
+            self._finish_inflight()  # the stream is drained: acknowledge what was written
         return len(entries)
+
+    def _overlap(self, entries: list[StreamEntry]) -> None:
+        """Validate `entries` while the previous batch is written on the writer thread, then
+        acknowledge that one and hand this one to the writer: the same `prepare_chunk` and
+        `commit_chunk` as `enqueue_candidates`, in two stages so this process's CPU and
+        Redis's work overlap under load. A batch whose write failed is handled again the
+        plain way (`_process`: retries, isolation); writing it twice is harmless."""
+        if not entries:
+            return
+        try:
+            prepared = prepare_chunk(
+                [to_candidate(i, e) for i, e in enumerate(entries)],
+                now=time.time(),
+                max_future_skew_s=self.limits.max_future_skew_s,
+                rules=self.rules,
+                max_line_items=self.limits.max_line_items,
+            )
+        except Exception:
+            self._finish_inflight_before(entries)
+            self._process(entries)
+            return
+        self._finish_inflight_before(entries)
+        summary = EnqueueSummary()
+        future = self._writer.submit(
+            commit_chunk,
+            prepared,
+            ledger=self._ledger,
+            publisher=self.publisher,
+            summary=summary,
+        )
+        self._inflight = (entries, summary, future)
+
+    def _finish_inflight_before(self, entries: list[StreamEntry]) -> None:
+        """`_finish_inflight`; when it fails for a transient reason, `entries` (read, not yet
+        handled) are kept for the retry with the rest, not left to the reclaim."""
+        try:
+            self._finish_inflight()
+        except Exception:
+            self._unfinished = [*self._unfinished, *entries]
+            raise
+
+    def _finish_inflight(self) -> None:
+        """Wait for the batch being written; acknowledge it, or handle it again the plain way
+        when its write failed."""
+        if self._inflight is None:
+            return
+        entries, summary, future = self._inflight
+        self._inflight = None
+        try:
+            future.result()
+        except Exception:
+            self._process(entries)
+            return
+        self._settle(entries, summary)
+
+    def _take_prefetched(self) -> list[StreamEntry] | None:
+        """The batch read ahead (None when none was); a failed read raises here."""
+        future, self._prefetch = self._prefetch, None
+        return None if future is None else future.result()
 
     def reclaim(self) -> int:
         """Take over entries pending on any consumer for `reclaim_idle_s`: reject those
@@ -280,6 +337,10 @@ class StreamIntake:
             rules=self.rules,
             max_line_items=self.limits.max_line_items,
         )
+        self._settle(entries, summary)
+
+    def _settle(self, entries: list[StreamEntry], summary: EnqueueSummary) -> None:
+        """Reject and acknowledge `entries`, whose accepted orders the ledger now holds."""
         rejects = rejected_entries(entries, summary)
         self.stream.settle(
             [e.entry_id for e in entries],

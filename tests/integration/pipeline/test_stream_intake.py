@@ -304,3 +304,32 @@ def test_two_consumers_share_the_stream_and_record_each_entry_once(harness: Harn
     assert pending(harness.client) == 0
     for intake in intakes:
         intake.client.close()
+
+
+@pytest.mark.parametrize("failing", [FailingPublisher, PoisonPublisher])
+def test_the_overlapped_path_under_load_loses_nothing_when_a_write_fails(
+    harness: Harness, failing: type[FailingPublisher] | type[PoisonPublisher]
+) -> None:
+    """`run` writes one full batch while it validates the next; when a write fails (the
+    broker unreachable once, or a poison order), that batch is handled again the plain way:
+    every entry ends acknowledged or rejected, each valid order recorded and published."""
+    keys = [f"ov-{n}" for n in range(95)] + ["poison-1"] + [f"ov-{n}" for n in range(95, 190)]
+    for key in keys:
+        add_entry(harness.client, raw_order(key, lines=1))
+    publisher = failing(harness, 1) if failing is FailingPublisher else failing(harness)
+    intake = consumer(harness.client, publisher, batch_size=20)
+    stop = threading.Event()
+    thread = run_until(intake, stop)
+    try:
+        wait_until(
+            lambda: intake.counts.read >= len(keys) and pending(harness.client) <= 1,
+            what="every entry handled",
+        )
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    good = [k for k in keys if not k.startswith("poison")]
+    assert all(harness.state(k) == OrderState.PENDING for k in good)
+    assert set(good) <= set(published_keys(harness.client))
+    # The poison entry stays pending for the reclaim (then the rejects stream); nothing else.
+    assert pending(harness.client) == (1 if failing is PoisonPublisher else 0)
