@@ -31,7 +31,7 @@ SCALES = ("ci", "full")
     metavar="NAME|N",
     help="Scenario name (repeatable; default: all): kill, redis, outage, throttle, slow, "
     "duplicates, replay, rolling, bad-input, lost-message, hostile-producers, config, "
-    "retry-after. Their numbers 1-13, in that order, work too.",
+    "retry-after, intake. Their numbers 1-14, in that order, work too.",
 )
 @click.option(
     "--scale",

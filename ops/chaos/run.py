@@ -10,6 +10,7 @@ from pathlib import Path
 from ops.chaos.cluster import Cluster
 from ops.chaos.flow import ScenarioResult
 from ops.chaos.hostile_producers import hostile_producers
+from ops.chaos.intake import intake_kills
 from ops.chaos.misconfig import config_faults, retry_after_extremes
 from ops.chaos.recovery import bad_input, lost_messages, rolling_restart
 from ops.chaos.scenarios import (
@@ -24,7 +25,8 @@ from ops.chaos.scenarios import (
 )
 
 # Name -> (number, scenario). The name is what `jetti-relay chaos --scenario` and the tests use;
-# the number (issue 7's list, then issue 12's) stays accepted as an alias and is printed.
+# the number (issue 7's list, then issue 12's, then issue 14's) stays accepted as an alias
+# and is printed.
 SCENARIOS: dict[str, tuple[int, ScenarioFn]] = {
     "kill": (1, kill_submitting_worker),
     "redis": (2, redis_restart),
@@ -38,6 +40,7 @@ SCENARIOS: dict[str, tuple[int, ScenarioFn]] = {
     "hostile-producers": (11, hostile_producers),
     "config": (12, config_faults),
     "retry-after": (13, retry_after_extremes),
+    "intake": (14, intake_kills),
 }
 
 

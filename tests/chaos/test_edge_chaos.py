@@ -1,7 +1,7 @@
-"""Chaos scenarios of issue 12 at CI scale: hostile producers, configuration faults and
-Retry-After extremes, on the same real pipeline as tests/chaos/test_chaos.py. Each depends on
-fixes from other parts of issue 12 (named per test); `jetti-relay chaos -s hostile-producers -s
-config -s retry-after` runs them at full scale.
+"""Chaos scenarios of issues 12 and 14 at CI scale: hostile producers, configuration faults,
+Retry-After extremes and killed intake processes, on the same real pipeline as
+tests/chaos/test_chaos.py. Each depends on fixes named per test; `jetti-relay chaos -s
+hostile-producers -s config -s retry-after -s intake` runs them at full scale.
 """
 
 from __future__ import annotations
@@ -51,4 +51,15 @@ def test_retry_after_extremes_never_block_longer_than_the_bound(cluster: Cluster
     every retry stay within JETTI_RELAY_RETRY_AFTER_MAX_S; no attempt spent; all delivered.
     Needs the jetti fix (reliability #8)."""
     result = run(cluster, "retry-after")
+    assert result.books.delivered == result.books.sent
+
+
+def test_killed_intake_processes_lose_no_acknowledged_order(cluster: Cluster) -> None:
+    """Issue 14: two upstreams that are not the Python library (XADD, NDJSON over HTTP) send
+    while stream consumers and the HTTP intake are SIGKILLed and restarted: every order whose
+    XADD returned, or which the HTTP intake answered 202, reaches Jetti once; no entry is left
+    pending and none valid is rejected."""
+    result = run(cluster, "intake")
+    assert result.figures["stream_kills"] >= 1
+    assert result.figures["http_kills"] >= 1
     assert result.books.delivered == result.books.sent

@@ -113,9 +113,9 @@ class IntakeStream:
             raise
         return True
 
-    def read_new(self, consumer: str, *, count: int, block_ms: int) -> list[StreamEntry]:
+    def read_new(self, consumer: str, *, count: int, block_ms: int | None) -> list[StreamEntry]:
         """Up to `count` entries never delivered to the group, now delivered to `consumer`
-        (pending until acked); waits up to `block_ms` when there is none."""
+        (pending until acked); waits up to `block_ms` when there is none (None: not at all)."""
         reply = self._client.xreadgroup(
             self._group, consumer, {self._stream: ">"}, count=count, block=block_ms
         )
