@@ -30,7 +30,7 @@ from ops.chaos.books import Books
 from ops.chaos.cluster import Cluster
 from ops.chaos.flow import ScenarioResult, record, stream
 from ops.harness.ports import free_port
-from worker.core.keys import INTAKE_GROUP
+from worker.store.intake import IntakeStream
 
 # The upstream's token for the HTTP intake in this scenario (not a secret: a private sandbox).
 INTAKE_TOKEN = "chaos-intake-token"
@@ -38,9 +38,8 @@ INTAKE_TOKEN = "chaos-intake-token"
 RECLAIM_IDLE_S = 2.0
 # Stream intake processes running at once (one of them is killed at a time).
 STREAM_CONSUMERS = 2
-# Orders per XADD pipeline and per HTTP batch, and the pause between two sends.
+# Orders per XADD pipeline and per HTTP batch.
 CHUNK = 5
-SEND_INTERVAL_S = 0.05
 # How long an upstream keeps resending one batch while the intake is down.
 UPSTREAM_RETRY_S = 60.0
 START_TIMEOUT_S = 30.0
@@ -131,9 +130,11 @@ class IntakeProcesses:
 class Upstream(threading.Thread):
     """One non-Python upstream: sends `items` in chunks, books what was acknowledged."""
 
-    def __init__(self, name: str, books: Books, items: Sequence[tuple[str, bytes]]) -> None:
+    def __init__(
+        self, name: str, books: Books, items: Sequence[tuple[str, bytes]], interval_s: float
+    ) -> None:
         super().__init__(name=f"chaos-upstream-{name}", daemon=True)
-        self.books, self.items = books, list(items)
+        self.books, self.items, self.interval_s = books, list(items), interval_s
         self.lock = threading.Lock()
         self.error: BaseException | None = None
         self.resends = 0
@@ -142,6 +143,9 @@ class Upstream(threading.Thread):
     def send(self, raws: list[bytes]) -> set[int]:
         """Hand `raws` over once; returns the positions refused. Raises to be retried."""
         raise NotImplementedError
+
+    def close(self) -> None:
+        """Close the upstream's connections."""
 
     def run(self) -> None:
         try:
@@ -158,7 +162,7 @@ class Upstream(threading.Thread):
                         self.resends += 1
                         time.sleep(0.1)
                 record(self.books, raws, refused, self.lock)
-                time.sleep(SEND_INTERVAL_S)
+                time.sleep(self.interval_s)
         except BaseException as exc:  # reported by the scenario, never lost in a thread
             self.error = exc
         finally:
@@ -172,10 +176,19 @@ class RetryLater(Exception):
 class StreamUpstream(Upstream):
     """XADD, as redis-cli or any Redis client in any language does."""
 
-    def __init__(self, cluster: Cluster, books: Books, items: Sequence[tuple[str, bytes]]) -> None:
-        super().__init__("stream", books, items)
+    def __init__(
+        self,
+        cluster: Cluster,
+        books: Books,
+        items: Sequence[tuple[str, bytes]],
+        interval_s: float,
+    ) -> None:
+        super().__init__("stream", books, items, interval_s)
         self.client: redis.Redis[bytes] = redis.Redis.from_url(cluster.redis.url)
         self.stream_key = cluster.keys.intake_stream()
+
+    def close(self) -> None:
+        self.client.close()
 
     def send(self, raws: list[bytes]) -> set[int]:
         # A pipeline that fails part-way may have appended some entries: sending them again
@@ -190,8 +203,10 @@ class StreamUpstream(Upstream):
 class HttpUpstream(Upstream):
     """POST NDJSON with a bearer token, as curl or any HTTP client does."""
 
-    def __init__(self, url: str, books: Books, items: Sequence[tuple[str, bytes]]) -> None:
-        super().__init__("http", books, items)
+    def __init__(
+        self, url: str, books: Books, items: Sequence[tuple[str, bytes]], interval_s: float
+    ) -> None:
+        super().__init__("http", books, items, interval_s)
         self.http = httpx.Client(
             base_url=url,
             timeout=5.0,
@@ -200,6 +215,9 @@ class HttpUpstream(Upstream):
                 "Content-Type": "application/x-ndjson",
             },
         )
+
+    def close(self) -> None:
+        self.http.close()
 
     def send(self, raws: list[bytes]) -> set[int]:
         answer = self.http.post("/v1/orders", content=b"\n".join(raws) + b"\n")
@@ -224,15 +242,18 @@ def intake_kills(cluster: Cluster, scale: object) -> ScenarioResult:
         for _ in range(STREAM_CONSUMERS):
             processes.start_stream()
         processes.start_http()
+        # Each upstream spreads its orders over the fault window, so the kills land mid-flow.
+        items = {name: stream(name, scale.orders) for name in ("xs", "xh")}
+        interval_s = scale.fault_s / max(1, len(items["xs"]) // CHUNK)
         upstreams: list[Upstream] = [
-            StreamUpstream(cluster, books, stream("xs", scale.orders)),
-            HttpUpstream(processes.url, books, stream("xh", scale.orders)),
+            StreamUpstream(cluster, books, items["xs"], interval_s),
+            HttpUpstream(processes.url, books, items["xh"], interval_s),
         ]
         for upstream in upstreams:
             upstream.start()
         kills = {"stream": 0, "http": 0}
         while any(u.is_alive() for u in upstreams) and sum(kills.values()) < 2 * scale.kills:
-            time.sleep(scale.fault_s / max(1, scale.kills))
+            time.sleep(scale.fault_s / (2 * max(1, scale.kills)))
             if kills["stream"] <= kills["http"]:
                 processes.kill_stream(rng)
                 kills["stream"] += 1
@@ -241,6 +262,7 @@ def intake_kills(cluster: Cluster, scale: object) -> ScenarioResult:
                 kills["http"] += 1
         for upstream in upstreams:
             upstream.join(timeout=SETTLE_TIMEOUT_S)
+            upstream.close()
             if upstream.error is not None:
                 raise RuntimeError(f"{upstream.name} failed: {upstream.error!r}")
         fault_end = max(u.finished_at for u in upstreams)
@@ -268,11 +290,9 @@ def _stream_left_over(cluster: Cluster) -> list[str]:
     assert cluster.client is not None
     problems = []
     deadline = time.monotonic() + 5 * RECLAIM_IDLE_S + 10
-    stream_key = cluster.keys.intake_stream()
+    stream = IntakeStream(cluster.client, cluster.keys)
     while True:
-        # XPENDING's summary form: [count, smallest id, greatest id, consumers].
-        summary = cluster.client.execute_command("XPENDING", stream_key, INTAKE_GROUP)
-        pending = int(summary[0])
+        pending = stream.status().pending
         if not pending or time.monotonic() > deadline:
             break
         time.sleep(0.2)

@@ -73,6 +73,10 @@ class DemoResult:
     settled: bool = False
     settle_seconds: float = 0.0
     pids: list[int] = field(default_factory=list)
+    # Sample orders appended to the intake stream (the rest went through the library), and
+    # the stream intake's refusals (order key: reason).
+    streamed: int = 0
+    stream_rejected: list[str] = field(default_factory=list)
 
 
 @click.command()
@@ -110,13 +114,9 @@ def demo(orders_file: Path, keep_logs: bool, keep_running: bool, json_path: Path
         if redis_reachable(configured) and redis_supported(configured):
             redis_url, origin = configured, "yours (JETTI_RELAY_REDIS_URL)"
             prefix = f"jr-demo-{secrets.token_hex(4)}"
-            # The queue name is fixed, so a worker already consuming there would take the demo's
-            # messages (and skip them: their keys are under the demo's prefix).
-            console.print(
-                f"using the Redis at {redis_url} under the key prefix {prefix}; stop any "
-                "jetti-relay worker consuming from it first, or point JETTI_RELAY_REDIS_URL at "
-                "a free port to get a private Redis"
-            )
+            # Its own prefix means its own keys, intake stream and Celery queue: a worker
+            # already running on this Redis under another prefix never takes the demo's work.
+            console.print(f"using the Redis at {redis_url} under the key prefix {prefix}")
         else:
             console.print("[bold]jetti-relay demo[/bold]: starting a private Redis")
             started = services.start_redis()
@@ -177,7 +177,14 @@ def _run(console: Any, result: DemoResult, orders_file: Path, sandbox: SandboxSe
         json={"fail_next": TRANSIENT_FAILURES, "fail_next_status": 503},
     ).raise_for_status()
     lines = [line for line in orders_file.read_bytes().splitlines() if line.strip()]
-    summary = enqueue(lines, client=client, publisher=publisher, keys=keys, source="demo-shop")
+    # Half the sample through the Python library, half the way any other language feeds the
+    # relay: plain XADD to the intake stream, which the worker's stream intake reads.
+    half = len(lines) // 2
+    summary = enqueue(
+        lines[:half], client=client, publisher=publisher, keys=keys, source="demo-shop"
+    )
+    result.streamed = _feed_stream(client, keys, lines[half:])
+    result.stream_rejected = _wait_stream_taken(client, keys)
     updates_file = DATA_DIR / "updates.jsonl"
     updates = [u for u in updates_file.read_bytes().splitlines() if u.strip()]
     wanted = _accepted_keys(ledger, lines)
@@ -207,11 +214,12 @@ def _run(console: Any, result: DemoResult, orders_file: Path, sandbox: SandboxSe
         "updated": summary.updated,
         "unchanged": summary.unchanged,
         "stale": summary.stale,
-        "rejected": summary.rejected,
+        "rejected": summary.rejected + len(result.stream_rejected),
     }
     for rejection in summary.rejections:
         problems = "; ".join(str(problem) for problem in rejection.problems)
         result.rejected.append(f"order {rejection.position} ({rejection.order_id}): {problems}")
+    result.rejected += [f"stream entry {text}" for text in result.stream_rejected]
     entries = {k: e for k in wanted if (e := ledger.get(k)) is not None}
     result.orders = len(wanted)
     result.states = dict(sorted(Counter(str(e.state) for e in entries.values()).items()))
@@ -225,6 +233,42 @@ def _run(console: Any, result: DemoResult, orders_file: Path, sandbox: SandboxSe
     statuses = result.sandbox.get("requests", {}).get("async", {})
     result.retried_requests = sum(n for status, n in statuses.items() if status != "200")
     client.close()
+
+
+def _feed_stream(client: Any, keys: Any, lines: list[bytes]) -> int:
+    """XADD each line to the intake stream, as `redis-cli XADD jr:intake '*' order ...`."""
+    with client.pipeline(transaction=False) as pipe:
+        for line in lines:
+            pipe.xadd(keys.intake_stream(), {"order": line, "source": "demo-shop"})
+        pipe.execute()
+    return len(lines)
+
+
+def _wait_stream_taken(client: Any, keys: Any) -> list[str]:
+    """Wait until the worker's stream intake has read and acknowledged every entry; the
+    reasons of those it refused (the rejects stream)."""
+    from worker.store.intake import REJECT_ORDER_KEY_FIELD, REJECT_REASON_FIELD, IntakeStream
+
+    stream = IntakeStream(client, keys)
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        status = stream.status()
+        if status.has_group and status.lag == 0 and status.pending == 0:
+            break
+        time.sleep(0.1)
+    return [
+        (fields.get(REJECT_ORDER_KEY_FIELD) or b"?").decode()
+        + ": "
+        + fields[REJECT_REASON_FIELD].decode()
+        for _id, fields in client.xrange(keys.intake_rejects())
+    ]
+
+
+def keys_hint(prefix: str) -> str:
+    """The intake stream's name, as the summary shows it."""
+    from worker.core.keys import Keys
+
+    return Keys(prefix).intake_stream()
 
 
 def _add(first: Any, second: Any) -> Any:
@@ -253,9 +297,10 @@ def _summary(result: DemoResult, sandbox: SandboxService) -> str:
     e = result.enqueued
     out = [
         "",
-        f"enqueued: accepted {e['accepted']}, updated {e['updated']}, unchanged "
-        f"{e['unchanged']}, stale (older copy ignored) {e['stale']}, "
-        f"rejected at the edge {e['rejected']}",
+        f"enqueued by the Python library: accepted {e['accepted']}, updated {e['updated']}, "
+        f"unchanged {e['unchanged']}, stale (older copy ignored) {e['stale']}; "
+        f"{result.streamed} more appended with XADD to the intake stream "
+        f"({keys_hint(result.key_prefix)}); rejected at the edge {e['rejected']}",
         *(f"  rejected {line}" for line in result.rejected[:10]),
         f"orders: {result.orders}, by state {result.states}"
         + (

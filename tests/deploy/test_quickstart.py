@@ -82,6 +82,8 @@ def test_demo_on_a_bare_machine_reports_what_the_sandbox_recorded(
     ids, broken = _expected_orders()
     # Broken orders are refused at the edge; every other distinct order reaches the ledger.
     assert result["enqueued"]["rejected"] == len(broken)
+    # Part of the sample went in with XADD, read by the worker's stream intake (issue 14).
+    assert result["streamed"] > 0
     assert result["orders"] == len(ids - broken)
     stats = result["sandbox"]
     # What the summary says reached Jetti is what Jetti (the sandbox) itself recorded.

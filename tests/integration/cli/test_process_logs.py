@@ -25,10 +25,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from ops.harness.ports import free_port
 from tests.factories import raw_order
 from tests.fixtures.pipeline import FAST_ENV
+from worker.core.keys import Keys
 
 pytestmark = pytest.mark.integration
 
@@ -224,6 +226,17 @@ def metrics(scene: Scene) -> str:
     )
 
 
+def stream_intake(scene: Scene) -> str:
+    # An invalid order carrying the email, appended with XADD: refused into the rejects stream;
+    # the log line says so without quoting the order.
+    order = raw_order("logs-stream", quantity=0)
+    order["customer"]["email"] = EMAIL
+    client = redis.Redis.from_url(scene.redis_url)
+    client.xadd(Keys().intake_stream(), {"order": json.dumps(order)})
+    client.close()
+    return run_until(scene, ["intake"], scene.env(), "intake_rejected")
+
+
 def http_intake(scene: Scene) -> str:
     # Redis is unreachable: an order carrying the email, sent with the token and signed with
     # the HMAC key, is answered 503; the access log and the failure must quote neither.
@@ -266,6 +279,7 @@ PROCESS_KINDS: list[tuple[str, Callable[[Scene], str], str]] = [
     ("reconcile", reconcile, "DecodingError"),
     ("health", health, "Redis unreachable"),
     ("metrics", metrics, "metrics_redis_unreachable"),
+    ("stream-intake", stream_intake, "intake_rejected"),
     ("http-intake", http_intake, '"status": 503'),
 ]
 
