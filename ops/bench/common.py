@@ -7,7 +7,7 @@ last import row, which is when the request was accepted); latency is enqueue to 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -39,6 +39,40 @@ class RunConfig:
     paced_tick_s: float = 0.01
     # Process group ids of everything started, so callers can check that none is left.
     pids: list[int] = field(default_factory=list)
+
+
+def run_in_folder(
+    measure: Callable[[], dict[str, Any]],
+    render: Callable[[dict[str, Any]], str],
+    folder: Path,
+    *,
+    json_path: Path | None,
+    keep_logs: bool,
+) -> None:
+    """Run a bench whose services write into `folder`: print `render(measure())` (and write
+    the figures to `json_path`), then delete `folder` unless `keep_logs` or a service failed to
+    start (its logs say why)."""
+    import json
+    import shutil
+
+    import click
+
+    from ops.harness.ports import ServiceError
+
+    keep = keep_logs
+    try:
+        result = measure()
+        if json_path is not None:
+            json_path.write_text(json.dumps(result, indent=2, sort_keys=True))
+        click.echo(render(result))
+    except ServiceError as exc:
+        keep = True
+        raise click.ClickException(f"{exc} (logs in {folder})") from exc
+    finally:
+        if keep:
+            click.echo(f"logs kept in {folder}", err=True)
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def orders(start: int, count: int, lines: int) -> list[bytes]:

@@ -10,7 +10,6 @@ on an idle Redis and, with `--long N`, worker memory after 10% and 100% of N ord
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import time
@@ -174,11 +173,9 @@ def run_comparison(
     keep_logs: bool,
 ) -> None:
     """Run every measurement of the chosen profile, print the table, optionally write JSON."""
-    import shutil
 
-    from ops.bench.common import RunConfig
+    from ops.bench.common import RunConfig, run_in_folder
     from ops.bench.report import render
-    from ops.harness.ports import ServiceError
     from ops.harness.services import exit_on_sigterm
     from ops.options import SANDBOX_MODULES, require_extra
 
@@ -210,20 +207,13 @@ def run_comparison(
         batch_size=batch_size,
         paced_tick_s=paced_tick_ms / 1000,
     )
-    keep = keep_logs
-    try:
-        result = run(chosen, config, profile)
-        if json_path is not None:
-            json_path.write_text(json.dumps(result, indent=2, sort_keys=True))
-        click.echo(render(result))
-    except ServiceError as exc:
-        keep = True
-        raise click.ClickException(f"{exc} (logs in {folder})") from exc
-    finally:
-        if keep:
-            click.echo(f"logs kept in {folder}", err=True)
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
+    run_in_folder(
+        lambda: run(chosen, config, profile),
+        render,
+        folder,
+        json_path=json_path,
+        keep_logs=keep_logs,
+    )
 
 
 def _say(text: str) -> None:

@@ -20,9 +20,7 @@ hits both sides alike. Nothing consumes the orders queue: these are the intake's
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -276,9 +274,9 @@ def intake_bench(json_path: Path | None, keep_logs: bool, **sizes: Any) -> None:
     Starts its own redis-server, intake processes and sandbox and stops them all; takes about
     a minute with the defaults.
     """
+    from ops.bench.common import run_in_folder
     from ops.bench.intake_report import render
     from ops.commands.intake import HTTP_MODULES
-    from ops.harness.ports import ServiceError
     from ops.harness.services import exit_on_sigterm
     from ops.options import SANDBOX_MODULES, require_extra
 
@@ -287,17 +285,6 @@ def intake_bench(json_path: Path | None, keep_logs: bool, **sizes: Any) -> None:
     exit_on_sigterm()
     config = IntakeBenchConfig(**sizes)
     folder = Path(tempfile.mkdtemp(prefix="jetti-relay-bench-intake-"))
-    keep = keep_logs
-    try:
-        result = run(config, folder)
-        if json_path is not None:
-            json_path.write_text(json.dumps(result, indent=2, sort_keys=True))
-        click.echo(render(result))
-    except ServiceError as exc:
-        keep = True
-        raise click.ClickException(f"{exc} (logs in {folder})") from exc
-    finally:
-        if keep:
-            click.echo(f"logs kept in {folder}", err=True)
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
+    run_in_folder(
+        lambda: run(config, folder), render, folder, json_path=json_path, keep_logs=keep_logs
+    )
