@@ -13,8 +13,9 @@ COPY pyproject.toml README.md ./
 COPY worker ./worker
 COPY producers ./producers
 COPY ops ./ops
-# The sandbox and Flower are services of docker-compose.yml: their extras are in the image.
-RUN pip install ".[sandbox,monitoring]" \
+# The sandbox, the HTTP intake and Flower are services of docker-compose.yml: their extras are
+# in the image (tests/deploy/test_compose.py checks each service's extra is installed).
+RUN pip install ".[sandbox,intake,monitoring]" \
     && useradd --system --uid 10001 --home-dir /app relay
 
 # Celery refuses to run as root without C_FORCE_ROOT; nothing here needs root.

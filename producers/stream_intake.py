@@ -110,6 +110,8 @@ class StreamIntake:
                 else:
                     # Scheduled before they run: one failing never keeps poll from running.
                     if time.monotonic() >= next_reclaim:
+                        # The batch being written first: reclaim must not find it idle.
+                        self._finish_inflight()
                         every = min(self.limits.reclaim_every_s, self.limits.reclaim_idle_s)
                         next_reclaim = time.monotonic() + every
                         self.reclaim()
@@ -188,7 +190,7 @@ class StreamIntake:
         try:
             prepared = prepare_chunk(
                 [to_candidate(i, e) for i, e in enumerate(entries)],
-                now=time.time(),
+                now=self.clock(),
                 max_future_skew_s=self.limits.max_future_skew_s,
                 rules=self.rules,
                 max_line_items=self.limits.max_line_items,
@@ -229,7 +231,13 @@ class StreamIntake:
         except Exception:
             self._process(entries)
             return
-        self._settle(entries, summary)
+        try:
+            self._settle(entries, summary)
+        except Exception:
+            # Written but not acknowledged: retried with the rest (recording again is harmless),
+            # not left for the reclaim to count as one more delivery.
+            self._unfinished = [*self._unfinished, *entries]
+            raise
 
     def _take_prefetched(self) -> list[StreamEntry] | None:
         """The batch read ahead (None when none was); a failed read raises here."""

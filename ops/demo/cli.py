@@ -264,13 +264,6 @@ def _wait_stream_taken(client: Any, keys: Any) -> list[str]:
     ]
 
 
-def keys_hint(prefix: str) -> str:
-    """The intake stream's name, as the summary shows it."""
-    from worker.core.keys import Keys
-
-    return Keys(prefix).intake_stream()
-
-
 def _add(first: Any, second: Any) -> Any:
     """Two enqueue summaries as one (counts added, rejections concatenated)."""
     import dataclasses
@@ -293,6 +286,8 @@ def _add(first: Any, second: Any) -> Any:
 
 
 def _summary(result: DemoResult, sandbox: SandboxService) -> str:
+    from worker.core.keys import Keys
+
     stats = result.sandbox
     e = result.enqueued
     out = [
@@ -300,7 +295,7 @@ def _summary(result: DemoResult, sandbox: SandboxService) -> str:
         f"enqueued by the Python library: accepted {e['accepted']}, updated {e['updated']}, "
         f"unchanged {e['unchanged']}, stale (older copy ignored) {e['stale']}; "
         f"{result.streamed} more appended with XADD to the intake stream "
-        f"({keys_hint(result.key_prefix)}); rejected at the edge {e['rejected']}",
+        f"({Keys(result.key_prefix).intake_stream()}); rejected at the edge {e['rejected']}",
         *(f"  rejected {line}" for line in result.rejected[:10]),
         f"orders: {result.orders}, by state {result.states}"
         + (
@@ -363,6 +358,7 @@ def _delete_prefix(redis_url: str, prefix: str) -> None:
     """Delete the demo's keys (its random prefix) from a Redis the demo did not start."""
     import redis
 
+    from worker.core.keys import orders_queue
     from worker.redisconn import redis_client
     from worker.settings import DEFAULT_REDIS_CONNECT_TIMEOUT_S, DEFAULT_REDIS_SOCKET_TIMEOUT_S
 
@@ -372,7 +368,10 @@ def _delete_prefix(redis_url: str, prefix: str) -> None:
         socket_timeout_s=DEFAULT_REDIS_SOCKET_TIMEOUT_S,
     )
     try:
-        batch = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        # Its keys, and its own Celery queue with the binding kombu keeps for it.
+        queue = orders_queue(prefix)
+        batch: list[str | bytes] = [queue, f"_kombu.binding.{queue}"]
+        batch += list(client.scan_iter(match=f"{prefix}:*", count=1000))
         for start in range(0, len(batch), 1000):
             client.delete(*batch[start : start + 1000])
     except redis.RedisError:

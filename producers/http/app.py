@@ -145,6 +145,16 @@ class IntakeRoutes:
         if credential is None:
             return _unauthorized(request, "the signature does not match the body")
         params = request.query_params
+        # A signature covers the body only: a query naming the source or id prefix could be
+        # changed on a replayed request, writing the same orders under another upstream's keys.
+        signed_only = authorization is None and credential.id_prefix is None
+        if signed_only and any(name in params for name in SOURCE_PARAMS):
+            return _error(
+                request,
+                403,
+                "a signature covers the body only, so `source` and `id_prefix` cannot be "
+                "sent with it: use a per-source credential, which sets both",
+            )
         if credential.id_prefix is not None:
             if any(name in params for name in SOURCE_PARAMS):
                 return _error(
@@ -262,7 +272,7 @@ def build_app(services: IntakeServices) -> ASGIApp:
             Route("/health", routes.health, methods=["GET"]),
             Route("/openapi.json", routes.openapi, methods=["GET"]),
         ],
-        exception_handlers={HTTPException: routes.http_error},
+        exception_handlers={HTTPException: routes.http_error, Exception: routes.http_error},
         lifespan=lifespan,
     )
     return RequestIdAndAccessLog(app)

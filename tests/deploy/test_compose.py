@@ -254,6 +254,34 @@ def test_the_image_builds_from_files_that_exist() -> None:
                 assert (ROOT / source).exists(), f"Dockerfile copies missing {source}"
 
 
+# The extra each command a compose service runs needs (pyproject.toml), by its argv.
+EXTRA_OF_COMMAND = {
+    ("jetti-relay", "sandbox"): "sandbox",
+    ("jetti-relay", "metrics"): "monitoring",
+    ("celery",): "monitoring",  # Flower
+}
+
+
+def _extra_needed(args: list[str]) -> str | None:
+    if args[:2] == ["jetti-relay", "intake"] and "--http" in args:
+        return "intake"
+    for prefix, extra in EXTRA_OF_COMMAND.items():
+        if tuple(args[: len(prefix)]) == prefix:
+            return extra
+    return None
+
+
+def test_the_image_installs_the_extra_of_every_service() -> None:
+    """A service whose command needs an optional extra (the HTTP intake's Starlette, the
+    sandbox's uvicorn, Flower) finds it in the image, instead of exiting 2 in a restart loop."""
+    install = next(line for line in DOCKERFILE.read_text().splitlines() if "pip install" in line)
+    installed = set(install.split('".[', 1)[1].split("]", 1)[0].split(","))
+    for name, service in services().items():
+        if service.get("build") and "command" in service:
+            needed = _extra_needed(argv(service["command"]))
+            assert needed is None or needed in installed, (name, needed, installed)
+
+
 def test_grafana_and_prometheus_find_what_compose_mounts() -> None:
     """The dashboard provider's path is where compose mounts the dashboards, and Prometheus
     scrapes the metrics service on the port it listens on."""

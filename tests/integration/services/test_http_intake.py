@@ -220,6 +220,28 @@ def test_a_body_signed_with_openssl_is_accepted(
         assert entry is not None
 
 
+def test_a_signed_request_may_not_name_a_prefix_or_source(
+    shared_http_intake: IntakeProcess, redis_client: redis.Redis[bytes]
+) -> None:
+    """The signature covers the body only: the same signed body replayed with
+    `?id_prefix=a-&source=shop-a` would land under shop-a's keys, so it is refused with 403."""
+    body = json.dumps(raw_order("replayed")).encode()
+    signature = hmac.new(HMAC_SECRET.encode(), body, hashlib.sha256).hexdigest()
+
+    answer = post(
+        shared_http_intake,
+        *JSON,
+        "-H",
+        f"X-Jetti-Relay-Signature: sha256={signature}",
+        data=body,
+        query="?id_prefix=a-&source=shop-a",
+    )
+
+    assert answer.status == 403, answer.body
+    assert "signature" in answer.json()["error"]
+    assert redis_client.dbsize() == 0
+
+
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 def test_a_body_over_the_cap_is_413(
     shared_http_intake: IntakeProcess, redis_client: redis.Redis[bytes], chunked: bool
