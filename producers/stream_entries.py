@@ -21,14 +21,8 @@ from worker.store.intake import (
     StreamEntry,
 )
 
-# Longest `source` an entry may name, in characters: it is stored with every order version
-# and shown by `jetti-relay order show`; a name, not a document.
-MAX_SOURCE_CHARS = 200
 
-
-def _text_field(
-    entry: StreamEntry, name: bytes, problems: list[Problem], *, max_chars: int | None = None
-) -> str | None:
+def _text_field(entry: StreamEntry, name: bytes, problems: list[Problem]) -> str | None:
     raw = entry.fields.get(name)
     if raw is None:
         return None
@@ -37,9 +31,6 @@ def _text_field(
     except UnicodeDecodeError:
         problems.append(Problem(name.decode(), "is not valid UTF-8"))
         return None
-    if max_chars is not None and len(text) > max_chars:
-        problems.append(Problem(name.decode(), f"has {len(text)} characters, at most {max_chars}"))
-        return None
     return text
 
 
@@ -47,8 +38,8 @@ def to_candidate(position: int, entry: StreamEntry) -> Candidate:
     """The candidate at `position` for `entry` (one carrying its error when the entry's own
     fields are unusable; the order itself is validated by the library)."""
     problems: list[Problem] = []
-    source = _text_field(entry, SOURCE_FIELD, problems, max_chars=MAX_SOURCE_CHARS)
-    # The id prefix's length is checked with the order key (producers.enqueue.key_limits_problem).
+    # The source's and id prefix's lengths are checked with the order (producers.validation).
+    source = _text_field(entry, SOURCE_FIELD, problems)
     id_prefix = _text_field(entry, ID_PREFIX_FIELD, problems)
     raw = entry.fields.get(ORDER_FIELD)
     if raw is None:

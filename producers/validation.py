@@ -11,7 +11,7 @@ from worker.core.contract import parse_raw_order
 from worker.core.errors import InvalidOrder, Problem
 from worker.core.jsonio import DEFAULT_MAX_BYTES, dumps_canonical, loads_document
 from worker.core.keys import order_key_problem
-from worker.core.limits import MAX_ID_PREFIX_CHARS
+from worker.core.limits import MAX_ID_PREFIX_CHARS, MAX_SOURCE_CHARS
 from worker.core.rules import Rules
 from worker.core.transform import line_items_problem
 from worker.store.ledger import NewVersion
@@ -97,6 +97,9 @@ def validate(
         return _rejection(candidate, doc, (problem,), id_prefix)
     order_key = id_prefix + str(order.id)
     over_limit = key_limits_problem(order_key, id_prefix=id_prefix)
+    if over_limit is None and source is not None and len(source) > MAX_SOURCE_CHARS:
+        # One check for every way in: stream entries, HTTP, the library and the CLI.
+        over_limit = Problem("source", f"has {len(source)} characters, at most {MAX_SOURCE_CHARS}")
     if over_limit is not None:
         return Rejection(candidate.position, str(order.id), (over_limit,), order_key)
     return NewVersion(

@@ -13,6 +13,9 @@ MAX_ORDER_KEY_CHARS = 512
 
 # Longest id prefix a producer may add in front of upstream ids, in characters.
 MAX_ID_PREFIX_CHARS = 64
+# Longest `source` a producer may name, in characters: it is stored with every order version
+# and shown by `jetti-relay order show`; a name, not a document.
+MAX_SOURCE_CHARS = 200
 
 # Most order keys one Celery message may carry; JETTI_RELAY_BATCH_SIZE may not exceed it.
 MAX_KEYS_PER_MESSAGE = 1000

@@ -23,6 +23,7 @@ from tests.factories import minimal_order
 from tests.fixtures.broker import published, published_keys
 from worker.celery_app import create_app
 from worker.core.keys import MESSAGE_SCHEMA_VERSION, ORDERS_QUEUE, Keys
+from worker.core.limits import MAX_SOURCE_CHARS
 from worker.publisher import Publisher
 from worker.settings import Settings, get_settings
 from worker.store.ledger import Ledger
@@ -329,3 +330,14 @@ def test_connect_gives_enqueue_the_configured_redis_prefix_and_broker(
         if m in ("worker.celery_app", "worker.tasks", "worker.runtime")
         or m.startswith("worker.pipeline")
     ]
+
+
+def test_a_source_over_the_limit_is_refused_with_its_path(run: Any) -> None:
+    """The `source` cap (worker.core.limits.MAX_SOURCE_CHARS) is one check for every way in:
+    here the library; a stream entry and an HTTP `?source=` go through the same validation."""
+    summary = run([minimal_order("src-1")], source="s" * (MAX_SOURCE_CHARS + 1))
+    assert summary.rejected == 1
+    [problem] = summary.rejections[0].problems
+    assert problem.path == "source"
+    assert str(MAX_SOURCE_CHARS) in problem.message
+    assert run([minimal_order("src-2")], source="s" * MAX_SOURCE_CHARS).accepted == 1
