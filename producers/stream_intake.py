@@ -49,6 +49,8 @@ from worker.store.ledger import Ledger
 
 log = structlog.get_logger("jetti_relay.intake")
 
+# A consumer idle for this many reclaim times, holding nothing, has stopped: it leaves the group.
+FORGET_AFTER_RECLAIMS = 10
 # Pause after a failure, doubled per failure in a row up to the maximum.
 BACKOFF_MIN_S = 0.2
 BACKOFF_MAX_S = 5.0
@@ -248,6 +250,9 @@ class StreamIntake:
         """Take over entries pending on any consumer for `reclaim_idle_s`: reject those
         delivered `max_deliveries` times, handle the rest; the number taken over."""
         idle_ms = int(self.limits.reclaim_idle_s * 1000)
+        self.stream.forget_idle_consumers(
+            min_idle_ms=FORGET_AFTER_RECLAIMS * idle_ms, keep=self.consumer
+        )
         pending = self.stream.idle_pending(min_idle_ms=idle_ms, count=self.limits.batch_size)
         if not pending:
             return 0

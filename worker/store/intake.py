@@ -100,6 +100,7 @@ class IntakeStream:
         self._rejects = keys.intake_rejects()
         self._group = group
         self._status_script = Script(client, "intake_status")  # lua/intake_status.lua
+        self._forget_script = Script(client, "forget_consumer")  # lua/forget_consumer.lua
 
     def ensure_group(self) -> bool:
         """Create the group (and the stream) so it reads from the first entry ever added;
@@ -206,6 +207,22 @@ class IntakeStream:
         if entry_ids:
             pipe.xack(self._stream, self._group, *entry_ids)
         pipe.execute()
+
+    def forget_idle_consumers(self, *, min_idle_ms: int, keep: str) -> int:
+        """Remove the group's consumers idle for at least `min_idle_ms` that hold no pending
+        entry (processes that stopped: each joins under a new HOST-PID name), never `keep`;
+        the number removed. A live consumer reads every second or so, and one removed while
+        idle is added again by its next read."""
+        if not self._client.exists(self._stream):
+            return 0
+        consumers = self._client.xinfo_consumers(self._stream, self._group)  # type: ignore[no-untyped-call]
+        removed = 0
+        for consumer in consumers:
+            name = _text(consumer["name"])
+            if name == keep or int(consumer["pending"]) or int(consumer["idle"]) < min_idle_ms:
+                continue
+            removed += int(self._forget_script([self._stream], [self._group, name]))
+        return removed
 
     def cursors(self) -> list[GroupCursor]:
         """Where every consumer group of the stream is (ours and any other), none without the

@@ -9,6 +9,7 @@ pending entries and the rejects stream.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 
 import pytest
@@ -30,6 +31,7 @@ from tests.fixtures.intake import (
 )
 from tests.fixtures.pipeline import Harness, wait_until
 from worker.celery_app import create_app
+from worker.core.keys import INTAKE_GROUP
 from worker.core.states import OrderState
 from worker.publisher import Publisher
 from worker.store.stats import Stats
@@ -333,3 +335,27 @@ def test_the_overlapped_path_under_load_loses_nothing_when_a_write_fails(
     assert set(good) <= set(published_keys(harness.client))
     # The poison entry stays pending for the reclaim (then the rejects stream); nothing else.
     assert pending(harness.client) == (1 if failing is PoisonPublisher else 0)
+
+
+def test_stopped_consumers_leave_the_group_but_never_with_entries(harness: Harness) -> None:
+    """Each intake process joins under a new name; the reclaim pass removes consumers idle for
+    ten reclaim times that hold nothing, and keeps one holding an entry until that entry was
+    taken over and handled."""
+    stream = KEYS.intake_stream()
+    intake = consumer(harness.client, harness.publisher, "live", reclaim_idle_s=0.02)
+    add_entry(harness.client, raw_order("fc-1", lines=1))
+    [held] = read_and_die(harness.client, "dead-holding", 1)
+    assert read_and_die(harness.client, "dead-empty", 1) == []
+
+    def names() -> set[str]:
+        return {c["name"].decode() for c in harness.client.xinfo_consumers(stream, INTAKE_GROUP)}
+
+    time.sleep(0.3)
+    assert intake.reclaim() == 1  # dead-holding's entry, taken over and handled
+    assert names() == {"dead-holding", "live"}  # it still held the entry when looked at
+    time.sleep(0.3)
+    intake.reclaim()
+    assert names() == {"live"}
+    assert harness.state("fc-1") == OrderState.PENDING
+    assert pending(harness.client) == 0
+    assert held
