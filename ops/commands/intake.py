@@ -67,11 +67,12 @@ def intake(
     if http:
         require_extra("intake", *HTTP_MODULES)
     settings = settings_from_options(redis_url=redis_url)
+    app = None
     if http:
-        from producers.http import IntakeConfigError, check_http_settings
+        from producers.http import IntakeConfigError, build_http_app
 
         try:  # before the stream reader starts: a refusal leaves nothing running
-            check_http_settings(settings)
+            app = build_http_app(settings)
         except IntakeConfigError as exc:
             refuse_to_start(exc.problems)
     stop = threading.Event()
@@ -86,11 +87,11 @@ def intake(
 
         refuse_unsupported_redis(settings)
         reader = start_stream_intake(settings, consumer=consumer or default_consumer(), stop=stop)
-    if http:
-        from producers.http import serve_http
+    if app is not None:
+        from producers.http import serve_app
 
         # uvicorn installs its own SIGTERM/SIGINT handlers and returns when one arrives.
-        serve_http(settings, host=host or settings.intake_host, port=port or settings.intake_port)
+        serve_app(app, host=host or settings.intake_host, port=port or settings.intake_port)
         stop.set()
     else:
         signal.signal(signal.SIGTERM, on_signal)

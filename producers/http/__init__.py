@@ -20,6 +20,7 @@ from producers.http.server import (
     RunningIntake,
     build_http_app,
     check_http_settings,
+    serve_app,
     serve_http,
     start_http_intake,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "RunningIntake",
     "build_http_app",
     "check_http_settings",
+    "serve_app",
     "serve_http",
     "start_http_intake",
 ]

@@ -33,7 +33,7 @@ from worker.core.rules import RulesError
 from worker.logconfig import register_secrets
 from worker.settings import Settings
 from worker.store.dead_reads import DeadLetterReads
-from worker.wiring import ledger, rules
+from worker.wiring import ledger
 
 log = structlog.get_logger("jetti_relay.intake.http")
 
@@ -45,15 +45,9 @@ START_TIMEOUT_S = 30.0
 
 
 def check_http_settings(settings: Settings) -> list[Credential]:
-    """The credentials the intake would accept, after every start-up check that needs no
-    server: raises IntakeConfigError (one line per problem) for bad or missing credentials
-    and an unreadable rules file. Every credential secret is registered for log redaction."""
-    try:
-        # The producer library's line-item check reads the worker's rules: a file the worker
-        # cannot read either is a start-up error, not a weaker check at the edge.
-        rules(settings)
-    except RulesError as exc:
-        raise IntakeConfigError([f"JETTI_RELAY_RULES_FILE: {exc}"]) from exc
+    """The credentials the intake would accept: raises IntakeConfigError (one line per
+    problem) for bad or missing ones. Every credential secret is registered for log redaction.
+    (`build_http_app` runs this and the rules-file check; call it alone to check only.)"""
     credentials = load_credentials(
         token=settings.intake_token.get_secret_value(),
         hmac_secret=settings.intake_hmac_secret.get_secret_value(),
@@ -65,9 +59,15 @@ def check_http_settings(settings: Settings) -> list[Credential]:
 
 def build_http_app(settings: Settings) -> ASGIApp:
     """The HTTP intake's ASGI app for `settings` (the writer thread starts with the app's
-    lifespan). Raises IntakeConfigError as `check_http_settings` does."""
+    lifespan; nothing connects before that). Raises IntakeConfigError for bad or missing
+    credentials (`check_http_settings`) and an unreadable rules file."""
     credentials = check_http_settings(settings)
-    relay = connect(settings)
+    try:
+        # The producer library's line-item check reads the worker's rules: a file the worker
+        # cannot read either is a start-up error, not a weaker check at the edge.
+        relay = connect(settings)
+    except RulesError as exc:
+        raise IntakeConfigError([f"JETTI_RELAY_RULES_FILE: {exc}"]) from exc
     client = relay.client
 
     def enqueue(candidates: list[Candidate], on_result: OnResult) -> EnqueueSummary:
@@ -144,8 +144,13 @@ class _Server(uvicorn.Server):
 def serve_http(settings: Settings, *, host: str, port: int) -> None:
     """Serve the HTTP intake on host:port in this thread until SIGTERM or SIGINT, then let the
     requests in flight finish, drain the writer and return. Raises IntakeConfigError before
-    listening when the settings cannot work (`check_http_settings`)."""
-    app = build_http_app(settings)
+    listening when the settings cannot work (`build_http_app`)."""
+    serve_app(build_http_app(settings), host=host, port=port)
+
+
+def serve_app(app: ASGIApp, *, host: str, port: int) -> None:
+    """`serve_http` for an app already built (`build_http_app`), so a command can refuse bad
+    settings before it starts anything else, and build only once."""
     config = _uvicorn_config(app, host, port)
     log.info("http_intake_starting", host=host, port=port, http=config.http, loop=config.loop)
     _Server(config).run()
