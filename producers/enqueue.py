@@ -125,7 +125,7 @@ class EnqueueInterrupted(Exception):
         self.detail = detail
 
 
-def _unreachable(exc: Exception) -> bool:
+def unreachable(exc: BaseException) -> bool:
     """True for a transport failure (retrying later can help), False for a server refusal."""
     return isinstance(exc, redis.ConnectionError | redis.TimeoutError | OperationalError)
 
@@ -222,7 +222,7 @@ def enqueue_candidates(
         except (redis.RedisError, KombuError) as exc:
             detail = f"{type(exc).__name__}: {exc}"
             raise EnqueueInterrupted(
-                summary, position=chunk[0].position, unreachable=_unreachable(exc), detail=detail
+                summary, position=chunk[0].position, unreachable=unreachable(exc), detail=detail
             ) from exc
         if on_progress is not None:
             on_progress(len(chunk))

@@ -6,10 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import redis
-from kombu.exceptions import OperationalError
 from redis.exceptions import OutOfMemoryError  # type: ignore[attr-defined]  # not in types-redis
 
-from producers.enqueue import EnqueueInterrupted
+from producers.enqueue import EnqueueInterrupted, unreachable
 from worker.core.limits import DEFAULT_MAX_FUTURE_SKEW_S, DEFAULT_MAX_LINE_ITEMS
 
 # How long one read waits for new entries: also how fast the loop notices `stop`.
@@ -53,11 +52,4 @@ def transient(exc: BaseException) -> bool:
     refusing writes for now (a replica after a failover, maxmemory reached)."""
     if isinstance(exc, EnqueueInterrupted) and exc.__cause__ is not None:
         exc = exc.__cause__
-    return isinstance(
-        exc,
-        redis.ConnectionError
-        | redis.TimeoutError
-        | redis.exceptions.ReadOnlyError
-        | OutOfMemoryError
-        | OperationalError,
-    )
+    return unreachable(exc) or isinstance(exc, redis.exceptions.ReadOnlyError | OutOfMemoryError)
