@@ -185,7 +185,7 @@ class StreamUpstream(Upstream):
     ) -> None:
         super().__init__("stream", books, items, interval_s)
         self.client: redis.Redis[bytes] = redis.Redis.from_url(cluster.redis.url)
-        self.stream_key = cluster.keys.intake_stream()
+        self.stream = IntakeStream(self.client, cluster.keys)
 
     def close(self) -> None:
         self.client.close()
@@ -193,10 +193,7 @@ class StreamUpstream(Upstream):
     def send(self, raws: list[bytes]) -> set[int]:
         # A pipeline that fails part-way may have appended some entries: sending them again
         # appends a copy, which the ledger records as `unchanged`.
-        with self.client.pipeline(transaction=False) as pipe:
-            for raw in raws:
-                pipe.xadd(self.stream_key, {"order": raw})
-            pipe.execute()
+        self.stream.append(raws)
         return set()  # refusals land in the rejects stream; these orders are all valid
 
 

@@ -237,11 +237,9 @@ def _run(console: Any, result: DemoResult, orders_file: Path, sandbox: SandboxSe
 
 def _feed_stream(client: Any, keys: Any, lines: list[bytes]) -> int:
     """XADD each line to the intake stream, as `redis-cli XADD jr:intake '*' order ...`."""
-    with client.pipeline(transaction=False) as pipe:
-        for line in lines:
-            pipe.xadd(keys.intake_stream(), {"order": line, "source": "demo-shop"})
-        pipe.execute()
-    return len(lines)
+    from worker.store.intake import IntakeStream
+
+    return len(IntakeStream(client, keys).append(lines, source="demo-shop"))
 
 
 def _wait_stream_taken(client: Any, keys: Any) -> list[str]:
