@@ -37,19 +37,18 @@ from producers.http.body import (
     read_capped,
 )
 from producers.http.writer import (
+    OUTCOMES,
     REJECTED,
     UNREACHABLE_RETRY_AFTER_S,
     GroupCommitWriter,
     IntakeUnavailable,
     OrderResult,
 )
-from worker.core.records import RecordOutcome
 
 ORDER_PATH = "/v1/orders/{key:path}"
 # Query parameters only the deployment's own credential may use.
 SOURCE_PARAMS = ("source", "id_prefix")
 WWW_AUTHENTICATE = 'Bearer realm="jetti-relay"'
-OUTCOMES = (*(o.value for o in RecordOutcome), REJECTED)
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,8 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from producers.http.writer import REJECTED
+from producers.http.writer import OUTCOMES
 from worker.core.contract import RawOrder
-from worker.core.records import RecordOutcome
 from worker.core.states import OrderState
 
 SCHEMAS = "#/components/schemas/"
@@ -58,7 +57,7 @@ _UNAVAILABLE = _json(
 
 
 def _own_schemas() -> dict[str, Any]:
-    outcomes = [o.value for o in RecordOutcome] + [REJECTED]
+    outcomes = list(OUTCOMES)
     text = {"type": "string"}
     maybe_text = {"type": ["string", "null"]}
     when = {"type": ["string", "null"], "format": "date-time"}

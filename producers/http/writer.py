@@ -44,6 +44,8 @@ UNREACHABLE_RETRY_AFTER_S = 5
 MEMORY_RETRY_AFTER_S = 30
 # What `rejected` orders carry as their outcome (the others carry RecordOutcome's values).
 REJECTED: Final = "rejected"
+# Every outcome an order can have in an answer, in the order the counts show them.
+OUTCOMES: Final = (*(o.value for o in RecordOutcome), REJECTED)
 
 # Records candidates (positions 0..n-1) in the ledger and publishes their keys, calling
 # `on_result` per recorded order: `producers.enqueue.enqueue_candidates` with its adapters bound.
