@@ -85,19 +85,21 @@ def loads_document(
         if len(data) > max_bytes:
             raise _invalid(f"document is larger than {max_bytes} bytes")
         try:
-            data.encode("utf-8")
+            encoded = data.encode("utf-8")
         except UnicodeEncodeError as exc:
             raise _invalid(f"invalid Unicode at character {exc.start}: lone surrogate") from exc
+        if len(encoded) > max_bytes:  # characters, checked above, can be up to 4 bytes each
+            raise _invalid(f"document is larger than {max_bytes} bytes")
         text = data
     else:
+        # Bytes were measured as given: decoding valid UTF-8 and encoding it again gives them
+        # back, so the size needs no second look (this is every intake's hot path).
         if len(data) > max_bytes:
             raise _invalid(f"document is {len(data)} bytes, larger than {max_bytes} bytes")
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise _invalid(f"invalid UTF-8 at byte {exc.start}") from exc
-    if len(text.encode("utf-8")) > max_bytes:
-        raise _invalid(f"document is larger than {max_bytes} bytes")
     # Fast path (every intake's hot path): orjson, in C, refuses invalid UTF-8, every lone
     # surrogate (raw or escaped), NaN/Infinity and nesting past 1024; the depth cap is then
     # checked on its tree and the string scan is not needed. A document orjson refuses (or
