@@ -366,9 +366,14 @@ def _delete_prefix(redis_url: str, prefix: str) -> None:
         socket_timeout_s=DEFAULT_REDIS_SOCKET_TIMEOUT_S,
     )
     try:
-        # Its keys, and its own Celery queue with the binding kombu keeps for it.
+        # Its keys, and its own Celery queue with the bindings kombu's Redis transport keeps
+        # for it (kombu/transport/redis.py: keyprefix_queue, keyprefix_binding_permanent).
         queue = orders_queue(prefix)
-        batch: list[str | bytes] = [queue, f"_kombu.binding.{queue}"]
+        batch: list[str | bytes] = [
+            queue,
+            f"_kombu.binding.{queue}",
+            f"_kombu.binding_permanent.{queue}",
+        ]
         batch += list(client.scan_iter(match=f"{prefix}:*", count=1000))
         for start in range(0, len(batch), 1000):
             client.delete(*batch[start : start + 1000])
