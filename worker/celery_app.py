@@ -31,6 +31,7 @@ from worker.settings import (
     get_settings,
     jetti_problems,
 )
+from worker.wiring import broker_options
 
 
 def create_app(settings: Settings | None = None) -> Celery:
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None) -> Celery:
             socket_timeout_s=settings.redis_socket_timeout_s,
             visibility_timeout_s=settings.visibility_timeout_s,
             queue=orders_queue(settings.key_prefix),
+            broker=broker_options(settings),
         ),
         task_acks_late=True,
         task_reject_on_worker_lost=True,

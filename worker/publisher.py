@@ -15,8 +15,10 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any, cast
 
 from celery import Celery
+from kombu.entity import Exchange, Queue
 from kombu.exceptions import ChannelError
 
+from worker.broker import BrokerOptions
 from worker.core.keys import IMPORT_TASK, MESSAGE_SCHEMA_VERSION, ORDERS_QUEUE
 from worker.core.limits import MAX_KEYS_PER_MESSAGE
 
@@ -46,12 +48,15 @@ def publishing_conf(
     socket_timeout_s: float,
     visibility_timeout_s: float,
     queue: str = ORDERS_QUEUE,
+    broker: BrokerOptions | None = None,
 ) -> dict[str, Any]:
     """The Celery configuration that decides how a message is published: JSON only, no results,
     the deployment's orders queue (`Keys.orders_queue()`: one per key prefix), a task-sent
     event for Flower, and socket timeouts on the broker (a half-open connection must not hang a
-    publisher, reliability review #14)."""
-    return {
+    publisher, reliability review #14). `broker` (default: a plain Redis) adds what its kind
+    needs: the sentinel master, or RabbitMQ's quorum queue and publisher confirms."""
+    broker = broker or BrokerOptions()
+    conf: dict[str, Any] = {
         "task_serializer": "json",
         "accept_content": ["json"],
         "result_serializer": "json",
@@ -59,8 +64,9 @@ def publishing_conf(
         "task_ignore_result": True,
         "broker_transport_options": {
             "visibility_timeout": visibility_timeout_s,
-            "socket_timeout": socket_timeout_s,
-            "socket_connect_timeout": connect_timeout_s,
+            **broker.transport_options(
+                connect_timeout_s=connect_timeout_s, socket_timeout_s=socket_timeout_s
+            ),
         },
         "visibility_timeout": visibility_timeout_s,
         "broker_connection_retry_on_startup": True,
@@ -69,6 +75,16 @@ def publishing_conf(
         "task_send_sent_event": True,
         "enable_utc": True,
     }
+    arguments = broker.queue_arguments()
+    if arguments is not None:
+        # Declared the same by every publisher and worker: RabbitMQ refuses a redeclaration
+        # with other arguments, and `task_create_missing_queues` would make a classic queue.
+        exchange = Exchange(queue, type="direct", durable=True)  # type: ignore[no-untyped-call]
+        declared = Queue(  # type: ignore[no-untyped-call]
+            queue, exchange, routing_key=queue, durable=True, queue_arguments=arguments
+        )
+        conf["task_queues"] = [declared]
+    return conf
 
 
 class Publisher:
@@ -92,6 +108,7 @@ class Publisher:
         socket_timeout_s: float,
         visibility_timeout_s: float,
         queue: str = ORDERS_QUEUE,
+        broker: BrokerOptions | None = None,
     ) -> Publisher:
         """A publisher on its own Celery app for `broker_url`, configured to publish only (no
         tasks loaded, no worker signals): what producers and operator commands use."""
@@ -102,6 +119,7 @@ class Publisher:
                 socket_timeout_s=socket_timeout_s,
                 visibility_timeout_s=visibility_timeout_s,
                 queue=queue,
+                broker=broker,
             )
         )
         return cls(app, batch_size=batch_size)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import redis
+from redis.connection import parse_url
+from redis.sentinel import Sentinel
 
 from worker.core.limits import MIN_REDIS_VERSION
 
@@ -38,17 +40,68 @@ class RedisTooOld(Exception):
         )
 
 
+@dataclass(frozen=True)
+class SentinelTarget:
+    """Where the primary is found when Sentinel runs it: the sentinels' addresses, the master
+    name they monitor, and their own password ("" for none)."""
+
+    addresses: tuple[tuple[str, int], ...]
+    master: str
+    password: str = ""
+
+
 def redis_client(
-    url: str, *, connect_timeout_s: float, socket_timeout_s: float
+    url: str,
+    *,
+    connect_timeout_s: float,
+    socket_timeout_s: float,
+    sentinel: SentinelTarget | None = None,
 ) -> redis.Redis[bytes]:
     """A client on `url` (bytes replies) that gives up connecting after `connect_timeout_s` and
-    waiting for any reply after `socket_timeout_s`, raising `redis.TimeoutError`."""
+    waiting for any reply after `socket_timeout_s`, raising `redis.TimeoutError`.
+
+    With `sentinel`, the client asks the sentinels for the current primary on every new
+    connection, so it follows a failover: a connection to the old primary fails (or is refused
+    as READONLY once it was demoted, which redis-py turns into a ConnectionError) and the next
+    one goes to the new primary. `url` then gives only the database and the credentials."""
+    if sentinel is not None:
+        return _sentinel_client(
+            url, sentinel, connect_timeout_s=connect_timeout_s, socket_timeout_s=socket_timeout_s
+        )
     client: redis.Redis[bytes] = redis.Redis.from_url(
         url,
         socket_connect_timeout=connect_timeout_s,
         socket_timeout=socket_timeout_s,
         socket_keepalive=True,
         health_check_interval=HEALTH_CHECK_INTERVAL_S,
+    )
+    return client
+
+
+def _sentinel_client(
+    url: str, target: SentinelTarget, *, connect_timeout_s: float, socket_timeout_s: float
+) -> redis.Redis[bytes]:
+    timeouts: dict[str, Any] = {
+        "socket_connect_timeout": connect_timeout_s,
+        "socket_timeout": socket_timeout_s,
+        "socket_keepalive": True,
+    }
+    parts = parse_url(url)
+    data: dict[str, Any] = {
+        key: parts[key] for key in ("db", "username", "password") if parts.get(key) is not None
+    }
+    if url.startswith("rediss://"):
+        data["ssl"] = True
+    sentinels = Sentinel(
+        list(target.addresses),
+        sentinel_kwargs={**timeouts, "password": target.password or None},
+        **timeouts,
+    )
+    client: redis.Redis[bytes] = sentinels.master_for(
+        target.master,
+        redis_class=redis.Redis,
+        health_check_interval=HEALTH_CHECK_INTERVAL_S,
+        **data,
     )
     return client
 

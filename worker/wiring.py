@@ -15,15 +15,17 @@ from typing import TYPE_CHECKING
 import httpx
 import redis
 
+from worker.broker import BrokerOptions, broker_kind
 from worker.core.build import BuildOptions
 from worker.core.keys import Keys
 from worker.core.limits import HEARTBEAT_KEPT_S
 from worker.core.policy import RetryPolicy
 from worker.core.rules import Rules, load_rules
 from worker.jetti.client import JettiClient
+from worker.redisconn import SentinelTarget, require_supported
 from worker.redisconn import redis_client as plain_redis_client
-from worker.redisconn import require_supported
 from worker.settings import Settings
+from worker.settings.sentinels import parse_sentinels
 from worker.store.audit import AuditLog
 from worker.store.breaker import Breaker
 from worker.store.dead_letters import DeadLetters
@@ -41,12 +43,26 @@ if TYPE_CHECKING:  # Celery loads only when a command publishes (`publisher`)
 READ_ONLY_PROBE_S = 1.0
 
 
+def sentinel_target(settings: Settings) -> SentinelTarget | None:
+    """The sentinels that run the ledger's primary (`JETTI_RELAY_REDIS_SENTINELS`), or None."""
+    if not settings.redis_sentinels:
+        return None
+    return SentinelTarget(
+        tuple(parse_sentinels(settings.redis_sentinels)),
+        settings.redis_sentinel_master,
+        settings.redis_sentinel_password.get_secret_value(),
+    )
+
+
 def redis_client(settings: Settings, url: str | None = None) -> redis.Redis[bytes]:
-    """A client on `url` (default: the ledger's Redis) with the settings' timeouts."""
+    """A client on `url` (default: the ledger's Redis, through the sentinels when they are
+    configured) with the settings' timeouts."""
+    target = url or settings.redis_url
     return plain_redis_client(
-        url or settings.redis_url,
+        target,
         connect_timeout_s=settings.redis_connect_timeout_s,
         socket_timeout_s=settings.redis_socket_timeout_s,
+        sentinel=sentinel_target(settings) if target == settings.redis_url else None,
     )
 
 
@@ -69,10 +85,27 @@ def keys(settings: Settings) -> Keys:
 
 
 def broker_client(settings: Settings, client: redis.Redis[bytes]) -> redis.Redis[bytes]:
-    """A client on the broker's Redis: `client` itself when the broker is the ledger's server."""
-    if settings.broker_url == settings.redis_url:
+    """A client on the broker's Redis: `client` itself when the broker is the ledger's server
+    (the same URL, or the URL derived from the sentinels)."""
+    if settings.broker_url == settings.redis_url or settings.broker_url.startswith("sentinel://"):
         return client
     return redis_client(settings, settings.broker_url)
+
+
+def broker_options(settings: Settings) -> BrokerOptions:
+    """The options of the broker `settings` configure. ValueError for an unsupported scheme."""
+    kind = broker_kind(settings.broker_url)
+    if kind is None:
+        raise ValueError(
+            "JETTI_RELAY_BROKER_URL must be redis://, rediss://, sentinel:// or amqp:// "
+            f"(got {settings.broker_url.partition('://')[0] or 'no scheme'})"
+        )
+    return BrokerOptions(
+        kind=kind,
+        sentinel_master=settings.redis_sentinel_master,
+        sentinel_password=settings.redis_sentinel_password.get_secret_value(),
+        delivery_limit=settings.broker_delivery_limit,
+    )
 
 
 def build_http_client(settings: Settings) -> httpx.Client:
@@ -172,6 +205,7 @@ def publisher(settings: Settings, *, batch_size: int | None = None) -> Publisher
 
     return Publisher.from_broker_url(
         settings.broker_url,
+        broker=broker_options(settings),
         batch_size=batch_size or settings.batch_size,
         connect_timeout_s=settings.redis_connect_timeout_s,
         socket_timeout_s=settings.redis_socket_timeout_s,

@@ -110,6 +110,8 @@ class RedisProcess:
     port: int = field(default_factory=free_port)
     binary: str | None = None
     process: subprocess.Popen[bytes] | None = None
+    # More `--name value` options (replication, min-replicas-to-write...), appended as given.
+    extra_args: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
@@ -135,6 +137,7 @@ class RedisProcess:
             "everysec",
             "--maxmemory-policy",
             "noeviction",
+            *self.extra_args,
         ]
 
     def start(self) -> None:

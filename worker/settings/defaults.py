@@ -145,6 +145,21 @@ DEFAULT_INTAKE_REJECTS_MAX = 100_000
 # Redis used_memory / maxmemory above which the HTTP intake answers 503 instead of writing.
 DEFAULT_INTAKE_MEMORY_LIMIT = 0.95
 
+# High availability (docs/high-availability.md). The master name Sentinel's own examples use.
+DEFAULT_SENTINEL_MASTER = "mymaster"
+# Replicas that must hold an order before it is acknowledged to upstream (0: the primary alone).
+DEFAULT_MIN_REPLICAS_ACK = 0
+# How long WAIT waits for them before answering "recorded on the primary, replication
+# unconfirmed" (a replica on the same network acknowledges in about a millisecond).
+DEFAULT_MIN_REPLICAS_ACK_TIMEOUT_S = 1.0
+# RabbitMQ quorum queue `x-delivery-limit`: deliveries of one message before the broker drops
+# it. Above the ledger's crash-loop bound (max_unfinished_deliveries), which acts first; a
+# message the broker drops is re-published by the sweeper.
+DEFAULT_BROKER_DELIVERY_LIMIT = 20
+# RabbitMQ's `consumer_timeout` (its default, 30 min): a delivery unacknowledged this long
+# closes the channel and is redelivered. The hard time limit must stay below it.
+DEFAULT_BROKER_CONSUMER_TIMEOUT_S = 1800.0
+
 # Pools where Celery enforces no time limits and has no worker-loss handling.
 UNSAFE_POOLS = frozenset({"threads", "solo"})
 # Pools without a soft time limit (Celery raises none on green threads).
@@ -157,6 +172,8 @@ __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_BLOCKED_DEFAULT_S",
     "DEFAULT_BREAKER_PROBE_S",
+    "DEFAULT_BROKER_CONSUMER_TIMEOUT_S",
+    "DEFAULT_BROKER_DELIVERY_LIMIT",
     "DEFAULT_HARD_TIME_LIMIT_S",
     "DEFAULT_HTTP_CONNECT_TIMEOUT_S",
     "DEFAULT_HTTP_POOL_TIMEOUT_S",
@@ -183,6 +200,8 @@ __all__ = [
     "DEFAULT_MAX_TOKEN_WAIT_S",
     "DEFAULT_MAX_UNFINISHED_DELIVERIES",
     "DEFAULT_MAX_UNITS_PER_LINE",
+    "DEFAULT_MIN_REPLICAS_ACK",
+    "DEFAULT_MIN_REPLICAS_ACK_TIMEOUT_S",
     "DEFAULT_PREFETCH_MULTIPLIER",
     "DEFAULT_PUMP_INTERVAL_S",
     "DEFAULT_RATE_BURST",
@@ -193,6 +212,7 @@ __all__ = [
     "DEFAULT_REDIS_SOCKET_TIMEOUT_S",
     "DEFAULT_REDIS_URL",
     "DEFAULT_RETRY_DEADLINE_S",
+    "DEFAULT_SENTINEL_MASTER",
     "DEFAULT_SOFT_TIME_LIMIT_S",
     "DEFAULT_STUCK_AFTER_S",
     "DEFAULT_SUBMIT_CONCURRENCY",

@@ -29,6 +29,8 @@ from worker.settings.defaults import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_BLOCKED_DEFAULT_S,
     DEFAULT_BREAKER_PROBE_S,
+    DEFAULT_BROKER_CONSUMER_TIMEOUT_S,
+    DEFAULT_BROKER_DELIVERY_LIMIT,
     DEFAULT_HARD_TIME_LIMIT_S,
     DEFAULT_HTTP_CONNECT_TIMEOUT_S,
     DEFAULT_HTTP_POOL_TIMEOUT_S,
@@ -55,6 +57,8 @@ from worker.settings.defaults import (
     DEFAULT_MAX_TOKEN_WAIT_S,
     DEFAULT_MAX_UNFINISHED_DELIVERIES,
     DEFAULT_MAX_UNITS_PER_LINE,
+    DEFAULT_MIN_REPLICAS_ACK,
+    DEFAULT_MIN_REPLICAS_ACK_TIMEOUT_S,
     DEFAULT_PREFETCH_MULTIPLIER,
     DEFAULT_PUMP_INTERVAL_S,
     DEFAULT_RATE_BURST,
@@ -65,6 +69,7 @@ from worker.settings.defaults import (
     DEFAULT_REDIS_SOCKET_TIMEOUT_S,
     DEFAULT_REDIS_URL,
     DEFAULT_RETRY_DEADLINE_S,
+    DEFAULT_SENTINEL_MASTER,
     DEFAULT_SOFT_TIME_LIMIT_S,
     DEFAULT_STUCK_AFTER_S,
     DEFAULT_SUBMIT_CONCURRENCY,
@@ -77,6 +82,7 @@ from worker.settings.defaults import (
     SYNC_RATE_BURST,
     SYNC_RATE_PER_S,
 )
+from worker.settings.sentinels import parse_sentinels, sentinel_broker_url
 
 
 class Settings(BaseSettings):
@@ -253,6 +259,42 @@ class Settings(BaseSettings):
         description="Redis used/maxmemory above which HTTP intake answers 503",
     )
 
+    redis_sentinels: str = Field(
+        "",
+        description="Sentinels as host:port,host:port: the ledger and a Redis broker follow "
+        "failovers (REDIS_URL then gives only the database and the data nodes' password)",
+    )
+    redis_sentinel_master: str = Field(
+        DEFAULT_SENTINEL_MASTER, min_length=1, description="Master name the sentinels monitor"
+    )
+    redis_sentinel_password: SecretStr = Field(
+        SecretStr(""), description="Password of the sentinels themselves"
+    )
+    min_replicas_ack: int = Field(
+        DEFAULT_MIN_REPLICAS_ACK,
+        ge=0,
+        description="Replicas that must hold an order before upstream is told it is accepted",
+    )
+    min_replicas_ack_timeout_s: float = Field(
+        DEFAULT_MIN_REPLICAS_ACK_TIMEOUT_S,
+        gt=0,
+        description="How long to wait for them before 'replication unconfirmed: send again'",
+    )
+    broker_delivery_limit: int = Field(
+        DEFAULT_BROKER_DELIVERY_LIMIT, gt=0, description="RabbitMQ quorum queue x-delivery-limit"
+    )
+    broker_consumer_timeout_s: float = Field(
+        DEFAULT_BROKER_CONSUMER_TIMEOUT_S,
+        gt=0,
+        description="RabbitMQ consumer_timeout the broker runs with (above the hard limit)",
+    )
+
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _sentinel_addresses(cls, value: str) -> str:
+        parse_sentinels(value)  # raises ValueError naming the bad entry
+        return value.strip()
+
     @field_validator("batch_size")
     @classmethod
     def _batch_fits_a_message(cls, value: int) -> int:
@@ -296,7 +338,13 @@ class Settings(BaseSettings):
     def _derive_defaults(self) -> Settings:
         # Frozen model: derived defaults are written once here, before anyone reads them.
         if not self.broker_url:
-            object.__setattr__(self, "broker_url", self.redis_url)
+            # Through the sentinels when they are configured, so the broker follows failovers.
+            broker = (
+                sentinel_broker_url(parse_sentinels(self.redis_sentinels), self.redis_url)
+                if self.redis_sentinels
+                else self.redis_url
+            )
+            object.__setattr__(self, "broker_url", broker)
         sync = self.jetti_mode == "sync"
         if self.rate_per_s is None:
             object.__setattr__(self, "rate_per_s", SYNC_RATE_PER_S if sync else DEFAULT_RATE_PER_S)
@@ -332,8 +380,8 @@ class Settings(BaseSettings):
 
     @property
     def secret_values(self) -> tuple[str, ...]:
-        """The secrets' plain values (webhook hash, API token, intake token and HMAC key), for
-        the log redaction only."""
+        """The secrets' plain values (webhook hash, API token, intake token and HMAC key, the
+        sentinels' password), for the log redaction only."""
         return tuple(
             secret.get_secret_value()
             for secret in (
@@ -341,6 +389,7 @@ class Settings(BaseSettings):
                 self.api_token,
                 self.intake_token,
                 self.intake_hmac_secret,
+                self.redis_sentinel_password,
             )
         )
 
