@@ -125,7 +125,7 @@ class RedisHA:
         primary_port = self.nodes[0].port
         for node in self.nodes[1:]:
             node.extra_args = (*node.extra_args, "--replicaof", "127.0.0.1", str(primary_port))
-        quorum = sentinels // 2 + 1
+        quorum = max(1, sentinels // 2 + 1)
         self.sentinels = [
             SentinelProcess(
                 folder / f"sentinel{i}",
@@ -145,7 +145,8 @@ class RedisHA:
         self.wait_replicas(len(self.nodes) - 1)
         for sentinel in self.sentinels:
             sentinel.start()
-        self._wait_sentinels_agree()
+        if self.sentinels:
+            self._wait_sentinels_agree()
         return self
 
     def stop(self) -> None:
@@ -210,7 +211,8 @@ class RedisHA:
 
     def wait_replicas(self, count: int, *, timeout_s: float = START_TIMEOUT_S) -> None:
         """Wait until the current primary has `count` replicas online."""
-        primary = self.nodes[0] if not self.sentinels[0].process else self.primary()
+        watched = any(s.process is not None for s in self.sentinels)
+        primary = self.primary() if watched else self.nodes[0]
         wait_for(
             lambda: self.connected_replicas(primary) >= count,
             f"{count} replicas online",
