@@ -11,7 +11,9 @@ This is the public Python API of the producer library, what an upstream Python s
 `enqueue` validates each raw order against the contract, writes it to the ledger, then publishes
 the keys that need work; it returns an `EnqueueSummary` (counts, `Rejection`s, `Ignored` copies)
 and raises `EnqueueInterrupted` when Redis or the broker fails part-way (calling it again with the
-same orders is safe). `connect` builds its keyword arguments from the relay's settings (a Redis
+same orders is safe), or its subclass `ReplicationUnconfirmed` when the orders are recorded on the
+Redis primary but fewer replicas than JETTI_RELAY_MIN_REPLICAS_ACK confirmed them in time (send
+them again). `connect` builds its keyword arguments from the relay's settings (a Redis
 client with timeouts, a publish-only broker connection that never imports the worker's Celery
 app, the configured key prefix and rules) as a `Relay`. The other names are the types those
 carry (`RecordOutcome`, `Problem`) and what its keyword arguments take (`Publisher` or any
@@ -19,7 +21,14 @@ carry (`RecordOutcome`, `Problem`) and what its keyword arguments take (`Publish
 """
 
 from producers.connect import Relay, connect
-from producers.enqueue import EnqueueInterrupted, EnqueueSummary, Ignored, Rejection, enqueue
+from producers.enqueue import (
+    EnqueueInterrupted,
+    EnqueueSummary,
+    Ignored,
+    Rejection,
+    ReplicationUnconfirmed,
+    enqueue,
+)
 from worker.core.errors import Problem
 from worker.core.keys import Keys
 from worker.core.ports import KeyPublisher
@@ -38,6 +47,7 @@ __all__ = [
     "RecordOutcome",
     "Rejection",
     "Relay",
+    "ReplicationUnconfirmed",
     "Rules",
     "connect",
     "enqueue",

@@ -21,6 +21,7 @@ from worker.core.keys import Keys
 from worker.core.rules import Rules
 from worker.publisher import Publisher
 from worker.settings import Settings, get_settings
+from worker.settings.defaults import DEFAULT_MIN_REPLICAS_ACK, DEFAULT_MIN_REPLICAS_ACK_TIMEOUT_S
 from worker.wiring import keys, publisher, redis_client, rules
 
 
@@ -32,14 +33,19 @@ class Relay:
     publisher: Publisher
     keys: Keys
     rules: Rules
+    min_replicas_ack: int = DEFAULT_MIN_REPLICAS_ACK
+    min_replicas_ack_timeout_s: float = DEFAULT_MIN_REPLICAS_ACK_TIMEOUT_S
 
     def kwargs(self) -> dict[str, object]:
-        """`client`, `publisher`, `keys` and `rules`, as `enqueue` takes them."""
+        """`client`, `publisher`, `keys`, `rules` and the replicas to wait for (with their
+        timeout), as `enqueue` takes them."""
         return {
             "client": self.client,
             "publisher": self.publisher,
             "keys": self.keys,
             "rules": self.rules,
+            "min_replicas_ack": self.min_replicas_ack,
+            "min_replicas_ack_timeout_s": self.min_replicas_ack_timeout_s,
         }
 
     def close(self) -> None:
@@ -49,14 +55,17 @@ class Relay:
 
 def connect(settings: Settings | None = None) -> Relay:
     """The Redis client (with the configured timeouts), a publish-only broker connection (the
-    worker's Celery app is never imported), the key builder under the configured prefix and the
-    configured rules, for `settings` (default: the `JETTI_RELAY_*` environment and `.env`)."""
+    worker's Celery app is never imported), the key builder under the configured prefix, the
+    configured rules and the replicas an order must reach before it counts as accepted, for
+    `settings` (default: the `JETTI_RELAY_*` environment and `.env`)."""
     settings = settings or get_settings()
     return Relay(
         client=redis_client(settings),
         publisher=publisher(settings),
         keys=keys(settings),
         rules=rules(settings),
+        min_replicas_ack=settings.min_replicas_ack,
+        min_replicas_ack_timeout_s=settings.min_replicas_ack_timeout_s,
     )
 
 
@@ -70,6 +79,8 @@ def intake_limits(settings: Settings) -> IntakeLimits:
         rejects_max=settings.intake_rejects_max,
         max_future_skew_s=settings.max_future_skew_s,
         max_line_items=settings.max_line_items,
+        min_replicas_ack=settings.min_replicas_ack,
+        min_replicas_ack_timeout_s=settings.min_replicas_ack_timeout_s,
         block_ms=max(1, min(DEFAULT_BLOCK_MS, int(settings.redis_socket_timeout_s * 500))),
     )
 

@@ -7,6 +7,11 @@ update to an order already queued coalesces into the message that is already the
 an order still PENDING is published again, so re-running an input after a failure part-way
 publishes at once what that failure left unpublished (reliability review #2, L5).
 Producers publish by task name (`worker.publisher`) and never import the worker's tasks.
+
+With `min_replicas_ack` N > 0 (JETTI_RELAY_MIN_REPLICAS_ACK), each chunk is confirmed after it
+was published: a fence write and `WAIT` (`worker.store.replication`) until N replicas hold it,
+so the publish is covered too when the broker is the same Redis. Until then nothing of the chunk
+is reported to upstream as accepted (`ReplicationUnconfirmed`: "send again").
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from worker.core.limits import DEFAULT_MAX_FUTURE_SKEW_S, DEFAULT_MAX_LINE_ITEMS
 from worker.core.ports import KeyPublisher
 from worker.core.rules import Rules
 from worker.store.ledger import Ledger, NewVersion, RecordOutcome
+from worker.store.replication import ReplicaFence, refused_for_replicas
 
 # Orders validated and recorded per pipelined Redis round trip: big enough to amortise the
 # round trip, small enough that a progress bar moves and memory stays flat on huge inputs.
@@ -124,6 +130,42 @@ class EnqueueInterrupted(Exception):
         self.unreachable = unreachable
         self.detail = detail
 
+    @property
+    def no_replicas(self) -> bool:
+        """True when the Redis primary refused the write because fewer replicas than its
+        `min-replicas-to-write` are in sync (NOREPLICAS): nothing of the chunk at `position`
+        was written; sending again succeeds once the replicas are back."""
+        return self.__cause__ is not None and refused_for_replicas(self.__cause__)
+
+
+class ReplicationUnconfirmed(EnqueueInterrupted):
+    """The chunk at `position` is recorded on the Redis primary (and published), but only
+    `acked` of the `wanted` replicas confirmed holding it within `timeout_s` seconds.
+
+    A failover now could promote a replica without those orders, so they are not acknowledged
+    to upstream: send the same input again. That is safe (the ledger recognises every copy, a
+    copy it holds is `unchanged`) and the resend is confirmed once the replicas catch up. Every
+    order before `position` was confirmed; `summary` counts the chunk at `position` as recorded.
+    `unreachable` is False: Redis answered."""
+
+    def __init__(
+        self,
+        summary: EnqueueSummary,
+        *,
+        position: int,
+        acked: int,
+        wanted: int,
+        timeout_s: float,
+    ) -> None:
+        detail = (
+            f"recorded on the primary, replication unconfirmed ({acked} of {wanted} replicas "
+            f"within {timeout_s:g} s): send again; sending again is safe"
+        )
+        super().__init__(summary, position=position, unreachable=False, detail=detail)
+        self.acked = acked
+        self.wanted = wanted
+        self.timeout_s = timeout_s
+
 
 def unreachable(exc: BaseException) -> bool:
     """True for a transport failure (retrying later can help), False for a server refusal."""
@@ -143,6 +185,8 @@ def enqueue(
     max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S,
     rules: Rules | None = None,
     max_line_items: int = DEFAULT_MAX_LINE_ITEMS,
+    min_replicas_ack: int | None = None,
+    min_replicas_ack_timeout_s: float | None = None,
 ) -> EnqueueSummary:
     """Validate, record and publish raw orders; a rejection's position is the 0-based index.
 
@@ -157,6 +201,11 @@ def enqueue(
     configured key prefix (`JETTI_RELAY_KEY_PREFIX`, read through `worker.settings`), the one
     the workers read. A Redis or broker error raises `EnqueueInterrupted` (chained) with the
     summary so far and the position reached.
+
+    With `min_replicas_ack` N > 0, a chunk counts as done only once N replicas hold it (waiting
+    at most `min_replicas_ack_timeout_s` seconds); fewer raise `ReplicationUnconfirmed`, an
+    `EnqueueInterrupted`. Both default to the configured JETTI_RELAY_MIN_REPLICAS_ACK and
+    JETTI_RELAY_MIN_REPLICAS_ACK_TIMEOUT_S (0 by default: no wait, no extra round trip).
     """
     candidates = (Candidate(i, raw) for i, raw in enumerate(raw_orders))
     return enqueue_candidates(
@@ -171,6 +220,8 @@ def enqueue(
         max_future_skew_s=max_future_skew_s,
         rules=rules,
         max_line_items=max_line_items,
+        min_replicas_ack=min_replicas_ack,
+        min_replicas_ack_timeout_s=min_replicas_ack_timeout_s,
     )
 
 
@@ -189,6 +240,8 @@ def enqueue_candidates(
     rules: Rules | None = None,
     max_line_items: int = DEFAULT_MAX_LINE_ITEMS,
     on_result: OnResult | None = None,
+    min_replicas_ack: int | None = None,
+    min_replicas_ack_timeout_s: float | None = None,
 ) -> EnqueueSummary:
     """`enqueue` for candidates whose positions (and read errors) the caller already knows.
 
@@ -197,12 +250,16 @@ def enqueue_candidates(
     (a lower bound: the worker's own check is the final one).
 
     Per chunk of `chunk_size`: validate, one pipelined `record_many` (same key twice is applied
-    in order by the ledger), one publish of the keys due. `on_progress(n)` is called after each
-    chunk with the number of candidates it held; `on_result(position, order_key, outcome)` once
-    per recorded order, after its chunk was published. Raises `EnqueueInterrupted` on a Redis
-    or broker error, with the first position of the chunk that failed.
+    in order by the ledger), one publish of the keys due, and with `min_replicas_ack` N > 0 one
+    fence + WAIT round trip. `on_progress(n)` is called after each chunk with the number of
+    candidates it held; `on_result(position, order_key, outcome)` once per recorded order, after
+    its chunk was published (and confirmed). Raises `EnqueueInterrupted` on a Redis or broker
+    error, `ReplicationUnconfirmed` when too few replicas confirmed, with the first position of
+    the chunk that failed.
     """
-    ledger = Ledger(client, keys or configured_keys())
+    keys = keys or configured_keys()
+    ledger = Ledger(client, keys)
+    fence = replica_fence(client, keys, min_replicas_ack, min_replicas_ack_timeout_s)
     summary = EnqueueSummary()
     for chunk in _chunks(candidates, max(1, chunk_size)):
         chunk_now = time.time() if now is None else now
@@ -217,7 +274,12 @@ def enqueue_candidates(
                 max_line_items=max_line_items,
             )
             commit_chunk(
-                prepared, ledger=ledger, publisher=publisher, summary=summary, on_result=on_result
+                prepared,
+                ledger=ledger,
+                publisher=publisher,
+                summary=summary,
+                on_result=on_result,
+                fence=fence,
             )
         except (redis.RedisError, KombuError) as exc:
             detail = f"{type(exc).__name__}: {exc}"
@@ -277,10 +339,12 @@ def commit_chunk(
     publisher: KeyPublisher,
     summary: EnqueueSummary,
     on_result: OnResult | None = None,
+    fence: ReplicaFence | None = None,
 ) -> None:
     """Record `prepared` (one pipelined `record_many`), publish the keys due, count it all in
-    `summary`: the second half of `enqueue_candidates` per chunk. Redis and broker errors
-    propagate as they are."""
+    `summary`, and with a `fence` confirm the replicas hold it: the second half of
+    `enqueue_candidates` per chunk. Redis and broker errors propagate as they are; too few
+    replicas raise `ReplicationUnconfirmed` (after counting, before `on_result`)."""
     for rejection in prepared.rejections:
         summary.reject(rejection)
     results = ledger.record_many(prepared.items, now=prepared.now)
@@ -290,6 +354,19 @@ def commit_chunk(
     due = list(dict.fromkeys(r.order_key for r in results if r.publish))
     if due:
         summary.messages += publisher.publish(due)
+    # Even when every order was unchanged (nothing written now): an earlier copy's write may
+    # still be on the primary only, and the fence makes this WAIT cover it.
+    if fence is not None and prepared.items:
+        acked = fence.confirm()
+        if acked < fence.replicas:
+            first = min([*prepared.positions, *(r.position for r in prepared.rejections)])
+            raise ReplicationUnconfirmed(
+                summary,
+                position=first,
+                acked=acked,
+                wanted=fence.replicas,
+                timeout_s=fence.timeout_s,
+            )
     if on_result is not None:
         for position, result in zip(prepared.positions, results, strict=True):
             on_result(position, result.order_key, result.outcome)
@@ -301,6 +378,29 @@ def configured_keys() -> Keys:
     from worker.settings import get_settings  # the settings load only when they are needed
 
     return Keys(get_settings().key_prefix)
+
+
+def replica_fence(
+    client: redis.Redis[bytes],
+    keys: Keys,
+    min_replicas_ack: int | None,
+    timeout_s: float | None,
+) -> ReplicaFence | None:
+    """The fence that confirms each chunk on `min_replicas_ack` replicas within `timeout_s`, or
+    None for 0 replicas (no wait at all). None for either reads the configured value
+    (JETTI_RELAY_MIN_REPLICAS_ACK, JETTI_RELAY_MIN_REPLICAS_ACK_TIMEOUT_S), as `configured_keys`
+    does for the prefix, so the library's default follows the deployment's settings."""
+    if min_replicas_ack is None or (timeout_s is None and min_replicas_ack > 0):
+        from worker.settings import get_settings  # the settings load only when they are needed
+
+        settings = get_settings()
+        min_replicas_ack = (
+            settings.min_replicas_ack if min_replicas_ack is None else min_replicas_ack
+        )
+        timeout_s = settings.min_replicas_ack_timeout_s if timeout_s is None else timeout_s
+    if min_replicas_ack <= 0 or timeout_s is None:  # no replicas wanted: no timeout was needed
+        return None
+    return ReplicaFence(client, keys, replicas=min_replicas_ack, timeout_s=timeout_s)
 
 
 def _chunks(items: Iterable[Candidate], size: int) -> Iterator[list[Candidate]]:

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 import redis
 from redis.exceptions import OutOfMemoryError  # type: ignore[attr-defined]  # not in types-redis
 
-from producers.enqueue import EnqueueInterrupted, unreachable
+from producers.enqueue import EnqueueInterrupted, ReplicationUnconfirmed, unreachable
 from worker.core.limits import DEFAULT_MAX_FUTURE_SKEW_S, DEFAULT_MAX_LINE_ITEMS
+from worker.settings.defaults import DEFAULT_MIN_REPLICAS_ACK, DEFAULT_MIN_REPLICAS_ACK_TIMEOUT_S
+from worker.store.replication import refused_for_replicas
 
 # How long one read waits for new entries: also how fast the loop notices `stop`.
 DEFAULT_BLOCK_MS = 1000
@@ -22,7 +24,8 @@ TRIM_EVERY_S = 5.0
 @dataclass(frozen=True)
 class IntakeLimits:
     """The intake's knobs (JETTI_RELAY_INTAKE_*; `worker.settings`), and the library's
-    validation bounds, as plain values."""
+    validation bounds and replicas to wait for (JETTI_RELAY_MIN_REPLICAS_ACK*), as plain
+    values."""
 
     batch_size: int
     reclaim_idle_s: float
@@ -30,6 +33,8 @@ class IntakeLimits:
     rejects_max: int
     max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S
     max_line_items: int = DEFAULT_MAX_LINE_ITEMS
+    min_replicas_ack: int = DEFAULT_MIN_REPLICAS_ACK
+    min_replicas_ack_timeout_s: float = DEFAULT_MIN_REPLICAS_ACK_TIMEOUT_S
     block_ms: int = DEFAULT_BLOCK_MS
     reclaim_every_s: float = RECLAIM_EVERY_S
     trim_every_s: float = TRIM_EVERY_S
@@ -48,8 +53,15 @@ class IntakeCounts:
 
 
 def transient(exc: BaseException) -> bool:
-    """True when retrying the same batch later can help: a transport failure, or Redis
-    refusing writes for now (a replica after a failover, maxmemory reached)."""
+    """True when retrying the same batch later can help: a transport failure, Redis refusing
+    writes for now (a replica after a failover, maxmemory reached, too few replicas in sync for
+    its `min-replicas-to-write`), or the batch recorded with too few replicas confirming it."""
+    if isinstance(exc, ReplicationUnconfirmed):
+        return True
     if isinstance(exc, EnqueueInterrupted) and exc.__cause__ is not None:
         exc = exc.__cause__
-    return unreachable(exc) or isinstance(exc, redis.exceptions.ReadOnlyError | OutOfMemoryError)
+    return (
+        unreachable(exc)
+        or isinstance(exc, redis.exceptions.ReadOnlyError | OutOfMemoryError)
+        or refused_for_replicas(exc)
+    )

@@ -8,9 +8,11 @@ and recording it again is harmless (the ledger's version compare-and-set).
 
 Failures, by kind:
 
-- Redis or the broker unreachable, Redis read-only or out of memory (`transient`): nothing of
-  the batch is acknowledged; the same batch is tried again after a pause, kept this consumer's
-  (`touch`) so no other consumer counts a delivery for an outage.
+- Redis or the broker unreachable, Redis read-only, out of memory or short of in-sync replicas
+  (NOREPLICAS), or the batch recorded but fewer than `min_replicas_ack` replicas confirming it
+  in time (`transient`): nothing of the batch is acknowledged; the same batch is tried again
+  after a pause, kept this consumer's (`touch`) so no other consumer counts a delivery for an
+  outage. Recording it again is harmless, and acknowledging it waits for the replicas.
 - Anything else while handling a batch (a server refusal, a bug an entry triggers): the entries
   are tried one at a time; one that still fails stays pending and the others go through.
 - Pending entries idle for `reclaim_idle_s` (their consumer died or gave up on them) are
@@ -34,6 +36,7 @@ from producers.enqueue import (
     commit_chunk,
     enqueue_candidates,
     prepare_chunk,
+    replica_fence,
 )
 from producers.stream_config import (
     IntakeCounts,
@@ -94,6 +97,9 @@ class StreamIntake:
         self._prefetch: Future[list[StreamEntry]] | None = None
         self._inflight: tuple[list[StreamEntry], EnqueueSummary, Future[None]] | None = None
         self._ledger = Ledger(client, keys)
+        self._fence = replica_fence(
+            client, keys, limits.min_replicas_ack, limits.min_replicas_ack_timeout_s
+        )
 
     # --- the loop ------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -209,6 +215,7 @@ class StreamIntake:
             ledger=self._ledger,
             publisher=self.publisher,
             summary=summary,
+            fence=self._fence,
         )
         self._inflight = (entries, summary, future)
 
@@ -349,6 +356,8 @@ class StreamIntake:
             max_future_skew_s=self.limits.max_future_skew_s,
             rules=self.rules,
             max_line_items=self.limits.max_line_items,
+            min_replicas_ack=self.limits.min_replicas_ack,
+            min_replicas_ack_timeout_s=self.limits.min_replicas_ack_timeout_s,
         )
         self._settle(entries, summary)
 

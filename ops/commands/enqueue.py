@@ -9,11 +9,13 @@ Exit codes:
   2 the input could not be read at all (missing file, not UTF-8, a broken JSON array);
   4 Redis or the broker unreachable (connection refused or lost, timeout), before or part-way,
     or a Redis older than the oldest supported (docs/operations.md, Redis);
-  5 Redis or the broker refused a command part-way (OOM, READONLY, BUSY, WRONGTYPE, any other
-    error reply).
-On 4 and 5 the message (and `--json`'s `stopped_at`) gives the line or item reached: every order
-before it was enqueued. Running the same file again is safe: it publishes at once every order
-of the file still pending.
+  5 Redis or the broker refused a command part-way (OOM, READONLY, BUSY, WRONGTYPE, NOREPLICAS:
+    a primary with too few replicas in sync for its min-replicas-to-write, any other error reply);
+  6 with JETTI_RELAY_MIN_REPLICAS_ACK N > 0: the orders up to the chunk named are recorded on the
+    Redis primary, but fewer than N replicas confirmed them within the timeout.
+On 4, 5 and 6 the message (and `--json`'s `stopped_at`) gives the line or item reached: every
+order before it was enqueued (and, on 6, confirmed). Running the same file again is safe: it
+publishes at once every order of the file still pending, and waits for the replicas again.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from producers.enqueue import (
     EnqueueInterrupted,
     EnqueueSummary,
     Rejection,
+    ReplicationUnconfirmed,
     enqueue_candidates,
 )
 from worker.core.errors import InvalidOrder, Problem
@@ -48,6 +51,8 @@ EXIT_REDIS = ExitCode.REDIS_UNREACHABLE  # as for `dlq`, `order` and `reconcile`
 # Redis or the broker answered with a refusal: retrying blindly rarely helps (out of memory, a
 # read-only replica after a failover, a wrong-type key), so a loader can tell it from 4.
 EXIT_REDIS_REFUSED = ExitCode.REDIS_REFUSED
+# Recorded on the primary, too few replicas confirmed in time: sending again is the cure.
+EXIT_UNREPLICATED = ExitCode.UNREPLICATED
 
 # Inputs with fewer orders than this finish before a progress bar would be worth drawing.
 PROGRESS_MIN_ORDERS = 2000
@@ -144,9 +149,11 @@ def enqueue(
     """Validate raw orders in FILE (JSON object, array or JSON Lines; - for stdin) and enqueue them.
 
     Exit code 0 when every order went through, 1 when some were rejected, 2 when the input
-    could not be read, 4 when Redis is unreachable, 5 when Redis refused a command (4 and 5
-    name the line reached; run it again: orders already enqueued are recognised, and those
-    still pending are published at once).
+    could not be read, 4 when Redis is unreachable, 5 when Redis refused a command, 6 when the
+    orders are recorded on the Redis primary but fewer replicas than
+    JETTI_RELAY_MIN_REPLICAS_ACK confirmed them in time (4, 5 and 6 name the line reached; run
+    it again: orders already enqueued are recognised, and those still pending are published at
+    once).
     """
     # Imported here so `jetti-relay --help` stays fast (Celery and Redis load on use only).
     import redis
@@ -219,6 +226,8 @@ def enqueue(
                 max_future_skew_s=settings.max_future_skew_s,
                 rules=rules,
                 max_line_items=settings.max_line_items,
+                min_replicas_ack=settings.min_replicas_ack,
+                min_replicas_ack_timeout_s=settings.min_replicas_ack_timeout_s,
             )
     except EnqueueInterrupted as exc:
         stop, summary = exc, exc.summary
@@ -246,6 +255,8 @@ def _finish(
 
 def exit_code(summary: EnqueueSummary, stop: EnqueueInterrupted | None) -> int:
     """The documented exit code: a stop part-way wins over rejections (the run is incomplete)."""
+    if isinstance(stop, ReplicationUnconfirmed):
+        return EXIT_UNREPLICATED
     if stop is not None:
         return EXIT_REDIS if stop.unreachable else EXIT_REDIS_REFUSED
     return EXIT_REJECTED if summary.rejected else EXIT_OK
@@ -253,12 +264,24 @@ def exit_code(summary: EnqueueSummary, stop: EnqueueInterrupted | None) -> int:
 
 def stop_message(unit: str, stop: EnqueueInterrupted) -> str:
     """One line saying what failed, where the run stopped and what to do."""
+    if isinstance(stop, ReplicationUnconfirmed):
+        return (
+            f"error: {unit} {stop.position} and its chunk are recorded on the Redis primary, "
+            f"replication unconfirmed ({stop.acked} of {stop.wanted} replicas within "
+            f"{stop.timeout_s:g} s, JETTI_RELAY_MIN_REPLICAS_ACK): a failover now could lose "
+            f"them. Every order before {unit} {stop.position} is enqueued and replicated: run "
+            "the same input again (it is idempotent, and waits for the replicas again)."
+        )
     # The URL may carry a password: name the setting, not its value.
-    what = (
-        "cannot reach Redis or the broker (--redis-url / JETTI_RELAY_REDIS_URL)"
-        if stop.unreachable
-        else "Redis or the broker refused a command"
-    )
+    if stop.unreachable:
+        what = "cannot reach Redis or the broker (--redis-url / JETTI_RELAY_REDIS_URL)"
+    elif stop.no_replicas:
+        what = (
+            "the Redis primary refuses writes while fewer replicas than its "
+            "min-replicas-to-write are in sync (NOREPLICAS)"
+        )
+    else:
+        what = "Redis or the broker refused a command"
     detail = stop.detail.rstrip(". ")
     return (
         f"error: {what} at {unit} {stop.position}: {detail}. Every order before "

@@ -86,7 +86,10 @@ def _unauthorized(request: Request, message: str) -> Response:
 
 
 def _unavailable(request: Request, exc: IntakeUnavailable) -> Response:
-    return _error(request, 503, exc.reason, {"Retry-After": str(exc.retry_after_s)})
+    headers = {"Retry-After": str(exc.retry_after_s)}
+    if exc.error is not None:
+        return _json(request, 503, {"error": exc.error, "detail": exc.reason}, headers)
+    return _error(request, 503, exc.reason, headers)
 
 
 def _outcomes(results: list[OrderResult]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from producers.http.writer import OUTCOMES
+from producers.http.writer import OUTCOMES, REPLICATION_UNCONFIRMED
 from worker.core.contract import RawOrder
 from worker.core.states import OrderState
 
@@ -52,6 +52,16 @@ _UNAVAILABLE = _json(
     "Error",
     "Redis is unreachable, refused the write, or is near its memory limit: nothing was "
     "acknowledged; send again after Retry-After seconds.",
+    headers=_RETRY_AFTER,
+)
+_NOT_TAKEN = _json(
+    "Error",
+    "Nothing was acknowledged: send the same request again after Retry-After seconds (it is "
+    "idempotent). Redis is unreachable, refused the write (a primary with too few replicas in "
+    "sync for its min-replicas-to-write refuses them all), or is near its memory limit; or, "
+    f"with `error` `{REPLICATION_UNCONFIRMED}` and a `detail`, the orders are recorded on the "
+    "Redis primary but fewer replicas than JETTI_RELAY_MIN_REPLICAS_ACK confirmed them in time, "
+    "so a failover could still lose them.",
     headers=_RETRY_AFTER,
 )
 
@@ -104,7 +114,15 @@ def _own_schemas() -> dict[str, Any]:
         "Error": {
             "type": "object",
             "required": ["request_id", "error"],
-            "properties": {"request_id": text, "error": text},
+            "properties": {
+                "request_id": text,
+                "error": {
+                    **text,
+                    "description": "What went wrong, in words; on a 503 of POST, the code "
+                    f"`{REPLICATION_UNCONFIRMED}` when the orders await their replicas.",
+                },
+                "detail": {**text, "description": f"With `{REPLICATION_UNCONFIRMED}`: why."},
+            },
         },
         "OrderStatus": {
             "type": "object",
@@ -176,7 +194,7 @@ def _paths() -> dict[str, Any]:
                     "403": _json("Error", "A per-source credential tried to set source/id_prefix."),
                     "413": _json("Error", "The body is over the intake's size limit."),
                     "415": _json("Error", "Not application/json nor application/x-ndjson."),
-                    "503": _UNAVAILABLE,
+                    "503": _NOT_TAKEN,
                 },
             }
         },

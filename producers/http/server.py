@@ -81,6 +81,8 @@ def build_http_app(settings: Settings) -> ASGIApp:
             max_line_items=settings.max_line_items,
             chunk_size=DEFAULT_GROUP_MAX_ORDERS,
             on_result=on_result,
+            min_replicas_ack=relay.min_replicas_ack,
+            min_replicas_ack_timeout_s=relay.min_replicas_ack_timeout_s,
         )
 
     writer = GroupCommitWriter(

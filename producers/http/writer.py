@@ -8,9 +8,10 @@ library's only path) and then resolves each request's future with its own orders
 Under load, requests arriving while a write is in flight share the next one: the cost of a
 Redis round trip is paid per group, not per request, and an idle intake answers at once.
 
-A future resolves only after the ledger holds the orders (and their keys were published), or
-fails with `IntakeUnavailable` (Redis unreachable, refusing, or over the memory limit): what
-the HTTP layer answers 202 or 503.
+A future resolves only after the ledger holds the orders (and their keys were published, and
+with JETTI_RELAY_MIN_REPLICAS_ACK N > 0, N replicas confirmed them), or fails with
+`IntakeUnavailable` (Redis unreachable, refusing, over the memory limit, or the replicas not
+confirming in time: `error` REPLICATION_UNCONFIRMED): what the HTTP layer answers 202 or 503.
 """
 
 from __future__ import annotations
@@ -26,7 +27,13 @@ from typing import Final
 import redis
 import structlog
 
-from producers.enqueue import Candidate, EnqueueInterrupted, EnqueueSummary, OnResult
+from producers.enqueue import (
+    Candidate,
+    EnqueueInterrupted,
+    EnqueueSummary,
+    OnResult,
+    ReplicationUnconfirmed,
+)
 from worker.core.errors import Problem
 from worker.core.records import RecordOutcome
 
@@ -42,6 +49,10 @@ MEMORY_CHECK_INTERVAL_S = 1.0
 # (the workers must settle orders and the bodies expire), so senders back off longer.
 UNREACHABLE_RETRY_AFTER_S = 5
 MEMORY_RETRY_AFTER_S = 30
+# A replica catching up, or Sentinel replacing one, takes seconds as well.
+UNREPLICATED_RETRY_AFTER_S = 5
+# The `error` of a 503 whose orders the primary holds but too few replicas confirmed in time.
+REPLICATION_UNCONFIRMED: Final = "replication_unconfirmed"
 # What `rejected` orders carry as their outcome (the others carry RecordOutcome's values).
 REJECTED: Final = "rejected"
 # Every outcome an order can have in an answer, in the order the counts show them.
@@ -53,13 +64,16 @@ Enqueue = Callable[[list[Candidate], OnResult], EnqueueSummary]
 
 
 class IntakeUnavailable(Exception):
-    """The orders were not (all) recorded and the sender should try again after
-    `retry_after_s` seconds; `reason` is safe to show the sender (no Redis detail)."""
+    """The orders were not (all) recorded, or not confirmed by enough replicas, and the sender
+    should try again after `retry_after_s` seconds; `reason` is safe to show the sender (no
+    Redis detail). `error` is a fixed code when the sender must tell this case from the others
+    (REPLICATION_UNCONFIRMED), None when `reason` says it all."""
 
-    def __init__(self, reason: str, *, retry_after_s: int) -> None:
+    def __init__(self, reason: str, *, retry_after_s: int, error: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after_s = retry_after_s
+        self.error = error
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,8 +257,7 @@ class GroupCommitWriter:
                 detail=exc.detail,
                 orders=len(flat),
             )
-            reason = "Redis is unreachable" if exc.unreachable else "Redis refused the write"
-            raise IntakeUnavailable(reason, retry_after_s=UNREACHABLE_RETRY_AFTER_S) from exc
+            raise _unavailable(exc) from exc
         for rejection in summary.rejections:
             slots[rejection.position] = OrderResult(
                 owners[rejection.position], rejection.order_key, REJECTED, rejection.problems
@@ -256,6 +269,26 @@ class GroupCommitWriter:
             out.append([_filled(slot) for slot in slots[start:end]])
             start = end
         return out
+
+
+def _unavailable(exc: EnqueueInterrupted) -> IntakeUnavailable:
+    """What the sender is told about an interrupted write (Redis's own words stay in the log)."""
+    if isinstance(exc, ReplicationUnconfirmed):
+        return IntakeUnavailable(
+            f"the orders are recorded on the Redis primary, but only {exc.acked} of "
+            f"{exc.wanted} replicas confirmed them within {exc.timeout_s:g} s: send the same "
+            "request again (it is idempotent)",
+            retry_after_s=UNREPLICATED_RETRY_AFTER_S,
+            error=REPLICATION_UNCONFIRMED,
+        )
+    if exc.no_replicas:
+        return IntakeUnavailable(
+            "the Redis primary refuses writes while too few replicas are in sync "
+            "(min-replicas-to-write): nothing was recorded; send again later",
+            retry_after_s=UNREPLICATED_RETRY_AFTER_S,
+        )
+    reason = "Redis is unreachable" if exc.unreachable else "Redis refused the write"
+    return IntakeUnavailable(reason, retry_after_s=UNREACHABLE_RETRY_AFTER_S)
 
 
 def _filled(slot: OrderResult | None) -> OrderResult:

@@ -1,10 +1,11 @@
 """Every exit code of the `jetti-relay` commands, in one table (a promised interface).
 
 The numbers never change. A number keeps one broad meaning across commands (0 done, 1 done but
-not all good, 2 refused before starting, 3 not there, 4 Redis unreachable, 5 Redis refused, 78
-Redis too old); where a command gives a number its own, narrower meaning, that meaning is a
-second name for the same number (an enum alias: `ExitCode.NOT_LEADER is ExitCode.NOT_FOUND`),
-listed in `MEANINGS` with the commands that use it. Click's own usage error is 2 as well.
+not all good, 2 refused before starting, 3 not there, 4 Redis unreachable, 5 Redis refused, 6
+recorded on the Redis primary but replication unconfirmed, 78 Redis too old); where a command
+gives a number its own, narrower meaning, that meaning is a second name for the same number (an
+enum alias: `ExitCode.NOT_LEADER is ExitCode.NOT_FOUND`), listed in `MEANINGS` with the commands
+that use it. Click's own usage error is 2 as well.
 
     ExitCode.OK                 0
     ExitCode.PARTIAL            1   (REJECTED, UNHEALTHY, FAILED)
@@ -12,6 +13,7 @@ listed in `MEANINGS` with the commands that use it. Click's own usage error is 2
     ExitCode.NOT_FOUND          3   (NOT_LEADER)
     ExitCode.REDIS_UNREACHABLE  4
     ExitCode.REDIS_REFUSED      5
+    ExitCode.UNREPLICATED       6
     ExitCode.REDIS_TOO_OLD      78  (sysexits' EX_CONFIG)
 """
 
@@ -37,6 +39,7 @@ class ExitCode(IntEnum):
     NOT_LEADER = 3
     REDIS_UNREACHABLE = 4
     REDIS_REFUSED = 5
+    UNREPLICATED = 6
     REDIS_TOO_OLD = 78
 
 
@@ -60,7 +63,11 @@ MEANINGS: dict[str, tuple[str, str]] = {
     ),
     "REDIS_REFUSED": (
         "enqueue, migrate-keys",
-        "Redis refused a command part-way (OOM, READONLY...)",
+        "Redis refused a command part-way (OOM, READONLY, NOREPLICAS...)",
+    ),
+    "UNREPLICATED": (
+        "enqueue",
+        "enqueue: recorded on the Redis primary, replicas unconfirmed: send again",
     ),
     "REDIS_TOO_OLD": ("worker, pump", "worker: the ledger's Redis is older than supported"),
 }

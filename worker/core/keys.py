@@ -118,6 +118,11 @@ class Keys:
         """Stream (capped): intake entries refused, with the reason and the original bytes."""
         return f"{self.prefix}:intake:rejects"
 
+    def replication_fence(self) -> str:
+        """String (a counter): written before each WAIT that confirms upstream's orders reached
+        the replicas, so the WAIT covers every earlier write (`worker.store.replication`)."""
+        return f"{self.prefix}:replication:fence"
+
     # --- ledger -------------------------------------------------------------------------
     def order(self, order_key: str) -> str:
         """Hash: one order's ledger entry."""

@@ -34,6 +34,7 @@ def test_the_numbers_never_change() -> None:
         "NOT_LEADER": 3,
         "REDIS_UNREACHABLE": 4,
         "REDIS_REFUSED": 5,
+        "UNREPLICATED": 6,
         "REDIS_TOO_OLD": 78,
     }
 

@@ -100,6 +100,7 @@ def global_keys(extra: list[str]) -> set[str]:
         k.orders_queue(),
         k.intake_stream(),
         k.intake_rejects(),
+        k.replication_fence(),
     }
     words = [
         *extra,
