@@ -354,8 +354,8 @@ def commit_chunk(
     due = list(dict.fromkeys(r.order_key for r in results if r.publish))
     if due:
         summary.messages += publisher.publish(due)
-    # Even when every order was unchanged (nothing written now): an earlier copy's write may
-    # still be on the primary only, and the fence makes this WAIT cover it.
+    # Even when every order was unchanged: an earlier copy, written by another producer or
+    # connection, may still be on the primary only, and the fence makes this WAIT cover it.
     if fence is not None and prepared.items:
         acked = fence.confirm()
         if acked < fence.replicas:

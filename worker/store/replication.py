@@ -4,14 +4,16 @@ The producers tell upstream "accepted" only once the primary and `JETTI_RELAY_MI
 replicas hold the orders (issue 15); without that, a failover in the second after the answer
 promotes a replica that never saw them, and upstream, told they were safe, never sends them again.
 
-`WAIT n timeout` alone is not enough: Redis answers it for the writes of the connection that
-sends it (the offset its last propagated command reached, `c->woff`). The ledger records on
-pooled connections, the broker publishes on its own, and a copy sent again that the ledger finds
-"unchanged" writes nothing at all, so a bare WAIT on a quiet connection could confirm at once
-while the replicas still lack the first copy. A write to the fence key on the same connection,
-just before the WAIT, moves that connection's offset to the primary's current one: the WAIT then
-covers every write the primary accepted before it, on any connection. Fence and WAIT go in one
-pipeline: one round trip, one connection.
+`WAIT n timeout` alone is not enough: Redis answers it for the replication offset its own
+connection reached (`c->woff`: up to Redis 7.0 the offset at that connection's previous command,
+since 7.2 the offset of its last command that propagated). Another connection's writes are not
+covered: the ledger records on pooled connections that threads share (the intakes read and write
+on several), the broker publishes on its own, so a WAIT on a connection that has been quiet since
+the replicas last answered confirms at once while they still lack those writes
+(tests/integration/pipeline/test_replicated_acceptance.py shows it). A write to the fence key on
+the same connection, just before the WAIT, moves that connection's offset to the primary's
+current one under either rule: the WAIT then covers every write the primary accepted before it,
+on any connection. Fence and WAIT go in one pipeline: one round trip, one connection.
 """
 
 from __future__ import annotations
