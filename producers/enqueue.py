@@ -8,10 +8,8 @@ an order still PENDING is published again, so re-running an input after a failur
 publishes at once what that failure left unpublished (reliability review #2, L5).
 Producers publish by task name (`worker.publisher`) and never import the worker's tasks.
 
-With `min_replicas_ack` N > 0 (JETTI_RELAY_MIN_REPLICAS_ACK), each chunk is confirmed after it
-was published: a fence write and `WAIT` (`worker.store.replication`) until N replicas hold it,
-so the publish is covered too when the broker is the same Redis. Until then nothing of the chunk
-is reported to upstream as accepted (`ReplicationUnconfirmed`: "send again").
+With `min_replicas_ack` N > 0, a chunk is confirmed on N replicas after its publish (so a Redis
+broker's message is covered too) before upstream hears of it (`worker.store.replication`).
 """
 
 from __future__ import annotations
@@ -202,10 +200,9 @@ def enqueue(
     the workers read. A Redis or broker error raises `EnqueueInterrupted` (chained) with the
     summary so far and the position reached.
 
-    With `min_replicas_ack` N > 0, a chunk counts as done only once N replicas hold it (waiting
-    at most `min_replicas_ack_timeout_s` seconds); fewer raise `ReplicationUnconfirmed`, an
-    `EnqueueInterrupted`. Both default to the configured JETTI_RELAY_MIN_REPLICAS_ACK and
-    JETTI_RELAY_MIN_REPLICAS_ACK_TIMEOUT_S (0 by default: no wait, no extra round trip).
+    With `min_replicas_ack` N > 0 a chunk is done once N replicas hold it; fewer within
+    `min_replicas_ack_timeout_s` raise `ReplicationUnconfirmed`. Both default to the configured
+    JETTI_RELAY_MIN_REPLICAS_ACK (0: no wait, no extra round trip) and its timeout.
     """
     candidates = (Candidate(i, raw) for i, raw in enumerate(raw_orders))
     return enqueue_candidates(
