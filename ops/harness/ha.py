@@ -13,6 +13,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -238,7 +239,9 @@ class RedisHA:
             for sentinel in self.sentinels:
                 client = sentinel.client()
                 try:
-                    facts = client.sentinel_master(MASTER_NAME)
+                    facts: dict[str, Any] = client.sentinel_master(  # type: ignore[no-untyped-call]
+                        MASTER_NAME
+                    )
                 finally:
                     client.close()
                 if int(facts["num-slaves"]) < replicas:

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from tests.docs import doc_section
 from worker.settings import Settings, check_timeouts, settings_table
@@ -90,3 +91,23 @@ def test_settings_page_lists_every_setting() -> None:
     for name in Settings.model_fields:
         assert f"`JETTI_RELAY_{name.upper()}`" in section, name
     assert settings_table() in section
+
+
+def test_sentinels_derive_a_sentinel_broker_with_the_urls_credentials_and_database() -> None:
+    settings = Settings(
+        redis_url="redis://:pw@ignored:1/3", redis_sentinels="10.0.0.1:26379, [::1]:26380"
+    )
+    assert settings.broker_url == ("sentinel://:pw@10.0.0.1:26379/3;sentinel://:pw@[::1]:26380/3")
+
+
+@pytest.mark.parametrize("bad", ["host", "host:port", "h:0", "h:70000", ":26379", " , "])
+def test_a_sentinel_address_that_is_not_host_port_is_refused(bad: str) -> None:
+    with pytest.raises(ValidationError, match="redis_sentinels"):
+        Settings(redis_sentinels=bad)
+
+
+def test_replica_wait_must_end_before_the_socket_gives_up() -> None:
+    """A WAIT outlasting the socket timeout would read as 'Redis unreachable'."""
+    with pytest.raises(ValidationError, match="MIN_REPLICAS_ACK_TIMEOUT_S"):
+        Settings(min_replicas_ack=1, min_replicas_ack_timeout_s=10, redis_socket_timeout_s=10)
+    assert Settings(min_replicas_ack=0, min_replicas_ack_timeout_s=30).min_replicas_ack == 0

@@ -337,6 +337,13 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:
         # Frozen model: derived defaults are written once here, before anyone reads them.
+        if self.min_replicas_ack and self.min_replicas_ack_timeout_s >= self.redis_socket_timeout_s:
+            # WAIT would outlast the socket: a slow replica would read as Redis unreachable.
+            raise ValueError(
+                f"JETTI_RELAY_MIN_REPLICAS_ACK_TIMEOUT_S ({self.min_replicas_ack_timeout_s:g}) "
+                "must be below JETTI_RELAY_REDIS_SOCKET_TIMEOUT_S "
+                f"({self.redis_socket_timeout_s:g})"
+            )
         if not self.broker_url:
             # Through the sentinels when they are configured, so the broker follows failovers.
             broker = (
