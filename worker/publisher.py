@@ -74,6 +74,7 @@ def publishing_conf(
         "task_create_missing_queues": True,
         "task_send_sent_event": True,
         "enable_utc": True,
+        **broker.celery_conf(queue),
     }
     arguments = broker.queue_arguments()
     if arguments is not None:
@@ -148,12 +149,16 @@ class Publisher:
         return sent
 
     def queue_length(self) -> int:
-        """Messages waiting in the orders queue (not yet taken by a worker)."""
+        """Messages waiting in the orders queue (not yet taken by a worker): LLEN on Redis, the
+        ready messages of a passive declare on RabbitMQ (delivered, unacked ones not counted
+        on either)."""
         with self._app.connection_for_read() as conn:
             try:
                 declared = conn.default_channel.queue_declare(self.queue, passive=True)
             except ChannelError:
-                return 0  # the Redis transport has no queue while it holds no message
+                # The Redis transport has no queue while it holds no message; on RabbitMQ the
+                # queue is missing until a worker or publisher declared it (404 NOT_FOUND).
+                return 0
             return int(declared.message_count)
 
 
