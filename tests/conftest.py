@@ -23,6 +23,7 @@ pytest_plugins = [
     "tests.fixtures.sandbox",
     "tests.fixtures.dead_letters",
     "tests.fixtures.http_intake",
+    "tests.fixtures.rabbitmq",
     "tests.fixtures.replication",
 ]
 

@@ -8,7 +8,12 @@ Three kinds, told apart by `JETTI_RELAY_BROKER_URL`'s scheme:
 - `amqp` (amqp://, amqps://, pyamqp://): RabbitMQ. The orders queue is a quorum queue (replicated,
   durable, with a delivery counter), declared the same way by every publisher and consumer, with
   an explicit `x-delivery-limit`; publishes wait for the broker's confirm. RabbitMQ's
-  `consumer_timeout` takes the place of the visibility timeout.
+  `consumer_timeout` takes the place of the visibility timeout: the broker closes the channel
+  of a consumer that holds a delivery unacknowledged longer (the hard time limit must stay
+  below it, `check_timeouts`), and the message goes back to the queue. A message redelivered
+  more than `x-delivery-limit` times (a crash loop) is dropped by RabbitMQ; the ledger's
+  `worker_lost` markers dead-letter such an order first, and the sweeper re-publishes anything
+  else a drop leaves PENDING.
 
 Whatever the broker, the ledger stays in Redis and the sweeper re-publishes any order whose
 message was lost: the broker decides how soon an order moves, never whether.
@@ -19,8 +24,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from worker.core.keys import ORDERS_QUEUE as DEFAULT_ORDERS_QUEUE
+
 BrokerKind = Literal["redis", "sentinel", "amqp"]
 
+# The schemes the relay runs on, and their kind (`broker_kind`); the settings refuse any other.
 _KINDS: dict[str, BrokerKind] = {
     "redis": "redis",
     "rediss": "redis",
@@ -36,6 +44,11 @@ def broker_kind(url: str) -> BrokerKind | None:
     """The kind of broker `url` names, or None for a scheme the relay does not support."""
     scheme = url.partition("://")[0].lower() if "://" in url else ""
     return _KINDS.get(scheme)
+
+
+def supported_schemes() -> str:
+    """The broker URL schemes the relay accepts, for error messages: `redis://, rediss://...`."""
+    return ", ".join(f"{scheme}://" for scheme in _KINDS)
 
 
 @dataclass(frozen=True)
@@ -70,6 +83,24 @@ class BrokerOptions:
             options["master_name"] = self.sentinel_master
             options["sentinel_kwargs"] = sentinel_kwargs
         return options
+
+    def celery_conf(self, queue: str) -> dict[str, Any]:
+        """Celery settings this kind needs beyond the transport options, for the deployment
+        whose orders queue is `queue`.
+
+        On RabbitMQ the worker's remote control (`health`'s ping, `celery inspect`) and its
+        events (Flower) travel through exchanges every deployment on the vhost shares; a
+        deployment with its own key prefix (its own queue) gets its own, so its health check
+        never counts another deployment's workers. Quorum queues take no global QoS: Celery
+        detects them from `task_queues` and applies the prefetch per consumer (named here so a
+        change of Celery's default cannot bring back a refused `basic.qos(global=True)`)."""
+        if self.kind != "amqp":
+            return {}
+        conf: dict[str, Any] = {"worker_detect_quorum_queues": True}
+        if queue != DEFAULT_ORDERS_QUEUE:
+            conf["control_exchange"] = f"{queue}.control"
+            conf["event_exchange"] = f"{queue}.events"
+        return conf
 
     def queue_arguments(self) -> dict[str, Any] | None:
         """The orders queue's declaration arguments on RabbitMQ (None elsewhere): a quorum

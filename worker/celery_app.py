@@ -3,12 +3,20 @@
 Safety settings, and why (DESIGN.md principles 4-5; spec/queue-anchors.md §3):
 - `task_acks_late` + `task_reject_on_worker_lost`: a message is acked only after its orders are
   settled in the ledger; a killed child puts it back. Crash loops are bounded by the ledger's
-  delivery markers (`worker_lost`), not by the broker, which keeps no requeue counter.
+  delivery markers (`worker_lost`), not by the broker: Redis keeps no requeue counter, and
+  RabbitMQ's quorum-queue `x-delivery-limit` (JETTI_RELAY_BROKER_DELIVERY_LIMIT, above
+  MAX_UNFINISHED_DELIVERIES) only drops a message, which the sweeper would re-publish.
+- On RabbitMQ (`amqp://`): a quorum queue declared identically by publishers and workers
+  (`publishing_conf`), per-consumer prefetch (no global QoS on quorum queues), publisher
+  confirms, and the hard limit below RabbitMQ's `consumer_timeout` instead of the visibility
+  timeout. Celery adds its native delayed-delivery exchanges when it sees a quorum queue; the
+  relay never uses countdown/ETA, so they stay empty.
 - `worker_prefetch_multiplier` low (1): a worker holds one message per process it can run now.
 - JSON only, no result backend (`task_ignore_result`): state lives in the ledger.
 - No countdown/ETA anywhere: retries wait in the ledger's retry schedule, so the Redis visibility
   timeout never duplicates them, and it can be minutes instead of the 1 h default.
-- HTTP timeouts < soft limit < hard limit < visibility timeout, checked when the worker starts.
+- HTTP timeouts < soft limit < hard limit < visibility timeout (Redis) or consumer timeout
+  (RabbitMQ), checked when the worker starts.
 - Task events on, so Flower sees every task.
 """
 

@@ -14,9 +14,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, cast
 
+from amqp.exceptions import AMQPError, MessageNacked  # type: ignore[import-untyped]  # no py.typed
 from celery import Celery
 from kombu.entity import Exchange, Queue
-from kombu.exceptions import ChannelError
+from kombu.exceptions import ChannelError, KombuError, OperationalError
 
 from worker.broker import BrokerOptions
 from worker.core.keys import IMPORT_TASK, MESSAGE_SCHEMA_VERSION, ORDERS_QUEUE
@@ -28,6 +29,11 @@ DEFAULT_BATCH_SIZE = 25
 # Redis commands buffered before a publish batch flushes on its own (a message is one LPUSH plus
 # one PUBLISH for its task-sent event).
 PUBLISH_PIPELINE_MAX = 500
+
+
+class PublishRefused(KombuError):
+    """The broker answered a publish with a refusal (RabbitMQ's nack under publisher confirms):
+    the message is not queued; the order stays PENDING and the sweeper re-publishes it."""
 
 
 def build_message(order_keys: Sequence[str]) -> dict[str, Any]:
@@ -74,6 +80,7 @@ def publishing_conf(
         "task_create_missing_queues": True,
         "task_send_sent_event": True,
         "enable_utc": True,
+        **broker.celery_conf(queue),
     }
     arguments = broker.queue_arguments()
     if arguments is not None:
@@ -135,25 +142,37 @@ class Publisher:
         if not order_keys:
             return 0
         sent = 0
-        with self._app.producer_or_acquire() as producer, _pipelined(producer):
-            for chunk in chunks(order_keys, batch_size or self._batch_size):
-                self._app.send_task(
-                    IMPORT_TASK,
-                    args=[build_message(chunk)],
-                    queue=self.queue,
-                    producer=producer,
-                    ignore_result=True,
-                )
-                sent += 1
+        try:
+            with self._app.producer_or_acquire() as producer, _pipelined(producer):
+                for chunk in chunks(order_keys, batch_size or self._batch_size):
+                    self._app.send_task(
+                        IMPORT_TASK,
+                        args=[build_message(chunk)],
+                        queue=self.queue,
+                        producer=producer,
+                        ignore_result=True,
+                    )
+                    sent += 1
+        except MessageNacked as exc:
+            raise PublishRefused(f"the broker refused a message (nack): {exc}") from exc
+        except (AMQPError, OSError) as exc:
+            # py-amqp's own errors (ConnectionForced when RabbitMQ shuts down, a reset socket
+            # once kombu's publish retries are spent) are no KombuError: translated here so
+            # every caller sees one kind of "broker unreachable", as on the Redis transport.
+            raise OperationalError(f"{type(exc).__name__}: {exc}") from exc
         return sent
 
     def queue_length(self) -> int:
-        """Messages waiting in the orders queue (not yet taken by a worker)."""
+        """Messages waiting in the orders queue (not yet taken by a worker): LLEN on Redis, the
+        ready messages of a passive declare on RabbitMQ (delivered, unacked ones not counted
+        on either)."""
         with self._app.connection_for_read() as conn:
             try:
                 declared = conn.default_channel.queue_declare(self.queue, passive=True)
             except ChannelError:
-                return 0  # the Redis transport has no queue while it holds no message
+                # The Redis transport has no queue while it holds no message; on RabbitMQ the
+                # queue is missing until a worker or publisher declared it (404 NOT_FOUND).
+                return 0
             return int(declared.message_count)
 
 

@@ -20,6 +20,8 @@ import click
 from worker.core.exit_codes import ExitCode
 
 SCALES = ("ci", "full")
+# = ops.chaos.cluster.BROKERS, spelled here so `--help` loads no cluster (nor the Celery app).
+BROKERS = ("redis", "amqp")
 
 
 @click.command()
@@ -31,7 +33,7 @@ SCALES = ("ci", "full")
     metavar="NAME|N",
     help="Scenario name (repeatable; default: all): kill, redis, outage, throttle, slow, "
     "duplicates, replay, rolling, bad-input, lost-message, hostile-producers, config, "
-    "retry-after, intake. Their numbers 1-14, in that order, work too.",
+    "retry-after, intake, rabbitmq. Their numbers 1-14 and 17, in that order, work too.",
 )
 @click.option(
     "--scale",
@@ -64,6 +66,14 @@ SCALES = ("ci", "full")
     default=None,
     help="Worker processes (`jetti-relay worker`) per scenario.",
 )
+@click.option(
+    "--broker",
+    type=click.Choice(BROKERS),
+    default="redis",
+    show_default=True,
+    help="Celery broker of the run: the ledger's Redis, or a private RabbitMQ node (amqp; the "
+    "ledger stays in Redis). Scenario rabbitmq always runs on amqp.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per scenario on stdout.")
 @click.option("--keep-logs", is_flag=True, help="Keep the logs and the AOF; print where.")
 def chaos(
@@ -73,6 +83,7 @@ def chaos(
     hostile: int | None,
     kills: int | None,
     workers: int | None,
+    broker: str,
     as_json: bool,
     keep_logs: bool,
 ) -> None:
@@ -103,7 +114,10 @@ def chaos(
     }
     chosen = dataclasses.replace(chosen, **overrides)
     folder = Path(tempfile.mkdtemp(prefix="jetti-relay-chaos-"))
-    click.echo(f"chaos: scenarios {', '.join(chosen_names)}, scale {scale} ({chosen})", err=True)
+    click.echo(
+        f"chaos: scenarios {', '.join(chosen_names)}, scale {scale} ({chosen}), broker {broker}",
+        err=True,
+    )
     started = time.monotonic()
 
     def show(result: object) -> None:
@@ -123,7 +137,13 @@ def chaos(
                 click.echo(f"       dead letters by reason: {result.books.dead_reasons}")
 
     try:
-        results = run_all(chosen_names, chosen, folder, on_result=show)
+        results = run_all(
+            chosen_names,
+            chosen,
+            folder,
+            on_result=show,
+            broker="amqp" if broker == "amqp" else "redis",
+        )
     finally:
         if keep_logs:
             click.echo(f"logs kept in {folder}", err=True)

@@ -1,8 +1,11 @@
-"""The processes a chaos scenario runs and breaks: redis-server, the sandbox, `jetti-relay worker`s.
+"""The processes a chaos scenario runs and breaks: redis-server, the sandbox, `jetti-relay worker`s,
+and with `broker="amqp"` a private RabbitMQ node carrying the Celery messages.
 
-Everything runs on loopback on free ports, in one folder (logs, the AOF file, readiness files),
-and everything started here is stopped by `Cluster.close()`. Redis runs with AOF on and
-`appendfsync everysec`, the durability the project relies on (docs/operations.md, Durability).
+Everything runs on loopback on free ports, in one folder (logs, the AOF file, readiness files,
+the RabbitMQ node's data), and everything started here is stopped by `Cluster.close()`. Redis
+runs with AOF on and `appendfsync everysec`, the durability the project relies on
+(docs/operations.md, Durability). On `amqp` the ledger stays in that Redis; every process a
+scenario starts (workers, intake, commands) gets the node's URL as JETTI_RELAY_BROKER_URL.
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import redis
 
 from ops.chaos.books import SaleCancellation
 from ops.harness.ports import free_port, wait_for
+from ops.harness.rabbitmq import RabbitMQNode
 from ops.harness.redis import RedisProcess
 from ops.harness.sandbox import SandboxRoutes
 from ops.harness.workers import WorkerProcess, worker_argv, worker_target_env
@@ -38,7 +42,11 @@ from worker.store.ledger import Ledger
 from worker.store.ledger_schema import OrderField
 
 # WorkerProcess lives in ops.harness.workers; scenarios import it from here with the cluster.
-__all__ = ["CHAOS_ENV", "Cluster", "SandboxProcess", "WorkerProcess"]
+__all__ = ["BROKERS", "CHAOS_ENV", "Cluster", "SandboxProcess", "WorkerProcess"]
+
+ChaosBroker = Literal["redis", "amqp"]
+# What `jetti-relay chaos --broker` accepts: the ledger's Redis, or a private RabbitMQ node.
+BROKERS: tuple[ChaosBroker, ...] = ("redis", "amqp")
 
 CHANNEL_ID = 7
 START_TIMEOUT_S = 30.0
@@ -159,9 +167,14 @@ class SandboxProcess(SandboxRoutes):
 class Cluster:
     """Redis + sandbox for a run of scenarios, workers per scenario, and the producer side."""
 
-    def __init__(self, folder: Path, *, appendonly: bool = True) -> None:
+    def __init__(
+        self, folder: Path, *, appendonly: bool = True, broker: ChaosBroker = "redis"
+    ) -> None:
         self.folder = folder
+        self.broker: ChaosBroker = broker
         self.redis = RedisProcess(folder, appendonly=appendonly)
+        # The chaos settings' hard limit (8 s) sits far below RabbitMQ's default timeout.
+        self.rabbitmq: RabbitMQNode | None = RabbitMQNode(folder) if broker == "amqp" else None
         self.sandbox = SandboxProcess(folder)
         self.workers: list[WorkerProcess] = []
         self._started_workers = 0
@@ -170,8 +183,10 @@ class Cluster:
     # --- life cycle -----------------------------------------------------------------------
     def start(self) -> Cluster:
         self.redis.start()
+        if self.rabbitmq is not None:
+            self.rabbitmq.start()
         self.sandbox.start()
-        self.settings = Settings(redis_url=self.redis.url, broker_url=self.redis.url)
+        self.settings = Settings(redis_url=self.redis.url, broker_url=self.broker_url)
         self.client = redis.Redis.from_url(self.redis.url)
         self.keys = Keys(self.settings.key_prefix)
         self.ledger = Ledger(self.client, self.keys)
@@ -184,15 +199,37 @@ class Cluster:
         self.stop_workers()
         if self.client is not None:
             self.client.close()
+        if getattr(self, "app", None) is not None:
+            self.app.close()
         self.sandbox.stop()
+        if self.rabbitmq is not None:
+            self.rabbitmq.stop()
         self.redis.stop()
+
+    @property
+    def broker_url(self) -> str:
+        """The Celery broker's URL: the private RabbitMQ node's, or the ledger's Redis."""
+        return self.rabbitmq.url if self.rabbitmq is not None else self.redis.url
 
     def fresh(self) -> None:
         """Before a scenario: no worker, an empty Redis, a reset sandbox without faults."""
         self.stop_workers()
         assert self.client is not None
         self.client.flushall()
+        if self.rabbitmq is not None:
+            self.drop_queued_messages()  # a queue outlives FLUSHALL on RabbitMQ
         self.sandbox.reset()
+
+    def drop_queued_messages(self) -> int:
+        """Empty the orders queue as an operator's flush would (kombu's purge: LLEN + DEL on
+        Redis, queue.purge on RabbitMQ); the messages dropped. Messages a worker holds stay."""
+        from kombu.exceptions import ChannelError
+
+        with self.app.connection_for_write() as conn:
+            try:
+                return int(conn.default_channel.queue_purge(self.keys.orders_queue()) or 0)
+            except ChannelError:
+                return 0  # RabbitMQ: not declared yet, nothing was ever published
 
     @property
     def env(self) -> dict[str, str]:
@@ -205,6 +242,7 @@ class Cluster:
                 api_token=self.sandbox.api_token,
                 channel_id=CHANNEL_ID,
             ),
+            "JETTI_RELAY_BROKER_URL": self.broker_url,
         }
 
     def start_worker(

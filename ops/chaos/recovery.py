@@ -13,7 +13,6 @@ from ops.chaos.flow import Producer, ScenarioResult, record, stream
 from ops.chaos.scenarios import VISIBILITY_TIMEOUT_S, Scale, finish, join_producer, pool_pids
 from worker.core.contract import parse_raw_order
 from worker.core.jsonio import loads_document
-from worker.core.keys import orders_queue
 from worker.store.ledger import NewVersion
 
 
@@ -144,10 +143,7 @@ def lost_messages(cluster: Cluster, scale: Scale) -> ScenarioResult:
     flushed = stream("flushed", scale.orders - scale.orders // 2)
     raws = [raw for _k, raw in flushed]
     record(books, raws, {r.position for r in cluster.enqueue(raws).rejections})
-    assert cluster.client is not None
-    queue = orders_queue(cluster.settings.key_prefix)
-    dropped = int(cluster.client.llen(queue))
-    cluster.client.delete(queue)
+    dropped = cluster.drop_queued_messages()
     fault_end = time.time()
     cluster.start_worker(concurrency=scale.concurrency)
     result = finish(

@@ -7,11 +7,12 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from ops.chaos.cluster import Cluster
+from ops.chaos.cluster import ChaosBroker, Cluster
 from ops.chaos.flow import ScenarioResult
 from ops.chaos.hostile_producers import hostile_producers
 from ops.chaos.intake import intake_kills
 from ops.chaos.misconfig import config_faults, retry_after_extremes
+from ops.chaos.rabbitmq import rabbitmq_restart
 from ops.chaos.recovery import bad_input, lost_messages, rolling_restart
 from ops.chaos.scenarios import (
     Scale,
@@ -41,7 +42,11 @@ SCENARIOS: dict[str, tuple[int, ScenarioFn]] = {
     "config": (12, config_faults),
     "retry-after": (13, retry_after_extremes),
     "intake": (14, intake_kills),
+    "rabbitmq": (17, rabbitmq_restart),
 }
+# Scenarios that break a broker of their own kind run on a cluster with that broker, whatever
+# `--broker` says (the others run on the one chosen).
+SCENARIO_BROKER: dict[str, ChaosBroker] = {"rabbitmq": "amqp"}
 
 
 def _register_replay() -> None:
@@ -92,16 +97,27 @@ def run_all(
     scale: Scale,
     folder: Path,
     on_result: Callable[[ScenarioResult], None] | None = None,
+    *,
+    broker: ChaosBroker = "redis",
 ) -> list[ScenarioResult]:
-    """Start a cluster in `folder`, run the scenarios in turn, stop everything."""
-    cluster = Cluster(folder).start()
+    """Start a cluster in `folder` with the Celery messages on `broker`, run the scenarios in
+    turn, stop everything. A scenario of SCENARIO_BROKER gets a second cluster on its broker
+    when `broker` is another (started when first needed)."""
+    clusters: dict[ChaosBroker, Cluster] = {}
     results = []
     try:
         for name in names:
-            result = run_one(cluster, name, scale)
+            wanted = SCENARIO_BROKER.get(name, broker)
+            if wanted not in clusters:
+                sub = folder / wanted
+                sub.mkdir(parents=True, exist_ok=True)
+                clusters[wanted] = Cluster(sub, broker=wanted)
+                clusters[wanted].start()
+            result = run_one(clusters[wanted], name, scale)
             results.append(result)
             if on_result is not None:
                 on_result(result)
     finally:
-        cluster.close()
+        for cluster in clusters.values():
+            cluster.close()
     return results

@@ -40,7 +40,7 @@ from typing import Literal
 
 import redis
 
-from ops.monitoring.sources import SETTLED_STATES, Sources
+from ops.monitoring.sources import SETTLED_STATES, BrokerUnreachable, Sources
 from worker.core.states import OrderState
 from worker.redisconn import SAFE_EVICTION_POLICY, RedisTooOld, require_supported, server_facts
 from worker.store.reconcile_state import read_status as read_reconcile_status
@@ -138,7 +138,12 @@ def make_worker_check(ping: Callable[[float], list[str]]) -> CheckFn:
         if limits.min_workers <= 0:
             return Check("workers", "skip", "--min-workers 0")
         # A dead broker would make Celery's ping retry its connection for minutes.
-        src.broker.ping()
+        try:
+            src.broker.ping()
+        except BrokerUnreachable as exc:
+            # RabbitMQ down while Redis answers: the workers cannot be reached, the ledger's
+            # checks still can (a Redis broker's errors end the run as Redis errors).
+            return Check("workers", "fail", f"broker unreachable: {exc}")
         nodes = sorted(ping(limits.ping_timeout_s))
         shown = ", ".join(nodes[:5]) + (" ..." if len(nodes) > 5 else "")
         if len(nodes) < limits.min_workers:

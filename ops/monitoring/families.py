@@ -18,7 +18,7 @@ from prometheus_client.core import (
 
 from ops.monitoring.intake_families import intake
 from ops.monitoring.naming import FamilyFn, age_s, metric_name
-from ops.monitoring.sources import SETTLED_STATES, Sources
+from ops.monitoring.sources import SETTLED_STATES, BrokerUnreachable, Sources
 from worker.core.states import DeadReason, DeadStatus, OrderState
 from worker.redisconn import VERDICTS, server_facts
 from worker.store.ledger import RecordOutcome
@@ -29,8 +29,6 @@ log = structlog.get_logger("jetti_relay.metrics")
 
 # Periodic roles that write heartbeats (worker/pipeline/maintenance.py).
 MAINTENANCE_ROLES: tuple[str, ...] = ("pump", "sweeper")
-# Kombu's Redis transport keeps messages delivered but not yet acked in this hash.
-KOMBU_UNACKED_KEY = "unacked"
 # Every state the breaker can be in (worker/store/breaker.py), exported one-hot.
 BREAKER_STATES: tuple[str, ...] = ("closed", "open", "half_open", "paused")
 
@@ -47,23 +45,52 @@ def orders_by_state(src: Sources, now: float) -> list[Metric]:
 
 
 def queue_depth(src: Sources, now: float) -> list[Metric]:
-    """Orders a worker could take now (pending) and the broker's own list of messages."""
+    """Orders a worker could take now (pending) and the broker's own count of messages.
+
+    The unacked figure exists on a Redis broker only (kombu's unacked hash); RabbitMQ tells it
+    through its management plugin alone, so on amqp the family is absent, and the consumers
+    attached to the queue are reported instead. A RabbitMQ that does not answer sets
+    `broker_up` 0 and leaves the broker's figures out; the ledger's are still reported."""
     pending = src.client.zcard(src.keys.state_index(OrderState.PENDING))
     depth = GaugeMetricFamily(
         metric_name("queue_depth"), "Orders waiting for a worker (state pending).", value=pending
     )
+    up_help = "1 when the Celery broker answered this scrape."
+    try:
+        counts = src.broker.depth()
+    except BrokerUnreachable as exc:
+        log.warning("metrics_broker_unreachable", detail=str(exc))
+        return [depth, GaugeMetricFamily(metric_name("broker_up"), up_help, value=0)]
+    families: list[Metric] = [
+        depth,
+        GaugeMetricFamily(metric_name("broker_up"), up_help, value=1),
+    ]
     messages = GaugeMetricFamily(
         metric_name("celery_queue_messages"),
-        "Messages in the Celery queue (LLEN of the broker list); each carries several keys.",
+        "Messages ready in the Celery queue (Redis: LLEN of the broker list; RabbitMQ: ready "
+        "messages); each carries several keys.",
         labels=["queue"],
     )
-    messages.add_metric([src.queue], src.broker.llen(src.queue))
-    unacked = GaugeMetricFamily(
-        metric_name("celery_unacked_messages"),
-        "Messages delivered to a worker and not yet acknowledged (kombu's unacked hash).",
-        value=src.broker.hlen(KOMBU_UNACKED_KEY),
-    )
-    return [depth, messages, unacked]
+    messages.add_metric([src.queue], counts.ready)
+    families.append(messages)
+    if counts.unacked is not None:
+        families.append(
+            GaugeMetricFamily(
+                metric_name("celery_unacked_messages"),
+                "Messages delivered to a worker and not yet acknowledged (kombu's unacked hash; "
+                "absent with RabbitMQ).",
+                value=counts.unacked,
+            )
+        )
+    if counts.consumers is not None:
+        consumers = GaugeMetricFamily(
+            metric_name("celery_queue_consumers"),
+            "Consumers attached to the Celery queue (RabbitMQ only): one per running worker.",
+            labels=["queue"],
+        )
+        consumers.add_metric([src.queue], counts.consumers)
+        families.append(consumers)
+    return families
 
 
 def oldest_waiting(src: Sources, now: float) -> list[Metric]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pydantic import SecretStr
 
+from worker.broker import broker_kind
 from worker.settings.defaults import ENV_ALIASES, ENV_PREFIX, NO_SOFT_LIMIT_POOLS, UNSAFE_POOLS
 from worker.settings.model import Settings, env_name
 
@@ -43,8 +44,9 @@ def _alias_of(field_name: str) -> str:
 def check_timeouts(settings: Settings, pool: str) -> list[str]:
     """Problems with the timeout chain for Celery `pool`; empty when safe to start.
 
-    The chain HTTP timeouts < soft limit < hard limit < visibility timeout must hold so a slow
-    request fails as an HTTP timeout, then a soft limit, then a kill, all before Redis redelivers
+    The chain HTTP timeouts < soft limit < hard limit < broker redelivery (the visibility
+    timeout on a Redis broker, RabbitMQ's consumer timeout on amqp) must hold so a slow request
+    fails as an HTTP timeout, then a soft limit, then a kill, all before the broker redelivers
     the message. Each message names the JETTI_RELAY_* variables to change.
     """
     problems: list[str] = []
@@ -70,11 +72,7 @@ def check_timeouts(settings: Settings, pool: str) -> list[str]:
             f"the HTTP timeouts ({ENV_PREFIX}HTTP_*_TIMEOUT_S, {http_total:g} s in all) must sum "
             f"below {ENV_PREFIX}{first_name} ({first_limit:g})"
         )
-    if settings.hard_time_limit_s >= settings.visibility_timeout_s:
-        problems.append(
-            f"{ENV_PREFIX}HARD_TIME_LIMIT_S ({settings.hard_time_limit_s:g}) must be below "
-            f"{ENV_PREFIX}VISIBILITY_TIMEOUT_S ({settings.visibility_timeout_s:g})"
-        )
+    problems.extend(_broker_timeout_problems(settings))
     # The order lock is never extended: a task still running when it expires would let a second
     # worker send the same order (reliability L7).
     if settings.lock_ttl_s <= settings.hard_time_limit_s:
@@ -83,6 +81,34 @@ def check_timeouts(settings: Settings, pool: str) -> list[str]:
             f"{ENV_PREFIX}HARD_TIME_LIMIT_S ({settings.hard_time_limit_s:g})"
         )
     return problems
+
+
+def _broker_timeout_problems(settings: Settings) -> list[str]:
+    """The hard time limit against the broker's own redelivery timer.
+
+    Redis brokers (kombu's Redis transport, also through Sentinel) redeliver a message still
+    unacknowledged after `visibility_timeout_s`; RabbitMQ has no visibility timeout and instead
+    closes the channel of a consumer holding a delivery past its `consumer_timeout`
+    (`broker_consumer_timeout_s` states what the broker runs with), which requeues the message.
+    Either way a task still running then is sent a second time by another worker: the hard
+    limit must end it first. Each check applies to its broker only, so a RabbitMQ deployment is
+    not refused for a visibility timeout nothing uses.
+    """
+    hard = settings.hard_time_limit_s
+    if broker_kind(settings.broker_url) == "amqp":
+        if hard >= settings.broker_consumer_timeout_s:
+            return [
+                f"{ENV_PREFIX}HARD_TIME_LIMIT_S ({hard:g}) must be below "
+                f"{ENV_PREFIX}BROKER_CONSUMER_TIMEOUT_S ({settings.broker_consumer_timeout_s:g}), "
+                "RabbitMQ's consumer_timeout"
+            ]
+        return []
+    if hard >= settings.visibility_timeout_s:
+        return [
+            f"{ENV_PREFIX}HARD_TIME_LIMIT_S ({hard:g}) must be below "
+            f"{ENV_PREFIX}VISIBILITY_TIMEOUT_S ({settings.visibility_timeout_s:g})"
+        ]
+    return []
 
 
 def settings_table() -> str:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from worker.broker import broker_kind, supported_schemes
 from worker.core.limits import (
     DEFAULT_BODY_TTL_S,
     DEFAULT_MAX_FUTURE_SKEW_S,
@@ -288,6 +289,20 @@ class Settings(BaseSettings):
         gt=0,
         description="RabbitMQ consumer_timeout the broker runs with (above the hard limit)",
     )
+
+    @field_validator("broker_url")
+    @classmethod
+    def _supported_broker(cls, url: str) -> str:
+        # Refused here, not when Celery first connects: kombu would accept e.g. sqs:// or
+        # memory:// and the relay's quorum-queue, confirm and timeout guarantees would not hold.
+        url = url.strip()
+        if url and broker_kind(url) is None:
+            scheme = url.partition("://")[0] if "://" in url else "no scheme"
+            raise ValueError(
+                f"unsupported broker scheme ({scheme}); use one of {supported_schemes()} "
+                "(empty: the ledger's Redis)"
+            )
+        return url
 
     @field_validator("redis_sentinels")
     @classmethod

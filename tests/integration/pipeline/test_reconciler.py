@@ -287,13 +287,14 @@ def test_metrics_health_and_order_show_report_the_reconciler(
     from ops.commands.order import order_view
     from ops.dlq.common import open_stores
     from ops.monitoring.metrics import Sources, build_registry
+    from ops.monitoring.sources import RedisQueue
 
     sandbox.set_faults(reject_matching=['"externalId":"h-bad"'])
     start_pipeline(**FAST_RECONCILE)
     books.enqueue([raw_order("h-ok"), raw_order("h-bad")])
     books.wait_state("h-ok", {OrderState.CONFIRMED})
     books.wait_state("h-bad", {OrderState.DEAD})
-    sources = Sources(build_stores(books.settings, books.client), broker=books.client)
+    sources = Sources(build_stores(books.settings, books.client), RedisQueue(books.client))
     text = generate_latest(build_registry(sources)).decode()
     assert 'jetti_relay_reconciler_orders_total{outcome="confirmed"}' in text
     assert 'jetti_relay_reconciler_orders_total{outcome="rejected"} 1.0' in text

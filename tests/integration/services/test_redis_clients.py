@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from ops.monitoring.sources import Sources
+from ops.monitoring.sources import RedisQueue, Sources
 from worker.celery_app import create_app
 from worker.core.limits import MIN_REDIS_VERSION
 from worker.redisconn import redis_client
@@ -126,7 +126,8 @@ def test_every_long_lived_client_has_the_settings_timeouts() -> None:
     )
     parts = build_maintenance_parts(settings)
     sources = Sources.from_settings(settings)
-    for client in (parts.redis, sources.client, sources.broker):
+    assert isinstance(sources.broker, RedisQueue)
+    for client in (parts.redis, sources.client, sources.broker.client):
         kwargs = client.connection_pool.connection_kwargs
         assert (kwargs["socket_connect_timeout"], kwargs["socket_timeout"]) == (1.5, 7.0)
     options = create_app(settings).conf.broker_transport_options
