@@ -27,6 +27,10 @@ BENCH_SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "ops.bench.intake:intake_bench",
         "Library, stream and HTTP intake side by side, against issue 14's targets.",
     ),
+    "footprint": (
+        "ops.bench.footprint:footprint_bench",
+        "Redis commands, bytes, memory, AOF and CPU per order (docs/scaling.md).",
+    ),
 }
 
 
