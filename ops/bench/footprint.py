@@ -1,4 +1,4 @@
-"""`jetti-relay bench footprint`: what one order costs Redis, for sizing one primary (docs/scaling.md).
+"""`jetti-relay bench footprint`: what one order costs Redis, for sizing one primary.
 
 One private redis-server with AOF (`appendfsync everysec`, automatic rewrites off so the AOF
 only grows), the sandbox and one `jetti-relay worker`; N realistic three-line orders go through
@@ -258,9 +258,10 @@ def run(orders: int, lines: int, idle_s: float, concurrency: int, folder: Path) 
     return result
 
 
-def start_aof_redis(services: Any, folder: Path, name: str) -> Any:
-    """A private redis-server in `folder` with AOF (`appendfsync everysec`, the compose file's)
-    and automatic AOF rewrites off, so `aof_current_size` only grows; a `RedisService`."""
+def start_aof_redis(services: Any, folder: Path, name: str, *, auto_rewrite: bool = False) -> Any:
+    """A private redis-server in `folder` with AOF (`appendfsync everysec`, the compose file's);
+    automatic AOF rewrites off unless `auto_rewrite` (so `aof_current_size` only grows). Returns
+    a `RedisService`."""
     import redis
 
     from ops.harness.ports import wait_for
@@ -268,9 +269,8 @@ def start_aof_redis(services: Any, folder: Path, name: str) -> Any:
 
     binary, origin = redis_server_binary()
     folder.mkdir(parents=True, exist_ok=True)
-    spec = RedisProcess(
-        folder, binary=binary, extra_args=("--auto-aof-rewrite-percentage", "0")
-    )
+    extra = () if auto_rewrite else ("--auto-aof-rewrite-percentage", "0")
+    spec = RedisProcess(folder, binary=binary, extra_args=extra)
     process = services.start(name, spec.argv(), os.environ)
     wait_for(
         lambda: redis.Redis.from_url(spec.url).ping(),
@@ -296,7 +296,12 @@ def render(result: dict[str, Any]) -> str:
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write figures here.")
 @click.option("--keep-logs", is_flag=True, help="Keep the services' logs and the AOF.")
 def footprint_bench(
-    orders: int, lines: int, idle_s: float, concurrency: int, json_path: Path | None, keep_logs: bool
+    orders: int,
+    lines: int,
+    idle_s: float,
+    concurrency: int,
+    json_path: Path | None,
+    keep_logs: bool,
 ) -> None:
     """Redis commands, bytes, memory, AOF and CPU per order, phase by phase (docs/scaling.md)."""
     from ops.bench.common import run_in_folder

@@ -63,7 +63,10 @@ def render_table(result: dict[str, Any]) -> str:
             )
         )
     out.append(
-        _row("  used_memory since start", [f"{result[s]['used_memory_per_order']:,.0f}" for s in stages])
+        _row(
+            "  used_memory since start",
+            [f"{result[s]['used_memory_per_order']:,.0f}" for s in stages],
+        )
     )
     fixed = result["fixed"]
     out += [
