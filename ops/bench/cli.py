@@ -31,6 +31,10 @@ BENCH_SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "ops.bench.footprint:footprint_bench",
         "Redis commands, bytes, memory, AOF and CPU per order (docs/scaling.md).",
     ),
+    "restore-drill": (
+        "ops.bench.restore_drill:restore_drill_bench",
+        "Back up a live Redis, kill it, restore, check nothing acknowledged is missing.",
+    ),
 }
 
 
