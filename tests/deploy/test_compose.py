@@ -10,7 +10,10 @@ everything it refers to must exist in the project and be documented.
 - every variable is documented: JETTI_RELAY_* in the Settings class and the settings table
   (docs/settings.md), any other in the operations runbook (docs/operations.md);
 - docker-compose.yml sets no Jetti variable (real Jetti needs all of them from .env together), and
-  the sandbox file points every one of them, in every jetti-relay service, at the sandbox.
+  the sandbox file points every one of them, in every jetti-relay service, at the sandbox;
+- the `ha` profile is a primary (`redis`), two replicas following it and three sentinels with
+  quorum 2 watching it, and with the `ha` block of .env.example every relay service points at
+  exactly those sentinels; the `rabbitmq` profile's consumer_timeout is the one the relay is told.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import yaml
 from ops.cli import main as jetti_relay
 from tests.docs import doc_section
 from worker.settings import ENV_PREFIX, Settings
+from worker.settings.sentinels import parse_sentinels
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -36,6 +40,8 @@ SANDBOX_COMPOSE = ROOT / "docker-compose.sandbox.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 ENV_EXAMPLE = ROOT / ".env.example"
 OPERATIONS = "docs/operations.md"
+HA_GUIDE = "docs/high-availability.md"
+RABBITMQ_CONF = ROOT / "deploy/rabbitmq/rabbitmq.conf"
 
 # Services the issue asks for.
 EXPECTED_SERVICES = {
@@ -49,6 +55,9 @@ EXPECTED_SERVICES = {
     "sandbox",
     "intake",
 }
+# The profiles' services (docs/high-availability.md).
+HA_REPLICAS = {"redis-replica-1", "redis-replica-2"}
+HA_SENTINELS = {"sentinel-1", "sentinel-2", "sentinel-3"}
 # Set by Docker in every container; not ours to document.
 DOCKER_VARIABLES = {"HOSTNAME"}
 # Which Jetti the relay talks to: real Jetti needs every one of them, so none has a default here.
@@ -145,8 +154,10 @@ def check_command(args: list[str], env: dict[str, str], monkeypatch: Any) -> Non
     elif program == "python" and args[1] == "-c":
         compile(args[2], "<healthcheck>", "exec")
     else:
-        # Third-party images (redis-cli, wget, redis-server): not ours to check.
-        assert program in {"redis-server", "redis-cli", "wget"}, f"unknown program {program!r}"
+        # Third-party images (redis-cli, wget, redis-server, RabbitMQ's): not ours to check.
+        assert program in {"redis-server", "redis-cli", "wget", "rabbitmq-diagnostics"}, (
+            f"unknown program {program!r}"
+        )
 
 
 def project_services() -> list[str]:
@@ -352,10 +363,11 @@ def used_variables() -> set[str]:
 
 
 def test_every_variable_is_documented() -> None:
-    """JETTI_RELAY_* are settings in the settings table; any other is named in the runbook."""
+    """JETTI_RELAY_* are settings in the settings table; any other is named in the runbook, or,
+    for the `ha` and `rabbitmq` profiles, in the compose section of the HA guide."""
     settings_env = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
     table = doc_section("docs/settings.md", "settings")
-    runbook = doc_section(OPERATIONS, "operations")
+    runbook = doc_section(OPERATIONS, "operations") + doc_section(HA_GUIDE, "compose-ha")
     for name in sorted(used_variables()):
         if name.startswith(ENV_PREFIX):
             assert name in settings_env, f"{name} is not a setting in worker/settings/model.py"
@@ -364,9 +376,208 @@ def test_every_variable_is_documented() -> None:
             )
         else:
             assert name in runbook, (
-                f"{name} is not explained in the operations runbook (docs/operations.md)"
+                f"{name} is not explained in the operations runbook (docs/operations.md) "
+                "or the HA guide's compose section (docs/high-availability.md)"
             )
 
 
 def test_the_runbook_says_how_the_compose_file_is_checked() -> None:
     assert "tests/deploy/test_compose.py" in doc_section(OPERATIONS, "operations")
+
+
+# --- the `ha` and `rabbitmq` profiles --------------------------------------------------------
+
+
+def env_example_block(title: str) -> dict[str, str]:
+    """The `# NAME=value` lines of the .env.example block whose header starts with `title`
+    (the first value of a name wins, as each block lists its profile's values first)."""
+    text = ENV_EXAMPLE.read_text()
+    start = text.index(f"# --- {title}")
+    block = text[start : text.index("\n# --- ", start + 1)]
+    values: dict[str, str] = {}
+    for line in block.splitlines()[1:]:
+        match = re.match(r"^#\s*([A-Z][A-Z0-9_]*)=(.*)$", line)
+        if match:
+            values.setdefault(match.group(1), match.group(2))
+    return values
+
+
+def interpolate(value: str, env: dict[str, str]) -> str:
+    """`value` with compose's ${NAME}, ${NAME:-default} and ${NAME:?error} resolved from `env`
+    (a required name missing from `env` becomes `<NAME>`)."""
+
+    def one(match: re.Match[str]) -> str:
+        name, op, rest = match.group(1), match.group(2), match.group(3)
+        if env.get(name):
+            return env[name]
+        return rest if op == ":-" else f"<{name}>"
+
+    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:-|:\?)([^}]*))?\}", one, value)
+
+
+def profile_services(profile: str) -> dict[str, dict[str, Any]]:
+    return {n: s for n, s in base_services().items() if profile in s.get("profiles", [])}
+
+
+def option(args: list[str], name: str) -> list[str]:
+    """The values after every `name` in `args` (one word each)."""
+    return [args[i + 1] for i, a in enumerate(args) if a == name]
+
+
+def sentinel_conf(service: dict[str, Any], env: dict[str, str]) -> list[list[str]]:
+    """The sentinel's configuration lines (its `command`: one line per argument), as words."""
+    return [interpolate(line, env).split() for line in service["command"]]
+
+
+def test_the_ha_profile_is_a_primary_two_replicas_and_three_sentinels() -> None:
+    """The issue's group: the always-on `redis` is the primary, the rest only run with `ha`."""
+    ha = profile_services("ha")
+    assert set(ha) == HA_REPLICAS | HA_SENTINELS
+    assert "profiles" not in base_services()["redis"]
+    for name, service in ha.items():
+        assert service.get("restart") == "unless-stopped", name
+        assert service["healthcheck"]["test"][:2] == ["CMD", "redis-cli"], name
+        assert any(v.endswith(":/data") for v in service["volumes"]), name
+
+
+def test_the_replicas_follow_the_primary_and_refuse_unreplicated_writes() -> None:
+    """Each replica follows `redis` with its password, announces its own service name, keeps
+    the primary's durability (AOF, noeviction), and once promoted refuses writes no replica
+    holds (min-replicas-to-write 1); the primary does too with the ha block of .env.example."""
+    ha_env = env_example_block("High availability")
+    for name in HA_REPLICAS:
+        args = argv(base_services()[name]["command"])
+        assert option(args, "--replicaof") == ["redis"] and args[args.index("--replicaof") + 2] == (
+            "6379"
+        )
+        assert required(option(args, "--masterauth")[0], "REDIS_PASSWORD"), name
+        assert required(option(args, "--requirepass")[0], "REDIS_PASSWORD"), name
+        assert option(args, "--replica-announce-ip") == [name]
+        assert option(args, "--appendonly") == ["yes"] and option(args, "--maxmemory-policy") == [
+            "noeviction"
+        ]
+        assert option(args, "--min-replicas-to-write") == ["1"], name
+    primary = [interpolate(a, {}) for a in argv(base_services()["redis"]["command"])]
+    assert option(primary, "--min-replicas-to-write") == ["0"], "alone, the primary needs none"
+    primary = [interpolate(a, ha_env) for a in argv(base_services()["redis"]["command"])]
+    assert option(primary, "--min-replicas-to-write") == ["1"]
+    assert option(primary, "--masterauth") == ["<REDIS_PASSWORD>"]
+    assert option(primary, "--replica-announce-ip") == ["redis"]
+
+
+@pytest.mark.parametrize("env_name", ["defaults", "ha block"])
+def test_three_sentinels_watch_the_primary_with_quorum_two(env_name: str) -> None:
+    """Every sentinel monitors `redis:6379` under the master name the relay uses, quorum 2 of 3
+    (any one sentinel may be lost), with the data nodes' password, resolving and announcing
+    service names (container addresses change on restart)."""
+    env = env_example_block("High availability") if env_name == "ha block" else {}
+    master = env.get("JETTI_RELAY_REDIS_SENTINEL_MASTER") or Settings().redis_sentinel_master
+    for name in HA_SENTINELS:
+        service = base_services()[name]
+        conf = sentinel_conf(service, env)
+        monitor = next(words for words in conf if words[:2] == ["sentinel", "monitor"])
+        assert monitor[2:5] == [master, "redis", "6379"], name
+        quorum = int(monitor[5])
+        assert quorum == 2 and len(HA_SENTINELS) // 2 < quorum <= len(HA_SENTINELS)
+        assert ["sentinel", "auth-pass", master, "<REDIS_PASSWORD>"] in conf
+        assert ["sentinel", "resolve-hostnames", "yes"] in conf
+        assert ["sentinel", "announce-hostnames", "yes"] in conf
+        assert ["sentinel", "announce-ip", name] in conf
+        # Sentinel keeps its learned state in the file: written only when the volume has none.
+        script = service["entrypoint"][2]
+        assert script.startswith("test -f /data/sentinel.conf ||")
+        assert "redis-server /data/sentinel.conf --sentinel" in script
+
+
+def _sentinel_port(service: dict[str, Any]) -> int:
+    conf = sentinel_conf(service, {})
+    return next(int(words[1]) for words in conf if words[0] == "port")
+
+
+def test_with_the_ha_block_every_relay_service_points_at_the_sentinels() -> None:
+    """With the ha block of .env.example, every relay service (Flower too: it reads the broker)
+    gets JETTI_RELAY_REDIS_SENTINELS naming exactly the sentinel services on their ports, the
+    master name they monitor, and a replica count to wait for that the group can give; the
+    values are valid settings."""
+    ha_env = env_example_block("High availability")
+    assert ha_env["COMPOSE_PROFILES"] == "ha"
+    expected = {(name, _sentinel_port(base_services()[name])) for name in HA_SENTINELS}
+    relay = [name for name, service in base_services().items() if service.get("build")]
+    assert "flower" in relay and "worker" in relay
+    for name in relay:
+        env = {
+            k: interpolate(str(v), ha_env) for k, v in base_services()[name]["environment"].items()
+        }
+        settings = Settings(
+            redis_url="redis://:pw@redis:6379/0",
+            redis_sentinels=env["JETTI_RELAY_REDIS_SENTINELS"],
+            redis_sentinel_master=env["JETTI_RELAY_REDIS_SENTINEL_MASTER"],
+        )
+        assert set(parse_sentinels(settings.redis_sentinels)) == expected, name
+        assert settings.broker_url.startswith("sentinel://"), name
+    acks = int(ha_env["JETTI_RELAY_MIN_REPLICAS_ACK"])
+    assert 1 <= acks <= len(HA_REPLICAS)
+    assert int(ha_env["REDIS_MIN_REPLICAS_TO_WRITE"]) >= 1
+    # Without the block nothing changes: no sentinels, the broker is `redis`.
+    env = {k: interpolate(str(v), {}) for k, v in base_services()["worker"]["environment"].items()}
+    assert env["JETTI_RELAY_REDIS_SENTINELS"] == "" and env["JETTI_RELAY_BROKER_URL"] == ""
+
+
+def test_every_jetti_relay_name_of_the_profile_blocks_is_a_setting() -> None:
+    """A misspelt name in .env.example would be refused at start (or silently unused)."""
+    settings_env = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    for title in ("High availability", "RabbitMQ"):
+        for name in env_example_block(title):
+            if name.startswith(ENV_PREFIX):
+                assert name in settings_env, (title, name)
+
+
+def test_the_rabbitmq_profile_matches_what_the_relay_is_told() -> None:
+    """RabbitMQ runs with the consumer_timeout the relay assumes (JETTI_RELAY_BROKER_CONSUMER_
+    TIMEOUT_S, ms in rabbitmq.conf), above the Celery hard time limit; the example broker URL is
+    amqp:// to the `rabbitmq` service as the user it creates, and the relay reads it as amqp."""
+    from worker.wiring import broker_options
+
+    block = env_example_block("RabbitMQ")
+    conf = {
+        key.strip(): value.strip()
+        for key, _, value in (
+            line.partition("=")
+            for line in RABBITMQ_CONF.read_text().splitlines()
+            if line.strip() and not line.startswith("#")
+        )
+    }
+    timeout_s = int(conf["consumer_timeout"]) / 1000
+    settings = Settings(
+        broker_url=block["JETTI_RELAY_BROKER_URL"],
+        broker_consumer_timeout_s=block.get("JETTI_RELAY_BROKER_CONSUMER_TIMEOUT_S", "1800"),
+    )
+    assert timeout_s == settings.broker_consumer_timeout_s == Settings().broker_consumer_timeout_s
+    assert timeout_s > settings.hard_time_limit_s
+    rabbitmq = base_services()["rabbitmq"]
+    assert rabbitmq["profiles"] == ["rabbitmq"]
+    user = rabbitmq["environment"]["RABBITMQ_DEFAULT_USER"]
+    assert required(rabbitmq["environment"]["RABBITMQ_DEFAULT_PASS"], "RABBITMQ_PASSWORD")
+    assert settings.broker_url.startswith(f"amqp://{user}:")
+    assert "@rabbitmq:5672/" in settings.broker_url
+    assert broker_options(settings).kind == "amqp"
+    assert any(v.split(":")[0] == "./deploy/rabbitmq/rabbitmq.conf" for v in rabbitmq["volumes"])
+
+
+def test_the_image_holds_the_clients_the_profiles_need() -> None:
+    """The relay image installs only the project's dependencies and extras: Sentinel support
+    comes with redis-py, AMQP with kombu (py-amqp), so neither profile needs another extra."""
+    import importlib.metadata
+
+    requirements = importlib.metadata.requires("kombu") or []
+    assert any(re.match(r"amqp\b", r) for r in requirements)
+    importlib.import_module("amqp")
+    importlib.import_module("redis.sentinel")
+
+
+@pytest.mark.parametrize("name", sorted(HA_REPLICAS | HA_SENTINELS | {"rabbitmq"}))
+def test_the_profile_services_health_checks_parse(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = base_services()[name]
+    check_command(healthcheck_argv(service["healthcheck"]["test"]), {}, monkeypatch)
