@@ -8,7 +8,8 @@ the whole pipeline in phases, and every figure is a difference of the server's o
 1. fixed: a worker started on an empty Redis (start-up), then left idle `--idle-s` seconds
    (what an idle fleet costs per second); the worker is stopped again;
 2. accept: `producers.enqueue` of N orders with no consumer (the ledger write and the Celery
-   message), so what is in flight is measured alone;
+   message), so what is in flight is measured alone; with `--via stream`, N XADDs to the intake
+   stream read by a `jetti-relay intake` process instead (stopped once all are PENDING);
 3. deliver: a worker started again, until every order is SUBMITTED (worker -> sandbox -> ledger);
 4. shed: the settled orders shed to their tombstones (the sweeper does this after
    JETTI_RELAY_BODY_TTL_S; here it is called with a clock moved past it).
@@ -18,7 +19,7 @@ well as the EVALSHA itself, so the script calls are shown apart and the total co
 network bytes in and out, `used_memory`, AOF bytes (`aof_current_size`) and Redis CPU
 (`used_cpu_sys` + `used_cpu_user`). Plus `MEMORY USAGE` of a sample of orders' keys (hash,
 timeline, attempts) in flight, settled and shed, and of the shared indexes. The bench's own
-commands (INFO, MEMORY) are left out; it waits on the sandbox over HTTP, not on Redis.
+commands (INFO, MEMORY, and the ZCARDs it polls the ledger with) are left out.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ SCRIPT_COMMANDS = frozenset({"evalsha", "eval", "fcall", "evalsha_ro", "eval_ro"
 MEMORY_SAMPLE = 20
 # Orders shed per shed_settled call (one script call each).
 SHED_BATCH = 500
+# Orders per XADD pipeline of the stream variant.
+STREAM_CHUNK = 1000
 # Longest wait for the pipeline to deliver every order.
 DELIVER_TIMEOUT_S = 600.0
 
@@ -57,12 +60,16 @@ class RedisSample:
     cpu_s: float
     at: float
 
-    def since(self, before: RedisSample, orders: int) -> dict[str, Any]:
-        """This sample minus `before`, per order (`orders`), with the totals."""
+    def since(
+        self, before: RedisSample, orders: int, *, own: dict[str, int] | None = None
+    ) -> dict[str, Any]:
+        """This sample minus `before`, per order (`orders`), with the totals; `own` are calls
+        the bench itself made meanwhile (its polls), left out."""
+        own = own or {}
         calls = {
-            name: n - before.calls.get(name, 0)
+            name: n - before.calls.get(name, 0) - own.get(name, 0)
             for name, n in self.calls.items()
-            if name not in OWN_COMMANDS and n > before.calls.get(name, 0)
+            if name not in OWN_COMMANDS and n - own.get(name, 0) > before.calls.get(name, 0)
         }
         scripts = sum(n for name, n in calls.items() if name in SCRIPT_COMMANDS)
         total = sum(calls.values())
@@ -140,11 +147,36 @@ def shared_keys_memory(client: Any, prefix: str, orders: int) -> dict[str, float
     return out
 
 
+@dataclass
+class StatePoll:
+    """Waits until `target` orders are in `state`, with one ZCARD per look, and counts the
+    looks so the figures can leave them out (`own`)."""
+
+    client: Any
+    index: str
+    zcards: int = 0
+
+    def wait(self, target: int, timeout_s: float = DELIVER_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self.zcards += 1
+            if int(self.client.zcard(self.index)) >= target:
+                return
+            if time.monotonic() > deadline:
+                raise click.ClickException(f"fewer than {target} orders in {self.index} in time")
+            time.sleep(0.1)
+
+    def own(self) -> dict[str, int]:
+        return {"zcard": self.zcards}
+
+
 def _say(text: str) -> None:
     click.echo(f"[{time.strftime('%H:%M:%S')}] {text}", err=True)
 
 
-def run(orders: int, lines: int, idle_s: float, concurrency: int, folder: Path) -> dict[str, Any]:
+def run(
+    orders: int, lines: int, idle_s: float, concurrency: int, via: str, folder: Path
+) -> dict[str, Any]:
     """Every phase on fresh private services, as one JSON-ready dict."""
     import redis
 
@@ -155,13 +187,20 @@ def run(orders: int, lines: int, idle_s: float, concurrency: int, folder: Path) 
     from producers import enqueue
     from worker.core.states import OrderState
     from worker.settings import DEFAULT_KEY_PREFIX, Settings
+    from worker.store.intake import IntakeStream
     from worker.wiring import keys as build_keys
     from worker.wiring import ledger as build_ledger
     from worker.wiring import publisher as build_publisher
 
     services = Services(folder)
     result: dict[str, Any] = {
-        "config": {"orders": orders, "lines": lines, "idle_s": idle_s, "concurrency": concurrency},
+        "config": {
+            "orders": orders,
+            "lines": lines,
+            "idle_s": idle_s,
+            "concurrency": concurrency,
+            "via": via,
+        },
         "machine": {"cpus": os.cpu_count(), "load_average_start": os.getloadavg()[0]},
     }
     try:
@@ -202,16 +241,29 @@ def run(orders: int, lines: int, idle_s: float, concurrency: int, folder: Path) 
         sampled = order_keys[::step][:MEMORY_SAMPLE]
         result["raw_order_bytes"] = sum(len(b) for b in bodies) / orders
         settings = Settings(redis_url=url, broker_url=url)
-        producer: redis.Redis[bytes] = redis.Redis.from_url(url)
-        publisher = build_publisher(settings)
-        _say(f"accept: enqueue {orders} orders, no consumer")
-        before = sample(client)
-        summary = enqueue(bodies, client=producer, publisher=publisher)
-        after_accept = sample(client)
-        producer.close()
-        if summary.accepted != orders:
-            raise click.ClickException(f"the producer accepted {summary.accepted} of {orders}")
-        result["accept"] = after_accept.since(before, orders)
+        keys = build_keys(settings)
+        pending = StatePoll(client, keys.state_index(OrderState.PENDING))
+        if via == "stream":
+            intake = _start_stream_intake(services, client, keys, env)
+            _say(f"accept: XADD {orders} orders to the intake stream, `jetti-relay intake` reads")
+            before = sample(client)
+            stream = IntakeStream(client, keys)
+            for start in range(0, orders, STREAM_CHUNK):
+                stream.append(bodies[start : start + STREAM_CHUNK])
+            pending.wait(orders)
+            after_accept = sample(client)
+            services.stop_one(intake)
+        else:
+            producer: redis.Redis[bytes] = redis.Redis.from_url(url)
+            publisher = build_publisher(settings)
+            _say(f"accept: enqueue {orders} orders, no consumer")
+            before = sample(client)
+            summary = enqueue(bodies, client=producer, publisher=publisher)
+            after_accept = sample(client)
+            producer.close()
+            if summary.accepted != orders:
+                raise click.ClickException(f"the producer accepted {summary.accepted} of {orders}")
+        result["accept"] = after_accept.since(before, orders, own=pending.own())
         result["in_flight"] = {
             "per_order_keys": order_keys_memory(client, DEFAULT_KEY_PREFIX, sampled),
             "shared_keys_per_order": shared_keys_memory(client, DEFAULT_KEY_PREFIX, orders),
@@ -222,11 +274,11 @@ def run(orders: int, lines: int, idle_s: float, concurrency: int, folder: Path) 
         worker = services.start_worker("footprint-worker", env, concurrency=concurrency)
         if not probe.wait_accepted(orders, budget_s=DELIVER_TIMEOUT_S):
             raise click.ClickException("the sandbox did not accept every order in time")
-        ledger = build_ledger(client, build_keys(settings), settings)
-        while ledger.state_counts().get(OrderState.SUBMITTED, 0) < orders:
-            time.sleep(0.2)
+        ledger = build_ledger(client, keys, settings)
+        submitted = StatePoll(client, keys.state_index(OrderState.SUBMITTED))
+        submitted.wait(orders)
         after_deliver = sample(client)
-        result["deliver"] = after_deliver.since(after_accept, orders)
+        result["deliver"] = after_deliver.since(after_accept, orders, own=submitted.own())
         result["sandbox"] = probe.stats()
         probe.close()
         services.stop_one(worker)
@@ -248,7 +300,9 @@ def run(orders: int, lines: int, idle_s: float, concurrency: int, folder: Path) 
             "shared_keys_per_order": shared_keys_memory(client, DEFAULT_KEY_PREFIX, orders),
             "used_memory_per_order": (after_shed.used_memory - before.used_memory) / orders,
         }
-        result["whole_order"] = after_shed.since(before, orders)
+        result["whole_order"] = after_shed.since(
+            before, orders, own={"zcard": pending.zcards + submitted.zcards}
+        )
         result["states"] = {str(s): n for s, n in ledger.state_counts().items() if n}
         client.close()
     finally:
@@ -256,6 +310,25 @@ def run(orders: int, lines: int, idle_s: float, concurrency: int, folder: Path) 
     result["pids"] = list(services.started)
     result["machine"]["load_average_end"] = os.getloadavg()[0]
     return result
+
+
+def _start_stream_intake(services: Any, client: Any, keys: Any, env: dict[str, str]) -> Any:
+    """`jetti-relay intake` (the stream only); returns once its consumer group exists."""
+    import sys
+
+    from ops.harness.ports import wait_for
+
+    name = "footprint-intake"
+    process = services.start(
+        name, [sys.executable, "-m", "ops.cli", "intake", "--consumer", "footprint-1"], env
+    )
+    wait_for(
+        lambda: bool(client.exists(keys.intake_stream())),
+        "the stream intake (its consumer group)",
+        process=process,
+        log=services.log_path(name),
+    )
+    return process
 
 
 def start_aof_redis(services: Any, folder: Path, name: str, *, auto_rewrite: bool = False) -> Any:
@@ -293,6 +366,13 @@ def render(result: dict[str, Any]) -> str:
 @click.option("--lines", default=3, show_default=True, help="Lines per order.")
 @click.option("--idle-s", default=5.0, show_default=True, help="Idle worker window (seconds).")
 @click.option("--concurrency", default=2, show_default=True, help="Worker processes.")
+@click.option(
+    "--via",
+    type=click.Choice(["library", "stream"]),
+    default="library",
+    show_default=True,
+    help="Accept through the producer library, or XADD to the stream and `jetti-relay intake`.",
+)
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write figures here.")
 @click.option("--keep-logs", is_flag=True, help="Keep the services' logs and the AOF.")
 def footprint_bench(
@@ -300,6 +380,7 @@ def footprint_bench(
     lines: int,
     idle_s: float,
     concurrency: int,
+    via: str,
     json_path: Path | None,
     keep_logs: bool,
 ) -> None:
@@ -310,7 +391,7 @@ def footprint_bench(
     require_extra("sandbox", *SANDBOX_MODULES)
     folder = Path(tempfile.mkdtemp(prefix="jetti-relay-footprint-"))
     run_in_folder(
-        lambda: run(orders, lines, idle_s, concurrency, folder),
+        lambda: run(orders, lines, idle_s, concurrency, via, folder),
         render,
         folder,
         json_path=json_path,

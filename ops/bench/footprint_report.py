@@ -21,7 +21,7 @@ def render_table(result: dict[str, Any]) -> str:
     out = [
         f"bench footprint: {config['orders']} orders of {config['lines']} lines "
         f"(raw order {result['raw_order_bytes']:.0f} B), Redis {result['redis_version']}, "
-        f"AOF everysec, {config['concurrency']} worker processes",
+        f"AOF everysec, {config['concurrency']} worker processes, accepted via {config['via']}",
         "",
         _row("per order", phases),
     ]

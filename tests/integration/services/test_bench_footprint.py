@@ -1,5 +1,6 @@
-"""`jetti-relay bench footprint` and `jetti-relay bench restore-drill` at tiny scale, through the
-installed entry point (real Redis with AOF, sandbox and worker processes they start themselves).
+"""`jetti-relay bench footprint` (library and stream) and `jetti-relay bench restore-drill` at
+tiny scale, through the installed entry point (real Redis with AOF, sandbox and worker processes
+they start themselves).
 
 The figures are not asserted as numbers (the machine is shared), only what must hold whatever the
 machine: every order reached the sandbox once, the bytes of an order reached Redis and its AOF, a
@@ -52,6 +53,13 @@ def footprint(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any],
 
 
 @pytest.fixture(scope="module")
+def footprint_stream(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    folder = tmp_path_factory.mktemp("footprint-stream")
+    args = ["footprint", "--orders", str(FOOTPRINT_ORDERS), "--idle-s", "1", "--via", "stream"]
+    return _bench(folder, args, timeout_s=110)[0]
+
+
+@pytest.fixture(scope="module")
 def drill(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
     folder = tmp_path_factory.mktemp("drill")
     args = ["restore-drill", "--orders", str(DRILL_ORDERS), "--chunk", "20", "--short-timeouts"]
@@ -89,6 +97,20 @@ def test_footprint_figures_follow_the_order(footprint: tuple[dict[str, Any], str
 
 
 @pytest.mark.timeout(150)
+def test_footprint_through_the_stream_counts_the_upstream_xadd(
+    footprint_stream: dict[str, Any],
+) -> None:
+    """With `--via stream` an order is accepted by one XADD (upstream's) that the intake reads
+    into the ledger; the order then goes through the same pipeline to the sandbox."""
+    accept = footprint_stream["accept"]
+    assert accept["by_command_per_order"]["xadd"] == 1.0
+    assert "evalsha" in accept["by_command_per_order"]
+    assert accept["net_in_bytes_per_order"] > footprint_stream["raw_order_bytes"]
+    assert footprint_stream["states"] == {"submitted": FOOTPRINT_ORDERS}
+    assert footprint_stream["sandbox"]["sales"] == FOOTPRINT_ORDERS
+
+
+@pytest.mark.timeout(150)
 def test_a_restore_holds_every_order_acknowledged_before_its_backup(
     drill: tuple[dict[str, Any], str],
 ) -> None:
@@ -122,8 +144,10 @@ def test_a_worker_on_the_restore_settles_what_the_backup_held(
 
 @pytest.mark.timeout(150)
 def test_nothing_is_left_running(
-    footprint: tuple[dict[str, Any], str], drill: tuple[dict[str, Any], str]
+    footprint: tuple[dict[str, Any], str],
+    footprint_stream: dict[str, Any],
+    drill: tuple[dict[str, Any], str],
 ) -> None:
     """After each bench exits, no process group it started is alive."""
-    groups = set(footprint[0]["pids"]) | set(drill[0]["pids"])
+    groups = set(footprint[0]["pids"]) | set(footprint_stream["pids"]) | set(drill[0]["pids"])
     assert process_groups_alive(groups) == []
