@@ -4,7 +4,8 @@
 and a plain loop, as it always has (`ops/bench/compare.py`). Each subcommand measures one part:
 `pipeline` (one end-to-end orders/s figure for a given set of settings), `enqueue` (the producer
 into a Redis you give it), `transform` (the pure transform), `sandbox` (the Jetti sandbox's
-async endpoint) and `intake` (the library, stream and HTTP ways in, side by side). Each
+async endpoint), `intake` (the library, stream and HTTP ways in, side by side), `footprint`
+(what one order costs Redis) and `restore-drill` (back up, lose and restore a live Redis). Each
 subcommand's module is imported only when it runs.
 """
 
