@@ -180,6 +180,7 @@ def run(
     """Every phase on fresh private services, as one JSON-ready dict."""
     import redis
 
+    from ops.bench.aof import start_aof_redis
     from ops.bench.common import SandboxProbe
     from ops.bench.common import orders as make_orders
     from ops.harness.services import Services
@@ -329,29 +330,6 @@ def _start_stream_intake(services: Any, client: Any, keys: Any, env: dict[str, s
         log=services.log_path(name),
     )
     return process
-
-
-def start_aof_redis(services: Any, folder: Path, name: str, *, auto_rewrite: bool = False) -> Any:
-    """A private redis-server in `folder` with AOF (`appendfsync everysec`, the compose file's);
-    automatic AOF rewrites off unless `auto_rewrite` (so `aof_current_size` only grows). Returns
-    a `RedisService`."""
-    import redis
-
-    from ops.harness.ports import wait_for
-    from ops.harness.redis import RedisProcess, RedisService, redis_server_binary
-
-    binary, origin = redis_server_binary()
-    folder.mkdir(parents=True, exist_ok=True)
-    extra = () if auto_rewrite else ("--auto-aof-rewrite-percentage", "0")
-    spec = RedisProcess(folder, binary=binary, extra_args=extra)
-    process = services.start(name, spec.argv(), os.environ)
-    wait_for(
-        lambda: redis.Redis.from_url(spec.url).ping(),
-        f"redis-server ({binary})",
-        process=process,
-        log=services.log_path(name),
-    )
-    return RedisService(url=spec.url, pid=process.pid, origin=origin)
 
 
 def render(result: dict[str, Any]) -> str:

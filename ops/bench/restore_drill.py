@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -113,97 +112,6 @@ def _say(text: str) -> None:
     click.echo(f"[{time.strftime('%H:%M:%S')}] {text}", err=True)
 
 
-def _wait(condition: Any, what: str, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise click.ClickException(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def backup_aof(client: Any, live: Path, target: Path) -> dict[str, Any]:
-    """Copy the AOF directory of the live server in `live` to `target`: automatic rewrites
-    paused while copying (a rewrite replaces the files under the copy), then back on."""
-    started = time.monotonic()
-    client.config_set("auto-aof-rewrite-percentage", "0")
-    try:
-        _wait(lambda: not int(client.info("persistence")["aof_rewrite_in_progress"]), "rewrite")
-        shutil.copytree(live / "appendonlydir", target)
-    finally:
-        client.config_set("auto-aof-rewrite-percentage", "100")
-    return {"seconds": time.monotonic() - started, "bytes": _size(target)}
-
-
-def backup_rdb(client: Any, live: Path, target: Path) -> dict[str, Any]:
-    """BGSAVE, wait for it to finish, copy `dump.rdb` to `target`."""
-    started = time.monotonic()
-    before = int(client.info("persistence")["rdb_last_save_time"])
-    _wait(lambda: not int(client.info("persistence")["aof_rewrite_in_progress"]), "rewrite")
-    client.bgsave()
-    _wait(
-        lambda: (
-            not int(client.info("persistence")["rdb_bgsave_in_progress"])
-            and int(client.info("persistence")["rdb_last_save_time"]) >= before
-            and (live / "dump.rdb").exists()
-        ),
-        "BGSAVE",
-    )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(live / "dump.rdb", target)
-    return {"seconds": time.monotonic() - started, "bytes": _size(target)}
-
-
-def _size(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-def restore(services: Any, kind: str, backup: Path, folder: Path) -> tuple[Any, float]:
-    """A new server in `folder` from `backup` (kind `aof` or `rdb`); (RedisService, seconds
-    from the first file copied to a server that answers with AOF on)."""
-    import redis
-
-    from ops.bench.footprint import start_aof_redis
-
-    started = time.monotonic()
-    folder.mkdir(parents=True)
-    if kind == "aof":
-        shutil.copytree(backup, folder / "appendonlydir")
-        service = start_aof_redis(services, folder, f"restored-{kind}", auto_rewrite=True)
-    else:
-        # Started with AOF on and no AOF directory, Redis would begin empty and ignore the RDB:
-        # load the RDB with AOF off, then turn AOF on (it writes a fresh AOF from memory).
-        shutil.copy2(backup, folder / "dump.rdb")
-        service = _start_from_rdb(services, folder, f"restored-{kind}")
-        client: redis.Redis[bytes] = redis.Redis.from_url(service.url)
-        client.config_set("appendonly", "yes")
-        _wait(
-            lambda: (
-                not int(client.info("persistence")["aof_rewrite_in_progress"])
-                and int(client.info("persistence")["aof_enabled"])
-            ),
-            "the first AOF rewrite",
-        )
-        client.close()
-    return service, time.monotonic() - started
-
-
-def _start_from_rdb(services: Any, folder: Path, name: str) -> Any:
-    import redis
-
-    from ops.harness.ports import wait_for
-    from ops.harness.redis import RedisProcess, RedisService, redis_server_binary
-
-    binary, origin = redis_server_binary()
-    spec = RedisProcess(
-        folder, appendonly=False, binary=binary, extra_args=("--dbfilename", "dump.rdb")
-    )
-    process = services.start(name, spec.argv(), os.environ)
-    wait_for(lambda: redis.Redis.from_url(spec.url).ping(), name, process=process)
-    return RedisService(url=spec.url, pid=process.pid, origin=origin)
-
-
 def _relay(args: list[str], url: str) -> subprocess.CompletedProcess[str]:
     """`jetti-relay ARGS --redis-url URL`, as an operator would run it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("JETTI_RELAY_")}
@@ -265,9 +173,9 @@ def run(
     """The whole drill on fresh private services, as one JSON-ready dict."""
     import redis
 
+    from ops.bench.aof import backup_aof, backup_rdb, restore, start_aof_redis, wait_until
     from ops.bench.common import SandboxProbe
     from ops.bench.common import orders as make_orders
-    from ops.bench.footprint import start_aof_redis
     from ops.harness.services import Services
     from ops.harness.workers import pipeline_env
 
@@ -303,7 +211,9 @@ def run(
         feeder = Feeder(live.url, make_orders(0, orders, 3), chunk, pause_s)
         _say(f"feeding {orders} orders in chunks of {chunk}")
         feeder.start()
-        _wait(lambda: feeder.acknowledged() >= orders // 2 or feeder.error, "half the orders", 600)
+        wait_until(
+            lambda: feeder.acknowledged() >= orders // 2 or feeder.error, "half the orders", 600
+        )
         client: redis.Redis[bytes] = redis.Redis.from_url(live.url)
         backups: dict[str, dict[str, Any]] = {}
         for kind, take in (("aof", backup_aof), ("rdb", backup_rdb)):
@@ -349,6 +259,7 @@ def drain(url: str, probe: Any) -> dict[str, Any]:
     the seconds it took, the states and the sandbox's counts then."""
     import redis
 
+    from ops.bench.aof import wait_until
     from worker.core.states import OrderState
     from worker.settings import Settings
     from worker.wiring import keys, ledger
@@ -363,7 +274,7 @@ def drain(url: str, probe: Any) -> dict[str, Any]:
         counts = store.state_counts()
         return not any(counts.get(state, 0) for state in waiting)
 
-    _wait(settled, "the restored ledger to settle", DRAIN_TIMEOUT_S)
+    wait_until(settled, "the restored ledger to settle", DRAIN_TIMEOUT_S)
     seconds = time.monotonic() - started
     states = {str(s): n for s, n in store.state_counts().items() if n}
     client.close()
