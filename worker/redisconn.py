@@ -106,6 +106,27 @@ def _sentinel_client(
     return client
 
 
+def sentinel_clients(
+    target: SentinelTarget, *, connect_timeout_s: float, socket_timeout_s: float
+) -> list[tuple[str, redis.Redis[bytes]]]:
+    """(host:port, client) for each sentinel of `target`, with its password and the timeouts:
+    for reading what the sentinels know (`worker.store.replication_info`); the caller closes
+    them."""
+    return [
+        (
+            f"{host}:{port}",
+            redis.Redis(
+                host=host,
+                port=port,
+                password=target.password or None,
+                socket_connect_timeout=connect_timeout_s,
+                socket_timeout=socket_timeout_s,
+            ),
+        )
+        for host, port in target.addresses
+    ]
+
+
 def parse_version(text: str) -> tuple[int, ...]:
     """`"6.2.14"` -> (6, 2, 14); a non-numeric tail (`"7.2.4-rc1"`) ends its part."""
     parts: list[int] = []

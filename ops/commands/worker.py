@@ -114,6 +114,10 @@ def worker(
     if problems := check_timeouts(settings, pool):
         refuse_to_start(problems)
     refuse_unsupported_redis(settings)
+    from worker.startup_replication import replication_problem
+
+    if problem := replication_problem(settings):
+        refuse_to_start([problem])
     argv = [
         sys.executable,
         "-m",
