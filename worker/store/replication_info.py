@@ -84,8 +84,10 @@ def read_state(
     sentinels: Iterable[tuple[str, redis.Redis[bytes]]],
     master: str,
 ) -> ReplicationState:
-    """The primary's and every sentinel's view (`sentinels`: (host:port, client) pairs)."""
-    return ReplicationState(
-        primary=read_primary(primary),
-        sentinels=tuple(read_sentinel(client, address, master) for address, client in sentinels),
-    )
+    """Every sentinel's view (`sentinels`: (host:port, client) pairs), then the primary's. The
+    primary is not asked when there are sentinels and none of them answered: a client that
+    finds the primary through them could only wait for its retries to run out."""
+    views = tuple(read_sentinel(client, address, master) for address, client in sentinels)
+    if views and all(view.error for view in views):
+        return ReplicationState(primary=None, sentinels=views)
+    return ReplicationState(primary=read_primary(primary), sentinels=views)
