@@ -39,6 +39,7 @@ from worker.settings import (
     get_settings,
     jetti_problems,
 )
+from worker.startup_replication import refuse_short_replication
 from worker.wiring import broker_options
 
 
@@ -173,5 +174,6 @@ def _pool_name(pool_cls: Any) -> str:
 signals.setup_logging.connect(_setup_logging)
 signals.worker_init.connect(_refuse_unsafe_timeouts)
 signals.worker_init.connect(_check_redis)
+signals.worker_init.connect(refuse_short_replication)
 signals.worker_ready.connect(_announce_ready)
 signals.worker_process_init.connect(_fresh_runtime_per_process)

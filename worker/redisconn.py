@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import redis
+from redis.backoff import NoBackoff
 from redis.connection import parse_url
+from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from worker.core.limits import MIN_REDIS_VERSION
@@ -104,6 +106,30 @@ def _sentinel_client(
         **data,
     )
     return client
+
+
+def sentinel_clients(
+    target: SentinelTarget, *, connect_timeout_s: float, socket_timeout_s: float
+) -> list[tuple[str, redis.Redis[bytes]]]:
+    """(host:port, client) for each sentinel of `target`, with its password and the timeouts:
+    for reading what the sentinels know (`worker.store.replication_info`); the caller closes
+    them."""
+    return [
+        (
+            f"{host}:{port}",
+            redis.Redis(
+                host=host,
+                port=port,
+                password=target.password or None,
+                socket_connect_timeout=connect_timeout_s,
+                socket_timeout=socket_timeout_s,
+                # One try: a snapshot of what each sentinel says now. redis-py's default retries
+                # (10, with backoff) would make three silent or refusing sentinels cost 12 s.
+                retry=Retry(NoBackoff(), 0),
+            ),
+        )
+        for host, port in target.addresses
+    ]
 
 
 def parse_version(text: str) -> tuple[int, ...]:

@@ -20,9 +20,10 @@ from worker.core.build import BuildOptions
 from worker.core.keys import Keys
 from worker.core.limits import HEARTBEAT_KEPT_S
 from worker.core.policy import RetryPolicy
+from worker.core.replication import ReplicationState
 from worker.core.rules import Rules, load_rules
 from worker.jetti.client import JettiClient
-from worker.redisconn import SentinelTarget, require_supported
+from worker.redisconn import SentinelTarget, require_supported, sentinel_clients
 from worker.redisconn import redis_client as plain_redis_client
 from worker.settings import Settings
 from worker.settings.sentinels import parse_sentinels
@@ -34,6 +35,7 @@ from worker.store.intake import IntakeStream
 from worker.store.ledger import Ledger
 from worker.store.rate_limit import ApiThrottle, RateLimiter
 from worker.store.reconcile_state import ReconcileState
+from worker.store.replication_info import read_state
 from worker.store.stats import Stats
 
 if TYPE_CHECKING:  # Celery loads only when a command publishes (`publisher`)
@@ -77,6 +79,26 @@ def connect_supported(settings: Settings, url: str | None = None) -> redis.Redis
         client.close()
         raise
     return client
+
+
+def replication_state(settings: Settings, client: redis.Redis[bytes]) -> ReplicationState:
+    """What the primary (`client`, the ledger's) and the configured sentinels say about the
+    replication now; reads only, within the settings' Redis timeouts per server."""
+    target = sentinel_target(settings)
+    sentinels = (
+        []
+        if target is None
+        else sentinel_clients(
+            target,
+            connect_timeout_s=settings.redis_connect_timeout_s,
+            socket_timeout_s=settings.redis_socket_timeout_s,
+        )
+    )
+    try:
+        return read_state(client, sentinels, settings.redis_sentinel_master)
+    finally:
+        for _, sentinel in sentinels:
+            sentinel.close()
 
 
 def keys(settings: Settings) -> Keys:

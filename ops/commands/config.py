@@ -1,7 +1,9 @@
 """`jetti-relay config check`: the effective settings, where each came from, and every mistake.
 
 Prints each setting with its value (secrets and URL passwords masked) and the variable that set
-it (`JETTI_RELAY_WEBHOOK_HASH (environment)`, an alias, `.env`, or `default`), then every problem
+it (`JETTI_RELAY_WEBHOOK_HASH (environment)`, an alias, `.env`, or `default`; an unset broker
+URL says it is derived from JETTI_RELAY_REDIS_URL or, with sentinels, from
+JETTI_RELAY_REDIS_SENTINELS: one `sentinel://` URL per sentinel), then every problem
 a worker would refuse to start with: unknown JETTI_RELAY_* names, aliases that disagree, invalid
 values, a missing Jetti secret for the mode, and a broken timeout chain.
 
@@ -19,6 +21,7 @@ from pydantic import SecretStr, ValidationError
 
 from worker.core.exit_codes import ExitCode
 from worker.settings import (
+    EnvReading,
     Settings,
     SettingsError,
     check_timeouts,
@@ -39,7 +42,8 @@ def shown(name: str, value: Any) -> str | int | float | bool | None:
     if isinstance(value, SecretStr):
         return MASK if value.get_secret_value() else None
     if name in _URL_FIELDS and isinstance(value, str):
-        return _mask_password(value)
+        # A broker behind Sentinel is one URL per sentinel, `;`-separated, each with a password.
+        return ";".join(_mask_password(url) for url in value.split(";"))
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return str(value)
@@ -52,6 +56,15 @@ def _mask_password(url: str) -> str:
     user = f"{parts.username}:" if parts.username else ":"
     host = parts.netloc.rsplit("@", 1)[1]
     return urlunsplit(parts._replace(netloc=f"{user}{MASK}@{host}"))
+
+
+def _source(reading: EnvReading, settings: Settings, name: str) -> str:
+    """Where a setting came from; a broker URL left unset says what it was derived from."""
+    source = reading.source_of(name)
+    if name == "broker_url" and source == "default":
+        derived = "REDIS_SENTINELS" if settings.redis_sentinels else "REDIS_URL"
+        return f"derived from JETTI_RELAY_{derived}"
+    return source
 
 
 @click.group()
@@ -85,7 +98,7 @@ def check(as_json: bool, pool: str) -> None:
         []
         if settings is None
         else [
-            (name, shown(name, getattr(settings, name)), reading.source_of(name))
+            (name, shown(name, getattr(settings, name)), _source(reading, settings, name))
             for name in Settings.model_fields
         ]
     )

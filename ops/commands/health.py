@@ -35,6 +35,7 @@ from ops.monitoring.checks import (
     run_checks,
 )
 from ops.monitoring.intake_checks import check_intake
+from ops.monitoring.replication_checks import check_replication
 from ops.monitoring.sources import Sources
 from ops.options import redis_url_option, settings_from_options
 from worker.core.exit_codes import ExitCode
@@ -158,7 +159,8 @@ def health(
     max_intake_age_s: float,
 ) -> None:
     """Check Redis, workers, progress, pump, sweeper, breaker, backlog, dead letters, the Redis
-    server's durability settings and its memory, and the stream intake.
+    server's durability settings and its memory, the stream intake, and the replication
+    (replicas, lag, sentinels).
 
     Exit 0 when healthy (warnings allowed), 1 when any check fails.
     """
@@ -188,6 +190,8 @@ def health(
         checks.append(("reconciler", check_reconciler))  # optional: only where it is configured
     if not only or "intake" in only:
         checks.append(("intake", check_intake))
+    if not only or "replication" in only:
+        checks.append(("replication", check_replication))
     if only and "redis" not in only:
         # Every check reads Redis: ask it first so an outage reads as one clear failure.
         checks.insert(0, ("redis", check_redis))

@@ -113,6 +113,12 @@ def worker(
     settings = settings_from_options(redis_url=redis_url, log_level=loglevel, sends_to_jetti=True)
     if problems := check_timeouts(settings, pool):
         refuse_to_start(problems)
+    from worker.startup_replication import replication_problem
+
+    # First: sentinels that cannot be used are refused at once, before a client that finds
+    # the primary through them spends its retries.
+    if problem := replication_problem(settings):
+        refuse_to_start([problem])
     refuse_unsupported_redis(settings)
     argv = [
         sys.executable,

@@ -110,8 +110,15 @@ def demo(orders_file: Path, keep_logs: bool, keep_running: bool, json_path: Path
     services = Services(folder)
     redis_url, prefix = "", ""
     try:
-        configured = Settings().redis_url
-        if redis_reachable(configured) and redis_supported(configured):
+        yours = Settings()
+        configured = yours.redis_url
+        # Behind Sentinel, REDIS_URL's host is not the primary's address (the sentinels know
+        # it) and the demo's worker runs without sentinels: it takes a private Redis instead.
+        if (
+            not yours.redis_sentinels
+            and redis_reachable(configured)
+            and redis_supported(configured)
+        ):
             redis_url, origin = configured, "yours (JETTI_RELAY_REDIS_URL)"
             prefix = f"jr-demo-{secrets.token_hex(4)}"
             # Its own prefix means its own keys, intake stream and Celery queue: a worker
@@ -167,7 +174,9 @@ def _run(console: Any, result: DemoResult, orders_file: Path, sandbox: SandboxSe
     from worker.wiring import publisher as build_publisher
     from worker.wiring import redis_client
 
-    settings = Settings(redis_url=result.redis_url, broker_url=result.redis_url)
+    # The demo's worker runs without the caller's JETTI_RELAY_* variables (pipeline_env): its
+    # clients here talk to the same Redis, never through sentinels the caller configured.
+    settings = Settings(redis_url=result.redis_url, broker_url=result.redis_url, redis_sentinels="")
     client = redis_client(settings)
     keys = Keys(result.key_prefix)
     ledger, dead = build_ledger(client, keys, settings), DeadLetters(client, keys)

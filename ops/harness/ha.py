@@ -5,6 +5,10 @@ Every node runs in its own folder (AOF on, as `RedisProcess`), on its own free p
 runs as `redis-server <conf> --sentinel` (the same binary), so nothing more is installed.
 `min_replicas_to_write` is set on every node, replicas included, because a promoted replica
 becomes the primary that must keep refusing writes nobody replicated.
+
+`password` puts every data node behind `requirepass` (and `masterauth`, so replicas follow the
+primary with it); `sentinel_password` does the same for the sentinels (`requirepass`, and
+`sentinel-pass` so they still talk to each other).
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ class SentinelProcess:
     master: str = MASTER_NAME
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    # The data nodes' password (`auth-pass`), and this sentinel's own (`requirepass`).
+    auth_pass: str = ""
+    password: str = ""
 
     @property
     def conf(self) -> Path:
@@ -54,7 +61,13 @@ class SentinelProcess:
             f"sentinel monitor {self.master} 127.0.0.1 {self.primary_port} {self.quorum}\n"
             f"sentinel down-after-milliseconds {self.master} {self.down_after_ms}\n"
             f"sentinel failover-timeout {self.master} {self.failover_timeout_ms}\n"
-            f"sentinel parallel-syncs {self.master} 1\n",
+            f"sentinel parallel-syncs {self.master} 1\n"
+            + (f"sentinel auth-pass {self.master} {self.auth_pass}\n" if self.auth_pass else "")
+            + (
+                f"requirepass {self.password}\nsentinel sentinel-pass {self.password}\n"
+                if self.password
+                else ""
+            ),
             encoding="utf-8",
         )
         binary = RedisProcess(self.folder).argv()[0]
@@ -70,7 +83,12 @@ class SentinelProcess:
             client.close()
 
     def client(self) -> redis.Redis[bytes]:
-        return redis.Redis(port=self.port, socket_timeout=2.0, socket_connect_timeout=2.0)
+        return redis.Redis(
+            port=self.port,
+            password=self.password or None,
+            socket_timeout=2.0,
+            socket_connect_timeout=2.0,
+        )
 
     def primary_port_seen(self) -> int | None:
         """The primary's port as this sentinel sees it now, or None when it cannot tell."""
@@ -94,6 +112,27 @@ class SentinelProcess:
         self.process = None
 
 
+@dataclass
+class _PasswordRedisProcess(RedisProcess):
+    """A data node behind `requirepass` (its start-up PING authenticates)."""
+
+    password: str = ""
+
+    def argv(self) -> list[str]:
+        auth = ("--requirepass", self.password, "--masterauth", self.password)
+        return [*super().argv(), *(auth if self.password else ())]
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            self.argv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        client = redis.Redis(port=self.port, password=self.password or None)
+        try:
+            wait_for(client.ping, "redis-server", process=self.process)
+        finally:
+            client.close()
+
+
 class RedisHA:
     """A primary, `replicas` replicas and `sentinels` sentinels (quorum: a majority).
 
@@ -110,8 +149,12 @@ class RedisHA:
         min_replicas_max_lag_s: int = 2,
         down_after_ms: int = DOWN_AFTER_MS,
         failover_timeout_ms: int = FAILOVER_TIMEOUT_MS,
+        password: str = "",
+        sentinel_password: str = "",
     ) -> None:
         self.folder = folder
+        self.password = password
+        self.sentinel_password = sentinel_password
         guard: tuple[str, ...] = ()
         if min_replicas_to_write:
             guard = (
@@ -120,8 +163,9 @@ class RedisHA:
                 "--min-replicas-max-lag",
                 str(min_replicas_max_lag_s),
             )
-        self.nodes = [
-            RedisProcess(folder / f"node{i}", extra_args=guard) for i in range(1 + replicas)
+        self.nodes: list[RedisProcess] = [
+            _PasswordRedisProcess(folder / f"node{i}", extra_args=guard, password=password)
+            for i in range(1 + replicas)
         ]
         primary_port = self.nodes[0].port
         for node in self.nodes[1:]:
@@ -134,6 +178,8 @@ class RedisHA:
                 quorum,
                 down_after_ms=down_after_ms,
                 failover_timeout_ms=failover_timeout_ms,
+                auth_pass=password,
+                password=sentinel_password,
             )
             for i in range(sentinels)
         ]
@@ -168,11 +214,15 @@ class RedisHA:
     def settings_env(self, db: int = 0) -> dict[str, str]:
         """The JETTI_RELAY_* variables that point the relay at this group. REDIS_URL's host is
         not used (the sentinels say where the primary is); it names the database."""
-        return {
+        auth = f":{self.password}@" if self.password else ""
+        env = {
             "JETTI_RELAY_REDIS_SENTINELS": self.sentinel_addresses,
             "JETTI_RELAY_REDIS_SENTINEL_MASTER": MASTER_NAME,
-            "JETTI_RELAY_REDIS_URL": f"redis://127.0.0.1:{self.nodes[0].port}/{db}",
+            "JETTI_RELAY_REDIS_URL": f"redis://{auth}127.0.0.1:{self.nodes[0].port}/{db}",
         }
+        if self.sentinel_password:
+            env["JETTI_RELAY_REDIS_SENTINEL_PASSWORD"] = self.sentinel_password
+        return env
 
     def primary_port(self) -> int | None:
         """The primary's port by a majority of the sentinels that answer, or None."""
@@ -191,7 +241,12 @@ class RedisHA:
         raise ServiceError(f"no node is the primary the sentinels name ({port})")
 
     def node_client(self, node: RedisProcess) -> redis.Redis[bytes]:
-        return redis.Redis(port=node.port, socket_timeout=2.0, socket_connect_timeout=2.0)
+        return redis.Redis(
+            port=node.port,
+            password=self.password or None,
+            socket_timeout=2.0,
+            socket_connect_timeout=2.0,
+        )
 
     def connected_replicas(self, node: RedisProcess) -> int:
         """Replicas online at `node` (INFO replication), 0 when it does not answer."""

@@ -28,6 +28,9 @@ warn, fail or skip; any fail makes the whole answer unhealthy:
 - intake       the Redis Stream intake keeps up: no entry unread or unacknowledged for more
                than `--max-intake-age-s`; warn on recent rejects or rejects near their cap
                (ops/monitoring/intake_checks.py).
+- replication  the relay writes to a primary with at least JETTI_RELAY_MIN_REPLICAS_ACK replicas
+               online, and the sentinels (when configured) see it at their quorum; warn on a
+               silent sentinel or a lagging replica (ops/monitoring/replication_checks.py).
 
 """
 
@@ -79,6 +82,7 @@ CHECK_NAMES = (
     "reconciler",
     "throttle",
     "intake",
+    "replication",
 )
 # Past this share of maxmemory the memory check warns (noeviction refuses writes at 100 %).
 MEMORY_WARN_RATIO = 0.9

@@ -18,6 +18,7 @@ from prometheus_client.core import (
 
 from ops.monitoring.intake_families import intake
 from ops.monitoring.naming import FamilyFn, age_s, metric_name
+from ops.monitoring.replication_families import replication
 from ops.monitoring.sources import SETTLED_STATES, BrokerUnreachable, Sources
 from worker.core.states import DeadReason, DeadStatus, OrderState
 from worker.redisconn import VERDICTS, server_facts
@@ -418,4 +419,5 @@ FAMILIES: tuple[FamilyFn, ...] = (
     jetti_surprises,
     throttle_block,
     intake,
+    replication,
 )

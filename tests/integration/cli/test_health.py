@@ -67,6 +67,7 @@ def test_problems_are_named_and_fail_the_exit_code(redis_url: str) -> None:
         "redis_server": "warn",
         "memory": "ok",
         "intake": "ok",
+        "replication": "ok",
     }
     breaker = next(c for c in doc["checks"] if c["name"] == "breaker")
     assert "open" in breaker["detail"] and "401" in breaker["detail"]
@@ -153,7 +154,7 @@ def test_human_output_has_one_line_per_check_and_a_summary(redis_url: str) -> No
     )
     lines = done.stdout.strip().splitlines()
     assert done.returncode == 1
-    assert len(lines) == 13  # 12 checks (no reconciler: no token) and the summary
+    assert len(lines) == 14  # 13 checks (no reconciler: no token) and the summary
     assert lines[-1].startswith("UNHEALTHY: ")
     assert any(line.startswith("FAIL  breaker") for line in lines)
 

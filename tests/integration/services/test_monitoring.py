@@ -130,7 +130,8 @@ def test_the_checker_catches_a_wrong_metric_or_label(exported: Samples) -> None:
 def test_alert_rules_are_well_formed() -> None:
     """Unique names, a severity, a summary, valid `for` durations, and every issue alert there:
     dead letters growing, oldest waiting order too old, breaker open, no progress; the stream
-    intake not reading, lagging, holding an old pending entry, rejecting, near its rejects cap."""
+    intake not reading, lagging, holding an old pending entry, rejecting, near its rejects cap;
+    Redis replicas below the minimum or lagging, sentinels below quorum, a recent failover."""
     rules = alert_rules()
     names = [r["alert"] for r in rules]
     assert len(names) == len(set(names))
@@ -150,6 +151,10 @@ def test_alert_rules_are_well_formed() -> None:
         "JettiRelayIntakeOldestPendingOld",
         "JettiRelayIntakeRejectsGrowing",
         "JettiRelayIntakeRejectsNearCap",
+        "JettiRelayRedisReplicasBelowMinimum",
+        "JettiRelayRedisReplicaLagging",
+        "JettiRelaySentinelsBelowQuorum",
+        "JettiRelayRedisFailedOver",
     } <= set(names)
 
 
