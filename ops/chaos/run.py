@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ops.chaos.cluster import ChaosBroker, Cluster
 from ops.chaos.flow import ScenarioResult
+from ops.chaos.ha import redis_primary_kill, redis_primary_stall
 from ops.chaos.hostile_producers import hostile_producers
 from ops.chaos.intake import intake_kills
 from ops.chaos.misconfig import config_faults, retry_after_extremes
@@ -26,7 +27,7 @@ from ops.chaos.scenarios import (
 )
 
 # Name -> (number, scenario). The name is what `jetti-relay chaos --scenario` and the tests use;
-# the number (issue 7's list, then issue 12's, then issue 14's) stays accepted as an alias
+# the number (issue 7's list, then issue 12's, 14's and 15's) stays accepted as an alias
 # and is printed.
 SCENARIOS: dict[str, tuple[int, ScenarioFn]] = {
     "kill": (1, kill_submitting_worker),
@@ -42,6 +43,8 @@ SCENARIOS: dict[str, tuple[int, ScenarioFn]] = {
     "config": (12, config_faults),
     "retry-after": (13, retry_after_extremes),
     "intake": (14, intake_kills),
+    "redis-primary-kill": (15, redis_primary_kill),
+    "redis-primary-stall": (16, redis_primary_stall),
     "rabbitmq": (17, rabbitmq_restart),
 }
 # Scenarios that break a broker of their own kind run on a cluster with that broker, whatever
