@@ -33,7 +33,8 @@ BROKERS = ("redis", "amqp")
     metavar="NAME|N",
     help="Scenario name (repeatable; default: all): kill, redis, outage, throttle, slow, "
     "duplicates, replay, rolling, bad-input, lost-message, hostile-producers, config, "
-    "retry-after, intake, rabbitmq. Their numbers 1-14 and 17, in that order, work too.",
+    "retry-after, intake, redis-primary-kill, redis-primary-stall, rabbitmq. Their numbers "
+    "1-17, in that order, work too.",
 )
 @click.option(
     "--scale",
@@ -89,8 +90,9 @@ def chaos(
 ) -> None:
     """Break the pipeline on purpose (kill -9, Redis restarts, Jetti outages, 429 storms,
     slow answers, duplicates, replays, rolling restarts, hostile input, lost messages, hostile
-    producers, configuration faults, absurd Retry-After) and check the books after each
-    scenario: nothing lost, nothing sent twice."""
+    producers, configuration faults, absurd Retry-After, a Redis primary killed or stalled
+    under Sentinel, RabbitMQ restarts) and check the books after each scenario: nothing lost,
+    nothing sent twice."""
     from ops.options import SANDBOX_MODULES, require_extra
 
     require_extra("chaos", "hypothesis", *SANDBOX_MODULES)
