@@ -186,14 +186,20 @@ class Cluster:
         if self.rabbitmq is not None:
             self.rabbitmq.start()
         self.sandbox.start()
-        self.settings = Settings(redis_url=self.redis.url, broker_url=self.broker_url)
-        self.client = redis.Redis.from_url(self.redis.url)
-        self.keys = Keys(self.settings.key_prefix)
-        self.ledger = Ledger(self.client, self.keys)
-        self.dead = DeadLetters(self.client, self.keys)
-        self.app = create_app(self.settings)
-        self.publisher = Publisher(self.app, batch_size=self.settings.batch_size)
+        settings = Settings(redis_url=self.redis.url, broker_url=self.broker_url)
+        self.connect(settings, redis.Redis.from_url(self.redis.url))
         return self
+
+    def connect(self, settings: Settings, client: redis.Redis[bytes]) -> None:
+        """The producer's and the books' side of the cluster: `settings`, the stores on
+        `client`, and a publisher on the settings' broker."""
+        self.settings = settings
+        self.client = client
+        self.keys = Keys(settings.key_prefix)
+        self.ledger = Ledger(client, self.keys)
+        self.dead = DeadLetters(client, self.keys)
+        self.app = create_app(settings)
+        self.publisher = Publisher(self.app, batch_size=settings.batch_size)
 
     def close(self) -> None:
         self.stop_workers()

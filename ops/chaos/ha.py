@@ -36,12 +36,7 @@ from ops.chaos.scenarios import SETTLE_TIMEOUT_S, Scale, start_workers
 from ops.harness.ha import RedisHA
 from producers.enqueue import EnqueueInterrupted, ReplicationUnconfirmed, enqueue
 from worker import wiring
-from worker.celery_app import create_app
-from worker.core.keys import Keys
-from worker.publisher import Publisher
 from worker.settings import Settings
-from worker.store.dead_letters import DeadLetters
-from worker.store.ledger import Ledger
 from worker.store.ledger_schema import OrderField
 
 KILL_NUMBER = 15
@@ -69,7 +64,7 @@ class HACluster(Cluster):
     def start(self) -> HACluster:
         self.ha.start()
         env = self.ha.settings_env()
-        self.settings = Settings(
+        settings = Settings(
             redis_url=env["JETTI_RELAY_REDIS_URL"],
             redis_sentinels=env["JETTI_RELAY_REDIS_SENTINELS"],
             redis_sentinel_master=env["JETTI_RELAY_REDIS_SENTINEL_MASTER"],
@@ -77,12 +72,7 @@ class HACluster(Cluster):
             min_replicas_ack=self.min_replicas_ack,
             min_replicas_ack_timeout_s=REPLICAS_ACK_TIMEOUT_S,
         )
-        self.client = wiring.redis_client(self.settings)
-        self.keys = Keys(self.settings.key_prefix)
-        self.ledger = Ledger(self.client, self.keys)
-        self.dead = DeadLetters(self.client, self.keys)
-        self.app = create_app(self.settings)
-        self.publisher = Publisher(self.app, batch_size=self.settings.batch_size)
+        self.connect(settings, wiring.redis_client(settings))
         return self
 
     def close(self) -> None:
