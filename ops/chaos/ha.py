@@ -298,6 +298,7 @@ def _stall_once(
             "unreachable": producer.unreachable,
             "enqueue_p50_ms": round(median(latencies) * 1000, 1) if latencies else 0.0,
             "enqueue_p99_ms": round(_percentile(latencies, 0.99) * 1000, 1),
+            "enqueue_max_ms": round(max(latencies, default=0.0) * 1000, 1),
             "delayed": delayed,
             "longest_delay_s": round(longest, 1),
             "workers_alive": sum(1 for w in workers if w.alive()),
