@@ -13,6 +13,7 @@ primary with it); `sentinel_password` does the same for the sentinels (`requirep
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -46,6 +47,12 @@ class SentinelProcess:
     # The data nodes' password (`auth-pass`), and this sentinel's own (`requirepass`).
     auth_pass: str = ""
     password: str = ""
+    # Its run id, and what it knows at start: the other sentinels (port, id) and the replicas'
+    # ports. Sentinels otherwise learn both from hello messages sent every 2 s, so a group would
+    # take seconds to agree; written as Sentinel itself writes them when it rewrites the file.
+    myid: str = field(default_factory=lambda: secrets.token_hex(20))
+    peers: tuple[tuple[int, str], ...] = ()
+    replica_ports: tuple[int, ...] = ()
 
     @property
     def conf(self) -> Path:
@@ -62,6 +69,15 @@ class SentinelProcess:
             f"sentinel down-after-milliseconds {self.master} {self.down_after_ms}\n"
             f"sentinel failover-timeout {self.master} {self.failover_timeout_ms}\n"
             f"sentinel parallel-syncs {self.master} 1\n"
+            f"sentinel myid {self.myid}\n"
+            + "".join(
+                f"sentinel known-replica {self.master} 127.0.0.1 {port}\n"
+                for port in self.replica_ports
+            )
+            + "".join(
+                f"sentinel known-sentinel {self.master} 127.0.0.1 {port} {run_id}\n"
+                for port, run_id in self.peers
+            )
             + (f"sentinel auth-pass {self.master} {self.auth_pass}\n" if self.auth_pass else "")
             + (
                 f"requirepass {self.password}\nsentinel sentinel-pass {self.password}\n"
@@ -155,9 +171,10 @@ class RedisHA:
         self.folder = folder
         self.password = password
         self.sentinel_password = sentinel_password
-        guard: tuple[str, ...] = ()
+        # A full sync starts at once: Redis 7 waits 5 s for more replicas to share a diskless one.
+        guard: tuple[str, ...] = ("--repl-diskless-sync-delay", "0")
         if min_replicas_to_write:
-            guard = (
+            guard += (
                 "--min-replicas-to-write",
                 str(min_replicas_to_write),
                 "--min-replicas-max-lag",
@@ -190,7 +207,10 @@ class RedisHA:
             node.folder.mkdir(parents=True, exist_ok=True)
             node.start()
         self.wait_replicas(len(self.nodes) - 1)
+        replica_ports = tuple(node.port for node in self.nodes[1:])
         for sentinel in self.sentinels:
+            sentinel.replica_ports = replica_ports
+            sentinel.peers = tuple((o.port, o.myid) for o in self.sentinels if o is not sentinel)
             sentinel.start()
         if self.sentinels:
             self._wait_sentinels_agree()
@@ -204,6 +224,35 @@ class RedisHA:
                 # A stopped (SIGSTOP) node cannot act on SIGTERM until it is continued.
                 node.process.send_signal(18)  # SIGCONT
             node.stop()
+
+    def heal(self, *, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Start every node that is down, and make each node other than the primary the
+        sentinels name follow it, until the primary has every other node online as a replica.
+
+        Sentinel would convert a returning old primary itself, but only after it has reported
+        itself master for a while (seconds), and two failovers in a row (a stall, then a kill)
+        can leave a node following the primary that lost: re-pointed here on every poll."""
+        for node in self.nodes:
+            if node.process is None:
+                node.start()
+
+        def healed() -> bool:
+            primary = self.primary()
+            for node in self.nodes:
+                if node is primary:
+                    continue
+                client = self.node_client(node)
+                try:
+                    info = client.info("replication")
+                    if info.get("role") != "slave" or int(info["master_port"]) != primary.port:
+                        client.replicaof("127.0.0.1", primary.port)
+                finally:
+                    client.close()
+            return self.connected_replicas(primary) >= len(self.nodes) - 1
+
+        wait_for(
+            healed, f"{len(self.nodes) - 1} replicas following the primary", timeout_s=timeout_s
+        )
 
     # --- reading the topology -------------------------------------------------------------
     @property
