@@ -21,6 +21,7 @@ message was lost: the broker decides how soon an order moves, never whether.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -72,6 +73,12 @@ class BrokerOptions:
         options: dict[str, Any] = {
             "socket_timeout": socket_timeout_s,
             "socket_connect_timeout": connect_timeout_s,
+            # The consumer's BRPOP is read by the event loop, where no socket timeout applies:
+            # kombu drops it only once its reply is overdue by this interval, checked as often
+            # (25 s by default, so ~51 s). A primary that went silent without a reset (a
+            # partition, a frozen host) then held the consumer that long after the sentinels
+            # had promoted a replica; this holds the BRPOP to the socket timeout (chaos 16).
+            "health_check_interval": max(1, math.ceil(socket_timeout_s)),
         }
         if self.kind == "sentinel":
             sentinel_kwargs: dict[str, Any] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from worker.broker import BrokerOptions, broker_kind
+from worker.broker import BrokerKind, BrokerOptions, broker_kind
 from worker.settings import Settings, check_timeouts, describe_validation_error
 
 AMQP = "amqp://guest:guest@127.0.0.1:5672//"
@@ -68,3 +68,16 @@ def test_rabbitmq_options_declare_a_quorum_queue_and_confirm_publishes() -> None
     assert conf["event_exchange"] == "jetti-relay.orders.shop2.events"
     assert "control_exchange" not in options.celery_conf("jetti-relay.orders")
     assert BrokerOptions(kind="redis").celery_conf("jetti-relay.orders.shop2") == {}
+
+
+@pytest.mark.parametrize("kind", ["redis", "sentinel"])
+def test_a_redis_consumer_gives_up_on_a_silent_primary_within_the_socket_timeout(
+    kind: BrokerKind,
+) -> None:
+    """Kombu reads the consumer's BRPOP in its event loop, where no socket timeout applies; its
+    health check interval is what drops a BRPOP the server never answers (a frozen or cut-off
+    primary after a failover). It follows the socket timeout instead of kombu's 25 s."""
+    options = BrokerOptions(kind=kind)
+    transport = options.transport_options(connect_timeout_s=2, socket_timeout_s=2.5)
+    assert transport["health_check_interval"] == 3
+    assert transport["socket_timeout"] == 2.5
