@@ -11,7 +11,9 @@ the sentinels only (JETTI_RELAY_REDIS_SENTINELS; the Celery broker is the derive
   the longest delay.
 - 16 `redis-primary-stall`: SIGSTOP of the primary for longer than the down-after time (a
   partition, as the primary's clients see it), a failover, then SIGCONT (the old primary is
-  demoted). Run twice, with JETTI_RELAY_MIN_REPLICAS_ACK 0 and 1, figures side by side.
+  demoted). Run twice, with JETTI_RELAY_MIN_REPLICAS_ACK 0 and 1, figures side by side. Orders
+  keep coming through the stall; some of those the new primary acknowledged must be submitted
+  before the old primary is continued (the workers followed the failover, not the old node).
 
 An order counts as acknowledged when `enqueue` returned for its chunk without an exception: a
 chunk that raised (Redis unreachable, NOREPLICAS, "replication unconfirmed") is sent again,
@@ -45,8 +47,17 @@ STALL_NUMBER = 16
 # so a stall costs seconds, and above the replica wait below (the settings insist).
 SOCKET_TIMEOUT_S = 2.0
 REPLICAS_ACK_TIMEOUT_S = 1.0
-# A stall longer than Sentinel's down-after time (1 s), so the sentinels fail over.
-STALL_S = 4.0
+# The stall lasts this many times the scale's fault time: past Sentinel's down-after time
+# (1 s) and the failover (~3 s) at any scale (6 s in CI), and at full scale (16 s) long enough
+# that the workers must have left the stopped primary for the new one before it comes back.
+STALL_PER_FAULT = 2.0
+# With the 2 s socket timeout the workers consume from the new primary 8-11 s after the stall
+# began (measured): the consumer gives up on its BRPOP after ~3-5 s, then reconnects through
+# the sentinels. Kombu's defaults held it on the stopped primary until SIGCONT (or ~51 s).
+# A stall at least this long must see orders consumed before SIGCONT (checked).
+FOLLOW_WITHIN_S = 14.0
+# What `jetti-relay worker` prints when its Celery worker died and it starts it again.
+CELERY_RESTARTED = "starting it again"
 # Longest a producer resends one chunk before the scenario gives up on it.
 RESEND_FOR_S = 60.0
 
@@ -187,10 +198,13 @@ def _started(base: Cluster, name: str, min_replicas_ack: int = 0) -> HACluster:
     return HACluster(folder, base, min_replicas_ack=min_replicas_ack).start()
 
 
-def _producer(cluster: HACluster, books: Books, prefix: str, scale: Scale) -> AckingProducer:
+def _producer(
+    cluster: HACluster, books: Books, prefix: str, scale: Scale, span_s: float
+) -> AckingProducer:
+    """A producer that spreads `scale.orders` over about `span_s` seconds."""
     items = stream(prefix, scale.orders)
     chunk = 4
-    interval = scale.fault_s * 2 / max(1, len(items) // chunk)
+    interval = span_s / max(1, len(items) // chunk)
     return AckingProducer(cluster, books, items, chunk=chunk, interval_s=interval)
 
 
@@ -202,6 +216,17 @@ def _delays(cluster: HACluster, producer: AckingProducer, fault_at: float) -> tu
     delayed = [k for k in before if submitted.get(k, 0.0) > fault_at]
     longest = max((submitted[k] - producer.acked_at[k] for k in delayed), default=0.0)
     return len(delayed), longest
+
+
+def _followed(
+    cluster: HACluster, producer: AckingProducer, failed_over_at: float, continued_at: float
+) -> tuple[int, int]:
+    """Orders acknowledged by the new primary while the old one was still stopped, and how
+    many of them were submitted before it was continued: the workers followed the failover
+    instead of waiting for the old primary to answer again."""
+    during = [k for k, at in producer.acked_at.items() if failed_over_at < at <= continued_at]
+    submitted = cluster.submitted_at(during)
+    return len(during), sum(1 for k in during if submitted.get(k, continued_at) < continued_at)
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -219,7 +244,7 @@ def redis_primary_kill(base: Cluster, scale: Scale) -> ScenarioResult:
         base.sandbox.set_faults(latency_ms=50)
         start_workers(cluster, scale)
         books = Books()
-        producer = _producer(cluster, books, "hakill", scale)
+        producer = _producer(cluster, books, "hakill", scale, scale.fault_s * 2)
         producer.start()
         time.sleep(scale.fault_s)
         old = cluster.ha.primary()
@@ -250,6 +275,7 @@ def redis_primary_kill(base: Cluster, scale: Scale) -> ScenarioResult:
                 + producer.no_replicas
                 + producer.unconfirmed
                 + producer.other,
+                "celery_restarts": cluster.worker_logs().count(CELERY_RESTARTED),
             },
         )
         if recover_s is None:
@@ -269,7 +295,11 @@ def _stall_once(
         base.sandbox.set_faults(latency_ms=50)
         workers = start_workers(cluster, scale)
         books = Books()
-        producer = _producer(cluster, books, f"hastall{min_replicas_ack}", scale)
+        # Orders keep coming through the stall: those acknowledged by the new primary while
+        # the old one is stopped show whether the workers followed the failover.
+        stall_s = STALL_PER_FAULT * scale.fault_s
+        span_s = scale.fault_s + stall_s + 1.0
+        producer = _producer(cluster, books, f"hastall{min_replicas_ack}", scale, span_s)
         producer.start()
         time.sleep(scale.fault_s)
         old = cluster.ha.primary()
@@ -277,7 +307,7 @@ def _stall_once(
         stopped_at = time.time()
         old.process.send_signal(signal.SIGSTOP)
         failover_s = cluster.ha.wait_failover(old.port)
-        time.sleep(max(0.0, STALL_S - (time.time() - stopped_at)))
+        time.sleep(max(0.0, stall_s - (time.time() - stopped_at)))
         old.process.send_signal(signal.SIGCONT)
         continued_at = time.time()
         producer.join(timeout=SETTLE_TIMEOUT_S)
@@ -287,6 +317,7 @@ def _stall_once(
         fault_end = max(continued_at, producer.finished_at)
         report, recover_s = settle(cluster, books, fault_end=fault_end, timeout_s=SETTLE_TIMEOUT_S)
         delayed, longest = _delays(cluster, producer, stopped_at)
+        in_stall, consumed = _followed(cluster, producer, stopped_at + failover_s, continued_at)
         latencies = producer.latencies_s
         figures: dict[str, object] = {
             "acked": len(producer.acked_at),
@@ -301,6 +332,10 @@ def _stall_once(
             "enqueue_max_ms": round(max(latencies, default=0.0) * 1000, 1),
             "delayed": delayed,
             "longest_delay_s": round(longest, 1),
+            "stall_s": round(continued_at - stopped_at, 1),
+            "acked_in_stall": in_stall,
+            "consumed_in_stall": consumed,
+            "celery_restarts": cluster.worker_logs().count(CELERY_RESTARTED),
             "workers_alive": sum(1 for w in workers if w.alive()),
         }
         return report, recover_s, figures
@@ -324,6 +359,12 @@ def redis_primary_stall(base: Cluster, scale: Scale) -> ScenarioResult:
     for ack, (_r, _s, f) in halves.items():
         if f["workers_alive"] != scale.workers:
             result.failures.append(f"a worker process died with the stall (MIN_REPLICAS_ACK {ack})")
+        long_stall = float(str(f["stall_s"])) >= FOLLOW_WITHIN_S
+        if long_stall and f["acked_in_stall"] and not f["consumed_in_stall"]:
+            result.failures.append(
+                f"no order acknowledged by the new primary was submitted before the old one "
+                f"came back (MIN_REPLICAS_ACK {ack}): the workers waited for the stopped primary"
+            )
     return result
 
 

@@ -41,7 +41,8 @@ def test_killing_the_primary_loses_no_acknowledged_order(cluster: Cluster) -> No
 
 def test_a_stalled_primary_loses_nothing_with_or_without_replica_acks(cluster: Cluster) -> None:
     """SIGSTOP past the down-after time, failover, SIGCONT: with MIN_REPLICAS_ACK 0 and 1 the
-    books balance and the figures of both runs are reported side by side."""
+    books balance and the figures of both runs are reported side by side. (At full scale the
+    stall is long enough to check that the workers follow the failover before SIGCONT.)"""
     result = run_one(cluster, "redis-primary-stall", CI_SCALE)
     detail = _balanced(result)
     for ack in (0, 1):
