@@ -28,6 +28,7 @@ from typing import Any
 
 from celery import Celery, signals
 
+from worker import broker_transport
 from worker.core.keys import orders_queue
 from worker.publisher import publishing_conf
 from worker.settings import (
@@ -46,6 +47,8 @@ from worker.wiring import broker_options
 def create_app(settings: Settings | None = None) -> Celery:
     """A Celery app configured from `settings` (default: the environment)."""
     settings = settings or get_settings()
+    # Before the app connects: a NOREPLICAS on the consumer's BRPOP must not end the worker.
+    broker_transport.register()
     app = Celery("jetti_relay", broker=settings.broker_url, include=["worker.tasks"])
     app.conf.update(
         # Socket timeouts on the broker too: a half-open connection must not hang a consumer or
