@@ -57,6 +57,11 @@ def ha(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisHA]:
         sentinels=3,
         password=NODE_PASSWORD,
         sentinel_password=SENTINEL_PASSWORD,
+        # 1 s made the sentinels fail over twice in a row under CI load (the new primary missed
+        # their pings while the other replica synced from it), losing the worker's writes that
+        # had not reached the second replica; one failover per kill is what these tests check.
+        down_after_ms=3000,
+        failover_timeout_ms=8000,
     ).start()
     yield group
     group.stop()
