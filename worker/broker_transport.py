@@ -1,5 +1,6 @@
-"""Kombu's Redis transports with one change: a consumer that reads NOREPLICAS reconnects instead
-of ending the Celery worker.
+"""Kombu's Redis transports with two changes, so a Redis failover never ends the Celery worker:
+a consumer that reads NOREPLICAS reconnects, and a channel closed after its connection is gone
+fails as a lost connection (`_require_open`).
 
 A primary running `min-replicas-to-write` (the HA setup) refuses every write with NOREPLICAS
 while its replicas are out of sync, and BRPOP, which takes the message, is a write. Kombu lets
@@ -55,6 +56,20 @@ def _reconnect_on_noreplicas(base: type[redis.Connection]) -> type[redis.Connect
     return Connection
 
 
+def _require_open(channel: Any) -> None:
+    """Refuse, as a lost connection, to build a pool for a channel whose connection is gone.
+
+    When Celery drops a broker connection that failed (a killed primary), kombu 5.7 detaches the
+    transport from it and then closes its channels; a channel holding unacknowledged messages
+    restores them, and one without a pool yet builds it from the detached connection: an
+    AttributeError ('NoneType' object has no attribute 'hostname') that Celery calls
+    unrecoverable, so its worker exited and cut its deliveries (chaos 15, most runs). A
+    connection error instead is one kombu ignores while closing: the messages stay unacknowledged
+    and the visibility timeout restores them."""
+    if channel.connection.client is None:
+        raise redis.ConnectionError("the broker connection is closed")
+
+
 def _reconnecting(params: dict[str, Any]) -> dict[str, Any]:
     params["connection_class"] = _reconnect_on_noreplicas(params["connection_class"])
     return params
@@ -62,6 +77,7 @@ def _reconnecting(params: dict[str, Any]) -> dict[str, Any]:
 
 class Channel(kombu_redis.Channel):
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
+        _require_open(self)
         params = super()._connparams(asynchronous)  # type: ignore[no-untyped-call]  # kombu
         return _reconnecting(params)
 
@@ -72,6 +88,7 @@ class Transport(kombu_redis.Transport):
 
 class SentinelChannel(kombu_redis.SentinelChannel):
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
+        _require_open(self)
         params = super()._connparams(asynchronous)  # type: ignore[no-untyped-call]  # kombu
         return _reconnecting(params)
 

@@ -1,6 +1,6 @@
-"""The worker's consumer on a primary that refuses writes for want of replicas (NOREPLICAS):
-it loses its connection and reconnects, instead of raising the reply that Celery calls
-unrecoverable (worker/broker_transport.py; chaos 16 and a replica outage ended workers so)."""
+"""The worker's broker transport (worker/broker_transport.py) turns what a Redis failover does
+to kombu into connection errors, which Celery's consumer recovers from by reconnecting, instead
+of errors Celery calls unrecoverable (its worker exits and cuts the deliveries in flight)."""
 
 from __future__ import annotations
 
@@ -46,3 +46,22 @@ def test_noreplicas_on_the_consumers_brpop_is_a_lost_connection(
             queue.close()
     assert isinstance(caught.value, connection.connection_errors)
     assert "NOREPLICAS" in str(caught.value.__cause__)
+
+
+def test_a_channel_closed_after_its_connection_fails_as_a_lost_connection(
+    primary_without_replicas: RedisProcess,
+) -> None:
+    """A channel whose connection kombu already detached (Celery dropping a failed connection
+    closes its channels after that) refuses to build a pool with a connection error, which
+    kombu ignores while closing; kombu 5.7's own AttributeError ended the worker in chaos 15."""
+    url = primary_without_replicas.url
+    app = create_app(Settings(_env_file=None, redis_url=url, broker_url=url))
+    with app.connection_for_read() as connection:
+        channel = connection.default_channel
+        transport = channel.connection
+        client, transport.client = transport.client, None
+        try:
+            with pytest.raises(redis.ConnectionError):
+                channel._connparams()
+        finally:
+            transport.client = client
