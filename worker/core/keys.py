@@ -148,6 +148,16 @@ class Keys:
         """Sorted set: order keys in `state`, scored by the time they entered it (epoch s)."""
         return f"{self.prefix}:idx:state:{state}"
 
+    def order_key_index(self) -> str:
+        """Sorted set (every score 0): every order key the ledger holds, raw, for lexicographic
+        prefix search (ZRANGEBYLEX) whatever the encoding of the key names."""
+        return f"{self.prefix}:idx:keys"
+
+    def received_index(self) -> str:
+        """Sorted set: every order key the ledger holds, by the time its latest version (or a
+        replay) was received (epoch s): the orders search by time."""
+        return f"{self.prefix}:idx:received"
+
     def enqueued_index(self) -> str:
         """Sorted set: order keys by the time their latest version was enqueued (latency)."""
         return f"{self.prefix}:idx:enqueued"
@@ -189,6 +199,11 @@ class Keys:
         """Hash: monotonically increasing counters (submissions by outcome and status)."""
         return f"{self.prefix}:counters"
 
+    def minute_counters(self, minute: int) -> str:
+        """Hash: the counters of one minute (`minute` = epoch s // 60), for the console's last
+        hour; expires MINUTE_COUNTERS_KEPT_S after its minute (worker.core.limits)."""
+        return f"{self.prefix}:counters:m:{minute}"
+
     def latency(self) -> str:
         """Hash: enqueue-to-acceptance latency histogram buckets."""
         return f"{self.prefix}:latency"
@@ -225,6 +240,24 @@ class Keys:
     def audit_log(self) -> str:
         """Stream: who replayed, purged or erased what, and when."""
         return f"{self.prefix}:audit"
+
+    # --- jobs (bulk work run by the worker fleet) --------------------------------------
+    def jobs(self) -> str:
+        """Sorted set: job ids by creation time (epoch s)."""
+        return f"{self.prefix}:jobs"
+
+    def job(self, job_id: str) -> str:
+        """Hash: one job (kind, filter, state, progress, who started it)."""
+        return f"{self.prefix}:job:{job_id}"
+
+    def job_keys(self, job_id: str) -> str:
+        """List: the order keys a job works through, fixed when it was confirmed."""
+        return f"{self.prefix}:job:{job_id}:keys"
+
+    # --- notifications ------------------------------------------------------------------
+    def alerts(self) -> str:
+        """Hash: alert name -> JSON state (firing since, last sent, acknowledged, silenced)."""
+        return f"{self.prefix}:alerts"
 
     # --- reconciler ---------------------------------------------------------------------
     def reconcile_checkpoint(self) -> str:

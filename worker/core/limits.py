@@ -49,3 +49,7 @@ DEAD_ATTEMPTS_KEPT = 1000
 # A heartbeat field (one per host:pid) not refreshed for this long belongs to a process that is
 # gone: the next heartbeat of its role deletes it. `health` only reads the newest.
 HEARTBEAT_KEPT_S = 86400.0
+
+# Per-minute counters (Keys.minute_counters) are kept this long after their minute: the console
+# shows the last hour. worker/store/lua/prelude.lua spells the same number (MINUTE_KEPT_S).
+MINUTE_COUNTERS_KEPT_S = 3 * 3600

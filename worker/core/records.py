@@ -76,6 +76,7 @@ class NewVersion:
     updated_at: datetime | None
     source: str | None
     cancelled: bool = False
+    trace: str | None = None  # the W3C traceparent of the producer's span (tracing on), or None
 
 
 class RecordOutcome(StrEnum):
@@ -118,6 +119,8 @@ class OrderEntry:
     the order left DEAD (a replay or a newer version) and has not been submitted since.
     `resend_payload` is a stored payload a replay asked the worker to send as is instead of
     re-transforming (`dlq replay --resend-stored`); cleared once submitted or superseded.
+    `prev_raw` is the raw order the latest version replaced (kept with the body, shed with it);
+    `trace` the W3C traceparent the producer recorded with the latest version (tracing on).
     """
 
     order_key: str
@@ -144,6 +147,8 @@ class OrderEntry:
     stale_arrivals: int
     replayed: bool = False
     resend_payload: bytes | None = None
+    prev_raw: bytes | None = None
+    trace: str | None = None
 
     @property
     def is_tombstone(self) -> bool:

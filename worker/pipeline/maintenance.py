@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -83,6 +83,7 @@ class Maintenance:
         clock: Callable[[], float] = time.time,
         reconciler: Periodic | None = None,
         queue_length: Callable[[], int] | None = None,
+        periodics: Sequence[tuple[str, Periodic]] = (),
     ) -> None:
         self._cfg = config
         self._ledger = ledger
@@ -92,6 +93,8 @@ class Maintenance:
         self._clock = clock
         self._reconciler = reconciler
         self._queue_length = queue_length  # messages still queued (Publisher.queue_length)
+        # More loops of their own (name, job): the replay-job runner, the notifier.
+        self._periodics = tuple(periodics)
 
     def pump_once(self) -> int:
         """Publish every due retry (up to PASS_LIMIT); returns how many orders went back."""
@@ -166,10 +169,11 @@ class Maintenance:
         The reconciler, when given, runs in its own thread: its throttled reads of Jetti's
         import log must never hold up the pump.
         """
+        loops = list(self._periodics)
         if self._reconciler is not None:
-            threading.Thread(
-                target=self._reconciler.run, args=(stop,), name="reconciler", daemon=True
-            ).start()
+            loops.insert(0, ("reconciler", self._reconciler))
+        for name, loop in loops:
+            threading.Thread(target=loop.run, args=(stop,), name=name, daemon=True).start()
         next_sweep = 0.0
         while not stop.is_set():
             try:

@@ -156,6 +156,25 @@ DEFAULT_MIN_REPLICAS_ACK_TIMEOUT_S = 1.0
 # it. Above the ledger's crash-loop bound (max_unfinished_deliveries), which acts first; a
 # message the broker drops is re-published by the sweeper.
 DEFAULT_BROKER_DELIVERY_LIMIT = 20
+# Operator console and notifications (docs/settings.md). The console listens on loopback unless
+# told otherwise; a session cookie lasts a working day.
+DEFAULT_CONSOLE_HOST = "127.0.0.1"
+DEFAULT_CONSOLE_PORT = 8642
+DEFAULT_CONSOLE_SESSION_TTL_S = 12 * 3600.0
+# A bulk replay job re-arms dead letters at most at this share of the fleet's submit rate
+# (JETTI_RELAY_RATE_PER_S), so new orders keep the rest; and it waits while more than
+# DEFAULT_REPLAY_BACKLOG_LIMIT orders are pending.
+DEFAULT_REPLAY_RATE_SHARE = 0.25
+DEFAULT_REPLAY_BACKLOG_LIMIT = 200
+# The notifier checks every this many seconds; an alert that holds is sent again after
+# DEFAULT_ALERT_REPEAT_S.
+DEFAULT_NOTIFY_INTERVAL_S = 15.0
+DEFAULT_ALERT_REPEAT_S = 3600.0
+# Alert thresholds: dead letters in the last hour, the oldest pending order's age, the
+# reconciler's lag behind Jetti's import log.
+DEFAULT_ALERT_DEAD_LETTERS_PER_HOUR = 50
+DEFAULT_ALERT_OLDEST_PENDING_S = 900.0
+DEFAULT_ALERT_RECONCILER_LAG_S = 1800.0
 # RabbitMQ's `consumer_timeout` (its default, 30 min): a delivery unacknowledged this long
 # closes the channel and is redelivered. The hard time limit must stay below it.
 DEFAULT_BROKER_CONSUMER_TIMEOUT_S = 1800.0
@@ -166,6 +185,10 @@ UNSAFE_POOLS = frozenset({"threads", "solo"})
 NO_SOFT_LIMIT_POOLS = frozenset({"gevent", "eventlet"})
 
 __all__ = [
+    "DEFAULT_ALERT_DEAD_LETTERS_PER_HOUR",
+    "DEFAULT_ALERT_OLDEST_PENDING_S",
+    "DEFAULT_ALERT_RECONCILER_LAG_S",
+    "DEFAULT_ALERT_REPEAT_S",
     "DEFAULT_ALLOW_LINE_CHANGES",
     "DEFAULT_BACKOFF_BASE_S",
     "DEFAULT_BACKOFF_MAX_S",
@@ -174,6 +197,9 @@ __all__ = [
     "DEFAULT_BREAKER_PROBE_S",
     "DEFAULT_BROKER_CONSUMER_TIMEOUT_S",
     "DEFAULT_BROKER_DELIVERY_LIMIT",
+    "DEFAULT_CONSOLE_HOST",
+    "DEFAULT_CONSOLE_PORT",
+    "DEFAULT_CONSOLE_SESSION_TTL_S",
     "DEFAULT_HARD_TIME_LIMIT_S",
     "DEFAULT_HTTP_CONNECT_TIMEOUT_S",
     "DEFAULT_HTTP_POOL_TIMEOUT_S",
@@ -202,6 +228,7 @@ __all__ = [
     "DEFAULT_MAX_UNITS_PER_LINE",
     "DEFAULT_MIN_REPLICAS_ACK",
     "DEFAULT_MIN_REPLICAS_ACK_TIMEOUT_S",
+    "DEFAULT_NOTIFY_INTERVAL_S",
     "DEFAULT_PREFETCH_MULTIPLIER",
     "DEFAULT_PUMP_INTERVAL_S",
     "DEFAULT_RATE_BURST",
@@ -211,6 +238,8 @@ __all__ = [
     "DEFAULT_REDIS_CONNECT_TIMEOUT_S",
     "DEFAULT_REDIS_SOCKET_TIMEOUT_S",
     "DEFAULT_REDIS_URL",
+    "DEFAULT_REPLAY_BACKLOG_LIMIT",
+    "DEFAULT_REPLAY_RATE_SHARE",
     "DEFAULT_RETRY_DEADLINE_S",
     "DEFAULT_SENTINEL_MASTER",
     "DEFAULT_SOFT_TIME_LIMIT_S",

@@ -24,6 +24,10 @@ from worker.core.limits import (
     MAX_KEYS_PER_MESSAGE,
 )
 from worker.settings.defaults import (
+    DEFAULT_ALERT_DEAD_LETTERS_PER_HOUR,
+    DEFAULT_ALERT_OLDEST_PENDING_S,
+    DEFAULT_ALERT_RECONCILER_LAG_S,
+    DEFAULT_ALERT_REPEAT_S,
     DEFAULT_ALLOW_LINE_CHANGES,
     DEFAULT_BACKOFF_BASE_S,
     DEFAULT_BACKOFF_MAX_S,
@@ -32,6 +36,9 @@ from worker.settings.defaults import (
     DEFAULT_BREAKER_PROBE_S,
     DEFAULT_BROKER_CONSUMER_TIMEOUT_S,
     DEFAULT_BROKER_DELIVERY_LIMIT,
+    DEFAULT_CONSOLE_HOST,
+    DEFAULT_CONSOLE_PORT,
+    DEFAULT_CONSOLE_SESSION_TTL_S,
     DEFAULT_HARD_TIME_LIMIT_S,
     DEFAULT_HTTP_CONNECT_TIMEOUT_S,
     DEFAULT_HTTP_POOL_TIMEOUT_S,
@@ -60,6 +67,7 @@ from worker.settings.defaults import (
     DEFAULT_MAX_UNITS_PER_LINE,
     DEFAULT_MIN_REPLICAS_ACK,
     DEFAULT_MIN_REPLICAS_ACK_TIMEOUT_S,
+    DEFAULT_NOTIFY_INTERVAL_S,
     DEFAULT_PREFETCH_MULTIPLIER,
     DEFAULT_PUMP_INTERVAL_S,
     DEFAULT_RATE_BURST,
@@ -69,6 +77,8 @@ from worker.settings.defaults import (
     DEFAULT_REDIS_CONNECT_TIMEOUT_S,
     DEFAULT_REDIS_SOCKET_TIMEOUT_S,
     DEFAULT_REDIS_URL,
+    DEFAULT_REPLAY_BACKLOG_LIMIT,
+    DEFAULT_REPLAY_RATE_SHARE,
     DEFAULT_RETRY_DEADLINE_S,
     DEFAULT_SENTINEL_MASTER,
     DEFAULT_SOFT_TIME_LIMIT_S,
@@ -289,6 +299,64 @@ class Settings(BaseSettings):
         gt=0,
         description="RabbitMQ consumer_timeout the broker runs with (above the hard limit)",
     )
+    # --- operator console, replay jobs, notifications, traces (docs/settings.md) ----------
+    console_host: str = Field(DEFAULT_CONSOLE_HOST, description="Console listen address")
+    console_port: int = Field(DEFAULT_CONSOLE_PORT, ge=1, le=65535, description="Console port")
+    console_token: SecretStr = Field(
+        SecretStr(""), description="Token of the console's one operator (user `operator`)"
+    )
+    console_users: SecretStr = Field(
+        SecretStr(""),
+        description="Named console users as name:role:token,... (role: read-only or operator)",
+    )
+    console_session_secret: SecretStr = Field(
+        SecretStr(""),
+        description="Key signing console session cookies (unset: a new one per start)",
+    )
+    console_session_ttl_s: float = Field(
+        DEFAULT_CONSOLE_SESSION_TTL_S, gt=0, description="Console session lifetime"
+    )
+    replay_rate_share: float = Field(
+        DEFAULT_REPLAY_RATE_SHARE,
+        gt=0,
+        le=1,
+        description="Share of JETTI_RELAY_RATE_PER_S a bulk replay job may use",
+    )
+    replay_backlog_limit: int = Field(
+        DEFAULT_REPLAY_BACKLOG_LIMIT,
+        ge=0,
+        description="A replay job waits while more orders than this are pending (0: never)",
+    )
+    notify_webhook_url: SecretStr = Field(
+        SecretStr(""), description="Generic JSON webhook that receives alerts"
+    )
+    notify_slack_url: SecretStr = Field(
+        SecretStr(""), description="Slack incoming-webhook URL that receives alerts"
+    )
+    notify_interval_s: float = Field(
+        DEFAULT_NOTIFY_INTERVAL_S, gt=0, description="How often the notifier checks"
+    )
+    alert_repeat_s: float = Field(
+        DEFAULT_ALERT_REPEAT_S, gt=0, description="An alert that holds is sent again after this"
+    )
+    alert_dead_letters_per_hour: int = Field(
+        DEFAULT_ALERT_DEAD_LETTERS_PER_HOUR,
+        ge=1,
+        description="Dead letters in the last hour that raise an alert",
+    )
+    alert_oldest_pending_s: float = Field(
+        DEFAULT_ALERT_OLDEST_PENDING_S,
+        gt=0,
+        description="Age of the oldest unsettled order that raises an alert",
+    )
+    alert_reconciler_lag_s: float = Field(
+        DEFAULT_ALERT_RECONCILER_LAG_S,
+        gt=0,
+        description="Reconciler lag behind Jetti's import log that raises an alert",
+    )
+    otlp_endpoint: str | None = Field(
+        None, description="OTLP/HTTP traces endpoint (e.g. http://collector:4318); unset: off"
+    )
 
     @field_validator("broker_url")
     @classmethod
@@ -403,8 +471,12 @@ class Settings(BaseSettings):
     @property
     def secret_values(self) -> tuple[str, ...]:
         """The secrets' plain values (webhook hash, API token, intake token and HMAC key, the
-        sentinels' password), for the log redaction only."""
-        return tuple(
+        sentinels' password, the console's tokens and session key, the notification webhook
+        URLs), for the log redaction only."""
+        users = self.console_users.get_secret_value()
+        # Each named console user's token (name:role:token), besides the whole setting.
+        tokens = tuple(e.rsplit(":", 1)[-1].strip() for e in users.split(",") if ":" in e)
+        return tokens + tuple(
             secret.get_secret_value()
             for secret in (
                 self.webhook_hash,
@@ -412,6 +484,11 @@ class Settings(BaseSettings):
                 self.intake_token,
                 self.intake_hmac_secret,
                 self.redis_sentinel_password,
+                self.console_token,
+                self.console_users,
+                self.console_session_secret,
+                self.notify_webhook_url,
+                self.notify_slack_url,
             )
         )
 

@@ -72,10 +72,13 @@ def erase_customer(
     for chunk in _chunks(_order_keys(client, keys), SCAN_COUNT):
         pipe = client.pipeline(transaction=False)
         for key, _state in chunk:
-            pipe.hmget(keys.order(key), [OrderField.RAW, OrderField.RESEND_PAYLOAD])
+            pipe.hmget(
+                keys.order(key),
+                [OrderField.RAW, OrderField.RESEND_PAYLOAD, OrderField.PREV_RAW],
+            )
         bodies = pipe.execute()
-        for (key, state), (raw, resend) in zip(chunk, bodies, strict=True):
-            if wanted not in find_emails(raw) | find_emails(resend):
+        for (key, state), (raw, resend, prev) in zip(chunk, bodies, strict=True):
+            if wanted not in find_emails(raw) | find_emails(resend) | find_emails(prev):
                 continue
             if not state.is_final:
                 result.in_flight.append(key)
@@ -92,8 +95,8 @@ def _erase_order(
     seen_resend: bytes | None,
 ) -> bool:
     """Rewrite one order's raw body, the payload a replay stored for re-sending
-    (`resend_payload`), attempts and last error, unless a new version replaced what was read
-    (the next run looks at that one)."""
+    (`resend_payload`), the version it replaced (`prev_raw`), attempts and last error, unless a
+    new version replaced what was read (the next run looks at that one)."""
     order, attempts_key = keys.order(order_key), keys.order_attempts(order_key)
     while True:
         with client.pipeline() as pipe:
@@ -106,12 +109,15 @@ def _erase_order(
                 if raw != seen or resend != seen_resend:
                     return False
                 last_error = now_mode.hget(order, OrderField.LAST_ERROR)
+                previous = now_mode.hget(order, OrderField.PREV_RAW)
                 rows = now_mode.lrange(attempts_key, 0, -1)
                 pipe.multi()
                 if raw is not None:
                     pipe.hset(order, OrderField.RAW, scrub_bytes(raw, ERASED) or b"")
                 if resend:
                     pipe.hset(order, OrderField.RESEND_PAYLOAD, scrub_bytes(resend, ERASED) or b"")
+                if previous:
+                    pipe.hset(order, OrderField.PREV_RAW, scrub_bytes(previous, ERASED) or b"")
                 if last_error is not None:
                     pipe.hset(
                         order, OrderField.LAST_ERROR, mask_text(last_error.decode(), ERASED) or ""

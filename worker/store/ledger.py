@@ -141,6 +141,7 @@ class Ledger(DeliveryOps, SettleOps, UpkeepOps):
                     ts_arg(item.updated_at),
                     item.source or "",
                     "1" if item.cancelled else "0",
+                    item.trace or "",
                 ]
             calls.append(self._scripts.argv(now, "", *flat))
         replies = self._scripts.run_pipelined("record_batch", calls)

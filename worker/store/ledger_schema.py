@@ -65,6 +65,8 @@ class OrderField(StrEnum):
     CANCELLED_V_SEQ = "cancelled_v_seq"
     REPAIRS = "repairs"  # re-sends by the reconciler since the last confirmation
     SHED_AT = "shed_at"  # when the body was shed to a tombstone
+    PREV_RAW = "prev_raw"  # the raw order the latest version replaced (shed with the body)
+    TRACE = "trace"  # W3C traceparent of the producer's span for the latest version
 
     @property
     def key(self) -> bytes:
@@ -119,6 +121,8 @@ def decode_entry(order_key: str, data: Mapping[bytes, bytes]) -> OrderEntry:
         stale_arrivals=_int(data, f.STALE),
         replayed=_text(data, f.REPLAYED) == "1",
         resend_payload=data.get(f.RESEND_PAYLOAD.key),
+        prev_raw=data.get(f.PREV_RAW.key),
+        trace=_text(data, f.TRACE),
     )
 
 

@@ -104,6 +104,8 @@ class LedgerScripts:
             keys.tombstone_index(),
             keys.counters(),
             *(keys.state_index(s) for s in states),
+            keys.order_key_index(),
+            keys.received_index(),
         ]
         self._templates: list[str] = []
         for build in (keys.order, keys.order_events, keys.order_attempts):

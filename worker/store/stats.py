@@ -7,12 +7,14 @@ the whole fleet without scanning keys (Flower only sees what one monitor process
 from __future__ import annotations
 
 import bisect
+import time
 from collections import Counter
 from typing import Any
 
 import redis
 
 from worker.core.keys import Keys
+from worker.core.limits import MINUTE_COUNTERS_KEPT_S
 
 # Counter field (in keys.counters()) of message entries dropped as not an order key.
 DROPPED_KEY_COUNTER = "message_keys_dropped"
@@ -102,16 +104,33 @@ class StatsTally:
     def __bool__(self) -> bool:
         return bool(self._counters or self._buckets)
 
-    def queue(self, pipe: Any) -> None:
-        """Queue the increments into `pipe` (a redis pipeline) and forget them."""
+    def queue(self, pipe: Any, *, now: float | None = None) -> None:
+        """Queue the increments into `pipe` (a redis pipeline) and forget them. The same
+        increments go to the minute's counters (`Keys.minute_counters`) of `now` (default: the
+        clock), where submissions count by outcome only and latency as `lat|` fields."""
+        if not self:
+            return
+        minute = self._keys.minute_counters(int((time.time() if now is None else now) // 60))
+        by_outcome: Counter[str] = Counter()
         for field, n in self._counters.items():
             pipe.hincrby(self._keys.counters(), field, n)
+            kind, _, rest = field.partition("|")
+            if kind == "submissions":
+                by_outcome[f"submissions|{rest.partition('|')[0]}"] += n
+            else:
+                by_outcome[field] += n
+        for field, n in by_outcome.items():
+            pipe.hincrby(minute, field, n)
         if self._buckets:
             latency = self._keys.latency()
             for bucket, n in self._buckets.items():
                 pipe.hincrby(latency, f"bucket|{bucket}", n)
+                pipe.hincrby(minute, f"lat|{bucket}", n)
             pipe.hincrby(latency, "count", sum(self._buckets.values()))
             pipe.hincrbyfloat(latency, "sum", self._latency_sum)
+            pipe.hincrby(minute, "lat|count", sum(self._buckets.values()))
+            pipe.hincrbyfloat(minute, "lat|sum", self._latency_sum)
+        pipe.expire(minute, MINUTE_COUNTERS_KEPT_S + 60)
         self._counters.clear()
         self._buckets.clear()
         self._latency_sum = 0.0

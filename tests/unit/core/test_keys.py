@@ -101,6 +101,11 @@ def global_keys(extra: list[str]) -> set[str]:
         k.intake_stream(),
         k.intake_rejects(),
         k.replication_fence(),
+        k.order_key_index(),
+        k.received_index(),
+        k.jobs(),
+        k.alerts(),
+        k.minute_counters(29_000_000),
     }
     words = [
         *extra,
@@ -124,6 +129,8 @@ def global_keys(extra: list[str]) -> set[str]:
             k.heartbeat(word),
             k.api_bucket(word),
             k.api_blocked_until(word),
+            k.job(word),
+            k.job_keys(word),
         }
     return out
 

@@ -1,6 +1,7 @@
 -- Shared prelude of every ledger script (worker/store/scripts.py LedgerScripts prepends it).
 -- KEYS: 1 retry schedule, 2 enqueued index, 3 sequence, 4 shed queue, 5 tombstone index,
---       6 counters, 7.. one state index per state, in the order of ARGV[1].
+--       6 counters, 7.. one state index per state, in the order of ARGV[1], then the order-key
+--       index (lexicographic) and the received index.
 -- ARGV: 1 state names (space separated), 2-7 head/tail of the per-order hash, events and
 --       attempts key names around the ENCODED order key (worker.core.keys.Keys.parts, so no key is
 --       spelled here; `enc` below encodes), 8 now (epoch s),
@@ -10,15 +11,22 @@
 -- Redis node, not a cluster.
 local K_RETRY, K_ENQ, K_SEQ, K_SHED, K_TOMB, K_COUNTERS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local IDX = {}
+local K_KEYIDX, K_RECV
 do
   local i = 0
   for name in string.gmatch(ARGV[1], '%S+') do
     i = i + 1
     IDX[name] = KEYS[6 + i]
   end
+  K_KEYIDX, K_RECV = KEYS[7 + i], KEYS[8 + i]
 end
 local NOW_S = ARGV[8]
 local NOW = tonumber(NOW_S)
+-- This minute's counters (worker.core.keys.Keys.minute_counters), kept MINUTE_KEPT_S after the
+-- minute (worker.core.limits.MINUTE_COUNTERS_KEPT_S): the console's last hour.
+local MINUTE_KEPT_S = 10800
+local K_MINUTE = K_COUNTERS .. ':m:' .. string.format('%d', math.floor(NOW / 60))
+local minute_touched = false
 local SETTLED = {submitted = true, confirmed = true, cancelled = true}
 local FINAL = {submitted = true, confirmed = true, cancelled = true, dead = true}
 -- The timeline is for people reading `order show`; the last 200 events are enough.
@@ -56,6 +64,21 @@ end
 
 local function counter(field)
   redis.call('HINCRBY', K_COUNTERS, field, 1)
+  redis.call('HINCRBY', K_MINUTE, field, 1)
+  if not minute_touched then
+    redis.call('EXPIRE', K_MINUTE, MINUTE_KEPT_S + 60)
+    minute_touched = true
+  end
+end
+
+-- The order-key and received indexes: every order the ledger holds is in both (search by key
+-- prefix and by time); `forget` when its hash is deleted.
+local function received(k)
+  redis.call('ZADD', K_RECV, NOW, k)
+end
+local function forget(k)
+  redis.call('ZREM', K_KEYIDX, k)
+  redis.call('ZREM', K_RECV, k)
 end
 
 local function add_attempt(k, attempt_json)
@@ -254,7 +277,7 @@ end
 -- still PENDING (a re-run after a producer stopped between recording and publishing must not
 -- leave it to the sweeper; a duplicate message is harmless, the worker reads the ledger).
 -- Returns {outcome, publish (0/1), ts_ms, seq} of the version stored after the call.
-local function record_one(k, raw, raw_hash, ts_s, source, cancel)
+local function record_one(k, raw, raw_hash, ts_s, source, cancel, trace)
   local ok = okey(k)
   local ts = tonumber(ts_s)
   local is_cancel = (cancel == '1')
@@ -267,8 +290,11 @@ local function record_one(k, raw, raw_hash, ts_s, source, cancel)
     redis.call('HSET', ok, 'raw', raw, 'raw_hash', raw_hash, 'v_ts', first_ts, 'v_seq', seq,
       'first_seen_at', NOW_S, 'enqueued_at', NOW_S, 'source', source, 'attempts', 0,
       'd_started', 0, 'd_finished', 0, 'stale', 0, 'cancel', is_cancel and 1 or 0)
+    if trace ~= nil and trace ~= '' then redis.call('HSET', ok, 'trace', trace) end
     set_state(k, nil, 'pending')
     redis.call('ZADD', K_ENQ, NOW, k)
+    redis.call('ZADD', K_KEYIDX, 0, k)
+    received(k)
     counter('record_accepted')
     event(k, {type = 'received', outcome = 'accepted', ts_ms = ts, seq = seq, source = source})
     return {'accepted', 1, first_ts, tostring(seq)}
@@ -301,8 +327,15 @@ local function record_one(k, raw, raw_hash, ts_s, source, cancel)
   ts_s = string.format('%.0f', ts)
   -- Same or later timestamp with different bytes: the later arrival wins the tie.
   local seq = redis.call('INCR', K_SEQ)
+  -- The version replaced is kept for the console's diff (shed with the body, not a tombstone
+  -- field).
+  local previous = redis.call('HGET', ok, 'raw')
+  if previous then redis.call('HSET', ok, 'prev_raw', previous) end
   redis.call('HSET', ok, 'raw', raw, 'raw_hash', raw_hash, 'v_ts', ts_s, 'v_seq', seq,
     'enqueued_at', NOW_S, 'source', source)
+  if trace ~= nil and trace ~= '' then redis.call('HSET', ok, 'trace', trace) end
+  redis.call('ZADD', K_KEYIDX, 0, k)
+  received(k)
   if is_cancel then redis.call('HSET', ok, 'cancel', 1) end
   -- A newer version supersedes a stored payload a replay asked to resend (dlq replay).
   redis.call('HDEL', ok, 'shed_at', 'resend_payload')

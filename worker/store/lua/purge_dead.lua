@@ -11,4 +11,5 @@ redis.call('ZREM', K_SHED, k)
 redis.call('ZREM', K_ENQ, k)
 redis.call('ZREM', K_TOMB, k)
 redis.call('DEL', ok, ekey(k), akey(k))
+forget(k)
 return 1

@@ -12,6 +12,7 @@ for _, k in ipairs(due) do
     redis.call('ZREM', K_SHED, k)
     redis.call('ZREM', K_ENQ, k)
     redis.call('DEL', ok, ekey(k), akey(k))
+    forget(k)
     n = n + 1
   end
 end

@@ -19,6 +19,8 @@ if raw ~= '' then
   -- it corrects is stale instead of undoing the correction; a really newer update still wins.
   local seq = redis.call('INCR', K_SEQ)
   local ts = math.max(tonumber(f[2] or '0') + 1, tonumber(ARGV[12]))
+  local previous = redis.call('HGET', ok, 'raw')
+  if previous then redis.call('HSET', ok, 'prev_raw', previous) end
   redis.call('HSET', ok, 'raw', raw, 'raw_hash', ARGV[11], 'v_seq', seq,
     'v_ts', string.format('%.0f', ts))
 end
@@ -34,6 +36,7 @@ if ARGV[14] == '1' then redis.call('HDEL', ok, 'line_ids') end
 fresh_budget(k, state)
 redis.call('HSET', ok, 'enqueued_at', NOW_S)
 redis.call('ZADD', K_ENQ, NOW, k)
+received(k)
 set_state(k, state, 'pending')
 event(k, {type = 'replay', previous_state = state, raw_replaced = (raw ~= ''),
           resend_stored = (ARGV[13] ~= ''), line_changes_accepted = (ARGV[14] == '1')})
