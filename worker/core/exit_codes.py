@@ -2,10 +2,11 @@
 
 The numbers never change. A number keeps one broad meaning across commands (0 done, 1 done but
 not all good, 2 refused before starting, 3 not there, 4 Redis unreachable, 5 Redis refused, 6
-recorded on the Redis primary but replication unconfirmed, 78 Redis too old); where a command
-gives a number its own, narrower meaning, that meaning is a second name for the same number (an
-enum alias: `ExitCode.NOT_LEADER is ExitCode.NOT_FOUND`), listed in `MEANINGS` with the commands
-that use it. Click's own usage error is 2 as well.
+recorded on the Redis primary but replication unconfirmed, 7 the item's state refuses the
+action, 78 Redis too old); where a command gives a number its own, narrower meaning, that
+meaning is a second name for the same number (an enum alias: `ExitCode.NOT_LEADER is
+ExitCode.NOT_FOUND`), listed in `MEANINGS` with the commands that use it. Click's own usage
+error is 2 as well.
 
     ExitCode.OK                 0
     ExitCode.PARTIAL            1   (REJECTED, UNHEALTHY, FAILED)
@@ -14,6 +15,7 @@ that use it. Click's own usage error is 2 as well.
     ExitCode.REDIS_UNREACHABLE  4
     ExitCode.REDIS_REFUSED      5
     ExitCode.UNREPLICATED       6
+    ExitCode.WRONG_STATE        7
     ExitCode.REDIS_TOO_OLD      78  (sysexits' EX_CONFIG)
 """
 
@@ -40,6 +42,7 @@ class ExitCode(IntEnum):
     REDIS_UNREACHABLE = 4
     REDIS_REFUSED = 5
     UNREPLICATED = 6
+    WRONG_STATE = 7
     REDIS_TOO_OLD = 78
 
 
@@ -68,6 +71,10 @@ MEANINGS: dict[str, tuple[str, str]] = {
     "UNREPLICATED": (
         "enqueue",
         "enqueue: recorded on the Redis primary, replicas unconfirmed: send again",
+    ),
+    "WRONG_STATE": (
+        "order",
+        "order retry/discard: refused, the order is in flight, settled or dead",
     ),
     "REDIS_TOO_OLD": ("worker, pump", "worker: the ledger's Redis is older than supported"),
 }

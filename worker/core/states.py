@@ -43,6 +43,7 @@ class DeadReason(StrEnum):
     RETRIES_EXHAUSTED = "retries_exhausted"  # the attempt budget is spent
     DEADLINE = "deadline"  # the total retry deadline passed
     WORKER_LOST = "worker_lost"  # deliveries started and never finished too many times
+    DISCARDED = "discarded"  # an operator discarded it (`order discard`, the console)
 
 
 class DeadStatus(StrEnum):
@@ -100,3 +101,35 @@ class RepairReply(IntEnum):
     GAVE_UP = -1  # repaired `max_repairs` times since its last confirmation: leave it
     MOVED_ON = 0  # no longer SUBMITTED/CONFIRMED with that payload: nothing written
     REARMED = 1  # PENDING again, payload hash forgotten: the caller publishes it
+
+
+class RetryNowReply(IntEnum):
+    """An operator's "retry now" (`Ledger.retry_now`, worker/store/lua/retry_now.lua)."""
+
+    MISSING = 0  # no entry for the order key: nothing written
+    DUE = 1  # RETRY_WAIT, now due: the retry pump publishes it on its next pass
+    REPUBLISH = 2  # PENDING (its message queued or lost): the caller publishes the key
+    IN_FLIGHT = 3  # SUBMITTING: a worker holds it; refused
+    SETTLED = 4  # SUBMITTED, CONFIRMED or CANCELLED: nothing to retry; refused
+    DEAD = 5  # DEAD: refused, the dead letter is replayed with `dlq replay`
+
+    @property
+    def done(self) -> bool:
+        """True when the order was moved (DUE) or is to be published (REPUBLISH)."""
+        return self in (RetryNowReply.DUE, RetryNowReply.REPUBLISH)
+
+
+class DiscardReply(IntEnum):
+    """An operator's "discard" (`Ledger.discard`, worker/store/lua/discard.lua)."""
+
+    MISSING = 0  # no entry for the order key: nothing written
+    DISCARDED = 1  # was PENDING or RETRY_WAIT: DEAD (discarded), dead letter written
+    ALREADY = 2  # DEAD (discarded) already: its dead letter is written again if missing
+    IN_FLIGHT = 3  # SUBMITTING: a worker holds it; refused
+    SETTLED = 4  # SUBMITTED, CONFIRMED or CANCELLED: refused
+    DEAD = 5  # DEAD for another reason: refused (it has its dead letter)
+
+    @property
+    def done(self) -> bool:
+        """True when the order is (now) discarded with its dead letter."""
+        return self in (DiscardReply.DISCARDED, DiscardReply.ALREADY)

@@ -1,20 +1,34 @@
-"""Ledger upkeep: replays, the retry pump, the sweeper's touch, shedding and purges.
+"""Ledger upkeep: replays, the retry pump, the sweeper's touch, shedding and purges, and the
+operator's actions on one order (retry now, discard) and the index backfill.
 
-What the maintenance loops (worker/pipeline/maintenance.py), `dlq replay` and `migrate-keys`
-ask of the ledger; each is one script (worker/store/lua/*.lua after the prelude) over the order
-and the indexes, so a crash never leaves them out of step.
+What the maintenance loops (worker/pipeline/maintenance.py), `dlq replay`, `migrate-keys`,
+`order retry`/`order discard`, `reindex` and the console ask of the ledger; each is one script
+(worker/store/lua/*.lua after the prelude) over the order and the indexes, so a crash never
+leaves them out of step.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 
 import redis
 
+from worker.core.dead_entry import MASK
 from worker.core.keys import Keys
-from worker.store.ledger_schema import raw_hash, version_ts_ms
+from worker.core.privacy import mask_text
+from worker.core.records import Attempt
+from worker.core.states import DeadReason, DeadStatus, DiscardReply, RetryNowReply
+from worker.store.audit import AuditLog
+from worker.store.dead_letters import DeadLetters
+from worker.store.ledger_schema import decode_pairs, raw_hash, version_ts_ms
 from worker.store.scripts import LedgerScripts
+from worker.store.stats import Stats
+
+# The audit actions of the operator's order actions (`AuditLog.record`).
+RETRY_NOW_ACTION = "retry_now"
+DISCARD_ACTION = "discard"
 
 
 class UpkeepOps:
@@ -25,6 +39,94 @@ class UpkeepOps:
     _scripts: LedgerScripts
     body_ttl_s: float
     tombstone_ttl_s: float
+
+    # --- the operator's actions on one order ---------------------------------------------
+    def retry_now(self, order_key: str, *, actor: str, now: float) -> RetryNowReply:
+        """Try the order again at once (`order retry`, the console), in one script.
+
+        RETRY_WAIT: due now (retry schedule score and next_attempt_at = `now`); it stays
+        RETRY_WAIT and the retry pump publishes it on its next pass (within PUMP_INTERVAL_S),
+        so a caller that stops right after loses nothing and needs no publisher. PENDING:
+        REPUBLISH, its state_since refreshed: the caller publishes the key (a duplicate message
+        is harmless). SUBMITTING (IN_FLIGHT), settled (SETTLED), DEAD (DEAD: replay the dead
+        letter) and unknown keys (MISSING) are refused and nothing is written. The attempt
+        budget and the retry deadline are kept. An effect puts a `retry_now` event with the
+        actor on the order's timeline (in the script) and a `retry_now` audit record.
+        """
+        reply = RetryNowReply(int(self._scripts.run("retry_now", now, order_key, actor)))
+        if reply.done:
+            AuditLog(self._client, self._keys).record(
+                RETRY_NOW_ACTION,
+                actor=actor,
+                order_keys=[order_key],
+                details={"outcome": reply.name.lower()},
+                now=now,
+            )
+        return reply
+
+    def discard(self, order_key: str, *, reason_text: str, actor: str, now: float) -> DiscardReply:
+        """Give up on an order still waiting (`order discard`, the console): PENDING or
+        RETRY_WAIT becomes DEAD with reason `discarded` and gets a dead letter whose error is
+        the operator's reason, so `dlq replay` can re-arm it later (nothing is lost).
+
+        Order of writes: the ledger script first (atomic: a worker claiming the order at the
+        same moment either finds it DEAD and does nothing, or holds it and the discard is
+        refused as IN_FLIGHT), then the dead letter, then the audit record. A caller stopped
+        between the first two leaves a DEAD (discarded) order without a dead letter; running
+        the discard again answers ALREADY and writes the missing dead letter. SUBMITTING
+        (IN_FLIGHT), settled (SETTLED), DEAD for another reason (DEAD) and unknown keys
+        (MISSING) are refused and nothing is written. Raises ValueError for a blank reason.
+        Emails in the reason are masked on the timeline and in the audit log.
+        """
+        if not reason_text.strip():
+            raise ValueError("a discard needs a reason (the text the dead letter keeps)")
+        note = mask_text(reason_text, MASK) or ""
+        code, flat = self._scripts.run("discard", now, order_key, actor, note)
+        reply = DiscardReply(int(code))
+        if not reply.done:
+            return reply
+        dead = DeadLetters(self._client, self._keys)
+        if reply is DiscardReply.ALREADY:
+            existing = dead.get(order_key)
+            if (
+                existing is not None
+                and existing.status is DeadStatus.DEAD
+                and existing.reason is DeadReason.DISCARDED
+            ):
+                return reply
+        entry = decode_pairs(order_key, flat)
+        dead.put(
+            order_key,
+            reason=DeadReason.DISCARDED,
+            raw=entry.raw,
+            payload=None,
+            attempts=[
+                Attempt.from_dict(json.loads(row))
+                for row in self._client.lrange(self._keys.order_attempts(order_key), 0, -1)
+            ],
+            source=entry.source,
+            error=f"discarded by {actor}: {reason_text}",
+            now=now,
+        )
+        if reply is DiscardReply.DISCARDED:
+            Stats(self._client, self._keys).count_dead(DeadReason.DISCARDED)
+        AuditLog(self._client, self._keys).record(
+            DISCARD_ACTION,
+            actor=actor,
+            order_keys=[order_key],
+            details={"reason": note, "rerun": reply is DiscardReply.ALREADY},
+            now=now,
+        )
+        return reply
+
+    def backfill_indexes(self, order_keys: Sequence[str], *, now: float) -> tuple[int, int]:
+        """Add these orders to the order-key and received indexes where missing (`reindex`),
+        in one script: (order-key entries added, received entries added). An order whose hash
+        is gone is skipped; a key already indexed keeps its score."""
+        if not order_keys:
+            return (0, 0)
+        added = self._scripts.run("reindex", now, "", *order_keys)
+        return (int(added[0]), int(added[1]))
 
     def replay(
         self,

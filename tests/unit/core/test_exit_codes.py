@@ -35,6 +35,7 @@ def test_the_numbers_never_change() -> None:
         "REDIS_UNREACHABLE": 4,
         "REDIS_REFUSED": 5,
         "UNREPLICATED": 6,
+        "WRONG_STATE": 7,
         "REDIS_TOO_OLD": 78,
     }
 
