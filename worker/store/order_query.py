@@ -351,6 +351,7 @@ class OrderQuery:
         examined = 0
         last: tuple[bytes, float | None] | None = None
         more = True  # members may follow the last one examined
+        leftover = False  # the page filled before the end of the batch read
         unfiltered = not (wanted or since is not None or until is not None)
         while len(rows) < limit and examined < EXAMINE_LIMIT:
             # Without a filter every member is a row: read no more than the page needs.
@@ -366,11 +367,13 @@ class OrderQuery:
                 if row is not None and _passes(row, wanted, since, until):
                     rows.append(row)
                     if len(rows) >= limit:
-                        more = more or i + 1 < len(batch)
+                        leftover = i + 1 < len(batch)
                         break
             if not more:
                 break
-        if more and last is not None:
+        if leftover:
+            more = True
+        elif more and last is not None:
             # A page that ends exactly at the last member: look one ahead to say so.
             more = next(members, None) is not None
         cursor = _encode_cursor(mode, last[0], last[1]) if more and last is not None else None
