@@ -52,8 +52,10 @@ LAZY_SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "dlq": ("ops.dlq.cli:dlq", "Dead letters: list, show, replay, export, purge, erase, audit."),
     "order": (
         "ops.commands.order:order",
-        "Where is order X: state, attempts, dead letter, timeline.",
+        "Where is order X (show); retry it now or discard it.",
     ),
+    "orders": ("ops.commands.orders:orders", "Find orders by state, key prefix and time."),
+    "reindex": ("ops.commands.reindex:reindex", "Add older orders to the order search indexes."),
     "metrics": (
         "ops.commands.metrics:metrics",
         "Serve Prometheus metrics (backlog, dead letters...).",

@@ -1,10 +1,13 @@
 """`jetti-relay order show KEY`: where is order X? Support's first question, in one screen.
+`order retry KEY` and `order discard KEY --reason TEXT`: the operator's two actions on one order.
 
-Reads the ledger entry (state, versions received, what was sent, the Jetti sale id), its attempts,
-its dead letter if any and its timeline (the ledger's events), without changing anything. Emails
-in errors and response excerpts are masked unless `--include-personal-data`; secrets always.
+`show` reads the ledger entry (state, versions received, what was sent, the Jetti sale id), its
+attempts, its dead letter if any and its timeline (the ledger's events), without changing
+anything. Emails in errors and response excerpts are masked unless `--include-personal-data`;
+secrets always.
 
-Exit codes: 0 found; 3 neither a ledger entry nor a dead letter under KEY; 4 Redis unreachable.
+Exit codes: 0 found / done; 2 usage error (discard not confirmed); 3 no such order; 4 Redis
+unreachable; 7 refused: the order is in flight, settled or dead.
 """
 
 from __future__ import annotations
@@ -24,11 +27,16 @@ from worker.core.dead_entry import MASK, SECRET_MASK
 from worker.core.exit_codes import ExitCode
 from worker.core.privacy import hide_secrets, mask_text
 from worker.core.records import OrderEntry
-from worker.core.states import DeadReason, OrderState
+from worker.core.states import DeadReason, DiscardReply, OrderState, RetryNowReply
+from worker.store.audit import os_user
 from worker.store.reconcile_state import read_status as read_reconcile_status
 from worker.wiring import Stores
 
 EXIT_HELP = "Exit codes: 0 found; 3 no such order; 4 Redis unreachable."
+ACTION_EXIT_HELP = (
+    "Exit codes: 0 done; 2 usage error or not confirmed; 3 no such order; 4 Redis unreachable; "
+    "7 refused (in flight, settled or dead)."
+)
 
 
 def order_view(stores: Stores, order_key: str, *, personal: bool) -> dict[str, Any] | None:
@@ -229,3 +237,85 @@ def _render(view: dict[str, Any]) -> None:
         details = ", ".join(f"{k}={v}" for k, v in event.items() if k not in ("at", "type"))
         timeline.add_row(iso(event.get("at")), escape(str(event.get("type"))), escape(details))
     console.print(timeline)
+
+
+# Why each refusal, in the one line the command prints.
+_RETRY_REFUSED = {
+    RetryNowReply.IN_FLIGHT: "is in flight (a worker holds it): nothing to retry now",
+    RetryNowReply.SETTLED: "is settled (Jetti accepted it): nothing to retry",
+    RetryNowReply.DEAD: "is dead: replay it with `jetti-relay dlq replay KEY`",
+}
+_DISCARD_REFUSED = {
+    DiscardReply.IN_FLIGHT: "is in flight (a worker holds it): try again once it settles",
+    DiscardReply.SETTLED: "is settled (Jetti accepted it): nothing to discard",
+    DiscardReply.DEAD: "is dead already (for another reason): it has its dead letter",
+}
+
+
+@order.command(epilog=ACTION_EXIT_HELP)
+@click.argument("order_key")
+@redis_url_option
+def retry(order_key: str, redis_url: str | None) -> None:
+    """Retry order KEY now instead of at its next attempt.
+
+    An order waiting to retry becomes due at once and the retry pump publishes it on its next
+    pass (within JETTI_RELAY_PUMP_INTERVAL_S); a pending order is published again now. The
+    attempt budget is kept. Audited with your OS user.
+
+    \b
+    Example:
+      jetti-relay order retry shop-a:1001
+    """
+    stores = open_stores(redis_url)
+    reply = stores.ledger.retry_now(order_key, actor=os_user(), now=time.time())
+    if reply is RetryNowReply.MISSING:
+        fail(f"no order under {order_key!r}", ExitCode.NOT_FOUND)
+    if not reply.done:
+        fail(f"order {order_key!r} {_RETRY_REFUSED[reply]}", ExitCode.WRONG_STATE)
+    if reply is RetryNowReply.REPUBLISH:
+        from worker.wiring import publisher
+
+        publisher(stores.settings).publish([order_key])
+        click.echo(f"retry {order_key}: pending, published again")
+    else:
+        click.echo(f"retry {order_key}: due now, the retry pump publishes it on its next pass")
+
+
+@order.command(epilog=ACTION_EXIT_HELP)
+@click.argument("order_key")
+@click.option("--reason", "reason_text", required=True, help="Why (kept in the dead letter).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@redis_url_option
+def discard(order_key: str, reason_text: str, yes: bool, redis_url: str | None) -> None:
+    """Give up on order KEY while it waits (pending or retry_wait).
+
+    It becomes dead with reason `discarded` and a dead letter that keeps the raw order and your
+    reason, so `jetti-relay dlq replay KEY` can still send it later. An order in flight or
+    settled is refused (exit 7). Asks for confirmation unless --yes. Audited with your OS user.
+
+    \b
+    Example:
+      jetti-relay order discard shop-a:1001 --reason "duplicate of shop-a:1002" --yes
+    """
+    if not reason_text.strip():
+        fail("--reason must say why (the dead letter keeps it)", ExitCode.USAGE)
+    stores = open_stores(redis_url)
+    if not yes:
+        entry = stores.ledger.get(order_key)
+        if entry is None:
+            fail(f"no order under {order_key!r}", ExitCode.NOT_FOUND)
+        try:
+            click.confirm(f"discard {order_key} ({entry.state})?", abort=True)
+        except click.Abort:
+            fail("not discarded (not confirmed; --yes skips the question)", ExitCode.USAGE)
+    reply = stores.ledger.discard(
+        order_key, reason_text=reason_text, actor=os_user(), now=time.time()
+    )
+    if reply is DiscardReply.MISSING:
+        fail(f"no order under {order_key!r}", ExitCode.NOT_FOUND)
+    if not reply.done:
+        fail(f"order {order_key!r} {_DISCARD_REFUSED[reply]}", ExitCode.WRONG_STATE)
+    click.echo(
+        f"discarded {order_key}: dead (discarded), dead letter kept; "
+        f"`jetti-relay dlq replay {order_key}` sends it again"
+    )
