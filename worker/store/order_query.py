@@ -353,10 +353,13 @@ class OrderQuery:
         more = True  # members may follow the last one examined
         leftover = False  # the page filled before the end of the batch read
         unfiltered = not (wanted or since is not None or until is not None)
+        # A filter may keep few members: start with twice the page and double per round.
+        chunk = 2 * limit
         while len(rows) < limit and examined < EXAMINE_LIMIT:
-            # Without a filter every member is a row: read no more than the page needs.
-            want = min(WALK_CHUNK, EXAMINE_LIMIT - examined)
+            want = min(chunk, WALK_CHUNK, EXAMINE_LIMIT - examined)
+            chunk *= 2
             if unfiltered:
+                # Without a filter every member is a row: read no more than the page needs.
                 want = min(want, limit - len(rows))
             batch = list(itertools.islice(members, want))
             if len(batch) < want:
