@@ -1,9 +1,10 @@
 """`jetti-relay worker` and `jetti-relay pump`: a worker for one machine, and the pump alone.
 
 `jetti-relay worker` starts `celery -A worker.celery_app worker` (task events on) as a child
-process and runs the retry pump, the sweeper and the Redis Stream intake (`producers.stream`) in
-this process, so one command runs everything a single machine needs. The pump and the sweeper
-are leader-elected and the intake's consumers share the stream: start as many as you like.
+process and runs the retry pump, the sweeper, the alert notifier (ops/notify) and the Redis
+Stream intake (`producers.stream`) in this process, so one command runs everything a single
+machine needs. The pump, the sweeper and the notifier are leader-elected and the intake's
+consumers share the stream: start as many as you like.
 """
 
 from __future__ import annotations
@@ -57,7 +58,14 @@ def refuse_unsupported_redis(settings: Settings) -> None:
 def _maintenance_thread(stop: threading.Event) -> threading.Thread:
     from worker.runtime import build_maintenance, build_maintenance_parts
 
-    return build_maintenance(build_maintenance_parts()).start(stop)
+    parts = build_maintenance_parts()
+    # The alert notifier (ops/notify) beside the pump: leader-elected like it, so every
+    # machine runs one and only the lease holder sends. It lives in ops (it reads
+    # ops/monitoring), which worker/runtime.py may not import, so it is started here.
+    from ops.notify.build import build_notifier
+
+    build_notifier(parts.settings, holder=parts.holder).start(stop)
+    return build_maintenance(parts).start(stop)
 
 
 @click.command()

@@ -42,6 +42,10 @@ ENV_EXAMPLE = ROOT / ".env.example"
 OPERATIONS = "docs/operations.md"
 HA_GUIDE = "docs/high-availability.md"
 RABBITMQ_CONF = ROOT / "deploy/rabbitmq/rabbitmq.conf"
+ALERTMANAGER_CONF = ROOT / "deploy/alertmanager/alertmanager.yml"
+PROMETHEUS_CONF = ROOT / "ops/monitoring/prometheus.yml"
+ALERT_RULES = ROOT / "ops/monitoring/alerts.yml"
+ALERTS_DOC = "docs/alerts.md"
 
 # Services the issue asks for.
 EXPECTED_SERVICES = {
@@ -54,6 +58,7 @@ EXPECTED_SERVICES = {
     "grafana",
     "sandbox",
     "intake",
+    "alertmanager",
 }
 # The profiles' services (docs/high-availability.md).
 HA_REPLICAS = {"redis-replica-1", "redis-replica-2"}
@@ -581,3 +586,101 @@ def test_the_profile_services_health_checks_parse(
 ) -> None:
     service = base_services()[name]
     check_command(healthcheck_argv(service["healthcheck"]["test"]), {}, monkeypatch)
+
+
+# --- alerts: Alertmanager routes the Prometheus rules; the relay's notifier sends its own -----
+def alert_rules() -> list[dict[str, Any]]:
+    doc = yaml.safe_load(ALERT_RULES.read_text())
+    return [rule for group in doc["groups"] for rule in group["rules"]]
+
+
+def alertmanager_config() -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load(ALERTMANAGER_CONF.read_text())
+    return doc
+
+
+def receiver_sends(receiver: dict[str, Any]) -> bool:
+    """A receiver sends when it has any `*_configs` (none: what is routed to it is dropped)."""
+    return any(k.endswith("_configs") and v for k, v in receiver.items())
+
+
+def routed_receiver(labels: dict[str, str]) -> str:
+    """The receiver Alertmanager picks for an alert with `labels` (first matching child route,
+    else the root's; the matchers used here are `name="value"`)."""
+    route = alertmanager_config()["route"]
+    for child in route.get("routes", []):
+        wanted = dict(m.replace('"', "").split("=", 1) for m in child["matchers"])
+        if all(labels.get(k) == v for k, v in wanted.items()):
+            return str(child["receiver"])
+    return str(route["receiver"])
+
+
+def test_prometheus_sends_its_alerts_to_the_alertmanager_compose_runs() -> None:
+    """prometheus.yml's `alerting:` names the alertmanager service on the port it listens on,
+    and compose mounts the Alertmanager configuration the service reads."""
+    doc = yaml.safe_load(PROMETHEUS_CONF.read_text())
+    targets = [
+        t
+        for am in doc["alerting"]["alertmanagers"]
+        for c in am["static_configs"]
+        for t in c["targets"]
+    ]
+    assert targets == ["alertmanager:9093"]
+    service = services()["alertmanager"]
+    config_flag = next(a for a in argv(service["command"]) if a.startswith("--config.file="))
+    mounted = {v.split(":")[1]: v.split(":")[0] for v in service["volumes"]}
+    assert mounted[config_flag.split("=", 1)[1]] == "./deploy/alertmanager/alertmanager.yml"
+    assert "alertmanager" in services()["prometheus"]["depends_on"]
+
+
+def test_alertmanager_receiver_is_a_documented_placeholder_that_sends_resolutions() -> None:
+    """The default receiver is a webhook at an `.invalid` host (nothing leaves until it is
+    changed) with send_resolved, and docs/alerts.md says to change it."""
+    config = alertmanager_config()
+    receivers = {r["name"]: r for r in config["receivers"]}
+    default = receivers[config["route"]["receiver"]]
+    (hook,) = default["webhook_configs"]
+    assert ".invalid/" in hook["url"] and hook["send_resolved"] is True
+    assert hook["url"] in (ROOT / ALERTS_DOC).read_text()
+
+
+def test_no_alert_is_sent_by_both_paths() -> None:
+    """Every rule labelled `notify: relay` reaches a receiver that sends nothing, every other
+    rule one that sends; the relay's notifier evaluates its own alerts (worker.store.alerts);
+    and docs/alerts.md's table lists each alert once with the path that sends it."""
+    from worker.store.alerts import ALERT_NAMES
+
+    rows: dict[str, str] = {}
+    for line in doc_section(ALERTS_DOC, "alerts-table").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 2 or not cells[0].startswith("`"):
+            continue
+        name = cells[0].strip("`")
+        assert name not in rows, f"{name} is twice in the table"
+        rows[name] = cells[1]
+    receivers = {r["name"]: r for r in alertmanager_config()["receivers"]}
+    rules = alert_rules()
+    for rule in rules:
+        name, labels = rule["alert"], rule["labels"]
+        sends = receiver_sends(receivers[routed_receiver(labels)])
+        if labels.get("notify") == "relay":
+            assert not sends, f"{name} is the relay's: Alertmanager must not send it"
+            assert rows.get(name, "").startswith("nobody (twin of `"), name
+            twin = rows[name].split("`")[1]
+            assert twin in ALERT_NAMES, f"{name} names {twin!r}, not a relay alert"
+        else:
+            assert sends, f"{name} reaches no receiver that sends"
+            assert rows.get(name) == "Alertmanager", name
+    for name in ALERT_NAMES:
+        assert rows.get(name) == "relay notifier", name
+    assert set(rows) == {r["alert"] for r in rules} | set(ALERT_NAMES)
+
+
+def test_the_infrastructure_alerts_the_issue_names_are_alertmanagers() -> None:
+    """All workers down and Redis memory are Prometheus rules routed by Alertmanager."""
+    names = {r["alert"] for r in alert_rules() if r["labels"].get("notify") != "relay"}
+    assert {
+        "JettiRelayAllWorkersDown",
+        "JettiRelayRedisMemoryHigh",
+        "JettiRelayRedisMemoryFull",
+    } <= names

@@ -39,7 +39,16 @@ SECRET_TOKEN = "token-leakcheck-9c1e77"
 EMAIL = "leak.ck@example.com"  # short enough to be echoed whole by a 20-character excerpt
 SECRET_INTAKE_TOKEN = "intake-leakcheck-3b7d20"
 SECRET_INTAKE_HMAC = "hmac-leakcheck-81c4fe"
-SECRETS = (SECRET_HASH, SECRET_TOKEN, SECRET_INTAKE_TOKEN, SECRET_INTAKE_HMAC, EMAIL)
+# The alert webhooks' URLs are credentials (a Slack URL is its own token): in the path here.
+SECRET_NOTIFY_PATH = "/hooks/notify-leakcheck-6e0a13"
+SECRETS = (
+    SECRET_HASH,
+    SECRET_TOKEN,
+    SECRET_INTAKE_TOKEN,
+    SECRET_INTAKE_HMAC,
+    SECRET_NOTIFY_PATH,
+    EMAIL,
+)
 # A long-running process shows its forced error well within this.
 ERROR_TIMEOUT_S = 30.0
 
@@ -268,6 +277,16 @@ def http_intake(scene: Scene) -> str:
     )
 
 
+def notify(scene: Scene) -> str:
+    # No worker answers the ping: no_live_worker fires, and both sinks get Jetti's garbage
+    # answer (a body that is not the gzip it claims), a failed send the log must not locate.
+    env = scene.env(
+        JETTI_RELAY_NOTIFY_WEBHOOK_URL=f"{scene.jetti_url}{SECRET_NOTIFY_PATH}/generic",
+        JETTI_RELAY_NOTIFY_SLACK_URL=f"{scene.jetti_url}{SECRET_NOTIFY_PATH}/slack",
+    )
+    return run_until(scene, ["notify"], env, "alert_send_failed")
+
+
 # (kind, start it and force its error, text the error leaves in the output)
 PROCESS_KINDS: list[tuple[str, Callable[[Scene], str], str]] = [
     ("worker-parent", worker_parent, "DecodingError"),
@@ -281,6 +300,7 @@ PROCESS_KINDS: list[tuple[str, Callable[[Scene], str], str]] = [
     ("metrics", metrics, "metrics_redis_unreachable"),
     ("stream-intake", stream_intake, "intake_rejected"),
     ("http-intake", http_intake, '"status": 503'),
+    ("notify", notify, "alert_send_failed"),
 ]
 
 
