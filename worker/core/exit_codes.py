@@ -52,16 +52,19 @@ MEANINGS: dict[str, tuple[str, str]] = {
     "PARTIAL": ("dlq, migrate-keys", "done in part: some items could not be handled"),
     "REJECTED": ("enqueue, preview", "some orders invalid (each reported), the valid ones done"),
     "UNHEALTHY": ("health", "health: at least one check failed"),
-    "FAILED": ("reconcile, chaos", "a reconcile pass failed or is behind; a chaos scenario failed"),
+    "FAILED": (
+        "reconcile, chaos, alerts",
+        "a reconcile pass failed or is behind; a chaos scenario failed; alerts ack: not firing",
+    ),
     "USAGE": ("every command", "usage error, or a destructive command without --yes"),
     "CONFIG": ("every command", "the JETTI_RELAY_* settings are invalid (refused to start)"),
     "UNREADABLE": ("enqueue", "enqueue: the input is not JSON, a JSON array or JSON Lines"),
     "RECONCILER_OFF": ("reconcile", "reconcile: not configured (no API token)"),
     "MISSING_EXTRA": ("sandbox, demo, chaos, bench", "an optional dependency group is missing"),
     "NOT_FOUND": ("dlq, order", "no such order or dead letter"),
-    "NOT_LEADER": ("reconcile", "reconcile run: another host leads the role"),
+    "NOT_LEADER": ("reconcile, notify", "reconcile run, notify --once: another host leads"),
     "REDIS_UNREACHABLE": (
-        "enqueue, dlq, order, reconcile, metrics, migrate-keys",
+        "enqueue, dlq, order, orders, reconcile, reindex, metrics, migrate-keys, alerts, notify",
         "Redis (or the broker) unreachable, or older than supported",
     ),
     "REDIS_REFUSED": (
