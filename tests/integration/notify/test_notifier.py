@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from ops.notify.notifier import ROLE
-from tests.integration.notify.conftest import PREFIX, MakeNotifier, Receiver
+from tests.fixtures.notify import PREFIX, MakeNotifier, Receiver
 from worker.core.keys import Keys
 from worker.store.alerts import acknowledge, alert_state, silence, unsilence
 from worker.store.breaker import Breaker

@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from ops.notify.rules import DEAD_LETTER_WINDOW_MIN
-from tests.integration.notify.conftest import MakeNotifier, Receiver
+from tests.fixtures.notify import MakeNotifier, Receiver
 from tests.integration.store.ledger_steps import version
 from worker.core.keys import Keys
 from worker.store.alerts import ALERT_NAMES, alert_state, alert_states
