@@ -370,7 +370,8 @@ def commit_chunk(
     except BaseException as exc:
         fail_spans(spans, exc)
         raise
-    end_spans(spans, results, set(due))
+    if spans:  # tracing on
+        end_spans(spans, results, set(due))
     # Even when every order was unchanged: an earlier copy, written by another producer or
     # connection, may still be on the primary only, and the fence makes this WAIT cover it.
     if fence is not None and prepared.items:
