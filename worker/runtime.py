@@ -23,7 +23,7 @@ import redis
 import structlog
 from celery.exceptions import SoftTimeLimitExceeded
 
-from worker import wiring
+from worker import tracing, wiring
 from worker.core.build import build_payload
 from worker.core.errors import InvalidOrder, TransformError
 from worker.core.keys import Keys
@@ -165,6 +165,7 @@ def build_runtime(settings: Settings) -> Runtime:
             stats=stats,
         ),
         stop_exceptions=(SoftTimeLimitExceeded,),  # Celery's soft time limit ends the batch
+        tracer=tracing.process_tracer(settings.otlp_endpoint, instance_id=config.worker_id),
     )
     return Runtime(
         settings=settings,
