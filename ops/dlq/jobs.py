@@ -10,7 +10,7 @@ Neither the CLI nor the console process ever replays a key of a job itself.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -18,7 +18,7 @@ from worker.core.dead_entry import DeadEntry
 from worker.core.jobs import KIND_DLQ_REPLAY, Job, JobError, ReplayOptions, parse_job_id
 from worker.core.states import DeadStatus
 from worker.store.dead_query import DeadFilter, iter_entries
-from worker.store.jobs import JobStore
+from worker.store.jobs import JobStore, select_dead_keys
 from worker.wiring import Stores
 
 # The audit actions of a job's creation and cancel.
@@ -57,22 +57,25 @@ def filter_doc(flt: DeadFilter) -> dict[str, Any]:
     return doc
 
 
-def _selected(stores: Stores, flt: DeadFilter, now: float) -> Iterator[DeadEntry]:
-    """Entries a job over `flt` takes: not resolved, dead-lettered at or before `now` (an entry
-    dead-lettered after the job was created is never in it)."""
-    for entry in iter_entries(stores.dead, flt.bounded(now)):
-        if entry.status is not DeadStatus.RESOLVED:
-            yield entry
+def _selected_keys(stores: Stores, flt: DeadFilter, now: float) -> list[str]:
+    """Keys a job over `flt` takes: not resolved, dead-lettered at or before `now` (an entry
+    dead-lettered after the job was created is never in it), newest first. From the indexes
+    when the filter allows; otherwise by reading the entries."""
+    keys = select_dead_keys(stores.client, stores.keys, flt, until=now)
+    if keys is not None:
+        return keys
+    return [
+        entry.order_key
+        for entry in iter_entries(stores.dead, flt.bounded(now))
+        if entry.status is not DeadStatus.RESOLVED
+    ]
 
 
 def estimate(stores: Stores, flt: DeadFilter, *, sample: int = DEFAULT_SAMPLE) -> Estimate:
-    """Count the entries a replay job over `flt` would take now, and keep the first `sample`."""
-    count, shown = 0, list[DeadEntry]()
-    for entry in _selected(stores, flt, time.time()):
-        count += 1
-        if len(shown) < sample:
-            shown.append(entry)
-    return Estimate(count, shown)
+    """Count the entries a replay job over `flt` would take now, and read the first `sample`."""
+    keys = _selected_keys(stores, flt, time.time())
+    shown = [e for e in (stores.dead.get(k) for k in keys[:sample]) if e is not None]
+    return Estimate(len(keys), shown)
 
 
 def create_replay_job(
@@ -88,7 +91,7 @@ def create_replay_job(
     changes). Raises JobError for unknown options. A job over no entry is created all the
     same (it ends done at once), so a caller always has an id to report."""
     opts = ReplayOptions.from_mapping(options)
-    keys = [e.order_key for e in _selected(stores, flt, now)]
+    keys = _selected_keys(stores, flt, now)
     job = JobStore(stores.client, stores.keys).create(
         kind=KIND_DLQ_REPLAY,
         filter_doc=filter_doc(flt),
