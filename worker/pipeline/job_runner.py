@@ -139,8 +139,9 @@ class JobRunner:
 
     def run_once(self, stop: threading.Event) -> list[str]:
         """Work every active job whose lease this holder gets until it ends, the lease is
-        lost or `stop` is set; returns the ids of the jobs worked on. Raises what a chunk
-        raised (the job's lease is kept, and the next pass resumes it)."""
+        lost, a chunk fails or `stop` is set; returns the ids of the jobs worked on. After a
+        failed chunk the lease is kept and the next pass resumes at the saved cursor (the job
+        fails after MAX_CHUNK_ERRORS in a row). Redis errors outside a chunk propagate."""
         worked = []
         for job_id, _state in self._jobs.active():
             if stop.is_set():
