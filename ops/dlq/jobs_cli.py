@@ -156,7 +156,7 @@ def run_replay_job(
                 err=not dry_run,
             )
         more = est.count - len(est.sample)
-        tail = f" (and {more} more)" if more > 0 else ""
+        tail = f" ({len(est.sample)} shown above, {more} more)" if more > 0 else ""
         click.echo(
             f"a replay job would take {est.count} dead letters{tail}",
             err=not dry_run,
