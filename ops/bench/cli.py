@@ -5,7 +5,8 @@ and a plain loop, as it always has (`ops/bench/compare.py`). Each subcommand mea
 `pipeline` (one end-to-end orders/s figure for a given set of settings), `enqueue` (the producer
 into a Redis you give it), `transform` (the pure transform), `sandbox` (the Jetti sandbox's
 async endpoint), `intake` (the library, stream and HTTP ways in, side by side), `footprint`
-(what one order costs Redis) and `restore-drill` (back up, lose and restore a live Redis). Each
+(what one order costs Redis), `console` (the console's pages on a large store and what a bulk
+replay costs new orders) and `restore-drill` (back up, lose and restore a live Redis). Each
 subcommand's module is imported only when it runs.
 """
 
@@ -31,6 +32,10 @@ BENCH_SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "footprint": (
         "ops.bench.footprint:footprint_bench",
         "Redis commands, bytes, memory, AOF and CPU per order (docs/scaling.md).",
+    ),
+    "console": (
+        "ops.bench.console:console_bench",
+        "Console pages on 100k orders / 10k dead letters; new orders' latency during a replay.",
     ),
     "restore-drill": (
         "ops.bench.restore_drill:restore_drill_bench",
