@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 import fnmatch
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import redis
 
@@ -20,6 +21,15 @@ from worker.store.scripts import Script
 
 # Rows read from an index per round trip while filtering a listing.
 LIST_PAGE_SIZE = 500
+
+
+@dataclass(frozen=True)
+class DeadSearch:
+    """One bounded page of a dead-letter search (`DeadLetterReads.search`)."""
+
+    entries: builtins.list[DeadEntry]
+    examined: int
+    older_until: float | None
 
 
 class DeadLetterReads:
@@ -58,6 +68,42 @@ class DeadLetterReads:
         the entries. `offset` and `limit` apply after filtering. Entries written while a listing
         runs may be missed or seen twice; run it again for a settled view.
         """
+        return self.search(
+            reason=reason,
+            status=status,
+            since=since,
+            until=until,
+            order_key_glob=order_key_glob,
+            error_contains=error_contains,
+            http_status=http_status,
+            source=source,
+            offset=offset,
+            limit=limit,
+        ).entries
+
+    def search(
+        self,
+        *,
+        reason: DeadReason | None = None,
+        status: DeadStatus | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        order_key_glob: str | None = None,
+        error_contains: str | None = None,
+        http_status: int | None = None,
+        source: str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+        max_examined: int | None = None,
+    ) -> DeadSearch:
+        """`list`, stopping once `max_examined` index members were looked at (None: no bound).
+
+        A filter the indexes cannot serve (error text, HTTP status, source, a key glob) reads
+        entries until the page is full; over ten thousand entries that match little, a page
+        must not read them all. When the bound stops the walk, `older_until` is the
+        `last_dead_at` below which nothing was examined: the same search with `until` set to it
+        continues with older entries (the entries at exactly that time are examined again).
+        """
         k = self._keys
         base, check = k.dead_index(), None
         if reason is not None and status is not None:
@@ -72,15 +118,22 @@ class DeadLetterReads:
         lo = "-inf" if since is None else since
         needle = None if error_contains is None else error_contains.lower()
         matched: list[DeadEntry] = []
-        start = 0
+        start = examined = 0
+        older_until: float | None = None
         while len(matched) < offset + limit:
-            page = [
-                m.decode()
-                for m in self._client.zrevrangebyscore(
-                    base, hi, lo, start=start, num=LIST_PAGE_SIZE
-                )
-            ]
-            start += LIST_PAGE_SIZE
+            step = LIST_PAGE_SIZE
+            if max_examined is not None:
+                step = min(step, max_examined - examined)
+                if step <= 0:
+                    break
+            rows = self._client.zrevrangebyscore(
+                base, hi, lo, start=start, num=step, withscores=True
+            )
+            page = [m.decode() for m, _score in rows]
+            start += step
+            examined += len(page)
+            if max_examined is not None and examined >= max_examined and len(page) == step:
+                older_until = float(rows[-1][1])
             candidates = page
             if check is not None and page:
                 scores = self._client.execute_command("ZMSCORE", check, *page)
@@ -95,9 +148,14 @@ class DeadLetterReads:
                 if source is not None and entry.source != source:
                     continue
                 matched.append(entry)
-            if len(page) < LIST_PAGE_SIZE:
+            if len(page) < step:
+                older_until = None
                 break
-        return matched[offset : offset + limit]
+        if len(matched) >= offset + limit:
+            older_until = None  # the page is full: the caller pages on by offset
+        return DeadSearch(
+            entries=matched[offset : offset + limit], examined=examined, older_until=older_until
+        )
 
     def counts_by_reason(self) -> dict[DeadReason, int]:
         """Entries per reason, whatever their status (ZCARD of each reason index)."""

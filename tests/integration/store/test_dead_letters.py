@@ -286,3 +286,27 @@ def test_attempts_and_history_are_trimmed_to_their_bounds(
     assert entry is not None
     assert [a.excerpt for a in entry.attempts] == ["3", "4"]
     assert len(entry.history) == 3
+
+
+def test_a_bounded_search_stops_after_the_members_it_may_examine_and_says_where_to_go_on(
+    redis_client: redis.Redis[bytes],
+) -> None:
+    """A filter served by reading entries (error text) looks at no more than `max_examined`
+    index members per call; `older_until` continues the walk with older entries, and the last
+    call, which reaches the end of the index, says there is nothing older."""
+    dead = store(redis_client)
+    for n in range(30):
+        put(dead, f"o-{n}", now=1000.0 + n, error="timeout" if n == 3 else "rejected")
+    first = dead.search(error_contains="timeout", limit=5, max_examined=10)
+    assert (first.entries, first.examined, first.older_until) == ([], 10, 1020.0)
+    second = dead.search(
+        error_contains="timeout", until=first.older_until, limit=5, max_examined=10
+    )
+    assert (second.entries, second.older_until) == ([], 1011.0)
+    third = dead.search(
+        error_contains="timeout", until=second.older_until, limit=5, max_examined=20
+    )
+    assert [e.order_key for e in third.entries] == ["o-3"]
+    assert third.older_until is None
+    unbounded = dead.search(error_contains="timeout", limit=5)
+    assert [e.order_key for e in unbounded.entries] == ["o-3"] and unbounded.examined == 30
