@@ -37,9 +37,7 @@ def is_loopback(host: str) -> bool:
 
 @click.group(invoke_without_command=True)
 @click.option("--host", default=None, help="Listen address [default: JETTI_RELAY_CONSOLE_HOST].")
-@click.option(
-    "--port", type=click.IntRange(1, 65535), default=None, help="[default: CONSOLE_PORT]"
-)
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="[default: CONSOLE_PORT]")
 @redis_url_option
 @click.pass_context
 def console(ctx: click.Context, host: str | None, port: int | None, redis_url: str | None) -> None:
