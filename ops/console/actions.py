@@ -124,7 +124,8 @@ def discard(stores: Stores, order_key: str, *, reason: str, actor: str) -> dict[
         raise Refused(404, f"no order under {order_key!r}")
     if not reply.done:
         raise Refused(409, f"order {order_key!r} {_DISCARD_REFUSED[reply]}")
-    return {"order_key": order_key, "done": "discarded"}
+    done = "already discarded" if reply is DiscardReply.ALREADY else "discarded"
+    return {"order_key": order_key, "done": done}
 
 
 def replay_one(

@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 import click
 import redis
+import structlog
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -40,6 +41,8 @@ from ops.monitoring.sources import Sources
 from worker.core.states import DeadReason, DeadStatus, OrderState
 from worker.store.dead_query import DeadFilter
 from worker.store.order_query import BACKLOG_STATES, BadCursor
+
+log = structlog.get_logger("jetti_relay.console")
 
 HERE = Path(__file__).parent
 COOKIE = "jetti_relay_console"
@@ -413,6 +416,7 @@ def build_app(sources: Sources, auth: Authenticator) -> Starlette:
     def on_redis_error(request: Request, exc: Exception) -> Response:
         # The URL may carry a password: the error's class only.
         detail = f"Redis unreachable ({type(exc).__name__}); the page answers when it is back"
+        log.warning("console_redis_unreachable", path=request.url.path, error=type(exc).__name__)
         if _is_api(request):
             return JSONResponse({"error": detail}, status_code=503)
         return PlainTextResponse(detail, status_code=503)
