@@ -88,6 +88,10 @@ def settings_from_options(
         refuse_to_start(exc.problems)
     if sends_to_jetti and (problems := jetti_problems(settings)):
         refuse_to_start(problems)
+    from worker.tracing import tracing_problem
+
+    if tracing_line := tracing_problem(settings.otlp_endpoint):  # the `tracing` extra missing
+        refuse_to_start([tracing_line])
     from worker.logconfig import configure_logging  # on use only: `--help` stays fast
 
     configure_logging(settings.log_format, settings.log_level, secrets=settings.secret_values)

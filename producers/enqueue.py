@@ -22,6 +22,7 @@ from itertools import islice
 import redis
 from kombu.exceptions import KombuError, OperationalError
 
+from producers.tracing import configured_tracer, end_spans, fail_spans, start_spans
 from producers.validation import Candidate as Candidate
 from producers.validation import RawInput as RawInput
 from producers.validation import Rejection as Rejection
@@ -31,6 +32,7 @@ from worker.core.keys import Keys
 from worker.core.limits import DEFAULT_MAX_FUTURE_SKEW_S, DEFAULT_MAX_LINE_ITEMS
 from worker.core.ports import KeyPublisher
 from worker.core.rules import Rules
+from worker.core.tracing import NOOP_TRACER, Tracer
 from worker.store.ledger import Ledger, NewVersion, RecordOutcome
 from worker.store.replication import ReplicaFence, refused_for_replicas
 
@@ -185,6 +187,7 @@ def enqueue(
     max_line_items: int = DEFAULT_MAX_LINE_ITEMS,
     min_replicas_ack: int | None = None,
     min_replicas_ack_timeout_s: float | None = None,
+    tracer: Tracer | None = None,
 ) -> EnqueueSummary:
     """Validate, record and publish raw orders; a rejection's position is the 0-based index.
 
@@ -203,6 +206,10 @@ def enqueue(
     With `min_replicas_ack` N > 0 a chunk is done once N replicas hold it; fewer within
     `min_replicas_ack_timeout_s` raise `ReplicationUnconfirmed`. Both default to the configured
     JETTI_RELAY_MIN_REPLICAS_ACK (0: no wait, no extra round trip) and its timeout.
+
+    `tracer` (default: the configured one, `producers.tracing.configured_tracer`, a no-op unless
+    JETTI_RELAY_OTLP_ENDPOINT is set) opens a `jetti_relay.enqueue` span per recorded order and
+    stores its context with the order, so the worker's spans join the same trace.
     """
     candidates = (Candidate(i, raw) for i, raw in enumerate(raw_orders))
     return enqueue_candidates(
@@ -219,6 +226,7 @@ def enqueue(
         max_line_items=max_line_items,
         min_replicas_ack=min_replicas_ack,
         min_replicas_ack_timeout_s=min_replicas_ack_timeout_s,
+        tracer=tracer,
     )
 
 
@@ -239,6 +247,7 @@ def enqueue_candidates(
     on_result: OnResult | None = None,
     min_replicas_ack: int | None = None,
     min_replicas_ack_timeout_s: float | None = None,
+    tracer: Tracer | None = None,
 ) -> EnqueueSummary:
     """`enqueue` for candidates whose positions (and read errors) the caller already knows.
 
@@ -257,6 +266,7 @@ def enqueue_candidates(
     keys = keys or configured_keys()
     ledger = Ledger(client, keys)
     fence = replica_fence(client, keys, min_replicas_ack, min_replicas_ack_timeout_s)
+    tracer = configured_tracer() if tracer is None else tracer
     summary = EnqueueSummary()
     for chunk in _chunks(candidates, max(1, chunk_size)):
         chunk_now = time.time() if now is None else now
@@ -277,6 +287,7 @@ def enqueue_candidates(
                 summary=summary,
                 on_result=on_result,
                 fence=fence,
+                tracer=tracer,
             )
         except (redis.RedisError, KombuError) as exc:
             detail = f"{type(exc).__name__}: {exc}"
@@ -337,20 +348,30 @@ def commit_chunk(
     summary: EnqueueSummary,
     on_result: OnResult | None = None,
     fence: ReplicaFence | None = None,
+    tracer: Tracer = NOOP_TRACER,
 ) -> None:
     """Record `prepared` (one pipelined `record_many`), publish the keys due, count it all in
     `summary`, and with a `fence` confirm the replicas hold it: the second half of
     `enqueue_candidates` per chunk. Redis and broker errors propagate as they are; too few
-    replicas raise `ReplicationUnconfirmed` (after counting, before `on_result`)."""
+    replicas raise `ReplicationUnconfirmed` (after counting, before `on_result`). With a
+    `tracer` on, each recorded order gets a `jetti_relay.enqueue` span whose context is stored
+    with it (ended once the chunk is published, or failed with the error)."""
     for rejection in prepared.rejections:
         summary.reject(rejection)
-    results = ledger.record_many(prepared.items, now=prepared.now)
-    for position, result in zip(prepared.positions, results, strict=True):
-        summary.count(result.outcome, position=position, order_key=result.order_key)
-    # One key once per publish: a chunk may hold two copies of an order still PENDING.
-    due = list(dict.fromkeys(r.order_key for r in results if r.publish))
-    if due:
-        summary.messages += publisher.publish(due)
+    items, spans = start_spans(tracer, prepared.items)
+    try:
+        results = ledger.record_many(items, now=prepared.now)
+        for position, result in zip(prepared.positions, results, strict=True):
+            summary.count(result.outcome, position=position, order_key=result.order_key)
+        # One key once per publish: a chunk may hold two copies of an order still PENDING.
+        due = list(dict.fromkeys(r.order_key for r in results if r.publish))
+        if due:
+            summary.messages += publisher.publish(due)
+    except BaseException as exc:
+        fail_spans(spans, exc)
+        raise
+    if spans:  # tracing on
+        end_spans(spans, results, set(due))
     # Even when every order was unchanged: an earlier copy, written by another producer or
     # connection, may still be on the primary only, and the fence makes this WAIT cover it.
     if fence is not None and prepared.items:

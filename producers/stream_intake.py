@@ -44,9 +44,11 @@ from producers.stream_config import (
     transient,
 )
 from producers.stream_entries import gave_up, rejected_entries, to_candidate
+from producers.tracing import configured_tracer
 from worker.core.keys import Keys
 from worker.core.ports import KeyPublisher
 from worker.core.rules import Rules
+from worker.core.tracing import Tracer
 from worker.store.intake import IntakeStream, PendingEntry, StreamEntry
 from worker.store.ledger import Ledger
 
@@ -78,6 +80,7 @@ class StreamIntake:
         limits: IntakeLimits,
         rules: Rules | None = None,
         clock: Callable[[], float] = time.time,
+        tracer: Tracer | None = None,
     ) -> None:
         self.client = client
         self.publisher = publisher
@@ -100,6 +103,8 @@ class StreamIntake:
         self._fence = replica_fence(
             client, keys, limits.min_replicas_ack, limits.min_replicas_ack_timeout_s
         )
+        # A span per order when tracing is on (producers.tracing), on both write paths.
+        self._tracer = configured_tracer() if tracer is None else tracer
 
     # --- the loop ------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -216,6 +221,7 @@ class StreamIntake:
             publisher=self.publisher,
             summary=summary,
             fence=self._fence,
+            tracer=self._tracer,
         )
         self._inflight = (entries, summary, future)
 
@@ -358,6 +364,7 @@ class StreamIntake:
             max_line_items=self.limits.max_line_items,
             min_replicas_ack=self.limits.min_replicas_ack,
             min_replicas_ack_timeout_s=self.limits.min_replicas_ack_timeout_s,
+            tracer=self._tracer,
         )
         self._settle(entries, summary)
 

@@ -41,6 +41,7 @@ from worker.settings import (
     jetti_problems,
 )
 from worker.startup_replication import refuse_short_replication
+from worker.tracing import tracing_problem
 from worker.wiring import broker_options
 
 
@@ -100,6 +101,8 @@ def _refuse_unsafe_timeouts(sender: Any = None, **_: Any) -> None:
     pool_cls = getattr(sender, "pool_cls", None)
     pool = _pool_name(pool_cls)
     problems = [*jetti_problems(get_settings()), *check_timeouts(get_settings(), pool)]
+    if tracing_line := tracing_problem(get_settings().otlp_endpoint):
+        problems.append(tracing_line)
     if problems:
         for problem in problems:
             print(f"jetti-relay: refusing to start: {problem}", file=sys.stderr)
@@ -151,6 +154,13 @@ def _fresh_runtime_per_process(**_: Any) -> None:
     runtime.reset()
 
 
+def _flush_traces(**_: Any) -> None:
+    # The OTLP exporter batches spans in memory: export them before the process ends.
+    from worker import tracing
+
+    tracing.shutdown()
+
+
 def _pool_name(pool_cls: Any) -> str:
     """'prefork', 'threads', 'solo', 'gevent' or 'eventlet' from Celery's pool class or alias."""
     if pool_cls is None:
@@ -180,3 +190,5 @@ signals.worker_init.connect(_check_redis)
 signals.worker_init.connect(refuse_short_replication)
 signals.worker_ready.connect(_announce_ready)
 signals.worker_process_init.connect(_fresh_runtime_per_process)
+signals.worker_process_shutdown.connect(_flush_traces)
+signals.worker_shutdown.connect(_flush_traces)

@@ -23,25 +23,28 @@ import redis
 import structlog
 from celery.exceptions import SoftTimeLimitExceeded
 
-from worker import wiring
+from worker import tracing, wiring
 from worker.core.build import build_payload
 from worker.core.errors import InvalidOrder, TransformError
 from worker.core.keys import Keys
 from worker.core.reconcile_rules import DEFAULT_TOLERANCE_S
 from worker.core.records import Attempt
 from worker.core.rules import Rules
-from worker.core.states import DeadReason
+from worker.core.states import DeadReason, OrderState
 from worker.core.transform import Built
 from worker.jetti.client import IMPORT_PAGE_LIMIT, JettiClient
 from worker.pipeline.canceller import CancelConfig, Canceller
+from worker.pipeline.job_runner import JobRunner, JobRunnerConfig
 from worker.pipeline.maintenance import Maintenance, MaintenanceConfig
 from worker.pipeline.processor import OrderProcessor, ProcessorConfig
 from worker.pipeline.reconciler import Rebuild, ReconcileConfig, Reconciler
 from worker.publisher import Publisher
 from worker.settings import Settings, get_settings
+from worker.store.audit import AuditLog
 from worker.store.breaker import Breaker
 from worker.store.dead_letters import DeadLetters
 from worker.store.heartbeats import Heartbeats
+from worker.store.jobs import JobStore
 from worker.store.leases import Leader, OrderLock
 from worker.store.ledger import Ledger
 from worker.store.rate_limit import RateLimiter
@@ -53,6 +56,8 @@ log = structlog.get_logger("jetti_relay.runtime")
 # When another worker holds an order's lock, the order comes back this much later (no attempt
 # spent): long enough for the holder to finish a normal delivery.
 LOCK_BUSY_RETRY_S = 2.0
+# A job's lease lasts this many pump intervals (renewed between chunks), as the pump's role does.
+JOB_LEASE_TICKS = 5
 
 
 def worker_id() -> str:
@@ -165,6 +170,7 @@ def build_runtime(settings: Settings) -> Runtime:
             stats=stats,
         ),
         stop_exceptions=(SoftTimeLimitExceeded,),  # Celery's soft time limit ends the batch
+        tracer=tracing.process_tracer(settings.otlp_endpoint, instance_id=config.worker_id),
     )
     return Runtime(
         settings=settings,
@@ -256,6 +262,32 @@ def build_maintenance(parts: MaintenanceParts) -> Maintenance:
         heartbeat=parts.heartbeat,
         reconciler=build_reconciler(parts),
         queue_length=parts.publisher.queue_length,
+        periodics=[("jobs", build_job_runner(parts))],
+    )
+
+
+def build_job_runner(parts: MaintenanceParts) -> JobRunner:
+    """The bulk-job runner of a maintenance process: replays paced at
+    `replay_rate_share` of the fleet's rate, a job's lease JOB_LEASE_TICKS pump intervals long
+    (as the pump's own), jobs looked for every pump interval."""
+    settings = parts.settings
+    client, keys = parts.redis, parts.keys
+    return JobRunner(
+        config=JobRunnerConfig(
+            holder=parts.holder,
+            fleet_rate_per_s=settings.effective_rate_per_s,
+            rate_share=settings.replay_rate_share,
+            backlog_limit=settings.replay_backlog_limit,
+            lease_ttl_s=settings.pump_interval_s * JOB_LEASE_TICKS,
+            poll_interval_s=settings.pump_interval_s,
+        ),
+        jobs=JobStore(client, keys),
+        leases=parts.leader,
+        ledger=parts.ledger,
+        dead_letters=DeadLetters(client, keys),
+        publisher=parts.publisher,
+        audit=AuditLog(client, keys),
+        pending=lambda: parts.ledger.state_counts().get(OrderState.PENDING, 0),
     )
 
 

@@ -10,6 +10,7 @@ import click
 
 from ops.dlq.common import EXIT_CODES_HELP, StoreGroup
 from ops.dlq.destructive import erase, export, purge
+from ops.dlq.jobs_cli import jobs
 from ops.dlq.replay import replay
 from ops.dlq.views import audit, list_command, show, stats
 
@@ -25,9 +26,11 @@ def dlq() -> None:
       jetti-relay dlq show shop-a:1001
       jetti-relay dlq replay --reason rejected --since 24h --dry-run
       jetti-relay dlq replay --reason rejected --since 24h --rate 5
+      jetti-relay dlq replay --job --reason rejected --since 24h
+      jetti-relay dlq jobs
       jetti-relay dlq audit
     """
 
 
-for command in (list_command, stats, show, replay, export, purge, erase, audit):
+for command in (list_command, stats, show, replay, jobs, export, purge, erase, audit):
     dlq.add_command(command)

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from ops.dlq.common import EXIT_CODES_HELP, echo_json, fail, filter_options, open_stores
+from ops.dlq.jobs_cli import JOB_EXIT_CODES_HELP, job_forms
 from ops.options import redis_url_option
 from worker.core.dead_entry import DeadEntry
 from worker.core.exit_codes import ExitCode
@@ -147,7 +148,7 @@ def _mode(resend_stored: bool, raw_file: Path | None, edit: bool) -> ReplayMode:
     return ReplayMode.RETRANSFORM
 
 
-@click.command(epilog=EXIT_CODES_HELP)
+@click.command(epilog=f"{EXIT_CODES_HELP} {JOB_EXIT_CODES_HELP}")
 @click.argument("order_keys", nargs=-1, metavar="[KEY]...")
 @filter_options(with_status=False)
 @click.option(
@@ -191,6 +192,15 @@ def _mode(resend_stored: bool, raw_file: Path | None, edit: bool) -> ReplayMode:
     help="Send an update that drops lines already in Jetti (lines_changed), once you "
     "have checked the sale there.",
 )
+@click.option(
+    "--job",
+    is_flag=True,
+    help="Run it as a job of the worker fleet: estimate, confirm, then follow its progress.",
+)
+@click.option("--yes", is_flag=True, help="With --job: create the job without asking.")
+@click.option("--detach", is_flag=True, help="With --job: create it and return; the fleet runs it.")
+@click.option("--status", "status_id", metavar="JOB", help="Show a job's progress and counts.")
+@click.option("--cancel", "cancel_id", metavar="JOB", help="Cancel a job (between two chunks).")
 @click.option("--json", "as_json", is_flag=True, help="Every step and the summary as JSON.")
 @redis_url_option
 def replay(
@@ -205,6 +215,11 @@ def replay(
     raw_file: Path | None,
     edit: bool,
     accept_line_changes: bool,
+    job: bool,
+    yes: bool,
+    detach: bool,
+    status_id: str | None,
+    cancel_id: str | None,
     as_json: bool,
     redis_url: str | None,
 ) -> None:
@@ -223,7 +238,39 @@ def replay(
       jetti-relay dlq replay --reason rejected --limit 100 --rate 5
       jetti-relay dlq replay shop-a:1001 --resend-stored
       jetti-relay dlq replay shop-a:1001 --raw-file fixed.json
+      jetti-relay dlq replay --job --reason rejected --since 24h --dry-run
+      jetti-relay dlq replay --job --reason rejected --since 24h --yes --detach
+      jetti-relay dlq replay --status 19ac4f2e3b17f3a2
+      jetti-relay dlq replay --cancel 19ac4f2e3b17f3a2
+
+    With --job the worker fleet replays a snapshot of the selection at its replay share of the
+    rate; leaving the command (or --detach) leaves the job running.
     """
+    job_forms(
+        job=job,
+        status_id=status_id,
+        cancel_id=cancel_id,
+        order_keys=order_keys,
+        flt=flt,
+        replay_all=replay_all,
+        single_key_options=[
+            name
+            for name, given in (
+                ("--limit", limit is not None),
+                ("--rate", rate is not None),
+                ("--raw-file", raw_file is not None),
+                ("--edit", edit),
+            )
+            if given
+        ],
+        options={"resend_stored": resend_stored, "accept_line_changes": accept_line_changes},
+        dry_run=dry_run,
+        sample=sample,
+        yes=yes,
+        detach=detach,
+        as_json=as_json,
+        redis_url=redis_url,
+    )
     mode = _mode(resend_stored, raw_file, edit)
     if mode is ReplayMode.CORRECTED_RAW and (len(order_keys) != 1 or not flt.is_empty):
         fail("--raw-file and --edit take exactly one KEY and no filters", ExitCode.USAGE)

@@ -76,8 +76,9 @@ MEANINGS: dict[str, tuple[str, str]] = {
         "enqueue: recorded on the Redis primary, replicas unconfirmed: send again",
     ),
     "WRONG_STATE": (
-        "order",
-        "order retry/discard: refused, the order is in flight, settled or dead",
+        "order, dlq",
+        "refused by state: order retry/discard of an order in flight, settled or dead; "
+        "dlq replay --cancel of a job that has ended",
     ),
     "REDIS_TOO_OLD": ("worker, pump", "worker: the ledger's Redis is older than supported"),
 }

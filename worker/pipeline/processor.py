@@ -50,6 +50,7 @@ from worker.core.policy import RetryPolicy
 from worker.core.records import Claim, DeliveryAction, Finish
 from worker.core.rules import Rules
 from worker.core.states import DeadReason
+from worker.core.tracing import NOOP_TRACER, Tracer
 from worker.core.transform import Built
 from worker.pipeline.ports import (
     BatchLedger,
@@ -65,6 +66,7 @@ from worker.pipeline.ports import (
 )
 from worker.pipeline.recorder import Batch, LockedOrder, OutcomeRecorder
 from worker.pipeline.replayer import stored_built
+from worker.pipeline.spans import close_spans, open_spans, traced_submit
 from worker.pipeline.submit import Submitter
 
 log = structlog.get_logger("jetti_relay.processor")
@@ -109,8 +111,10 @@ class OrderProcessor:
         sleep: Callable[[float], None] = time.sleep,
         canceller: Cancellations | None = None,
         stop_exceptions: tuple[type[BaseException], ...] = (),
+        tracer: Tracer = NOOP_TRACER,
     ) -> None:
         self._cfg = config
+        self._tracer = tracer  # spans per batch, order and Jetti call (worker/pipeline/spans.py)
         self._canceller = canceller  # orders cancelled upstream (worker/pipeline/canceller.py)
         self._ledger = ledger
         self._lock = lock
@@ -156,6 +160,7 @@ class OrderProcessor:
 
         Raises ClaimFailed when the orders could not be claimed (nothing was begun)."""
         unique = list(dict.fromkeys(order_keys))
+        started_s = time.time()  # spans are wall-clock time, whatever clock the tests inject
         batch = Batch(task_id=task_id, tally=self._stats.tally(), now=self._clock())
         try:
             orders = self._claim(unique, batch)
@@ -165,6 +170,7 @@ class OrderProcessor:
             # (reliability L8).
             log.exception("batch_claim_failed", task_id=task_id, keys=len(unique))
             raise ClaimFailed(f"cannot claim {len(unique)} orders: {type(exc).__name__}") from exc
+        batch_span = open_spans(self._tracer, batch, orders, keys=len(unique), started_s=started_s)
         try:
             sendable = [order for order in orders if self._decide(order)]
             self._submitter.run(
@@ -182,7 +188,10 @@ class OrderProcessor:
             # outcome stay SUBMITTING (a strike each) and the sweeper re-publishes them.
             log.exception("batch_handling_failed", task_id=task_id)
         finally:
-            self._flush(orders, batch)
+            try:
+                self._flush(orders, batch)
+            finally:
+                close_spans(batch_span, orders)
 
     @contextmanager
     def _context(self, order: LockedOrder) -> Iterator[None]:
@@ -344,7 +353,7 @@ class OrderProcessor:
     def _send(self, order: LockedOrder) -> SubmitAnswer:
         """POST the order's body (runs on a submit thread)."""
         assert order.built is not None
-        return self._jetti.submit(order.built.body)
+        return traced_submit(self._jetti, order, order.built.body)
 
     def _deferred(self, orders: Sequence[LockedOrder], due_at: float) -> None:
         for order in orders:

@@ -32,6 +32,7 @@ from worker.core.outcome import (
 from worker.core.policy import RetryPolicy
 from worker.core.records import Attempt, Dead, OrderEntry, Retry, Submitted
 from worker.core.states import DeadReason, DeadReply, FinishReply, SubmitReply
+from worker.core.tracing import NOOP_SPAN, Span
 from worker.core.transform import Built
 from worker.pipeline.ports import (
     BatchLedger,
@@ -70,6 +71,7 @@ class LockedOrder:
     outcome: Submitted | Retry | Dead | None = None  # what the flush writes
     outcome_written: bool = False  # the cancel path wrote the outcome itself
     status: int | None = None  # Jetti's status when it accepted this delivery's submission
+    span: Span = NOOP_SPAN  # this delivery's `jetti_relay.order` span (worker.pipeline.spans)
 
     @property
     def has_outcome(self) -> bool:

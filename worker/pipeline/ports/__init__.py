@@ -4,7 +4,8 @@ Each service in `worker.pipeline` takes its collaborators typed by these Protoco
 concrete Redis or httpx classes, so it can be tested with the in-memory fakes in `tests/fakes.py`
 (mypy checks them against these Protocols) and so the import rule holds: `worker.pipeline` imports
 only `worker.core` and itself. `worker.runtime` passes the concrete stores and client in.
-`delivery` holds the processor's and the canceller's ports, `upkeep` the others'.
+`delivery` holds the processor's and the canceller's ports, `jobs` the job runner's, `upkeep` the
+others'.
 """
 
 from worker.core.ports import KeyPublisher
@@ -24,6 +25,7 @@ from worker.pipeline.ports.delivery import (
     TokenBucket,
     TokenSource,
 )
+from worker.pipeline.ports.jobs import JobBook, JobDeadLetters, JobLeases
 from worker.pipeline.ports.upkeep import (
     AuditTrail,
     BatchPublisher,
@@ -51,6 +53,9 @@ __all__ = [
     "ImportLogReader",
     "JettiCancels",
     "JettiSubmit",
+    "JobBook",
+    "JobDeadLetters",
+    "JobLeases",
     "KeyPublisher",
     "LockTokens",
     "MaintenanceLedger",
