@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from worker.core.jobs import JobError
 from worker.core.ports import KeyPublisher
 from worker.core.privacy import hide_secrets
 from worker.core.replay_plan import (
@@ -31,6 +32,7 @@ from worker.store.alerts import (
     silence,
     unsilence,
 )
+from worker.store.dead_query import DeadFilter
 from worker.wiring import Stores
 
 if TYPE_CHECKING:
@@ -185,6 +187,30 @@ def replay_one(
     if step.action is Action.NOT_REPLAYABLE:
         raise Refused(409, f"{order_key}: not replayable ({result['why']})")
     return result
+
+
+def create_job(stores: Stores, flt: DeadFilter, *, actor: str) -> dict[str, Any]:
+    """Start a bulk replay job over the dead letters `flt` selects (`dlq replay --job`): the
+    keys are snapshotted now and the worker fleet runs it."""
+    from ops.dlq.jobs import create_replay_job
+
+    job = create_replay_job(stores, flt, options={}, actor=actor, now=time.time())
+    return {"job": job.to_dict(), "done": f"job {job.id} over {job.total} dead letters"}
+
+
+def cancel_job(stores: Stores, job_id: str, *, actor: str) -> dict[str, Any]:
+    """Cancel a replay job (`dlq replay --cancel`): at once when pending, after the chunk in
+    hand when running."""
+    from ops.dlq.jobs import JobNotFound
+    from ops.dlq.jobs import cancel_job as cancel
+
+    try:
+        job = cancel(stores, job_id, actor=actor)
+    except JobNotFound as exc:
+        raise Refused(404, f"no job {job_id!r}") from exc
+    except JobError as exc:
+        raise Refused(422, str(exc), [f"id: {exc}"]) from exc
+    return {"job": job.to_dict(), "done": f"job {job.id}: {job.state}"}
 
 
 def alert_ack(stores: Stores, name: str, *, actor: str) -> dict[str, Any]:

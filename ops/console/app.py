@@ -15,7 +15,7 @@ Redis client belongs.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,8 +100,8 @@ def _unauthorised(request: Request) -> Response:
     return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
 
 
-def _time_param(request: Request, name: str) -> float | None:
-    value = request.query_params.get(name, "").strip()
+def _time_param(values: Mapping[str, Any], name: str) -> float | None:
+    value = str(values.get(name) or "").strip()
     if not value:
         return None
     try:
@@ -110,8 +110,8 @@ def _time_param(request: Request, name: str) -> float | None:
         raise HTTPException(400, f"{name}: {exc.message}") from exc
 
 
-def _int_param(request: Request, name: str, default: int | None) -> int | None:
-    value = request.query_params.get(name, "").strip()
+def _int_param(values: Mapping[str, Any], name: str, default: int | None) -> int | None:
+    value = str(values.get(name) or "").strip()
     if not value:
         return default
     try:
@@ -120,26 +120,26 @@ def _int_param(request: Request, name: str, default: int | None) -> int | None:
         raise HTTPException(400, f"{name}: {value!r} is not a whole number") from exc
 
 
-def _choice(request: Request, name: str, choices: list[str]) -> str | None:
-    value = request.query_params.get(name, "").strip()
+def _choice(values: Mapping[str, Any], name: str, choices: list[str]) -> str | None:
+    value = str(values.get(name) or "").strip()
     if value and value not in choices:
         raise HTTPException(400, f"{name}: {value!r} is not one of {', '.join(choices)}")
     return value or None
 
 
-def _dead_filter(request: Request) -> DeadFilter:
-    reason = _choice(request, "reason", [r.value for r in DeadReason])
-    status = _choice(request, "status", [s.value for s in DeadStatus])
-    q = request.query_params
+def _dead_filter(q: Mapping[str, Any], *, with_status: bool = True) -> DeadFilter:
+    """The dead-letter filters of a query string or an action's body (`dlq list`'s options)."""
+    reason = _choice(q, "reason", [r.value for r in DeadReason])
+    status = _choice(q, "status", [s.value for s in DeadStatus]) if with_status else None
     return DeadFilter(
         reason=DeadReason(reason) if reason else None,
         status=DeadStatus(status) if status else None,
-        http_status=_int_param(request, "http_status", None),
-        source=q.get("source", "").strip() or None,
-        key_glob=q.get("key", "").strip() or None,
-        since=_time_param(request, "since"),
-        until=_time_param(request, "until"),
-        error_contains=q.get("error", "").strip() or None,
+        http_status=_int_param(q, "http_status", None),
+        source=str(q.get("source") or "").strip() or None,
+        key_glob=str(q.get("key") or "").strip() or None,
+        since=_time_param(q, "since"),
+        until=_time_param(q, "until"),
+        error_contains=str(q.get("error") or "").strip() or None,
     )
 
 
@@ -158,9 +158,9 @@ def _overview(state: ConsoleState, request: Request, caller: Caller) -> dict[str
 def _dead_letters(state: ConsoleState, request: Request, caller: Caller) -> dict[str, Any]:
     return pages.dead_letters(
         state.ctx,
-        _dead_filter(request),
-        offset=_int_param(request, "offset", 0) or 0,
-        limit=_int_param(request, "limit", pages.PAGE_ROWS) or pages.PAGE_ROWS,
+        _dead_filter(request.query_params),
+        offset=_int_param(request.query_params, "offset", 0) or 0,
+        limit=_int_param(request.query_params, "limit", pages.PAGE_ROWS) or pages.PAGE_ROWS,
     )
 
 
@@ -183,10 +183,10 @@ def _orders(state: ConsoleState, request: Request, caller: Caller) -> dict[str, 
             state.ctx,
             prefix=request.query_params.get("prefix", "").strip() or None,
             states=[OrderState(v) for v in wanted],
-            since=_time_param(request, "since"),
-            until=_time_param(request, "until"),
+            since=_time_param(request.query_params, "since"),
+            until=_time_param(request.query_params, "until"),
             cursor=request.query_params.get("cursor") or None,
-            limit=_int_param(request, "limit", pages.PAGE_ROWS) or pages.PAGE_ROWS,
+            limit=_int_param(request.query_params, "limit", pages.PAGE_ROWS) or pages.PAGE_ROWS,
         )
     except (BadCursor, ValueError) as exc:
         raise HTTPException(400, str(exc)) from exc
@@ -201,16 +201,22 @@ def _order(state: ConsoleState, request: Request, caller: Caller) -> dict[str, A
 
 
 def _backlog(state: ConsoleState, request: Request, caller: Caller) -> dict[str, Any]:
-    chosen = _choice(request, "state", [s.value for s in BACKLOG_STATES])
+    chosen = _choice(request.query_params, "state", [s.value for s in BACKLOG_STATES])
     try:
         return pages.backlog(
             state.ctx,
             OrderState(chosen or OrderState.RETRY_WAIT.value),
             cursor=request.query_params.get("cursor") or None,
-            limit=_int_param(request, "limit", pages.PAGE_ROWS) or pages.PAGE_ROWS,
+            limit=_int_param(request.query_params, "limit", pages.PAGE_ROWS) or pages.PAGE_ROWS,
         )
     except (BadCursor, ValueError) as exc:
         raise HTTPException(400, str(exc)) from exc
+
+
+def _jobs(state: ConsoleState, request: Request, caller: Caller) -> dict[str, Any]:
+    q = request.query_params
+    flt = _dead_filter(q, with_status=False) if q.get("estimate") else None
+    return pages.jobs(state.ctx, flt)
 
 
 def _alerts(state: ConsoleState, request: Request, caller: Caller) -> dict[str, Any]:
@@ -226,6 +232,7 @@ PAGES: list[tuple[str, str, str, PageFn, str]] = [
     ("/orders", "/api/orders", "orders.html", _orders, "orders"),
     ("/orders/entry", "/api/orders/entry", "order.html", _order, "orders"),
     ("/backlog", "/api/backlog", "backlog.html", _backlog, "backlog"),
+    ("/jobs", "/api/jobs", "jobs.html", _jobs, "jobs"),
     ("/alerts", "/api/alerts", "alerts.html", _alerts, "alerts"),
 ]
 
@@ -387,7 +394,19 @@ def build_app(sources: Sources, auth: Authenticator) -> Starlette:
             stores, str(body.get("name", "")), actor=caller.user.name, for_s=for_s
         )
 
+    def do_create_job(caller: Caller, body: dict[str, Any], request: Request) -> dict[str, Any]:
+        try:
+            flt = _dead_filter(body, with_status=False)
+        except HTTPException as exc:
+            raise actions.Refused(422, "bad filter", [str(exc.detail)]) from exc
+        return actions.create_job(stores, flt, actor=caller.user.name)
+
+    def do_cancel_job(caller: Caller, body: dict[str, Any], request: Request) -> dict[str, Any]:
+        return actions.cancel_job(stores, str(body.get("id", "")), actor=caller.user.name)
+
     routes: list[Route | Mount] = [
+        Route("/api/jobs/create", action(do_create_job), methods=["POST"]),
+        Route("/api/jobs/cancel", action(do_cancel_job), methods=["POST"]),
         Route("/healthz", healthz),
         Route("/login", login_form, methods=["GET"]),
         Route("/login", login, methods=["POST"]),

@@ -327,6 +327,36 @@ def backlog(
     }
 
 
+# --- replay jobs ----------------------------------------------------------------------------
+# Jobs the page lists, newest first.
+JOBS_LISTED = 20
+# Dead letters an estimate shows.
+ESTIMATE_SAMPLE = 10
+
+
+def jobs(ctx: PageContext, flt: DeadFilter | None) -> dict[str, Any]:
+    """The newest replay jobs with their progress; with `flt`, the dry-run count and a sample
+    of what a job over it would replay (`dlq replay --job`'s estimate)."""
+    from ops.dlq.jobs import estimate, list_jobs
+
+    stores = ctx.sources.stores
+    listed = [j.to_dict() for j in list_jobs(stores, JOBS_LISTED)]
+    doc: dict[str, Any] = {
+        "jobs": listed,
+        "running": any(j["state"] in ("pending", "running") for j in listed),
+        "estimate": None,
+    }
+    if flt is not None:
+        est = estimate(stores, flt, sample=ESTIMATE_SAMPLE)
+        doc["estimate"] = {
+            "filter": {k: v for k, v in asdict(flt).items() if v is not None},
+            "count": est.count,
+            "sample": [summary_row(e, ctx.secrets) for e in est.sample],
+        }
+    result: dict[str, Any] = hide_secrets(doc, ctx.secrets, SECRET_MASK)
+    return result
+
+
 # --- alerts ---------------------------------------------------------------------------------
 def alerts(ctx: PageContext, *, now: float | None = None) -> dict[str, Any]:
     """Every alert's state: firing or not, its figures, who acknowledged or silenced it."""
@@ -350,7 +380,7 @@ def bench_paths(ctx: PageContext) -> list[str]:
     src = ctx.sources
     newest = src.client.zrevrange(src.keys.received_index(), 0, 0)
     dead = src.client.zrevrange(src.keys.dead_index(), 0, 0)
-    paths = ["/", "/dead-letters", "/orders", "/backlog", "/alerts"]
+    paths = ["/", "/dead-letters", "/orders", "/backlog", "/jobs", "/alerts"]
     if newest:
         key = newest[0].decode()
         prefix = key.split(":", 1)[0] + ":" if ":" in key else key[:3]
@@ -360,4 +390,5 @@ def bench_paths(ctx: PageContext) -> list[str]:
         paths.append(f"/dead-letters/entry?key={quote(dead[0].decode())}")
     paths.append("/dead-letters?reason=rejected")
     paths.append("/backlog?state=pending")
+    paths.append("/jobs?estimate=1&reason=rejected")
     return [p for path in paths for p in (path, "/api" + ("/overview" if path == "/" else path))]

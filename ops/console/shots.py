@@ -115,6 +115,7 @@ def take_screenshots(out: Path, *, orders: int, dead: int) -> list[Path]:
             ("backlog", "/backlog?state=retry_wait"),
             ("dead-letters", "/dead-letters"),
             ("dead-letter", f"/dead-letters/entry?key={quote(dead_key)}"),
+            ("jobs", "/jobs?estimate=1&reason=rejected"),
             ("alerts", "/alerts"),
         ]
         driver = chromium_driver()

@@ -19,8 +19,9 @@ function fieldsOf(el) {
   const body = {};
   for (const [name, value] of Object.entries(el.dataset)) {
     if (name.startsWith("field")) {
-      const field = name.slice(5);
-      body[field.charAt(0).toLowerCase() + field.slice(1)] = value;
+      // data-field-http-status -> dataset.fieldHttpStatus -> body.http_status
+      const field = name.slice(5).replace(/[A-Z]/g, (c) => "_" + c.toLowerCase());
+      body[field.replace(/^_/, "")] = value;
     }
   }
   if (el.tagName === "FORM") {

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
@@ -79,3 +80,37 @@ def test_pause_and_resume_by_clicking(browser: Any, seeded_console: SeededConsol
     wait.until(expected_conditions.alert_is_present()).accept()
     wait.until(lambda b: b.find_elements(By.ID, "pause"))
     assert breaker.state().state == "closed"
+
+
+def test_bulk_replay_job_started_and_cancelled_by_clicking(
+    browser: Any, seeded_console: SeededConsole
+) -> None:
+    """The jobs page estimates a filter (the dry-run count), Start creates a job over exactly
+    those dead letters, and its Cancel button cancels it (no worker runs here, so it is still
+    pending when cancelled)."""
+    browser.get(seeded_console.url + "/jobs?estimate=1&reason=rejected")
+    expected = int(text(browser, "#estimate-count"))
+    assert expected > 0
+    # The page reloads its content every 2 s while a job is pending: elements go stale.
+    wait = WebDriverWait(browser, WAIT_S, ignored_exceptions=[StaleElementReferenceException])
+    browser.find_element(By.ID, "start-job").click()
+    wait.until(expected_conditions.alert_is_present()).accept()
+    wait.until(
+        lambda b: (
+            b.find_element(By.CSS_SELECTOR, "#job-rows tr[data-job] .progress-text").text
+            == f"0/{expected}"
+        )
+    )
+
+    def click_cancel(b: Any) -> bool:
+        b.find_element(By.CSS_SELECTOR, "#job-rows tr[data-job] button.cancel-job").click()
+        return True
+
+    wait.until(click_cancel)
+    wait.until(expected_conditions.alert_is_present()).accept()
+    wait.until(
+        lambda b: (
+            b.find_element(By.CSS_SELECTOR, "#job-rows tr[data-job]").get_attribute("data-state")
+            == "cancelled"
+        )
+    )
