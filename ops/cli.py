@@ -62,6 +62,7 @@ LAZY_SUBCOMMANDS: dict[str, tuple[str, str]] = {
     ),
     "health": ("ops.commands.health:health", "Check Redis, workers, pump, breaker and backlog."),
     "migrate-keys": ("ops.commands.migrate:migrate_keys", "Move Redis keys to the encoded names."),
+    "console": ("ops.console.cli:console", "Serve the operator console (web pages and JSON API)."),
     "config": ("ops.commands.config:config", "Check the JETTI_RELAY_* settings (secrets masked)."),
     "notify": ("ops.notify.cli:notify", "Run the alert notifier alone (leader-elected)."),
     "alerts": ("ops.notify.cli:alerts", "Alerts: list, ack, silence, unsilence."),

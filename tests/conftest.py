@@ -25,6 +25,7 @@ pytest_plugins = [
     "tests.fixtures.http_intake",
     "tests.fixtures.rabbitmq",
     "tests.fixtures.replication",
+    "tests.fixtures.console",
 ]
 
 

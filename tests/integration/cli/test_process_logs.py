@@ -41,7 +41,13 @@ SECRET_INTAKE_TOKEN = "intake-leakcheck-3b7d20"
 SECRET_INTAKE_HMAC = "hmac-leakcheck-81c4fe"
 # The alert webhooks' URLs are credentials (a Slack URL is its own token): in the path here.
 SECRET_NOTIFY_PATH = "/hooks/notify-leakcheck-6e0a13"
+SECRET_CONSOLE_TOKEN = "console-leakcheck-47d2c8"
+SECRET_CONSOLE_USER_TOKEN = "console-user-leakcheck-0b9e61"
+SECRET_CONSOLE_SESSION = "console-session-leakcheck-d4a7f2"
 SECRETS = (
+    SECRET_CONSOLE_TOKEN,
+    SECRET_CONSOLE_USER_TOKEN,
+    SECRET_CONSOLE_SESSION,
     SECRET_HASH,
     SECRET_TOKEN,
     SECRET_INTAKE_TOKEN,
@@ -287,6 +293,33 @@ def notify(scene: Scene) -> str:
     return run_until(scene, ["notify"], env, "alert_send_failed")
 
 
+def console(scene: Scene) -> str:
+    # Redis is unreachable: pages requested with each user's token, and a login with a wrong
+    # one, are answered 503 / 401; neither the tokens nor the session key may show.
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+
+    def request() -> None:
+        with contextlib.suppress(httpx.HTTPError):  # not listening yet
+            for token in (SECRET_CONSOLE_TOKEN, SECRET_CONSOLE_USER_TOKEN):
+                httpx.get(
+                    f"{base}/api/overview",
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=5.0,
+                )
+            httpx.post(f"{base}/login", data={"token": SECRET_CONSOLE_TOKEN + "x"}, timeout=5.0)
+
+    env = scene.env(
+        redis_url=scene.dead_redis_url,
+        JETTI_RELAY_CONSOLE_TOKEN=SECRET_CONSOLE_TOKEN,
+        JETTI_RELAY_CONSOLE_USERS=f"ann:read-only:{SECRET_CONSOLE_USER_TOKEN}",
+        JETTI_RELAY_CONSOLE_SESSION_SECRET=SECRET_CONSOLE_SESSION,
+    )
+    return run_until(
+        scene, ["console", "--port", str(port)], env, "console_redis_unreachable", poke=request
+    )
+
+
 # (kind, start it and force its error, text the error leaves in the output)
 PROCESS_KINDS: list[tuple[str, Callable[[Scene], str], str]] = [
     ("worker-parent", worker_parent, "DecodingError"),
@@ -301,6 +334,7 @@ PROCESS_KINDS: list[tuple[str, Callable[[Scene], str], str]] = [
     ("stream-intake", stream_intake, "intake_rejected"),
     ("http-intake", http_intake, '"status": 503'),
     ("notify", notify, "alert_send_failed"),
+    ("console", console, "console_redis_unreachable"),
 ]
 
 
