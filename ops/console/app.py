@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import click
 import redis
@@ -89,8 +89,25 @@ def _is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/")
 
 
+def safe_next(target: str) -> str:
+    """`target` when it is a path on this console, else "/": never an open redirect. Browsers
+    read a backslash as a slash (`/\\evil.com` goes to evil.com), and control characters are
+    dropped before parsing, so only a plain absolute path without either passes."""
+    if (
+        not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or any(ord(c) < 0x21 or ord(c) == 0x7F for c in target)
+    ):
+        return "/"
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else "/"
+
+
 def _unauthorised(request: Request) -> Response:
-    if _is_api(request):
+    # A request that presented a token is answered 401 wherever it went: a script with a wrong
+    # token must see the refusal, not a login form.
+    if _is_api(request) or "authorization" in request.headers:
         return JSONResponse(
             {"error": "unauthorised: send Authorization: Bearer <token> or log in"},
             status_code=401,
@@ -284,15 +301,15 @@ def build_app(sources: Sources, auth: Authenticator) -> Starlette:
 
     def login_form(request: Request) -> Response:
         return templates.TemplateResponse(
-            request, "login.html", {"error": None, "next": request.query_params.get("next", "/")}
+            request,
+            "login.html",
+            {"error": None, "next": safe_next(request.query_params.get("next", "/"))},
         )
 
     async def login(request: Request) -> Response:
         form = await request.form()
         token = str(form.get("token", ""))
-        target = str(form.get("next", "/"))
-        if not target.startswith("/") or target.startswith("//"):
-            target = "/"  # never an open redirect
+        target = safe_next(str(form.get("next", "/")))
         user = auth.by_token(token) if token else None
         if user is None:
             return templates.TemplateResponse(

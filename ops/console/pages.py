@@ -43,7 +43,7 @@ from worker.core.privacy import (
 )
 from worker.core.states import DeadReason, DeadStatus, OrderState
 from worker.store.alerts import alert_states
-from worker.store.dead_query import DeadFilter, list_entries
+from worker.store.dead_query import DeadFilter
 from worker.store.minute_stats import MinuteStats
 from worker.store.order_query import BACKLOG_STATES, OrderPage, OrderQuery
 from worker.store.reconcile_state import read_status as read_reconcile_status
@@ -56,6 +56,9 @@ MAX_PAGE_ROWS = 200
 # Deepest offset the dead-letter listing pages to: beyond it, narrow the filters (or use the
 # CLI's export): an offset costs reading the entries before it.
 MAX_DEAD_OFFSET = 2000
+# Index members one dead-letters page may examine when its filter reads entries (error text,
+# HTTP status, source): reading 10,000 entries that match little took 0.5-0.9 s.
+DEAD_SCAN_LIMIT = 1000
 # The roles whose heartbeats the overview lists (worker/pipeline/maintenance.py writes them).
 HEARTBEAT_ROLES = ("pump", "sweeper")
 # The health checks the overview shows: the cheap ones (no Celery ping, no INFO of the server).
@@ -199,8 +202,26 @@ def dead_letters(
     stores = ctx.sources.stores
     limit = max(1, min(limit, MAX_PAGE_ROWS))
     offset = max(0, min(offset, MAX_DEAD_OFFSET))
-    # One more than the page tells whether there is a next one.
-    entries = list_entries(stores.dead, flt, offset=offset, limit=limit + 1)
+    # One more than the page tells whether there is a next one. A filter only the entries can
+    # answer (error text, HTTP status, source) examines at most DEAD_SCAN_LIMIT index members
+    # per page; `older_until` then continues the search with older entries.
+    reads_entries = (
+        flt.error_contains is not None or flt.http_status is not None or flt.source is not None
+    )
+    found = stores.dead.search(
+        reason=flt.reason,
+        status=flt.status,
+        since=flt.since,
+        until=flt.until,
+        order_key_glob=flt.key_glob,
+        error_contains=flt.error_contains,
+        http_status=flt.http_status,
+        source=flt.source,
+        offset=offset,
+        limit=limit + 1,
+        max_examined=DEAD_SCAN_LIMIT if reads_entries else None,
+    )
+    entries = found.entries
     stats = stores.dead.stats()
     return {
         "filter": {k: (None if v is None else str(v)) for k, v in asdict(flt).items()},
@@ -210,6 +231,8 @@ def dead_letters(
         "next_offset": offset + limit
         if len(entries) > limit and offset + limit <= MAX_DEAD_OFFSET
         else None,
+        "examined": found.examined,
+        "older_until": found.older_until,
         "total": stats.total,
         "by_reason": {str(r): stats.by_reason[r] for r in DeadReason},
         "by_status": {str(s): stats.by_status[s] for s in DeadStatus},

@@ -43,6 +43,8 @@ def test_no_token_is_refused(seeded_console: SeededConsole) -> None:
     assert page.headers["location"].startswith("/login")
     unknown = httpx.get(f"{seeded_console.url}/api/overview", headers=bearer("nope"))
     assert unknown.status_code == 401
+    # a script that sent a wrong token to a page hears 401 too, not a login form
+    assert httpx.get(f"{seeded_console.url}/orders", headers=bearer("nope")).status_code == 401
     assert httpx.get(f"{seeded_console.url}/healthz").text == "ok"
 
 
@@ -203,3 +205,37 @@ def test_console_refuses_to_start_without_valid_users(
     assert result.exit_code == 2, result.output
     assert named in result.output
     assert "tok" not in result.output.replace("token", "")
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["https://evil.example/", "//evil.example/", "/\\evil.example/", "/\t/evil.example", "x"],
+)
+def test_login_never_redirects_off_the_console(seeded_console: SeededConsole, target: str) -> None:
+    """The login form's `next` only ever leads to a path of the console: an absolute URL, a
+    scheme-relative one, a backslash (which browsers read as a slash) or a control character
+    send the user to the overview instead."""
+    response = httpx.post(
+        f"{seeded_console.url}/login", data={"token": OPERATOR_TOKEN, "next": target}
+    )
+    assert response.status_code == 303
+    assert response.headers["location"] == "/"
+    kept = httpx.post(
+        f"{seeded_console.url}/login", data={"token": OPERATOR_TOKEN, "next": "/orders?state=dead"}
+    )
+    assert kept.headers["location"] == "/orders?state=dead"
+
+
+def test_a_dead_letter_search_by_error_text_reports_what_it_examined(
+    seeded_console: SeededConsole,
+) -> None:
+    """A filter only the entries can answer says how many index members it examined and, when
+    the page's bound (ops/console/pages.py DEAD_SCAN_LIMIT, 1,000; the bound itself is tested
+    on the store) did not stop it, that there is nothing older to search."""
+    doc = httpx.get(
+        f"{seeded_console.url}/api/dead-letters",
+        params={"error": "no such text anywhere"},
+        headers=bearer(READER_TOKEN),
+    ).json()
+    assert doc["rows"] == []
+    assert (doc["examined"], doc["older_until"]) == (doc["total"], None)
