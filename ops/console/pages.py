@@ -412,6 +412,11 @@ def bench_paths(ctx: PageContext) -> list[str]:
     if dead:
         paths.append(f"/dead-letters/entry?key={quote(dead[0].decode())}")
     paths.append("/dead-letters?reason=rejected")
+    # the slow shapes of a dead-letter listing: a filter only entries answer (bounded), a deep
+    # page, and a key glob
+    paths.append("/dead-letters?error=no-such-text")
+    paths.append(f"/dead-letters?offset={MAX_DEAD_OFFSET - PAGE_ROWS}")
+    paths.append(f"/dead-letters?key={quote('shop-a:*')}")
     paths.append("/backlog?state=pending")
     paths.append("/jobs?estimate=1&reason=rejected")
     return [p for path in paths for p in (path, "/api" + ("/overview" if path == "/" else path))]

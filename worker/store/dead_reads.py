@@ -117,10 +117,14 @@ class DeadLetterReads:
         hi = "+inf" if until is None else until
         lo = "-inf" if since is None else since
         needle = None if error_contains is None else error_contains.lower()
+        # Without a filter on the entries themselves, keys are matched and only the page's
+        # entries are read (a deep page must not read every entry above it).
+        keys_only = needle is None and http_status is None and source is None
+        matched_keys: list[str] = []
         matched: list[DeadEntry] = []
         start = examined = 0
         older_until: float | None = None
-        while len(matched) < offset + limit:
+        while len(matched_keys if keys_only else matched) < offset + limit:
             step = LIST_PAGE_SIZE
             if max_examined is not None:
                 step = min(step, max_examined - examined)
@@ -140,6 +144,12 @@ class DeadLetterReads:
                 candidates = [key for key, s in zip(page, scores, strict=True) if s is not None]
             if order_key_glob is not None:
                 candidates = [key for key in candidates if fnmatch.fnmatchcase(key, order_key_glob)]
+            if keys_only:
+                matched_keys += candidates
+                if len(page) < step:
+                    older_until = None
+                    break
+                continue
             for entry in self._read_many(candidates):
                 if needle is not None and needle not in entry.error.lower():
                     continue
@@ -151,11 +161,13 @@ class DeadLetterReads:
             if len(page) < step:
                 older_until = None
                 break
-        if len(matched) >= offset + limit:
+        if len(matched_keys if keys_only else matched) >= offset + limit:
             older_until = None  # the page is full: the caller pages on by offset
-        return DeadSearch(
-            entries=matched[offset : offset + limit], examined=examined, older_until=older_until
-        )
+        if keys_only:
+            matched = self._read_many(matched_keys[offset : offset + limit])
+        else:
+            matched = matched[offset : offset + limit]
+        return DeadSearch(entries=matched, examined=examined, older_until=older_until)
 
     def counts_by_reason(self) -> dict[DeadReason, int]:
         """Entries per reason, whatever their status (ZCARD of each reason index)."""
