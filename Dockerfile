@@ -13,9 +13,10 @@ COPY pyproject.toml README.md ./
 COPY worker ./worker
 COPY producers ./producers
 COPY ops ./ops
-# The sandbox, the HTTP intake and Flower are services of docker-compose.yml: their extras are
-# in the image (tests/deploy/test_compose.py checks each service's extra is installed).
-RUN pip install ".[sandbox,intake,monitoring]" \
+# The sandbox, the HTTP intake, the console and Flower are services of docker-compose.yml: their
+# extras are in the image (tests/deploy/test_compose.py checks each service's extra is
+# installed), with the OTLP exporter for JETTI_RELAY_OTLP_ENDPOINT.
+RUN pip install ".[sandbox,intake,monitoring,console,tracing]" \
     && useradd --system --uid 10001 --home-dir /app relay
 
 # Celery refuses to run as root without C_FORCE_ROOT; nothing here needs root.

@@ -59,6 +59,7 @@ EXPECTED_SERVICES = {
     "sandbox",
     "intake",
     "alertmanager",
+    "console",
 }
 # The profiles' services (docs/high-availability.md).
 HA_REPLICAS = {"redis-replica-1", "redis-replica-2"}
@@ -274,6 +275,7 @@ def test_the_image_builds_from_files_that_exist() -> None:
 EXTRA_OF_COMMAND = {
     ("jetti-relay", "sandbox"): "sandbox",
     ("jetti-relay", "metrics"): "monitoring",
+    ("jetti-relay", "console"): "console",
     ("celery",): "monitoring",  # Flower
 }
 
