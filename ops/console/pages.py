@@ -43,7 +43,7 @@ from worker.core.privacy import (
 )
 from worker.core.states import DeadReason, DeadStatus, OrderState
 from worker.store.alerts import alert_states
-from worker.store.dead_query import DeadFilter
+from worker.store.dead_query import DeadFilter, search_entries
 from worker.store.minute_stats import MinuteStats
 from worker.store.order_query import BACKLOG_STATES, OrderPage, OrderQuery
 from worker.store.reconcile_state import read_status as read_reconcile_status
@@ -208,15 +208,9 @@ def dead_letters(
     reads_entries = (
         flt.error_contains is not None or flt.http_status is not None or flt.source is not None
     )
-    found = stores.dead.search(
-        reason=flt.reason,
-        status=flt.status,
-        since=flt.since,
-        until=flt.until,
-        order_key_glob=flt.key_glob,
-        error_contains=flt.error_contains,
-        http_status=flt.http_status,
-        source=flt.source,
+    found = search_entries(
+        stores.dead,
+        flt,
         offset=offset,
         limit=limit + 1,
         max_examined=DEAD_SCAN_LIMIT if reads_entries else None,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from worker.core.dead_entry import DeadEntry
 from worker.core.states import DeadReason, DeadStatus
 from worker.store.dead_letters import DeadLetters
+from worker.store.dead_reads import DeadSearch
 
 # Entries read per round of `iter_entries`: few enough to keep memory flat, enough to amortise.
 PAGE_SIZE = 200
@@ -48,7 +49,19 @@ def list_entries(
     dead: DeadLetters, flt: DeadFilter, *, offset: int = 0, limit: int = 100
 ) -> list[DeadEntry]:
     """One page of entries matching `flt`, newest first."""
-    return dead.list(
+    return search_entries(dead, flt, offset=offset, limit=limit).entries
+
+
+def search_entries(
+    dead: DeadLetters,
+    flt: DeadFilter,
+    *,
+    offset: int = 0,
+    limit: int = 100,
+    max_examined: int | None = None,
+) -> DeadSearch:
+    """`list_entries` examining at most `max_examined` index members (`DeadLetters.search`)."""
+    return dead.search(
         reason=flt.reason,
         status=flt.status,
         since=flt.since,
@@ -59,6 +72,7 @@ def list_entries(
         source=flt.source,
         offset=offset,
         limit=limit,
+        max_examined=max_examined,
     )
 
 
