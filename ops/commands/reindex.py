@@ -13,34 +13,19 @@ Exit codes: 0 done (or nothing to do); 4 Redis unreachable.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import click
-import redis
 
-from ops.dlq.common import open_stores, redis_failure_line
+from ops.dlq.common import StoreCommand, open_stores
 from ops.options import redis_url_option
-from worker.core.exit_codes import ExitCode
 from worker.core.states import OrderState
-from worker.redisconn import RedisTooOld
 from worker.wiring import Stores
 
 # Order keys read per ZSCAN round and indexed per script call.
 REINDEX_BATCH = 500
 
 
-class _ReindexCommand(click.Command):
-    """Redis unreachable: one line and exit 4, as every store command (`StoreGroup`)."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except (redis.ConnectionError, redis.TimeoutError, RedisTooOld) as exc:
-            click.echo(redis_failure_line(exc), err=True)
-            ctx.exit(ExitCode.REDIS_UNREACHABLE)
-
-
-@click.command(cls=_ReindexCommand)
+@click.command(cls=StoreCommand)
 @click.option("--dry-run", is_flag=True, help="Count what is missing; change nothing.")
 @redis_url_option
 def reindex(dry_run: bool, redis_url: str | None) -> None:

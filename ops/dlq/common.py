@@ -55,15 +55,24 @@ def redis_failure_line(exc: Exception) -> str:
     return f"error: cannot reach Redis (--redis-url / JETTI_RELAY_REDIS_URL): {exc}"
 
 
-class StoreGroup(click.Group):
-    """A click group whose commands turn an unreachable Redis into one line and exit code 4."""
+class _OneLineOnRedisFailure:
+    """Mixed into a click command or group: an unreachable Redis (or one older than supported)
+    becomes one line and exit code 4 instead of a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            return super().invoke(ctx)  # type: ignore[misc]  # click.Command/Group.invoke
         except (redis.ConnectionError, redis.TimeoutError, RedisTooOld) as exc:
             click.echo(redis_failure_line(exc), err=True)
             ctx.exit(ExitCode.REDIS_UNREACHABLE)
+
+
+class StoreCommand(_OneLineOnRedisFailure, click.Command):
+    """A click command that turns an unreachable Redis into one line and exit code 4."""
+
+
+class StoreGroup(_OneLineOnRedisFailure, click.Group):
+    """A click group whose commands turn an unreachable Redis into one line and exit code 4."""
 
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
