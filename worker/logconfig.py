@@ -128,10 +128,14 @@ def configure_logging(fmt: str, level: str, *, secrets: Iterable[str]) -> None:
 
 
 def reset_logging() -> None:
-    """Undo `configure_logging`: remove the relay's handler, forget the configuration and reset
-    structlog, so the next call configures afresh (tests and embedded runners use this)."""
+    """Undo `configure_logging`: remove the relay's handler, forget the configuration and the
+    registered secrets and reset structlog, so the next call configures afresh (tests and
+    embedded runners use this; a secret of an earlier configuration would otherwise keep
+    masking its text, a short test token masking parts of words)."""
     global _configured
     with _configure_lock:
+        with _secrets_lock:
+            _secrets.clear()
         root = logging.getLogger()
         for handler in [h for h in root.handlers if isinstance(h, _RelayHandler)]:
             root.removeHandler(handler)
