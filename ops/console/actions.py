@@ -32,15 +32,13 @@ from worker.store.alerts import (
     silence,
     unsilence,
 )
+from worker.store.audit import FLEET_PAUSE, FLEET_RESUME
 from worker.store.dead_query import DeadFilter
 from worker.wiring import Stores
 
 if TYPE_CHECKING:
     from worker.publisher import Publisher
 
-# The audit actions of the breaker buttons (the other actions audit themselves).
-AUDIT_PAUSE = "fleet_pause"
-AUDIT_RESUME = "fleet_resume"
 # The longest silence the console sets (a week; longer is a rule to change, not a silence).
 MAX_SILENCE_S = 7 * 86400.0
 
@@ -78,7 +76,7 @@ def pause(stores: Stores, *, actor: str, reason: str, now: float | None = None) 
     """Pause submission for the whole fleet (the breaker, as `jetti-relay pause`)."""
     now = time.time() if now is None else now
     text = reason.strip() or f"paused from the console by {actor}"
-    stores.audit.record(AUDIT_PAUSE, actor=actor, details={"reason": text}, now=now)
+    stores.audit.record(FLEET_PAUSE, actor=actor, details={"reason": text}, now=now)
     stores.breaker.pause(text, now=now)
     return {"breaker": stores.breaker.state().state}
 
@@ -87,7 +85,7 @@ def resume(stores: Stores, *, actor: str, now: float | None = None) -> dict[str,
     """Resume submission (closes a paused or tripped breaker, as `jetti-relay resume`)."""
     now = time.time() if now is None else now
     before = stores.breaker.state().state
-    stores.audit.record(AUDIT_RESUME, actor=actor, details={"was": before}, now=now)
+    stores.audit.record(FLEET_RESUME, actor=actor, details={"was": before}, now=now)
     stores.breaker.resume(now=now)
     return {"breaker": stores.breaker.state().state, "was": before}
 

@@ -19,6 +19,11 @@ import redis
 
 from worker.core.keys import Keys
 
+# The audit actions of pausing and resuming the fleet (the CLI's `pause`/`resume` and the
+# console's buttons record the same ones).
+FLEET_PAUSE = "fleet_pause"
+FLEET_RESUME = "fleet_resume"
+
 
 @dataclass(frozen=True)
 class AuditRecord:

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from ops.cli import main
 from worker.core.keys import Keys
 from worker.settings import get_settings
+from worker.store.audit import FLEET_PAUSE, FLEET_RESUME, AuditLog, os_user
 from worker.store.breaker import Breaker
 
 
@@ -53,3 +54,19 @@ def test_pause_has_a_default_reason(redis_url: str, redis_client: redis.Redis[by
     result = CliRunner().invoke(main, ["pause", "--redis-url", redis_url])
     assert result.exit_code == 0, result.output
     assert Breaker(redis_client, Keys(), probe_s=60).state().reason == "paused by operator"
+
+
+@pytest.mark.usefixtures("clean_settings")
+def test_pause_and_resume_are_audited_with_the_os_user(
+    redis_url: str, redis_client: redis.Redis[bytes]
+) -> None:
+    """The audit log says who paused and resumed the fleet and why, as it does for the
+    console's buttons."""
+    runner = CliRunner()
+    runner.invoke(main, ["pause", "--reason", "stock sync", "--redis-url", redis_url])
+    runner.invoke(main, ["resume", "--redis-url", redis_url])
+    newest_first = AuditLog(redis_client, Keys()).read(limit=2)
+    assert [(r.action, r.actor, r.details) for r in newest_first] == [
+        (FLEET_RESUME, os_user(), {"was": "paused"}),
+        (FLEET_PAUSE, os_user(), {"reason": "stock sync"}),
+    ]
