@@ -239,19 +239,6 @@ def _render(view: dict[str, Any]) -> None:
     console.print(timeline)
 
 
-# Why each refusal, in the one line the command prints.
-_RETRY_REFUSED = {
-    RetryNowReply.IN_FLIGHT: "is in flight (a worker holds it): nothing to retry now",
-    RetryNowReply.SETTLED: "is settled (Jetti accepted it): nothing to retry",
-    RetryNowReply.DEAD: "is dead: replay it with `jetti-relay dlq replay KEY`",
-}
-_DISCARD_REFUSED = {
-    DiscardReply.IN_FLIGHT: "is in flight (a worker holds it): try again once it settles",
-    DiscardReply.SETTLED: "is settled (Jetti accepted it): nothing to discard",
-    DiscardReply.DEAD: "is dead already (for another reason): it has its dead letter",
-}
-
-
 @order.command(epilog=ACTION_EXIT_HELP)
 @click.argument("order_key")
 @redis_url_option
@@ -271,7 +258,7 @@ def retry(order_key: str, redis_url: str | None) -> None:
     if reply is RetryNowReply.MISSING:
         fail(f"no order under {order_key!r}", ExitCode.NOT_FOUND)
     if not reply.done:
-        fail(f"order {order_key!r} {_RETRY_REFUSED[reply]}", ExitCode.WRONG_STATE)
+        fail(f"order {order_key!r} {reply.refusal}", ExitCode.WRONG_STATE)
     if reply is RetryNowReply.REPUBLISH:
         from worker.wiring import publisher
 
@@ -314,7 +301,7 @@ def discard(order_key: str, reason_text: str, yes: bool, redis_url: str | None) 
     if reply is DiscardReply.MISSING:
         fail(f"no order under {order_key!r}", ExitCode.NOT_FOUND)
     if not reply.done:
-        fail(f"order {order_key!r} {_DISCARD_REFUSED[reply]}", ExitCode.WRONG_STATE)
+        fail(f"order {order_key!r} {reply.refusal}", ExitCode.WRONG_STATE)
     click.echo(
         f"discarded {order_key}: dead (discarded), dead letter kept; "
         f"`jetti-relay dlq replay {order_key}` sends it again"

@@ -90,25 +90,13 @@ def resume(stores: Stores, *, actor: str, now: float | None = None) -> dict[str,
     return {"breaker": stores.breaker.state().state, "was": before}
 
 
-_RETRY_REFUSED = {
-    RetryNowReply.IN_FLIGHT: "is in flight (a worker holds it): nothing to retry now",
-    RetryNowReply.SETTLED: "is settled (Jetti accepted it): nothing to retry",
-    RetryNowReply.DEAD: "is dead: replay it from its dead letter",
-}
-_DISCARD_REFUSED = {
-    DiscardReply.IN_FLIGHT: "is in flight (a worker holds it): try again once it settles",
-    DiscardReply.SETTLED: "is settled (Jetti accepted it): nothing to discard",
-    DiscardReply.DEAD: "is dead already: it has its dead letter",
-}
-
-
 def retry(stores: Stores, order_key: str, *, actor: str, publisher: KeyPublisher) -> dict[str, Any]:
     """Retry an order now (`order retry`): due at once, or published again when pending."""
     reply = stores.ledger.retry_now(order_key, actor=actor, now=time.time())
     if reply is RetryNowReply.MISSING:
         raise Refused(404, f"no order under {order_key!r}")
     if not reply.done:
-        raise Refused(409, f"order {order_key!r} {_RETRY_REFUSED[reply]}")
+        raise Refused(409, f"order {order_key!r} {reply.refusal}")
     if reply is RetryNowReply.REPUBLISH:
         publisher.publish([order_key])
         return {"order_key": order_key, "done": "published again"}
@@ -123,7 +111,7 @@ def discard(stores: Stores, order_key: str, *, reason: str, actor: str) -> dict[
     if reply is DiscardReply.MISSING:
         raise Refused(404, f"no order under {order_key!r}")
     if not reply.done:
-        raise Refused(409, f"order {order_key!r} {_DISCARD_REFUSED[reply]}")
+        raise Refused(409, f"order {order_key!r} {reply.refusal}")
     done = "already discarded" if reply is DiscardReply.ALREADY else "discarded"
     return {"order_key": order_key, "done": done}
 

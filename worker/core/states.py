@@ -118,6 +118,11 @@ class RetryNowReply(IntEnum):
         """True when the order was moved (DUE) or is to be published (REPUBLISH)."""
         return self in (RetryNowReply.DUE, RetryNowReply.REPUBLISH)
 
+    @property
+    def refusal(self) -> str | None:
+        """Why the order was refused, as the words after "order KEY" (None unless refused)."""
+        return _RETRY_REFUSALS.get(self)
+
 
 class DiscardReply(IntEnum):
     """An operator's "discard" (`Ledger.discard`, worker/store/lua/discard.lua)."""
@@ -133,3 +138,21 @@ class DiscardReply(IntEnum):
     def done(self) -> bool:
         """True when the order is (now) discarded with its dead letter."""
         return self in (DiscardReply.DISCARDED, DiscardReply.ALREADY)
+
+    @property
+    def refusal(self) -> str | None:
+        """Why the order was refused, as the words after "order KEY" (None unless refused)."""
+        return _DISCARD_REFUSALS.get(self)
+
+
+# Why each refusal of an operator's action, said the same way by the CLI and the console.
+_RETRY_REFUSALS = {
+    RetryNowReply.IN_FLIGHT: "is in flight (a worker holds it): nothing to retry now",
+    RetryNowReply.SETTLED: "is settled (Jetti accepted it): nothing to retry",
+    RetryNowReply.DEAD: "is dead: replay its dead letter (`jetti-relay dlq replay KEY`)",
+}
+_DISCARD_REFUSALS = {
+    DiscardReply.IN_FLIGHT: "is in flight (a worker holds it): try again once it settles",
+    DiscardReply.SETTLED: "is settled (Jetti accepted it): nothing to discard",
+    DiscardReply.DEAD: "is dead already (for another reason): it has its dead letter",
+}
