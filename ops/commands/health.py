@@ -25,14 +25,14 @@ from ops.monitoring.checks import (
     DEFAULT_MAX_OLDEST_WAITING_S,
     DEFAULT_MAX_STALL_S,
     DEFAULT_PING_TIMEOUT_S,
-    PUMP_GRACE_S,
-    SWEEPER_PERIODS,
     Check,
     Thresholds,
     all_checks,
     check_reconciler,
     check_redis,
+    pump_max_age_s,
     run_checks,
+    sweeper_max_age_s,
 )
 from ops.monitoring.intake_checks import check_intake
 from ops.monitoring.replication_checks import check_replication
@@ -172,12 +172,12 @@ def health(
         max_pump_age_s=(
             max_pump_age_s
             if max_pump_age_s is not None
-            else 10 * settings.pump_interval_s + PUMP_GRACE_S
+            else pump_max_age_s(settings.pump_interval_s)
         ),
         max_sweeper_age_s=(
             max_sweeper_age_s
             if max_sweeper_age_s is not None
-            else SWEEPER_PERIODS * settings.sweep_interval_s + 30.0
+            else sweeper_max_age_s(settings.sweep_interval_s)
         ),
         max_oldest_waiting_s=max_oldest_waiting_s,
         max_backlog=max_backlog,

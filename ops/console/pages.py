@@ -28,7 +28,9 @@ from ops.monitoring.checks import (
     check_reconciler,
     check_sweeper,
     check_throttle,
+    pump_max_age_s,
     run_checks,
+    sweeper_max_age_s,
 )
 from ops.monitoring.sources import Sources
 from worker import wiring
@@ -128,8 +130,8 @@ def overview(ctx: PageContext, *, now: float | None = None) -> dict[str, Any]:
             )
     settings = stores.settings
     limits = Thresholds(
-        max_pump_age_s=10 * settings.pump_interval_s + 20.0,
-        max_sweeper_age_s=3 * settings.sweep_interval_s + 30.0,
+        max_pump_age_s=pump_max_age_s(settings.pump_interval_s),
+        max_sweeper_age_s=sweeper_max_age_s(settings.sweep_interval_s),
     )
     checks = list(OVERVIEW_CHECKS)
     if settings.reconcile_active:

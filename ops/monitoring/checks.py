@@ -114,6 +114,18 @@ class Thresholds:
     max_intake_age_s: float = DEFAULT_MAX_INTAKE_AGE_S
 
 
+def pump_max_age_s(pump_interval_s: float) -> float:
+    """The pump's heartbeat age that counts as stopped, by default: ten of its intervals plus
+    the time a new leader needs to take the lease (PUMP_GRACE_S)."""
+    return 10 * pump_interval_s + PUMP_GRACE_S
+
+
+def sweeper_max_age_s(sweep_interval_s: float) -> float:
+    """The sweeper's heartbeat age that counts as stopped, by default: SWEEPER_PERIODS missed
+    periods plus half a minute."""
+    return SWEEPER_PERIODS * sweep_interval_s + 30.0
+
+
 CheckFn = Callable[[Sources, Thresholds, float], Check]
 
 
