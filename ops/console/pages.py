@@ -19,15 +19,9 @@ from typing import Any
 from ops.commands.order import order_view
 from ops.dlq.views import summary_row
 from ops.monitoring.checks import (
+    STORE_CHECKS,
     Thresholds,
-    check_backlog,
-    check_breaker,
-    check_dead_letters,
-    check_progress,
-    check_pump,
     check_reconciler,
-    check_sweeper,
-    check_throttle,
     pump_max_age_s,
     run_checks,
     sweeper_max_age_s,
@@ -63,16 +57,6 @@ MAX_DEAD_OFFSET = 2000
 DEAD_SCAN_LIMIT = 1000
 # The roles whose heartbeats the overview lists (worker/pipeline/maintenance.py writes them).
 HEARTBEAT_ROLES = ("pump", "sweeper")
-# The health checks the overview shows: the cheap ones (no Celery ping, no INFO of the server).
-OVERVIEW_CHECKS = (
-    ("progress", check_progress),
-    ("pump", check_pump),
-    ("sweeper", check_sweeper),
-    ("breaker", check_breaker),
-    ("throttle", check_throttle),
-    ("backlog", check_backlog),
-    ("dead_letters", check_dead_letters),
-)
 
 
 @dataclass(frozen=True)
@@ -133,7 +117,7 @@ def overview(ctx: PageContext, *, now: float | None = None) -> dict[str, Any]:
         max_pump_age_s=pump_max_age_s(settings.pump_interval_s),
         max_sweeper_age_s=sweeper_max_age_s(settings.sweep_interval_s),
     )
-    checks = list(OVERVIEW_CHECKS)
+    checks = list(STORE_CHECKS)  # the cheap ones: no broker ping, no server INFO
     if settings.reconcile_active:
         checks.append(("reconciler", check_reconciler))
     results = run_checks(src, limits, checks, now=now)

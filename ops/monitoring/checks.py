@@ -396,18 +396,25 @@ def run_checks(
     return results
 
 
+# The checks that only read the relay's own keys: no broker ping, no INFO of the server (what
+# the console's overview runs on every refresh).
+STORE_CHECKS: tuple[tuple[str, CheckFn], ...] = (
+    ("progress", check_progress),
+    ("pump", check_pump),
+    ("sweeper", check_sweeper),
+    ("breaker", check_breaker),
+    ("throttle", check_throttle),
+    ("backlog", check_backlog),
+    ("dead_letters", check_dead_letters),
+)
+
+
 def all_checks(ping: Callable[[float], list[str]]) -> list[tuple[str, CheckFn]]:
     """Every check, in the order they are reported."""
     return [
         ("redis", check_redis),
         ("workers", make_worker_check(ping)),
-        ("progress", check_progress),
-        ("pump", check_pump),
-        ("sweeper", check_sweeper),
-        ("breaker", check_breaker),
-        ("throttle", check_throttle),
-        ("backlog", check_backlog),
-        ("dead_letters", check_dead_letters),
+        *STORE_CHECKS,
         ("redis_server", check_redis_server),
         ("memory", check_memory),
     ]
