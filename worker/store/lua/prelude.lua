@@ -215,8 +215,9 @@ end
 -- `ts_s`/`seq_s` are the version the worker gave up on ('' = not known, no compare). When a
 -- newer version arrived meanwhile (coalesced while this one was in flight), that version is new
 -- work: no DEAD, a fresh budget and PENDING, and 2 is returned so the caller re-publishes it and
--- resolves the dead letter it wrote for the older version.
-local function dead_one(k, reason, attempt, ts_s, seq_s)
+-- resolves the dead letter it wrote for the older version. `extra` (optional) adds fields to
+-- the 'dead' event (an operator's discard: actor, note, previous_state).
+local function dead_one(k, reason, attempt, ts_s, seq_s, extra)
   local ok = okey(k)
   local f = redis.call('HMGET', ok, 'state', 'v_ts', 'v_seq')
   local state = f[1]
@@ -239,7 +240,9 @@ local function dead_one(k, reason, attempt, ts_s, seq_s)
   add_attempt(k, attempt)
   set_state(k, state, 'dead')
   counter('dead_' .. reason)
-  event(k, {type = 'dead', reason = reason})
+  local ev = {type = 'dead', reason = reason}
+  for field, value in pairs(extra or {}) do ev[field] = value end
+  event(k, ev)
   return 1
 end
 
