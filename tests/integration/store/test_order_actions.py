@@ -117,6 +117,14 @@ def test_discard_makes_a_waiting_order_dead_with_a_replayable_dead_letter(
     assert entry is not None
     assert (entry.state, entry.dead_reason) == (OrderState.DEAD, DeadReason.DISCARDED)
     assert redis_client.zscore(keys.retry_schedule(), KEY) is None
+    dead_event = ledger.events(KEY)[-1]
+    assert {k: dead_event[k] for k in ("type", "reason", "actor", "note", "previous_state")} == {
+        "type": "dead",
+        "reason": "discarded",
+        "actor": "ada",
+        "note": "customer cancelled by phone",
+        "previous_state": "retry_wait",
+    }
     letter = DeadLetters(redis_client, keys).get(KEY)
     assert letter is not None
     assert (letter.reason, letter.status, letter.raw) == (
