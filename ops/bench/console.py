@@ -29,6 +29,7 @@ from typing import Any
 import click
 import httpx
 
+from ops.bench.stats import percentiles
 from ops.harness.ports import free_port, wait_for
 from ops.harness.services import Services, exit_on_sigterm
 from ops.harness.workers import pipeline_env
@@ -65,13 +66,6 @@ def _say(text: str) -> None:
     click.echo(f"[{time.strftime('%H:%M:%S')}] {text}", err=True)
 
 
-def quantile(values: list[float], q: float) -> float:
-    """The nearest-rank quantile `q` (0..1) of `values` (non-empty)."""
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(q * len(ordered) + 0.5)))
-    return ordered[rank - 1]
-
-
 # --- part 1: pages --------------------------------------------------------------------------
 def console_paths(client: httpx.Client) -> list[str]:
     """Every page and JSON twin the benchmark requests: the console's own list
@@ -104,15 +98,16 @@ def measure_pages(base_url: str, token: str, requests: int) -> list[PageFigures]
                 if response.status_code != 200:
                     raise click.ClickException(f"GET {path}: HTTP {response.status_code}")
                 timings[path].append(elapsed_ms)
-    return [
-        PageFigures(
-            path=p,
-            p50_ms=quantile(t[1:], 0.5),
-            p95_ms=quantile(t[1:], 0.95),
-            max_ms=max(t[1:]),
+    figures = []
+    for path, all_ms in timings.items():
+        measured = all_ms[1:]  # the first pass warms up
+        pct = percentiles(measured)
+        figures.append(
+            PageFigures(
+                path=path, p50_ms=pct["p50"] or 0.0, p95_ms=pct["p95"] or 0.0, max_ms=max(measured)
+            )
         )
-        for p, t in timings.items()
-    ]
+    return figures
 
 
 def _pages_part(cfg: ConsoleBenchConfig, services: Services) -> dict[str, Any]:
@@ -164,12 +159,17 @@ class FeedRun:
 
     def summary(self) -> dict[str, Any]:
         lat = self.latencies_s
+        pct = percentiles(lat)
+
+        def ms(seconds: float | None) -> float | None:
+            return None if seconds is None else round(seconds * 1000, 1)
+
         return {
             "name": self.name,
             "sent": self.sent,
             "accepted": len(lat),
-            "p50_ms": round(quantile(lat, 0.5) * 1000, 1) if lat else None,
-            "p99_ms": round(quantile(lat, 0.99) * 1000, 1) if lat else None,
+            "p50_ms": ms(pct["p50"]),
+            "p99_ms": ms(pct["p99"]),
             "max_ms": round(max(lat) * 1000, 1) if lat else None,
             "job": self.job,
         }

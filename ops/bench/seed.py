@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -156,8 +156,3 @@ def _finish(n: int, state: OrderState, version: Version, at: float) -> Finish:
             version=version, payload_hash=f"seed{n}", line_ids=(), sale_id=n, attempt=None
         )
     return Finish(order_key=order_key(n), outcome=outcome, finish=True, token=f"seed:{n}")
-
-
-def seeded_keys(count: int) -> Sequence[str]:
-    """The keys `seed` gives its first `count` orders."""
-    return [order_key(n) for n in range(count)]
