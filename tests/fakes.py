@@ -112,6 +112,7 @@ class FakeLedger:
         lock_head_tail: tuple[str, str],
         now: float,
         also: Callable[[Any], None] | None = None,
+        retry_for_s: float = 0.0,
     ) -> list[FinishReply]:
         self.finished.extend(items)
         if also is not None:

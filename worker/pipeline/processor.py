@@ -71,6 +71,12 @@ from worker.pipeline.submit import Submitter
 
 log = structlog.get_logger("jetti_relay.processor")
 
+# How long the last write of a batch (its outcomes) rides out a Redis failover before giving up
+# and leaving the orders SUBMITTING for the sweeper (minutes later, and sent again). It covers a
+# Sentinel failover with the compose profile's 5 s down-after time several times over, and stays
+# below the 30 s between the default soft and hard time limits.
+FLUSH_RETRY_S = 20.0
+
 
 @dataclass(frozen=True)
 class ProcessorConfig:
@@ -87,6 +93,7 @@ class ProcessorConfig:
     build: BuildOptions = field(default_factory=BuildOptions)  # the transform's knobs
     submit_concurrency: int = 8  # requests in flight per process (the submit thread pool's size)
     fill_to: int = 0  # a message with fewer keys takes on waiting PENDING orders up to this many
+    flush_retry_s: float = FLUSH_RETRY_S  # the outcomes' write rides out a failover this long
 
 
 class OrderProcessor:
@@ -383,6 +390,7 @@ class OrderProcessor:
                 lock_head_tail=self._lock_parts,
                 now=self._clock(),
                 also=batch.tally.queue if batch.tally else None,
+                retry_for_s=self._cfg.flush_retry_s,
             )
         except Exception:
             # The orders stay SUBMITTING under locks that expire; the sweeper re-publishes them.

@@ -8,6 +8,7 @@ single-order writes of the cancel path (`schedule_retry`, `mark_dead`) are one-i
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -30,7 +31,13 @@ from worker.store.ledger_schema import (
     decode_pairs,
     encode_finish,
 )
+from worker.store.replication import failing_over
 from worker.store.scripts import LedgerScripts
+
+# `finish_batch` with `retry_for_s`: the pause before its first retry, doubled after each one
+# up to the longest. A Sentinel failover takes the down-after time plus a second or two.
+FINISH_RETRY_FIRST_S = 0.25
+FINISH_RETRY_LONGEST_S = 2.0
 
 
 class DeliveryOps:
@@ -116,6 +123,9 @@ class DeliveryOps:
         lock_head_tail: tuple[str, str],
         now: float,
         also: Callable[[Any], None] | None = None,
+        retry_for_s: float = 0.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> list[FinishReply]:
         """Write every order's outcome, its finish marker and its lock release in ONE script.
 
@@ -125,6 +135,13 @@ class DeliveryOps:
         one named reply per item, from its outcome's enum: `SubmitReply` (REPUBLISH: a newer
         version is waiting and must be re-published), `RetryReply`, `DeadReply` (SUPERSEDED: a
         newer version is PENDING instead and must be re-published), `NoReply` for None.
+
+        With `retry_for_s`, a failover (`failing_over`: connection lost, READONLY, NOREPLICAS)
+        is ridden out: the same call is sent again, with growing pauses, until it goes through
+        or `retry_for_s` has passed; then the last error is raised. The script is repeat-safe
+        for every item with a token (finish_batch.lua), so a call that ran but whose reply was
+        lost answers the same the second time and counts nothing twice (the `also` counters
+        excepted: they may count twice, or not at all when the call gives up).
         """
         if not items and also is None:
             return []
@@ -132,7 +149,17 @@ class DeliveryOps:
         if items:
             head, tail = lock_head_tail
             calls.append(self._scripts.argv(now, "", head, tail, encode_finish(items)))
-        replies = self._scripts.run_pipelined("finish_batch", calls, also=also)
+        deadline = clock() + retry_for_s
+        pause_s = FINISH_RETRY_FIRST_S
+        while True:
+            try:
+                replies = self._scripts.run_pipelined("finish_batch", calls, also=also)
+                break
+            except redis.RedisError as exc:
+                if not failing_over(exc) or clock() + pause_s > deadline:
+                    raise
+            sleep(pause_s)
+            pause_s = min(pause_s * 2, FINISH_RETRY_LONGEST_S)
         return decode_finish(items, replies[0]) if items else []
 
     # --- one order at a time: one-item calls of the batch scripts --------------------------

@@ -67,6 +67,8 @@ class OrderField(StrEnum):
     SHED_AT = "shed_at"  # when the body was shed to a tombstone
     PREV_RAW = "prev_raw"  # the raw order the latest version replaced (shed with the body)
     TRACE = "trace"  # W3C traceparent of the producer's span for the latest version
+    FIN_TOKEN = "fin_token"  # lock token of the last delivery whose outcome was written
+    FIN_REPLY = "fin_reply"  # finish_batch.lua's answer for it (a repeat of the call gets it)
 
     @property
     def key(self) -> bytes:

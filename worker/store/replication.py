@@ -69,3 +69,14 @@ def refused_for_replicas(exc: BaseException) -> bool:
     (after the wording redis-py puts before an error raised from a pipeline)."""
     reply = str(exc).rpartition("caused error: ")[2]
     return isinstance(exc, redis.ResponseError) and reply.startswith("NOREPLICAS")
+
+
+def failing_over(exc: BaseException) -> bool:
+    """True when the same ledger write can succeed in a moment because Redis is changing hands:
+    the connection failed or timed out (the primary died, or the sentinels have no primary yet),
+    the node is a replica now (READONLY: a demoted primary), or it refuses writes until its
+    replicas are back in sync (NOREPLICAS). Only a write that is safe to run twice may be
+    retried on the first two: its reply may have been lost after it ran."""
+    return isinstance(
+        exc, redis.ConnectionError | redis.TimeoutError | redis.exceptions.ReadOnlyError
+    ) or refused_for_replicas(exc)

@@ -45,8 +45,11 @@ class BatchLedger(Protocol):
         lock_head_tail: tuple[str, str],
         now: float,
         also: Callable[[Any], None] | None = None,
+        retry_for_s: float = 0.0,
     ) -> list[FinishReply]:
-        """Write every outcome, finish marker and lock release; one named reply per item."""
+        """Write every outcome, finish marker and lock release; one named reply per item.
+        With `retry_for_s`, a Redis failover is ridden out for up to that long (the write is
+        repeat-safe per delivery); after that, or on any other error, the error is raised."""
         ...
 
     def attempts(self, order_key: str) -> list[Attempt]:
