@@ -49,6 +49,7 @@ from worker.core.keys import Keys
 from worker.core.ports import KeyPublisher
 from worker.core.rules import Rules
 from worker.core.tracing import Tracer
+from worker.loop_failures import FailureStreak
 from worker.store.intake import IntakeStream, PendingEntry, StreamEntry
 from worker.store.ledger import Ledger
 
@@ -105,6 +106,10 @@ class StreamIntake:
         )
         # A span per order when tracing is on (producers.tracing), on both write paths.
         self._tracer = configured_tracer() if tracer is None else tracer
+        # A batch failing the same way again and again: one traceback, then a line now and then.
+        self._failures = FailureStreak(
+            log, failed="intake_batch_failed", recovered="intake_batch_recovered"
+        )
 
     # --- the loop ------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -253,6 +258,7 @@ class StreamIntake:
             # not left for the reclaim to count as one more delivery.
             self._unfinished = [*self._unfinished, *entries]
             raise
+        self._failures.succeeded(consumer=self.consumer)
 
     def _take_prefetched(self) -> list[StreamEntry] | None:
         """The batch read ahead (None when none was); a failed read raises here."""
@@ -321,12 +327,13 @@ class StreamIntake:
     def _process(self, entries: list[StreamEntry]) -> None:
         try:
             self._handle(entries)
+            self._failures.succeeded(consumer=self.consumer)
             return
         except Exception as exc:
             if transient(exc):
                 self._unfinished = entries
                 raise
-            log.exception("intake_batch_failed", consumer=self.consumer, entries=len(entries))
+            self._failures.failed(exc, consumer=self.consumer, entries=len(entries))
         if len(entries) == 1:
             self.counts.failed += 1
             return

@@ -33,6 +33,7 @@ import structlog
 from ops.notify.rules import Reading
 from ops.notify.sinks import Message, SendFailed, Sink
 from worker.core.keys import Keys
+from worker.loop_failures import FailureStreak
 from worker.store.alerts import AlertRecord, AlertState, Delivery, alert_states, save_record
 from worker.store.leases import Leader
 
@@ -195,8 +196,9 @@ class Notifier:
         return replace(record, delivered=delivered, last_error="; ".join(errors) or None)
 
     def run(self, stop: threading.Event) -> None:
-        """Pass every interval until `stop` is set; errors are logged, never fatal. Gives the
-        lease up on the way out so another process takes over at once."""
+        """Pass every interval until `stop` is set; errors are logged, never fatal (the same
+        error repeating as a line now and then: `FailureStreak`). Gives the lease up on the
+        way out so another process takes over at once."""
         if not self._sinks:
             log.info(
                 "notifier_state_only",
@@ -205,12 +207,17 @@ class Notifier:
             )
         else:
             log.info("notifier_started", sinks=list(self.sink_names), holder=self._cfg.holder)
+        failures = FailureStreak(
+            log, failed="notifier_pass_failed", recovered="notifier_pass_recovered"
+        )
         while not stop.is_set():
             try:
                 self.pass_once()
-            except Exception:
+            except Exception as exc:
                 # Redis may be restarting, the broker down: try again next interval.
-                log.exception("notifier_pass_failed")
+                failures.failed(exc)
+            else:
+                failures.succeeded()
             stop.wait(self._cfg.interval_s)
         with contextlib.suppress(redis.RedisError):  # the lease expires on its own
             self._leader.resign(ROLE, holder=self._cfg.holder)

@@ -50,6 +50,7 @@ from worker.core.jobs import (
     replay_budget_per_s,
 )
 from worker.core.replay_plan import SENDING, Action, ReplayInputError
+from worker.loop_failures import FailureStreak
 from worker.pipeline.ports import (
     AuditTrail,
     JobBook,
@@ -128,13 +129,20 @@ class JobRunner:
         self._errors: dict[str, int] = {}  # job id -> chunks in a row that ended in an error
 
     def run(self, stop: threading.Event) -> None:
-        """Look for jobs every `poll_interval_s` until `stop` is set; errors are logged, and
-        the job they hit is tried again on the next pass."""
+        """Look for jobs every `poll_interval_s` until `stop` is set; errors are logged (the
+        same error repeating as a line now and then: `FailureStreak`), and the job they hit is
+        tried again on the next pass."""
+        holder = self._cfg.holder
+        failures = FailureStreak(
+            log, failed="job_runner_pass_failed", recovered="job_runner_pass_recovered"
+        )
         while not stop.is_set():
             try:
                 self.run_once(stop)
-            except Exception:
-                log.exception("job_runner_pass_failed", holder=self._cfg.holder)
+            except Exception as exc:
+                failures.failed(exc, holder=holder)
+            else:
+                failures.succeeded(holder=holder)
             stop.wait(self._cfg.poll_interval_s)
 
     def run_once(self, stop: threading.Event) -> list[str]:

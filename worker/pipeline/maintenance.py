@@ -24,6 +24,7 @@ from typing import Protocol
 import structlog
 
 from worker.core.states import OrderState
+from worker.loop_failures import REPEAT_LOG_EVERY_S, FailureStreak
 from worker.pipeline.ports import BatchPublisher, MaintenanceLedger, RoleLeader
 
 log = structlog.get_logger("jetti_relay.maintenance")
@@ -84,6 +85,7 @@ class Maintenance:
         reconciler: Periodic | None = None,
         queue_length: Callable[[], int] | None = None,
         periodics: Sequence[tuple[str, Periodic]] = (),
+        failure_log_every_s: float = REPEAT_LOG_EVERY_S,
     ) -> None:
         self._cfg = config
         self._ledger = ledger
@@ -95,6 +97,7 @@ class Maintenance:
         self._queue_length = queue_length  # messages still queued (Publisher.queue_length)
         # More loops of their own (name, job): the replay-job runner, the notifier.
         self._periodics = tuple(periodics)
+        self._failure_log_every_s = failure_log_every_s  # see worker.loop_failures
 
     def pump_once(self) -> int:
         """Publish every due retry (up to PASS_LIMIT); returns how many orders went back."""
@@ -164,7 +167,9 @@ class Maintenance:
         return self._ledger.stuck(OrderState.PENDING, older_than=now - after_s, limit=PASS_LIMIT)
 
     def run(self, stop: threading.Event) -> None:
-        """Pump and sweep on their intervals until `stop` is set; errors are logged, not fatal.
+        """Pump and sweep on their intervals until `stop` is set; errors are logged, not fatal:
+        the first of a streak with its traceback, then a line at most every
+        `failure_log_every_s` while the same error repeats (`FailureStreak`).
 
         The reconciler, when given, runs in its own thread: its throttled reads of Jetti's
         import log must never hold up the pump.
@@ -174,6 +179,12 @@ class Maintenance:
             loops.insert(0, ("reconciler", self._reconciler))
         for name, loop in loops:
             threading.Thread(target=loop.run, args=(stop,), name=name, daemon=True).start()
+        failures = FailureStreak(
+            log,
+            failed="maintenance_pass_failed",
+            recovered="maintenance_pass_recovered",
+            every_s=self._failure_log_every_s,
+        )
         next_sweep = 0.0
         while not stop.is_set():
             try:
@@ -181,9 +192,11 @@ class Maintenance:
                 if time.monotonic() >= next_sweep:
                     self.sweep_once()
                     next_sweep = time.monotonic() + self._cfg.sweep_interval_s
-            except Exception:
+            except Exception as exc:
                 # Redis may be restarting; keep the loop alive and try again next tick.
-                log.exception("maintenance_pass_failed")
+                failures.failed(exc)
+            else:
+                failures.succeeded()
             stop.wait(self._cfg.pump_interval_s)
 
     def start(self, stop: threading.Event) -> threading.Thread:

@@ -53,6 +53,7 @@ from worker.core.reconcile_rules import DEFAULT_TOLERANCE_S, ConfirmCandidate
 from worker.core.records import OrderEntry
 from worker.core.states import RepairReply
 from worker.core.transform import Built
+from worker.loop_failures import FailureStreak
 from worker.pipeline.ports import (
     DeadLetterBook,
     ImportLogReader,
@@ -171,12 +172,18 @@ class Reconciler:
 
     # --- the loop ---------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
-        """Reconcile every `interval_s` until `stop` is set; errors are logged, not fatal."""
+        """Reconcile every `interval_s` until `stop` is set; errors are logged, not fatal (the
+        same error repeating as a line now and then: `FailureStreak`)."""
+        failures = FailureStreak(
+            log, failed="reconcile_pass_failed", recovered="reconcile_pass_recovered"
+        )
         while not stop.wait(self._cfg.interval_s):
             try:
                 self.run_once()
-            except Exception:
-                log.exception("reconcile_pass_failed")
+            except Exception as exc:
+                failures.failed(exc)
+            else:
+                failures.succeeded()
 
     def run_once(self) -> ReconcileReport:
         """One pass: read new errors, dead-letter rejections, repair and confirm."""

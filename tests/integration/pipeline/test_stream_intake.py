@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import pytest
 import redis
 from kombu.exceptions import OperationalError
+from structlog.testing import capture_logs
 
 from producers.enqueue import EnqueueInterrupted
 from producers.stream_intake import StreamIntake
@@ -249,6 +250,29 @@ def test_an_entry_that_breaks_its_batch_is_isolated_then_rejected(harness: Harne
     assert intake.reclaim() == 1
     assert [r["entry_id"].decode() for r in rejects(client)] == [culprit]
     assert pending(client) == 0
+
+
+def test_a_batch_failing_the_same_way_again_logs_one_traceback_then_the_recovery(
+    harness: Harness,
+) -> None:
+    """Batches that keep failing with the same error: the first is `intake_batch_failed` with
+    its traceback, the next (within 30 s) only counted, and the first batch that goes through
+    logs `intake_batch_recovered` with the count."""
+    client = harness.client
+    publisher = PoisonPublisher(harness)
+    intake = consumer(client, publisher)
+    with capture_logs() as logs:
+        for key in ("poison-1", "poison-2", "lf-1"):
+            add_entry(client, raw_order(key))
+            assert intake.poll() == 1
+    lines = [e for e in logs if e["event"] in {"intake_batch_failed", "intake_batch_recovered"}]
+    assert [(e["event"], e["log_level"]) for e in lines] == [
+        ("intake_batch_failed", "error"),
+        ("intake_batch_recovered", "info"),
+    ]
+    assert isinstance(lines[0]["exc_info"], RuntimeError)
+    assert (lines[0]["consumer"], lines[0]["entries"]) == ("c1", 1)
+    assert (lines[1]["failures"], lines[1]["consumer"]) == (2, "c1")
 
 
 def test_trim_keeps_every_entry_another_group_has_not_acknowledged(harness: Harness) -> None:
