@@ -1,7 +1,8 @@
-"""The batch's last write across a Redis failover, against real redis-servers: `finish_batch`
-is repeat-safe per delivery (a call whose reply was lost answers the same the second time and
-counts nothing twice), and with `retry_for_s` it rides out NOREPLICAS and a restart instead of
-leaving the orders SUBMITTING for the sweeper."""
+"""The worker's ledger scripts across a Redis failover, against real redis-servers: the batch's
+claim (`begin_batch`) and its last write (`finish_batch`) are repeat-safe (a call whose reply
+was lost answers the same the second time and counts nothing twice), and with `retry_for_s` the
+last write rides out NOREPLICAS and a restart instead of leaving the orders SUBMITTING for the
+sweeper."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from tests.integration.store.ledger_steps import (
     lock_parts,
     version,
 )
-from worker.core.records import Attempt, Dead, Finish, Retry, Submitted
+from worker.core.records import Attempt, Claim, Dead, DeliveryAction, Finish, Retry, Submitted
 from worker.core.states import DeadReason, DeadReply, OrderState, RetryReply, SubmitReply
 from worker.store.ledger import Ledger
 
@@ -208,3 +209,56 @@ def test_finish_gives_up_after_retry_for_s(bare_ledger: Ledger, server: RedisSer
     thread.join(timeout=10)
 
     assert len(answers) == 1 and isinstance(answers[0], redis.ConnectionError)
+
+
+# --- the claim's repeat -----------------------------------------------------------------------
+
+
+def begin(ledger: Ledger, claims: list[tuple[str, str]]) -> list[Claim]:
+    """One message's claim, as the worker sends it (no fillers)."""
+    return ledger.begin_batch(
+        claims,
+        lock_head_tail=lock_parts(),
+        lock_ttl_s=30.0,
+        lock_busy_due_at=T0 + 60,
+        task_id="t1",
+        worker="w1",
+        now=T0,
+        max_unfinished=3,
+    )
+
+
+@pytest.mark.parametrize("keys_in_message", [1, 3])
+def test_a_repeated_claim_answers_as_the_first_and_counts_one_delivery(
+    ledger: Ledger, keys_in_message: int
+) -> None:
+    """The same message's claim sent twice (its reply lost in a failover): each order is
+    answered PROCEED with the same token again, neither `locked` nor isolated as a suspect, and
+    one delivery is counted, not two."""
+    message = [(f"{KEY}-{n}", f"token-{n}") for n in range(keys_in_message)]
+    for key, _ in message:
+        ledger.record(version('{"a":1}', key=key), now=T0)
+
+    first = begin(ledger, message)
+    second = begin(ledger, message)
+
+    assert [c.delivery.action for c in second if c.delivery] == [DeliveryAction.PROCEED] * len(
+        message
+    )
+    assert [(c.token, c.locked, c.isolate) for c in second] == [
+        (token, False, False) for _, token in message
+    ]
+    assert [c.token for c in first] == [c.token for c in second]
+    for key, _ in message:
+        entry = ledger.get(key)
+        assert entry is not None
+        assert (entry.state, entry.deliveries_started) == (OrderState.SUBMITTING, 1)
+
+
+def test_another_token_still_finds_the_order_locked(ledger: Ledger) -> None:
+    """The repeat is recognised by its own token only: another message's claim of the order is
+    `locked`, as before."""
+    ledger.record(version('{"a":1}'), now=T0)
+    begin(ledger, [(KEY, "token-1")])
+    (other,) = begin(ledger, [(KEY, "token-2")])
+    assert other.locked and other.delivery is None

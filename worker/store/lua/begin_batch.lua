@@ -19,9 +19,21 @@
 -- same way with tokens prefix:1, prefix:2, ...; only those begun are returned, as
 -- {action, HGETALL, order key, token}, after the message's rows. A PENDING order whose lock is
 -- held elsewhere is skipped untouched. Their own messages later find them done or in flight.
+-- Repeat-safe for the message's orders: a lock that already holds the token given for it was
+-- taken by this same call, run before (redis-py sends a command again when a failover cut its
+-- reply off); the order is answered as that run began it, with no second delivery counted.
+-- (Filler orders taken by the first run are not answered again: they stay SUBMITTING under
+-- their locks until the sweeper finds them.)
 local out = {}
+local function lock_key(k) return ARGV[13] .. enc(k) .. ARGV[14] end
+local function claimed_before(k, token)
+  if redis.call('GET', lock_key(k)) ~= token then return nil end
+  local entry = redis.call('HGETALL', okey(k))
+  if redis.call('HGET', okey(k), 'state') == 'submitting' then return {'proceed', entry} end
+  return {'crash_loop', entry}
+end
 local function claim(k, token)
-  local lk = ARGV[13] .. enc(k) .. ARGV[14]
+  local lk = lock_key(k)
   if not redis.call('SET', lk, token, 'NX', 'PX', ARGV[15]) then return nil end
   local action = begin_one(k, ARGV[10], ARGV[11], ARGV[12])
   if action == 'proceed' or action == 'crash_loop' then
@@ -46,11 +58,15 @@ local several = #ARGV - 18 > 2
 for i = 19, #ARGV, 2 do
   local k = ARGV[i]
   seen[k] = true
-  local row
+  local row = claimed_before(k, ARGV[i + 1])
   local strikes = unfinished(k)
+  if row ~= nil and row[1] == 'proceed' then
+    strikes = strikes - 1  -- this call's own delivery, begun by its first run
+  end
   if strikes > 0 then
     any_suspect = true
-    if several and strikes < tonumber(ARGV[12]) then row = {'isolate'} end
+    -- (a row claimed before was not a suspect to isolate then, and is not now)
+    if row == nil and several and strikes < tonumber(ARGV[12]) then row = {'isolate'} end
   end
   if row == nil then
     row = claim(k, ARGV[i + 1])
