@@ -14,21 +14,52 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from collections import deque
+from collections.abc import Sequence
 from types import FrameType
 
 import click
 
 from ops.options import redis_url_option, refuse_to_start, settings_from_options
 from worker.core.exit_codes import ExitCode
-from worker.settings import LOG_LEVELS, Settings, check_timeouts
+from worker.settings import CHILD_RESTART_VARIABLE, LOG_LEVELS, Settings, check_timeouts
 
-# A Celery worker that exits on its own is started again after this pause. kombu can end the
+# A Celery worker that exits on its own is started again after a pause. kombu can end the
 # consumer with "Unrecoverable error: AttributeError(... 'hostname')" when Redis goes away while
 # it reconnects (chaos scenario 2, Redis kill -9): without this the machine stopped consuming.
-CHILD_RESTART_DELAY_S = 1.0
-# Child exit codes that are final: a clean exit, and the refusals to start (a configuration
-# mistake, or EX_CONFIG for a Redis older than supported): starting again would only repeat them.
+# The pause after a child that ran well, and the first of a run of quick exits.
+RESTART_DELAY_MIN_S = 1.0
+# Quick exits in a row double the pause up to this, so a persistent failure does not spin.
+RESTART_DELAY_MAX_S = 30.0
+# A child that ran at least this long was healthy: the pauses start again from the minimum.
+HEALTHY_RUN_S = 60.0
+# Exits remembered for the pause: from the sixth quick exit in a row it is at its cap anyway.
+RESTART_HISTORY = 8
+# Exit codes that end `jetti-relay worker` when the FIRST child exits with them: a clean exit,
+# and the refusals to start (a configuration mistake, or EX_CONFIG for a Redis older than
+# supported): starting again would only repeat them. A restarted child is always started again:
+# the settings and the Redis version were checked before the first, and what a restart meets
+# (a replica down, a failover) is an outage to ride out.
 FINAL_EXIT_CODES = frozenset({ExitCode.OK, ExitCode.CONFIG, ExitCode.REDIS_TOO_OLD})
+
+
+def restart_delay_s(run_times_s: Sequence[float]) -> float:
+    """Seconds to pause before starting the next Celery child, from how long each child so far
+    ran, oldest first (the last one just exited): RESTART_DELAY_MIN_S, doubled for each further
+    child in a row that ran less than HEALTHY_RUN_S, at most RESTART_DELAY_MAX_S."""
+    quick = 0
+    for ran_s in reversed(run_times_s):
+        if ran_s >= HEALTHY_RUN_S:
+            break
+        quick += 1
+    return min(RESTART_DELAY_MIN_S * 2.0 ** max(quick - 1, 0), RESTART_DELAY_MAX_S)
+
+
+def child_is_final(code: int, *, restart: int) -> bool:
+    """Whether a Celery child's exit `code` ends `jetti-relay worker`: only for the first child
+    (`restart` 0), and only for FINAL_EXIT_CODES."""
+    return restart == 0 and code in FINAL_EXIT_CODES
 
 
 def refuse_unsupported_redis(settings: Settings) -> None:
@@ -146,7 +177,18 @@ def worker(
         argv += ["-c", str(processes)]
     if hostname:
         argv += ["-n", hostname]
-    children = [subprocess.Popen(argv, env=os.environ.copy())]
+
+    def start_child(restart: int) -> subprocess.Popen[bytes]:
+        env = os.environ.copy()
+        env.pop(CHILD_RESTART_VARIABLE, None)  # the first child is checked as a first start
+        if restart:
+            env[CHILD_RESTART_VARIABLE] = str(restart)
+        return subprocess.Popen(argv, env=env)
+
+    child = [start_child(0)]  # the one running now; a list so that `forward` sees a new one
+    restarts = 0
+    started_s = time.monotonic()
+    run_times_s: deque[float] = deque(maxlen=RESTART_HISTORY)
     stop = threading.Event()
     threads = [_maintenance_thread(stop)] if pump else []
     if pump if intake is None else intake:  # --intake follows --pump unless given
@@ -157,21 +199,29 @@ def worker(
 
     def forward(signum: int, _frame: FrameType | None) -> None:
         stop.set()
-        if children[-1].poll() is None:
-            children[-1].send_signal(signum)
+        if child[0].poll() is None:
+            child[0].send_signal(signum)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     while True:
-        code = children[-1].wait()
-        if stop.is_set() or code in FINAL_EXIT_CODES:
+        code = child[0].wait()
+        run_times_s.append(time.monotonic() - started_s)
+        if stop.is_set() or child_is_final(code, restart=restarts):
             break
-        click.echo(f"jetti-relay worker: celery exited with {code}; starting it again", err=True)
-        if stop.wait(CHILD_RESTART_DELAY_S):
+        delay_s = restart_delay_s(run_times_s)
+        click.echo(
+            f"jetti-relay worker: celery exited with {code} after {run_times_s[-1]:.0f} s; "
+            f"starting it again in {delay_s:g} s (restart {restarts + 1})",
+            err=True,
+        )
+        if stop.wait(delay_s):
             break
-        children.append(subprocess.Popen(argv, env=os.environ.copy()))
+        restarts += 1
+        child[0] = start_child(restarts)
+        started_s = time.monotonic()
         if stop.is_set():  # a signal that arrived while the new child was starting
-            children[-1].send_signal(signal.SIGTERM)
+            child[0].send_signal(signal.SIGTERM)
     stop.set()
     for thread in threads:
         thread.join(timeout=10)

@@ -16,6 +16,7 @@ from worker.settings.defaults import __all__ as _defaults
 from worker.settings.environment import (
     EnvReading,
     SettingsError,
+    child_restart,
     describe_validation_error,
     get_settings,
     known_variables,
@@ -30,6 +31,7 @@ __all__ = [
     "Settings",
     "SettingsError",
     "check_timeouts",
+    "child_restart",
     "describe_validation_error",
     "env_name",
     "get_settings",

@@ -31,6 +31,11 @@ EXTERNAL_VARIABLES: Mapping[str, str] = {
     "JETTI_RELAY_BENCH_WEBHOOK_HASH": "ops/bench/naive.py: the naive baseline's hash",
     "JETTI_RELAY_BENCH_READY_FILE": "ops/bench/naive.py: the naive baseline's readiness file",
 }
+# Set by `jetti-relay worker` in the environment of a Celery child it starts again, to the
+# restart's number (1 for the first restart): a restarted child rides a replication outage out
+# instead of refusing to start (worker/startup_replication.py). Not JETTI_RELAY_*: no operator
+# sets it, and the unknown-setting check would refuse it.
+CHILD_RESTART_VARIABLE = "JR_WORKER_CHILD_RESTART"
 # Hosts a Jetti URL may reach over plain http: this machine, and the compose sandbox service.
 PLAIN_HTTP_HOSTS = frozenset({"localhost", "sandbox"})
 # Exit codes of a refusal to start (worker/core/exit_codes.py), shared by every process: a config
@@ -185,6 +190,7 @@ UNSAFE_POOLS = frozenset({"threads", "solo"})
 NO_SOFT_LIMIT_POOLS = frozenset({"gevent", "eventlet"})
 
 __all__ = [
+    "CHILD_RESTART_VARIABLE",
     "DEFAULT_ALERT_DEAD_LETTERS_PER_HOUR",
     "DEFAULT_ALERT_OLDEST_PENDING_S",
     "DEFAULT_ALERT_RECONCILER_LAG_S",

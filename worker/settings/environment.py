@@ -18,7 +18,13 @@ from pathlib import Path
 from dotenv import dotenv_values
 from pydantic import ValidationError
 
-from worker.settings.defaults import ENV_ALIASES, ENV_FILE, ENV_PREFIX, EXTERNAL_VARIABLES
+from worker.settings.defaults import (
+    CHILD_RESTART_VARIABLE,
+    ENV_ALIASES,
+    ENV_FILE,
+    ENV_PREFIX,
+    EXTERNAL_VARIABLES,
+)
 from worker.settings.model import Settings, env_name
 
 
@@ -131,6 +137,15 @@ def load_settings() -> Settings:
     if problems:
         raise SettingsError(problems)
     return settings
+
+
+def child_restart(environ: Mapping[str, str] | None = None) -> int:
+    """Which restart of `jetti-relay worker`'s Celery child this process is, from
+    CHILD_RESTART_VARIABLE in `environ` (default: os.environ): 1 for the first restart, 0 for
+    the first child or a Celery worker started any other way (also for a value that is not a
+    positive whole number: only the parent writes it)."""
+    value = (os.environ if environ is None else environ).get(CHILD_RESTART_VARIABLE, "")
+    return int(value) if value.isdigit() else 0
 
 
 @lru_cache(maxsize=1)
