@@ -63,13 +63,27 @@ class BrokerOptions:
     delivery_limit: int = 20
 
     def transport_options(
-        self, *, connect_timeout_s: float, socket_timeout_s: float
+        self, *, connect_timeout_s: float, socket_timeout_s: float, publish_only: bool
     ) -> dict[str, Any]:
-        """Kombu's `broker_transport_options` beyond the visibility timeout."""
+        """Kombu's `broker_transport_options` beyond the visibility timeout.
+
+        `publish_only` is True for an app that never consumes (`Publisher.from_broker_url`):
+        on amqp its sockets then give up on a read or write after `socket_timeout_s`, so a
+        publish waiting for its confirm on a silent connection raises (`socket.timeout`, an
+        OSError) within bounded time. The worker's consuming app passes False."""
         if self.kind == "amqp":
             # py-amqp: wait for the broker's confirm of every publish (a publish the broker
-            # did not take raises instead of vanishing), and give up connecting in time.
-            return {"confirm_publish": True, "connect_timeout": connect_timeout_s}
+            # did not take raises instead of vanishing), and give up connecting in time. The
+            # connect timeout bounds the handshake too; only a read or write after it can hang.
+            amqp: dict[str, Any] = {"confirm_publish": True, "connect_timeout": connect_timeout_s}
+            if publish_only:
+                # SO_RCVTIMEO/SO_SNDTIMEO: a confirm the broker never sends (a half-open
+                # connection) would otherwise block until TCP keepalive (2 h). Not on the
+                # worker's app: its connections are read by Celery's event loop and its
+                # heartbeats, which no read timeout was proven safe with.
+                amqp["read_timeout"] = socket_timeout_s
+                amqp["write_timeout"] = socket_timeout_s
+            return amqp
         options: dict[str, Any] = {
             "socket_timeout": socket_timeout_s,
             "socket_connect_timeout": connect_timeout_s,

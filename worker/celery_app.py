@@ -60,6 +60,8 @@ def create_app(settings: Settings | None = None) -> Celery:
             visibility_timeout_s=settings.visibility_timeout_s,
             queue=orders_queue(settings.key_prefix),
             broker=broker_options(settings),
+            # It consumes: no amqp read timeout under Celery's event loop (BrokerOptions).
+            publish_only=False,
         ),
         task_acks_late=True,
         task_reject_on_worker_lost=True,

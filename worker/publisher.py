@@ -55,12 +55,15 @@ def publishing_conf(
     visibility_timeout_s: float,
     queue: str = ORDERS_QUEUE,
     broker: BrokerOptions | None = None,
+    publish_only: bool,
 ) -> dict[str, Any]:
     """The Celery configuration that decides how a message is published: JSON only, no results,
     the deployment's orders queue (`Keys.orders_queue()`: one per key prefix), a task-sent
     event for Flower, and socket timeouts on the broker (a half-open connection must not hang a
     publisher, reliability review #14). `broker` (default: a plain Redis) adds what its kind
-    needs: the sentinel master, or RabbitMQ's quorum queue and publisher confirms."""
+    needs: the sentinel master, or RabbitMQ's quorum queue and publisher confirms.
+    `publish_only` (an app that never consumes) adds RabbitMQ's read and write timeouts
+    (`BrokerOptions.transport_options`)."""
     broker = broker or BrokerOptions()
     conf: dict[str, Any] = {
         "task_serializer": "json",
@@ -71,7 +74,9 @@ def publishing_conf(
         "broker_transport_options": {
             "visibility_timeout": visibility_timeout_s,
             **broker.transport_options(
-                connect_timeout_s=connect_timeout_s, socket_timeout_s=socket_timeout_s
+                connect_timeout_s=connect_timeout_s,
+                socket_timeout_s=socket_timeout_s,
+                publish_only=publish_only,
             ),
         },
         "visibility_timeout": visibility_timeout_s,
@@ -118,7 +123,12 @@ class Publisher:
         broker: BrokerOptions | None = None,
     ) -> Publisher:
         """A publisher on its own Celery app for `broker_url`, configured to publish only (no
-        tasks loaded, no worker signals): what producers and operator commands use."""
+        tasks loaded, no worker signals): what producers and operator commands use.
+
+        Every broker wait is bounded: on RabbitMQ a publish whose confirm does not come within
+        `socket_timeout_s` (or a connection whose handshake does not finish within
+        `connect_timeout_s`) is retried by Celery on a new connection a few times, then
+        `publish` raises `kombu.exceptions.OperationalError`."""
         app = Celery("jetti_relay", broker=broker_url, set_as_current=False)
         app.conf.update(
             publishing_conf(
@@ -127,6 +137,7 @@ class Publisher:
                 visibility_timeout_s=visibility_timeout_s,
                 queue=queue,
                 broker=broker,
+                publish_only=True,
             )
         )
         return cls(app, batch_size=batch_size)

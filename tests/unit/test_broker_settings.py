@@ -61,7 +61,10 @@ def test_rabbitmq_options_declare_a_quorum_queue_and_confirm_publishes() -> None
     detection, and control/event exchanges of the deployment's own for a non-default queue."""
     options = BrokerOptions(kind="amqp", delivery_limit=7)
     assert options.queue_arguments() == {"x-queue-type": "quorum", "x-delivery-limit": 7}
-    assert options.transport_options(connect_timeout_s=2, socket_timeout_s=5)["confirm_publish"]
+    transport = options.transport_options(
+        connect_timeout_s=2, socket_timeout_s=5, publish_only=True
+    )
+    assert transport["confirm_publish"]
     conf = options.celery_conf("jetti-relay.orders.shop2")
     assert conf["worker_detect_quorum_queues"] is True
     assert conf["control_exchange"] == "jetti-relay.orders.shop2.control"
@@ -78,6 +81,26 @@ def test_a_redis_consumer_gives_up_on_a_silent_primary_within_the_socket_timeout
     health check interval is what drops a BRPOP the server never answers (a frozen or cut-off
     primary after a failover). It follows the socket timeout instead of kombu's 25 s."""
     options = BrokerOptions(kind=kind)
-    transport = options.transport_options(connect_timeout_s=2, socket_timeout_s=2.5)
+    transport = options.transport_options(
+        connect_timeout_s=2, socket_timeout_s=2.5, publish_only=False
+    )
     assert transport["health_check_interval"] == 3
     assert transport["socket_timeout"] == 2.5
+
+
+def test_a_rabbitmq_publisher_gives_up_reading_and_writing_after_the_socket_timeout() -> None:
+    """A publish-only app's amqp sockets time out reads and writes at the socket timeout (a
+    confirm that never comes raises); the worker's consuming app keeps blocking sockets, read
+    by Celery's event loop, with the connect timeout only."""
+    options = BrokerOptions(kind="amqp")
+    publishing = options.transport_options(
+        connect_timeout_s=2, socket_timeout_s=7, publish_only=True
+    )
+    assert (publishing["read_timeout"], publishing["write_timeout"]) == (7, 7)
+    assert publishing["connect_timeout"] == 2
+    consuming = options.transport_options(
+        connect_timeout_s=2, socket_timeout_s=7, publish_only=False
+    )
+    assert "read_timeout" not in consuming
+    assert "write_timeout" not in consuming
+    assert consuming["connect_timeout"] == 2

@@ -106,10 +106,14 @@ class Settings(BaseSettings):
     redis_url: str = Field(DEFAULT_REDIS_URL, description="Redis for the ledger, limiter, breaker")
     broker_url: str = Field("", description="Celery broker URL (default: redis_url)")
     redis_connect_timeout_s: float = Field(
-        DEFAULT_REDIS_CONNECT_TIMEOUT_S, gt=0, description="Redis connect timeout"
+        DEFAULT_REDIS_CONNECT_TIMEOUT_S,
+        gt=0,
+        description="Redis and broker connect timeout (RabbitMQ's handshake included)",
     )
     redis_socket_timeout_s: float = Field(
-        DEFAULT_REDIS_SOCKET_TIMEOUT_S, gt=0, description="Longest wait for a Redis reply"
+        DEFAULT_REDIS_SOCKET_TIMEOUT_S,
+        gt=0,
+        description="Longest wait for a Redis reply, or a publisher's read or write on RabbitMQ",
     )
     key_prefix: str = Field(DEFAULT_KEY_PREFIX, description="Prefix of every Redis key")
     jetti_mode: Literal["async", "sync"] = Field(
