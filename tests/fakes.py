@@ -91,6 +91,7 @@ class FakeLedger:
         max_unfinished: int,
         fill: int = 0,
         fill_token: str = "",
+        retry_for_s: float = 0.0,
     ) -> list[Claim]:
         out: list[Claim] = []
         for key, token in claims:

@@ -167,7 +167,9 @@ class Keys:
         return f"{self.prefix}:seq"
 
     def lock(self, order_key: str) -> str:
-        """String: the per-order lock (SET NX PX)."""
+        """String: the per-order lock (SET NX PX). begin_batch.lua also keeps, for as long as
+        the locks, the list of the filler orders one claim took under this head and tail with
+        `%fill:<fill token>` in place of the order key (no encoded key holds `%f`)."""
         return f"{self.prefix}:lock:{encode_order_key(order_key)}"
 
     # --- retries and fleet controls -----------------------------------------------------

@@ -71,11 +71,13 @@ from worker.pipeline.submit import Submitter
 
 log = structlog.get_logger("jetti_relay.processor")
 
-# How long the last write of a batch (its outcomes) rides out a Redis failover before giving up
-# and leaving the orders SUBMITTING for the sweeper (minutes later, and sent again). It covers a
-# Sentinel failover with the compose profile's 5 s down-after time several times over, and stays
-# below the 30 s between the default soft and hard time limits.
-FLUSH_RETRY_S = 20.0
+# How long a batch's claim and its last write (the outcomes) ride out a Redis failover before
+# giving up: a failed claim sends the message back for a redelivery whose new tokens found the
+# orders locked by the lost claim (its locks live on), and a failed last write left the orders
+# SUBMITTING for the sweeper (minutes later, and sent again). It covers a Sentinel failover with
+# the compose profile's 5 s down-after time several times over, and stays below the 30 s
+# between the default soft and hard time limits.
+FAILOVER_RETRY_S = 20.0
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ class ProcessorConfig:
     build: BuildOptions = field(default_factory=BuildOptions)  # the transform's knobs
     submit_concurrency: int = 8  # requests in flight per process (the submit thread pool's size)
     fill_to: int = 0  # a message with fewer keys takes on waiting PENDING orders up to this many
-    flush_retry_s: float = FLUSH_RETRY_S  # the outcomes' write rides out a failover this long
+    failover_retry_s: float = FAILOVER_RETRY_S  # the claim and last write ride out a failover
 
 
 class OrderProcessor:
@@ -242,6 +244,7 @@ class OrderProcessor:
             worker=self._cfg.worker_id,
             now=batch.now,
             max_unfinished=self._cfg.max_unfinished_deliveries,
+            retry_for_s=self._cfg.failover_retry_s,
         )
         orders: list[LockedOrder] = []
         for claim in claims:
@@ -390,7 +393,7 @@ class OrderProcessor:
                 lock_head_tail=self._lock_parts,
                 now=self._clock(),
                 also=batch.tally.queue if batch.tally else None,
-                retry_for_s=self._cfg.flush_retry_s,
+                retry_for_s=self._cfg.failover_retry_s,
             )
         except Exception:
             # The orders stay SUBMITTING under locks that expire; the sweeper re-publishes them.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 
@@ -32,12 +32,36 @@ from worker.store.ledger_schema import (
     encode_finish,
 )
 from worker.store.replication import failing_over
-from worker.store.scripts import LedgerScripts
+from worker.store.scripts import Arg, LedgerScripts
 
-# `finish_batch` with `retry_for_s`: the pause before its first retry, doubled after each one
-# up to the longest. A Sentinel failover takes the down-after time plus a second or two.
-FINISH_RETRY_FIRST_S = 0.25
-FINISH_RETRY_LONGEST_S = 2.0
+# `ride_out`: the pause before the first retry, doubled after each one up to the longest. A
+# Sentinel failover takes the down-after time plus a second or two.
+RIDE_OUT_FIRST_PAUSE_S = 0.25
+RIDE_OUT_LONGEST_PAUSE_S = 2.0
+
+T = TypeVar("T")
+
+
+def ride_out(
+    call: Callable[[], T],
+    *,
+    retry_for_s: float,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+) -> T:
+    """`call()`, sent again with growing pauses while it fails because Redis is changing hands
+    (`failing_over`), until it goes through or `retry_for_s` has passed; then its last error is
+    raised, as is any other error at once. Only for a call that is safe to run twice."""
+    deadline = clock() + retry_for_s
+    pause_s = RIDE_OUT_FIRST_PAUSE_S
+    while True:
+        try:
+            return call()
+        except redis.RedisError as exc:
+            if not failing_over(exc) or clock() + pause_s > deadline:
+                raise
+        sleep(pause_s)
+        pause_s = min(pause_s * 2, RIDE_OUT_LONGEST_PAUSE_S)
 
 
 class DeliveryOps:
@@ -60,6 +84,9 @@ class DeliveryOps:
         max_unfinished: int,
         fill: int = 0,
         fill_token: str = "",
+        retry_for_s: float = 0.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> list[Claim]:
         """Lock and begin the delivery of every `(order_key, lock token)` in ONE script.
 
@@ -90,6 +117,10 @@ class DeliveryOps:
         (their messages are still queued; they will find the orders done or in flight), with
         tokens `fill_token:1`, `fill_token:2`, ...: only those begun (PROCEED or CRASH_LOOP)
         are returned, after the named ones. One whose lock is held elsewhere is left untouched.
+
+        The script is repeat-safe: the same call again (the same tokens) answers as the first
+        run did, named orders and fillers alike, with no second delivery counted; so
+        `retry_for_s` rides out a failover as `finish_batch` does.
         """
         if not claims:
             return []
@@ -97,10 +128,7 @@ class DeliveryOps:
         flat: list[str] = []
         for key, token in claims:
             flat += [key, token]
-        reply = self._scripts.run(
-            "begin_batch",
-            now,
-            "",
+        args: tuple[Arg, ...] = (
             task_id,
             worker,
             max_unfinished,
@@ -111,6 +139,12 @@ class DeliveryOps:
             max(0, fill),
             fill_token,
             *flat,
+        )
+        reply = ride_out(
+            lambda: self._scripts.run("begin_batch", now, "", *args),
+            retry_for_s=retry_for_s,
+            sleep=sleep,
+            clock=clock,
         )
         named = [(key, token, row) for (key, token), row in zip(claims, reply, strict=False)]
         extra = [(row[2].decode(), row[3].decode(), row) for row in reply[len(claims) :]]
@@ -149,17 +183,12 @@ class DeliveryOps:
         if items:
             head, tail = lock_head_tail
             calls.append(self._scripts.argv(now, "", head, tail, encode_finish(items)))
-        deadline = clock() + retry_for_s
-        pause_s = FINISH_RETRY_FIRST_S
-        while True:
-            try:
-                replies = self._scripts.run_pipelined("finish_batch", calls, also=also)
-                break
-            except redis.RedisError as exc:
-                if not failing_over(exc) or clock() + pause_s > deadline:
-                    raise
-            sleep(pause_s)
-            pause_s = min(pause_s * 2, FINISH_RETRY_LONGEST_S)
+        replies = ride_out(
+            lambda: self._scripts.run_pipelined("finish_batch", calls, also=also),
+            retry_for_s=retry_for_s,
+            sleep=sleep,
+            clock=clock,
+        )
         return decode_finish(items, replies[0]) if items else []
 
     # --- one order at a time: one-item calls of the batch scripts --------------------------

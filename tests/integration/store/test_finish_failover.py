@@ -262,3 +262,67 @@ def test_another_token_still_finds_the_order_locked(ledger: Ledger) -> None:
     begin(ledger, [(KEY, "token-1")])
     (other,) = begin(ledger, [(KEY, "token-2")])
     assert other.locked and other.delivery is None
+
+
+def test_a_repeated_claim_answers_its_fillers_again(ledger: Ledger) -> None:
+    """A claim that topped its message up with waiting orders, sent twice: the repeat answers
+    the same fillers with the same tokens (not others, not none), each begun once."""
+    for n in range(4):
+        ledger.record(version('{"a":1}', key=f"{KEY}-{n}"), now=T0 + n)
+
+    def claim() -> list[tuple[str, str | None]]:
+        claims = ledger.begin_batch(
+            [(f"{KEY}-0", "token-0")],
+            lock_head_tail=lock_parts(),
+            lock_ttl_s=30.0,
+            lock_busy_due_at=T0 + 60,
+            task_id="t1",
+            worker="w1",
+            now=T0 + 10,
+            max_unfinished=3,
+            fill=2,
+            fill_token="fill",
+        )
+        return [(c.order_key, c.token) for c in claims]
+
+    first = claim()
+    assert first == [(f"{KEY}-0", "token-0"), (f"{KEY}-1", "fill:1"), (f"{KEY}-2", "fill:2")]
+    assert claim() == first
+    started = [ledger.get(f"{KEY}-{n}") for n in range(4)]
+    assert [e.deliveries_started for e in started if e] == [1, 1, 1, 0]
+
+
+def test_a_claim_waits_out_noreplicas(bare_ledger: Ledger, server: RedisServer) -> None:
+    """The claim rides out NOREPLICAS like the last write: it goes through once the primary
+    takes writes again, instead of failing the message back to the broker."""
+    bare_ledger.record(version('{"a":1}'), now=T0)
+    admin = redis.Redis(port=server.port)
+    admin.config_set("min-replicas-to-write", 1)
+    answers: list[object] = []
+
+    def run() -> None:
+        answers.extend(
+            bare_ledger.begin_batch(
+                [(KEY, "token-1")],
+                lock_head_tail=lock_parts(),
+                lock_ttl_s=30.0,
+                lock_busy_due_at=T0 + 60,
+                task_id="t1",
+                worker="w1",
+                now=T0,
+                max_unfinished=3,
+                retry_for_s=10.0,
+            )
+        )
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    threading.Event().wait(1.0)
+    assert thread.is_alive(), "begin_batch gave up while the primary refused writes"
+    admin.config_set("min-replicas-to-write", 0)
+    thread.join(timeout=10)
+    admin.close()
+
+    assert [(c.order_key, c.token) for c in answers if isinstance(c, Claim)] == [(KEY, "token-1")]
+    entry = bare_ledger.get(KEY)
+    assert entry is not None and entry.state is OrderState.SUBMITTING

@@ -34,8 +34,11 @@ class BatchLedger(Protocol):
         max_unfinished: int,
         fill: int = 0,
         fill_token: str = "",
+        retry_for_s: float = 0.0,
     ) -> list[Claim]:
-        """Lock and begin every `(order_key, lock token)`; one `Claim` per order begun."""
+        """Lock and begin every `(order_key, lock token)`; one `Claim` per order begun. With
+        `retry_for_s`, a Redis failover is ridden out as in `finish_batch` (the call is
+        repeat-safe: the same tokens get the same answer)."""
         ...
 
     def finish_batch(

@@ -22,8 +22,7 @@
 -- Repeat-safe for the message's orders: a lock that already holds the token given for it was
 -- taken by this same call, run before (redis-py sends a command again when a failover cut its
 -- reply off); the order is answered as that run began it, with no second delivery counted.
--- (Filler orders taken by the first run are not answered again: they stay SUBMITTING under
--- their locks until the sweeper finds them.)
+-- Its filler orders are answered again too (see `record` below).
 local out = {}
 local function lock_key(k) return ARGV[13] .. enc(k) .. ARGV[14] end
 local function claimed_before(k, token)
@@ -79,18 +78,36 @@ for i = 19, #ARGV, 2 do
 end
 local fill = tonumber(ARGV[17])
 if fill > 0 and not any_suspect then
-  local n = 0
-  for _, k in ipairs(redis.call('ZRANGE', IDX['pending'], 0, fill - 1)) do
-    if not seen[k] and unfinished(k) == 0 then
-      n = n + 1
-      local token = ARGV[18] .. ':' .. n
-      local row = claim(k, token)
-      if row ~= nil and (row[1] == 'proceed' or row[1] == 'crash_loop') then
-        row[3] = k
-        row[4] = token
+  -- The fillers this call took, as (key, token) pairs, kept as long as their locks: a repeat of
+  -- the call answers them again instead of taking others. The name sits in the lock namespace
+  -- with a '%f' no encoded order key can hold (`enc` writes upper-case hex after '%').
+  local record = ARGV[13] .. '%fill:' .. ARGV[18] .. ARGV[14]
+  local taken = redis.call('LRANGE', record, 0, -1)
+  if #taken > 0 then
+    for j = 1, #taken, 2 do
+      local row = claimed_before(taken[j], taken[j + 1])
+      if row ~= nil then
+        row[3] = taken[j]
+        row[4] = taken[j + 1]
         out[#out + 1] = row
       end
     end
+  else
+    local n = 0
+    for _, k in ipairs(redis.call('ZRANGE', IDX['pending'], 0, fill - 1)) do
+      if not seen[k] and unfinished(k) == 0 then
+        n = n + 1
+        local token = ARGV[18] .. ':' .. n
+        local row = claim(k, token)
+        if row ~= nil and (row[1] == 'proceed' or row[1] == 'crash_loop') then
+          row[3] = k
+          row[4] = token
+          out[#out + 1] = row
+          redis.call('RPUSH', record, k, token)
+        end
+      end
+    end
+    if n > 0 then redis.call('PEXPIRE', record, ARGV[15]) end
   end
 end
 return out
