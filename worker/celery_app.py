@@ -72,6 +72,9 @@ def create_app(settings: Settings | None = None) -> Celery:
         worker_send_task_events=True,
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
+        # Back on the broker within a second of it returning (a failover, a restart), where
+        # kombu's default pauses took up to 6 s (worker/broker_consumer.py).
+        worker_consumer="worker.broker_consumer:PromptReconnectConsumer",
     )
     return app
 
