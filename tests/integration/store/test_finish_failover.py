@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -214,8 +215,9 @@ def test_finish_gives_up_after_retry_for_s(bare_ledger: Ledger, server: RedisSer
 # --- the claim's repeat -----------------------------------------------------------------------
 
 
-def begin(ledger: Ledger, claims: list[tuple[str, str]]) -> list[Claim]:
-    """One message's claim, as the worker sends it (no fillers)."""
+def begin(ledger: Ledger, claims: list[tuple[str, str]], **more: Any) -> list[Claim]:
+    """One message's claim, as the worker sends it; `more`: begin_batch's other keywords
+    (`now`, `fill`, `fill_token`, `retry_for_s`)."""
     return ledger.begin_batch(
         claims,
         lock_head_tail=lock_parts(),
@@ -223,8 +225,8 @@ def begin(ledger: Ledger, claims: list[tuple[str, str]]) -> list[Claim]:
         lock_busy_due_at=T0 + 60,
         task_id="t1",
         worker="w1",
-        now=T0,
         max_unfinished=3,
+        **{"now": T0, **more},
     )
 
 
@@ -271,18 +273,7 @@ def test_a_repeated_claim_answers_its_fillers_again(ledger: Ledger) -> None:
         ledger.record(version('{"a":1}', key=f"{KEY}-{n}"), now=T0 + n)
 
     def claim() -> list[tuple[str, str | None]]:
-        claims = ledger.begin_batch(
-            [(f"{KEY}-0", "token-0")],
-            lock_head_tail=lock_parts(),
-            lock_ttl_s=30.0,
-            lock_busy_due_at=T0 + 60,
-            task_id="t1",
-            worker="w1",
-            now=T0 + 10,
-            max_unfinished=3,
-            fill=2,
-            fill_token="fill",
-        )
+        claims = begin(ledger, [(f"{KEY}-0", "token-0")], now=T0 + 10, fill=2, fill_token="fill")
         return [(c.order_key, c.token) for c in claims]
 
     first = claim()
@@ -301,19 +292,7 @@ def test_a_claim_waits_out_noreplicas(bare_ledger: Ledger, server: RedisServer) 
     answers: list[object] = []
 
     def run() -> None:
-        answers.extend(
-            bare_ledger.begin_batch(
-                [(KEY, "token-1")],
-                lock_head_tail=lock_parts(),
-                lock_ttl_s=30.0,
-                lock_busy_due_at=T0 + 60,
-                task_id="t1",
-                worker="w1",
-                now=T0,
-                max_unfinished=3,
-                retry_for_s=10.0,
-            )
-        )
+        answers.extend(begin(bare_ledger, [(KEY, "token-1")], retry_for_s=10.0))
 
     thread = threading.Thread(target=run)
     thread.start()
