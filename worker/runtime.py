@@ -141,6 +141,7 @@ def build_runtime(settings: Settings) -> Runtime:
         build=wiring.build_options(settings),
         submit_concurrency=settings.submit_concurrency,
         fill_to=settings.batch_size,
+        failover_retry_s=settings.failover_retry_s,
     )
     processor = OrderProcessor(
         config=config,

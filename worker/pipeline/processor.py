@@ -71,14 +71,6 @@ from worker.pipeline.submit import Submitter
 
 log = structlog.get_logger("jetti_relay.processor")
 
-# How long a batch's claim and its last write (the outcomes) ride out a Redis failover before
-# giving up: a failed claim sends the message back for a redelivery whose new tokens found the
-# orders locked by the lost claim (its locks live on), and a failed last write left the orders
-# SUBMITTING for the sweeper (minutes later, and sent again). It covers a Sentinel failover with
-# the compose profile's 5 s down-after time several times over, and stays below the 30 s
-# between the default soft and hard time limits.
-FAILOVER_RETRY_S = 20.0
-
 
 @dataclass(frozen=True)
 class ProcessorConfig:
@@ -95,7 +87,11 @@ class ProcessorConfig:
     build: BuildOptions = field(default_factory=BuildOptions)  # the transform's knobs
     submit_concurrency: int = 8  # requests in flight per process (the submit thread pool's size)
     fill_to: int = 0  # a message with fewer keys takes on waiting PENDING orders up to this many
-    failover_retry_s: float = FAILOVER_RETRY_S  # the claim and last write ride out a failover
+    # How long a batch's claim and its last write (the outcomes) ride out a Redis failover
+    # before giving up: a failed claim sent the message back for a redelivery whose new tokens
+    # found the orders locked by the lost claim, and a failed last write left the orders
+    # SUBMITTING for the sweeper (minutes later, and sent again). 0: one try.
+    failover_retry_s: float = 0.0
 
 
 class OrderProcessor:

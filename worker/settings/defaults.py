@@ -100,6 +100,10 @@ DEFAULT_MAX_TOKEN_WAIT_S = 2.0
 DEFAULT_BLOCKED_DEFAULT_S = 30.0
 # Per-order lock lifetime; above the hard time limit so a live task never loses its lock.
 DEFAULT_LOCK_TTL_S = 180.0
+# How long a batch's claim and last write ride out a Redis failover (worker/pipeline/processor.py):
+# a Sentinel failover with the compose profile's 5 s down-after time several times over, and
+# inside the 30 s between the default soft and hard time limits.
+DEFAULT_FAILOVER_RETRY_S = 20.0
 # Deliveries started and never finished before an order is dead-lettered as worker_lost.
 DEFAULT_MAX_UNFINISHED_DELIVERIES = 3
 # Order keys per Celery message: one lock/begin script and one outcome script serve them all,
@@ -206,6 +210,7 @@ __all__ = [
     "DEFAULT_CONSOLE_HOST",
     "DEFAULT_CONSOLE_PORT",
     "DEFAULT_CONSOLE_SESSION_TTL_S",
+    "DEFAULT_FAILOVER_RETRY_S",
     "DEFAULT_HARD_TIME_LIMIT_S",
     "DEFAULT_HTTP_CONNECT_TIMEOUT_S",
     "DEFAULT_HTTP_POOL_TIMEOUT_S",

@@ -39,6 +39,7 @@ from worker.settings.defaults import (
     DEFAULT_CONSOLE_HOST,
     DEFAULT_CONSOLE_PORT,
     DEFAULT_CONSOLE_SESSION_TTL_S,
+    DEFAULT_FAILOVER_RETRY_S,
     DEFAULT_HARD_TIME_LIMIT_S,
     DEFAULT_HTTP_CONNECT_TIMEOUT_S,
     DEFAULT_HTTP_POOL_TIMEOUT_S,
@@ -190,6 +191,12 @@ class Settings(BaseSettings):
         description="Longest Retry-After obeyed (longer: clamped, counted)",
     )
     lock_ttl_s: float = Field(DEFAULT_LOCK_TTL_S, gt=0, description="Per-order lock lifetime")
+    failover_retry_s: float = Field(
+        DEFAULT_FAILOVER_RETRY_S,
+        ge=0,
+        description="How long a batch's claim and last write are retried through a Redis"
+        " failover (connection lost, READONLY, NOREPLICAS); 0: not retried",
+    )
     max_unfinished_deliveries: int = Field(
         DEFAULT_MAX_UNFINISHED_DELIVERIES, gt=0, description="Crash loops before worker_lost"
     )

@@ -220,6 +220,7 @@ def test_a_claim_that_fails_is_not_acked(
             key_prefix="poison-l8",
             webhook_hash=sandbox.webhook_hash,
             jetti_async_url=sandbox.webhook_url,
+            failover_retry_s=0.0,  # a Redis that never comes: no failover to ride out
         )
     )
     try:
