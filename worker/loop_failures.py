@@ -93,6 +93,16 @@ class FailureStreak:
             self._logged_at = now
             self._log.warning(self._failed, error=_describe(exc), **fields)
 
+    def attempt(self, step: Callable[[], object], **fields: Any) -> None:
+        """Run one pass of the loop, `step()`: an exception is `failed` (never raised), a
+        return is `succeeded`; `fields` go on either line."""
+        try:
+            step()
+        except Exception as exc:
+            self.failed(exc, **fields)
+        else:
+            self.succeeded(**fields)
+
     def succeeded(self, **fields: Any) -> None:
         """End the streak, if any, with the recovered event; nothing when there was none."""
         if self._failures == 0:

@@ -211,13 +211,8 @@ class Notifier:
             log, failed="notifier_pass_failed", recovered="notifier_pass_recovered"
         )
         while not stop.is_set():
-            try:
-                self.pass_once()
-            except Exception as exc:
-                # Redis may be restarting, the broker down: try again next interval.
-                failures.failed(exc)
-            else:
-                failures.succeeded()
+            # Redis may be restarting, the broker down: try again next interval.
+            failures.attempt(self.pass_once)
             stop.wait(self._cfg.interval_s)
         with contextlib.suppress(redis.RedisError):  # the lease expires on its own
             self._leader.resign(ROLE, holder=self._cfg.holder)

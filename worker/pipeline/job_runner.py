@@ -137,12 +137,7 @@ class JobRunner:
             log, failed="job_runner_pass_failed", recovered="job_runner_pass_recovered"
         )
         while not stop.is_set():
-            try:
-                self.run_once(stop)
-            except Exception as exc:
-                failures.failed(exc, holder=holder)
-            else:
-                failures.succeeded(holder=holder)
+            failures.attempt(lambda: self.run_once(stop), holder=holder)
             stop.wait(self._cfg.poll_interval_s)
 
     def run_once(self, stop: threading.Event) -> list[str]:

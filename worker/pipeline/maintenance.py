@@ -186,17 +186,17 @@ class Maintenance:
             every_s=self._failure_log_every_s,
         )
         next_sweep = 0.0
+
+        def one_pass() -> None:
+            nonlocal next_sweep
+            self.pump_once()
+            if time.monotonic() >= next_sweep:
+                self.sweep_once()
+                next_sweep = time.monotonic() + self._cfg.sweep_interval_s
+
         while not stop.is_set():
-            try:
-                self.pump_once()
-                if time.monotonic() >= next_sweep:
-                    self.sweep_once()
-                    next_sweep = time.monotonic() + self._cfg.sweep_interval_s
-            except Exception as exc:
-                # Redis may be restarting; keep the loop alive and try again next tick.
-                failures.failed(exc)
-            else:
-                failures.succeeded()
+            # Redis may be restarting: a failed pass is logged and tried again next tick.
+            failures.attempt(one_pass)
             stop.wait(self._cfg.pump_interval_s)
 
     def start(self, stop: threading.Event) -> threading.Thread:

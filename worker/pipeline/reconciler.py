@@ -178,12 +178,7 @@ class Reconciler:
             log, failed="reconcile_pass_failed", recovered="reconcile_pass_recovered"
         )
         while not stop.wait(self._cfg.interval_s):
-            try:
-                self.run_once()
-            except Exception as exc:
-                failures.failed(exc)
-            else:
-                failures.succeeded()
+            failures.attempt(self.run_once)
 
     def run_once(self) -> ReconcileReport:
         """One pass: read new errors, dead-letter rejections, repair and confirm."""

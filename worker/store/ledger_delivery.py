@@ -46,21 +46,19 @@ def ride_out(
     call: Callable[[], T],
     *,
     retry_for_s: float,
-    sleep: Callable[[float], None],
-    clock: Callable[[], float],
 ) -> T:
     """`call()`, sent again with growing pauses while it fails because Redis is changing hands
     (`failing_over`), until it goes through or `retry_for_s` has passed; then its last error is
     raised, as is any other error at once. Only for a call that is safe to run twice."""
-    deadline = clock() + retry_for_s
+    deadline = time.monotonic() + retry_for_s
     pause_s = RIDE_OUT_FIRST_PAUSE_S
     while True:
         try:
             return call()
         except redis.RedisError as exc:
-            if not failing_over(exc) or clock() + pause_s > deadline:
+            if not failing_over(exc) or time.monotonic() + pause_s > deadline:
                 raise
-        sleep(pause_s)
+        time.sleep(pause_s)
         pause_s = min(pause_s * 2, RIDE_OUT_LONGEST_PAUSE_S)
 
 
@@ -85,8 +83,6 @@ class DeliveryOps:
         fill: int = 0,
         fill_token: str = "",
         retry_for_s: float = 0.0,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
     ) -> list[Claim]:
         """Lock and begin the delivery of every `(order_key, lock token)` in ONE script.
 
@@ -143,8 +139,6 @@ class DeliveryOps:
         reply = ride_out(
             lambda: self._scripts.run("begin_batch", now, "", *args),
             retry_for_s=retry_for_s,
-            sleep=sleep,
-            clock=clock,
         )
         named = [(key, token, row) for (key, token), row in zip(claims, reply, strict=False)]
         extra = [(row[2].decode(), row[3].decode(), row) for row in reply[len(claims) :]]
@@ -158,8 +152,6 @@ class DeliveryOps:
         now: float,
         also: Callable[[Any], None] | None = None,
         retry_for_s: float = 0.0,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
     ) -> list[FinishReply]:
         """Write every order's outcome, its finish marker and its lock release in ONE script.
 
@@ -186,8 +178,6 @@ class DeliveryOps:
         replies = ride_out(
             lambda: self._scripts.run_pipelined("finish_batch", calls, also=also),
             retry_for_s=retry_for_s,
-            sleep=sleep,
-            clock=clock,
         )
         return decode_finish(items, replies[0]) if items else []
 
